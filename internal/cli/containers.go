@@ -1,0 +1,548 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berth-dev/berth/internal/container"
+	"github.com/berth-dev/berth/internal/container/logfile"
+	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/volume"
+)
+
+func (a *app) containerCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "container", Short: "Manage containers", Args: noArgs, RunE: func(c *cobra.Command, _ []string) error { return c.Help() }}
+	ls := a.psCommand()
+	ls.Use = "ls [OPTIONS]"
+	cmd.AddCommand(ls, a.runCommand(), a.createCommand(), a.startCommand(), a.stopCommand(), a.restartCommand(),
+		a.killCommand(), a.rmCommand(), a.logsCommand(), a.waitCommand(), a.attachCommand(), a.execCommand(),
+		a.containerInspectCommand(), a.renameCommand(), a.pauseCommand(), a.unpauseCommand(), a.containerPruneCommand())
+	return cmd
+}
+
+// forEach runs fn for each argument, printing the argument on success like
+// docker's stop/kill/rm/... and collecting errors.
+func (a *app) forEach(args []string, fn func(ref string) error) error {
+	var errs []error
+	for _, ref := range args {
+		if err := fn(ref); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		fmt.Fprintln(a.stdout, ref)
+	}
+	return joinErrors(errs)
+}
+
+func (a *app) startCommand() *cobra.Command {
+	var attach, interactive bool
+	cmd := &cobra.Command{
+		Use:   "start [OPTIONS] CONTAINER [CONTAINER...]",
+		Short: "Start one or more stopped containers",
+		Args:  minArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			e, err := a.engine(ctx)
+			if err != nil {
+				return err
+			}
+			if attach || interactive {
+				if len(args) > 1 {
+					return usageError{fmt.Errorf("you cannot start and attach multiple containers at once")}
+				}
+				c, err := e.Containers.Get(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				in, _ := a.stdin.(*os.File)
+				out, _ := a.stdout.(*os.File)
+				so := container.StartOptions{Attach: true}
+				if c.Config.Tty && out != nil {
+					h, w := terminalSize(out)
+					so.ConsoleHeight, so.ConsoleWidth = uint(h), uint(w)
+				}
+				att, err := e.Containers.Start(ctx, c.ID, so)
+				if err != nil {
+					return err
+				}
+				defer att.Close()
+				return a.stream(ctx, att, c, interactive && c.Config.OpenStdin, !c.Config.Tty, in, out)
+			}
+			return a.forEach(args, func(ref string) error {
+				_, err := e.Containers.Start(ctx, ref, container.StartOptions{})
+				return err
+			})
+		},
+	}
+	cmd.Flags().BoolVarP(&attach, "attach", "a", false, "Attach STDOUT/STDERR and forward signals")
+	cmd.Flags().BoolVarP(&interactive, "interactive", "i", false, "Attach container's STDIN")
+	return cmd
+}
+
+func (a *app) stopCommand() *cobra.Command {
+	var timeout int
+	var signal string
+	cmd := &cobra.Command{
+		Use:   "stop [OPTIONS] CONTAINER [CONTAINER...]",
+		Short: "Stop one or more running containers",
+		Args:  minArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			e, err := a.engine(ctx)
+			if err != nil {
+				return err
+			}
+			var t *int
+			if cmd.Flags().Changed("time") {
+				t = &timeout
+			}
+			return a.forEach(args, func(ref string) error { return e.Containers.Stop(ctx, ref, t, signal) })
+		},
+	}
+	cmd.Flags().IntVarP(&timeout, "time", "t", 10, "Seconds to wait before killing the container")
+	cmd.Flags().StringVarP(&signal, "signal", "s", "", "Signal to send to the container")
+	return cmd
+}
+
+func (a *app) restartCommand() *cobra.Command {
+	var timeout int
+	var signal string
+	cmd := &cobra.Command{
+		Use:   "restart [OPTIONS] CONTAINER [CONTAINER...]",
+		Short: "Restart one or more containers",
+		Args:  minArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			e, err := a.engine(ctx)
+			if err != nil {
+				return err
+			}
+			var t *int
+			if cmd.Flags().Changed("time") {
+				t = &timeout
+			}
+			return a.forEach(args, func(ref string) error { return e.Containers.Restart(ctx, ref, t, signal) })
+		},
+	}
+	cmd.Flags().IntVarP(&timeout, "time", "t", 10, "Seconds to wait before killing the container")
+	cmd.Flags().StringVarP(&signal, "signal", "s", "", "Signal to send to the container")
+	return cmd
+}
+
+func (a *app) killCommand() *cobra.Command {
+	var signal string
+	cmd := &cobra.Command{
+		Use:   "kill [OPTIONS] CONTAINER [CONTAINER...]",
+		Short: "Kill one or more running containers",
+		Args:  minArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			e, err := a.engine(ctx)
+			if err != nil {
+				return err
+			}
+			sig, err := container.ParseSignal(signal)
+			if err != nil {
+				return err
+			}
+			return a.forEach(args, func(ref string) error { return e.Containers.Kill(ctx, ref, sig) })
+		},
+	}
+	cmd.Flags().StringVarP(&signal, "signal", "s", "KILL", "Signal to send to the container")
+	return cmd
+}
+
+func (a *app) rmCommand() *cobra.Command {
+	var opts container.RemoveOptions
+	var link bool
+	cmd := &cobra.Command{
+		Use:     "rm [OPTIONS] CONTAINER [CONTAINER...]",
+		Aliases: []string{"remove"},
+		Short:   "Remove one or more containers",
+		Args:    minArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			e, err := a.engine(ctx)
+			if err != nil {
+				return err
+			}
+			return a.forEach(args, func(ref string) error { return e.Containers.Remove(ctx, ref, opts) })
+		},
+	}
+	cmd.Flags().BoolVarP(&opts.Force, "force", "f", false, "Force the removal of a running container (uses SIGKILL)")
+	cmd.Flags().BoolVarP(&opts.Volumes, "volumes", "v", false, "Remove anonymous volumes associated with the container")
+	cmd.Flags().BoolVarP(&link, "link", "l", false, "Remove the specified link")
+	return cmd
+}
+
+func (a *app) logsCommand() *cobra.Command {
+	var follow, timestamps, details bool
+	var tail, since, until string
+	cmd := &cobra.Command{
+		Use:   "logs [OPTIONS] CONTAINER",
+		Short: "Fetch the logs of a container",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			e, err := a.engine(ctx)
+			if err != nil {
+				return err
+			}
+			opts := container.LogsOptions{Follow: follow, Tail: -1}
+			if tail != "all" && tail != "" {
+				n, err := strconv.Atoi(tail)
+				if err != nil {
+					return usageError{fmt.Errorf("invalid value for --tail: %q (a number or \"all\")", tail)}
+				}
+				opts.Tail = n
+			}
+			now := time.Now()
+			if since != "" {
+				if opts.Since, err = parseTimestamp(since, now); err != nil {
+					return err
+				}
+			}
+			if until != "" {
+				if opts.Until, err = parseTimestamp(until, now); err != nil {
+					return err
+				}
+			}
+			return e.Containers.Logs(ctx, args[0], opts, func(en logfile.Entry) error {
+				w := a.stdout
+				if en.Stream == "stderr" {
+					w = a.stderr
+				}
+				if timestamps {
+					fmt.Fprintf(w, "%s ", en.Time.UTC().Format("2006-01-02T15:04:05.000000000Z"))
+				}
+				_, err := w.Write(en.Log)
+				return err
+			})
+		},
+	}
+	fl := cmd.Flags()
+	fl.BoolVarP(&follow, "follow", "f", false, "Follow log output")
+	fl.BoolVarP(&timestamps, "timestamps", "t", false, "Show timestamps")
+	fl.BoolVar(&details, "details", false, "Show extra details provided to logs")
+	fl.StringVarP(&tail, "tail", "n", "all", "Number of lines to show from the end of the logs")
+	fl.StringVar(&since, "since", "", "Show logs since timestamp (e.g. \"2013-01-02T13:23:37Z\") or relative (e.g. \"42m\" for 42 minutes)")
+	fl.StringVar(&until, "until", "", "Show logs before a timestamp (e.g. \"2013-01-02T13:23:37Z\") or relative (e.g. \"42m\" for 42 minutes)")
+	return cmd
+}
+
+// parseTimestamp reads docker's --since/--until values: RFC 3339 times,
+// dates, Unix seconds (with fraction), or durations before now.
+func parseTimestamp(s string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		return now.Add(-d), nil
+	}
+	if secs, err := strconv.ParseFloat(s, 64); err == nil && !strings.Contains(s, "-") {
+		return time.Unix(0, int64(secs*1e9)), nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, time.RFC3339, "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, errdefs.InvalidArgument("invalid time %q: use RFC 3339 (2006-01-02T15:04:05Z), a Unix timestamp, or a duration like 10m", s)
+}
+
+func (a *app) waitCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "wait CONTAINER [CONTAINER...]",
+		Short: "Block until one or more containers stop, then print their exit codes",
+		Args:  minArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			e, err := a.engine(ctx)
+			if err != nil {
+				return err
+			}
+			var errs []error
+			for _, ref := range args {
+				code, err := e.Containers.Wait(ctx, ref)
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				fmt.Fprintln(a.stdout, code)
+			}
+			return joinErrors(errs)
+		},
+	}
+}
+
+func (a *app) attachCommand() *cobra.Command {
+	var noStdin, sigProxy bool
+	var detachKeys string
+	cmd := &cobra.Command{
+		Use:   "attach [OPTIONS] CONTAINER",
+		Short: "Attach local standard input, output, and error streams to a running container",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			e, err := a.engine(ctx)
+			if err != nil {
+				return err
+			}
+			c, err := e.Containers.Get(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			stdin := !noStdin && c.Config.OpenStdin
+			att, err := e.Containers.Attach(ctx, c.ID, container.AttachOptions{Stdin: stdin, Stdout: true, Stderr: true})
+			if err != nil {
+				return err
+			}
+			defer att.Close()
+			in, _ := a.stdin.(*os.File)
+			out, _ := a.stdout.(*os.File)
+			return a.stream(ctx, att, c, stdin, sigProxy && !c.Config.Tty, in, out)
+		},
+	}
+	cmd.Flags().BoolVar(&noStdin, "no-stdin", false, "Do not attach STDIN")
+	cmd.Flags().BoolVar(&sigProxy, "sig-proxy", true, "Proxy all received signals to the process")
+	cmd.Flags().StringVar(&detachKeys, "detach-keys", "", "Override the key sequence for detaching a container")
+	return cmd
+}
+
+// inspectContainer is the record without berth's internal part.
+func inspectContainer(c *container.Container) any {
+	raw, _ := json.Marshal(c)
+	var m map[string]any
+	json.Unmarshal(raw, &m)
+	delete(m, "BerthInternal")
+	m["Created"] = container.FormatTime(c.Created)
+	if m["Mounts"] == nil {
+		m["Mounts"] = []any{}
+	}
+	m["GraphDriver"] = map[string]any{"Name": "overlay2", "Data": map[string]string{"UpperDir": "", "WorkDir": ""}}
+	m["NetworkSettings"] = map[string]any{"Networks": map[string]any{c.HostConfig.NetworkMode: map[string]any{}}, "Ports": map[string]any{}}
+	return m
+}
+
+func (a *app) containerInspectCommand() *cobra.Command {
+	var format string
+	var size bool
+	cmd := &cobra.Command{
+		Use:   "inspect [OPTIONS] CONTAINER [CONTAINER...]",
+		Short: "Display detailed information on one or more containers",
+		Args:  minArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			e, err := a.engine(ctx)
+			if err != nil {
+				return err
+			}
+			var objs []any
+			var errs []error
+			for _, ref := range args {
+				c, err := e.Containers.Get(ctx, ref)
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				objs = append(objs, a.withLayerDirs(inspectContainer(c), c.ID))
+			}
+			if err := a.printInspect(format, objs); err != nil {
+				return err
+			}
+			return joinErrors(errs)
+		},
+	}
+	cmd.Flags().StringVarP(&format, "format", "f", "", "Format output using a custom template")
+	cmd.Flags().BoolVarP(&size, "size", "s", false, "Display total file sizes")
+	return cmd
+}
+
+func (a *app) withLayerDirs(obj any, id string) any {
+	if m, ok := obj.(map[string]any); ok && a.eng != nil {
+		m["GraphDriver"] = map[string]any{"Name": "overlay2", "Data": map[string]string{
+			"UpperDir": a.eng.Snapshots.UpperDir(id), "WorkDir": a.eng.Snapshots.ContainerDir(id) + "/work",
+			"MergedDir": a.eng.Containers.RootfsDir(id),
+		}}
+	}
+	return obj
+}
+
+// inspectCommand is the top-level `inspect`: containers, then images, then volumes.
+func (a *app) inspectCommand() *cobra.Command {
+	var format, typ string
+	var size bool
+	cmd := &cobra.Command{
+		Use:   "inspect [OPTIONS] NAME|ID [NAME|ID...]",
+		Short: "Return low-level information on Docker objects",
+		Args:  minArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			e, err := a.engine(ctx)
+			if err != nil {
+				return err
+			}
+			var objs []any
+			var errs []error
+			for _, ref := range args {
+				if typ == "" || typ == "container" {
+					if c, err := e.Containers.Get(ctx, ref); err == nil {
+						objs = append(objs, a.withLayerDirs(inspectContainer(c), c.ID))
+						continue
+					}
+				}
+				if typ == "" || typ == "image" {
+					if img, err := e.Images.Resolve(ctx, ref); err == nil {
+						if cfg, err := e.Images.Config(img.ID); err == nil {
+							objs = append(objs, inspectImage(img, cfg))
+							continue
+						}
+					}
+				}
+				if typ == "" || typ == "volume" {
+					if v, err := e.Volumes.Get(ctx, ref); err == nil {
+						objs = append(objs, v)
+						continue
+					}
+				}
+				errs = append(errs, errdefs.NotFound("No such object: %s", ref))
+			}
+			if err := a.printInspect(format, objs); err != nil {
+				return err
+			}
+			return joinErrors(errs)
+		},
+	}
+	cmd.Flags().StringVarP(&format, "format", "f", "", "Format output using a custom template")
+	cmd.Flags().StringVar(&typ, "type", "", "Return JSON for specified type")
+	cmd.Flags().BoolVarP(&size, "size", "s", false, "Display total file sizes if the type is container")
+	return cmd
+}
+
+func (a *app) renameCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "rename CONTAINER NEW_NAME",
+		Short: "Rename a container",
+		Args:  exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := a.engine(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return e.Containers.Rename(cmd.Context(), args[0], args[1])
+		},
+	}
+}
+
+func (a *app) pauseCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "pause CONTAINER [CONTAINER...]",
+		Short: "Pause all processes within one or more containers",
+		Args:  minArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := a.engine(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return a.forEach(args, func(ref string) error { return e.Containers.Pause(cmd.Context(), ref) })
+		},
+	}
+}
+
+func (a *app) unpauseCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "unpause CONTAINER [CONTAINER...]",
+		Short: "Unpause all processes within one or more containers",
+		Args:  minArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := a.engine(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return a.forEach(args, func(ref string) error { return e.Containers.Unpause(cmd.Context(), ref) })
+		},
+	}
+}
+
+func (a *app) containerPruneCommand() *cobra.Command {
+	var force bool
+	var filters []string
+	cmd := &cobra.Command{
+		Use:   "prune [OPTIONS]",
+		Short: "Remove all stopped containers",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !force && !a.confirm("WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ") {
+				return nil
+			}
+			reclaimed, err := a.pruneContainers(cmd.Context(), filters)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "Total reclaimed space: %s\n", humanSize(reclaimed))
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
+	cmd.Flags().StringArrayVar(&filters, "filter", nil, "Provide filter values (e.g. \"until=<timestamp>\")")
+	return cmd
+}
+
+func (a *app) pruneContainers(ctx context.Context, filters []string) (int64, error) {
+	e, err := a.engine(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var until time.Time
+	var labels []string
+	for _, f := range filters {
+		k, v, _ := strings.Cut(f, "=")
+		switch k {
+		case "until":
+			if until, err = parseTimestamp(v, time.Now()); err != nil {
+				return 0, err
+			}
+		case "label":
+			labels = append(labels, v)
+		default:
+			return 0, errdefs.InvalidArgument("invalid filter '%s'", k)
+		}
+	}
+	ctrs, err := e.Containers.List(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var reclaimed int64
+	header := false
+	for _, c := range ctrs {
+		if c.State.Running || c.State.Paused || c.State.Restarting {
+			continue
+		}
+		if !until.IsZero() && c.Created.After(until) || !matchLabels(labels, c.Config.Labels) {
+			continue
+		}
+		size := volume.DirSize(e.Snapshots.UpperDir(c.ID))
+		if err := e.Containers.Remove(ctx, c.ID, container.RemoveOptions{}); err != nil {
+			if errdefs.IsNotFound(err) {
+				continue
+			}
+			return reclaimed, err
+		}
+		if !header {
+			fmt.Fprintln(a.stdout, "Deleted Containers:")
+			header = true
+		}
+		fmt.Fprintln(a.stdout, c.ID)
+		reclaimed += size
+	}
+	if header {
+		fmt.Fprintln(a.stdout)
+	}
+	return reclaimed, nil
+}
+
+

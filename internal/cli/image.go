@@ -1,0 +1,586 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/image"
+)
+
+func (a *app) imageCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "image", Short: "Manage images", Args: noArgs, RunE: func(c *cobra.Command, _ []string) error { return c.Help() }}
+	ls := a.imagesCommand()
+	ls.Use, ls.Aliases = "ls [OPTIONS] [REPOSITORY[:TAG]]", []string{"list"}
+	rm := a.rmiCommand()
+	rm.Use, rm.Aliases = "rm [OPTIONS] IMAGE [IMAGE...]", []string{"remove"}
+	cmd.AddCommand(ls, rm, a.importCommand(), a.tagCommand(), a.historyCommand(), a.imageInspectCommand(), a.imagePruneCommand())
+	return cmd
+}
+
+func (a *app) importCommand() *cobra.Command {
+	var opts image.ImportOptions
+	cmd := &cobra.Command{
+		Use:   "import [OPTIONS] file|URL|- [REPOSITORY[:TAG]]",
+		Short: "Import the contents from a tarball to create a filesystem image",
+		Args:  rangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			e, err := a.engine(ctx)
+			if err != nil {
+				return err
+			}
+			src := args[0]
+			if len(args) == 2 {
+				opts.Reference = args[1]
+			}
+			var r io.Reader
+			if src == "-" {
+				r = a.stdin
+			} else if strings.Contains(src, "://") {
+				return errdefs.InvalidArgument("importing from a URL is not supported yet: download %s and import the file", src)
+			} else {
+				f, err := os.Open(src)
+				if err != nil {
+					return errdefs.InvalidArgument("open %s: %v", src, err)
+				}
+				defer f.Close()
+				r = f
+			}
+			opts.Source = src
+			img, err := e.Images.Import(ctx, r, opts)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(a.stdout, img.ID)
+			return nil
+		},
+	}
+	cmd.Flags().StringArrayVarP(&opts.Changes, "change", "c", nil, "Apply Dockerfile instruction to the created image")
+	cmd.Flags().StringVarP(&opts.Message, "message", "m", "", "Set commit message for imported image")
+	cmd.Flags().StringVar(&opts.Platform, "platform", "", "Set platform if server is multi-platform capable")
+	return cmd
+}
+
+// imageRow is one row of `images`, with docker's template field names.
+type imageRow struct {
+	ID           string `json:"ID"`
+	Repository   string `json:"Repository"`
+	Tag          string `json:"Tag"`
+	Digest       string `json:"Digest"`
+	CreatedSince string `json:"CreatedSince"`
+	CreatedAt    string `json:"CreatedAt"`
+	Size         string `json:"Size"`
+	Containers   string `json:"Containers"`
+	SharedSize   string `json:"SharedSize"`
+	UniqueSize   string `json:"UniqueSize"`
+	VirtualSize  string `json:"VirtualSize"`
+}
+
+var imageHeaders = map[string]string{
+	"ID": "IMAGE ID", "Repository": "REPOSITORY", "Tag": "TAG", "Digest": "DIGEST", "CreatedSince": "CREATED",
+	"CreatedAt": "CREATED AT", "Size": "SIZE", "Containers": "CONTAINERS", "SharedSize": "SHARED SIZE",
+	"UniqueSize": "UNIQUE SIZE", "VirtualSize": "VIRTUAL SIZE",
+}
+
+func (a *app) imagesCommand() *cobra.Command {
+	var all, quiet, digests, noTrunc bool
+	var format string
+	var filters []string
+	cmd := &cobra.Command{
+		Use:   "images [OPTIONS] [REPOSITORY[:TAG]]",
+		Short: "List images",
+		Args:  rangeArgs(0, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			e, err := a.engine(ctx)
+			if err != nil {
+				return err
+			}
+			f, err := parseImageFilters(filters)
+			if err != nil {
+				return err
+			}
+			if len(args) == 1 {
+				f.references = append(f.references, args[0])
+			}
+			imgs, err := e.Images.List(ctx)
+			if err != nil {
+				return err
+			}
+			var rows []imageRow
+			seen := map[string]bool{}
+			now := time.Now()
+			for _, img := range imgs {
+				var labels map[string]string
+				if len(f.labels) > 0 {
+					if cfg, err := e.Images.Config(img.ID); err == nil {
+						labels = cfg.Config.Labels
+					}
+				}
+				if !f.match(&img, labels) {
+					continue
+				}
+				id := img.ID.String()
+				if !noTrunc {
+					id = image.ShortID(id)
+				}
+				base := imageRow{
+					ID: id, CreatedSince: humanDuration(now.Sub(img.Created)) + " ago",
+					CreatedAt: img.Created.Local().Format("2006-01-02 15:04:05 -0700 MST"),
+					Size:      humanSize(img.Size), VirtualSize: humanSize(img.Size), Digest: "<none>",
+					Containers: "N/A", SharedSize: "N/A", UniqueSize: "N/A",
+				}
+				if len(img.RepoDigests) > 0 {
+					_, base.Digest, _ = strings.Cut(img.RepoDigests[0], "@")
+				}
+				tags := img.RepoTags
+				if len(tags) == 0 {
+					if !all && !f.danglingOnly && f.hasReference() {
+						continue
+					}
+					r := base
+					r.Repository, r.Tag = "<none>", "<none>"
+					rows = append(rows, r)
+					continue
+				}
+				for _, t := range tags {
+					if !f.matchReference(t) {
+						continue
+					}
+					r := base
+					r.Repository, r.Tag = image.FamiliarRepoTag(t)
+					if quiet && seen[id] {
+						continue
+					}
+					seen[id] = true
+					rows = append(rows, r)
+				}
+			}
+			if quiet {
+				for _, r := range rows {
+					fmt.Fprintln(a.stdout, r.ID)
+				}
+				return nil
+			}
+			if format == "" {
+				format = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+				if digests {
+					format = "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+				}
+			}
+			return renderRows(a.stdout, format, rows, imageHeaders)
+		},
+	}
+	fl := cmd.Flags()
+	fl.BoolVarP(&all, "all", "a", false, "Show all images (default hides intermediate images)")
+	fl.BoolVarP(&quiet, "quiet", "q", false, "Only show image IDs")
+	fl.BoolVar(&digests, "digests", false, "Show digests")
+	fl.BoolVar(&noTrunc, "no-trunc", false, "Don't truncate output")
+	fl.StringVar(&format, "format", "", "Format output using a custom template: 'table', 'table TEMPLATE', 'json', 'TEMPLATE'")
+	fl.StringArrayVarP(&filters, "filter", "f", nil, "Filter output based on conditions provided")
+	return cmd
+}
+
+type imageFilter struct {
+	references   []string
+	dangling     *bool
+	danglingOnly bool
+	labels       []string
+	before       []string
+}
+
+func (f *imageFilter) hasReference() bool { return len(f.references) > 0 }
+
+func parseImageFilters(filters []string) (*imageFilter, error) {
+	f := &imageFilter{}
+	for _, kv := range filters {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return nil, errdefs.InvalidArgument("bad format of filter (expected name=value): %s", kv)
+		}
+		switch k {
+		case "reference":
+			f.references = append(f.references, v)
+		case "dangling":
+			b := v == "true" || v == "1"
+			if !b && v != "false" && v != "0" {
+				return nil, errdefs.InvalidArgument("invalid filter 'dangling=%s'", v)
+			}
+			f.dangling = &b
+			f.danglingOnly = b
+		case "label":
+			f.labels = append(f.labels, v)
+		default:
+			return nil, errdefs.InvalidArgument("invalid filter '%s'", k)
+		}
+	}
+	return f, nil
+}
+
+func (f *imageFilter) match(img *image.Image, labels map[string]string) bool {
+	if f.dangling != nil && (len(img.RepoTags) == 0) != *f.dangling {
+		return false
+	}
+	if f.hasReference() && len(img.RepoTags) == 0 {
+		return false
+	}
+	if f.hasReference() {
+		any := false
+		for _, t := range img.RepoTags {
+			any = any || f.matchReference(t)
+		}
+		if !any {
+			return false
+		}
+	}
+	return matchLabels(f.labels, labels)
+}
+
+// matchReference matches a stored tag against reference filters, which may
+// use shell patterns on the familiar name ("busy*", "busybox:1.*").
+func (f *imageFilter) matchReference(tag string) bool {
+	if !f.hasReference() {
+		return true
+	}
+	fam := image.FamiliarString(tag)
+	repo, _ := image.FamiliarRepoTag(tag)
+	for _, pat := range f.references {
+		if globMatch(pat, fam) || globMatch(pat, repo) || globMatch(pat, tag) {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *app) rmiCommand() *cobra.Command {
+	var force, noPrune bool
+	cmd := &cobra.Command{
+		Use:   "rmi [OPTIONS] IMAGE [IMAGE...]",
+		Short: "Remove one or more images",
+		Args:  minArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			e, err := a.engine(ctx)
+			if err != nil {
+				return err
+			}
+			var errs []error
+			for _, ref := range args {
+				res, err := e.Images.Remove(ctx, ref, force)
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				for _, u := range res.Untagged {
+					fmt.Fprintf(a.stdout, "Untagged: %s\n", u)
+				}
+				for _, d := range res.Deleted {
+					fmt.Fprintf(a.stdout, "Deleted: %s\n", d)
+				}
+				for _, u := range res.Untagged {
+					e.Containers.Emit(ctx, imageEvent("untag", u))
+				}
+				for _, d := range res.Deleted {
+					e.Containers.Emit(ctx, imageEvent("delete", d))
+				}
+			}
+			return joinErrors(errs)
+		},
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "Force removal of the image")
+	cmd.Flags().BoolVar(&noPrune, "no-prune", false, "Do not delete untagged parents")
+	return cmd
+}
+
+func (a *app) tagCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
+		Short: "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE",
+		Args:  exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			e, err := a.engine(ctx)
+			if err != nil {
+				return err
+			}
+			ref, err := e.Images.Tag(ctx, args[0], args[1])
+			if err == nil {
+				e.Containers.Emit(ctx, imageEvent("tag", image.FamiliarString(ref)))
+			}
+			return err
+		},
+	}
+}
+
+type historyRow struct {
+	ID           string `json:"ID"`
+	CreatedSince string `json:"CreatedSince"`
+	CreatedAt    string `json:"CreatedAt"`
+	CreatedBy    string `json:"CreatedBy"`
+	Size         string `json:"Size"`
+	Comment      string `json:"Comment"`
+}
+
+func (a *app) historyCommand() *cobra.Command {
+	var human, quiet, noTrunc bool
+	var format string
+	cmd := &cobra.Command{
+		Use:   "history [OPTIONS] IMAGE",
+		Short: "Show the history of an image",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			e, err := a.engine(ctx)
+			if err != nil {
+				return err
+			}
+			img, err := e.Images.Resolve(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			cfg, err := e.Images.Config(img.ID)
+			if err != nil {
+				return err
+			}
+			var rows []historyRow
+			layer := 0
+			// Walk forward to pair non-empty history entries with layers,
+			// then print newest first.
+			sizes := make([]int64, len(cfg.History))
+			for i, h := range cfg.History {
+				if !h.EmptyLayer && layer < len(img.Layers) {
+					sizes[i] = img.Layers[layer].Size
+					layer++
+				}
+			}
+			now := time.Now()
+			for i := len(cfg.History) - 1; i >= 0; i-- {
+				h := cfg.History[i]
+				r := historyRow{ID: "<missing>", CreatedBy: h.CreatedBy, Comment: h.Comment, Size: humanSize(sizes[i])}
+				if !human {
+					r.Size = fmt.Sprint(sizes[i])
+				}
+				if i == len(cfg.History)-1 {
+					r.ID = img.ID.String()
+					if !noTrunc {
+						r.ID = image.ShortID(r.ID)
+					}
+				}
+				if h.Created != nil {
+					r.CreatedSince = humanDuration(now.Sub(*h.Created)) + " ago"
+					r.CreatedAt = h.Created.Format(time.RFC3339)
+				}
+				if !noTrunc {
+					r.CreatedBy = ellipsis(strings.ReplaceAll(r.CreatedBy, "\t", " "), 45)
+				}
+				rows = append(rows, r)
+			}
+			if quiet {
+				for _, r := range rows {
+					fmt.Fprintln(a.stdout, r.ID)
+				}
+				return nil
+			}
+			if format == "" {
+				format = "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
+			}
+			return renderRows(a.stdout, format, rows, map[string]string{"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "CreatedBy": "CREATED BY", "Size": "SIZE", "Comment": "COMMENT"})
+		},
+	}
+	cmd.Flags().BoolVarP(&human, "human", "H", true, "Print sizes and dates in human readable format")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "Only show image IDs")
+	cmd.Flags().BoolVar(&noTrunc, "no-trunc", false, "Don't truncate output")
+	cmd.Flags().StringVar(&format, "format", "", "Format output using a custom template")
+	return cmd
+}
+
+// imageInspect is docker's image inspect shape.
+type imageInspect struct {
+	ID            string         `json:"Id"`
+	RepoTags      []string       `json:"RepoTags"`
+	RepoDigests   []string       `json:"RepoDigests"`
+	Parent        string         `json:"Parent"`
+	Comment       string         `json:"Comment"`
+	Created       string         `json:"Created"`
+	DockerVersion string         `json:"DockerVersion"`
+	Author        string         `json:"Author"`
+	Config        any            `json:"Config"`
+	Architecture  string         `json:"Architecture"`
+	Variant       string         `json:"Variant,omitempty"`
+	Os            string         `json:"Os"`
+	Size          int64          `json:"Size"`
+	VirtualSize   int64          `json:"VirtualSize"`
+	GraphDriver   map[string]any `json:"GraphDriver"`
+	RootFS        map[string]any `json:"RootFS"`
+	Metadata      map[string]any `json:"Metadata"`
+}
+
+func inspectImage(img *image.Image, cfg *image.Config) imageInspect {
+	tags := make([]string, 0, len(img.RepoTags))
+	for _, t := range img.RepoTags {
+		tags = append(tags, image.FamiliarString(t))
+	}
+	sort.Strings(tags)
+	digests := make([]string, 0, len(img.RepoDigests))
+	for _, d := range img.RepoDigests {
+		digests = append(digests, image.FamiliarString(d))
+	}
+	layers := make([]string, len(cfg.RootFS.DiffIDs))
+	for i, d := range cfg.RootFS.DiffIDs {
+		layers[i] = d.String()
+	}
+	created := img.Created.UTC().Format(time.RFC3339Nano)
+	lastTag := "0001-01-01T00:00:00Z"
+	if !img.LastTagTime.IsZero() {
+		lastTag = img.LastTagTime.Format(time.RFC3339Nano)
+	}
+	return imageInspect{
+		ID: img.ID.String(), RepoTags: tags, RepoDigests: digests, Parent: string(img.Parent),
+		Comment: cfg.Comment, Created: created, DockerVersion: cfg.DockerVer, Author: cfg.Author,
+		Config: cfg.Config, Architecture: cfg.Architecture, Variant: cfg.Variant, Os: cfg.OS,
+		Size: img.Size, VirtualSize: img.Size,
+		GraphDriver: map[string]any{"Name": "overlay2", "Data": nil},
+		RootFS:      map[string]any{"Type": "layers", "Layers": layers},
+		Metadata:    map[string]any{"LastTagTime": lastTag},
+	}
+}
+
+func (a *app) imageInspectCommand() *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "inspect [OPTIONS] IMAGE [IMAGE...]",
+		Short: "Display detailed information on one or more images",
+		Args:  minArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			e, err := a.engine(ctx)
+			if err != nil {
+				return err
+			}
+			var objs []any
+			var errs []error
+			for _, ref := range args {
+				img, err := e.Images.Resolve(ctx, ref)
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				cfg, err := e.Images.Config(img.ID)
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				objs = append(objs, inspectImage(img, cfg))
+			}
+			if err := a.printInspect(format, objs); err != nil {
+				return err
+			}
+			return joinErrors(errs)
+		},
+	}
+	cmd.Flags().StringVarP(&format, "format", "f", "", "Format output using a custom template")
+	return cmd
+}
+
+func (a *app) printInspect(format string, objs []any) error {
+	if format != "" {
+		return formatEach(a.stdout, format, objs)
+	}
+	if objs == nil {
+		objs = []any{}
+	}
+	return printJSON(a.stdout, objs)
+}
+
+func (a *app) imagePruneCommand() *cobra.Command {
+	var all, force bool
+	var filters []string
+	cmd := &cobra.Command{
+		Use:   "prune [OPTIONS]",
+		Short: "Remove unused images",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if len(filters) > 0 {
+				return errdefs.InvalidArgument("image prune filters are not supported yet")
+			}
+			if !force && !a.confirm(pruneImagesWarning(all)) {
+				return nil
+			}
+			reclaimed, err := a.pruneImages(cmd, all)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "Total reclaimed space: %s\n", humanSize(reclaimed))
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&all, "all", "a", false, "Remove all unused images, not just dangling ones")
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
+	cmd.Flags().StringArrayVar(&filters, "filter", nil, "Provide filter values (e.g. \"until=<timestamp>\")")
+	return cmd
+}
+
+func pruneImagesWarning(all bool) string {
+	if all {
+		return "WARNING! This will remove all images without at least one container associated to them.\nAre you sure you want to continue? [y/N] "
+	}
+	return "WARNING! This will remove all dangling images.\nAre you sure you want to continue? [y/N] "
+}
+
+// pruneImages removes dangling (or, with all, unused) images, printing what
+// it deletes, and returns the bytes reclaimed.
+func (a *app) pruneImages(cmd *cobra.Command, all bool) (int64, error) {
+	ctx := cmd.Context()
+	e, err := a.engine(ctx)
+	if err != nil {
+		return 0, err
+	}
+	imgs, err := e.Images.List(ctx)
+	if err != nil {
+		return 0, err
+	}
+	ctrs, err := e.Containers.List(ctx)
+	if err != nil {
+		return 0, err
+	}
+	used := map[string]bool{}
+	for _, c := range ctrs {
+		used[c.Image] = true
+	}
+	var reclaimed int64
+	header := false
+	for _, img := range imgs {
+		if used[img.ID.String()] || (!all && len(img.RepoTags) > 0) {
+			continue
+		}
+		res, err := e.Images.Remove(ctx, img.ID.String(), true)
+		if err != nil {
+			if errdefs.IsNotFound(err) {
+				continue
+			}
+			return reclaimed, err
+		}
+		if !header {
+			fmt.Fprintln(a.stdout, "Deleted Images:")
+			header = true
+		}
+		for _, u := range res.Untagged {
+			fmt.Fprintf(a.stdout, "untagged: %s\n", u)
+		}
+		for _, d := range res.Deleted {
+			fmt.Fprintf(a.stdout, "deleted: %s\n", d)
+			reclaimed += img.Size
+		}
+	}
+	if header {
+		fmt.Fprintln(a.stdout)
+	}
+	return reclaimed, nil
+}

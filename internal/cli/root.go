@@ -1,0 +1,216 @@
+// Package cli is berth's docker-compatible command line: cobra commands
+// that turn flags into engine calls and render the results like docker.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berth-dev/berth/internal/engine"
+	"github.com/berth-dev/berth/internal/errdefs"
+)
+
+// Version is set at build time with -ldflags "-X ...cli.Version=...".
+var Version = "0.1.0-dev"
+
+// APIVersion is the Docker Engine API version berth speaks.
+const APIVersion = "1.43"
+
+// app carries what every command needs: global flags, streams, and the
+// engine, opened on first use.
+type app struct {
+	cfg    engine.Config
+	eng    *engine.Engine
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+}
+
+func (a *app) engine(ctx context.Context) (*engine.Engine, error) {
+	if a.eng != nil {
+		return a.eng, nil
+	}
+	if os.Geteuid() != 0 {
+		return nil, errdefs.Forbidden("berth needs root: run it as root (rootless mode is not supported yet)")
+	}
+	e, err := engine.New(ctx, a.cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.eng = e
+	return e, nil
+}
+
+// Execute runs berth with args and returns the process exit code.
+func Execute(ctx context.Context, args []string) int {
+	a := &app{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}
+	if len(args) > 0 && args[0] == "_monitor" {
+		return a.runMonitor(ctx, args[1:])
+	}
+	root := a.newRootCommand()
+	root.SetArgs(args)
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		return 0
+	}
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return 130 // interrupted by a signal: quiet, like docker's CLI
+	}
+	return a.report(cmd, err)
+}
+
+// usageError marks flag and argument errors (exit 125 with a usage hint).
+type usageError struct{ error }
+
+func (a *app) report(cmd *cobra.Command, err error) int {
+	var st *errdefs.ExitStatus
+	if errors.As(err, &st) {
+		if st.Msg != "" {
+			fmt.Fprintf(a.stderr, "berth: %s\n", st.Msg)
+		}
+		return st.Code
+	}
+	var ue usageError
+	if errors.As(err, &ue) || isCobraUsageError(err) {
+		fmt.Fprintf(a.stderr, "berth: %s\nSee '%s --help'.\n", err, cmd.CommandPath())
+		return errdefs.ExitEngine
+	}
+	fmt.Fprintf(a.stderr, "Error: %s\n", err)
+	return errdefs.ExitCode(err)
+}
+
+func isCobraUsageError(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"unknown flag", "unknown shorthand flag", "flag needs an argument", "invalid argument", "unknown command", "requires", "accepts", "bad flag syntax", "if any flags in the group"} {
+		if strings.HasPrefix(msg, p) || strings.Contains(msg, "\""+p) {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *app) newRootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "berth [OPTIONS] COMMAND",
+		Short:         "A fast, Docker-compatible container engine",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       Version,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			return nil
+		},
+	}
+	root.SetVersionTemplate("berth version {{.Version}}\n")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.cfg.Root, "root", envOr("BERTH_ROOT", engine.DefaultRoot), "Root directory of persistent state (env BERTH_ROOT)")
+	pf.StringVar(&a.cfg.RunRoot, "runroot", envOr("BERTH_RUNROOT", engine.DefaultRunRoot), "Root directory of runtime state (env BERTH_RUNROOT)")
+	pf.StringVar(&a.cfg.Runtime, "runtime", envOr("BERTH_RUNTIME", "runc"), "OCI runtime binary (runc, crun, ...)")
+	pf.BoolVarP(&a.cfg.Debug, "debug", "D", false, "Enable debug output")
+
+	root.AddGroup(&cobra.Group{ID: "common", Title: "Common Commands:"}, &cobra.Group{ID: "management", Title: "Management Commands:"})
+	common := []*cobra.Command{
+		a.runCommand(), a.execCommand(), a.psCommand(), a.imagesCommand(), a.importCommand(),
+		a.infoCommand(), a.versionCommand(),
+	}
+	for _, c := range common {
+		c.GroupID = "common"
+		root.AddCommand(c)
+	}
+	mgmt := []*cobra.Command{a.containerCommand(), a.imageCommand(), a.volumeCommand(), a.systemCommand()}
+	for _, c := range mgmt {
+		c.GroupID = "management"
+		root.AddCommand(c)
+	}
+	// docker's top-level shortcuts for container and image subcommands.
+	root.AddCommand(
+		a.createCommand(), a.startCommand(), a.stopCommand(), a.restartCommand(), a.killCommand(),
+		a.rmCommand(), a.logsCommand(), a.waitCommand(), a.attachCommand(), a.inspectCommand(),
+		a.renameCommand(), a.pauseCommand(), a.unpauseCommand(), a.eventsCommand(),
+		a.rmiCommand(), a.tagCommand(), a.historyCommand(),
+	)
+	return root
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// runMonitor is the hidden `_monitor` entry point, parsed without cobra to
+// keep the monitor's start-up and memory small.
+func (a *app) runMonitor(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("_monitor", flag.ContinueOnError)
+	fs.StringVar(&a.cfg.Root, "root", engine.DefaultRoot, "")
+	fs.StringVar(&a.cfg.RunRoot, "runroot", engine.DefaultRunRoot, "")
+	fs.StringVar(&a.cfg.Runtime, "runtime", "runc", "")
+	fs.BoolVar(&a.cfg.Debug, "debug", false, "")
+	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
+		fmt.Fprintln(a.stderr, "usage: berth _monitor [--root DIR] [--runroot DIR] ID")
+		return 2
+	}
+	starter := os.NewFile(3, "attach")
+	e, err := a.engine(ctx)
+	if err != nil {
+		return 1
+	}
+	// The monitor must not die with the terminal or the CLI that started it.
+	ignoreMonitorSignals()
+	if err := e.Containers.RunMonitor(context.Background(), fs.Arg(0), starter); err != nil {
+		return 1
+	}
+	return 0
+}
+
+// exactArgs, minArgs: docker's argument count messages.
+func exactArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageError{fmt.Errorf("%q requires exactly %d argument%s.\nUsage:  %s", cmd.CommandPath(), n, plural(n), cmd.UseLine())}
+		}
+		return nil
+	}
+}
+
+func minArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) < n {
+			return usageError{fmt.Errorf("%q requires at least %d argument%s.\nUsage:  %s", cmd.CommandPath(), n, plural(n), cmd.UseLine())}
+		}
+		return nil
+	}
+}
+
+func rangeArgs(lo, hi int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) < lo || len(args) > hi {
+			return usageError{fmt.Errorf("%q requires at least %d and at most %d arguments.\nUsage:  %s", cmd.CommandPath(), lo, hi, cmd.UseLine())}
+		}
+		return nil
+	}
+}
+
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageError{fmt.Errorf("%q accepts no arguments.\nUsage:  %s", cmd.CommandPath(), cmd.UseLine())}
+	}
+	return nil
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}

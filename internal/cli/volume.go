@@ -1,0 +1,273 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/volume"
+)
+
+func (a *app) volumeCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "volume", Short: "Manage volumes", Args: noArgs, RunE: func(c *cobra.Command, _ []string) error { return c.Help() }}
+	cmd.AddCommand(a.volumeCreateCommand(), a.volumeLsCommand(), a.volumeInspectCommand(), a.volumeRmCommand(), a.volumePruneCommand())
+	return cmd
+}
+
+func (a *app) volumeCreateCommand() *cobra.Command {
+	var opts volume.CreateOptions
+	var labels, driverOpts []string
+	cmd := &cobra.Command{
+		Use:   "create [OPTIONS] [VOLUME]",
+		Short: "Create a volume",
+		Args:  rangeArgs(0, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			e, err := a.engine(ctx)
+			if err != nil {
+				return err
+			}
+			if len(args) == 1 {
+				if opts.Name != "" && opts.Name != args[0] {
+					return usageError{fmt.Errorf("conflicting options: either specify --name or provide positional arg, not both")}
+				}
+				opts.Name = args[0]
+			}
+			if opts.Name == "" {
+				opts.Name = randomHex(32)
+			}
+			if opts.Labels, err = readLabels(nil, labels); err != nil {
+				return err
+			}
+			for _, o := range driverOpts {
+				k, v, _ := strings.Cut(o, "=")
+				if opts.Opts == nil {
+					opts.Opts = map[string]string{}
+				}
+				opts.Opts[k] = v
+			}
+			v, err := e.Volumes.Create(ctx, opts)
+			if err != nil {
+				return err
+			}
+			e.Containers.Emit(ctx, volumeEvent("create", v.Name))
+			fmt.Fprintln(a.stdout, v.Name)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&opts.Driver, "driver", "d", "local", "Specify volume driver name")
+	cmd.Flags().StringVar(&opts.Name, "name", "", "Specify volume name")
+	cmd.Flags().MarkHidden("name")
+	cmd.Flags().StringArrayVar(&labels, "label", nil, "Set metadata for a volume")
+	cmd.Flags().StringArrayVarP(&driverOpts, "opt", "o", nil, "Set driver specific options")
+	return cmd
+}
+
+type volumeRow struct {
+	Name       string `json:"Name"`
+	Driver     string `json:"Driver"`
+	Mountpoint string `json:"Mountpoint"`
+	Labels     string `json:"Labels"`
+	Scope      string `json:"Scope"`
+	Size       string `json:"Size"`
+	Links      string `json:"Links"`
+}
+
+func (a *app) volumeLsCommand() *cobra.Command {
+	var quiet bool
+	var format string
+	var filters []string
+	cmd := &cobra.Command{
+		Use:     "ls [OPTIONS]",
+		Aliases: []string{"list"},
+		Short:   "List volumes",
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			e, err := a.engine(ctx)
+			if err != nil {
+				return err
+			}
+			vols, err := e.Volumes.List(ctx)
+			if err != nil {
+				return err
+			}
+			var names, drivers, labels []string
+			var dangling *bool
+			for _, f := range filters {
+				k, v, _ := strings.Cut(f, "=")
+				switch k {
+				case "name":
+					names = append(names, v)
+				case "driver":
+					drivers = append(drivers, v)
+				case "label":
+					labels = append(labels, v)
+				case "dangling":
+					b := v == "true" || v == "1"
+					dangling = &b
+				default:
+					return errdefs.InvalidArgument("invalid filter '%s'", k)
+				}
+			}
+			used := map[string]bool{}
+			if dangling != nil {
+				ctrs, err := e.Containers.List(ctx)
+				if err != nil {
+					return err
+				}
+				for _, c := range ctrs {
+					for _, m := range c.Mounts {
+						used[m.Name] = true
+					}
+				}
+			}
+			var rows []volumeRow
+			for _, v := range vols {
+				if len(names) > 0 && !anyContains(names, v.Name) || len(drivers) > 0 && !containsStr(drivers, v.Driver) || !matchLabels(labels, v.Labels) {
+					continue
+				}
+				if dangling != nil && used[v.Name] == *dangling {
+					continue
+				}
+				var ls []string
+				for k, val := range v.Labels {
+					ls = append(ls, k+"="+val)
+				}
+				rows = append(rows, volumeRow{Name: v.Name, Driver: v.Driver, Mountpoint: v.Mountpoint, Labels: strings.Join(ls, ","), Scope: v.Scope, Size: "N/A", Links: "N/A"})
+			}
+			if quiet {
+				for _, r := range rows {
+					fmt.Fprintln(a.stdout, r.Name)
+				}
+				return nil
+			}
+			if format == "" {
+				format = "table {{.Driver}}\t{{.Name}}"
+			}
+			return renderRows(a.stdout, format, rows, map[string]string{"Name": "VOLUME NAME", "Driver": "DRIVER", "Mountpoint": "MOUNTPOINT", "Labels": "LABELS", "Scope": "SCOPE", "Size": "SIZE", "Links": "LINKS"})
+		},
+	}
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "Only display volume names")
+	cmd.Flags().StringVar(&format, "format", "", "Format output using a custom template")
+	cmd.Flags().StringArrayVarP(&filters, "filter", "f", nil, "Provide filter values (e.g. \"dangling=true\")")
+	return cmd
+}
+
+func anyContains(subs []string, s string) bool {
+	for _, x := range subs {
+		if strings.Contains(s, x) {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *app) volumeInspectCommand() *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "inspect [OPTIONS] VOLUME [VOLUME...]",
+		Short: "Display detailed information on one or more volumes",
+		Args:  minArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			e, err := a.engine(ctx)
+			if err != nil {
+				return err
+			}
+			var objs []any
+			var errs []error
+			for _, name := range args {
+				v, err := e.Volumes.Get(ctx, name)
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				objs = append(objs, v)
+			}
+			if err := a.printInspect(format, objs); err != nil {
+				return err
+			}
+			return joinErrors(errs)
+		},
+	}
+	cmd.Flags().StringVarP(&format, "format", "f", "", "Format output using a custom template")
+	return cmd
+}
+
+func (a *app) volumeRmCommand() *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:     "rm [OPTIONS] VOLUME [VOLUME...]",
+		Aliases: []string{"remove"},
+		Short:   "Remove one or more volumes",
+		Args:    minArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			e, err := a.engine(ctx)
+			if err != nil {
+				return err
+			}
+			return a.forEach(args, func(name string) error {
+				err := e.Volumes.Remove(ctx, name, force)
+				if err == nil {
+					e.Containers.Emit(ctx, volumeEvent("destroy", name))
+				}
+				return err
+			})
+		},
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "Force the removal of one or more volumes")
+	return cmd
+}
+
+func (a *app) volumePruneCommand() *cobra.Command {
+	var force, all bool
+	var filters []string
+	cmd := &cobra.Command{
+		Use:   "prune [OPTIONS]",
+		Short: "Remove unused local volumes",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			e, err := a.engine(ctx)
+			if err != nil {
+				return err
+			}
+			var labels []string
+			for _, f := range filters {
+				k, v, _ := strings.Cut(f, "=")
+				switch k {
+				case "label":
+					labels = append(labels, v)
+				case "all":
+					all = v == "true" || v == "1"
+				default:
+					return errdefs.InvalidArgument("invalid filter '%s'", k)
+				}
+			}
+			if !force && !a.confirm("WARNING! This will remove anonymous local volumes not used by at least one container.\nAre you sure you want to continue? [y/N] ") {
+				return nil
+			}
+			removed, reclaimed, err := e.Volumes.Prune(ctx, all, func(l map[string]string) bool { return matchLabels(labels, l) })
+			if err != nil {
+				return err
+			}
+			if len(removed) > 0 {
+				fmt.Fprintln(a.stdout, "Deleted Volumes:")
+				for _, n := range removed {
+					fmt.Fprintln(a.stdout, n)
+				}
+				fmt.Fprintln(a.stdout)
+			}
+			fmt.Fprintf(a.stdout, "Total reclaimed space: %s\n", humanSize(reclaimed))
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
+	cmd.Flags().BoolVarP(&all, "all", "a", false, "Remove all unused volumes, not just anonymous ones")
+	cmd.Flags().StringArrayVar(&filters, "filter", nil, "Provide filter values (e.g. \"label=<label>\")")
+	return cmd
+}

@@ -1,0 +1,310 @@
+package container
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/image"
+	"github.com/berth-dev/berth/internal/metadata"
+)
+
+// CreateOptions is a container to create: the shape of docker's create
+// request. Nil Entrypoint means "the image's"; an empty non-nil one clears it.
+type CreateOptions struct {
+	Name       string
+	Config     Config
+	HostConfig HostConfig
+}
+
+// Create makes a container from an image, like `docker create`.
+func (s *Service) Create(ctx context.Context, opts CreateOptions) (*Container, error) {
+	if opts.Name != "" && !validName.MatchString(opts.Name) {
+		return nil, errdefs.InvalidArgument("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", opts.Name)
+	}
+	img, err := s.images.Resolve(ctx, opts.Config.Image)
+	if err != nil {
+		return nil, err
+	}
+	imgCfg, err := s.images.Config(img.ID)
+	if err != nil {
+		return nil, err
+	}
+	c := &Container{
+		ID:         newID(),
+		Created:    time.Now().UTC(),
+		Image:      img.ID.String(),
+		Driver:     "overlay2",
+		Platform:   "linux",
+		Config:     opts.Config,
+		HostConfig: opts.HostConfig,
+		ExecIDs:    nil,
+	}
+	if err := mergeImageConfig(&c.Config, &imgCfg.Config); err != nil {
+		return nil, err
+	}
+	argv := append(append([]string{}, c.Config.Entrypoint...), c.Config.Cmd...)
+	if len(argv) == 0 {
+		return nil, errdefs.InvalidArgument("No command specified")
+	}
+	c.Path, c.Args = argv[0], argv[1:]
+	if c.Config.Hostname == "" {
+		c.Config.Hostname = c.ID[:12]
+	}
+	if err := normaliseHostConfig(&c.HostConfig); err != nil {
+		return nil, err
+	}
+	for _, l := range img.Layers {
+		c.Internal.ChainIDs = append(c.Internal.ChainIDs, l.ChainID.String())
+	}
+	c.Internal.RuntimeBinary = c.HostConfig.Runtime
+	c.State = State{Status: "created", StartedAt: ZeroTime, FinishedAt: ZeroTime}
+	dir := s.StateDir(c.ID)
+	c.HostsPath = filepath.Join(dir, "hosts")
+	c.HostnamePath = filepath.Join(dir, "hostname")
+	c.ResolvConfPath = filepath.Join(dir, "resolv.conf")
+	if c.HostConfig.LogConfig.Type == "json-file" {
+		c.LogPath = filepath.Join(dir, c.ID+"-json.log")
+	}
+	mounts, err := s.planMounts(c, imgCfg.Config.Volumes)
+	if err != nil {
+		return nil, err
+	}
+	c.Mounts = mounts
+
+	// Everything on disk first, then the record: a failure before the
+	// record is written leaves nothing a later command would see, and the
+	// deferred cleanup removes the files.
+	ok := false
+	defer func() {
+		if !ok {
+			s.snaps.RemoveContainerLayer(c.ID)
+		}
+	}()
+	if err := s.snaps.CreateContainerLayer(c.ID); err != nil {
+		return nil, err
+	}
+	if err := writeEtcFiles(c); err != nil {
+		return nil, err
+	}
+	err = s.meta.Update(ctx, func(tx *metadata.Tx) error {
+		if !tx.Has(metadata.BucketImages, c.Image) {
+			return image.ErrNoSuchImage(opts.Config.Image)
+		}
+		name := strings.TrimPrefix(opts.Name, "/")
+		if name == "" {
+			for retry := 0; ; retry++ {
+				name = generateName(retry)
+				if !tx.Has(metadata.BucketNames, name) {
+					break
+				}
+			}
+		} else if owner := tx.GetRaw(metadata.BucketNames, name); owner != nil {
+			return errdefs.Conflict("Conflict. The container name \"/%s\" is already in use by container \"%s\". You have to remove (or rename) that container to be able to reuse that name.", name, owner)
+		}
+		c.Name = "/" + name
+		if err := tx.PutRaw(metadata.BucketNames, name, []byte(c.ID)); err != nil {
+			return err
+		}
+		return tx.Put(metadata.BucketContainers, c.ID, c)
+	})
+	if err != nil {
+		return nil, err
+	}
+	ok = true
+	return c, nil
+}
+
+// mergeImageConfig fills what the user left unset from the image, with
+// docker's rules: --entrypoint drops the image's CMD; env merges by name.
+func mergeImageConfig(cfg *Config, img *image.ContainerSpec) error {
+	if cfg.Entrypoint == nil {
+		cfg.Entrypoint = img.Entrypoint
+		if len(cfg.Cmd) == 0 {
+			cfg.Cmd = img.Cmd
+		}
+	} else if len(cfg.Entrypoint) == 1 && cfg.Entrypoint[0] == "" {
+		cfg.Entrypoint = nil
+	}
+	env := append([]string{}, img.Env...)
+	for _, kv := range cfg.Env {
+		env = setEnvVar(env, kv)
+	}
+	cfg.Env = env
+	if cfg.WorkingDir == "" {
+		cfg.WorkingDir = img.WorkingDir
+	}
+	if cfg.WorkingDir != "" && !filepath.IsAbs(cfg.WorkingDir) {
+		return errdefs.InvalidArgument("the working directory '%s' is invalid, it needs to be an absolute path", cfg.WorkingDir)
+	}
+	if cfg.User == "" {
+		cfg.User = img.User
+	}
+	if cfg.StopSignal == "" {
+		cfg.StopSignal = img.StopSignal
+	}
+	if cfg.StopTimeout == nil {
+		cfg.StopTimeout = img.StopTimeout
+	}
+	if cfg.Healthcheck == nil && img.Healthcheck != nil {
+		hc := *img.Healthcheck
+		cfg.Healthcheck = &hc
+	} else if cfg.Healthcheck != nil && img.Healthcheck != nil && len(cfg.Healthcheck.Test) == 0 {
+		// --health-interval etc. without --health-cmd refine the image's check.
+		hc := *cfg.Healthcheck
+		hc.Test = img.Healthcheck.Test
+		cfg.Healthcheck = &hc
+	}
+	labels := maps.Clone(img.Labels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	maps.Copy(labels, cfg.Labels)
+	cfg.Labels = labels
+	if len(img.ExposedPorts) > 0 {
+		if cfg.ExposedPorts == nil {
+			cfg.ExposedPorts = map[string]struct{}{}
+		}
+		maps.Copy(cfg.ExposedPorts, img.ExposedPorts)
+	}
+	if len(cfg.OnBuild) == 0 {
+		cfg.OnBuild = nil
+	}
+	return nil
+}
+
+func setEnvVar(env []string, kv string) []string {
+	name, _, _ := strings.Cut(kv, "=")
+	for i, e := range env {
+		if n, _, _ := strings.Cut(e, "="); n == name {
+			env[i] = kv
+			return env
+		}
+	}
+	return append(env, kv)
+}
+
+func normaliseHostConfig(hc *HostConfig) error {
+	if hc.NetworkMode == "" || hc.NetworkMode == "default" {
+		// Bridge networking arrives with its own issue; until then a
+		// container gets its own empty network namespace.
+		hc.NetworkMode = "none"
+	}
+	switch hc.NetworkMode {
+	case "none", "host":
+	default:
+		return errdefs.InvalidArgument("network %q is not supported yet: use --network none or --network host", hc.NetworkMode)
+	}
+	if hc.LogConfig.Type == "" {
+		hc.LogConfig.Type = "json-file"
+	}
+	switch hc.LogConfig.Type {
+	case "json-file", "none":
+	default:
+		return errdefs.InvalidArgument("logging driver %q is not supported: use json-file or none", hc.LogConfig.Type)
+	}
+	if hc.RestartPolicy.Name == "" {
+		hc.RestartPolicy.Name = "no"
+	}
+	switch hc.RestartPolicy.Name {
+	case "no", "always", "unless-stopped", "on-failure":
+	default:
+		return errdefs.InvalidArgument("invalid restart policy %q", hc.RestartPolicy.Name)
+	}
+	if hc.AutoRemove && hc.RestartPolicy.Name != "no" {
+		return errdefs.InvalidArgument("conflicting options: cannot specify both --restart and --rm")
+	}
+	if hc.IpcMode == "" {
+		hc.IpcMode = "private"
+	}
+	if hc.ShmSize == 0 {
+		hc.ShmSize = 64 << 20
+	}
+	if hc.Runtime == "" {
+		hc.Runtime = "runc"
+	}
+	return nil
+}
+
+// writeEtcFiles writes the container's /etc/hosts, /etc/hostname and
+// /etc/resolv.conf, which the runtime bind-mounts.
+func writeEtcFiles(c *Container) error {
+	hostname := c.Config.Hostname
+	if err := os.WriteFile(c.HostnamePath, []byte(hostname+"\n"), 0o644); err != nil {
+		return err
+	}
+	var hosts bytes.Buffer
+	if c.HostConfig.NetworkMode == "host" {
+		if b, err := os.ReadFile("/etc/hosts"); err == nil {
+			hosts.Write(b)
+		}
+	} else {
+		hosts.WriteString("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
+	}
+	for _, h := range c.HostConfig.ExtraHosts {
+		name, ip, ok := strings.Cut(h, ":")
+		if !ok {
+			return errdefs.InvalidArgument("invalid --add-host %q: use host:ip", h)
+		}
+		fmt.Fprintf(&hosts, "%s\t%s\n", ip, name)
+	}
+	if err := os.WriteFile(c.HostsPath, hosts.Bytes(), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(c.ResolvConfPath, resolvConf(c.HostConfig), 0o644)
+}
+
+// resolvConf derives the container's resolv.conf from the host's, dropping
+// loopback name servers the container cannot reach (docker falls back to
+// public servers then; berth keeps the file without them) and applying
+// --dns, --dns-search and --dns-option.
+func resolvConf(hc HostConfig) []byte {
+	var servers, search, options []string
+	if f, err := os.Open("/etc/resolv.conf"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			fields := strings.Fields(sc.Text())
+			if len(fields) < 2 {
+				continue
+			}
+			switch fields[0] {
+			case "nameserver":
+				if hc.NetworkMode == "host" || !(strings.HasPrefix(fields[1], "127.") || fields[1] == "::1") {
+					servers = append(servers, fields[1])
+				}
+			case "search":
+				search = fields[1:]
+			case "options":
+				options = append(options, fields[1:]...)
+			}
+		}
+		f.Close()
+	}
+	if len(hc.DNS) > 0 {
+		servers = hc.DNS
+	}
+	if len(hc.DNSSearch) > 0 {
+		search = hc.DNSSearch
+	}
+	if len(hc.DNSOptions) > 0 {
+		options = hc.DNSOptions
+	}
+	var b bytes.Buffer
+	if len(search) > 0 {
+		fmt.Fprintf(&b, "search %s\n", strings.Join(search, " "))
+	}
+	for _, s := range servers {
+		fmt.Fprintf(&b, "nameserver %s\n", s)
+	}
+	if len(options) > 0 {
+		fmt.Fprintf(&b, "options %s\n", strings.Join(options, " "))
+	}
+	return b.Bytes()
+}

@@ -1,0 +1,102 @@
+package container
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/runtime"
+)
+
+// ExecOptions are `exec` flags.
+type ExecOptions struct {
+	Cmd        []string
+	Env        []string
+	WorkingDir string
+	User       string
+	Tty        bool
+	Privileged bool
+	Detach     bool
+}
+
+// Exec runs a process in a running container, wired to io. The caller waits
+// on the returned command unless opts.Detach; a TTY process gets its
+// terminal through io.ConsoleSocket.
+func (s *Service) Exec(ctx context.Context, ref string, opts ExecOptions, rio runtime.IO) (*exec.Cmd, error) {
+	c, err := s.Get(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if !c.State.Running {
+		return nil, errdefs.Conflict("container %s is not running", c.ID)
+	}
+	if c.State.Paused {
+		return nil, errdefs.Conflict("container %s is paused, unpause the container before exec", c.ID)
+	}
+	if len(opts.Cmd) == 0 {
+		return nil, errdefs.InvalidArgument("no exec command specified")
+	}
+	raw, err := os.ReadFile(filepath.Join(s.BundleDir(c.ID), "config.json"))
+	if err != nil {
+		return nil, err
+	}
+	var spec specs.Spec
+	if err := json.Unmarshal(raw, &spec); err != nil {
+		return nil, err
+	}
+	proc := spec.Process
+	proc.Args = opts.Cmd
+	proc.Terminal = opts.Tty
+	if !opts.Tty {
+		proc.ConsoleSize = nil
+	}
+	for _, kv := range opts.Env {
+		proc.Env = setEnvVar(proc.Env, kv)
+	}
+	if opts.WorkingDir != "" {
+		proc.Cwd = opts.WorkingDir
+	}
+	if opts.User != "" {
+		u, _, err := runtime.ResolveUser(s.RootfsDir(c.ID), opts.User, c.HostConfig.GroupAdd)
+		if err != nil {
+			return nil, err
+		}
+		proc.User = u
+	}
+	if opts.Privileged {
+		// The process keeps the container's bounding set; within it,
+		// --privileged raises every capability to effective.
+		if caps := proc.Capabilities; caps != nil {
+			caps.Effective, caps.Permitted = caps.Bounding, caps.Bounding
+		}
+	}
+	b := make([]byte, 16)
+	rand.Read(b)
+	execID := hex.EncodeToString(b)
+	pidFile := filepath.Join(s.BundleDir(c.ID), "exec-"+execID+".pid")
+	cmd, err := s.runtimeFor(c).Exec(ctx, c.ID, proc, pidFile, rio, opts.Detach)
+	os.Remove(pidFile)
+	if err != nil {
+		return nil, err
+	}
+	s.Emit(ctx, Event{Type: "container", Action: "exec_start: " + joinArgs(opts.Cmd), ID: c.ID, Attributes: map[string]string{"name": c.ShortName(), "image": c.Config.Image, "execID": execID}})
+	return cmd, nil
+}
+
+func joinArgs(a []string) string {
+	out := ""
+	for i, s := range a {
+		if i > 0 {
+			out += " "
+		}
+		out += s
+	}
+	return out
+}

@@ -1,0 +1,190 @@
+package container
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-dev/berth/internal/image"
+	"github.com/berth-dev/berth/internal/runtime"
+)
+
+// Docker's health check defaults and limits.
+const (
+	defaultHealthInterval = 30 * time.Second
+	defaultHealthTimeout  = 30 * time.Second
+	defaultHealthRetries  = 3
+	maxHealthLog          = 5
+	maxHealthOutput       = 4096
+)
+
+func healthDisabled(hc *image.Healthcheck) bool {
+	return hc == nil || len(hc.Test) == 0 || hc.Test[0] == "NONE"
+}
+
+// healthArgv turns a HEALTHCHECK test into a command line.
+func healthArgv(test []string) []string {
+	switch test[0] {
+	case "CMD":
+		return test[1:]
+	case "CMD-SHELL":
+		if len(test) > 1 {
+			return []string{"/bin/sh", "-c", test[1]}
+		}
+	}
+	return nil
+}
+
+// healthLoop runs the container's health check until ctx ends, recording
+// results in State.Health and emitting health_status events on changes.
+func (m *monitor) healthLoop(ctx context.Context) {
+	hc := m.c.Config.Healthcheck
+	if healthDisabled(hc) {
+		return
+	}
+	argv := healthArgv(hc.Test)
+	if len(argv) == 0 {
+		return
+	}
+	interval := orDefault(hc.Interval, defaultHealthInterval)
+	timeout := orDefault(hc.Timeout, defaultHealthTimeout)
+	retries := hc.Retries
+	if retries <= 0 {
+		retries = defaultHealthRetries
+	}
+	startedAt := time.Now()
+	for {
+		wait := interval
+		if hc.StartInterval > 0 && time.Since(startedAt) < hc.StartPeriod {
+			wait = hc.StartInterval
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		res := m.probe(ctx, argv, timeout)
+		if ctx.Err() != nil {
+			return
+		}
+		inStartPeriod := time.Since(startedAt) < hc.StartPeriod
+		var changedTo string
+		m.s.update(context.Background(), m.id, func(c *Container) error {
+			h := c.State.Health
+			if h == nil {
+				h = &Health{Status: "starting"}
+				c.State.Health = h
+			}
+			before := h.Status
+			h.Log = append(h.Log, res)
+			if len(h.Log) > maxHealthLog {
+				h.Log = h.Log[len(h.Log)-maxHealthLog:]
+			}
+			if res.ExitCode == 0 {
+				h.FailingStreak = 0
+				h.Status = "healthy"
+			} else if !inStartPeriod || h.Status != "starting" {
+				h.FailingStreak++
+				if h.FailingStreak >= retries {
+					h.Status = "unhealthy"
+				}
+			}
+			if h.Status != before {
+				changedTo = h.Status
+			}
+			return nil
+		})
+		if changedTo != "" {
+			m.s.Emit(context.Background(), Event{Type: "container", Action: "health_status: " + changedTo, ID: m.id,
+				Attributes: map[string]string{"name": m.c.ShortName(), "image": m.c.Config.Image}})
+		}
+	}
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// probe runs one health check command inside the container.
+func (m *monitor) probe(ctx context.Context, argv []string, timeout time.Duration) HealthLog {
+	res := HealthLog{Start: time.Now()}
+	proc, err := m.processSpec(argv)
+	if err != nil {
+		res.End, res.ExitCode, res.Output = time.Now(), -1, err.Error()
+		return res
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		res.End, res.ExitCode, res.Output = time.Now(), -1, err.Error()
+		return res
+	}
+	devnull, _ := os.Open(os.DevNull)
+	defer devnull.Close()
+	pctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd, err := m.rt.Exec(pctx, m.id, proc, "", runtime.IO{Stdin: devnull, Stdout: w, Stderr: w}, false)
+	w.Close()
+	if err != nil {
+		r.Close()
+		res.End, res.ExitCode, res.Output = time.Now(), -1, err.Error()
+		return res
+	}
+	var out bytes.Buffer
+	copied := make(chan struct{})
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := r.Read(buf)
+			if out.Len() < maxHealthOutput {
+				out.Write(buf[:min(n, maxHealthOutput-out.Len())])
+			}
+			if err != nil {
+				close(copied)
+				return
+			}
+		}
+	}()
+	werr := cmd.Wait()
+	r.Close()
+	<-copied
+	res.End = time.Now()
+	res.Output = out.String()
+	switch {
+	case pctx.Err() == context.DeadlineExceeded:
+		res.ExitCode = -1
+		res.Output = fmt.Sprintf("Health check exceeded timeout (%s)", timeout)
+	case werr == nil:
+		res.ExitCode = 0
+	case cmd.ProcessState != nil && cmd.ProcessState.ExitCode() == 0:
+		res.ExitCode = 0
+	default:
+		res.ExitCode = 1
+	}
+	return res
+}
+
+// processSpec is the container's own process (user, env, cwd) running argv.
+func (m *monitor) processSpec(argv []string) (*specs.Process, error) {
+	raw, err := os.ReadFile(filepath.Join(m.bundle, "config.json"))
+	if err != nil {
+		return nil, err
+	}
+	var spec specs.Spec
+	if err := json.Unmarshal(raw, &spec); err != nil {
+		return nil, err
+	}
+	p := spec.Process
+	p.Args = argv
+	p.Terminal = false
+	p.ConsoleSize = nil
+	return p, nil
+}

@@ -1,0 +1,309 @@
+package container
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/metadata"
+	"github.com/berth-dev/berth/internal/snapshot"
+)
+
+// ParseSignal reads "TERM", "SIGTERM", "sigkill" or "9".
+func ParseSignal(s string) (syscall.Signal, error) {
+	if n, err := strconv.Atoi(s); err == nil {
+		if n <= 0 || n > 64 {
+			return 0, errdefs.InvalidArgument("invalid signal: %s", s)
+		}
+		return syscall.Signal(n), nil
+	}
+	name := strings.TrimPrefix(strings.ToUpper(s), "SIG")
+	if sig, ok := signalsByName[name]; ok {
+		return sig, nil
+	}
+	if strings.HasPrefix(name, "RTMIN+") || strings.HasPrefix(name, "RTMAX-") {
+		n, err := strconv.Atoi(name[6:])
+		if err == nil && n >= 0 && n <= 30 {
+			if name[:5] == "RTMIN" {
+				return syscall.Signal(34 + n), nil
+			}
+			return syscall.Signal(64 - n), nil
+		}
+	}
+	return 0, errdefs.InvalidArgument("invalid signal: %s", s)
+}
+
+var signalsByName = map[string]syscall.Signal{
+	"ABRT": syscall.SIGABRT, "ALRM": syscall.SIGALRM, "BUS": syscall.SIGBUS, "CHLD": syscall.SIGCHLD,
+	"CONT": syscall.SIGCONT, "FPE": syscall.SIGFPE, "HUP": syscall.SIGHUP, "ILL": syscall.SIGILL,
+	"INT": syscall.SIGINT, "IO": syscall.SIGIO, "IOT": syscall.SIGIOT, "KILL": syscall.SIGKILL,
+	"PIPE": syscall.SIGPIPE, "POLL": syscall.SIGPOLL, "PROF": syscall.SIGPROF, "PWR": syscall.SIGPWR,
+	"QUIT": syscall.SIGQUIT, "SEGV": syscall.SIGSEGV, "STKFLT": syscall.SIGSTKFLT, "STOP": syscall.SIGSTOP,
+	"SYS": syscall.SIGSYS, "TERM": syscall.SIGTERM, "TRAP": syscall.SIGTRAP, "TSTP": syscall.SIGTSTP,
+	"TTIN": syscall.SIGTTIN, "TTOU": syscall.SIGTTOU, "URG": syscall.SIGURG, "USR1": syscall.SIGUSR1,
+	"USR2": syscall.SIGUSR2, "VTALRM": syscall.SIGVTALRM, "WINCH": syscall.SIGWINCH, "XCPU": syscall.SIGXCPU,
+	"XFSZ": syscall.SIGXFSZ, "RTMIN": syscall.Signal(34), "RTMAX": syscall.Signal(64),
+}
+
+// Kill sends sig to a running container's main process.
+func (s *Service) Kill(ctx context.Context, ref string, sig syscall.Signal) error {
+	c, err := s.Get(ctx, ref)
+	if err != nil {
+		return err
+	}
+	if !c.State.Running {
+		return errdefs.Conflict("Cannot kill container: %s: container %s is not running", ref, c.ID)
+	}
+	if sig == syscall.SIGKILL || sig == syscall.SIGTERM || sig == syscall.SIGINT {
+		// docker kill is a manual stop for the restart policy.
+		if c.HostConfig.RestartPolicy.Name != "no" {
+			s.update(ctx, c.ID, func(c *Container) error { c.Internal.ManualStop = true; return nil })
+		}
+	}
+	s.Emit(ctx, Event{Type: "container", Action: "kill", ID: c.ID, Attributes: map[string]string{"name": c.ShortName(), "image": c.Config.Image, "signal": strconv.Itoa(int(sig))}})
+	if err := s.runtimeFor(c).Kill(ctx, c.ID, sig, false); err != nil {
+		if c2, gerr := s.Get(ctx, c.ID); gerr == nil && !c2.State.Running {
+			return errdefs.Conflict("Cannot kill container: %s: container %s is not running", ref, c.ID)
+		}
+		return err
+	}
+	return nil
+}
+
+// Stop stops a container like `docker stop`: its stop signal, then SIGKILL
+// after timeout (nil: the container's StopTimeout or 10 s).
+func (s *Service) Stop(ctx context.Context, ref string, timeout *int, signal string) error {
+	c, err := s.Get(ctx, ref)
+	if err != nil {
+		return err
+	}
+	c, err = s.update(ctx, c.ID, func(c *Container) error { c.Internal.ManualStop = true; return nil })
+	if err != nil {
+		return err
+	}
+	if !c.State.Running && !c.State.Restarting {
+		return nil // docker: stopping a stopped container succeeds
+	}
+	if c.State.Paused {
+		s.runtimeFor(c).Resume(ctx, c.ID)
+	}
+	t := 10
+	if c.Config.StopTimeout != nil {
+		t = *c.Config.StopTimeout
+	}
+	if timeout != nil {
+		t = *timeout
+	}
+	if signal == "" {
+		signal = c.Config.StopSignal
+	}
+	sig := syscall.SIGTERM
+	if signal != "" {
+		if sig, err = ParseSignal(signal); err != nil {
+			return err
+		}
+	}
+	rt := s.runtimeFor(c)
+	if c.State.Running && t != 0 {
+		rt.Kill(ctx, c.ID, sig, false)
+		if t > 0 {
+			wctx, cancel := context.WithTimeout(ctx, time.Duration(t)*time.Second)
+			werr := s.waitMonitor(wctx, c.ID)
+			cancel()
+			if werr == nil {
+				s.Emit(ctx, Event{Type: "container", Action: "stop", ID: c.ID, Attributes: map[string]string{"name": c.ShortName(), "image": c.Config.Image}})
+				return nil
+			}
+		}
+	}
+	rt.Kill(ctx, c.ID, syscall.SIGKILL, true)
+	if err := s.waitMonitor(ctx, c.ID); err != nil {
+		return err
+	}
+	s.Emit(ctx, Event{Type: "container", Action: "stop", ID: c.ID, Attributes: map[string]string{"name": c.ShortName(), "image": c.Config.Image}})
+	return nil
+}
+
+// Restart stops then starts a container.
+func (s *Service) Restart(ctx context.Context, ref string, timeout *int, signal string) error {
+	if err := s.Stop(ctx, ref, timeout, signal); err != nil {
+		return err
+	}
+	_, err := s.Start(ctx, ref, StartOptions{})
+	if err == nil {
+		c, _ := s.Get(ctx, ref)
+		if c != nil {
+			s.Emit(ctx, Event{Type: "container", Action: "restart", ID: c.ID, Attributes: map[string]string{"name": c.ShortName(), "image": c.Config.Image}})
+		}
+	}
+	return err
+}
+
+// RemoveOptions are `rm` flags.
+type RemoveOptions struct {
+	Force   bool
+	Volumes bool
+}
+
+// Remove deletes a container like `docker rm`.
+func (s *Service) Remove(ctx context.Context, ref string, opts RemoveOptions) error {
+	c, err := s.Get(ctx, ref)
+	if err != nil {
+		return err
+	}
+	if c.State.Running || c.State.Restarting || c.State.Paused {
+		if !opts.Force {
+			if c.State.Paused {
+				return errdefs.Conflict("cannot remove container %q: container is paused and must be unpaused first", c.Name)
+			}
+			return errdefs.Conflict("cannot remove container %q: container is %s: stop the container before removing or force remove", c.Name, c.State.Status)
+		}
+		if _, err := s.update(ctx, c.ID, func(c *Container) error {
+			c.Internal.ManualStop = true
+			c.HostConfig.AutoRemove = false // this call removes it; the monitor must not race us
+			return nil
+		}); err != nil {
+			return err
+		}
+		rt := s.runtimeFor(c)
+		if c.State.Paused {
+			rt.Resume(ctx, c.ID)
+		}
+		rt.Kill(ctx, c.ID, syscall.SIGKILL, true)
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := s.waitMonitor(wctx, c.ID)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("cannot remove container %q: it did not stop: %w", c.Name, err)
+		}
+		if c, err = s.Get(ctx, c.ID); err != nil {
+			if errdefs.IsNotFound(err) {
+				return nil
+			}
+			return err
+		}
+	}
+	return s.removeStopped(ctx, c, opts.Volumes)
+}
+
+// removeStopped deletes a container that no monitor runs any more: runtime
+// state, mounts, bundle, writable layer, anonymous volumes (with volumes),
+// record and name, in an order that a crash at any point leaves either the
+// whole record or nothing a user would see.
+func (s *Service) removeStopped(ctx context.Context, c *Container, volumes bool) error {
+	if _, err := s.update(ctx, c.ID, func(c *Container) error {
+		if c.State.Status == "removing" {
+			return nil
+		}
+		c.State.Status = "removing"
+		return nil
+	}); err != nil {
+		if errdefs.IsNotFound(err) {
+			return nil
+		}
+		return err
+	}
+	s.runtimeFor(c).Delete(ctx, c.ID, true)
+	if err := snapshot.Unmount(s.RootfsDir(c.ID)); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(s.BundleDir(c.ID)); err != nil {
+		return fmt.Errorf("remove bundle of %s: %w", c.ShortName(), err)
+	}
+	if err := s.snaps.RemoveContainerLayer(c.ID); err != nil {
+		return fmt.Errorf("remove layer of %s: %w", c.ShortName(), err)
+	}
+	err := s.meta.Update(ctx, func(tx *metadata.Tx) error {
+		if owner := tx.GetRaw(metadata.BucketNames, c.ShortName()); string(owner) == c.ID {
+			if err := tx.Delete(metadata.BucketNames, c.ShortName()); err != nil {
+				return err
+			}
+		}
+		return tx.Delete(metadata.BucketContainers, c.ID)
+	})
+	if err != nil {
+		return err
+	}
+	if volumes && s.volumes != nil {
+		for _, name := range c.Internal.AnonymousVolumes {
+			if err := s.volumes.Remove(ctx, name, true); err != nil && !errdefs.IsConflict(err) {
+				return err
+			}
+		}
+	}
+	s.Emit(ctx, Event{Type: "container", Action: "destroy", ID: c.ID, Attributes: map[string]string{"name": c.ShortName(), "image": c.Config.Image}})
+	return nil
+}
+
+// Pause freezes a running container.
+func (s *Service) Pause(ctx context.Context, ref string) error {
+	c, err := s.Get(ctx, ref)
+	if err != nil {
+		return err
+	}
+	if !c.State.Running {
+		return errdefs.Conflict("Container %s is not running", c.ID)
+	}
+	if c.State.Paused {
+		return errdefs.Conflict("Container %s is already paused", c.ID)
+	}
+	if err := s.runtimeFor(c).Pause(ctx, c.ID); err != nil {
+		return err
+	}
+	_, err = s.update(ctx, c.ID, func(c *Container) error { c.State.Paused, c.State.Status = true, "paused"; return nil })
+	s.Emit(ctx, Event{Type: "container", Action: "pause", ID: c.ID, Attributes: map[string]string{"name": c.ShortName(), "image": c.Config.Image}})
+	return err
+}
+
+// Unpause thaws a paused container.
+func (s *Service) Unpause(ctx context.Context, ref string) error {
+	c, err := s.Get(ctx, ref)
+	if err != nil {
+		return err
+	}
+	if !c.State.Paused {
+		return errdefs.Conflict("Container %s is not paused", c.ID)
+	}
+	if err := s.runtimeFor(c).Resume(ctx, c.ID); err != nil {
+		return err
+	}
+	_, err = s.update(ctx, c.ID, func(c *Container) error { c.State.Paused, c.State.Status = false, "running"; return nil })
+	s.Emit(ctx, Event{Type: "container", Action: "unpause", ID: c.ID, Attributes: map[string]string{"name": c.ShortName(), "image": c.Config.Image}})
+	return err
+}
+
+// Rename gives a container a new name.
+func (s *Service) Rename(ctx context.Context, ref, newName string) error {
+	newName = strings.TrimPrefix(newName, "/")
+	if !validName.MatchString(newName) {
+		return errdefs.InvalidArgument("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", newName)
+	}
+	return s.meta.Update(ctx, func(tx *metadata.Tx) error {
+		c, err := resolveTx(tx, ref)
+		if err != nil {
+			return err
+		}
+		if c.ShortName() == newName {
+			return errdefs.InvalidArgument("Renaming a container with the same name as its current name")
+		}
+		if owner := tx.GetRaw(metadata.BucketNames, newName); owner != nil {
+			return errdefs.Conflict("Conflict. The container name \"/%s\" is already in use by container \"%s\". You have to remove (or rename) that container to be able to reuse that name.", newName, owner)
+		}
+		if err := tx.Delete(metadata.BucketNames, c.ShortName()); err != nil {
+			return err
+		}
+		c.Name = "/" + newName
+		if err := tx.PutRaw(metadata.BucketNames, newName, []byte(c.ID)); err != nil {
+			return err
+		}
+		return tx.Put(metadata.BucketContainers, c.ID, c)
+	})
+}
+
+var errNotRunning = errors.New("container is not running")

@@ -1,0 +1,652 @@
+package container
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/container/logfile"
+	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/runtime"
+	"github.com/berth-dev/berth/internal/snapshot"
+)
+
+// monitor is the per-container process that holds a container's stdio,
+// writes its log, reaps it, records how it exited and applies its restart
+// policy. It runs as `berth _monitor <id>`, started by Start.
+type monitor struct {
+	s       *Service
+	id      string
+	c       *Container
+	rt      *runtime.Runtime
+	bundle  string
+	log     *logfile.Writer
+	mu      sync.Mutex
+	clients map[*monClient]struct{}
+	stdin   io.WriteCloser // the container's stdin, when -i
+	pty     *os.File       // the PTY master, when -t
+	initPid int
+}
+
+type monClient struct {
+	conn   net.Conn
+	fw     *frameWriter
+	opts   AttachOptions
+	active bool // hello received (always true for the starter's connection)
+}
+
+// RunMonitor is the body of `berth _monitor`. starter is the connection to
+// the process that started it (file descriptor 3).
+func (s *Service) RunMonitor(ctx context.Context, id string, starter *os.File) error {
+	unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+	m := &monitor{s: s, id: id, bundle: s.BundleDir(id), clients: map[*monClient]struct{}{}}
+	var first *monClient
+	if starter != nil {
+		conn, err := net.FileConn(starter)
+		starter.Close()
+		if err == nil {
+			first = &monClient{conn: conn, fw: &frameWriter{w: conn}, opts: AttachOptions{Stdin: true, Stdout: true, Stderr: true}, active: true}
+		}
+	}
+	c, err := s.lockedGet(ctx, id)
+	if err != nil {
+		m.fail(first, err, 0)
+		return err
+	}
+	m.c = c
+	m.rt = s.runtimeFor(c)
+	if c.HostConfig.LogConfig.Type == "json-file" && c.LogPath != "" {
+		wopts, err := LogWriterOptions(c.HostConfig.LogConfig.Config)
+		if err == nil {
+			m.log, err = logfile.NewWriter(c.LogPath, wopts)
+		}
+		if err != nil {
+			m.fail(first, fmt.Errorf("open log: %w", err), 0)
+			return err
+		}
+		defer m.log.Close()
+	}
+	ln, err := m.listen()
+	if err != nil {
+		m.fail(first, err, 0)
+		return err
+	}
+	defer ln.Close()
+	if first != nil {
+		m.addClient(first)
+	}
+
+	backoff := 100 * time.Millisecond
+	var exit ExitMsg
+	for attempt := 0; ; attempt++ {
+		started := time.Now()
+		status, err := m.runOnce(ctx, attempt)
+		if err != nil {
+			code := 0
+			var st *errdefs.ExitStatus
+			if errors.As(err, &st) {
+				code = st.Code
+			}
+			m.fail(nil, err, code)
+			return err
+		}
+		exit = ExitMsg{ExitCode: status.code, OOMKilled: status.oom}
+		restart, delay := m.shouldRestart(status.code, time.Since(started), &backoff)
+		if !restart {
+			break
+		}
+		if _, err := s.update(ctx, id, func(c *Container) error {
+			c.State.Status, c.State.Restarting, c.State.Running = "restarting", true, false
+			c.State.Pid = 0
+			c.State.ExitCode, c.State.OOMKilled = status.code, status.oom
+			c.State.FinishedAt = FormatTime(time.Now())
+			c.RestartCount++
+			return nil
+		}); err != nil {
+			break
+		}
+		m.emit("die", status.code)
+		if !m.sleepUnlessStopped(ctx, delay) {
+			break
+		}
+	}
+	// Final bookkeeping, then tell clients and go.
+	snapshot.Unmount(s.RootfsDir(id))
+	c, err = s.update(ctx, id, func(c *Container) error {
+		c.State.Status = "exited"
+		c.State.Running, c.State.Paused, c.State.Restarting = false, false, false
+		c.State.Pid = 0
+		c.State.ExitCode, c.State.OOMKilled = exit.ExitCode, exit.OOMKilled
+		c.State.FinishedAt = FormatTime(time.Now())
+		if c.State.Health != nil {
+			c.State.Health.Status = "unhealthy"
+		}
+		c.Internal.ExitedAt = time.Now()
+		c.Internal.MonitorPid, c.Internal.MonitorStart = 0, 0
+		return nil
+	})
+	m.emit("die", exit.ExitCode)
+	if err == nil && c.HostConfig.AutoRemove {
+		if rerr := s.removeStopped(ctx, c, true); rerr == nil {
+			exit.Removed = true
+		} else {
+			exit.Error = rerr.Error()
+		}
+	}
+	ln.Close()
+	os.Remove(s.attachSocket(id))
+	m.broadcastJSON(FrameExit, exit)
+	m.closeClients()
+	return nil
+}
+
+type exitStatus struct {
+	code int
+	oom  bool
+}
+
+// runOnce creates and starts the container, serves its stdio until it
+// exits, and deletes it from the runtime.
+func (m *monitor) runOnce(ctx context.Context, attempt int) (exitStatus, error) {
+	c := m.c
+	rt := m.rt
+	rt.Delete(ctx, m.id, true) // leftovers of a crashed predecessor
+	pidFile := filepath.Join(m.bundle, "init.pid")
+	os.Remove(pidFile)
+	var rio runtime.IO
+	var closeAfterCreate []*os.File
+	var outputs []outputStream
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		return exitStatus{}, err
+	}
+	defer devnull.Close()
+	var consoleLn *net.UnixListener
+	if c.Config.Tty {
+		sock := filepath.Join(m.bundle, "console.sock")
+		os.Remove(sock)
+		consoleLn, err = net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+		if err != nil {
+			return exitStatus{}, err
+		}
+		defer consoleLn.Close()
+		defer os.Remove(sock)
+		rio.ConsoleSocket = sock
+		rio.Stdin, rio.Stdout, rio.Stderr = devnull, devnull, devnull
+	} else {
+		if c.Config.OpenStdin {
+			r, w, err := os.Pipe()
+			if err != nil {
+				return exitStatus{}, err
+			}
+			rio.Stdin = r
+			closeAfterCreate = append(closeAfterCreate, r)
+			m.mu.Lock()
+			m.stdin = w
+			m.mu.Unlock()
+		} else {
+			rio.Stdin = devnull
+		}
+		for _, name := range []string{"stdout", "stderr"} {
+			r, w, err := os.Pipe()
+			if err != nil {
+				return exitStatus{}, err
+			}
+			closeAfterCreate = append(closeAfterCreate, w)
+			outputs = append(outputs, outputStream{name: name, r: r})
+			if name == "stdout" {
+				rio.Stdout = w
+			} else {
+				rio.Stderr = w
+			}
+		}
+	}
+	var ptyCh chan *os.File
+	if consoleLn != nil {
+		ptyCh = make(chan *os.File, 1)
+		go func() { ptyCh <- ReceivePTY(consoleLn) }()
+	}
+	err = rt.Create(ctx, m.id, m.bundle, pidFile, rio)
+	for _, f := range closeAfterCreate {
+		f.Close()
+	}
+	if err != nil {
+		for _, o := range outputs {
+			o.r.Close()
+		}
+		rt.Delete(ctx, m.id, true)
+		return exitStatus{}, err
+	}
+	if ptyCh != nil {
+		select {
+		case f := <-ptyCh:
+			if f == nil {
+				rt.Delete(ctx, m.id, true)
+				return exitStatus{}, errors.New("the runtime sent no terminal")
+			}
+			m.mu.Lock()
+			m.pty = f
+			m.mu.Unlock()
+			outputs = append(outputs, outputStream{name: "stdout", r: f})
+		case <-time.After(10 * time.Second):
+			rt.Delete(ctx, m.id, true)
+			return exitStatus{}, errors.New("timed out waiting for the container's terminal")
+		}
+	}
+	pid, err := readPidFile(pidFile)
+	if err != nil {
+		rt.Delete(ctx, m.id, true)
+		return exitStatus{}, err
+	}
+	m.initPid = pid
+	waitCh := make(chan unix.WaitStatus, 1)
+	go func() {
+		var ws unix.WaitStatus
+		for {
+			_, err := unix.Wait4(pid, &ws, 0, nil)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				ws = unix.WaitStatus(255 << 8)
+			}
+			break
+		}
+		waitCh <- ws
+	}()
+	var copiers sync.WaitGroup
+	for _, o := range outputs {
+		copiers.Add(1)
+		go func() {
+			defer copiers.Done()
+			m.pump(o)
+		}()
+	}
+	if err := rt.Start(ctx, m.id); err != nil {
+		rt.Kill(ctx, m.id, syscall.SIGKILL, true)
+		<-waitCh
+		rt.Delete(ctx, m.id, true)
+		return exitStatus{}, err
+	}
+	now := time.Now()
+	myStart, _ := processStartTime(os.Getpid())
+	c, err = m.s.update(ctx, m.id, func(c *Container) error {
+		c.State.Status, c.State.Running, c.State.Restarting, c.State.Paused = "running", true, false, false
+		c.State.Pid = pid
+		c.State.StartedAt = FormatTime(now)
+		c.State.Error = ""
+		if attempt == 0 {
+			c.State.ExitCode, c.State.OOMKilled = 0, false
+		}
+		c.Internal.MonitorPid, c.Internal.MonitorStart = os.Getpid(), myStart
+		if c.Config.Healthcheck != nil && !healthDisabled(c.Config.Healthcheck) {
+			c.State.Health = &Health{Status: "starting", Log: []HealthLog{}}
+		}
+		return nil
+	})
+	if err != nil {
+		rt.Kill(ctx, m.id, syscall.SIGKILL, true)
+		<-waitCh
+		rt.Delete(ctx, m.id, true)
+		return exitStatus{}, err
+	}
+	m.c = c
+	m.emit("start", 0)
+	if attempt == 0 {
+		m.broadcastJSON(FrameReady, ReadyMsg{Pid: pid})
+	}
+	hcCtx, stopHealth := context.WithCancel(ctx)
+	go m.healthLoop(hcCtx)
+	ws := <-waitCh
+	stopHealth()
+	// The pipes close when the last process holding them exits; with the
+	// pid namespace gone that is now, but do not hang on a stray holder.
+	done := make(chan struct{})
+	go func() { copiers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		for _, o := range outputs {
+			o.r.Close()
+		}
+	}
+	m.mu.Lock()
+	if m.stdin != nil {
+		m.stdin.Close()
+		m.stdin = nil
+	}
+	if m.pty != nil {
+		m.pty.Close()
+		m.pty = nil
+	}
+	m.mu.Unlock()
+	st := exitStatus{code: exitCode(ws)}
+	st.oom = oomKilled(CgroupsPath(m.id))
+	rt.Delete(ctx, m.id, true)
+	return st, nil
+}
+
+func exitCode(ws unix.WaitStatus) int {
+	switch {
+	case ws.Exited():
+		return ws.ExitStatus()
+	case ws.Signaled():
+		return 128 + int(ws.Signal())
+	}
+	return 255
+}
+
+// oomKilled reads the OOM-kill counter of the container's memory cgroup
+// (v1 memory.oom_control or v2 memory.events).
+func oomKilled(cgroupsPath string) bool {
+	for _, p := range []string{
+		filepath.Join("/sys/fs/cgroup/memory", cgroupsPath, "memory.oom_control"),
+		filepath.Join("/sys/fs/cgroup", cgroupsPath, "memory.events"),
+		filepath.Join("/sys/fs/cgroup/unified", cgroupsPath, "memory.events"),
+	} {
+		raw, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(raw), "\n") {
+			f := strings.Fields(line)
+			if len(f) == 2 && f[0] == "oom_kill" && f[1] != "0" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+type outputStream struct {
+	name string
+	r    *os.File
+}
+
+// pump copies one output stream to the log and to attached clients.
+func (m *monitor) pump(o outputStream) {
+	defer o.r.Close()
+	kind := FrameStdout
+	if o.name == "stderr" {
+		kind = FrameStderr
+	}
+	var lw *io.PipeWriter
+	var logDone chan struct{}
+	if m.log != nil {
+		var pr *io.PipeReader
+		pr, lw = io.Pipe()
+		logDone = make(chan struct{})
+		go func() {
+			defer close(logDone)
+			m.log.CopyStream(o.name, pr)
+			io.Copy(io.Discard, pr)
+		}()
+	}
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := o.r.Read(buf)
+		if n > 0 {
+			if lw != nil {
+				lw.Write(buf[:n])
+			}
+			m.broadcast(kind, buf[:n])
+		}
+		if err != nil {
+			break
+		}
+	}
+	if lw != nil {
+		lw.Close()
+		<-logDone
+	}
+}
+
+func (m *monitor) listen() (*net.UnixListener, error) {
+	path := m.s.attachSocket(m.id)
+	os.Remove(path)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("attach socket: %w", err)
+	}
+	ln.SetUnlinkOnClose(false)
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			m.addClient(&monClient{conn: conn, fw: &frameWriter{w: conn}})
+		}
+	}()
+	return ln, nil
+}
+
+func (m *monitor) addClient(cl *monClient) {
+	m.mu.Lock()
+	m.clients[cl] = struct{}{}
+	m.mu.Unlock()
+	go m.serveClient(cl)
+}
+
+func (m *monitor) dropClient(cl *monClient) {
+	m.mu.Lock()
+	delete(m.clients, cl)
+	m.mu.Unlock()
+	cl.conn.Close()
+}
+
+// serveClient reads a client's frames: hello, stdin, resize, signals.
+func (m *monitor) serveClient(cl *monClient) {
+	defer m.dropClient(cl)
+	var buf []byte
+	for {
+		kind, payload, err := readFrame(cl.conn, buf)
+		if err != nil {
+			return
+		}
+		buf = payload[:0]
+		switch kind {
+		case FrameHello:
+			var o AttachOptions
+			json.Unmarshal(payload, &o)
+			m.mu.Lock()
+			cl.opts, cl.active = o, true
+			m.mu.Unlock()
+		case FrameStdin:
+			if !cl.opts.Stdin {
+				continue
+			}
+			m.mu.Lock()
+			var w io.Writer
+			if m.pty != nil {
+				w = m.pty
+			} else if m.stdin != nil {
+				w = m.stdin
+			}
+			m.mu.Unlock()
+			if w != nil {
+				w.Write(payload)
+			}
+		case FrameCloseStdin:
+			if !cl.opts.Stdin {
+				continue
+			}
+			m.mu.Lock()
+			if m.stdin != nil && m.c.Config.StdinOnce {
+				m.stdin.Close()
+				m.stdin = nil
+			}
+			m.mu.Unlock()
+		case FrameResize:
+			if len(payload) == 4 {
+				m.mu.Lock()
+				if m.pty != nil {
+					unix.IoctlSetWinsize(int(m.pty.Fd()), unix.TIOCSWINSZ, &unix.Winsize{
+						Row: binary.BigEndian.Uint16(payload[0:]), Col: binary.BigEndian.Uint16(payload[2:]),
+					})
+				}
+				m.mu.Unlock()
+			}
+		case FrameSignal:
+			if len(payload) == 4 && m.initPid > 0 {
+				unix.Kill(m.initPid, unix.Signal(binary.BigEndian.Uint32(payload)))
+			}
+		case FrameDetach:
+			return
+		}
+	}
+}
+
+func (m *monitor) broadcast(kind byte, p []byte) {
+	m.mu.Lock()
+	targets := make([]*monClient, 0, len(m.clients))
+	for cl := range m.clients {
+		if cl.active && (kind == FrameStdout && cl.opts.Stdout || kind == FrameStderr && cl.opts.Stderr || kind >= FrameReady) {
+			targets = append(targets, cl)
+		}
+	}
+	m.mu.Unlock()
+	for _, cl := range targets {
+		// A client that cannot keep up is dropped rather than stalling the
+		// container's output.
+		cl.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if err := cl.fw.writeFrame(kind, p); err != nil {
+			m.dropClient(cl)
+		}
+	}
+}
+
+func (m *monitor) broadcastJSON(kind byte, v any) { m.broadcast(kind, mustJSON(v)) }
+
+func (m *monitor) closeClients() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for cl := range m.clients {
+		cl.conn.Close()
+	}
+}
+
+// fail reports a start failure to the starter and records it on the
+// container: it stays "created" with the exit code and error, like docker.
+func (m *monitor) fail(first *monClient, err error, code int) {
+	if code == 0 {
+		code = 128
+	}
+	msg := ReadyMsg{Error: err.Error()}
+	var st *errdefs.ExitStatus
+	if errors.As(err, &st) {
+		msg.ExitCode = st.Code
+	}
+	if first != nil {
+		first.fw.writeJSON(FrameReady, msg)
+		first.conn.Close()
+	} else {
+		m.broadcastJSON(FrameReady, msg)
+		m.closeClients()
+	}
+	ctx := context.Background()
+	snapshot.Unmount(m.s.RootfsDir(m.id))
+	c, uerr := m.s.update(ctx, m.id, func(c *Container) error {
+		c.State.Running, c.State.Restarting = false, false
+		if c.State.Status == "restarting" || c.State.Status == "running" {
+			c.State.Status = "exited"
+		}
+		c.State.Error = err.Error()
+		c.State.ExitCode = code
+		c.State.Pid = 0
+		c.Internal.MonitorPid, c.Internal.MonitorStart = 0, 0
+		return nil
+	})
+	if uerr == nil && c.HostConfig.AutoRemove {
+		m.s.removeStopped(ctx, c, true)
+	}
+	os.Remove(m.s.attachSocket(m.id))
+}
+
+// shouldRestart applies the restart policy with docker's back-off: the
+// delay doubles from 100 ms up to a minute and resets after 10 s of uptime.
+func (m *monitor) shouldRestart(code int, uptime time.Duration, backoff *time.Duration) (bool, time.Duration) {
+	c, err := m.s.lockedGet(context.Background(), m.id)
+	if err != nil || c.Internal.ManualStop {
+		return false, 0
+	}
+	m.c = c
+	p := c.HostConfig.RestartPolicy
+	restart := false
+	switch p.Name {
+	case "always", "unless-stopped":
+		restart = true
+	case "on-failure":
+		restart = code != 0 && (p.MaximumRetryCount == 0 || c.RestartCount < p.MaximumRetryCount)
+	}
+	if !restart {
+		return false, 0
+	}
+	if uptime >= 10*time.Second {
+		*backoff = 100 * time.Millisecond
+	}
+	d := *backoff
+	*backoff = min(*backoff*2, time.Minute)
+	return true, d
+}
+
+// sleepUnlessStopped waits d, returning false when the user stopped the
+// container meanwhile.
+func (m *monitor) sleepUnlessStopped(ctx context.Context, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		time.Sleep(min(50*time.Millisecond, time.Until(deadline)))
+		if c, err := m.s.lockedGet(ctx, m.id); err != nil || c.Internal.ManualStop {
+			return false
+		}
+	}
+	return true
+}
+
+// emit records a container event.
+func (m *monitor) emit(action string, code int) {
+	attrs := map[string]string{"name": m.c.ShortName(), "image": m.c.Config.Image}
+	if action == "die" {
+		attrs["exitCode"] = strconv.Itoa(code)
+	}
+	m.s.Emit(context.Background(), Event{Type: "container", Action: action, ID: m.id, Attributes: attrs})
+}
+
+// ReceivePTY accepts the runtime's connection on the console socket and
+// receives the PTY master it sends.
+func ReceivePTY(ln *net.UnixListener) *os.File {
+	ln.SetDeadline(time.Now().Add(10 * time.Second))
+	conn, err := ln.AcceptUnix()
+	if err != nil {
+		return nil
+	}
+	defer conn.Close()
+	buf := make([]byte, 256)
+	oob := make([]byte, unix.CmsgSpace(4))
+	_, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
+	if err != nil {
+		return nil
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) == 0 {
+		return nil
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) == 0 {
+		return nil
+	}
+	return os.NewFile(uintptr(fds[0]), "pty-master")
+}

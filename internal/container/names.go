@@ -1,0 +1,63 @@
+package container
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"math/big"
+	"regexp"
+)
+
+// Word lists for generated names ("brave_turing"), berth's own choice of
+// adjectives and pioneers of computing.
+var (
+	nameAdjectives = []string{
+		"agile", "amber", "bold", "brave", "bright", "calm", "clever", "cosmic", "crisp", "daring",
+		"eager", "elated", "epic", "fervent", "fond", "gentle", "glad", "golden", "happy", "hardy",
+		"humble", "jolly", "keen", "kind", "lively", "loyal", "lucid", "merry", "mighty", "nimble",
+		"noble", "patient", "plucky", "polite", "proud", "quick", "quiet", "rapid", "serene", "sharp",
+		"shiny", "silent", "smart", "snappy", "steady", "sunny", "swift", "tender", "tidy", "vivid",
+		"warm", "wise", "witty", "zealous", "zen",
+	}
+	namePioneers = []string{
+		"allen", "babbage", "backus", "bartik", "berners", "boole", "cerf", "church", "codd", "conway",
+		"corbato", "dijkstra", "engelbart", "feigenbaum", "floyd", "goldberg", "hamilton", "hamming", "hopper", "hoare",
+		"kahn", "karp", "kay", "knuth", "lamport", "liskov", "lovelace", "mccarthy", "milner", "minsky",
+		"moore", "naur", "neumann", "newell", "perlis", "pike", "rabin", "ritchie", "rivest", "shamir",
+		"shannon", "simon", "sutherland", "tarjan", "thompson", "torvalds", "turing", "wirth", "wozniak", "yao",
+	}
+)
+
+func randomIndex(n int) int {
+	v, err := rand.Int(rand.Reader, big.NewInt(int64(n)))
+	if err != nil {
+		return 0
+	}
+	return int(v.Int64())
+}
+
+// generateName returns a random "adjective_pioneer" name; retry appends a
+// digit like docker does after a collision.
+func generateName(retry int) string {
+	name := nameAdjectives[randomIndex(len(nameAdjectives))] + "_" + namePioneers[randomIndex(len(namePioneers))]
+	if retry > 0 {
+		name += string(rune('0' + randomIndex(10)))
+	}
+	return name
+}
+
+// newID returns a random 64-hex-digit container ID that is not all digits
+// (docker avoids IDs that could be taken for a number).
+func newID() string {
+	for {
+		b := make([]byte, 32)
+		rand.Read(b)
+		id := hex.EncodeToString(b)
+		for _, c := range id[:12] {
+			if c >= 'a' {
+				return id
+			}
+		}
+	}
+}
+
+var validName = regexp.MustCompile(`^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)

@@ -1,0 +1,279 @@
+package container
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/image"
+	"github.com/berth-dev/berth/internal/metadata"
+	"github.com/berth-dev/berth/internal/runtime"
+	"github.com/berth-dev/berth/internal/snapshot"
+)
+
+// VolumeStore is what containers need of named volumes.
+type VolumeStore interface {
+	// Ensure returns the host path of volume name, creating it (anonymous
+	// when anonymous is set) if it does not exist; created tells whether it did.
+	Ensure(ctx context.Context, name string, anonymous bool) (path string, created bool, err error)
+	Remove(ctx context.Context, name string, force bool) error
+}
+
+// Options configures a Service.
+type Options struct {
+	Root    string // --root
+	RunRoot string // --runroot
+	// Runtime is the OCI runtime binary ("runc" default).
+	Runtime string
+	// Self is the berth binary that monitors are started from.
+	Self string
+	// Debug passes berth's --debug to monitors.
+	Debug bool
+}
+
+// Service runs containers.
+type Service struct {
+	opts    Options
+	meta    *metadata.Store
+	images  *image.Store
+	snaps   *snapshot.Snapshotter
+	volumes VolumeStore
+}
+
+// NewService wires the container service.
+func NewService(opts Options, meta *metadata.Store, images *image.Store, volumes VolumeStore) *Service {
+	if opts.Runtime == "" {
+		opts.Runtime = "runc"
+	}
+	return &Service{opts: opts, meta: meta, images: images, snaps: images.Snapshots(), volumes: volumes}
+}
+
+func (s *Service) runtimeFor(c *Container) *runtime.Runtime {
+	bin := c.Internal.RuntimeBinary
+	if bin == "" {
+		bin = s.opts.Runtime
+	}
+	return &runtime.Runtime{Binary: bin, Root: filepath.Join(s.opts.RunRoot, "runtime")}
+}
+
+// BundleDir is where a container's runtime bundle and sockets live.
+func (s *Service) BundleDir(id string) string { return filepath.Join(s.opts.RunRoot, "containers", id) }
+
+// RootfsDir is the mount point of a container's root filesystem.
+func (s *Service) RootfsDir(id string) string { return filepath.Join(s.BundleDir(id), "rootfs") }
+
+// StateDir holds a container's persistent files: log, hosts, hostname, resolv.conf.
+func (s *Service) StateDir(id string) string { return s.snaps.ContainerDir(id) }
+
+func (s *Service) attachSocket(id string) string { return filepath.Join(s.BundleDir(id), "attach.sock") }
+
+// ErrNoSuchContainer is docker's message for an unknown container.
+func ErrNoSuchContainer(ref string) error {
+	return errdefs.NotFound("No such container: %s", ref)
+}
+
+// resolveTx finds a container by full ID, name, or unique ID prefix.
+func resolveTx(tx *metadata.Tx, ref string) (*Container, error) {
+	var c Container
+	if ref == "" {
+		return nil, errdefs.InvalidArgument("container name or ID is empty")
+	}
+	if tx.Get(metadata.BucketContainers, ref, &c) == nil {
+		return &c, nil
+	}
+	if id := tx.GetRaw(metadata.BucketNames, strings.TrimPrefix(ref, "/")); id != nil {
+		if err := tx.Get(metadata.BucketContainers, string(id), &c); err == nil {
+			return &c, nil
+		}
+	}
+	var matches []string
+	tx.ForEachPrefix(metadata.BucketContainers, ref, func(k string, _ []byte) error {
+		matches = append(matches, k)
+		return nil
+	})
+	switch len(matches) {
+	case 0:
+		return nil, ErrNoSuchContainer(ref)
+	case 1:
+		if err := tx.Get(metadata.BucketContainers, matches[0], &c); err != nil {
+			return nil, err
+		}
+		return &c, nil
+	}
+	return nil, errdefs.InvalidArgument("multiple IDs found with provided prefix: %s", ref)
+}
+
+// Get returns a container's record, reconciled with the processes that
+// actually run (a monitor killed with -9 is noticed here).
+func (s *Service) Get(ctx context.Context, ref string) (*Container, error) {
+	var c *Container
+	err := s.meta.View(ctx, func(tx *metadata.Tx) error {
+		var err error
+		c, err = resolveTx(tx, ref)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if s.stale(c) {
+		return s.reconcile(ctx, c.ID)
+	}
+	return c, nil
+}
+
+// List returns all containers, newest first, reconciled.
+func (s *Service) List(ctx context.Context) ([]*Container, error) {
+	var out []*Container
+	err := s.meta.View(ctx, func(tx *metadata.Tx) error {
+		return tx.ForEach(metadata.BucketContainers, func(k string, raw []byte) error {
+			var c Container
+			if err := json.Unmarshal(raw, &c); err != nil {
+				return fmt.Errorf("container record %s: %w", k, err)
+			}
+			out = append(out, &c)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i, c := range out {
+		if s.stale(c) {
+			if fixed, err := s.reconcile(ctx, c.ID); err == nil {
+				out[i] = fixed
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
+	return out, nil
+}
+
+// stale reports whether a record says a monitor runs the container while no
+// such monitor is alive.
+func (s *Service) stale(c *Container) bool {
+	if c.Internal.MonitorPid == 0 {
+		return false
+	}
+	return !processAlive(c.Internal.MonitorPid, c.Internal.MonitorStart)
+}
+
+// reconcile repairs the record of a container whose monitor died: the
+// container is stopped (nothing would collect its output or exit status any
+// more), its rootfs unmounted, and it is recorded as exited.
+func (s *Service) reconcile(ctx context.Context, id string) (*Container, error) {
+	c, err := s.lockedGet(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !s.stale(c) {
+		return c, nil
+	}
+	rt := s.runtimeFor(c)
+	if st, err := rt.State(ctx, id); err == nil && st != nil {
+		rt.Kill(ctx, id, syscall.SIGKILL, true)
+		waitGone(ctx, rt, id, 5*time.Second)
+	}
+	rt.Delete(ctx, id, true)
+	snapshot.Unmount(s.RootfsDir(id))
+	return s.update(ctx, id, func(c *Container) error {
+		if !s.stale(c) {
+			return nil
+		}
+		wasRunning := c.State.Running || c.State.Restarting
+		c.Internal.MonitorPid, c.Internal.MonitorStart = 0, 0
+		c.State.Running, c.State.Paused, c.State.Restarting = false, false, false
+		c.State.Pid = 0
+		if wasRunning {
+			c.State.Status = "exited"
+			c.State.ExitCode = 137
+			c.State.Error = "the container's monitor process died; the container was stopped"
+			c.State.FinishedAt = FormatTime(time.Now())
+			c.Internal.ExitedAt = time.Now()
+		}
+		return nil
+	})
+}
+
+func waitGone(ctx context.Context, rt *runtime.Runtime, id string, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		st, err := rt.State(ctx, id)
+		if err != nil || st == nil || st.Status == "stopped" {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (s *Service) lockedGet(ctx context.Context, id string) (*Container, error) {
+	var c Container
+	err := s.meta.View(ctx, func(tx *metadata.Tx) error {
+		if err := tx.Get(metadata.BucketContainers, id, &c); err != nil {
+			return ErrNoSuchContainer(id)
+		}
+		return nil
+	})
+	return &c, err
+}
+
+// update applies fn to the stored record of id in one transaction.
+func (s *Service) update(ctx context.Context, id string, fn func(*Container) error) (*Container, error) {
+	var c Container
+	err := s.meta.Update(ctx, func(tx *metadata.Tx) error {
+		if err := tx.Get(metadata.BucketContainers, id, &c); err != nil {
+			return ErrNoSuchContainer(id)
+		}
+		if err := fn(&c); err != nil {
+			return err
+		}
+		return tx.Put(metadata.BucketContainers, id, &c)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// processAlive reports whether pid runs and, when start is set, was started
+// at that time (so a reused pid is not mistaken for the monitor).
+func processAlive(pid int, start uint64) bool {
+	if pid <= 0 {
+		return false
+	}
+	if start == 0 {
+		return syscall.Kill(pid, 0) == nil
+	}
+	st, err := processStartTime(pid)
+	return err == nil && st == start
+}
+
+// processStartTime reads field 22 of /proc/<pid>/stat.
+func processStartTime(pid int) (uint64, error) {
+	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) may contain spaces; fields restart after ')'.
+	i := strings.LastIndexByte(string(raw), ')')
+	if i < 0 {
+		return 0, errors.New("malformed stat")
+	}
+	fields := strings.Fields(string(raw[i+1:]))
+	if len(fields) < 20 {
+		return 0, errors.New("malformed stat")
+	}
+	// Zombies are dead for our purpose.
+	if fields[0] == "Z" || fields[0] == "X" {
+		return 0, errors.New("zombie")
+	}
+	return strconv.ParseUint(fields[19], 10, 64)
+}

@@ -1,0 +1,313 @@
+package container
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/opencontainers/go-digest"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/runtime"
+	"github.com/berth-dev/berth/internal/snapshot"
+)
+
+// StartOptions tune Start.
+type StartOptions struct {
+	// Attach returns a stream of the container's output (and takes stdin)
+	// from the moment it starts, so nothing is missed.
+	Attach bool
+	// ConsoleWidth/Height size the PTY of a -t container.
+	ConsoleWidth, ConsoleHeight uint
+}
+
+// Start starts a created or stopped container: mounts its rootfs, writes its
+// runtime bundle, and hands it to a new monitor process. With opts.Attach it
+// returns the attached stream.
+func (s *Service) Start(ctx context.Context, ref string, opts StartOptions) (*Attachment, error) {
+	c, err := s.Get(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if c.State.Paused {
+		return nil, errdefs.Conflict("cannot start a paused container, try unpause instead")
+	}
+	if c.State.Running || c.State.Restarting {
+		if opts.Attach {
+			return s.Attach(ctx, c.ID, AttachOptions{Stdin: c.Config.OpenStdin, Stdout: true, Stderr: true})
+		}
+		return nil, nil // docker: starting a running container is a no-op
+	}
+	if c.State.Status == "removing" || c.State.Dead {
+		return nil, errdefs.Conflict("container %s is marked for removal and cannot be started", c.ShortName())
+	}
+	// A previous manual stop no longer applies once the user starts it again.
+	if c.Internal.ManualStop {
+		if c, err = s.update(ctx, c.ID, func(c *Container) error { c.Internal.ManualStop = false; return nil }); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.prepareBundle(c, opts); err != nil {
+		s.teardownBundle(c)
+		return nil, err
+	}
+	att, err := s.spawnMonitor(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	if !opts.Attach {
+		att.Close()
+		return nil, nil
+	}
+	return att, nil
+}
+
+// prepareBundle mounts the container's rootfs and writes config.json.
+func (s *Service) prepareBundle(c *Container, opts StartOptions) error {
+	bundle := s.BundleDir(c.ID)
+	if err := os.MkdirAll(bundle, 0o700); err != nil {
+		return err
+	}
+	chains := make([]digest.Digest, len(c.Internal.ChainIDs))
+	for i, ch := range c.Internal.ChainIDs {
+		chains[i] = digest.Digest(ch)
+	}
+	rootfs := s.RootfsDir(c.ID)
+	if err := s.snaps.Mount(c.ID, chains, rootfs); err != nil {
+		return err
+	}
+	if err := copyImageDataToVolumes(c, rootfs); err != nil {
+		return err
+	}
+	if c.Config.WorkingDir != "" {
+		// docker creates a missing WORKDIR.
+		dir, err := securejoin.SecureJoin(rootfs, c.Config.WorkingDir)
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return errdefs.InvalidArgument("create working directory %s: %v", c.Config.WorkingDir, err)
+		}
+	}
+	spec, err := runtime.Generate(specOptions(c, rootfs, s.opts.Root, opts))
+	if err != nil {
+		return err
+	}
+	return runtime.WriteBundle(bundle, spec)
+}
+
+// teardownBundle undoes prepareBundle.
+func (s *Service) teardownBundle(c *Container) {
+	snapshot.Unmount(s.RootfsDir(c.ID))
+	os.Remove(filepath.Join(s.BundleDir(c.ID), "config.json"))
+}
+
+// specOptions maps a container record to runtime spec options.
+func specOptions(c *Container, rootfs, root string, so StartOptions) runtime.SpecOptions {
+	hc := c.HostConfig
+	o := runtime.SpecOptions{
+		ID:             c.ID,
+		Hostname:       c.Config.Hostname,
+		Rootfs:         rootfs,
+		ReadOnlyRootfs: hc.ReadonlyRootfs,
+		Args:           append([]string{c.Path}, c.Args...),
+		Env:            c.Config.Env,
+		Cwd:            c.Config.WorkingDir,
+		User:           c.Config.User,
+		GroupAdd:       hc.GroupAdd,
+		Terminal:       c.Config.Tty,
+		ConsoleWidth:   so.ConsoleWidth,
+		ConsoleHeight:  so.ConsoleHeight,
+		CapAdd:         hc.CapAdd,
+		CapDrop:        hc.CapDrop,
+		Privileged:     hc.Privileged,
+		Mounts:         specMounts(c),
+		ShmSize:        hc.ShmSize,
+		HostsPath:      c.HostsPath,
+		HostnamePath:   c.HostnamePath,
+		ResolvConfPath: c.ResolvConfPath,
+		NetworkMode:    hc.NetworkMode,
+		Sysctls:        hc.Sysctls,
+		CgroupsPath:    CgroupsPath(c.ID),
+		Resources: runtime.Resources{
+			Memory:            hc.Memory,
+			MemorySwap:        hc.MemorySwap,
+			MemoryReservation: hc.MemoryReservation,
+			NanoCPUs:          hc.NanoCPUs,
+			CPUShares:         hc.CPUShares,
+			CPUQuota:          hc.CPUQuota,
+			CPUPeriod:         hc.CPUPeriod,
+			CpusetCpus:        hc.CpusetCpus,
+			OOMKillDisable:    hc.OomKillDisable,
+		},
+		Annotations: map[string]string{"io.berth.container.name": c.ShortName()},
+	}
+	if hc.PidsLimit != nil {
+		o.Resources.PidsLimit = *hc.PidsLimit
+	}
+	for _, u := range hc.Ulimits {
+		o.Ulimits = append(o.Ulimits, runtime.Ulimit{Name: u.Name, Soft: uint64(u.Soft), Hard: uint64(u.Hard)})
+	}
+	if hc.OomScoreAdj != 0 {
+		v := hc.OomScoreAdj
+		o.OOMScoreAdj = &v
+	}
+	for _, opt := range hc.SecurityOpt {
+		k, v, _ := strings.Cut(opt, "=")
+		if !strings.Contains(opt, "=") {
+			k, v, _ = strings.Cut(opt, ":")
+		}
+		switch k {
+		case "no-new-privileges":
+			o.NoNewPrivs = v == "" || v == "true"
+		case "seccomp":
+			o.SeccompProfile = v
+		}
+	}
+	if hc.Init != nil && *hc.Init {
+		o.InitPath = initBinary()
+	}
+	return o
+}
+
+// CgroupsPath is the cgroup of a container, under berth's own parent.
+func CgroupsPath(id string) string { return "/berth/" + id }
+
+// initBinary finds the tiny init that --init runs as PID 1: docker's
+// docker-init or tini, if installed.
+func initBinary() string {
+	for _, name := range []string{"docker-init", "tini-static", "tini"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// ValidateSecurityOpts checks --security-opt values early, with docker's words.
+func ValidateSecurityOpts(opts []string) error {
+	for _, opt := range opts {
+		k, v, ok := strings.Cut(opt, "=")
+		if !ok {
+			k, v, ok = strings.Cut(opt, ":")
+		}
+		switch k {
+		case "no-new-privileges":
+			if ok && v != "true" && v != "false" {
+				return errdefs.InvalidArgument("invalid --security-opt %q: no-new-privileges takes true or false", opt)
+			}
+		case "seccomp":
+			if !ok || v == "" {
+				return errdefs.InvalidArgument("invalid --security-opt %q: seccomp needs a profile path or \"unconfined\"", opt)
+			}
+			if v != "unconfined" {
+				if _, err := os.Stat(v); err != nil {
+					return errdefs.InvalidArgument("opening seccomp profile (%s) failed: %v", v, err)
+				}
+			}
+		case "apparmor", "label":
+			// No LSM is configured on these hosts; accepted and ignored like docker does without one.
+		default:
+			return errdefs.InvalidArgument("invalid --security-opt: %q", opt)
+		}
+	}
+	return nil
+}
+
+// spawnMonitor starts `berth _monitor` for c, detached into its own
+// session, and waits until it reports that the container runs.
+func (s *Service) spawnMonitor(ctx context.Context, c *Container) (*Attachment, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	ours := os.NewFile(uintptr(fds[0]), "attach")
+	theirs := os.NewFile(uintptr(fds[1]), "attach-monitor")
+	args := []string{"_monitor", "--root", s.opts.Root, "--runroot", s.opts.RunRoot, "--runtime", s.opts.Runtime}
+	if s.opts.Debug {
+		args = append(args, "--debug")
+	}
+	args = append(args, c.ID)
+	cmd := exec.Command(s.opts.Self, args...)
+	cmd.ExtraFiles = []*os.File{theirs}
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.Env = monitorEnv()
+	if err := cmd.Start(); err != nil {
+		ours.Close()
+		theirs.Close()
+		s.teardownBundle(c)
+		return nil, fmt.Errorf("start monitor: %w", err)
+	}
+	theirs.Close()
+	// The monitor outlives us; reap it if we are still here when it ends.
+	go cmd.Wait()
+	conn, err := net.FileConn(ours)
+	ours.Close()
+	if err != nil {
+		return nil, err
+	}
+	att := newAttachment(conn, c.Config.Tty)
+	ready, err := att.waitReady(ctx)
+	if err != nil {
+		att.Close()
+		// The monitor died before it could report: record that.
+		return nil, fmt.Errorf("container %s: monitor failed to start it: %w", c.ShortName(), err)
+	}
+	if ready.Error != "" {
+		att.Close()
+		if ready.ExitCode != 0 {
+			return nil, &errdefs.ExitStatus{Code: ready.ExitCode, Msg: ready.Error}
+		}
+		return nil, errors.New(ready.Error)
+	}
+	return att, nil
+}
+
+// monitorEnv is the environment of a monitor: just enough to find the
+// runtime binary. Keeping it small keeps the monitor's memory small.
+func monitorEnv() []string {
+	env := []string{"PATH=" + os.Getenv("PATH")}
+	if env[0] == "PATH=" {
+		env[0] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	}
+	// A small heap target and one thread keep an idle monitor at a few MiB.
+	env = append(env, "GOGC=50", "GOMAXPROCS=1")
+	if v := os.Getenv("BERTH_MONITOR_DEBUG"); v != "" {
+		env = append(env, "BERTH_MONITOR_DEBUG="+v)
+	}
+	return env
+}
+
+// readPidFile reads the pid the runtime wrote.
+func readPidFile(path string) (int, error) {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		raw, err := os.ReadFile(path)
+		if err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(raw))); err == nil && pid > 0 {
+				return pid, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("runtime wrote no pid to %s", path)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func mustJSON(v any) []byte {
+	b, _ := json.Marshal(v)
+	return b
+}

@@ -1,0 +1,92 @@
+// Package engine wires berth's services from one Config. The CLI and the
+// API server both drive containers, images and volumes through an Engine.
+package engine
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/berth-dev/berth/internal/container"
+	"github.com/berth-dev/berth/internal/content"
+	"github.com/berth-dev/berth/internal/image"
+	"github.com/berth-dev/berth/internal/metadata"
+	"github.com/berth-dev/berth/internal/snapshot"
+	"github.com/berth-dev/berth/internal/volume"
+)
+
+// Default state locations, like docker's /var/lib/docker and /run/docker.
+const (
+	DefaultRoot    = "/var/lib/berth"
+	DefaultRunRoot = "/run/berth"
+)
+
+// Config locates berth's state and picks its runtime.
+type Config struct {
+	Root    string
+	RunRoot string
+	Runtime string // OCI runtime binary; "runc" by default
+	// Self is the berth binary monitors run from; os.Executable() if empty.
+	Self  string
+	Debug bool
+}
+
+// Engine is the set of services over one root.
+type Engine struct {
+	Config     Config
+	Meta       *metadata.Store
+	Content    *content.Store
+	Snapshots  *snapshot.Snapshotter
+	Images     *image.Store
+	Volumes    *volume.Store
+	Containers *container.Service
+}
+
+// New opens (creating when needed) the state under cfg.Root and cfg.RunRoot.
+func New(ctx context.Context, cfg Config) (*Engine, error) {
+	if cfg.Root == "" {
+		cfg.Root = DefaultRoot
+	}
+	if cfg.RunRoot == "" {
+		cfg.RunRoot = DefaultRunRoot
+	}
+	if cfg.Runtime == "" {
+		cfg.Runtime = "runc"
+	}
+	var err error
+	if cfg.Root, err = filepath.Abs(cfg.Root); err != nil {
+		return nil, err
+	}
+	if cfg.RunRoot, err = filepath.Abs(cfg.RunRoot); err != nil {
+		return nil, err
+	}
+	if cfg.Self == "" {
+		if cfg.Self, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("locate the berth binary: %w", err)
+		}
+	}
+	for _, d := range []string{cfg.Root, cfg.RunRoot} {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			return nil, fmt.Errorf("create state directory: %w", err)
+		}
+	}
+	meta, err := metadata.Open(ctx, cfg.Root)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := content.New(filepath.Join(cfg.Root, "content"))
+	if err != nil {
+		return nil, err
+	}
+	snaps, err := snapshot.New(cfg.Root)
+	if err != nil {
+		return nil, err
+	}
+	images := image.NewStore(meta, cs, snaps)
+	vols := volume.NewStore(cfg.Root, meta)
+	ctrs := container.NewService(container.Options{
+		Root: cfg.Root, RunRoot: cfg.RunRoot, Runtime: cfg.Runtime, Self: cfg.Self, Debug: cfg.Debug,
+	}, meta, images, vols)
+	return &Engine{Config: cfg, Meta: meta, Content: cs, Snapshots: snaps, Images: images, Volumes: vols, Containers: ctrs}, nil
+}

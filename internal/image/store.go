@@ -1,0 +1,391 @@
+// Package image keeps berth's images: references, records in the metadata
+// store, configs and manifests in the content store, layers as snapshots.
+package image
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/berth-dev/berth/internal/content"
+	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/metadata"
+	"github.com/berth-dev/berth/internal/snapshot"
+)
+
+// Record is an image as the metadata store keeps it.
+type Record struct {
+	ID             digest.Digest `json:"id"` // the config digest
+	ManifestDigest digest.Digest `json:"manifest"`
+	RepoDigests    []string      `json:"repoDigests,omitempty"`
+	Layers         []Layer       `json:"layers"`
+	Created        time.Time     `json:"created"`
+	Size           int64         `json:"size"`
+	Parent         digest.Digest `json:"parent,omitempty"`
+	LastTagTime    time.Time     `json:"lastTagTime,omitzero"`
+}
+
+// Layer is one layer of an image.
+type Layer struct {
+	DiffID    digest.Digest `json:"diffID"`
+	ChainID   digest.Digest `json:"chainID"`
+	Blob      digest.Digest `json:"blob"` // as stored in the content store
+	MediaType string        `json:"mediaType"`
+	BlobSize  int64         `json:"blobSize"`
+	Size      int64         `json:"size"` // bytes of file content once extracted
+}
+
+// ChainIDs of the image's layers, bottom first.
+func (r *Record) ChainIDs() []digest.Digest {
+	out := make([]digest.Digest, len(r.Layers))
+	for i, l := range r.Layers {
+		out[i] = l.ChainID
+	}
+	return out
+}
+
+// Image is a record with its tags, as listed and inspected.
+type Image struct {
+	Record
+	RepoTags []string // normalised references
+}
+
+// Store is the image service.
+type Store struct {
+	meta    *metadata.Store
+	content *content.Store
+	snaps   *snapshot.Snapshotter
+}
+
+// NewStore wires an image store.
+func NewStore(meta *metadata.Store, cs *content.Store, snaps *snapshot.Snapshotter) *Store {
+	return &Store{meta: meta, content: cs, snaps: snaps}
+}
+
+// Content is the blob store behind the images.
+func (s *Store) Content() *content.Store { return s.content }
+
+// Snapshots is the snapshotter behind the images.
+func (s *Store) Snapshots() *snapshot.Snapshotter { return s.snaps }
+
+// ErrNoSuchImage formats docker's message for an unknown image.
+func ErrNoSuchImage(ref string) error {
+	return errdefs.NotFound("No such image: %s", ref)
+}
+
+// ResolveTx finds an image by reference, full or abbreviated ID, or digest.
+func ResolveTx(tx *metadata.Tx, ref string) (*Record, error) {
+	var rec Record
+	// An ID: "sha256:<hex>", full hex, or a unique hex prefix.
+	idPart := strings.TrimPrefix(ref, "sha256:")
+	if isHex(idPart) && len(idPart) >= 1 {
+		var found []Record
+		tx.ForEachPrefix(metadata.BucketImages, "sha256:"+idPart, func(_ string, raw []byte) error {
+			var r Record
+			if json.Unmarshal(raw, &r) == nil {
+				found = append(found, r)
+			}
+			return nil
+		})
+		if len(found) == 1 {
+			// A hex-looking name may also be a repository ("docker rmi
+			// cafe"): a tag of that name wins over an abbreviated ID.
+			if len(idPart) < 64 && !strings.HasPrefix(ref, "sha256:") {
+				if named, err := ParseReference(ref); err == nil {
+					if id := tx.GetRaw(metadata.BucketTags, named.String()); id != nil {
+						return recordByID(tx, string(id))
+					}
+				}
+			}
+			return &found[0], nil
+		}
+		if len(found) > 1 {
+			return nil, errdefs.InvalidArgument("ambiguous image ID %q: it matches %d images", ref, len(found))
+		}
+		if strings.HasPrefix(ref, "sha256:") {
+			return nil, ErrNoSuchImage(ref)
+		}
+	}
+	named, err := ParseReference(ref)
+	if err != nil {
+		return nil, err
+	}
+	if dig, ok := named.(interface{ Digest() digest.Digest }); ok {
+		// name@sha256:...: match a repo digest.
+		var hit *Record
+		tx.ForEach(metadata.BucketImages, func(_ string, raw []byte) error {
+			var r Record
+			if json.Unmarshal(raw, &r) == nil {
+				for _, rd := range r.RepoDigests {
+					if strings.HasSuffix(rd, "@"+dig.Digest().String()) {
+						hit = &r
+					}
+				}
+			}
+			return nil
+		})
+		if hit == nil {
+			return nil, ErrNoSuchImage(FamiliarString(ref))
+		}
+		return hit, nil
+	}
+	id := tx.GetRaw(metadata.BucketTags, named.String())
+	if id == nil {
+		return nil, ErrNoSuchImage(FamiliarString(named.String()))
+	}
+	if err := tx.Get(metadata.BucketImages, string(id), &rec); err != nil {
+		return nil, fmt.Errorf("image %s: tag points at a missing record: %w", ref, err)
+	}
+	return &rec, nil
+}
+
+func recordByID(tx *metadata.Tx, id string) (*Record, error) {
+	var rec Record
+	if err := tx.Get(metadata.BucketImages, id, &rec); err != nil {
+		return nil, ErrNoSuchImage(id)
+	}
+	return &rec, nil
+}
+
+func isHex(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// Resolve finds an image (see ResolveTx).
+func (s *Store) Resolve(ctx context.Context, ref string) (*Image, error) {
+	var img *Image
+	err := s.meta.View(ctx, func(tx *metadata.Tx) error {
+		rec, err := ResolveTx(tx, ref)
+		if err != nil {
+			return err
+		}
+		img = &Image{Record: *rec, RepoTags: tagsOf(tx, rec.ID)}
+		return nil
+	})
+	return img, err
+}
+
+func tagsOf(tx *metadata.Tx, id digest.Digest) []string {
+	var tags []string
+	tx.ForEach(metadata.BucketTags, func(k string, v []byte) error {
+		if string(v) == id.String() {
+			tags = append(tags, k)
+		}
+		return nil
+	})
+	return tags
+}
+
+// List returns every image with its tags, newest first.
+func (s *Store) List(ctx context.Context) ([]Image, error) {
+	var out []Image
+	err := s.meta.View(ctx, func(tx *metadata.Tx) error {
+		tags := map[string][]string{}
+		tx.ForEach(metadata.BucketTags, func(k string, v []byte) error {
+			tags[string(v)] = append(tags[string(v)], k)
+			return nil
+		})
+		return tx.ForEach(metadata.BucketImages, func(k string, raw []byte) error {
+			var r Record
+			if err := json.Unmarshal(raw, &r); err != nil {
+				return fmt.Errorf("image record %s: %w", k, err)
+			}
+			t := tags[k]
+			sort.Strings(t)
+			out = append(out, Image{Record: r, RepoTags: t})
+			return nil
+		})
+	})
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
+	return out, err
+}
+
+// Config reads an image's configuration.
+func (s *Store) Config(id digest.Digest) (*Config, error) {
+	raw, err := s.content.ReadAll(id)
+	if err != nil {
+		return nil, fmt.Errorf("image %s config: %w", ShortID(id.String()), err)
+	}
+	var c Config
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return nil, fmt.Errorf("image %s config: %w", ShortID(id.String()), err)
+	}
+	return &c, nil
+}
+
+// RawConfig reads an image's configuration bytes as stored.
+func (s *Store) RawConfig(id digest.Digest) ([]byte, error) { return s.content.ReadAll(id) }
+
+// Tag points target at the image found by source.
+func (s *Store) Tag(ctx context.Context, source, target string) (string, error) {
+	tagged, err := ParseTag(target)
+	if err != nil {
+		return "", err
+	}
+	err = s.meta.Update(ctx, func(tx *metadata.Tx) error {
+		rec, err := ResolveTx(tx, source)
+		if err != nil {
+			return err
+		}
+		return setTag(tx, tagged.String(), rec)
+	})
+	return tagged.String(), err
+}
+
+func setTag(tx *metadata.Tx, ref string, rec *Record) error {
+	rec.LastTagTime = time.Now().UTC()
+	if err := tx.Put(metadata.BucketImages, rec.ID.String(), rec); err != nil {
+		return err
+	}
+	return tx.PutRaw(metadata.BucketTags, ref, []byte(rec.ID.String()))
+}
+
+// containerUse is the part of a container record that image removal needs.
+type containerUse struct {
+	ID    string `json:"Id"`
+	Image string `json:"Image"`
+	State struct {
+		Running bool `json:"Running"`
+		Paused  bool `json:"Paused"`
+	} `json:"State"`
+}
+
+func containersUsing(tx *metadata.Tx, id digest.Digest) []containerUse {
+	var out []containerUse
+	tx.ForEach(metadata.BucketContainers, func(_ string, raw []byte) error {
+		var c containerUse
+		if json.Unmarshal(raw, &c) == nil && c.Image == id.String() {
+			out = append(out, c)
+		}
+		return nil
+	})
+	return out
+}
+
+// RemoveResult lists what Remove did, in docker's words.
+type RemoveResult struct {
+	Untagged []string
+	Deleted  []string
+}
+
+// Remove untags or deletes an image like `docker rmi`.
+func (s *Store) Remove(ctx context.Context, ref string, force bool) (*RemoveResult, error) {
+	res := &RemoveResult{}
+	err := s.meta.Update(ctx, func(tx *metadata.Tx) error {
+		rec, err := ResolveTx(tx, ref)
+		if err != nil {
+			return err
+		}
+		tags := tagsOf(tx, rec.ID)
+		byID := strings.HasPrefix(rec.ID.Encoded(), strings.TrimPrefix(ref, "sha256:")) && !tagMatches(tags, ref)
+		users := containersUsing(tx, rec.ID)
+		if !byID && len(tags) > 1 {
+			named, _ := ParseReference(ref)
+			if err := tx.Delete(metadata.BucketTags, named.String()); err != nil {
+				return err
+			}
+			res.Untagged = append(res.Untagged, FamiliarString(named.String()))
+			return nil
+		}
+		if byID && len(tags) > 1 && !force {
+			return errdefs.Conflict("conflict: unable to delete %s (must be forced) - image is referenced in multiple repositories", ShortID(rec.ID.String()))
+		}
+		for _, c := range users {
+			if c.State.Running || c.State.Paused {
+				return errdefs.Conflict("conflict: unable to delete %s (cannot be forced) - image is being used by running container %s", ShortID(rec.ID.String()), ShortID(c.ID))
+			}
+		}
+		if len(users) > 0 && !force {
+			if byID {
+				return errdefs.Conflict("conflict: unable to delete %s (must be forced) - image is being used by stopped container %s", ShortID(rec.ID.String()), ShortID(users[0].ID))
+			}
+			named, _ := ParseReference(ref)
+			return errdefs.Conflict("conflict: unable to remove repository reference %q (must force) - container %s is using its referenced image %s", FamiliarString(named.String()), ShortID(users[0].ID), ShortID(rec.ID.String()))
+		}
+		for _, t := range tags {
+			if err := tx.Delete(metadata.BucketTags, t); err != nil {
+				return err
+			}
+			res.Untagged = append(res.Untagged, FamiliarString(t))
+		}
+		for _, rd := range rec.RepoDigests {
+			res.Untagged = append(res.Untagged, FamiliarString(rd))
+		}
+		if len(users) > 0 {
+			return nil // a stopped container keeps the image alive, untagged
+		}
+		if err := tx.Delete(metadata.BucketImages, rec.ID.String()); err != nil {
+			return err
+		}
+		res.Deleted = append(res.Deleted, rec.ID.String())
+		return s.collectTx(tx)
+	})
+	return res, err
+}
+
+func tagMatches(tags []string, ref string) bool {
+	named, err := ParseReference(ref)
+	if err != nil {
+		return false
+	}
+	for _, t := range tags {
+		if t == named.String() {
+			return true
+		}
+	}
+	return false
+}
+
+// collectTx deletes the snapshots and blobs that no image references any
+// more. It runs inside the write transaction, so no import can record a
+// reference to a snapshot while it is being removed.
+func (s *Store) collectTx(tx *metadata.Tx) error {
+	usedChains := map[digest.Digest]bool{}
+	usedBlobs := map[digest.Digest]bool{}
+	err := tx.ForEach(metadata.BucketImages, func(_ string, raw []byte) error {
+		var r Record
+		if err := json.Unmarshal(raw, &r); err != nil {
+			return err
+		}
+		usedBlobs[r.ID] = true
+		usedBlobs[r.ManifestDigest] = true
+		for _, l := range r.Layers {
+			usedChains[l.ChainID] = true
+			usedBlobs[l.Blob] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	chains, err := s.snaps.List()
+	if err != nil {
+		return err
+	}
+	for _, c := range chains {
+		if !usedChains[c] {
+			if err := s.snaps.Remove(c); err != nil {
+				return err
+			}
+		}
+	}
+	return s.content.Walk(func(d digest.Digest, _ int64) error {
+		if !usedBlobs[d] {
+			return s.content.Delete(d)
+		}
+		return nil
+	})
+}

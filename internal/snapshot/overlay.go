@@ -1,0 +1,216 @@
+// Package snapshot keeps extracted image layers as read-only directories keyed
+// by chain ID, and stacks them with overlayfs under a per-container upper and
+// work dir. A layer shared by many images is extracted and stored once.
+package snapshot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/errdefs"
+)
+
+// Snapshotter manages layer snapshots under <root>/snapshots and container
+// layers under <root>/containers.
+type Snapshotter struct {
+	root string
+}
+
+// New returns a snapshotter rooted at root (berth's --root).
+func New(root string) (*Snapshotter, error) {
+	for _, d := range []string{"snapshots", "containers"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o700); err != nil {
+			return nil, fmt.Errorf("snapshotter: %w", err)
+		}
+	}
+	return &Snapshotter{root: root}, nil
+}
+
+// Dir is the extracted tree of the layer snapshot chainID.
+func (s *Snapshotter) Dir(chainID digest.Digest) string {
+	return filepath.Join(s.root, "snapshots", chainID.Encoded(), "fs")
+}
+
+// Exists reports whether the snapshot chainID has been committed.
+func (s *Snapshotter) Exists(chainID digest.Digest) bool {
+	_, err := os.Stat(s.Dir(chainID))
+	return err == nil
+}
+
+// Prepare fills a fresh directory with extract, which returns the chain ID
+// of what it wrote, and commits it as that snapshot. The directory becomes
+// visible only once extract has succeeded (atomic rename). When the snapshot
+// already exists (another process made it meanwhile) the new copy is dropped.
+// Callers that know the chain ID beforehand check Exists first.
+func (s *Snapshotter) Prepare(ctx context.Context, extract func(dir string) (digest.Digest, error)) (chainID digest.Digest, created bool, err error) {
+	tmp, err := os.MkdirTemp(filepath.Join(s.root, "snapshots"), "tmp-")
+	if err != nil {
+		return "", false, err
+	}
+	defer os.RemoveAll(tmp)
+	fsDir := filepath.Join(tmp, "fs")
+	if err := os.Mkdir(fsDir, 0o755); err != nil {
+		return "", false, err
+	}
+	chainID, err = extract(fsDir)
+	if err != nil {
+		return "", false, err
+	}
+	if err := chainID.Validate(); err != nil {
+		return "", false, errdefs.InvalidArgument("invalid chain ID %q: %v", chainID, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return "", false, err
+	}
+	if s.Exists(chainID) {
+		return chainID, false, nil
+	}
+	// Make the snapshot durable before it becomes visible.
+	unix.Sync()
+	final := filepath.Join(s.root, "snapshots", chainID.Encoded())
+	if err := os.Rename(tmp, final); err != nil {
+		if s.Exists(chainID) {
+			return chainID, false, nil
+		}
+		return "", false, fmt.Errorf("commit snapshot %s: %w", chainID, err)
+	}
+	return chainID, true, nil
+}
+
+// Remove deletes the snapshot chainID; the caller makes sure nothing uses it.
+func (s *Snapshotter) Remove(chainID digest.Digest) error {
+	if err := chainID.Validate(); err != nil {
+		return errdefs.InvalidArgument("invalid chain ID %q: %v", chainID, err)
+	}
+	dir := filepath.Join(s.root, "snapshots", chainID.Encoded())
+	// Rename first so that a half-removed snapshot is never taken as whole.
+	trash := filepath.Join(s.root, "snapshots", "rm-"+chainID.Encoded())
+	if err := os.Rename(dir, trash); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	return os.RemoveAll(trash)
+}
+
+// List returns the chain IDs of all committed snapshots.
+func (s *Snapshotter) List() ([]digest.Digest, error) {
+	ents, err := os.ReadDir(filepath.Join(s.root, "snapshots"))
+	if err != nil {
+		return nil, err
+	}
+	var out []digest.Digest
+	for _, e := range ents {
+		d := digest.NewDigestFromEncoded(digest.SHA256, e.Name())
+		if d.Validate() == nil {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+// CleanupTemp removes leftovers of interrupted Prepare and Remove calls.
+func (s *Snapshotter) CleanupTemp() {
+	ents, _ := os.ReadDir(filepath.Join(s.root, "snapshots"))
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), "tmp-") || strings.HasPrefix(e.Name(), "rm-") {
+			os.RemoveAll(filepath.Join(s.root, "snapshots", e.Name()))
+		}
+	}
+}
+
+// ContainerDir holds a container's writable layer: upper and work dirs.
+func (s *Snapshotter) ContainerDir(id string) string {
+	return filepath.Join(s.root, "containers", id)
+}
+
+// UpperDir is the container's writable layer.
+func (s *Snapshotter) UpperDir(id string) string {
+	return filepath.Join(s.ContainerDir(id), "upper")
+}
+
+// CreateContainerLayer makes the upper and work dirs of container id.
+func (s *Snapshotter) CreateContainerLayer(id string) error {
+	for _, d := range []string{"upper", "work"} {
+		if err := os.MkdirAll(filepath.Join(s.ContainerDir(id), d), 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Mount stacks the snapshots chainIDs (bottom layer first, as in an image's
+// rootfs) under container id's upper dir at target.
+func (s *Snapshotter) Mount(id string, chainIDs []digest.Digest, target string) error {
+	if len(chainIDs) == 0 {
+		return errdefs.InvalidArgument("image has no layers")
+	}
+	if mounted, _ := IsMountPoint(target); mounted {
+		return nil
+	}
+	lowers := make([]string, 0, len(chainIDs))
+	for i := len(chainIDs) - 1; i >= 0; i-- {
+		dir := s.Dir(chainIDs[i])
+		if _, err := os.Stat(dir); err != nil {
+			return errdefs.NotFound("layer %s of the image is missing from the store: %v", chainIDs[i], err)
+		}
+		lowers = append(lowers, dir)
+	}
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", strings.Join(lowers, ":"),
+		filepath.Join(s.ContainerDir(id), "upper"), filepath.Join(s.ContainerDir(id), "work"))
+	if len(opts) >= unix.Getpagesize() {
+		return errdefs.InvalidArgument("image has too many layers (%d) for one overlay mount", len(chainIDs))
+	}
+	if err := os.MkdirAll(target, 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mount("overlay", target, "overlay", 0, opts); err != nil {
+		return fmt.Errorf("mount container %s rootfs: %w", id, err)
+	}
+	return nil
+}
+
+// Unmount detaches a container rootfs; an unmounted target is fine.
+func Unmount(target string) error {
+	for range 50 {
+		err := unix.Unmount(target, unix.MNT_DETACH)
+		switch err {
+		case nil:
+			continue // stacked mounts: repeat until none is left
+		case unix.EINVAL, unix.ENOENT:
+			return nil
+		case unix.EINTR:
+			continue
+		default:
+			return fmt.Errorf("unmount %s: %w", target, err)
+		}
+	}
+	return nil
+}
+
+// RemoveContainerLayer deletes container id's writable layer.
+func (s *Snapshotter) RemoveContainerLayer(id string) error {
+	return os.RemoveAll(s.ContainerDir(id))
+}
+
+// IsMountPoint reports whether path is a mount point, comparing its device
+// with its parent's (overlay mounts always get a device of their own).
+func IsMountPoint(path string) (bool, error) {
+	var st, pst unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		return false, err
+	}
+	if err := unix.Lstat(filepath.Dir(path), &pst); err != nil {
+		return false, err
+	}
+	return st.Dev != pst.Dev || st.Ino == pst.Ino, nil
+}

@@ -1,0 +1,228 @@
+// Package volume manages named volumes: directories under <root>/volumes
+// whose records live in the metadata store. Containers reference them by
+// name; a volume in use cannot be removed.
+package volume
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"time"
+
+	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/metadata"
+)
+
+// Volume is docker's volume inspect shape.
+type Volume struct {
+	Name       string            `json:"Name"`
+	Driver     string            `json:"Driver"`
+	Mountpoint string            `json:"Mountpoint"`
+	CreatedAt  time.Time         `json:"CreatedAt"`
+	Labels     map[string]string `json:"Labels"`
+	Scope      string            `json:"Scope"`
+	Options    map[string]string `json:"Options"`
+	Anonymous  bool              `json:"-"`
+}
+
+type record struct {
+	Volume
+	Anonymous bool `json:"anonymous,omitempty"`
+}
+
+// Store is the volume service.
+type Store struct {
+	root string
+	meta *metadata.Store
+}
+
+// NewStore returns a volume store keeping data under root/volumes.
+func NewStore(root string, meta *metadata.Store) *Store {
+	return &Store{root: filepath.Join(root, "volumes"), meta: meta}
+}
+
+var validName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
+
+func (s *Store) path(name string) string { return filepath.Join(s.root, name, "_data") }
+
+// CreateOptions are `volume create`'s flags.
+type CreateOptions struct {
+	Name   string
+	Labels map[string]string
+	Driver string
+	Opts   map[string]string
+}
+
+// Create makes a volume; creating an existing one returns it, like docker.
+func (s *Store) Create(ctx context.Context, opts CreateOptions) (*Volume, error) {
+	if opts.Driver != "" && opts.Driver != "local" {
+		return nil, errdefs.InvalidArgument("volume driver %q is not supported: only \"local\"", opts.Driver)
+	}
+	if len(opts.Opts) > 0 {
+		return nil, errdefs.InvalidArgument("volume options are not supported by the local driver yet")
+	}
+	v, _, err := s.ensure(ctx, opts.Name, false, opts.Labels)
+	return v, err
+}
+
+// Ensure implements container.VolumeStore.
+func (s *Store) Ensure(ctx context.Context, name string, anonymous bool) (string, bool, error) {
+	v, created, err := s.ensure(ctx, name, anonymous, nil)
+	if err != nil {
+		return "", false, err
+	}
+	return v.Mountpoint, created, nil
+}
+
+func (s *Store) ensure(ctx context.Context, name string, anonymous bool, labels map[string]string) (*Volume, bool, error) {
+	if !validName.MatchString(name) {
+		return nil, false, errdefs.InvalidArgument("%q includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path", name)
+	}
+	var out record
+	created := false
+	err := s.meta.Update(ctx, func(tx *metadata.Tx) error {
+		if tx.Get(metadata.BucketVolumes, name, &out) == nil {
+			return nil
+		}
+		if err := os.MkdirAll(s.path(name), 0o755); err != nil {
+			return err
+		}
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		out = record{Volume: Volume{
+			Name: name, Driver: "local", Mountpoint: s.path(name), CreatedAt: time.Now().UTC().Truncate(time.Second),
+			Labels: labels, Scope: "local", Options: map[string]string{},
+		}, Anonymous: anonymous}
+		created = true
+		return tx.Put(metadata.BucketVolumes, name, &out)
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	out.Volume.Anonymous = out.Anonymous
+	return &out.Volume, created, nil
+}
+
+// Get returns a volume.
+func (s *Store) Get(ctx context.Context, name string) (*Volume, error) {
+	var r record
+	err := s.meta.View(ctx, func(tx *metadata.Tx) error {
+		if tx.Get(metadata.BucketVolumes, name, &r) != nil {
+			return errdefs.NotFound("no such volume: %s", name)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.Volume.Anonymous = r.Anonymous
+	return &r.Volume, nil
+}
+
+// List returns all volumes sorted by name.
+func (s *Store) List(ctx context.Context) ([]*Volume, error) {
+	var out []*Volume
+	err := s.meta.View(ctx, func(tx *metadata.Tx) error {
+		return tx.ForEach(metadata.BucketVolumes, func(_ string, raw []byte) error {
+			var r record
+			if err := json.Unmarshal(raw, &r); err != nil {
+				return err
+			}
+			r.Volume.Anonymous = r.Anonymous
+			out = append(out, &r.Volume)
+			return nil
+		})
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, err
+}
+
+// usersTx returns the IDs of containers that mount volume name.
+func usersTx(tx *metadata.Tx, name string) []string {
+	var ids []string
+	tx.ForEach(metadata.BucketContainers, func(id string, raw []byte) error {
+		var c struct {
+			Mounts []struct{ Type, Name string }
+		}
+		if json.Unmarshal(raw, &c) == nil {
+			for _, m := range c.Mounts {
+				if m.Type == "volume" && m.Name == name {
+					ids = append(ids, id)
+				}
+			}
+		}
+		return nil
+	})
+	return ids
+}
+
+// Remove deletes a volume and its data; a volume in use is refused even
+// with force (force only ignores a missing volume), like docker.
+func (s *Store) Remove(ctx context.Context, name string, force bool) error {
+	return s.meta.Update(ctx, func(tx *metadata.Tx) error {
+		if !tx.Has(metadata.BucketVolumes, name) {
+			if force {
+				return nil
+			}
+			return errdefs.NotFound("get %s: no such volume", name)
+		}
+		if users := usersTx(tx, name); len(users) > 0 {
+			return errdefs.Conflict("remove %s: volume is in use - [%s]", name, users[0])
+		}
+		if err := tx.Delete(metadata.BucketVolumes, name); err != nil {
+			return err
+		}
+		return os.RemoveAll(filepath.Join(s.root, name))
+	})
+}
+
+// Prune removes unused volumes: anonymous ones only unless all is set
+// (docker 23+ semantics). It returns the names removed and bytes reclaimed.
+func (s *Store) Prune(ctx context.Context, all bool, labelFilter func(map[string]string) bool) ([]string, int64, error) {
+	var removed []string
+	var reclaimed int64
+	err := s.meta.Update(ctx, func(tx *metadata.Tx) error {
+		var candidates []record
+		tx.ForEach(metadata.BucketVolumes, func(_ string, raw []byte) error {
+			var r record
+			if json.Unmarshal(raw, &r) == nil {
+				candidates = append(candidates, r)
+			}
+			return nil
+		})
+		for _, r := range candidates {
+			if (!all && !r.Anonymous) || len(usersTx(tx, r.Name)) > 0 {
+				continue
+			}
+			if labelFilter != nil && !labelFilter(r.Labels) {
+				continue
+			}
+			reclaimed += DirSize(filepath.Join(s.root, r.Name))
+			if err := tx.Delete(metadata.BucketVolumes, r.Name); err != nil {
+				return err
+			}
+			if err := os.RemoveAll(filepath.Join(s.root, r.Name)); err != nil {
+				return err
+			}
+			removed = append(removed, r.Name)
+		}
+		return nil
+	})
+	return removed, reclaimed, err
+}
+
+// DirSize sums the sizes of regular files under dir.
+func DirSize(dir string) int64 {
+	var n int64
+	filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			n += fi.Size()
+		}
+		return nil
+	})
+	return n
+}
