@@ -544,5 +544,3 @@ func (a *app) pruneContainers(ctx context.Context, filters []string) (int64, err
 	}
 	return reclaimed, nil
 }
-
-

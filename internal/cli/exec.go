@@ -169,4 +169,3 @@ func execExit(err error) error {
 	}
 	return fmt.Errorf("exec: %w", err)
 }
-

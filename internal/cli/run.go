@@ -2,7 +2,7 @@ package cli
 
 import (
 	"context"
-		"fmt"
+	"fmt"
 	"io"
 	"os"
 	"os/signal"

@@ -52,7 +52,7 @@ type createFlags struct {
 }
 
 func (f *createFlags) register(fl *pflag.FlagSet) {
-	fl.SetInterspersed(false) // flags after the image belong to the command
+	fl.SetInterspersed(false)             // flags after the image belong to the command
 	fl.Bool("help", false, "Print usage") // -h is --hostname here, as in docker
 	fl.StringVar(&f.name, "name", "", "Assign a name to the container")
 	fl.StringVarP(&f.hostname, "hostname", "h", "", "Container host name")

@@ -183,8 +183,7 @@ func (s *Service) Attach(ctx context.Context, ref string, opts AttachOptions) (*
 }
 
 func (s *Service) dialMonitor(ctx context.Context, id string) (net.Conn, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", s.attachSocket(id))
+	conn, err := dialUnix(ctx, s.attachSocket(id))
 	if err != nil {
 		return nil, errdefs.Conflict("container %s is not running: %v", id[:12], err)
 	}

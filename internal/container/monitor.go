@@ -176,14 +176,19 @@ func (m *monitor) runOnce(ctx context.Context, attempt int) (exitStatus, error) 
 	defer devnull.Close()
 	var consoleLn *net.UnixListener
 	if c.Config.Tty {
-		sock := filepath.Join(m.bundle, "console.sock")
-		os.Remove(sock)
+		// The runtime connects to this path itself, so it must fit in
+		// sun_path: a short private directory, not the bundle.
+		sockDir, err := os.MkdirTemp("", "berth-console-")
+		if err != nil {
+			return exitStatus{}, err
+		}
+		defer os.RemoveAll(sockDir)
+		sock := filepath.Join(sockDir, "c.sock")
 		consoleLn, err = net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
 		if err != nil {
 			return exitStatus{}, err
 		}
 		defer consoleLn.Close()
-		defer os.Remove(sock)
 		rio.ConsoleSocket = sock
 		rio.Stdin, rio.Stdout, rio.Stderr = devnull, devnull, devnull
 	} else {
@@ -417,7 +422,7 @@ func (m *monitor) pump(o outputStream) {
 func (m *monitor) listen() (*net.UnixListener, error) {
 	path := m.s.attachSocket(m.id)
 	os.Remove(path)
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	ln, err := listenUnix(path)
 	if err != nil {
 		return nil, fmt.Errorf("attach socket: %w", err)
 	}

@@ -250,7 +250,6 @@ func (s *Service) planMounts(c *Container, imageVolumes map[string]struct{}) ([]
 	return out, nil
 }
 
-
 // specMounts turns inspect's Mounts into runtime mounts.
 func specMounts(c *Container) []runtime.Mount {
 	var out []runtime.Mount

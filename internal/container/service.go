@@ -74,7 +74,9 @@ func (s *Service) RootfsDir(id string) string { return filepath.Join(s.BundleDir
 // StateDir holds a container's persistent files: log, hosts, hostname, resolv.conf.
 func (s *Service) StateDir(id string) string { return s.snaps.ContainerDir(id) }
 
-func (s *Service) attachSocket(id string) string { return filepath.Join(s.BundleDir(id), "attach.sock") }
+func (s *Service) attachSocket(id string) string {
+	return filepath.Join(s.BundleDir(id), "attach.sock")
+}
 
 // ErrNoSuchContainer is docker's message for an unknown container.
 func ErrNoSuchContainer(ref string) error {

@@ -200,30 +200,34 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 		linkDir = strings.TrimSuffix(linkDir, "/")
 	}
 
-	pfd, err := a.parent(hdr.Name, dir)
-	if err != nil {
-		return err
+	if hdr.Typeflag == tar.TypeSymlink {
+		if hdr.Linkname == "" {
+			return invalid(hdr.Name, "symlink with an empty target")
+		}
+		if strings.IndexByte(hdr.Linkname, 0) >= 0 {
+			return invalid(hdr.Name, "symlink target contains a NUL byte")
+		}
 	}
 
-	isDir := hdr.Typeflag == tar.TypeDir
-	existingDir, opaque, err := a.clear(hdr.Name, pfd, base, name, isDir)
+	pfd, err := a.parent(hdr.Name, dir)
 	if err != nil {
 		return err
 	}
 
 	switch hdr.Typeflag {
 	case tar.TypeDir:
-		if !existingDir {
-			if err := unix.Mkdirat(pfd, base, 0o700); err != nil {
-				return ioErr(hdr.Name, "mkdir", err)
-			}
+		existingDir, opaque, err := a.create(hdr.Name, pfd, base, name, true, "mkdir", func() error {
+			return unix.Mkdirat(pfd, base, 0o700)
+		})
+		if err != nil {
+			return err
 		}
 		fd, err := openatRetry(pfd, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return ioErr(hdr.Name, "open directory", err)
 		}
 		defer unix.Close(fd)
-		if opaque {
+		if opaque && !existingDir {
 			if err := unix.Fsetxattr(fd, overlayOpaqueXattr, []byte("y"), 0); err != nil {
 				return ioErr(hdr.Name, "set opaque xattr", err)
 			}
@@ -231,22 +235,27 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 		return a.dirMeta(hdr, fd, name, base)
 
 	case tar.TypeReg, tar.TypeGNUSparse:
-		return a.regular(hdr, r, pfd, base)
+		var fd int
+		_, _, err := a.create(hdr.Name, pfd, base, name, false, "create", func() (err error) {
+			fd, err = openatRetry(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		return a.regular(hdr, r, fd)
 
 	case tar.TypeSymlink:
-		if hdr.Linkname == "" {
-			return invalid(hdr.Name, "symlink with an empty target")
-		}
-		if strings.IndexByte(hdr.Linkname, 0) >= 0 {
-			return invalid(hdr.Name, "symlink target contains a NUL byte")
-		}
-		if err := unix.Symlinkat(hdr.Linkname, pfd, base); err != nil {
-			return ioErr(hdr.Name, "symlink", err)
+		if _, _, err := a.create(hdr.Name, pfd, base, name, false, "symlink", func() error {
+			return unix.Symlinkat(hdr.Linkname, pfd, base)
+		}); err != nil {
+			return err
 		}
 		return a.nodeMeta(hdr, pfd, base, false)
 
 	case tar.TypeLink:
-		return a.hardlink(hdr, pfd, base, linkDir, linkBase)
+		return a.hardlink(hdr, pfd, base, name, linkDir, linkBase)
 
 	default: // char, block, fifo
 		mode := uint32(hdr.Mode & 0o7777)
@@ -259,11 +268,32 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 			mode |= unix.S_IFIFO
 		}
 		dev := int(unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor)))
-		if err := unix.Mknodat(pfd, base, mode, dev); err != nil {
-			return ioErr(hdr.Name, "mknod", err)
+		if _, _, err := a.create(hdr.Name, pfd, base, name, false, "mknod", func() error {
+			return unix.Mknodat(pfd, base, mode, dev)
+		}); err != nil {
+			return err
 		}
 		return a.nodeMeta(hdr, pfd, base, true)
 	}
+}
+
+// create runs mk to create base in pfd. If something is in the way
+// (EEXIST) it is cleared and mk runs again, unless a directory is created
+// over a directory, which is kept (existingDir). Trying first and clearing
+// on EEXIST saves a stat per entry in the usual case of a fresh tree.
+func (a *applier) create(entry string, pfd int, base, rel string, isDir bool, op string, mk func() error) (existingDir, opaque bool, err error) {
+	err = mk()
+	if err == unix.EEXIST {
+		existingDir, opaque, err = a.clear(entry, pfd, base, rel, isDir)
+		if err != nil || existingDir {
+			return existingDir, opaque, err
+		}
+		err = mk()
+	}
+	if err != nil {
+		return false, false, ioErr(entry, op, err)
+	}
+	return existingDir, opaque, nil
 }
 
 // parent returns a descriptor of directory dir (relative to root), creating
@@ -393,13 +423,9 @@ func (a *applier) clear(entry string, pfd int, base, rel string, isDir bool) (ex
 	return false, isDir && isWhiteout(&st), nil
 }
 
-// regular writes a regular file.
-func (a *applier) regular(hdr *tar.Header, r io.Reader, pfd int, base string) error {
-	fd, err := openatRetry(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		return ioErr(hdr.Name, "create", err)
-	}
-	defer unix.Close(fd)
+// regular writes the content and metadata of a regular file just created
+// as fd.
+func (a *applier) regular(hdr *tar.Header, r io.Reader, fd int) error {
 	n, err := copyToFD(fd, r, a.buf)
 	a.written += n
 	if err != nil {
@@ -488,7 +514,7 @@ func (a *applier) nodeMeta(hdr *tar.Header, pfd int, base string, chmod bool) er
 
 // hardlink links base in pfd to linkDir/linkBase, which must already exist
 // below root and be reachable without following a symlink.
-func (a *applier) hardlink(hdr *tar.Header, pfd int, base, linkDir, linkBase string) error {
+func (a *applier) hardlink(hdr *tar.Header, pfd int, base, rel, linkDir, linkBase string) error {
 	tfd := a.fs.rootfd
 	if linkDir != "" {
 		fd, err := a.fs.open(linkDir, unix.O_PATH|unix.O_DIRECTORY)
@@ -515,10 +541,10 @@ func (a *applier) hardlink(hdr *tar.Header, pfd int, base, linkDir, linkBase str
 		return invalid(hdr.Name, "hardlink target %q is a directory", hdr.Linkname)
 	}
 	// flags 0: a symlink target is linked itself, never followed.
-	if err := unix.Linkat(tfd, linkBase, pfd, base, 0); err != nil {
-		return ioErr(hdr.Name, "link", err)
-	}
-	return nil
+	_, _, err := a.create(hdr.Name, pfd, base, rel, false, "link", func() error {
+		return unix.Linkat(tfd, linkBase, pfd, base, 0)
+	})
+	return err
 }
 
 // opaque marks directory dir (relative to root) opaque.

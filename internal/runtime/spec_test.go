@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,23 +16,46 @@ import (
 
 // fakeHost describes a machine for generate.
 type fakeHost struct {
-	nofile  uint64
-	kern    kernelVersion
-	cpus    int
-	online  string
-	noSwap  bool
-	noBlkio bool
-	thermal []string
-	devs    []specs.LinuxDevice
+	nofile uint64
+	hard   map[string]uint64 // other resources' hard limits; absent: unlimited
+	// bounding and effective capabilities of berth; nil: all the kernel's.
+	bounding, effective []string
+	kern                kernelVersion
+	cpus                int
+	online              string
+	noSwap              bool
+	noBlkio             bool
+	thermal             []string
+	devs                []specs.LinuxDevice
 }
 
-func (h fakeHost) nofileHard() (uint64, error)          { return h.nofile, nil }
-func (h fakeHost) kernel() (kernelVersion, error)       { return h.kern, nil }
-func (h fakeHost) numCPU() int                          { return h.cpus }
-func (h fakeHost) onlineCPUs() (string, error)          { return h.online, nil }
-func (h fakeHost) swapLimitSupported() bool             { return !h.noSwap }
-func (h fakeHost) blkioWeightSupported() bool           { return !h.noBlkio }
-func (h fakeHost) thermalThrottlePaths() []string       { return h.thermal }
+func (h fakeHost) rlimitHard(name string) (uint64, error) {
+	if name == "nofile" {
+		return h.nofile, nil
+	}
+	if v, ok := h.hard[name]; ok {
+		return v, nil
+	}
+	return math.MaxUint64, nil
+}
+
+func (h fakeHost) ownCapabilities() ([]string, []string, error) {
+	b, e := h.bounding, h.effective
+	if b == nil {
+		b = supportedCapabilities()
+	}
+	if e == nil {
+		e = b
+	}
+	return b, e, nil
+}
+
+func (h fakeHost) kernel() (kernelVersion, error)        { return h.kern, nil }
+func (h fakeHost) numCPU() int                           { return h.cpus }
+func (h fakeHost) onlineCPUs() (string, error)           { return h.online, nil }
+func (h fakeHost) swapLimitSupported() bool              { return !h.noSwap }
+func (h fakeHost) blkioWeightSupported() bool            { return !h.noBlkio }
+func (h fakeHost) thermalThrottlePaths() []string        { return h.thermal }
 func (h fakeHost) devices() ([]specs.LinuxDevice, error) { return h.devs, nil }
 
 func testHost() fakeHost {
@@ -953,5 +977,77 @@ func TestParseCPUList(t *testing.T) {
 				t.Errorf("parseCPUList(%q) = %v, %v", tc.in, got, err)
 			}
 		})
+	}
+}
+
+// berth cannot give what it does not hold: its own bounding set limits ALL
+// and --privileged, drops default capabilities it lacks, and makes adding
+// a missing one an error.
+func TestGenerateCapabilitiesBeyondOwnBoundingSet(t *testing.T) {
+	h := testHost()
+	h.bounding = slices.DeleteFunc(supportedCapabilities(), func(c string) bool {
+		return c == "CAP_SYS_RESOURCE" || c == "CAP_AUDIT_WRITE"
+	})
+	tests := []struct {
+		name       string
+		add        []string
+		privileged bool
+		err        string
+	}{
+		{name: "default"},
+		{name: "privileged", privileged: true},
+		{name: "add all", add: []string{"ALL"}},
+		{name: "add held", add: []string{"NET_ADMIN"}},
+		{name: "add missing", add: []string{"SYS_RESOURCE"}, err: "cannot add capability CAP_SYS_RESOURCE: berth itself does not hold it"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := baseOpts(t)
+			opts.CapAdd, opts.Privileged = tc.add, tc.privileged
+			s, err := generate(opts, h)
+			if tc.err != "" {
+				if !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range s.Process.Capabilities.Bounding {
+				if !slices.Contains(h.bounding, c) {
+					t.Errorf("container gets %s, which berth lacks", c)
+				}
+			}
+			if !slices.Contains(s.Process.Capabilities.Bounding, "CAP_CHOWN") {
+				t.Errorf("CAP_CHOWN missing: %v", s.Process.Capabilities.Bounding)
+			}
+		})
+	}
+}
+
+func TestGenerateRlimitAboveHostNeedsSysResource(t *testing.T) {
+	h := testHost()
+	h.nofile = 20000
+	h.hard = map[string]uint64{"nproc": 100}
+	h.effective = slices.DeleteFunc(supportedCapabilities(), func(c string) bool { return c == "CAP_SYS_RESOURCE" })
+	opts := baseOpts(t)
+	opts.Ulimits = []Ulimit{{Name: "nofile", Soft: 30000, Hard: 30000}}
+	_, err := generate(opts, h)
+	if !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "exceeds the host's hard limit 20000") {
+		t.Fatalf("err = %v", err)
+	}
+	opts.Ulimits = []Ulimit{{Name: "nproc", Soft: 50, Hard: 200}}
+	if _, err := generate(opts, h); !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "at most 100") {
+		t.Fatalf("err = %v", err)
+	}
+	opts.Ulimits = []Ulimit{{Name: "nofile", Soft: 100, Hard: 20000}} // at the limit: fine
+	if _, err := generate(opts, h); err != nil {
+		t.Fatal(err)
+	}
+	h.effective = nil // holds CAP_SYS_RESOURCE: passed as given
+	opts.Ulimits = []Ulimit{{Name: "nofile", Soft: 30000, Hard: 30000}}
+	if s, err := generate(opts, h); err != nil || s.Process.Rlimits[0].Hard != 30000 {
+		t.Fatalf("generate = %v", err)
 	}
 }

@@ -214,9 +214,6 @@ func (r *reader) follow(ctx context.Context) error {
 			}
 			files[i].f.Close()
 		}
-		if len(files)-1 > idx {
-			off = 0
-		}
 		last := files[len(files)-1]
 		cur, lr = &last, newLineReader(last.f, off, -1)
 		return nil

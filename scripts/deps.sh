@@ -1,0 +1,22 @@
+#!/bin/sh
+# Installs what berth needs at run time and in its tests on Debian: an OCI
+# runtime (runc; crun too, for --runtime), a static busybox for the base
+# image, and Go. Safe to run again.
+set -eu
+need=""
+for pkg in runc crun busybox-static iproute2 ca-certificates; do
+	dpkg -s "$pkg" >/dev/null 2>&1 || need="$need $pkg"
+done
+if [ -n "$need" ]; then
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	# shellcheck disable=SC2086
+	apt-get install -y -qq $need >/dev/null
+fi
+if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
+	export PATH="$PATH:/usr/local/go/bin"
+fi
+if ! command -v go >/dev/null 2>&1; then
+	echo "deps.sh: Go 1.26 is needed to build berth (Debian 12's golang package is too old)" >&2
+	exit 1
+fi

@@ -1,0 +1,18 @@
+#!/bin/sh
+# The test run: installs prerequisites, then vets and tests everything.
+# Tests that need root, runc or the kernel fail (not skip) when CI=true.
+set -eu
+cd "$(dirname "$0")/.."
+. scripts/deps.sh
+echo "== gofmt"
+bad=$(gofmt -l cmd internal test bench 2>/dev/null || true)
+if [ -n "$bad" ]; then
+	echo "gofmt would change:" >&2
+	echo "$bad" >&2
+	exit 1
+fi
+echo "== go vet"
+go vet ./...
+echo "== go test"
+# -p 2: two packages at a time on these 2-core machines.
+go test -p 2 -count=1 -timeout 30m ./... "$@"

@@ -1,0 +1,154 @@
+// Package e2e drives the built berth binary as a user would, against a
+// temporary --root and --runroot per test.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/testutil"
+)
+
+// berthBin is built once by TestMain.
+var berthBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "berth-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	berthBin = filepath.Join(dir, "berth")
+	build := exec.Command("go", "build", "-o", berthBin, "github.com/berth-dev/berth/cmd/berth")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build berth:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// env is one test's berth installation: its own root and runroot.
+type env struct {
+	t       testing.TB
+	root    string
+	runroot string
+	dir     string
+}
+
+// newEnv prepares a root with the busybox image imported as busybox:latest.
+func newEnv(t testing.TB) *env {
+	t.Helper()
+	testutil.RequiresRoot(t)
+	testutil.RequiresBinary(t, "runc")
+	dir, err := os.MkdirTemp("", "berth-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, dir: dir, root: filepath.Join(dir, "root"), runroot: filepath.Join(dir, "run")}
+	t.Cleanup(e.cleanup)
+	e.must("import", testutil.BusyboxTar(t), "busybox:latest")
+	return e
+}
+
+// cleanup removes every container (stopping monitors), then unmounts
+// anything left under the test's directories and deletes them.
+func (e *env) cleanup() {
+	if ids := strings.Fields(e.run("ps", "-aq").stdout); len(ids) > 0 {
+		e.run(append([]string{"rm", "-f", "-v"}, ids...)...)
+	}
+	raw, _ := os.ReadFile("/proc/self/mountinfo")
+	var mounts []string
+	for _, line := range strings.Split(string(raw), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && strings.HasPrefix(f[4], e.dir) {
+			mounts = append(mounts, f[4])
+		}
+	}
+	for i := len(mounts) - 1; i >= 0; i-- {
+		e.t.Logf("cleanup: unmounting leftover %s", mounts[i])
+		unix.Unmount(mounts[i], unix.MNT_DETACH)
+	}
+	os.RemoveAll(e.dir)
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+}
+
+func (e *env) command(ctx context.Context, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, berthBin, append([]string{"--root", e.root, "--runroot", e.runroot}, args...)...)
+	cmd.Env = append(os.Environ(), "BERTH_ROOT=", "BERTH_RUNROOT=")
+	return cmd
+}
+
+// run runs berth with args and a 2-minute deadline.
+func (e *env) run(args ...string) result {
+	return e.runIn(nil, args...)
+}
+
+func (e *env) runIn(stdin []byte, args ...string) result {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := e.command(ctx, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	err := cmd.Run()
+	r := result{stdout: out.String(), stderr: errb.String()}
+	if err != nil {
+		if ee, ok := err.(*exec.ExitError); ok {
+			r.code = ee.ExitCode()
+		} else {
+			e.t.Fatalf("berth %v: %v", args, err)
+		}
+	}
+	return r
+}
+
+// must runs berth and fails the test unless it exits 0; it returns stdout.
+func (e *env) must(args ...string) string {
+	e.t.Helper()
+	r := e.run(args...)
+	if r.code != 0 {
+		e.t.Fatalf("berth %s: %s", strings.Join(args, " "), r)
+	}
+	return r.stdout
+}
+
+// inspect returns one field of a container through a Go template.
+func (e *env) inspect(ref, format string) string {
+	e.t.Helper()
+	return strings.TrimSpace(e.must("inspect", "-f", format, ref))
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
