@@ -138,15 +138,45 @@ func (s *Snapshotter) UpperDir(id string) string {
 	return filepath.Join(s.ContainerDir(id), "upper")
 }
 
-// CreateContainerLayer makes the upper and work dirs of container id.
+// initPaths are the mount points every container needs. They live in a
+// per-container init layer between the image and the writable layer (as in
+// docker), so that the runtime creating them does not show up in the
+// container's diff, commit or export as changes of its own.
+var initPaths = []struct {
+	path string
+	dir  bool
+}{
+	{"dev", true}, {"proc", true}, {"sys", true}, {"etc", true},
+	{"etc/hosts", false}, {"etc/hostname", false}, {"etc/resolv.conf", false},
+}
+
+// CreateContainerLayer makes the init layer and the upper and work dirs of
+// container id.
 func (s *Snapshotter) CreateContainerLayer(id string) error {
-	for _, d := range []string{"upper", "work"} {
+	for _, d := range []string{"upper", "work", "init"} {
 		if err := os.MkdirAll(filepath.Join(s.ContainerDir(id), d), 0o755); err != nil {
 			return err
 		}
 	}
+	for _, p := range initPaths {
+		full := filepath.Join(s.ContainerDir(id), "init", p.path)
+		if p.dir {
+			if err := os.Mkdir(full, 0o755); err != nil && !os.IsExist(err) {
+				return err
+			}
+			continue
+		}
+		f, err := os.OpenFile(full, os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			return err
+		}
+		f.Close()
+	}
 	return nil
 }
+
+// InitDir is the init layer of container id.
+func (s *Snapshotter) InitDir(id string) string { return filepath.Join(s.ContainerDir(id), "init") }
 
 // Mount stacks the snapshots chainIDs (bottom layer first, as in an image's
 // rootfs) under container id's upper dir at target.
@@ -157,7 +187,10 @@ func (s *Snapshotter) Mount(id string, chainIDs []digest.Digest, target string) 
 	if mounted, _ := IsMountPoint(target); mounted {
 		return nil
 	}
-	lowers := make([]string, 0, len(chainIDs))
+	lowers := make([]string, 0, len(chainIDs)+1)
+	if _, err := os.Stat(s.InitDir(id)); err == nil {
+		lowers = append(lowers, s.InitDir(id))
+	}
 	for i := len(chainIDs) - 1; i >= 0; i-- {
 		dir := s.Dir(chainIDs[i])
 		if _, err := os.Stat(dir); err != nil {

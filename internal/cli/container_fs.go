@@ -1,0 +1,295 @@
+package cli
+
+import (
+	"archive/tar"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berth-dev/berth/internal/container"
+	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/layer"
+)
+
+func (a *app) exportCommand() *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "export [OPTIONS] CONTAINER",
+		Short: "Export a container's filesystem as a tar archive",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			e, err := a.engine(ctx)
+			if err != nil {
+				return err
+			}
+			return a.writeOutput(output, func(w io.Writer) error { return e.Containers.Export(ctx, args[0], w) })
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "", "Write to a file, instead of STDOUT")
+	return cmd
+}
+
+// writeOutput streams to -o FILE (atomically: a temp file renamed into
+// place) or to stdout, refusing to write binary to a terminal.
+func (a *app) writeOutput(path string, fn func(io.Writer) error) error {
+	if path == "" {
+		if f, ok := a.stdout.(*os.File); ok && isTerminal(f) {
+			return errdefs.InvalidArgument("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+		}
+		return fn(a.stdout)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".berth-out-")
+	if err != nil {
+		return errdefs.InvalidArgument("failed to create the output file: %v", err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := fn(tmp); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	os.Chmod(tmp.Name(), 0o644)
+	return os.Rename(tmp.Name(), path)
+}
+
+func (a *app) commitCommand() *cobra.Command {
+	var opts container.CommitOptions
+	cmd := &cobra.Command{
+		Use:   "commit [OPTIONS] CONTAINER [REPOSITORY[:TAG]]",
+		Short: "Create a new image from a container's changes",
+		Args:  rangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			e, err := a.engine(ctx)
+			if err != nil {
+				return err
+			}
+			if len(args) == 2 {
+				opts.Reference = args[1]
+			}
+			img, err := e.Containers.Commit(ctx, args[0], opts)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(a.stdout, img.ID)
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&opts.Author, "author", "a", "", "Author (e.g., \"John Hannibal Smith <hannibal@a-team.com>\")")
+	fl.StringVarP(&opts.Message, "message", "m", "", "Commit message")
+	fl.StringArrayVarP(&opts.Changes, "change", "c", nil, "Apply Dockerfile instruction to the created image")
+	fl.BoolVarP(&opts.Pause, "pause", "p", true, "Pause container during commit")
+	return cmd
+}
+
+func (a *app) diffCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "diff CONTAINER",
+		Short: "Inspect changes to files or directories on a container's filesystem",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			e, err := a.engine(ctx)
+			if err != nil {
+				return err
+			}
+			changes, err := e.Containers.Changes(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			for _, ch := range changes {
+				fmt.Fprintf(a.stdout, "%s %s\n", ch.Kind, ch.Path)
+			}
+			return nil
+		},
+	}
+}
+
+func (a *app) cpCommand() *cobra.Command {
+	var opts container.CopyOptions
+	var quiet bool
+	cmd := &cobra.Command{
+		Use:   "cp [OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n\tberth cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH",
+		Short: "Copy files/folders between a container and the local filesystem",
+		Args:  exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			srcCtr, srcPath := splitCpArg(args[0])
+			dstCtr, dstPath := splitCpArg(args[1])
+			switch {
+			case srcCtr != "" && dstCtr != "":
+				return errdefs.InvalidArgument("copying between containers is not supported")
+			case srcCtr == "" && dstCtr == "":
+				return errdefs.InvalidArgument("must specify at least one container source")
+			case srcCtr != "":
+				return a.copyFromContainer(ctx, srcCtr, srcPath, dstPath, opts)
+			}
+			return a.copyToContainer(ctx, srcPath, dstCtr, dstPath, opts)
+		},
+	}
+	cmd.Flags().BoolVarP(&opts.Archive, "archive", "a", false, "Archive mode (copy all uid/gid information)")
+	cmd.Flags().BoolVarP(&opts.FollowLink, "follow-link", "L", false, "Always follow symbol link in SRC_PATH")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "Suppress progress output during copy")
+	return cmd
+}
+
+// splitCpArg splits "container:path"; a local path starting with / or . is
+// never a container reference, like docker.
+func splitCpArg(arg string) (ctr, path string) {
+	if strings.HasPrefix(arg, "/") || strings.HasPrefix(arg, ".") {
+		return "", arg
+	}
+	if i := strings.Index(arg, ":"); i > 0 {
+		return arg[:i], arg[i+1:]
+	}
+	return "", arg
+}
+
+func (a *app) copyFromContainer(ctx context.Context, ref, src, dst string, opts container.CopyOptions) error {
+	e, err := a.engine(ctx)
+	if err != nil {
+		return err
+	}
+	if dst == "-" {
+		_, err := e.Containers.CopyFromContainer(ctx, ref, src, opts, a.stdout)
+		return err
+	}
+	srcInfo, err := e.Containers.StatInContainer(ctx, ref, src)
+	if err != nil {
+		return err
+	}
+	// Decide where the tar lands and under which name, by docker's rules.
+	extractDir, name := dst, ""
+	dstInfo, statErr := os.Stat(dst)
+	switch {
+	case statErr == nil && dstInfo.IsDir():
+		name = filepath.Base(filepath.Clean("/" + src))
+		if strings.HasSuffix(src, "/.") {
+			name = ""
+		}
+	case statErr == nil && srcInfo.IsDir():
+		return errdefs.InvalidArgument("cannot copy a directory to a file: %s", dst)
+	case statErr != nil && strings.HasSuffix(dst, "/"):
+		return errdefs.InvalidArgument("destination directory %s does not exist", dst)
+	case statErr != nil && !os.IsNotExist(statErr):
+		return statErr
+	default:
+		extractDir, name = filepath.Dir(dst), filepath.Base(dst)
+		if _, err := os.Stat(extractDir); err != nil {
+			return errdefs.InvalidArgument("destination directory %s does not exist", extractDir)
+		}
+	}
+	base := filepath.Base(filepath.Clean("/" + src))
+	if strings.HasSuffix(src, "/.") {
+		// Contents only: into the existing directory, or a new one.
+		if name != "" {
+			extractDir = filepath.Join(extractDir, name)
+			if err := os.Mkdir(extractDir, srcInfo.Mode().Perm()); err != nil && !os.IsExist(err) {
+				return err
+			}
+		}
+		name, base = "", ""
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := e.Containers.CopyFromContainer(ctx, ref, src, opts, pw)
+		pw.CloseWithError(err)
+	}()
+	var in io.Reader = pr
+	if name != "" && name != base {
+		pr2, pw2 := io.Pipe()
+		go func() { pw2.CloseWithError(retopTar(pr, pw2, base, name)) }()
+		defer pr2.Close()
+		in = pr2
+	}
+	_, err = layer.Apply(ctx, extractDir, in)
+	pr.Close()
+	return err
+}
+
+func (a *app) copyToContainer(ctx context.Context, src, ref, dst string, opts container.CopyOptions) error {
+	e, err := a.engine(ctx)
+	if err != nil {
+		return err
+	}
+	if src == "-" {
+		return e.Containers.CopyToContainer(ctx, ref, dst, a.stdin)
+	}
+	stat := os.Lstat
+	if opts.FollowLink {
+		stat = os.Stat
+	}
+	srcInfo, err := stat(src)
+	if err != nil {
+		return errdefs.InvalidArgument("could not find the file %s", src)
+	}
+	if opts.FollowLink {
+		if src, err = filepath.EvalSymlinks(src); err != nil {
+			return err
+		}
+	}
+	dstDir, name := dst, filepath.Base(filepath.Clean(src))
+	if strings.HasSuffix(src, "/.") {
+		name = ""
+	}
+	dstInfo, err := e.Containers.StatInContainer(ctx, ref, dst)
+	switch {
+	case err == nil && dstInfo.IsDir():
+	case err == nil && srcInfo.IsDir():
+		return errdefs.InvalidArgument("cannot copy a directory to a file: %s", dst)
+	case err != nil && !errdefs.IsNotFound(err):
+		return err
+	case err != nil && strings.HasSuffix(dst, "/"):
+		return errdefs.InvalidArgument("destination directory %s does not exist in the container", dst)
+	default:
+		dstDir, name = filepath.Dir(filepath.Clean("/"+dst)), filepath.Base(filepath.Clean("/"+dst))
+	}
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(container.TarPath(ctx, pw, filepath.Clean(src), name, opts.Archive)) }()
+	err = e.Containers.CopyToContainer(ctx, ref, dstDir, pr)
+	pr.Close()
+	return err
+}
+
+// retopTar copies a tar from r to w, renaming the top entry from to to.
+func retopTar(r io.Reader, w io.Writer, from, to string) error {
+	tr := tar.NewReader(r)
+	tw := tar.NewWriter(w)
+	fix := func(n string) string {
+		if n == from || n == from+"/" {
+			return to + n[len(from):]
+		}
+		if strings.HasPrefix(n, from+"/") {
+			return to + n[len(from):]
+		}
+		return n
+	}
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return tw.Close()
+		}
+		if err != nil {
+			return err
+		}
+		hdr.Name = fix(hdr.Name)
+		if hdr.Typeflag == tar.TypeLink {
+			hdr.Linkname = fix(hdr.Linkname)
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		if _, err := io.Copy(tw, tr); err != nil {
+			return err
+		}
+	}
+}
