@@ -24,7 +24,8 @@ func (a *app) containerCommand() *cobra.Command {
 	cmd.AddCommand(ls, a.runCommand(), a.createCommand(), a.startCommand(), a.stopCommand(), a.restartCommand(),
 		a.killCommand(), a.rmCommand(), a.logsCommand(), a.waitCommand(), a.attachCommand(), a.execCommand(),
 		a.containerInspectCommand(), a.renameCommand(), a.pauseCommand(), a.unpauseCommand(), a.containerPruneCommand(),
-		a.exportCommand(), a.commitCommand(), a.diffCommand(), a.cpCommand())
+		a.exportCommand(), a.commitCommand(), a.diffCommand(), a.cpCommand(),
+		a.topCommand(), a.statsCommand())
 	return cmd
 }
 

@@ -3,17 +3,12 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/container"
 	"github.com/berth-dev/berth/internal/errdefs"
@@ -59,24 +54,13 @@ func (a *app) execCommand() *cobra.Command {
 			if opts.Detach {
 				rio = runtime.IO{Stdin: devnull, Stdout: devnull, Stderr: devnull}
 			}
-			var consoleLn *net.UnixListener
 			if opts.Tty && !opts.Detach {
-				dir, err := os.MkdirTemp("", "berth-exec-")
-				if err != nil {
-					return err
+				// In the foreground the runtime allocates the terminal itself,
+				// wires it to our stdio (raw mode included) and follows
+				// SIGWINCH; a console socket is only for detached processes.
+				if in == nil || !interactive {
+					rio.Stdin = devnull
 				}
-				defer os.RemoveAll(dir)
-				sock := filepath.Join(dir, "console.sock")
-				consoleLn, err = net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
-				if err != nil {
-					return err
-				}
-				defer consoleLn.Close()
-				rio = runtime.IO{Stdin: devnull, Stdout: devnull, Stderr: devnull, ConsoleSocket: sock}
-			}
-			ptyCh := make(chan *os.File, 1)
-			if consoleLn != nil {
-				go func() { ptyCh <- container.ReceivePTY(consoleLn) }()
 			}
 			proc, err := e.Containers.Exec(ctx, args[0], opts, rio)
 			if err != nil {
@@ -84,50 +68,6 @@ func (a *app) execCommand() *cobra.Command {
 			}
 			if opts.Detach {
 				return nil
-			}
-			if consoleLn != nil {
-				var pty *os.File
-				select {
-				case pty = <-ptyCh:
-				case <-time.After(10 * time.Second):
-				}
-				if pty == nil {
-					proc.Process.Kill()
-					proc.Wait()
-					return errors.New("the runtime sent no terminal for the exec session")
-				}
-				defer pty.Close()
-				if out != nil {
-					if h, w := terminalSize(out); h > 0 {
-						unix.IoctlSetWinsize(int(pty.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: h, Col: w})
-					}
-				}
-				if interactive && in != nil && isTerminal(in) {
-					if restore, err := makeRaw(in); err == nil {
-						defer restore()
-					}
-				}
-				winch := make(chan os.Signal, 1)
-				signal.Notify(winch, syscall.SIGWINCH)
-				defer signal.Stop(winch)
-				go func() {
-					for range winch {
-						if h, w := terminalSize(out); h > 0 {
-							unix.IoctlSetWinsize(int(pty.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: h, Col: w})
-						}
-					}
-				}()
-				if interactive && in != nil {
-					go io.Copy(pty, in)
-				}
-				copied := make(chan struct{})
-				go func() { io.Copy(a.stdout, pty); close(copied) }()
-				werr := proc.Wait()
-				select {
-				case <-copied:
-				case <-time.After(time.Second):
-				}
-				return execExit(werr)
 			}
 			// Without a TTY the runtime holds our stdio; forward signals to it.
 			sigs := make(chan os.Signal, 4)

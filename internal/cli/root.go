@@ -137,6 +137,7 @@ func (a *app) newRootCommand() *cobra.Command {
 		a.rmCommand(), a.logsCommand(), a.waitCommand(), a.attachCommand(), a.inspectCommand(),
 		a.renameCommand(), a.pauseCommand(), a.unpauseCommand(), a.eventsCommand(),
 		a.rmiCommand(), a.tagCommand(), a.historyCommand(),
+		a.topCommand(), a.statsCommand(),
 		a.exportCommand(), a.commitCommand(), a.diffCommand(), a.cpCommand(),
 	)
 	return root
