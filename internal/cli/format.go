@@ -209,7 +209,7 @@ func printJSON(w io.Writer, v any) error {
 // formatEach renders each object with a Go template (docker's inspect -f).
 func formatEach(w io.Writer, format string, objs []any) error {
 	f := strings.NewReplacer(`\t`, "\t", `\n`, "\n").Replace(format)
-	tmpl, err := template.New("inspect").Funcs(templateFuncs).Option("missingkey=error").Parse(f)
+	tmpl, err := template.New("inspect").Funcs(templateFuncs).Parse(f)
 	if err != nil {
 		return usageError{fmt.Errorf("template parsing error: %v", err)}
 	}
