@@ -211,7 +211,7 @@ func (a *app) copyFromContainer(ctx context.Context, ref, src, dst string, opts 
 		defer pr2.Close()
 		in = pr2
 	}
-	_, err = layer.Apply(ctx, extractDir, in)
+	_, err = layer.ApplyWithOptions(ctx, extractDir, in, layer.ApplyOptions{LiteralWhiteouts: true, NoLchown: !opts.Archive})
 	pr.Close()
 	return err
 }

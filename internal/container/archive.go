@@ -264,7 +264,8 @@ func (s *Service) CopyToContainer(ctx context.Context, ref, dstDir string, r io.
 		if !info.IsDir() {
 			return errdefs.InvalidArgument("extraction point is not a directory: %s", dstDir)
 		}
-		_, err = layer.Apply(ctx, p, r)
+		// A cp archive is not an image layer: ".wh." names are plain files.
+		_, err = layer.ApplyWithOptions(ctx, p, r, layer.ApplyOptions{LiteralWhiteouts: true})
 		return err
 	})
 }

@@ -50,13 +50,36 @@ const paxXattrPrefix = "SCHILY.xattr."
 // Apply reads r to its end, so that a digest or checksum computed over the
 // stream by the caller covers all of it.
 func Apply(ctx context.Context, root string, r io.Reader) (int64, error) {
+	return apply(ctx, root, r, ApplyOptions{}, false)
+}
+
+// ApplyOptions adapts Apply to tars that are not image layers, such as the
+// archives of `docker cp`.
+type ApplyOptions struct {
+	// NoLchown leaves files owned by the caller instead of the uid/gid
+	// of the tar entries (docker cp to the host without --archive).
+	NoLchown bool
+	// LiteralWhiteouts writes `.wh.*` entries as the ordinary files they
+	// are outside image layers, instead of converting them to overlayfs
+	// whiteouts.
+	LiteralWhiteouts bool
+}
+
+// ApplyWithOptions is Apply with options; the security rules are the same.
+func ApplyWithOptions(ctx context.Context, root string, r io.Reader, opts ApplyOptions) (int64, error) {
+	return apply(ctx, root, r, opts, false)
+}
+
+// apply is ApplyWithOptions; noOpenat2 forces the resolution without
+// openat2 (for tests of that path).
+func apply(ctx context.Context, root string, r io.Reader, opts ApplyOptions, noOpenat2 bool) (int64, error) {
 	rootfd, err := openatRetry(unix.AT_FDCWD, root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return 0, fmt.Errorf("layer: open root %s: %w", root, err)
 	}
 	a := &applier{
-		root:     root,
-		fs:       beneath{rootfd: rootfd},
+		opts:     opts,
+		fs:       beneath{rootfd: rootfd, noOpenat2: noOpenat2},
 		cacheFD:  -1,
 		buf:      make([]byte, 128<<10),
 		dirTimes: make(map[string][2]unix.Timespec),
@@ -91,7 +114,7 @@ func Apply(ctx context.Context, root string, r io.Reader) (int64, error) {
 }
 
 type applier struct {
-	root    string
+	opts    ApplyOptions
 	fs      beneath
 	written int64
 	buf     []byte
@@ -153,7 +176,7 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 		dir = "."
 	}
 
-	if strings.HasPrefix(base, whiteoutPrefix) {
+	if strings.HasPrefix(base, whiteoutPrefix) && !a.opts.LiteralWhiteouts {
 		switch {
 		case base == whiteoutOpaque:
 			return a.opaque(hdr.Name, dir)
@@ -180,7 +203,7 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 		if hdr.Typeflag != tar.TypeDir {
 			return invalid(hdr.Name, "only a directory can replace the root directory")
 		}
-		return a.dirMeta(hdr, a.fs.rootfd, ".", ".")
+		return a.dirMeta(hdr, a.fs.rootfd, ".")
 	}
 
 	var linkDir, linkBase string
@@ -232,7 +255,7 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 				return ioErr(hdr.Name, "set opaque xattr", err)
 			}
 		}
-		return a.dirMeta(hdr, fd, name, base)
+		return a.dirMeta(hdr, fd, name)
 
 	case tar.TypeReg, tar.TypeGNUSparse:
 		var fd int
@@ -433,7 +456,7 @@ func (a *applier) regular(hdr *tar.Header, r io.Reader, fd int) error {
 	}
 	// chown before chmod (chown clears setuid/setgid) and before the
 	// xattrs (chown clears security.capability).
-	if err := unix.Fchown(fd, hdr.Uid, hdr.Gid); err != nil {
+	if err := a.fchown(fd, hdr); err != nil {
 		return ioErr(hdr.Name, "chown", err)
 	}
 	if err := unix.Fchmod(fd, uint32(hdr.Mode&0o7777)); err != nil {
@@ -451,7 +474,7 @@ func (a *applier) regular(hdr *tar.Header, r io.Reader, fd int) error {
 
 // dirMeta sets the owner, mode and xattrs of the directory open as fd and
 // records its times for finish.
-func (a *applier) dirMeta(hdr *tar.Header, fd int, rel, base string) error {
+func (a *applier) dirMeta(hdr *tar.Header, fd int, rel string) error {
 	if rel == "." {
 		dfd, err := openatRetry(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {
@@ -460,7 +483,7 @@ func (a *applier) dirMeta(hdr *tar.Header, fd int, rel, base string) error {
 		defer unix.Close(dfd)
 		fd = dfd
 	}
-	if err := unix.Fchown(fd, hdr.Uid, hdr.Gid); err != nil {
+	if err := a.fchown(fd, hdr); err != nil {
 		return ioErr(hdr.Name, "chown", err)
 	}
 	if err := unix.Fchmod(fd, uint32(hdr.Mode&0o7777)); err != nil {
@@ -478,8 +501,10 @@ func (a *applier) dirMeta(hdr *tar.Header, fd int, rel, base string) error {
 // mode and xattrs go through an O_PATH descriptor of the node (via procfs),
 // so they can never land on a file a symlink points to.
 func (a *applier) nodeMeta(hdr *tar.Header, pfd int, base string, chmod bool) error {
-	if err := unix.Fchownat(pfd, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return ioErr(hdr.Name, "chown", err)
+	if !a.opts.NoLchown {
+		if err := unix.Fchownat(pfd, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return ioErr(hdr.Name, "chown", err)
+		}
 	}
 	if chmod || hasXattrs(hdr) {
 		fd, err := openatRetry(pfd, base, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
@@ -621,6 +646,13 @@ func (a *applier) finish() error {
 		}
 	}
 	return nil
+}
+
+func (a *applier) fchown(fd int, hdr *tar.Header) error {
+	if a.opts.NoLchown {
+		return nil
+	}
+	return unix.Fchown(fd, hdr.Uid, hdr.Gid)
 }
 
 func hasXattrs(hdr *tar.Header) bool {

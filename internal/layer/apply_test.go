@@ -1,3 +1,5 @@
+//go:build linux
+
 package layer
 
 import (
@@ -166,18 +168,24 @@ func TestApply(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			root := filepath.Join(t.TempDir(), "root")
-			if err := os.Mkdir(root, 0o755); err != nil {
-				t.Fatal(err)
+			root := t.TempDir()
+			for _, noOpenat2 := range []bool{false, true} {
+				root := filepath.Join(root, "openat2")
+				if noOpenat2 {
+					root = filepath.Join(filepath.Dir(root), "walk")
+				}
+				if err := os.Mkdir(root, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				n, err := apply(context.Background(), root, bytes.NewReader(buildTar(t, tt.ents...)), ApplyOptions{}, noOpenat2)
+				if err != nil {
+					t.Fatalf("Apply (noOpenat2=%v): %v", noOpenat2, err)
+				}
+				if n != tt.bytes {
+					t.Errorf("Apply (noOpenat2=%v) wrote %d bytes, want %d", noOpenat2, n, tt.bytes)
+				}
+				diffMaps(t, describeTree(t, root), tt.want)
 			}
-			n, err := Apply(context.Background(), root, bytes.NewReader(buildTar(t, tt.ents...)))
-			if err != nil {
-				t.Fatalf("Apply: %v", err)
-			}
-			if n != tt.bytes {
-				t.Errorf("Apply wrote %d bytes, want %d", n, tt.bytes)
-			}
-			diffMaps(t, describeTree(t, root), tt.want)
 		})
 	}
 }
@@ -502,35 +510,40 @@ func TestApplyRefusesEscapes(t *testing.T) {
 			entry: "evil/fifo",
 		},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			root := filepath.Join(dir, "root")
-			sentinel := filepath.Join(dir, "sentinel")
-			for _, d := range []string{root, sentinel, filepath.Join(sentinel, "sub")} {
-				if err := os.Mkdir(d, 0o755); err != nil {
+	for _, mode := range []struct {
+		name      string
+		noOpenat2 bool
+	}{{"openat2", false}, {"walk", true}} {
+		for _, tt := range tests {
+			t.Run(mode.name+"/"+tt.name, func(t *testing.T) {
+				dir := t.TempDir()
+				root := filepath.Join(dir, "root")
+				sentinel := filepath.Join(dir, "sentinel")
+				for _, d := range []string{root, sentinel, filepath.Join(sentinel, "sub")} {
+					if err := os.Mkdir(d, 0o755); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := os.WriteFile(filepath.Join(sentinel, "file"), []byte("keep"), 0o644); err != nil {
 					t.Fatal(err)
 				}
-			}
-			if err := os.WriteFile(filepath.Join(sentinel, "file"), []byte("keep"), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			before := snapshotOutside(t, dir, root)
+				before := snapshotOutside(t, dir, root)
 
-			_, err := Apply(context.Background(), root, bytes.NewReader(buildTar(t, tt.ents(sentinel)...)))
-			if err == nil {
-				t.Fatalf("Apply succeeded, want an error")
-			}
-			if !errors.Is(err, errdefs.ErrInvalidArgument) {
-				t.Errorf("error %v is not an invalid-argument error", err)
-			}
-			if !strings.Contains(err.Error(), strconvQuote(tt.entry)) {
-				t.Errorf("error %q does not name entry %q", err, tt.entry)
-			}
-			if after := snapshotOutside(t, dir, root); after != before {
-				t.Errorf("Apply changed files outside root:\nbefore:\n%s\nafter:\n%s", before, after)
-			}
-		})
+				_, err := apply(context.Background(), root, bytes.NewReader(buildTar(t, tt.ents(sentinel)...)), ApplyOptions{}, mode.noOpenat2)
+				if err == nil {
+					t.Fatalf("Apply succeeded, want an error")
+				}
+				if !errors.Is(err, errdefs.ErrInvalidArgument) {
+					t.Errorf("error %v is not an invalid-argument error", err)
+				}
+				if !strings.Contains(err.Error(), strconvQuote(tt.entry)) {
+					t.Errorf("error %q does not name entry %q", err, tt.entry)
+				}
+				if after := snapshotOutside(t, dir, root); after != before {
+					t.Errorf("Apply changed files outside root:\nbefore:\n%s\nafter:\n%s", before, after)
+				}
+			})
+		}
 	}
 }
 
@@ -577,31 +590,59 @@ func TestApplyCanceled(t *testing.T) {
 	}
 }
 
-// TestApplyWalkFallback runs the refusals and a plain extraction through
-// the component-by-component resolution used where openat2 is missing.
-func TestApplyWalkFallback(t *testing.T) {
-	dir := t.TempDir()
-	rootfd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
+// TestApplyWithOptions covers the options for non-layer tars (docker cp).
+func TestApplyWithOptions(t *testing.T) {
+	foreign := func(e ent) ent {
+		return e.with(func(h *tar.Header) { h.Uid, h.Gid = os.Getuid()+1000, os.Getgid()+1000 })
 	}
-	defer unix.Close(rootfd)
-	if err := os.MkdirAll(filepath.Join(dir, "a/b"), 0o755); err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name string
+		opts ApplyOptions
+		ents []ent
+		want map[string]string
+	}{
+		{
+			name: "literal whiteouts",
+			opts: ApplyOptions{LiteralWhiteouts: true},
+			ents: []ent{fileEnt("d/.wh.x", "not a whiteout", 0o644), fileEnt(".wh..wh..opq", "", 0o600)},
+			want: map[string]string{
+				"d":            "dir 0755",
+				"d/.wh.x":      `file 0644 "not a whiteout"`,
+				".wh..wh..opq": `file 0600 ""`,
+			},
+		},
+		{
+			name: "no lchown",
+			opts: ApplyOptions{NoLchown: true},
+			ents: []ent{
+				foreign(dirEnt("d/", 0o750)),
+				foreign(fileEnt("d/f", "x", 0o640)),
+				foreign(symlinkEnt("d/s", "f")),
+				foreign(fifoEnt("d/p", 0o600)),
+			},
+			want: map[string]string{
+				"d": "dir 0750", "d/f": `file 0640 "x"`, "d/s": "symlink f", "d/p": "fifo 0600",
+			},
+		},
 	}
-	if err := os.Symlink("/", filepath.Join(dir, "a/ln")); err != nil {
-		t.Fatal(err)
-	}
-	b := beneath{rootfd: rootfd, noOpenat2: true}
-	fd, err := b.open("a/b", unix.O_PATH|unix.O_DIRECTORY)
-	if err != nil {
-		t.Fatalf("open a/b: %v", err)
-	}
-	unix.Close(fd)
-	for _, p := range []string{"a/ln", "a/ln/etc"} {
-		if fd, err := b.open(p, unix.O_PATH|unix.O_DIRECTORY); err == nil {
-			unix.Close(fd)
-			t.Errorf("open %s through a symlink succeeded", p)
-		}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			if _, err := ApplyWithOptions(context.Background(), root, bytes.NewReader(buildTar(t, tt.ents...)), tt.opts); err != nil {
+				t.Fatalf("ApplyWithOptions: %v", err)
+			}
+			diffMaps(t, describeTree(t, root), tt.want)
+			if tt.opts.NoLchown {
+				for p := range tt.want {
+					var st unix.Stat_t
+					if err := unix.Lstat(filepath.Join(root, p), &st); err != nil {
+						t.Fatal(err)
+					}
+					if int(st.Uid) != os.Geteuid() {
+						t.Errorf("%s owned by %d, want the caller %d", p, st.Uid, os.Geteuid())
+					}
+				}
+			}
+		})
 	}
 }

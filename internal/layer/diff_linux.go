@@ -293,7 +293,10 @@ func (t *tarWalker) regular(dirfd int, name string, c child) error {
 			return t.write(hdr)
 		}
 	}
-	fd, err := openatRetry(dirfd, c.name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	// O_NONBLOCK and O_NOCTTY: if a running container swapped the file for
+	// a fifo or a terminal meanwhile, the open must neither hang nor take
+	// a controlling terminal; the fstat below then skips it.
+	fd, err := openatRetry(dirfd, c.name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return skipVanished(name, "open", err)
 	}
@@ -377,7 +380,7 @@ func (t *tarWalker) lowerData(name string, xs map[string][]byte) (*os.File, int6
 			}
 			t.lowerFS[i] = &beneath{rootfd: fd}
 		}
-		fd, err := t.lowerFS[i].open(src, unix.O_RDONLY)
+		fd, err := t.lowerFS[i].open(src, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY)
 		if err == unix.ENOENT || err == unix.ENOTDIR || err == unix.ELOOP {
 			continue
 		}

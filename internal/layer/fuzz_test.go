@@ -1,3 +1,5 @@
+//go:build linux
+
 package layer
 
 import (
@@ -36,9 +38,12 @@ func FuzzApply(f *testing.F) {
 		}
 		before := snapshotOutside(t, dir, root)
 		tarball := fuzzTar(data, sentinel)
-		Apply(context.Background(), root, bytes.NewReader(tarball))
-		if after := snapshotOutside(t, dir, root); after != before {
-			t.Fatalf("Apply changed files outside root:\nbefore:\n%s\nafter:\n%s", before, after)
+		// Both ways of resolving paths, one after the other in the same root.
+		for _, noOpenat2 := range []bool{false, true} {
+			apply(context.Background(), root, bytes.NewReader(tarball), ApplyOptions{}, noOpenat2)
+			if after := snapshotOutside(t, dir, root); after != before {
+				t.Fatalf("Apply (noOpenat2=%v) changed files outside root:\nbefore:\n%s\nafter:\n%s", noOpenat2, before, after)
+			}
 		}
 	})
 }

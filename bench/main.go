@@ -1,0 +1,346 @@
+// Command bench measures berth against the OCI runtime alone and, when a
+// Docker engine answers, against Docker, in the same run. It prints medians
+// and ratios; the figures go to bench/README.md.
+//
+//	go run ./bench [-n 20] [-docker] [-podman]
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+type config struct {
+	n       int
+	docker  bool
+	podman  bool
+	berth   string
+	root    string
+	runroot string
+	work    string
+}
+
+func main() {
+	var c config
+	flag.IntVar(&c.n, "n", 20, "repetitions per latency measurement")
+	flag.BoolVar(&c.docker, "docker", true, "measure Docker too when its engine answers")
+	flag.BoolVar(&c.podman, "podman", false, "measure podman too when installed")
+	flag.Parse()
+	if err := run(context.Background(), &c); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, c *config) error {
+	work, err := os.MkdirTemp("", "berth-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	c.work, c.root, c.runroot = work, filepath.Join(work, "root"), filepath.Join(work, "run")
+	c.berth = filepath.Join(work, "berth")
+	if out, err := exec.Command("go", "build", "-o", c.berth, "./cmd/berth").CombinedOutput(); err != nil {
+		return fmt.Errorf("build: %v\n%s", err, out)
+	}
+	tarPath := filepath.Join(work, "busybox.tar")
+	if out, err := exec.Command("sh", "scripts/mkbusybox.sh", tarPath).CombinedOutput(); err != nil {
+		return fmt.Errorf("mkbusybox: %v\n%s", err, out)
+	}
+	if _, err := c.b("import", tarPath, "busybox:latest"); err != nil {
+		return err
+	}
+	defer func() {
+		ids, _ := c.b("ps", "-aq")
+		if f := strings.Fields(ids); len(f) > 0 {
+			c.b(append([]string{"rm", "-f"}, f...)...)
+		}
+	}()
+	dockerOK := c.docker && dockerReady(tarPath)
+	fmt.Printf("# berth benchmarks, %s, %d CPUs, runc %s\n\n", time.Now().UTC().Format("2006-01-02"), numCPU(), runcVersion())
+	fmt.Printf("| measurement | berth | anchor | ratio |\n|---|---|---|---|\n")
+
+	// 1. run --rm true, against runc alone and Docker.
+	runcMed, err := c.runcAlone()
+	if err != nil {
+		return err
+	}
+	berthRun := c.median(func() error {
+		_, err := c.b("run", "--rm", "--network", "none", "busybox", "true")
+		return err
+	})
+	row("`run --rm --network none busybox true`", berthRun, runcMed, "runc create+start+wait+delete")
+	fmt.Printf("| berth's own overhead around the runtime | %s | | |\n", ms(berthRun-runcMed))
+	if dockerOK {
+		d := c.median(func() error { return sh("docker", "run", "--rm", "--network", "none", "busybox", "true") })
+		row("`run --rm --network none busybox true`", berthRun, d, "Docker")
+	}
+
+	// 2. 50 sequential run -d, then rm -f of all 50.
+	startAll, rmAll := c.fifty("berth")
+	if dockerOK {
+		ds, dr := c.fifty("docker")
+		row("50 × `run -d busybox sleep 1000`", startAll, ds, "Docker")
+		row("`rm -f` of those 50", rmAll, dr, "Docker")
+	} else {
+		row("50 × `run -d busybox sleep 1000`", startAll, 0, "")
+		row("`rm -f` of those 50", rmAll, 0, "")
+	}
+
+	// 3. Monitor memory of one idle container vs Docker's shim.
+	id, err := c.b("run", "-d", "busybox", "sleep", "1000")
+	if err != nil {
+		return err
+	}
+	id = strings.TrimSpace(id)
+	time.Sleep(500 * time.Millisecond) // let the monitor settle into idleness
+	mon := monitorRSS(c, id)
+	var shim int
+	if dockerOK {
+		did, err := output("docker", "run", "-d", "busybox", "sleep", "1000")
+		if err == nil {
+			time.Sleep(500 * time.Millisecond)
+			shim = shimRSS(strings.TrimSpace(did))
+			sh("docker", "rm", "-f", strings.TrimSpace(did))
+		}
+	}
+	fmt.Printf("| idle container's monitor RSS | %.1f MiB | %s | %s |\n", float64(mon)/1024, kib(shim, "Docker shim"), ratioStr(float64(mon), float64(shim)))
+	c.b("rm", "-f", id)
+
+	// 4. ps -a with 500 containers.
+	for i := 0; i < 500; i++ {
+		if _, err := c.b("create", "--name", "ps"+strconv.Itoa(i), "busybox", "true"); err != nil {
+			return err
+		}
+	}
+	psMed := c.median(func() error { _, err := c.b("ps", "-a"); return err })
+	var dps time.Duration
+	if dockerOK {
+		for i := 0; i < 500; i++ {
+			sh("docker", "create", "--name", "berthbench-ps"+strconv.Itoa(i), "busybox", "true")
+		}
+		dps = c.median(func() error { return sh("docker", "ps", "-a") })
+		ids, _ := output("docker", "ps", "-aq", "--filter", "name=berthbench-")
+		if f := strings.Fields(ids); len(f) > 0 {
+			sh(append([]string{"docker", "rm", "-f"}, f...)...)
+		}
+	}
+	row("`ps -a` with 500 containers", psMed, dps, "Docker")
+	fmt.Printf("\nmedians of %d runs; ratio = berth / anchor (below 1 is faster)\n", c.n)
+	return nil
+}
+
+func (c *config) b(args ...string) (string, error) {
+	cmd := exec.Command(c.berth, append([]string{"--root", c.root, "--runroot", c.runroot}, args...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return out.String(), fmt.Errorf("berth %s: %v: %s", strings.Join(args, " "), err, errb.String())
+	}
+	return out.String(), nil
+}
+
+func (c *config) median(fn func() error) time.Duration {
+	var ds []time.Duration
+	fn() // warm caches
+	for i := 0; i < c.n; i++ {
+		start := time.Now()
+		if err := fn(); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			return 0
+		}
+		ds = append(ds, time.Since(start))
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+	return ds[len(ds)/2]
+}
+
+// runcAlone times create+start+wait+delete of /bin/true from a prepared
+// bundle: the floor any engine built on runc stands on.
+func (c *config) runcAlone() (time.Duration, error) {
+	id, err := c.b("create", "--network", "none", "busybox", "true")
+	if err != nil {
+		return 0, err
+	}
+	id = strings.TrimSpace(id)
+	// Let berth write the bundle once (start), then reuse its config.
+	if _, err := c.b("start", "-a", id); err != nil {
+		return 0, err
+	}
+	bundle := filepath.Join(c.work, "runc-bundle")
+	os.MkdirAll(bundle, 0o755)
+	rootfs := filepath.Join(bundle, "rootfs")
+	os.MkdirAll(rootfs, 0o755)
+	if out, err := exec.Command("sh", "-c", "tar -C "+rootfs+" -xf "+filepath.Join(c.work, "busybox.tar")).CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("extract: %v %s", err, out)
+	}
+	spec := defaultSpec(rootfs)
+	raw, _ := json.Marshal(spec)
+	os.WriteFile(filepath.Join(bundle, "config.json"), raw, 0o644)
+	state := filepath.Join(c.work, "runc-state")
+	i := 0
+	med := c.median(func() error {
+		i++
+		name := "bench-runc-" + strconv.Itoa(i)
+		return sh("runc", "--root", state, "run", "--bundle", bundle, name)
+	})
+	c.b("rm", "-f", id)
+	return med, nil
+}
+
+// defaultSpec is a minimal runtime spec with the namespaces berth uses.
+func defaultSpec(rootfs string) map[string]any {
+	ns := []map[string]string{{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "network"}, {"type": "cgroup"}}
+	return map[string]any{
+		"ociVersion": "1.0.2",
+		"process":    map[string]any{"args": []string{"true"}, "cwd": "/", "env": []string{"PATH=/bin"}, "user": map[string]int{"uid": 0, "gid": 0}},
+		"root":       map[string]any{"path": rootfs, "readonly": true},
+		"hostname":   "bench",
+		"mounts": []map[string]any{
+			{"destination": "/proc", "type": "proc", "source": "proc"},
+			{"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+		},
+		"linux": map[string]any{"namespaces": ns, "cgroupsPath": "/berth-bench/runc"},
+	}
+}
+
+func (c *config) fifty(engine string) (time.Duration, time.Duration) {
+	var ids []string
+	start := time.Now()
+	for i := 0; i < 50; i++ {
+		var out string
+		var err error
+		if engine == "berth" {
+			out, err = c.b("run", "-d", "--network", "none", "busybox", "sleep", "1000")
+		} else {
+			out, err = output("docker", "run", "-d", "--network", "none", "busybox", "sleep", "1000")
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			return 0, 0
+		}
+		ids = append(ids, strings.TrimSpace(out))
+	}
+	started := time.Since(start)
+	start = time.Now()
+	if engine == "berth" {
+		c.b(append([]string{"rm", "-f"}, ids...)...)
+	} else {
+		sh(append([]string{"docker", "rm", "-f"}, ids...)...)
+	}
+	return started, time.Since(start)
+}
+
+func monitorRSS(c *config, id string) int {
+	out, err := exec.Command("pgrep", "-f", "_monitor .*"+id).Output()
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.Fields(string(out))[0])
+	return rssKiB(pid)
+}
+
+func shimRSS(id string) int {
+	out, err := exec.Command("pgrep", "-f", "containerd-shim.*"+id).Output()
+	if err != nil {
+		out, err = exec.Command("pgrep", "-f", "containerd-shim").Output()
+		if err != nil {
+			return 0
+		}
+	}
+	pid, _ := strconv.Atoi(strings.Fields(string(out))[0])
+	return rssKiB(pid)
+}
+
+func rssKiB(pid int) int {
+	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			n, _ := strconv.Atoi(strings.Fields(line)[1])
+			return n
+		}
+	}
+	return 0
+}
+
+func dockerReady(tarPath string) bool {
+	if _, err := exec.LookPath("docker"); err != nil {
+		return false
+	}
+	if err := exec.Command("docker", "info").Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: no Docker engine answers; Docker columns are left empty")
+		return false
+	}
+	if exec.Command("docker", "image", "inspect", "busybox").Run() != nil {
+		if out, err := exec.Command("docker", "import", tarPath, "busybox:latest").CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: docker import: %v %s\n", err, out)
+			return false
+		}
+	}
+	return true
+}
+
+func sh(args ...string) error {
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+func output(args ...string) (string, error) {
+	out, err := exec.Command(args[0], args[1:]...).Output()
+	return string(out), err
+}
+
+func row(name string, berth, anchor time.Duration, anchorName string) {
+	if anchor == 0 {
+		fmt.Printf("| %s | %s | | |\n", name, ms(berth))
+		return
+	}
+	fmt.Printf("| %s | %s | %s (%s) | %s |\n", name, ms(berth), ms(anchor), anchorName, ratioStr(float64(berth), float64(anchor)))
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
+
+func kib(n int, name string) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.1f MiB (%s)", float64(n)/1024, name)
+}
+
+func ratioStr(a, b float64) string {
+	if b == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.2f", a/b)
+}
+
+func numCPU() int {
+	out, _ := exec.Command("nproc").Output()
+	n, _ := strconv.Atoi(strings.TrimSpace(string(out)))
+	return n
+}
+
+func runcVersion() string {
+	out, _ := exec.Command("runc", "--version").Output()
+	f := strings.Fields(string(out))
+	if len(f) >= 3 {
+		return f[2]
+	}
+	return "?"
+}
