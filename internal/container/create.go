@@ -29,6 +29,7 @@ func (s *Service) Create(ctx context.Context, opts CreateOptions) (*Container, e
 	if opts.Name != "" && !validName.MatchString(opts.Name) {
 		return nil, errdefs.InvalidArgument("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", opts.Name)
 	}
+	tr := newTracer("create")
 	img, err := s.images.Resolve(ctx, opts.Config.Image)
 	if err != nil {
 		return nil, err
@@ -37,6 +38,7 @@ func (s *Service) Create(ctx context.Context, opts CreateOptions) (*Container, e
 	if err != nil {
 		return nil, err
 	}
+	tr.mark("resolve image")
 	c := &Container{
 		ID:         newID(),
 		Created:    time.Now().UTC(),
@@ -94,6 +96,7 @@ func (s *Service) Create(ctx context.Context, opts CreateOptions) (*Container, e
 	if err := writeEtcFiles(c); err != nil {
 		return nil, err
 	}
+	tr.mark("layer dirs + etc files")
 	err = s.meta.Update(ctx, func(tx *metadata.Tx) error {
 		if !tx.Has(metadata.BucketImages, c.Image) {
 			return image.ErrNoSuchImage(opts.Config.Image)
@@ -119,6 +122,7 @@ func (s *Service) Create(ctx context.Context, opts CreateOptions) (*Container, e
 		return nil, err
 	}
 	ok = true
+	tr.mark("record")
 	return c, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -197,19 +198,22 @@ func (s *Service) Remove(ctx context.Context, ref string, opts RemoveOptions) er
 // record and name, in an order that a crash at any point leaves either the
 // whole record or nothing a user would see.
 func (s *Service) removeStopped(ctx context.Context, c *Container, volumes bool) error {
-	if _, err := s.update(ctx, c.ID, func(c *Container) error {
-		if c.State.Status == "removing" {
+	if c.State.Status != "removing" {
+		// Marked first, so that a crash half-way leaves a record that
+		// says what it is; the monitor marks --rm containers itself.
+		if _, err := s.update(ctx, c.ID, func(c *Container) error {
+			c.State.Status = "removing"
 			return nil
+		}); err != nil {
+			if errdefs.IsNotFound(err) {
+				return nil
+			}
+			return err
 		}
-		c.State.Status = "removing"
-		return nil
-	}); err != nil {
-		if errdefs.IsNotFound(err) {
-			return nil
-		}
-		return err
 	}
-	s.runtimeFor(c).Delete(ctx, c.ID, true)
+	if _, err := os.Stat(filepath.Join(s.runtimeRoot(), c.ID)); err == nil {
+		s.runtimeFor(c).Delete(ctx, c.ID, true)
+	}
 	if err := snapshot.Unmount(s.RootfsDir(c.ID)); err != nil {
 		return err
 	}

@@ -39,6 +39,7 @@ type monitor struct {
 	stdin   io.WriteCloser // the container's stdin, when -i
 	pty     *os.File       // the PTY master, when -t
 	initPid int
+	tr      *tracer
 }
 
 type monClient struct {
@@ -52,7 +53,8 @@ type monClient struct {
 // the process that started it (file descriptor 3).
 func (s *Service) RunMonitor(ctx context.Context, id string, starter *os.File) error {
 	unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-	m := &monitor{s: s, id: id, bundle: s.BundleDir(id), clients: map[*monClient]struct{}{}}
+	tr := newTracer("monitor")
+	m := &monitor{tr: tr, s: s, id: id, bundle: s.BundleDir(id), clients: map[*monClient]struct{}{}}
 	var first *monClient
 	if starter != nil {
 		conn, err := net.FileConn(starter)
@@ -68,6 +70,7 @@ func (s *Service) RunMonitor(ctx context.Context, id string, starter *os.File) e
 	}
 	m.c = c
 	m.rt = s.runtimeFor(c)
+	tr.mark("load record")
 	if c.HostConfig.LogConfig.Type == "json-file" && c.LogPath != "" {
 		wopts, err := LogWriterOptions(c.HostConfig.LogConfig.Config)
 		if err == nil {
@@ -88,6 +91,7 @@ func (s *Service) RunMonitor(ctx context.Context, id string, starter *os.File) e
 	if first != nil {
 		m.addClient(first)
 	}
+	tr.mark("log + attach socket")
 
 	backoff := 100 * time.Millisecond
 	var exit ExitMsg
@@ -136,8 +140,12 @@ func (s *Service) RunMonitor(ctx context.Context, id string, starter *os.File) e
 		}
 		c.Internal.ExitedAt = time.Now()
 		c.Internal.MonitorPid, c.Internal.MonitorStart = 0, 0
+		if c.HostConfig.AutoRemove {
+			c.State.Status = "removing" // one transaction fewer on the --rm path
+		}
 		return nil
 	})
+	m.tr.mark("unmount + record exit")
 	m.emit("die", exit.ExitCode)
 	if err == nil && c.HostConfig.AutoRemove {
 		if rerr := s.removeStopped(ctx, c, true); rerr == nil {
@@ -146,6 +154,7 @@ func (s *Service) RunMonitor(ctx context.Context, id string, starter *os.File) e
 			exit.Error = rerr.Error()
 		}
 	}
+	m.tr.mark("auto-remove")
 	ln.Close()
 	os.Remove(s.attachSocket(id))
 	m.broadcastJSON(FrameExit, exit)
@@ -163,7 +172,9 @@ type exitStatus struct {
 func (m *monitor) runOnce(ctx context.Context, attempt int) (exitStatus, error) {
 	c := m.c
 	rt := m.rt
-	rt.Delete(ctx, m.id, true) // leftovers of a crashed predecessor
+	if _, err := os.Stat(filepath.Join(m.s.runtimeRoot(), m.id)); err == nil {
+		rt.Delete(ctx, m.id, true) // leftovers of a crashed predecessor
+	}
 	pidFile := filepath.Join(m.bundle, "init.pid")
 	os.Remove(pidFile)
 	var rio runtime.IO
@@ -224,7 +235,9 @@ func (m *monitor) runOnce(ctx context.Context, attempt int) (exitStatus, error) 
 		ptyCh = make(chan *os.File, 1)
 		go func() { ptyCh <- ReceivePTY(consoleLn) }()
 	}
+	m.tr.mark("stdio ready")
 	err = rt.Create(ctx, m.id, m.bundle, pidFile, rio)
+	m.tr.mark("runtime create")
 	for _, f := range closeAfterCreate {
 		f.Close()
 	}
@@ -280,7 +293,9 @@ func (m *monitor) runOnce(ctx context.Context, attempt int) (exitStatus, error) 
 			m.pump(o)
 		}()
 	}
-	if err := rt.Start(ctx, m.id); err != nil {
+	err = rt.Start(ctx, m.id)
+	m.tr.mark("runtime start")
+	if err != nil {
 		rt.Kill(ctx, m.id, syscall.SIGKILL, true)
 		<-waitCh
 		rt.Delete(ctx, m.id, true)
@@ -309,6 +324,7 @@ func (m *monitor) runOnce(ctx context.Context, attempt int) (exitStatus, error) 
 		return exitStatus{}, err
 	}
 	m.c = c
+	m.tr.mark("record running")
 	m.emit("start", 0)
 	if attempt == 0 {
 		m.broadcastJSON(FrameReady, ReadyMsg{Pid: pid})
@@ -316,6 +332,7 @@ func (m *monitor) runOnce(ctx context.Context, attempt int) (exitStatus, error) 
 	hcCtx, stopHealth := context.WithCancel(ctx)
 	go m.healthLoop(hcCtx)
 	ws := <-waitCh
+	m.tr.mark("container exited")
 	stopHealth()
 	// The pipes close when the last process holding them exits; with the
 	// pid namespace gone that is now, but do not hang on a stray holder.
@@ -340,7 +357,9 @@ func (m *monitor) runOnce(ctx context.Context, attempt int) (exitStatus, error) 
 	m.mu.Unlock()
 	st := exitStatus{code: exitCode(ws)}
 	st.oom = oomKilled(CgroupsPath(m.id))
+	m.tr.mark("drain output")
 	rt.Delete(ctx, m.id, true)
+	m.tr.mark("runtime delete")
 	return st, nil
 }
 

@@ -62,8 +62,11 @@ func (s *Service) runtimeFor(c *Container) *runtime.Runtime {
 	if bin == "" {
 		bin = s.opts.Runtime
 	}
-	return &runtime.Runtime{Binary: bin, Root: filepath.Join(s.opts.RunRoot, "runtime")}
+	return &runtime.Runtime{Binary: bin, Root: s.runtimeRoot()}
 }
+
+// runtimeRoot is the runtime's state directory (runc --root).
+func (s *Service) runtimeRoot() string { return filepath.Join(s.opts.RunRoot, "runtime") }
 
 // BundleDir is where a container's runtime bundle and sockets live.
 func (s *Service) BundleDir(id string) string { return filepath.Join(s.opts.RunRoot, "containers", id) }

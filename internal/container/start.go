@@ -36,7 +36,9 @@ type StartOptions struct {
 // runtime bundle, and hands it to a new monitor process. With opts.Attach it
 // returns the attached stream.
 func (s *Service) Start(ctx context.Context, ref string, opts StartOptions) (*Attachment, error) {
+	tr := newTracer("start")
 	c, err := s.Get(ctx, ref)
+	tr.mark("get record")
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +64,9 @@ func (s *Service) Start(ctx context.Context, ref string, opts StartOptions) (*At
 		s.teardownBundle(c)
 		return nil, err
 	}
+	tr.mark("mount + bundle")
 	att, err := s.spawnMonitor(ctx, c)
+	tr.mark("monitor started container")
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +88,7 @@ func (s *Service) prepareBundle(c *Container, opts StartOptions) error {
 		chains[i] = digest.Digest(ch)
 	}
 	rootfs := s.RootfsDir(c.ID)
-	if err := s.snaps.Mount(c.ID, chains, rootfs); err != nil {
+	if err := s.snaps.Mount(c.ID, chains, rootfs, snapshot.MountOptions{Volatile: c.HostConfig.AutoRemove}); err != nil {
 		return err
 	}
 	if err := copyImageDataToVolumes(c, rootfs); err != nil {
@@ -244,6 +248,10 @@ func (s *Service) spawnMonitor(ctx context.Context, c *Container) (*Attachment, 
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	cmd.Env = monitorEnv()
+	if os.Getenv("BERTH_TRACE") != "" {
+		cmd.Env = append(cmd.Env, "BERTH_TRACE=1")
+		cmd.Stderr = os.Stderr
+	}
 	if err := cmd.Start(); err != nil {
 		ours.Close()
 		theirs.Close()

@@ -57,6 +57,20 @@ type Store struct {
 // Open prepares the store at dir/metadata.db, creating or migrating it.
 func Open(ctx context.Context, dir string) (*Store, error) {
 	s := &Store{path: filepath.Join(dir, "metadata.db"), timeout: 30 * time.Second}
+	// The common case, a store at the current version, needs only a
+	// shared lock; a new or older store is migrated under the write lock.
+	if _, err := os.Stat(s.path); err == nil {
+		db, done, err := s.open(ctx, false)
+		if err != nil {
+			return nil, err
+		}
+		var version int
+		db.View(func(tx *bolt.Tx) error { version = readVersion(tx); return nil })
+		done()
+		if version == SchemaVersion {
+			return s, nil
+		}
+	}
 	db, done, err := s.open(ctx, true)
 	if err != nil {
 		return nil, err
