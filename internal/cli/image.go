@@ -20,7 +20,7 @@ func (a *app) imageCommand() *cobra.Command {
 	ls.Use, ls.Aliases = "ls [OPTIONS] [REPOSITORY[:TAG]]", []string{"list"}
 	rm := a.rmiCommand()
 	rm.Use, rm.Aliases = "rm [OPTIONS] IMAGE [IMAGE...]", []string{"remove"}
-	cmd.AddCommand(ls, rm, a.importCommand(), a.tagCommand(), a.historyCommand(), a.imageInspectCommand(), a.imagePruneCommand())
+	cmd.AddCommand(ls, rm, a.importCommand(), a.tagCommand(), a.historyCommand(), a.imageInspectCommand(), a.imagePruneCommand(), a.saveCommand(), a.loadCommand())
 	return cmd
 }
 

@@ -139,6 +139,7 @@ func (a *app) newRootCommand() *cobra.Command {
 		a.rmiCommand(), a.tagCommand(), a.historyCommand(),
 		a.topCommand(), a.statsCommand(),
 		a.exportCommand(), a.commitCommand(), a.diffCommand(), a.cpCommand(),
+		a.saveCommand(), a.loadCommand(),
 	)
 	return root
 }
