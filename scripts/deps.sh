@@ -4,7 +4,7 @@
 # image, and Go. Safe to run again.
 set -eu
 need=""
-for pkg in runc crun busybox-static iproute2 ca-certificates; do
+for pkg in runc crun busybox-static tini iproute2 ca-certificates; do
 	dpkg -s "$pkg" >/dev/null 2>&1 || need="$need $pkg"
 done
 if [ -n "$need" ]; then

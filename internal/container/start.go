@@ -104,7 +104,11 @@ func (s *Service) prepareBundle(c *Container, opts StartOptions) error {
 			return errdefs.InvalidArgument("create working directory %s: %v", c.Config.WorkingDir, err)
 		}
 	}
-	spec, err := runtime.Generate(specOptions(c, rootfs, s.opts.Root, opts))
+	so := specOptions(c, rootfs, s.opts.Root, opts)
+	if c.HostConfig.Init != nil && *c.HostConfig.Init && so.InitPath == "" {
+		return errNoInit
+	}
+	spec, err := runtime.Generate(so)
 	if err != nil {
 		return err
 	}
@@ -185,13 +189,17 @@ func specOptions(c *Container, rootfs, root string, so StartOptions) runtime.Spe
 	return o
 }
 
+// errNoInit explains how to get the init that --init runs.
+var errNoInit = errdefs.InvalidArgument("--init needs a static tini on the host: install Debian's tini package (it provides /usr/bin/tini-static)")
+
 // CgroupsPath is the cgroup of a container, under berth's own parent.
 func CgroupsPath(id string) string { return "/berth/" + id }
 
-// initBinary finds the tiny init that --init runs as PID 1: docker's
-// docker-init or tini, if installed.
+// initBinary finds the tiny init that --init runs as PID 1. It is
+// bind-mounted into containers that may have no libc, so only static
+// builds qualify: Debian's tini-static, or docker's docker-init.
 func initBinary() string {
-	for _, name := range []string{"docker-init", "tini-static", "tini"} {
+	for _, name := range []string{"tini-static", "docker-init"} {
 		if p, err := exec.LookPath(name); err == nil {
 			return p
 		}

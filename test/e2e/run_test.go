@@ -94,6 +94,7 @@ func TestEnvUserWorkdir(t *testing.T) {
 		{"user by name", []string{"-u", "nobody", "busybox", "id"}, "uid=65534(nobody) gid=65534(nobody) groups=65534(nobody)"},
 		{"user uid:gid", []string{"-u", "1234:5678", "busybox", "id"}, "uid=1234 gid=5678 groups=5678"},
 		{"workdir created", []string{"-w", "/made/here", "busybox", "pwd"}, "/made/here"},
+		{"init as pid 1", []string{"--init", "busybox", "sh", "-c", "cat /proc/1/comm"}, "docker-init"},
 		{"hostname file", []string{"--hostname", "h2", "busybox", "cat", "/etc/hostname"}, "h2"},
 	}
 	for _, tc := range tests {
