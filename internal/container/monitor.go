@@ -236,8 +236,10 @@ func (m *monitor) runOnce(ctx context.Context, attempt int) (exitStatus, error) 
 		go func() { ptyCh <- ReceivePTY(consoleLn) }()
 	}
 	m.tr.mark("stdio ready")
-	err = rt.Create(ctx, m.id, m.bundle, pidFile, rio)
-	m.tr.mark("runtime create")
+	// Created and started in one runtime call: the stdio is wired already,
+	// so nothing needs to happen between the two steps.
+	err = rt.Run(ctx, m.id, m.bundle, pidFile, rio)
+	m.tr.mark("runtime run")
 	for _, f := range closeAfterCreate {
 		f.Close()
 	}
@@ -292,14 +294,6 @@ func (m *monitor) runOnce(ctx context.Context, attempt int) (exitStatus, error) 
 			defer copiers.Done()
 			m.pump(o)
 		}()
-	}
-	err = rt.Start(ctx, m.id)
-	m.tr.mark("runtime start")
-	if err != nil {
-		rt.Kill(ctx, m.id, syscall.SIGKILL, true)
-		<-waitCh
-		rt.Delete(ctx, m.id, true)
-		return exitStatus{}, err
 	}
 	now := time.Now()
 	myStart, _ := processStartTime(os.Getpid())

@@ -60,38 +60,20 @@ func (liveHost) rlimitHard(name string) (uint64, error) {
 	return rl.Max, nil
 }
 
-// ownCapabilities reads the CapBnd and CapEff masks of /proc/self/status.
+// ownCapabilities asks the kernel directly (prctl and capget are much
+// cheaper than reading /proc/self/status).
 func (liveHost) ownCapabilities() (bounding, effective []string, err error) {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return nil, nil, err
-	}
-	var bnd, eff uint64
-	var found int
-	for _, line := range strings.Split(string(b), "\n") {
-		key, val, ok := strings.Cut(line, ":")
-		if !ok || (key != "CapBnd" && key != "CapEff") {
-			continue
-		}
-		mask, err := strconv.ParseUint(strings.TrimSpace(val), 16, 64)
-		if err != nil {
-			return nil, nil, fmt.Errorf("/proc/self/status %s: %w", key, err)
-		}
-		if key == "CapBnd" {
-			bnd = mask
-		} else {
-			eff = mask
-		}
-		found++
-	}
-	if found != 2 {
-		return nil, nil, fmt.Errorf("/proc/self/status has no capability masks")
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return nil, nil, fmt.Errorf("capget: %w", err)
 	}
 	for _, c := range capability.ListKnown() {
-		if bnd&(1<<uint(c)) != 0 {
+		in, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(c), 0, 0, 0)
+		if err == nil && in == 1 {
 			bounding = append(bounding, capName(c))
 		}
-		if eff&(1<<uint(c)) != 0 {
+		if data[c/32].Effective&(1<<(uint(c)%32)) != 0 {
 			effective = append(effective, capName(c))
 		}
 	}

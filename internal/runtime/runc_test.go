@@ -242,6 +242,8 @@ func TestRuncExitCodeAndEnvironment(t *testing.T) {
 			stdout: "uid=65534(nobody) gid=65534(nobody) groups=65534(nobody)\n/home\n"},
 		{name: "uid:gid with group-add", args: []string{"id"}, opts: func(o *SpecOptions) { o.User = "1234:100"; o.GroupAdd = []string{"audio"} },
 			stdout: "uid=1234 gid=100(users) groups=29(audio),100(users)\n"},
+		// ls lists its own descriptors: stdio plus the directory it reads.
+		{name: "only stdio open", args: []string{"ls", "/proc/self/fd"}, stdout: "0\n1\n2\n3\n"},
 		{name: "cwd created", args: []string{"pwd"}, opts: func(o *SpecOptions) { o.Cwd = "/work/dir" }, stdout: "/work/dir\n"},
 		{name: "read-only root", args: []string{"sh", "-c", "touch /x 2>/dev/null && echo writable || echo read-only"},
 			opts: func(o *SpecOptions) { o.ReadOnlyRootfs = true }, stdout: "read-only\n"},
@@ -550,6 +552,9 @@ func testExec(t *testing.T, e *testEnv, c *created) {
 		{name: "exit status", args: []string{"sh", "-c", "exit 3"}, code: 3},
 		{name: "same pid namespace", args: []string{"sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '"}, stdout: "sleep 1000 "},
 		{name: "killed by signal", args: []string{"sh", "-c", "kill -9 $$"}, code: 137},
+		// The pipe carrying the process JSON must not leak into it: ls sees
+		// stdio and the directory it reads.
+		{name: "only stdio open", args: []string{"ls", "/proc/self/fd"}, stdout: "0\n1\n2\n3\n"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -689,8 +694,10 @@ func TestRuncTrueTiming(t *testing.T) {
 		return pid
 	}
 	runc := func(args ...string) {
-		if out, err := exec.Command(e.rt.Binary, append([]string{"--root", e.rt.Root}, args...)...).CombinedOutput(); err != nil {
-			t.Fatalf("runc %v: %v: %s", args, err, out)
+		// No output capture: a created container's init inherits runc's
+		// stdio and would hold a capturing pipe open.
+		if err := exec.Command(e.rt.Binary, append([]string{"--root", e.rt.Root}, args...)...).Run(); err != nil {
+			t.Fatalf("runc %v: %v", args, err)
 		}
 	}
 

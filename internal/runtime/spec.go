@@ -30,14 +30,28 @@ const InitDestination = "/sbin/docker-init"
 // under systemd's defaults (soft 1024 for select(2)-safety, hard 524288).
 // It is written into every spec so that a container's limits do not depend
 // on the shell or service that ran berth; the hard limit is lowered to the
-// host's when the host allows less (see rlimits).
+// host's when the host allows less (see buildRlimits).
 const (
 	defaultNofileSoft = 1024
 	defaultNofileHard = 524288
 )
 
 // Generate builds the runtime-spec configuration Docker (20.10 and later)
-// would hand its OCI runtime for `docker run` with these options.
+// would hand its OCI runtime for `docker run` with these options: Docker's
+// namespaces, mounts, device rules, capabilities, masked and read-only
+// paths and seccomp profile, the user resolved in the image, and the
+// resource limits with Docker's checks. Invalid options are
+// errdefs.ErrInvalidArgument errors that say what to change.
+//
+// Where it differs from Docker, on purpose:
+//   - every container has its own cgroup namespace (Docker's default on
+//     cgroup v2; on v1 Docker shares the host's);
+//   - RLIMIT_NOFILE is always set (see defaultNofileSoft), not inherited;
+//   - capabilities are limited to those berth itself holds (see
+//     capabilitySet);
+//   - the device rules runc adds on its own are written out, so that every
+//     runtime enforces the same set;
+//   - limits the host cannot enforce are dropped without Docker's warning.
 func Generate(opts SpecOptions) (*specs.Spec, error) {
 	return generate(opts, liveHost{})
 }
@@ -99,7 +113,7 @@ func generate(opts SpecOptions, h hostInfo) (*specs.Spec, error) {
 	if opts.Terminal && (opts.ConsoleWidth > 0 || opts.ConsoleHeight > 0) {
 		proc.ConsoleSize = &specs.Box{Width: opts.ConsoleWidth, Height: opts.ConsoleHeight}
 	}
-	// Like Docker 24+: a non-root user gets the capabilities only in its
+	// Like current Docker: a non-root user gets the capabilities only in its
 	// bounding set, as execve(2) of a non-root process would leave them;
 	// file capabilities and setuid binaries can still raise them.
 	if usr.UID == 0 {
