@@ -50,7 +50,9 @@ func run(ctx context.Context, c *config) error {
 	defer os.RemoveAll(work)
 	c.work, c.root, c.runroot = work, filepath.Join(work, "root"), filepath.Join(work, "run")
 	c.berth = filepath.Join(work, "berth")
-	if out, err := exec.Command("go", "build", "-o", c.berth, "./cmd/berth").CombinedOutput(); err != nil {
+	build := exec.Command("go", "build", "-o", c.berth, "./cmd/berth")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("build: %v\n%s", err, out)
 	}
 	tarPath := filepath.Join(work, "busybox.tar")

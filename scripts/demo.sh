@@ -4,7 +4,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
-go build -o bin/berth ./cmd/berth
+CGO_ENABLED=0 go build -o bin/berth ./cmd/berth
 B=bin/berth
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

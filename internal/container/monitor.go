@@ -325,7 +325,14 @@ func (m *monitor) runOnce(ctx context.Context, attempt int) (exitStatus, error) 
 	}
 	hcCtx, stopHealth := context.WithCancel(ctx)
 	go m.healthLoop(hcCtx)
-	ws := <-waitCh
+	var ws unix.WaitStatus
+	select {
+	case ws = <-waitCh:
+	case <-time.After(200 * time.Millisecond):
+		// Still running after its start: settle into idleness.
+		releaseIdleMemory()
+		ws = <-waitCh
+	}
 	m.tr.mark("container exited")
 	stopHealth()
 	// The pipes close when the last process holding them exits; with the

@@ -42,7 +42,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -137,7 +136,7 @@ func (s *Store) resolveForSave(ctx context.Context, refs []string) ([]*saveImage
 	err := s.meta.View(ctx, func(tx *metadata.Tx) error {
 		out, byID = nil, map[digest.Digest]*saveImage{}
 		for _, ref := range refs {
-			if named, err := reference.ParseNormalizedNamed(ref); err == nil && reference.IsNameOnly(named) {
+			if named, err := ParseNormalized(ref); err == nil && named.NameOnly() {
 				found := false
 				err := tx.ForEachPrefix(metadata.BucketTags, named.Name()+":", func(k string, v []byte) error {
 					rec, err := recordByID(tx, string(v))
@@ -173,7 +172,7 @@ func savedTag(tx *metadata.Tx, rec *Record, ref string) string {
 	if err != nil {
 		return ""
 	}
-	if _, digested := named.(reference.Digested); digested {
+	if named.Digest != "" {
 		return ""
 	}
 	if id := tx.GetRaw(metadata.BucketTags, named.String()); id != nil && string(id) == rec.ID.String() {
@@ -317,24 +316,23 @@ func (s *Store) writeArchive(ctx context.Context, w io.Writer, imgs []*saveImage
 			index.Manifests = append(index.Manifests, desc)
 		}
 		for _, t := range si.tags {
-			named, err := reference.ParseNormalizedNamed(t)
+			tagged, err := ParseNormalized(t)
 			if err != nil {
 				return fmt.Errorf("image %s: stored tag %q: %w", ShortID(si.rec.ID.String()), t, err)
 			}
-			tagged, ok := named.(reference.NamedTagged)
-			if !ok {
+			if tagged.Tag == "" {
 				continue
 			}
-			m.RepoTags = append(m.RepoTags, reference.FamiliarString(tagged))
+			m.RepoTags = append(m.RepoTags, tagged.Familiar())
 			d := desc
-			d.Annotations = map[string]string{AnnotationImageName: tagged.String(), ocispec.AnnotationRefName: tagged.Tag()}
+			d.Annotations = map[string]string{AnnotationImageName: tagged.String(), ocispec.AnnotationRefName: tagged.Tag}
 			index.Manifests = append(index.Manifests, d)
 			if n := len(si.rec.Layers); n > 0 {
-				repo := reference.FamiliarName(tagged)
+				repo := tagged.FamiliarName()
 				if repos[repo] == nil {
 					repos[repo] = map[string]string{}
 				}
-				repos[repo][tagged.Tag()] = si.rec.Layers[n-1].Blob.Encoded()
+				repos[repo][tagged.Tag] = si.rec.Layers[n-1].Blob.Encoded()
 			}
 		}
 		manifests = append(manifests, m)
@@ -803,12 +801,11 @@ func (ar *archive) plansFromManifest() ([]*loadPlan, error) {
 			p.layers = append(p.layers, planLayer{name: l, blob: digestInName(l, false), size: -1})
 		}
 		for _, t := range m.RepoTags {
-			named, err := reference.ParseNormalizedNamed(t)
+			tagged, err := ParseNormalized(t)
 			if err != nil {
 				return nil, errdefs.InvalidArgument("load: invalid tag %q in manifest.json: %v", t, err)
 			}
-			tagged, ok := named.(reference.NamedTagged)
-			if _, digested := named.(reference.Digested); !ok || digested {
+			if tagged.Tag == "" || tagged.Digest != "" {
 				return nil, errdefs.InvalidArgument("load: invalid tag %q in manifest.json", t)
 			}
 			p.tags = append(p.tags, tagged.String())

@@ -39,25 +39,3 @@ func TestApplyChanges(t *testing.T) {
 	}
 }
 
-func TestReferenceNormalisation(t *testing.T) {
-	tests := []struct{ in, want, familiar string }{
-		{"busybox", "docker.io/library/busybox:latest", "busybox:latest"},
-		{"busybox:1.36", "docker.io/library/busybox:1.36", "busybox:1.36"},
-		{"me/app", "docker.io/me/app:latest", "me/app:latest"},
-		{"localhost:5000/app:v1", "localhost:5000/app:v1", "localhost:5000/app:v1"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.in, func(t *testing.T) {
-			n, err := ParseReference(tc.in)
-			if err != nil || n.String() != tc.want {
-				t.Fatalf("ParseReference = %v, %v", n, err)
-			}
-			if f := FamiliarString(n.String()); f != tc.familiar {
-				t.Fatalf("FamiliarString = %s", f)
-			}
-		})
-	}
-	if _, err := ParseReference("UPPER"); err == nil {
-		t.Fatal("upper-case reference accepted")
-	}
-}

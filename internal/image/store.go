@@ -115,14 +115,14 @@ func ResolveTx(tx *metadata.Tx, ref string) (*Record, error) {
 	if err != nil {
 		return nil, err
 	}
-	if dig, ok := named.(interface{ Digest() digest.Digest }); ok {
+	if named.Digest != "" {
 		// name@sha256:...: match a repo digest.
 		var hit *Record
 		tx.ForEach(metadata.BucketImages, func(_ string, raw []byte) error {
 			var r Record
 			if json.Unmarshal(raw, &r) == nil {
 				for _, rd := range r.RepoDigests {
-					if strings.HasSuffix(rd, "@"+dig.Digest().String()) {
+					if strings.HasSuffix(rd, "@"+named.Digest.String()) {
 						hit = &r
 					}
 				}
