@@ -54,6 +54,7 @@ type monClient struct {
 func (s *Service) RunMonitor(ctx context.Context, id string, starter *os.File) error {
 	unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 	tr := newTracer("monitor")
+	writeMonitorPid(filepath.Join(s.BundleDir(id), "monitor.pid"))
 	m := &monitor{tr: tr, s: s, id: id, bundle: s.BundleDir(id), clients: map[*monClient]struct{}{}}
 	var first *monClient
 	if starter != nil {

@@ -166,9 +166,40 @@ func (s *Service) List(ctx context.Context) ([]*Container, error) {
 // such monitor is alive.
 func (s *Service) stale(c *Container) bool {
 	if c.Internal.MonitorPid == 0 {
-		return false
+		// A monitor that died while starting the container (before it
+		// recorded itself) leaves runtime state behind and its pid file.
+		if c.State.Status != "created" {
+			return false
+		}
+		if _, err := os.Stat(filepath.Join(s.runtimeRoot(), c.ID)); err != nil {
+			return false
+		}
+		pid, start := readMonitorPid(filepath.Join(s.BundleDir(c.ID), "monitor.pid"))
+		return !processAlive(pid, start)
 	}
 	return !processAlive(c.Internal.MonitorPid, c.Internal.MonitorStart)
+}
+
+// writeMonitorPid records the monitor's pid and start time in its bundle,
+// so that a monitor that dies before it records itself in the store is
+// still noticed.
+func writeMonitorPid(path string) {
+	start, _ := processStartTime(os.Getpid())
+	os.WriteFile(path, []byte(strconv.Itoa(os.Getpid())+" "+strconv.FormatUint(start, 10)+"\n"), 0o600)
+}
+
+func readMonitorPid(path string) (int, uint64) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return 0, 0
+	}
+	f := strings.Fields(string(raw))
+	if len(f) != 2 {
+		return 0, 0
+	}
+	pid, _ := strconv.Atoi(f[0])
+	start, _ := strconv.ParseUint(f[1], 10, 64)
+	return pid, start
 }
 
 // reconcile repairs the record of a container whose monitor died: the
@@ -190,8 +221,15 @@ func (s *Service) reconcile(ctx context.Context, id string) (*Container, error) 
 	rt.Delete(ctx, id, true)
 	snapshot.Unmount(s.RootfsDir(id))
 	return s.update(ctx, id, func(c *Container) error {
-		if !s.stale(c) {
+		if c.Internal.MonitorPid == 0 {
+			// Died while starting: the record never said it ran.
+			if c.State.Status == "created" {
+				c.State.Error = "the container's monitor process died while starting it"
+			}
 			return nil
+		}
+		if processAlive(c.Internal.MonitorPid, c.Internal.MonitorStart) {
+			return nil // a new monitor took over meanwhile
 		}
 		wasRunning := c.State.Running || c.State.Restarting
 		c.Internal.MonitorPid, c.Internal.MonitorStart = 0, 0
