@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -30,17 +31,33 @@ func (a *app) containerCommand() *cobra.Command {
 }
 
 // forEach runs fn for each argument, printing the argument on success like
-// docker's stop/kill/rm/... and collecting errors.
+// docker's stop/kill/rm/... and collecting errors. Containers are handled
+// concurrently (each waits mostly on its own processes), but reported in
+// the order given.
 func (a *app) forEach(args []string, fn func(ref string) error) error {
-	var errs []error
-	for _, ref := range args {
-		if err := fn(ref); err != nil {
-			errs = append(errs, err)
+	const workers = 8
+	errs := make([]error, len(args))
+	sem := make(chan struct{}, workers)
+	var wg sync.WaitGroup
+	for i, ref := range args {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			errs[i] = fn(ref)
+		}()
+	}
+	wg.Wait()
+	var failed []error
+	for i, ref := range args {
+		if errs[i] != nil {
+			failed = append(failed, errs[i])
 			continue
 		}
 		fmt.Fprintln(a.stdout, ref)
 	}
-	return joinErrors(errs)
+	return joinErrors(failed)
 }
 
 func (a *app) startCommand() *cobra.Command {

@@ -68,13 +68,28 @@ func (s *Service) Kill(ctx context.Context, ref string, sig syscall.Signal) erro
 		}
 	}
 	s.Emit(ctx, Event{Type: "container", Action: "kill", ID: c.ID, Attributes: map[string]string{"name": c.ShortName(), "image": c.Config.Image, "signal": strconv.Itoa(int(sig))}})
-	if err := s.runtimeFor(c).Kill(ctx, c.ID, sig, false); err != nil {
+	if err := s.signal(ctx, c, sig); err != nil {
 		if c2, gerr := s.Get(ctx, c.ID); gerr == nil && !c2.State.Running {
 			return errdefs.Conflict("Cannot kill container: %s: container %s is not running", ref, c.ID)
 		}
 		return err
 	}
 	return nil
+}
+
+// signal sends sig to the container's main process through its monitor,
+// which holds that process as its child (so its pid cannot have been
+// reused); without a monitor, through the runtime. SIGKILL to the main
+// process ends the whole container: it is the init of a pid namespace.
+func (s *Service) signal(ctx context.Context, c *Container, sig syscall.Signal) error {
+	if conn, err := s.dialMonitor(ctx, c.ID); err == nil {
+		att := newAttachment(conn, false)
+		defer att.Close()
+		if att.fw.writeJSON(FrameHello, AttachOptions{}) == nil && att.Signal(sig) == nil {
+			return nil
+		}
+	}
+	return s.runtimeFor(c).Kill(ctx, c.ID, sig, sig == syscall.SIGKILL)
 }
 
 // Stop stops a container like `docker stop`: its stop signal, then SIGKILL
@@ -110,9 +125,8 @@ func (s *Service) Stop(ctx context.Context, ref string, timeout *int, signal str
 			return err
 		}
 	}
-	rt := s.runtimeFor(c)
 	if c.State.Running && t != 0 {
-		rt.Kill(ctx, c.ID, sig, false)
+		s.signal(ctx, c, sig)
 		if t > 0 {
 			wctx, cancel := context.WithTimeout(ctx, time.Duration(t)*time.Second)
 			werr := s.waitMonitor(wctx, c.ID)
@@ -123,7 +137,7 @@ func (s *Service) Stop(ctx context.Context, ref string, timeout *int, signal str
 			}
 		}
 	}
-	rt.Kill(ctx, c.ID, syscall.SIGKILL, true)
+	s.signal(ctx, c, syscall.SIGKILL)
 	if err := s.waitMonitor(ctx, c.ID); err != nil {
 		return err
 	}
@@ -165,11 +179,17 @@ func (s *Service) Remove(ctx context.Context, ref string, opts RemoveOptions) er
 			}
 			return errdefs.Conflict("cannot remove container %q: container is %s: stop the container before removing or force remove", c.Name, c.State.Status)
 		}
+		if removed, err := s.removeThroughMonitor(ctx, c, opts.Volumes); err == nil && removed {
+			return nil
+		}
 		if _, err := s.update(ctx, c.ID, func(c *Container) error {
 			c.Internal.ManualStop = true
 			c.HostConfig.AutoRemove = false // this call removes it; the monitor must not race us
 			return nil
 		}); err != nil {
+			if errdefs.IsNotFound(err) {
+				return nil // removed meanwhile
+			}
 			return err
 		}
 		rt := s.runtimeFor(c)
@@ -191,6 +211,38 @@ func (s *Service) Remove(ctx context.Context, ref string, opts RemoveOptions) er
 		}
 	}
 	return s.removeStopped(ctx, c, opts.Volumes)
+}
+
+// removeThroughMonitor has the running container's monitor remove it: the
+// monitor kills the container and removes it once it has exited, and
+// reports when it is gone. One process does the whole
+// teardown, which is what makes `rm -f` of many containers fast.
+func (s *Service) removeThroughMonitor(ctx context.Context, c *Container, volumes bool) (bool, error) {
+	conn, err := s.dialMonitor(ctx, c.ID)
+	if err != nil {
+		return false, err
+	}
+	att := newAttachment(conn, false)
+	defer att.Close()
+	if err := att.fw.writeJSON(FrameHello, AttachOptions{}); err != nil {
+		return false, err
+	}
+	if err := att.fw.writeJSON(FrameRemove, removeMsg{Volumes: volumes}); err != nil {
+		return false, err
+	}
+	if c.State.Paused {
+		s.runtimeFor(c).Resume(ctx, c.ID) // a frozen init would not die
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	exit, err := att.Stream(wctx, nil, nil, nil)
+	if err != nil {
+		return false, err
+	}
+	if exit.Error != "" {
+		return false, errors.New(exit.Error)
+	}
+	return exit.Removed, nil
 }
 
 // removeStopped deletes a container that no monitor runs any more: runtime
@@ -310,4 +362,3 @@ func (s *Service) Rename(ctx context.Context, ref, newName string) error {
 	})
 }
 
-var errNotRunning = errors.New("container is not running")

@@ -40,6 +40,10 @@ type monitor struct {
 	pty     *os.File       // the PTY master, when -t
 	initPid int
 	tr      *tracer
+	// remove is set by a client's FrameRemove: no restart, and the
+	// container is removed (with its anonymous volumes when removeVolumes)
+	// as soon as it exits.
+	remove, removeVolumes bool
 }
 
 type monClient struct {
@@ -110,6 +114,9 @@ func (s *Service) RunMonitor(ctx context.Context, id string, starter *os.File) e
 		}
 		exit = ExitMsg{ExitCode: status.code, OOMKilled: status.oom}
 		restart, delay := m.shouldRestart(status.code, time.Since(started), &backoff)
+		m.mu.Lock()
+		restart = restart && !m.remove
+		m.mu.Unlock()
 		if !restart {
 			break
 		}
@@ -130,6 +137,9 @@ func (s *Service) RunMonitor(ctx context.Context, id string, starter *os.File) e
 	}
 	// Final bookkeeping, then tell clients and go.
 	snapshot.Unmount(s.RootfsDir(id))
+	m.mu.Lock()
+	remove, removeVolumes := m.remove, m.removeVolumes
+	m.mu.Unlock()
 	c, err = s.update(ctx, id, func(c *Container) error {
 		c.State.Status = "exited"
 		c.State.Running, c.State.Paused, c.State.Restarting = false, false, false
@@ -141,15 +151,16 @@ func (s *Service) RunMonitor(ctx context.Context, id string, starter *os.File) e
 		}
 		c.Internal.ExitedAt = time.Now()
 		c.Internal.MonitorPid, c.Internal.MonitorStart = 0, 0
-		if c.HostConfig.AutoRemove {
-			c.State.Status = "removing" // one transaction fewer on the --rm path
+		if c.HostConfig.AutoRemove || remove {
+			c.State.Status = "removing" // one transaction fewer on the removal path
 		}
 		return nil
 	})
 	m.tr.mark("unmount + record exit")
 	m.emit("die", exit.ExitCode)
-	if err == nil && c.HostConfig.AutoRemove {
-		if rerr := s.removeStopped(ctx, c, true); rerr == nil {
+	if err == nil && (c.HostConfig.AutoRemove || remove) {
+		// --rm removes anonymous volumes like docker; rm -f only with -v.
+		if rerr := s.removeStopped(ctx, c, c.HostConfig.AutoRemove || removeVolumes); rerr == nil {
 			exit.Removed = true
 		} else {
 			exit.Error = rerr.Error()
@@ -532,6 +543,16 @@ func (m *monitor) serveClient(cl *monClient) {
 			}
 		case FrameDetach:
 			return
+		case FrameRemove:
+			var rm removeMsg
+			json.Unmarshal(payload, &rm)
+			m.mu.Lock()
+			m.remove, m.removeVolumes = true, rm.Volumes
+			m.mu.Unlock()
+			// Killing the init of a pid namespace ends every process in it.
+			if m.initPid > 0 {
+				unix.Kill(m.initPid, unix.SIGKILL)
+			}
 		}
 	}
 }

@@ -25,6 +25,7 @@ const (
 	FrameResize     byte = 0x21 // client -> monitor: 2 x uint16 (height, width)
 	FrameSignal     byte = 0x22 // client -> monitor: uint32 signal number
 	FrameDetach     byte = 0x23 // client -> monitor: stop sending me output
+	FrameRemove     byte = 0x25 // client -> monitor: JSON removeMsg; remove the container once it exits
 
 	maxFrame = 1 << 20
 )
@@ -34,6 +35,11 @@ type ReadyMsg struct {
 	Error    string `json:"error,omitempty"`
 	ExitCode int    `json:"exitCode,omitempty"` // 126/127 when the command could not run
 	Pid      int    `json:"pid,omitempty"`
+}
+
+// removeMsg asks a monitor to remove its container when it exits (rm -f).
+type removeMsg struct {
+	Volumes bool `json:"volumes"`
 }
 
 // ExitMsg tells a client how the container ended.
