@@ -361,4 +361,3 @@ func (s *Service) Rename(ctx context.Context, ref, newName string) error {
 		return tx.Put(metadata.BucketContainers, c.ID, c)
 	})
 }
-

@@ -38,4 +38,3 @@ func TestApplyChanges(t *testing.T) {
 		})
 	}
 }
-
