@@ -1,0 +1,100 @@
+package volume
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/metadata"
+)
+
+func newStore(t *testing.T) (*Store, *metadata.Store) {
+	t.Helper()
+	dir := t.TempDir()
+	meta, err := metadata.Open(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return NewStore(dir, meta), meta
+}
+
+func TestCreateGetRemove(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	v, err := s.Create(ctx, CreateOptions{Name: "data", Labels: map[string]string{"a": "b"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(v.Mountpoint); err != nil || !fi.IsDir() {
+		t.Fatalf("mountpoint: %v", err)
+	}
+	os.WriteFile(filepath.Join(v.Mountpoint, "f"), []byte("x"), 0o644)
+	// Creating it again returns the same volume, data intact.
+	v2, err := s.Create(ctx, CreateOptions{Name: "data"})
+	if err != nil || v2.Mountpoint != v.Mountpoint || v2.Labels["a"] != "b" {
+		t.Fatalf("re-create: %+v %v", v2, err)
+	}
+	if _, err := os.Stat(filepath.Join(v.Mountpoint, "f")); err != nil {
+		t.Fatal("re-create lost data")
+	}
+	tests := []struct {
+		name    string
+		opts    CreateOptions
+		wantErr error
+	}{
+		{"bad name", CreateOptions{Name: "../x"}, errdefs.ErrInvalidArgument},
+		{"one char", CreateOptions{Name: "a"}, errdefs.ErrInvalidArgument},
+		{"other driver", CreateOptions{Name: "nfs1", Driver: "nfs"}, errdefs.ErrInvalidArgument},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := s.Create(ctx, tc.opts); !errors.Is(err, tc.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tc.wantErr)
+			}
+		})
+	}
+	if err := s.Remove(ctx, "data", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(v.Mountpoint); !os.IsNotExist(err) {
+		t.Fatal("data left after Remove")
+	}
+	if err := s.Remove(ctx, "data", false); !errdefs.IsNotFound(err) {
+		t.Fatalf("removing twice: %v", err)
+	}
+	if err := s.Remove(ctx, "data", true); err != nil {
+		t.Fatalf("forced remove of a missing volume: %v", err)
+	}
+}
+
+func TestInUseAndPrune(t *testing.T) {
+	s, meta := newStore(t)
+	ctx := context.Background()
+	s.Create(ctx, CreateOptions{Name: "used"})
+	s.Create(ctx, CreateOptions{Name: "named"})
+	s.Ensure(ctx, "anon1234", true)
+	meta.Update(ctx, func(tx *metadata.Tx) error {
+		return tx.Put(metadata.BucketContainers, "c1", map[string]any{
+			"Mounts": []map[string]string{{"Type": "volume", "Name": "used"}},
+		})
+	})
+	if err := s.Remove(ctx, "used", true); !errdefs.IsConflict(err) {
+		t.Fatalf("removing a volume in use: %v", err)
+	}
+	removed, _, err := s.Prune(ctx, false, nil)
+	if err != nil || len(removed) != 1 || removed[0] != "anon1234" {
+		t.Fatalf("prune anonymous: %v %v", removed, err)
+	}
+	removed, _, err = s.Prune(ctx, true, nil)
+	if err != nil || len(removed) != 1 || removed[0] != "named" {
+		t.Fatalf("prune all: %v %v", removed, err)
+	}
+	vols, _ := s.List(ctx)
+	if len(vols) != 1 || vols[0].Name != "used" {
+		t.Fatalf("left: %v", vols)
+	}
+}
+
