@@ -97,4 +97,3 @@ func TestInUseAndPrune(t *testing.T) {
 		t.Fatalf("left: %v", vols)
 	}
 }
-
