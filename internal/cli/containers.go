@@ -106,36 +106,20 @@ func (a *app) startCommand() *cobra.Command {
 }
 
 func (a *app) stopCommand() *cobra.Command {
-	var timeout int
-	var signal string
-	cmd := &cobra.Command{
-		Use:   "stop [OPTIONS] CONTAINER [CONTAINER...]",
-		Short: "Stop one or more running containers",
-		Args:  minArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			e, err := a.engine(ctx)
-			if err != nil {
-				return err
-			}
-			var t *int
-			if cmd.Flags().Changed("time") {
-				t = &timeout
-			}
-			return a.forEach(args, func(ref string) error { return e.Containers.Stop(ctx, ref, t, signal) })
-		},
-	}
-	cmd.Flags().IntVarP(&timeout, "time", "t", 10, "Seconds to wait before killing the container")
-	cmd.Flags().StringVarP(&signal, "signal", "s", "", "Signal to send to the container")
-	return cmd
+	return a.stopLikeCommand("stop", "Stop one or more running containers", (*container.Service).Stop)
 }
 
 func (a *app) restartCommand() *cobra.Command {
+	return a.stopLikeCommand("restart", "Restart one or more containers", (*container.Service).Restart)
+}
+
+// stopLikeCommand builds stop and restart, which share docker's -t and -s.
+func (a *app) stopLikeCommand(name, short string, op func(*container.Service, context.Context, string, *int, string) error) *cobra.Command {
 	var timeout int
 	var signal string
 	cmd := &cobra.Command{
-		Use:   "restart [OPTIONS] CONTAINER [CONTAINER...]",
-		Short: "Restart one or more containers",
+		Use:   name + " [OPTIONS] CONTAINER [CONTAINER...]",
+		Short: short,
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -147,7 +131,7 @@ func (a *app) restartCommand() *cobra.Command {
 			if cmd.Flags().Changed("time") {
 				t = &timeout
 			}
-			return a.forEach(args, func(ref string) error { return e.Containers.Restart(ctx, ref, t, signal) })
+			return a.forEach(args, func(ref string) error { return op(e.Containers, ctx, ref, t, signal) })
 		},
 	}
 	cmd.Flags().IntVarP(&timeout, "time", "t", 10, "Seconds to wait before killing the container")
@@ -360,20 +344,13 @@ func (a *app) containerInspectCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var objs []any
-			var errs []error
-			for _, ref := range args {
+			return a.inspectEach(format, args, func(ref string) (any, error) {
 				c, err := e.Containers.Get(ctx, ref)
 				if err != nil {
-					errs = append(errs, err)
-					continue
+					return nil, err
 				}
-				objs = append(objs, a.withLayerDirs(inspectContainer(c), c.ID))
-			}
-			if err := a.printInspect(format, objs); err != nil {
-				return err
-			}
-			return joinErrors(errs)
+				return a.withLayerDirs(inspectContainer(c), c.ID), nil
+			})
 		},
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", "Format output using a custom template")
@@ -405,35 +382,26 @@ func (a *app) inspectCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var objs []any
-			var errs []error
-			for _, ref := range args {
+			return a.inspectEach(format, args, func(ref string) (any, error) {
 				if typ == "" || typ == "container" {
 					if c, err := e.Containers.Get(ctx, ref); err == nil {
-						objs = append(objs, a.withLayerDirs(inspectContainer(c), c.ID))
-						continue
+						return a.withLayerDirs(inspectContainer(c), c.ID), nil
 					}
 				}
 				if typ == "" || typ == "image" {
 					if img, err := e.Images.Resolve(ctx, ref); err == nil {
 						if cfg, err := e.Images.Config(img.ID); err == nil {
-							objs = append(objs, inspectImage(img, cfg))
-							continue
+							return inspectImage(img, cfg), nil
 						}
 					}
 				}
 				if typ == "" || typ == "volume" {
 					if v, err := e.Volumes.Get(ctx, ref); err == nil {
-						objs = append(objs, v)
-						continue
+						return v, nil
 					}
 				}
-				errs = append(errs, errdefs.NotFound("No such object: %s", ref))
-			}
-			if err := a.printInspect(format, objs); err != nil {
-				return err
-			}
-			return joinErrors(errs)
+				return nil, errdefs.NotFound("No such object: %s", ref)
+			})
 		},
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", "Format output using a custom template")

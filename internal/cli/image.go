@@ -464,29 +464,40 @@ func (a *app) imageInspectCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var objs []any
-			var errs []error
-			for _, ref := range args {
+			return a.inspectEach(format, args, func(ref string) (any, error) {
 				img, err := e.Images.Resolve(ctx, ref)
 				if err != nil {
-					errs = append(errs, err)
-					continue
+					return nil, err
 				}
 				cfg, err := e.Images.Config(img.ID)
 				if err != nil {
-					errs = append(errs, err)
-					continue
+					return nil, err
 				}
-				objs = append(objs, inspectImage(img, cfg))
-			}
-			if err := a.printInspect(format, objs); err != nil {
-				return err
-			}
-			return joinErrors(errs)
+				return inspectImage(img, cfg), nil
+			})
 		},
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", "Format output using a custom template")
 	return cmd
+}
+
+// inspectEach prints the objects find returns for args, as docker's inspect
+// commands do: all it found, then an error for each it did not.
+func (a *app) inspectEach(format string, args []string, find func(ref string) (any, error)) error {
+	var objs []any
+	var errs []error
+	for _, ref := range args {
+		obj, err := find(ref)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		objs = append(objs, obj)
+	}
+	if err := a.printInspect(format, objs); err != nil {
+		return err
+	}
+	return joinErrors(errs)
 }
 
 func (a *app) printInspect(format string, objs []any) error {

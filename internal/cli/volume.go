@@ -177,20 +177,7 @@ func (a *app) volumeInspectCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var objs []any
-			var errs []error
-			for _, name := range args {
-				v, err := e.Volumes.Get(ctx, name)
-				if err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				objs = append(objs, v)
-			}
-			if err := a.printInspect(format, objs); err != nil {
-				return err
-			}
-			return joinErrors(errs)
+			return a.inspectEach(format, args, func(name string) (any, error) { return e.Volumes.Get(ctx, name) })
 		},
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", "Format output using a custom template")
