@@ -30,7 +30,7 @@ func volumeEvent(action, name string) container.Event {
 
 func (a *app) systemCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "system", Short: "Manage berth", Args: noArgs, RunE: func(c *cobra.Command, _ []string) error { return c.Help() }}
-	cmd.AddCommand(a.infoCommand(), a.eventsCommand(), a.systemDfCommand(), a.systemPruneCommand())
+	cmd.AddCommand(a.infoCommand(), a.eventsCommand(), a.systemDfCommand(), a.systemPruneCommand(), a.systemRestoreCommand())
 	return cmd
 }
 
@@ -411,4 +411,26 @@ func (a *app) systemPruneCommand() *cobra.Command {
 	cmd.Flags().BoolVar(&volumes, "volumes", false, "Prune anonymous volumes")
 	cmd.Flags().StringArrayVar(&filters, "filter", nil, "Provide filter values (e.g. \"label=<key>=<value>\")")
 	return cmd
+}
+
+// systemRestoreCommand is what berth runs at boot (contrib/berth-restore.service):
+// berth has no daemon whose start would restart containers, so this does.
+func (a *app) systemRestoreCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "restore",
+		Short: "Restart containers whose restart policy asks for it (run at boot)",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			e, err := a.engine(ctx)
+			if err != nil {
+				return err
+			}
+			started, err := e.Containers.Restore(ctx)
+			for _, id := range started {
+				fmt.Fprintln(a.stdout, id)
+			}
+			return err
+		},
+	}
 }

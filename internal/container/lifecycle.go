@@ -361,3 +361,33 @@ func (s *Service) Rename(ctx context.Context, ref, newName string) error {
 		return tx.Put(metadata.BucketContainers, c.ID, c)
 	})
 }
+
+// Restore brings back what a daemon's start brings back after a reboot or
+// a crash: containers with restart policy "always", and "unless-stopped"
+// ones that the user had not stopped. Records of containers whose monitor
+// is gone are reconciled first (List does that). It returns the IDs it
+// started, and the errors of those it could not.
+func (s *Service) Restore(ctx context.Context) ([]string, error) {
+	ctrs, err := s.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var started []string
+	var errs []error
+	for _, c := range ctrs {
+		if c.State.Running || c.State.Restarting || c.State.Status == "removing" {
+			continue
+		}
+		switch p := c.HostConfig.RestartPolicy.Name; {
+		case p == "always", p == "unless-stopped" && !c.Internal.ManualStop:
+		default:
+			continue
+		}
+		if _, err := s.Start(ctx, c.ID, StartOptions{}); err != nil {
+			errs = append(errs, fmt.Errorf("restore %s: %w", c.ShortName(), err))
+			continue
+		}
+		started = append(started, c.ID)
+	}
+	return started, errors.Join(errs...)
+}
