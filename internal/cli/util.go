@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"path"
 	"strings"
@@ -67,5 +66,3 @@ func (a *app) confirm(question string) bool {
 func imageEvent(action, ref string) container.Event {
 	return container.Event{Type: "image", Action: action, ID: ref, Attributes: map[string]string{"name": ref}}
 }
-
-var errNotImplemented = errors.New("not implemented yet")

@@ -26,7 +26,7 @@ type CreateOptions struct {
 
 // Create makes a container from an image, like `docker create`.
 func (s *Service) Create(ctx context.Context, opts CreateOptions) (*Container, error) {
-	if opts.Name != "" && !validName.MatchString(opts.Name) {
+	if opts.Name != "" && !validName(opts.Name) {
 		return nil, errdefs.InvalidArgument("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", opts.Name)
 	}
 	tr := newTracer("create")

@@ -337,7 +337,7 @@ func (s *Service) Unpause(ctx context.Context, ref string) error {
 // Rename gives a container a new name.
 func (s *Service) Rename(ctx context.Context, ref, newName string) error {
 	newName = strings.TrimPrefix(newName, "/")
-	if !validName.MatchString(newName) {
+	if !validName(newName) {
 		return errdefs.InvalidArgument("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", newName)
 	}
 	return s.meta.Update(ctx, func(tx *metadata.Tx) error {

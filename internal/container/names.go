@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"math/big"
-	"regexp"
 )
 
 // Word lists for generated names ("brave_turing"), berth's own choice of
@@ -60,4 +59,22 @@ func newID() string {
 	}
 }
 
-var validName = regexp.MustCompile(`^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
+// validName reports whether s matches docker's name rule
+// [a-zA-Z0-9][a-zA-Z0-9_.-]+ (checked by hand: no regexp to compile at
+// every start of berth).
+func validName(s string) bool {
+	if len(s) > 0 && s[0] == '/' {
+		s = s[1:]
+	}
+	if len(s) < 2 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || c != '_' && c != '.' && c != '-') {
+			return false
+		}
+	}
+	return true
+}

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"time"
 
@@ -44,7 +43,22 @@ func NewStore(root string, meta *metadata.Store) *Store {
 	return &Store{root: filepath.Join(root, "volumes"), meta: meta}
 }
 
-var validName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
+// validName reports whether s matches docker's name rule
+// [a-zA-Z0-9][a-zA-Z0-9_.-]+ (checked by hand: no regexp to compile at
+// every start of berth).
+func validName(s string) bool {
+	if len(s) < 2 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || c != '_' && c != '.' && c != '-') {
+			return false
+		}
+	}
+	return true
+}
 
 func (s *Store) path(name string) string { return filepath.Join(s.root, name, "_data") }
 
@@ -78,7 +92,7 @@ func (s *Store) Ensure(ctx context.Context, name string, anonymous bool) (string
 }
 
 func (s *Store) ensure(ctx context.Context, name string, anonymous bool, labels map[string]string) (*Volume, bool, error) {
-	if !validName.MatchString(name) {
+	if !validName(name) {
 		return nil, false, errdefs.InvalidArgument("%q includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path", name)
 	}
 	var out record
