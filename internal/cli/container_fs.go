@@ -11,6 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/berth-dev/berth/internal/engine"
+
 	"github.com/berth-dev/berth/internal/container"
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/layer"
@@ -22,14 +24,9 @@ func (a *app) exportCommand() *cobra.Command {
 		Use:   "export [OPTIONS] CONTAINER",
 		Short: "Export a container's filesystem as a tar archive",
 		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			e, err := a.engine(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
 			return a.writeOutput(output, func(w io.Writer) error { return e.Containers.Export(ctx, args[0], w) })
-		},
+		}),
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "Write to a file, instead of STDOUT")
 	return cmd
@@ -66,12 +63,7 @@ func (a *app) commitCommand() *cobra.Command {
 		Use:   "commit [OPTIONS] CONTAINER [REPOSITORY[:TAG]]",
 		Short: "Create a new image from a container's changes",
 		Args:  rangeArgs(1, 2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			e, err := a.engine(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
 			if len(args) == 2 {
 				opts.Reference = args[1]
 			}
@@ -81,7 +73,7 @@ func (a *app) commitCommand() *cobra.Command {
 			}
 			fmt.Fprintln(a.stdout, img.ID)
 			return nil
-		},
+		}),
 	}
 	fl := cmd.Flags()
 	fl.StringVarP(&opts.Author, "author", "a", "", "Author (e.g., \"John Hannibal Smith <hannibal@a-team.com>\")")
@@ -96,12 +88,7 @@ func (a *app) diffCommand() *cobra.Command {
 		Use:   "diff CONTAINER",
 		Short: "Inspect changes to files or directories on a container's filesystem",
 		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			e, err := a.engine(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
 			changes, err := e.Containers.Changes(ctx, args[0])
 			if err != nil {
 				return err
@@ -110,7 +97,7 @@ func (a *app) diffCommand() *cobra.Command {
 				fmt.Fprintf(a.stdout, "%s %s\n", ch.Kind, ch.Path)
 			}
 			return nil
-		},
+		}),
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/berth-dev/berth/internal/engine"
+
 	"github.com/berth-dev/berth/internal/container"
 	"github.com/berth-dev/berth/internal/container/logfile"
 	"github.com/berth-dev/berth/internal/errdefs"
@@ -66,12 +68,7 @@ func (a *app) startCommand() *cobra.Command {
 		Use:   "start [OPTIONS] CONTAINER [CONTAINER...]",
 		Short: "Start one or more stopped containers",
 		Args:  minArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			e, err := a.engine(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
 			if attach || interactive {
 				if len(args) > 1 {
 					return usageError{fmt.Errorf("you cannot start and attach multiple containers at once")}
@@ -98,7 +95,7 @@ func (a *app) startCommand() *cobra.Command {
 				_, err := e.Containers.Start(ctx, ref, container.StartOptions{})
 				return err
 			})
-		},
+		}),
 	}
 	cmd.Flags().BoolVarP(&attach, "attach", "a", false, "Attach STDOUT/STDERR and forward signals")
 	cmd.Flags().BoolVarP(&interactive, "interactive", "i", false, "Attach container's STDIN")
@@ -145,18 +142,13 @@ func (a *app) killCommand() *cobra.Command {
 		Use:   "kill [OPTIONS] CONTAINER [CONTAINER...]",
 		Short: "Kill one or more running containers",
 		Args:  minArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			e, err := a.engine(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
 			sig, err := container.ParseSignal(signal)
 			if err != nil {
 				return err
 			}
 			return a.forEach(args, func(ref string) error { return e.Containers.Kill(ctx, ref, sig) })
-		},
+		}),
 	}
 	cmd.Flags().StringVarP(&signal, "signal", "s", "KILL", "Signal to send to the container")
 	return cmd
@@ -170,14 +162,9 @@ func (a *app) rmCommand() *cobra.Command {
 		Aliases: []string{"remove"},
 		Short:   "Remove one or more containers",
 		Args:    minArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			e, err := a.engine(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
 			return a.forEach(args, func(ref string) error { return e.Containers.Remove(ctx, ref, opts) })
-		},
+		}),
 	}
 	cmd.Flags().BoolVarP(&opts.Force, "force", "f", false, "Force the removal of a running container (uses SIGKILL)")
 	cmd.Flags().BoolVarP(&opts.Volumes, "volumes", "v", false, "Remove anonymous volumes associated with the container")
@@ -192,12 +179,8 @@ func (a *app) logsCommand() *cobra.Command {
 		Use:   "logs [OPTIONS] CONTAINER",
 		Short: "Fetch the logs of a container",
 		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			e, err := a.engine(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
+			var err error
 			opts := container.LogsOptions{Follow: follow, Tail: -1}
 			if tail != "all" && tail != "" {
 				n, err := strconv.Atoi(tail)
@@ -228,7 +211,7 @@ func (a *app) logsCommand() *cobra.Command {
 				_, err := w.Write(en.Log)
 				return err
 			})
-		},
+		}),
 	}
 	fl := cmd.Flags()
 	fl.BoolVarP(&follow, "follow", "f", false, "Follow log output")
@@ -262,12 +245,7 @@ func (a *app) waitCommand() *cobra.Command {
 		Use:   "wait CONTAINER [CONTAINER...]",
 		Short: "Block until one or more containers stop, then print their exit codes",
 		Args:  minArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			e, err := a.engine(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
 			var errs []error
 			for _, ref := range args {
 				code, err := e.Containers.Wait(ctx, ref)
@@ -278,7 +256,7 @@ func (a *app) waitCommand() *cobra.Command {
 				fmt.Fprintln(a.stdout, code)
 			}
 			return joinErrors(errs)
-		},
+		}),
 	}
 }
 
@@ -289,12 +267,7 @@ func (a *app) attachCommand() *cobra.Command {
 		Use:   "attach [OPTIONS] CONTAINER",
 		Short: "Attach local standard input, output, and error streams to a running container",
 		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			e, err := a.engine(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
 			c, err := e.Containers.Get(ctx, args[0])
 			if err != nil {
 				return err
@@ -308,7 +281,7 @@ func (a *app) attachCommand() *cobra.Command {
 			in, _ := a.stdin.(*os.File)
 			out, _ := a.stdout.(*os.File)
 			return a.stream(ctx, att, c, stdin, sigProxy && !c.Config.Tty, in, out)
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&noStdin, "no-stdin", false, "Do not attach STDIN")
 	cmd.Flags().BoolVar(&sigProxy, "sig-proxy", true, "Proxy all received signals to the process")
@@ -338,12 +311,7 @@ func (a *app) containerInspectCommand() *cobra.Command {
 		Use:   "inspect [OPTIONS] CONTAINER [CONTAINER...]",
 		Short: "Display detailed information on one or more containers",
 		Args:  minArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			e, err := a.engine(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
 			return a.inspectEach(format, args, func(ref string) (any, error) {
 				c, err := e.Containers.Get(ctx, ref)
 				if err != nil {
@@ -351,7 +319,7 @@ func (a *app) containerInspectCommand() *cobra.Command {
 				}
 				return a.withLayerDirs(inspectContainer(c), c.ID), nil
 			})
-		},
+		}),
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", "Format output using a custom template")
 	cmd.Flags().BoolVarP(&size, "size", "s", false, "Display total file sizes")
@@ -376,12 +344,7 @@ func (a *app) inspectCommand() *cobra.Command {
 		Use:   "inspect [OPTIONS] NAME|ID [NAME|ID...]",
 		Short: "Return low-level information on Docker objects",
 		Args:  minArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			e, err := a.engine(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
 			return a.inspectEach(format, args, func(ref string) (any, error) {
 				if typ == "" || typ == "container" {
 					if c, err := e.Containers.Get(ctx, ref); err == nil {
@@ -402,7 +365,7 @@ func (a *app) inspectCommand() *cobra.Command {
 				}
 				return nil, errdefs.NotFound("No such object: %s", ref)
 			})
-		},
+		}),
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", "Format output using a custom template")
 	cmd.Flags().StringVar(&typ, "type", "", "Return JSON for specified type")

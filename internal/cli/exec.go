@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -9,6 +10,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/berth-dev/berth/internal/engine"
 
 	"github.com/berth-dev/berth/internal/container"
 	"github.com/berth-dev/berth/internal/errdefs"
@@ -24,12 +27,7 @@ func (a *app) execCommand() *cobra.Command {
 		Use:   "exec [OPTIONS] CONTAINER COMMAND [ARG...]",
 		Short: "Execute a command in a running container",
 		Args:  minArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			e, err := a.engine(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
 			env, err := readEnv(envFiles, opts.Env)
 			if err != nil {
 				return err
@@ -79,7 +77,7 @@ func (a *app) execCommand() *cobra.Command {
 				}
 			}()
 			return execExit(proc.Wait())
-		},
+		}),
 	}
 	fl := cmd.Flags()
 	fl.SetInterspersed(false)

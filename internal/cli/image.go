@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/berth-dev/berth/internal/engine"
 
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/image"
@@ -30,12 +33,7 @@ func (a *app) importCommand() *cobra.Command {
 		Use:   "import [OPTIONS] file|URL|- [REPOSITORY[:TAG]]",
 		Short: "Import the contents from a tarball to create a filesystem image",
 		Args:  rangeArgs(1, 2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			e, err := a.engine(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
 			src := args[0]
 			if len(args) == 2 {
 				opts.Reference = args[1]
@@ -60,7 +58,7 @@ func (a *app) importCommand() *cobra.Command {
 			}
 			fmt.Fprintln(a.stdout, img.ID)
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().StringArrayVarP(&opts.Changes, "change", "c", nil, "Apply Dockerfile instruction to the created image")
 	cmd.Flags().StringVarP(&opts.Message, "message", "m", "", "Set commit message for imported image")
@@ -97,12 +95,7 @@ func (a *app) imagesCommand() *cobra.Command {
 		Use:   "images [OPTIONS] [REPOSITORY[:TAG]]",
 		Short: "List images",
 		Args:  rangeArgs(0, 1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			e, err := a.engine(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
 			f, err := parseImageFilters(filters)
 			if err != nil {
 				return err
@@ -176,7 +169,7 @@ func (a *app) imagesCommand() *cobra.Command {
 				}
 			}
 			return renderRows(a.stdout, format, rows, imageHeaders)
-		},
+		}),
 	}
 	fl := cmd.Flags()
 	fl.BoolVarP(&all, "all", "a", false, "Show all images (default hides intermediate images)")
@@ -265,12 +258,7 @@ func (a *app) rmiCommand() *cobra.Command {
 		Use:   "rmi [OPTIONS] IMAGE [IMAGE...]",
 		Short: "Remove one or more images",
 		Args:  minArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			e, err := a.engine(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
 			var errs []error
 			for _, ref := range args {
 				res, err := e.Images.Remove(ctx, ref, force)
@@ -292,7 +280,7 @@ func (a *app) rmiCommand() *cobra.Command {
 				}
 			}
 			return joinErrors(errs)
-		},
+		}),
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "Force removal of the image")
 	cmd.Flags().BoolVar(&noPrune, "no-prune", false, "Do not delete untagged parents")
@@ -304,18 +292,13 @@ func (a *app) tagCommand() *cobra.Command {
 		Use:   "tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
 		Short: "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE",
 		Args:  exactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			e, err := a.engine(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
 			ref, err := e.Images.Tag(ctx, args[0], args[1])
 			if err == nil {
 				e.Containers.Emit(ctx, imageEvent("tag", image.FamiliarString(ref)))
 			}
 			return err
-		},
+		}),
 	}
 }
 
@@ -335,12 +318,7 @@ func (a *app) historyCommand() *cobra.Command {
 		Use:   "history [OPTIONS] IMAGE",
 		Short: "Show the history of an image",
 		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			e, err := a.engine(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
 			img, err := e.Images.Resolve(ctx, args[0])
 			if err != nil {
 				return err
@@ -392,7 +370,7 @@ func (a *app) historyCommand() *cobra.Command {
 				format = "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
 			}
 			return renderRows(a.stdout, format, rows, map[string]string{"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "CreatedBy": "CREATED BY", "Size": "SIZE", "Comment": "COMMENT"})
-		},
+		}),
 	}
 	cmd.Flags().BoolVarP(&human, "human", "H", true, "Print sizes and dates in human readable format")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "Only show image IDs")
@@ -458,12 +436,7 @@ func (a *app) imageInspectCommand() *cobra.Command {
 		Use:   "inspect [OPTIONS] IMAGE [IMAGE...]",
 		Short: "Display detailed information on one or more images",
 		Args:  minArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			e, err := a.engine(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
 			return a.inspectEach(format, args, func(ref string) (any, error) {
 				img, err := e.Images.Resolve(ctx, ref)
 				if err != nil {
@@ -475,7 +448,7 @@ func (a *app) imageInspectCommand() *cobra.Command {
 				}
 				return inspectImage(img, cfg), nil
 			})
-		},
+		}),
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", "Format output using a custom template")
 	return cmd
@@ -524,7 +497,7 @@ func (a *app) imagePruneCommand() *cobra.Command {
 			if !force && !a.confirm(pruneImagesWarning(all)) {
 				return nil
 			}
-			reclaimed, err := a.pruneImages(cmd, all)
+			reclaimed, err := a.pruneImages(cmd.Context(), all)
 			if err != nil {
 				return err
 			}
@@ -547,8 +520,7 @@ func pruneImagesWarning(all bool) string {
 
 // pruneImages removes dangling (or, with all, unused) images, printing what
 // it deletes, and returns the bytes reclaimed.
-func (a *app) pruneImages(cmd *cobra.Command, all bool) (int64, error) {
-	ctx := cmd.Context()
+func (a *app) pruneImages(ctx context.Context, all bool) (int64, error) {
 	e, err := a.engine(ctx)
 	if err != nil {
 		return 0, err

@@ -55,12 +55,7 @@ func (a *app) psCommand() *cobra.Command {
 		Aliases: []string{"ls", "list"},
 		Short:   "List containers",
 		Args:    noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			e, err := a.engine(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, _ []string) error {
 			match, err := parsePsFilters(ctx, e, filters)
 			if err != nil {
 				return err
@@ -104,7 +99,7 @@ func (a *app) psCommand() *cobra.Command {
 				format = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
 			}
 			return renderRows(a.stdout, format, rows, psHeaders)
-		},
+		}),
 	}
 	fl := cmd.Flags()
 	fl.BoolVarP(&all, "all", "a", false, "Show all containers (default shows just running)")

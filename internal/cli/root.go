@@ -217,3 +217,15 @@ func plural(n int) string {
 	}
 	return "s"
 }
+
+// withEngine adapts a command body that needs the engine to cobra's RunE.
+func (a *app) withEngine(run func(ctx context.Context, e *engine.Engine, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		e, err := a.engine(ctx)
+		if err != nil {
+			return err
+		}
+		return run(ctx, e, args)
+	}
+}

@@ -22,12 +22,7 @@ func (a *app) topCommand() *cobra.Command {
 		Use:   "top CONTAINER [ps OPTIONS]",
 		Short: "Display the running processes of a container",
 		Args:  minArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			e, err := a.engine(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
 			titles, procs, err := e.Containers.Top(ctx, args[0], args[1:])
 			if err != nil {
 				return err
@@ -39,7 +34,7 @@ func (a *app) topCommand() *cobra.Command {
 				fmt.Fprintln(w, strings.Join(p, "\t"))
 			}
 			return w.Flush()
-		},
+		}),
 	}
 	// Everything after CONTAINER belongs to ps.
 	cmd.Flags().SetInterspersed(false)
@@ -82,14 +77,9 @@ func (a *app) statsCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "stats [OPTIONS] [CONTAINER...]",
 		Short: "Display a live stream of container(s) resource usage statistics",
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			e, err := a.engine(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
 			return a.stats(ctx, e, args, o)
-		},
+		}),
 	}
 	fl := cmd.Flags()
 	fl.BoolVarP(&o.all, "all", "a", false, "Show all containers (default shows just running)")

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/berth-dev/berth/internal/engine"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/container"
@@ -89,12 +92,7 @@ func (a *app) infoCommand() *cobra.Command {
 		Use:   "info [OPTIONS]",
 		Short: "Display system-wide information",
 		Args:  noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			e, err := a.engine(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, _ []string) error {
 			ctrs, err := e.Containers.List(ctx)
 			if err != nil {
 				return err
@@ -135,7 +133,7 @@ func (a *app) infoCommand() *cobra.Command {
 			fmt.Fprintf(a.stdout, " Kernel Version: %s\n Operating System: %s\n OSType: linux\n Architecture: %s\n CPUs: %d\n Total Memory: %s\n Name: %s\n", kernelVersion(), osName(), goruntime.GOARCH, goruntime.NumCPU(), binarySize(float64(si.Totalram)*float64(si.Unit)), host)
 			fmt.Fprintf(a.stdout, " Berth Root Dir: %s\n Berth Run Root: %s\n", e.Config.Root, e.Config.RunRoot)
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", "Format output using a custom template")
 	return cmd
@@ -161,12 +159,8 @@ func (a *app) eventsCommand() *cobra.Command {
 		Use:   "events [OPTIONS]",
 		Short: "Get real time events from the server",
 		Args:  noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			e, err := a.engine(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, _ []string) error {
+			var err error
 			opts := container.EventsOptions{Follow: true}
 			now := time.Now()
 			if since != "" {
@@ -231,7 +225,7 @@ func (a *app) eventsCommand() *cobra.Command {
 				_, err := fmt.Fprintf(a.stdout, "%s %s %s %s (%s)\n", t, ev.Type, ev.Action, ev.ID, strings.Join(attrs, ", "))
 				return err
 			})
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&since, "since", "", "Show all events created since timestamp")
 	cmd.Flags().StringVar(&until, "until", "", "Stream events until this timestamp")
@@ -260,12 +254,7 @@ func (a *app) systemDfCommand() *cobra.Command {
 		Use:   "df [OPTIONS]",
 		Short: "Show berth disk usage",
 		Args:  noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			e, err := a.engine(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, _ []string) error {
 			imgs, err := e.Images.List(ctx)
 			if err != nil {
 				return err
@@ -347,7 +336,7 @@ func (a *app) systemDfCommand() *cobra.Command {
 				format = "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}"
 			}
 			return renderRows(a.stdout, format, rows, map[string]string{"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE", "Reclaimable": "RECLAIMABLE"})
-		},
+		}),
 	}
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "Show detailed information on space usage")
 	cmd.Flags().StringVar(&format, "format", "", "Format output using a custom template")
@@ -361,12 +350,7 @@ func (a *app) systemPruneCommand() *cobra.Command {
 		Use:   "prune [OPTIONS]",
 		Short: "Remove unused data",
 		Args:  noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			e, err := a.engine(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, _ []string) error {
 			warning := "WARNING! This will remove:\n  - all stopped containers\n"
 			if volumes {
 				warning += "  - all anonymous volumes not used by at least one container\n"
@@ -397,14 +381,14 @@ func (a *app) systemPruneCommand() *cobra.Command {
 				}
 				total += reclaimed
 			}
-			n, err := a.pruneImages(cmd, all)
+			n, err := a.pruneImages(ctx, all)
 			if err != nil {
 				return err
 			}
 			total += n
 			fmt.Fprintf(a.stdout, "Total reclaimed space: %s\n", humanSize(total))
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "Remove all unused images not just dangling ones")
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
@@ -420,17 +404,12 @@ func (a *app) systemRestoreCommand() *cobra.Command {
 		Use:   "restore",
 		Short: "Restart containers whose restart policy asks for it (run at boot)",
 		Args:  noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			e, err := a.engine(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, _ []string) error {
 			started, err := e.Containers.Restore(ctx)
 			for _, id := range started {
 				fmt.Fprintln(a.stdout, id)
 			}
 			return err
-		},
+		}),
 	}
 }

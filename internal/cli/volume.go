@@ -1,10 +1,13 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/berth-dev/berth/internal/engine"
 
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/volume"
@@ -23,12 +26,8 @@ func (a *app) volumeCreateCommand() *cobra.Command {
 		Use:   "create [OPTIONS] [VOLUME]",
 		Short: "Create a volume",
 		Args:  rangeArgs(0, 1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			e, err := a.engine(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
+			var err error
 			if len(args) == 1 {
 				if opts.Name != "" && opts.Name != args[0] {
 					return usageError{fmt.Errorf("conflicting options: either specify --name or provide positional arg, not both")}
@@ -55,7 +54,7 @@ func (a *app) volumeCreateCommand() *cobra.Command {
 			e.Containers.Emit(ctx, volumeEvent("create", v.Name))
 			fmt.Fprintln(a.stdout, v.Name)
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().StringVarP(&opts.Driver, "driver", "d", "local", "Specify volume driver name")
 	cmd.Flags().StringVar(&opts.Name, "name", "", "Specify volume name")
@@ -84,12 +83,7 @@ func (a *app) volumeLsCommand() *cobra.Command {
 		Aliases: []string{"list"},
 		Short:   "List volumes",
 		Args:    noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			e, err := a.engine(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, _ []string) error {
 			vols, err := e.Volumes.List(ctx)
 			if err != nil {
 				return err
@@ -148,7 +142,7 @@ func (a *app) volumeLsCommand() *cobra.Command {
 				format = "table {{.Driver}}\t{{.Name}}"
 			}
 			return renderRows(a.stdout, format, rows, map[string]string{"Name": "VOLUME NAME", "Driver": "DRIVER", "Mountpoint": "MOUNTPOINT", "Labels": "LABELS", "Scope": "SCOPE", "Size": "SIZE", "Links": "LINKS"})
-		},
+		}),
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "Only display volume names")
 	cmd.Flags().StringVar(&format, "format", "", "Format output using a custom template")
@@ -171,14 +165,9 @@ func (a *app) volumeInspectCommand() *cobra.Command {
 		Use:   "inspect [OPTIONS] VOLUME [VOLUME...]",
 		Short: "Display detailed information on one or more volumes",
 		Args:  minArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			e, err := a.engine(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
 			return a.inspectEach(format, args, func(name string) (any, error) { return e.Volumes.Get(ctx, name) })
-		},
+		}),
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", "Format output using a custom template")
 	return cmd
@@ -191,12 +180,7 @@ func (a *app) volumeRmCommand() *cobra.Command {
 		Aliases: []string{"remove"},
 		Short:   "Remove one or more volumes",
 		Args:    minArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			e, err := a.engine(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
 			return a.forEach(args, func(name string) error {
 				err := e.Volumes.Remove(ctx, name, force)
 				if err == nil {
@@ -204,7 +188,7 @@ func (a *app) volumeRmCommand() *cobra.Command {
 				}
 				return err
 			})
-		},
+		}),
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "Force the removal of one or more volumes")
 	return cmd
@@ -217,12 +201,7 @@ func (a *app) volumePruneCommand() *cobra.Command {
 		Use:   "prune [OPTIONS]",
 		Short: "Remove unused local volumes",
 		Args:  noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			e, err := a.engine(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, _ []string) error {
 			var labels []string
 			for _, f := range filters {
 				k, v, _ := strings.Cut(f, "=")
@@ -251,7 +230,7 @@ func (a *app) volumePruneCommand() *cobra.Command {
 			}
 			fmt.Fprintf(a.stdout, "Total reclaimed space: %s\n", humanSize(reclaimed))
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "Remove all unused volumes, not just anonymous ones")
