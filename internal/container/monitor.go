@@ -44,6 +44,16 @@ type monitor struct {
 	// container is removed (with its anonymous volumes when removeVolumes)
 	// as soon as it exits.
 	remove, removeVolumes bool
+	// deleted is closed once the runtime has deleted the last run.
+	deleted chan struct{}
+}
+
+// waitDeleted waits for the runtime to finish deleting the previous run.
+func (m *monitor) waitDeleted() {
+	if m.deleted != nil {
+		<-m.deleted
+		m.deleted = nil
+	}
 }
 
 type monClient struct {
@@ -134,6 +144,7 @@ func (s *Service) RunMonitor(ctx context.Context, id string, starter *os.File) e
 		if !m.sleepUnlessStopped(ctx, delay) {
 			break
 		}
+		m.waitDeleted()
 	}
 	// Final bookkeeping, then tell clients and go.
 	snapshot.Unmount(s.RootfsDir(id))
@@ -158,6 +169,7 @@ func (s *Service) RunMonitor(ctx context.Context, id string, starter *os.File) e
 	})
 	m.tr.mark("unmount + record exit")
 	m.emit("die", exit.ExitCode)
+	m.waitDeleted()
 	if err == nil && (c.HostConfig.AutoRemove || remove) {
 		// --rm removes anonymous volumes like docker; rm -f only with -v.
 		if rerr := s.removeStopped(ctx, c, c.HostConfig.AutoRemove || removeVolumes); rerr == nil {
@@ -371,8 +383,15 @@ func (m *monitor) runOnce(ctx context.Context, attempt int) (exitStatus, error) 
 	st := exitStatus{code: exitCode(ws)}
 	st.oom = oomKilled(CgroupsPath(m.id))
 	m.tr.mark("drain output")
-	rt.Delete(ctx, m.id, true)
-	m.tr.mark("runtime delete")
+	// The runtime's delete (a process of its own) overlaps with the
+	// unmount and the exit record; whoever needs it done waits on deleted.
+	deleted := make(chan struct{})
+	go func() {
+		rt.Delete(ctx, m.id, true)
+		m.tr.mark("runtime delete")
+		close(deleted)
+	}()
+	m.deleted = deleted
 	return st, nil
 }
 
