@@ -10,6 +10,7 @@ import (
 	"github.com/berth-dev/berth/internal/engine"
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/image"
+	"github.com/berth-dev/berth/internal/term"
 )
 
 func (a *app) saveCommand() *cobra.Command {
@@ -54,7 +55,7 @@ func (a *app) loadCommand() *cobra.Command {
 			ctx := cmd.Context()
 			r := a.stdin
 			if input == "" {
-				if f, ok := a.stdin.(*os.File); ok && isTerminal(f) {
+				if f, ok := a.stdin.(*os.File); ok && term.IsTerminal(f) {
 					return errdefs.InvalidArgument("requested load from stdin, but stdin is empty")
 				}
 			} else {

@@ -15,6 +15,7 @@ import (
 	"github.com/berth-dev/berth/internal/engine"
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/layer"
+	"github.com/berth-dev/berth/internal/term"
 )
 
 func (a *app) exportCommand() *cobra.Command {
@@ -35,7 +36,7 @@ func (a *app) exportCommand() *cobra.Command {
 // place) or to stdout, refusing to write binary to a terminal.
 func (a *app) writeOutput(path string, fn func(io.Writer) error) error {
 	if path == "" {
-		if f, ok := a.stdout.(*os.File); ok && isTerminal(f) {
+		if f, ok := a.stdout.(*os.File); ok && term.IsTerminal(f) {
 			return errdefs.InvalidArgument("cowardly refusing to save to a terminal. Use the -o flag or redirect")
 		}
 		return fn(a.stdout)

@@ -16,6 +16,7 @@ import (
 	"github.com/berth-dev/berth/internal/container/logfile"
 	"github.com/berth-dev/berth/internal/engine"
 	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/term"
 	"github.com/berth-dev/berth/internal/volume"
 )
 
@@ -80,7 +81,7 @@ func (a *app) startCommand() *cobra.Command {
 				out, _ := a.stdout.(*os.File)
 				so := container.StartOptions{Attach: true}
 				if c.Config.Tty && out != nil {
-					h, w := terminalSize(out)
+					h, w := term.Size(out)
 					so.ConsoleHeight, so.ConsoleWidth = uint(h), uint(w)
 				}
 				att, err := e.Containers.Start(ctx, c.ID, so)

@@ -15,6 +15,7 @@ import (
 	"github.com/berth-dev/berth/internal/engine"
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/runtime"
+	"github.com/berth-dev/berth/internal/term"
 )
 
 func (a *app) execCommand() *cobra.Command {
@@ -36,7 +37,7 @@ func (a *app) execCommand() *cobra.Command {
 			in, _ := a.stdin.(*os.File)
 			out, _ := a.stdout.(*os.File)
 			errf, _ := a.stderr.(*os.File)
-			if opts.Tty && interactive && (in == nil || !isTerminal(in)) {
+			if opts.Tty && interactive && (in == nil || !term.IsTerminal(in)) {
 				return errdefs.InvalidArgument("the input device is not a TTY")
 			}
 			devnull, err := os.Open(os.DevNull)

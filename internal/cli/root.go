@@ -15,6 +15,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/engine"
 	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/runtime"
 )
 
 // Version is set at build time with -ldflags "-X ...cli.Version=...".
@@ -114,7 +115,7 @@ func (a *app) newRootCommand() *cobra.Command {
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.cfg.Root, "root", envOr("BERTH_ROOT", engine.DefaultRoot), "Root directory of persistent state (env BERTH_ROOT)")
 	pf.StringVar(&a.cfg.RunRoot, "runroot", envOr("BERTH_RUNROOT", engine.DefaultRunRoot), "Root directory of runtime state (env BERTH_RUNROOT)")
-	pf.StringVar(&a.cfg.Runtime, "runtime", envOr("BERTH_RUNTIME", "runc"), "OCI runtime binary (runc, crun, ...)")
+	pf.StringVar(&a.cfg.Runtime, "runtime", envOr("BERTH_RUNTIME", runtime.DefaultName), "container runtime: \"berth\" (built in) or an OCI runtime binary (runc, crun, ...)")
 	pf.BoolVarP(&a.cfg.Debug, "debug", "D", false, "Enable debug output")
 
 	root.AddGroup(&cobra.Group{ID: "common", Title: "Common Commands:"}, &cobra.Group{ID: "management", Title: "Management Commands:"})
@@ -157,7 +158,7 @@ func (a *app) runMonitor(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("_monitor", flag.ContinueOnError)
 	fs.StringVar(&a.cfg.Root, "root", engine.DefaultRoot, "")
 	fs.StringVar(&a.cfg.RunRoot, "runroot", engine.DefaultRunRoot, "")
-	fs.StringVar(&a.cfg.Runtime, "runtime", "runc", "")
+	fs.StringVar(&a.cfg.Runtime, "runtime", runtime.DefaultName, "")
 	fs.BoolVar(&a.cfg.Debug, "debug", false, "")
 	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
 		fmt.Fprintln(a.stderr, "usage: berth _monitor [--root DIR] [--runroot DIR] ID")

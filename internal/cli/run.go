@@ -14,6 +14,7 @@ import (
 	"github.com/berth-dev/berth/internal/container"
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/image"
+	"github.com/berth-dev/berth/internal/term"
 )
 
 func (a *app) runCommand() *cobra.Command {
@@ -31,7 +32,7 @@ func (a *app) runCommand() *cobra.Command {
 				return err
 			}
 			if f.tty && !detach && f.interactive {
-				if in, ok := a.stdin.(*os.File); !ok || !isTerminal(in) {
+				if in, ok := a.stdin.(*os.File); !ok || !term.IsTerminal(in) {
 					return errdefs.InvalidArgument("the input device is not a TTY")
 				}
 			}
@@ -127,7 +128,7 @@ func (a *app) startAttached(ctx context.Context, c *container.Container, stdin, 
 	in, _ := a.stdin.(*os.File)
 	out, _ := a.stdout.(*os.File)
 	if c.Config.Tty && out != nil {
-		h, w := terminalSize(out)
+		h, w := term.Size(out)
 		so.ConsoleHeight, so.ConsoleWidth = uint(h), uint(w)
 	}
 	att, err := e.Containers.Start(ctx, c.ID, so)
@@ -148,8 +149,8 @@ func (a *app) stream(ctx context.Context, att *container.Attachment, c *containe
 	if stdin {
 		input = a.stdin
 	}
-	if c.Config.Tty && in != nil && isTerminal(in) && stdin {
-		restore, err := makeRaw(in)
+	if c.Config.Tty && in != nil && term.IsTerminal(in) && stdin {
+		restore, err := term.MakeRaw(in)
 		if err == nil {
 			defer restore()
 		}
@@ -167,7 +168,7 @@ func (a *app) stream(ctx context.Context, att *container.Attachment, c *containe
 		for s := range sigs {
 			if s == syscall.SIGWINCH {
 				if c.Config.Tty && out != nil {
-					h, w := terminalSize(out)
+					h, w := term.Size(out)
 					att.Resize(h, w)
 				}
 				continue
@@ -176,7 +177,7 @@ func (a *app) stream(ctx context.Context, att *container.Attachment, c *containe
 		}
 	}()
 	if c.Config.Tty && out != nil {
-		if h, w := terminalSize(out); h > 0 {
+		if h, w := term.Size(out); h > 0 {
 			att.Resize(h, w)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/container"
 	"github.com/berth-dev/berth/internal/engine"
+	"github.com/berth-dev/berth/internal/term"
 )
 
 func (a *app) topCommand() *cobra.Command {
@@ -167,7 +168,7 @@ func (a *app) stats(ctx context.Context, e *engine.Engine, refs []string, o stat
 		return err
 	}
 	out, _ := a.stdout.(*os.File)
-	clearScreen := !o.noStream && out != nil && isTerminal(out)
+	clearScreen := !o.noStream && out != nil && term.IsTerminal(out)
 	for {
 		rows, err := round()
 		if err != nil {

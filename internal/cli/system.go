@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	goruntime "runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/container"
 	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/runtime"
 	"github.com/berth-dev/berth/internal/volume"
 )
 
@@ -70,12 +72,38 @@ func kernelVersion() string {
 }
 
 func runtimeVersion(bin string) string {
+	if bin == runtime.BuiltinName {
+		return Version + " (built in)"
+	}
 	out, err := exec.Command(bin, "--version").Output()
 	if err != nil {
 		return "unavailable (" + err.Error() + ")"
 	}
 	line, _, _ := strings.Cut(string(out), "\n")
 	return strings.TrimSpace(line)
+}
+
+// availableRuntimes lists the built-in runtime, the OCI runtimes found
+// on PATH, and the configured one.
+func availableRuntimes(configured string) []string {
+	out := []string{runtime.BuiltinName}
+	for _, name := range []string{"runc", "crun"} {
+		if _, err := exec.LookPath(name); err == nil {
+			out = append(out, name)
+		}
+	}
+	if !slices.Contains(out, configured) {
+		out = append(out, configured)
+	}
+	return out
+}
+
+func runtimesJSON(configured string) map[string]any {
+	out := map[string]any{}
+	for _, name := range availableRuntimes(configured) {
+		out[name] = map[string]string{"path": name}
+	}
+	return out
 }
 
 func cgroupVersion() string {
@@ -121,7 +149,7 @@ func (a *app) infoCommand() *cobra.Command {
 				"CgroupDriver": "cgroupfs", "CgroupVersion": cgroupVersion(), "KernelVersion": kernelVersion(),
 				"OperatingSystem": osName(), "OSType": "linux", "Architecture": goruntime.GOARCH, "NCPU": goruntime.NumCPU(),
 				"MemTotal": int64(si.Totalram) * int64(si.Unit), "Name": host, "ServerVersion": Version,
-				"DefaultRuntime": e.Config.Runtime, "SecurityOptions": []string{"name=seccomp,profile=builtin"},
+				"DefaultRuntime": e.Config.Runtime, "Runtimes": runtimesJSON(e.Config.Runtime), "SecurityOptions": []string{"name=seccomp,profile=builtin"},
 			}
 			if format != "" {
 				return formatEach(a.stdout, format, []any{info})
@@ -129,7 +157,7 @@ func (a *app) infoCommand() *cobra.Command {
 			fmt.Fprintf(a.stdout, "Client:\n Version:    %s\n\nServer:\n", Version)
 			fmt.Fprintf(a.stdout, " Containers: %d\n  Running: %d\n  Paused: %d\n  Stopped: %d\n Images: %d\n", len(ctrs), running, paused, stopped, len(imgs))
 			fmt.Fprintf(a.stdout, " Server Version: %s\n Storage Driver: overlay2\n Logging Driver: json-file\n Cgroup Driver: cgroupfs\n Cgroup Version: %s\n", Version, cgroupVersion())
-			fmt.Fprintf(a.stdout, " Runtimes: %s\n Default Runtime: %s\n Security Options:\n  seccomp\n   Profile: builtin\n", e.Config.Runtime, e.Config.Runtime)
+			fmt.Fprintf(a.stdout, " Runtimes: %s\n Default Runtime: %s\n Security Options:\n  seccomp\n   Profile: builtin\n", strings.Join(availableRuntimes(e.Config.Runtime), " "), e.Config.Runtime)
 			fmt.Fprintf(a.stdout, " Kernel Version: %s\n Operating System: %s\n OSType: linux\n Architecture: %s\n CPUs: %d\n Total Memory: %s\n Name: %s\n", kernelVersion(), osName(), goruntime.GOARCH, goruntime.NumCPU(), binarySize(float64(si.Totalram)*float64(si.Unit)), host)
 			fmt.Fprintf(a.stdout, " Berth Root Dir: %s\n Berth Run Root: %s\n", e.Config.Root, e.Config.RunRoot)
 			return nil

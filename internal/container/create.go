@@ -63,6 +63,9 @@ func (s *Service) Create(ctx context.Context, opts CreateOptions) (*Container, e
 	if err := normaliseHostConfig(&c.HostConfig); err != nil {
 		return nil, err
 	}
+	if c.HostConfig.Runtime == "" {
+		c.HostConfig.Runtime = s.opts.Runtime
+	}
 	for _, l := range img.Layers {
 		c.Internal.ChainIDs = append(c.Internal.ChainIDs, l.ChainID.String())
 	}
@@ -230,9 +233,6 @@ func normaliseHostConfig(hc *HostConfig) error {
 	}
 	if hc.ShmSize == 0 {
 		hc.ShmSize = 64 << 20
-	}
-	if hc.Runtime == "" {
-		hc.Runtime = "runc"
 	}
 	return nil
 }

@@ -31,7 +31,7 @@ type monitor struct {
 	s       *Service
 	id      string
 	c       *Container
-	rt      *runtime.Runtime
+	rt      runtime.Runtime
 	bundle  string
 	log     *logfile.Writer
 	mu      sync.Mutex
@@ -196,7 +196,7 @@ type exitStatus struct {
 func (m *monitor) runOnce(ctx context.Context, attempt int) (exitStatus, error) {
 	c := m.c
 	rt := m.rt
-	if _, err := os.Stat(filepath.Join(m.s.runtimeRoot(), m.id)); err == nil {
+	if rt.HasState(m.id) {
 		rt.Delete(ctx, m.id, true) // leftovers of a crashed predecessor
 	}
 	pidFile := filepath.Join(m.bundle, "init.pid")
@@ -320,7 +320,7 @@ func (m *monitor) runOnce(ctx context.Context, attempt int) (exitStatus, error) 
 		}()
 	}
 	now := time.Now()
-	myStart, _ := processStartTime(os.Getpid())
+	myStart, _ := runtime.ProcessStartTime(os.Getpid())
 	c, err = m.s.update(ctx, m.id, func(c *Container) error {
 		c.State.Status, c.State.Running, c.State.Restarting, c.State.Paused = "running", true, false, false
 		c.State.Pid = pid

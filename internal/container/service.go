@@ -3,7 +3,6 @@ package container
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -32,7 +31,7 @@ type VolumeStore interface {
 type Options struct {
 	Root    string // --root
 	RunRoot string // --runroot
-	// Runtime is the OCI runtime binary ("runc" default).
+	// Runtime is the container runtime (runtime.DefaultName if empty).
 	Runtime string
 	// Self is the berth binary that monitors are started from.
 	Self string
@@ -52,17 +51,17 @@ type Service struct {
 // NewService wires the container service.
 func NewService(opts Options, meta *metadata.Store, images *image.Store, volumes VolumeStore) *Service {
 	if opts.Runtime == "" {
-		opts.Runtime = "runc"
+		opts.Runtime = runtime.DefaultName
 	}
 	return &Service{opts: opts, meta: meta, images: images, snaps: images.Snapshots(), volumes: volumes}
 }
 
-func (s *Service) runtimeFor(c *Container) *runtime.Runtime {
-	bin := c.Internal.RuntimeBinary
-	if bin == "" {
-		bin = s.opts.Runtime
+func (s *Service) runtimeFor(c *Container) runtime.Runtime {
+	name := c.Internal.RuntimeBinary
+	if name == "" {
+		name = s.opts.Runtime
 	}
-	return &runtime.Runtime{Binary: bin, Root: s.runtimeRoot()}
+	return runtime.New(name, s.runtimeRoot(), s.opts.Self)
 }
 
 // runtimeRoot is the runtime's state directory (runc --root).
@@ -184,7 +183,7 @@ func (s *Service) stale(c *Container) bool {
 // so that a monitor that dies before it records itself in the store is
 // still noticed.
 func writeMonitorPid(path string) {
-	start, _ := processStartTime(os.Getpid())
+	start, _ := runtime.ProcessStartTime(os.Getpid())
 	os.WriteFile(path, []byte(strconv.Itoa(os.Getpid())+" "+strconv.FormatUint(start, 10)+"\n"), 0o600)
 }
 
@@ -246,7 +245,7 @@ func (s *Service) reconcile(ctx context.Context, id string) (*Container, error) 
 	})
 }
 
-func waitGone(ctx context.Context, rt *runtime.Runtime, id string, timeout time.Duration) {
+func waitGone(ctx context.Context, rt runtime.Runtime, id string, timeout time.Duration) {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		st, err := rt.State(ctx, id)
@@ -295,28 +294,6 @@ func processAlive(pid int, start uint64) bool {
 	if start == 0 {
 		return syscall.Kill(pid, 0) == nil
 	}
-	st, err := processStartTime(pid)
+	st, err := runtime.ProcessStartTime(pid)
 	return err == nil && st == start
-}
-
-// processStartTime reads field 22 of /proc/<pid>/stat.
-func processStartTime(pid int) (uint64, error) {
-	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, err
-	}
-	// The command name (field 2) may contain spaces; fields restart after ')'.
-	i := strings.LastIndexByte(string(raw), ')')
-	if i < 0 {
-		return 0, errors.New("malformed stat")
-	}
-	fields := strings.Fields(string(raw[i+1:]))
-	if len(fields) < 20 {
-		return 0, errors.New("malformed stat")
-	}
-	// Zombies are dead for our purpose.
-	if fields[0] == "Z" || fields[0] == "X" {
-		return 0, errors.New("zombie")
-	}
-	return strconv.ParseUint(fields[19], 10, 64)
 }

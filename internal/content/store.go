@@ -5,6 +5,7 @@ package content
 
 import (
 	"context"
+	_ "crypto/sha256" // registers SHA-256 for go-digest
 	"errors"
 	"fmt"
 	"io"

@@ -12,6 +12,7 @@ import (
 	"github.com/berth-dev/berth/internal/content"
 	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/metadata"
+	"github.com/berth-dev/berth/internal/runtime"
 	"github.com/berth-dev/berth/internal/snapshot"
 	"github.com/berth-dev/berth/internal/volume"
 )
@@ -26,7 +27,7 @@ const (
 type Config struct {
 	Root    string
 	RunRoot string
-	Runtime string // OCI runtime binary; "runc" by default
+	Runtime string // OCI runtime: runtime.DefaultName unless set
 	// Self is the berth binary monitors run from; os.Executable() if empty.
 	Self  string
 	Debug bool
@@ -52,7 +53,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		cfg.RunRoot = DefaultRunRoot
 	}
 	if cfg.Runtime == "" {
-		cfg.Runtime = "runc"
+		cfg.Runtime = runtime.DefaultName
 	}
 	var err error
 	if cfg.Root, err = filepath.Abs(cfg.Root); err != nil {

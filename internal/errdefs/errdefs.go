@@ -6,7 +6,6 @@ package errdefs
 import (
 	"errors"
 	"fmt"
-	"net/http"
 )
 
 // Error classes. Compare with errors.Is.
@@ -108,24 +107,26 @@ func ExitCode(err error) int {
 }
 
 // ToHTTP maps err to the HTTP status the Docker Engine API uses for it.
+// The codes are literal numbers: importing net/http here would add its
+// (and crypto/tls's) initialisation to the start-up of every berth process.
 func ToHTTP(err error) int {
 	switch {
 	case err == nil:
-		return http.StatusOK
+		return 200
 	case errors.Is(err, ErrNotFound):
-		return http.StatusNotFound
+		return 404
 	case errors.Is(err, ErrConflict):
-		return http.StatusConflict
+		return 409
 	case errors.Is(err, ErrInvalidArgument):
-		return http.StatusBadRequest
+		return 400
 	case errors.Is(err, ErrNotModified):
-		return http.StatusNotModified
+		return 304
 	case errors.Is(err, ErrForbidden):
-		return http.StatusForbidden
+		return 403
 	case errors.Is(err, ErrUnavailable):
-		return http.StatusServiceUnavailable
+		return 503
 	case errors.Is(err, ErrNotImplemented):
-		return http.StatusNotImplemented
+		return 501
 	}
-	return http.StatusInternalServerError
+	return 500
 }

@@ -19,7 +19,7 @@ import (
 	"github.com/berth-dev/berth/internal/errdefs"
 )
 
-// Runtime drives an OCI runtime binary with runc's command line (runc, or
+// Binary drives an OCI runtime binary with runc's command line (runc, or
 // crun, which accepts the same commands). Every call runs the binary once,
 // directly (no shell, no helper process): that cost is on the path of
 // every `berth run`.
@@ -29,7 +29,7 @@ import (
 // processes to be re-parented to init: the runtime exits once they are
 // started, and they become children of the nearest subreaper. berth's
 // per-container monitor is one.
-type Runtime struct {
+type Binary struct {
 	// Binary is the runtime's path or name, looked up on PATH; "" is "runc".
 	Binary string
 	// Root is the runtime's state directory (runc --root), e.g.
@@ -47,18 +47,18 @@ type IO struct {
 	ConsoleSocket string
 }
 
-func (r *Runtime) binary() string {
+func (r *Binary) binary() string {
 	if r.Binary == "" {
 		return "runc"
 	}
 	return r.Binary
 }
 
-func (r *Runtime) name() string { return filepath.Base(r.binary()) }
+func (r *Binary) name() string { return filepath.Base(r.binary()) }
 
 // command prepares one invocation. logPath, when set, makes the runtime log
 // to that file instead of stderr (needed when stderr is the container's).
-func (r *Runtime) command(ctx context.Context, logPath string, args ...string) *exec.Cmd {
+func (r *Binary) command(ctx context.Context, logPath string, args ...string) *exec.Cmd {
 	global := make([]string, 0, 6+len(args))
 	if r.Root != "" {
 		global = append(global, "--root", r.Root)
@@ -90,7 +90,7 @@ func runtimeEnv() []string {
 
 // run runs a command whose stdio are not the container's and returns its
 // stdout; its stderr (JSON log lines) becomes the error.
-func (r *Runtime) run(ctx context.Context, op, id string, wantOutput bool, args ...string) ([]byte, error) {
+func (r *Binary) run(ctx context.Context, op, id string, wantOutput bool, args ...string) ([]byte, error) {
 	cmd := r.command(ctx, "", args...)
 	var stdout, stderr bytes.Buffer
 	if wantOutput {
@@ -114,7 +114,7 @@ func (r *Runtime) run(ctx context.Context, op, id string, wantOutput bool, args 
 // user may discard what it received before Create failed. If ctx ends
 // during the call, the runtime is killed and may leave the container half
 // created: Delete it with force.
-func (r *Runtime) Create(ctx context.Context, id, bundle, pidFile string, io IO) error {
+func (r *Binary) Create(ctx context.Context, id, bundle, pidFile string, io IO) error {
 	logPath, err := r.logFile("create")
 	if err != nil {
 		return err
@@ -135,7 +135,7 @@ func (r *Runtime) Create(ctx context.Context, id, bundle, pidFile string, io IO)
 // Run creates and starts container id in one runtime call (`run
 // --detach`): Create followed by Start, with one process fewer on the
 // container start path. Failures are reported as Create reports them.
-func (r *Runtime) Run(ctx context.Context, id, bundle, pidFile string, io IO) error {
+func (r *Binary) Run(ctx context.Context, id, bundle, pidFile string, io IO) error {
 	logPath, err := r.logFile("run")
 	if err != nil {
 		return err
@@ -154,14 +154,14 @@ func (r *Runtime) Run(ctx context.Context, id, bundle, pidFile string, io IO) er
 }
 
 // Start starts the user process of a created container.
-func (r *Runtime) Start(ctx context.Context, id string) error {
+func (r *Binary) Start(ctx context.Context, id string) error {
 	_, err := r.run(ctx, "start", id, false, "start", id)
 	return err
 }
 
 // Kill sends sig to the container's init process, or with all to every
 // process in it.
-func (r *Runtime) Kill(ctx context.Context, id string, sig syscall.Signal, all bool) error {
+func (r *Binary) Kill(ctx context.Context, id string, sig syscall.Signal, all bool) error {
 	args := []string{"kill"}
 	if all {
 		args = append(args, "--all")
@@ -172,7 +172,7 @@ func (r *Runtime) Kill(ctx context.Context, id string, sig syscall.Signal, all b
 
 // Delete removes the runtime's state of the container; force kills it
 // first if it runs. A container the runtime does not know is not an error.
-func (r *Runtime) Delete(ctx context.Context, id string, force bool) error {
+func (r *Binary) Delete(ctx context.Context, id string, force bool) error {
 	args := []string{"delete"}
 	if force {
 		args = append(args, "--force")
@@ -186,7 +186,7 @@ func (r *Runtime) Delete(ctx context.Context, id string, force bool) error {
 
 // State reports the container's state; errdefs.ErrNotFound when the runtime
 // does not know it.
-func (r *Runtime) State(ctx context.Context, id string) (*specs.State, error) {
+func (r *Binary) State(ctx context.Context, id string) (*specs.State, error) {
 	out, err := r.run(ctx, "state", id, true, "state", id)
 	if err != nil {
 		return nil, err
@@ -199,19 +199,19 @@ func (r *Runtime) State(ctx context.Context, id string) (*specs.State, error) {
 }
 
 // Pause freezes every process of the container.
-func (r *Runtime) Pause(ctx context.Context, id string) error {
+func (r *Binary) Pause(ctx context.Context, id string) error {
 	_, err := r.run(ctx, "pause", id, false, "pause", id)
 	return err
 }
 
 // Resume thaws a paused container.
-func (r *Runtime) Resume(ctx context.Context, id string) error {
+func (r *Binary) Resume(ctx context.Context, id string) error {
 	_, err := r.run(ctx, "resume", id, false, "resume", id)
 	return err
 }
 
 // Ps lists the host pids of the container's processes.
-func (r *Runtime) Ps(ctx context.Context, id string) ([]int, error) {
+func (r *Binary) Ps(ctx context.Context, id string) ([]int, error) {
 	out, err := r.run(ctx, "ps", id, true, "ps", "--format", "json", id)
 	if err != nil {
 		return nil, err
@@ -236,7 +236,7 @@ func (r *Runtime) Ps(ctx context.Context, id string) ([]int, error) {
 //
 // Either way, a command that cannot be found or run is reported by Exec
 // itself as an *errdefs.ExitStatus with code 127 or 126.
-func (r *Runtime) Exec(ctx context.Context, id string, proc *specs.Process, pidFile string, io IO, detach bool) (*exec.Cmd, error) {
+func (r *Binary) Exec(ctx context.Context, id string, proc *specs.Process, pidFile string, io IO, detach bool) (*exec.Cmd, error) {
 	data, err := json.Marshal(proc)
 	if err != nil {
 		return nil, fmt.Errorf("encoding exec process: %w", err)
@@ -390,7 +390,7 @@ func setStdio(cmd *exec.Cmd, io IO) {
 
 // logFile creates an empty per-call log file for the runtime in its state
 // directory (or the temp dir), where runc ignores files.
-func (r *Runtime) logFile(op string) (string, error) {
+func (r *Binary) logFile(op string) (string, error) {
 	dir := r.Root
 	if dir == "" {
 		dir = os.TempDir()
@@ -414,7 +414,7 @@ func readLog(path string) []byte {
 }
 
 // startFailure reports that the runtime binary itself could not be run.
-func (r *Runtime) startFailure(err error) error {
+func (r *Binary) startFailure(err error) error {
 	if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
 		return errdefs.Unavailable("OCI runtime %q not found: install it or choose another with --runtime (%v)", r.binary(), err)
 	}
@@ -423,7 +423,7 @@ func (r *Runtime) startFailure(err error) error {
 
 // failure turns a failed invocation into a classified error from the
 // runtime's log output.
-func (r *Runtime) failure(ctx context.Context, op, id string, log []byte, runErr error) error {
+func (r *Binary) failure(ctx context.Context, op, id string, log []byte, runErr error) error {
 	var ee *exec.ExitError
 	if !errors.As(runErr, &ee) {
 		return r.startFailure(runErr)

@@ -1,4 +1,6 @@
-package cli
+// Package term handles the terminals berth's processes sit on: is a file
+// one, raw mode, and its size.
+package term
 
 import (
 	"os"
@@ -6,15 +8,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// isTerminal reports whether f is a terminal.
-func isTerminal(f *os.File) bool {
+// IsTerminal reports whether f is a terminal.
+func IsTerminal(f *os.File) bool {
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil
 }
 
-// makeRaw puts the terminal f into raw mode and returns a function that
+// MakeRaw puts the terminal f into raw mode and returns a function that
 // restores it.
-func makeRaw(f *os.File) (func(), error) {
+func MakeRaw(f *os.File) (func(), error) {
 	fd := int(f.Fd())
 	old, err := unix.IoctlGetTermios(fd, unix.TCGETS)
 	if err != nil {
@@ -34,8 +36,8 @@ func makeRaw(f *os.File) (func(), error) {
 	return func() { unix.IoctlSetTermios(fd, unix.TCSETS, old) }, nil
 }
 
-// terminalSize returns the size of the terminal f (0, 0 when not one).
-func terminalSize(f *os.File) (height, width uint16) {
+// Size returns the size of the terminal f (0, 0 when not one).
+func Size(f *os.File) (height, width uint16) {
 	ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ)
 	if err != nil {
 		return 0, 0

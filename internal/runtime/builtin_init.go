@@ -1,0 +1,811 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	goruntime "runtime"
+	"strings"
+	"syscall"
+	"unsafe"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/moby/sys/capability"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/runtime/cgroups"
+	"github.com/berth-dev/berth/internal/runtime/seccompbpf"
+)
+
+// The processes of the built-in runtime that run berth's own code in or
+// at the edge of a container:
+//
+//   - `berth _init run BUNDLE CGROUP` is forked by Builtin.Run into the new
+//     namespaces. It waits for its go-ahead (sent once it is in its
+//     cgroup), builds the root filesystem, drops privileges and executes
+//     the container's command, becoming the container's PID 1.
+//   - `berth _exec` (Builtin.Exec) joins a running container's namespaces
+//     on one thread and forks `berth _init exec` from it, moves that into
+//     the container's cgroup, then stays as the parent of the command:
+//     relaying signals, exiting with its status.
+//
+// Both _init modes run on the main thread, locked to it by cmd/berth
+// before anything else: namespaces, credentials, capabilities and the
+// seccomp filter are per thread, and the thread that sets them up must be
+// the one that calls execve.
+//
+// While _init runs berth's binary inside a container, a process in the
+// container could try to reopen it through /proc/<pid>/exe and write to
+// it (CVE-2019-5736). It cannot: _init makes itself non-dumpable at once
+// (so /proc/<pid>/exe is out of reach without CAP_SYS_PTRACE in the
+// host's user namespace), and the binary stays busy (ETXTBSY to writers)
+// for as long as the container's monitor runs from the same file.
+
+// fds of the helper processes, set by startHelper.
+const (
+	fdSync    = 3
+	fdReport  = 4
+	fdConsole = 5
+	// fdContainer is a pidfd of the container's init, given to an exec's
+	// init to join its namespaces.
+	fdContainer = 6
+)
+
+// initFailure is an error of the init with the exit status Docker
+// reports for it: 127 or 126 for a command that cannot be run, else 0.
+type initFailure struct {
+	code int
+	msg  string
+}
+
+func (e *initFailure) Error() string { return e.msg }
+
+// InitMain is `berth _init run BUNDLE CGROUP` and `berth _init exec`. It returns
+// only on failure, after reporting it to the parent.
+func InitMain(args []string) int {
+	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+	console := inheritedConsole()
+	report := os.NewFile(fdReport, "report")
+	err := runInit(args, console)
+	if err == nil {
+		err = errors.New("container init returned without executing the command")
+	}
+	rep := initReport{Msg: err.Error()}
+	var f *initFailure
+	if errors.As(err, &f) {
+		rep.Code = f.code
+	}
+	raw, _ := json.Marshal(rep)
+	report.Write(raw)
+	return 1
+}
+
+// consoleEnv, set to 1 in a helper's environment, says that fd 5 is a
+// console socket. Probing the fd would not do: Go's runtime opens files
+// of its own at start-up, which take the free numbers.
+const consoleEnv = "_BERTH_CONSOLE"
+
+// helperEnv is the environment of the helper processes. Go's runtime
+// would otherwise read the cgroup CPU limit at start-up and keep two files
+// open for updates.
+func helperEnv(console bool) []string {
+	env := []string{"GODEBUG=containermaxprocs=0,updatemaxprocs=0"}
+	if console {
+		env = append(env, consoleEnv+"=1")
+	}
+	return env
+}
+
+// inheritedConsole returns fd 5, the console socket, if the parent passed
+// one, and marks the inherited fds close-on-exec.
+func inheritedConsole() *os.File {
+	for fd := fdSync; fd <= fdReport; fd++ {
+		unix.CloseOnExec(fd)
+	}
+	if os.Getenv(consoleEnv) != "1" {
+		return nil
+	}
+	unix.CloseOnExec(fdConsole)
+	return os.NewFile(fdConsole, "console")
+}
+
+func runInit(args []string, console *os.File) error {
+	sync := os.NewFile(fdSync, "sync")
+	// The go-ahead; EOF means the parent gave up.
+	buf := make([]byte, 1)
+	if n, _ := sync.Read(buf); n != 1 || buf[0] != 'g' {
+		os.Exit(1)
+	}
+	switch {
+	case len(args) == 3 && args[0] == "run":
+		return initContainer(args[1], args[2], console)
+	case len(args) == 1 && args[0] == "exec":
+		raw, err := io.ReadAll(sync)
+		if err != nil {
+			return err
+		}
+		var msg execMessage
+		if err := json.Unmarshal(raw, &msg); err != nil {
+			return fmt.Errorf("exec message: %w", err)
+		}
+		if msg.Process == nil {
+			return errors.New("exec message without a process")
+		}
+		if msg.State == nil {
+			return errors.New("exec message without the container's state")
+		}
+		if err := joinCgroup(msg.State.CgroupsPath); err != nil {
+			return err
+		}
+		// Namespaces are per thread here; a mount namespace can only be
+		// joined by a thread with a filesystem context of its own.
+		unix.CloseOnExec(fdContainer)
+		if err := unix.Unshare(unix.CLONE_FS); err != nil {
+			return fmt.Errorf("unshare: %w", err)
+		}
+		if msg.Namespaces != 0 {
+			if err := unix.Setns(fdContainer, msg.Namespaces); err != nil {
+				return fmt.Errorf("joining the container's namespaces: %w", err)
+			}
+		}
+		unix.Close(fdContainer)
+		var master, slave *os.File
+		if msg.Process.Terminal {
+			if master, slave, err = openPTY("/dev/pts/ptmx", "/dev/pts"); err != nil {
+				return err
+			}
+		}
+		return execProcess(msg.Process, msg.Seccomp, false, console, master, slave)
+	}
+	return fmt.Errorf("usage: berth _init run BUNDLE CGROUP | exec")
+}
+
+func initContainer(bundle, cgroupsPath string, console *os.File) error {
+	spec, err := ReadSpec(bundle)
+	if err != nil {
+		return err
+	}
+	spec.Linux.CgroupsPath = cgroupsPath
+	if err := joinCgroup(cgroupsPath); err != nil {
+		return err
+	}
+	rootfs := spec.Root.Path
+	if !strings.HasPrefix(rootfs, "/") {
+		rootfs = bundle + "/" + rootfs
+	}
+	newCgroupNS := false
+	for _, ns := range spec.Linux.Namespaces {
+		switch {
+		case ns.Type == specs.NetworkNamespace && ns.Path == "":
+			if err := loopbackUp(); err != nil {
+				return err
+			}
+		case ns.Path != "":
+			if err := joinNamespace(ns); err != nil {
+				return err
+			}
+		case ns.Type == specs.CgroupNamespace:
+			// Now that the parent has moved us into the container's
+			// cgroup, so that it becomes the namespace's root.
+			if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+				return fmt.Errorf("creating the cgroup namespace: %w", err)
+			}
+			newCgroupNS = true
+		}
+	}
+	if err := setupMounts(spec, rootfs, newCgroupNS); err != nil {
+		return err
+	}
+	if err := createDevices(spec, rootfs); err != nil {
+		return err
+	}
+	if err := createCwd(rootfs, spec.Process.Cwd); err != nil {
+		return err
+	}
+	var master, slave *os.File
+	if spec.Process.Terminal {
+		if master, slave, err = openPTY(rootfs+"/dev/pts/ptmx", rootfs+"/dev/pts"); err != nil {
+			return err
+		}
+		if err := bindConsole(rootfs, slave); err != nil {
+			return err
+		}
+	}
+	if spec.Hostname != "" {
+		if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
+			return fmt.Errorf("setting the hostname: %w", err)
+		}
+	}
+	if spec.Domainname != "" {
+		if err := unix.Setdomainname([]byte(spec.Domainname)); err != nil {
+			return fmt.Errorf("setting the domain name: %w", err)
+		}
+	}
+	if err := pivotRoot(rootfs); err != nil {
+		return err
+	}
+	if err := writeSysctls(spec.Linux.Sysctl); err != nil {
+		return err
+	}
+	if err := maskPaths(spec.Linux.MaskedPaths); err != nil {
+		return err
+	}
+	if err := readonlyPaths(spec.Linux.ReadonlyPaths); err != nil {
+		return err
+	}
+	if spec.Root.Readonly {
+		if err := remountBind("/", unix.MS_RDONLY); err != nil {
+			return fmt.Errorf("making the root filesystem read-only: %w", err)
+		}
+	}
+	if adj := spec.Process.OOMScoreAdj; adj != nil {
+		if err := os.WriteFile("/proc/self/oom_score_adj", []byte(fmt.Sprint(*adj)), 0o644); err != nil {
+			return fmt.Errorf("setting oom_score_adj: %w", err)
+		}
+	}
+	return execProcess(spec.Process, spec.Linux.Seccomp, true, console, master, slave)
+}
+
+// loopbackUp brings up lo in a new network namespace, as every runtime
+// Docker uses does: a --network none container still has 127.0.0.1.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("configuring lo: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("reading lo's flags: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("bringing up lo: %w", err)
+	}
+	return nil
+}
+
+// joinCgroup moves the calling thread into the container's v1 cgroups.
+func joinCgroup(path string) error {
+	cg, err := cgroups.New(path)
+	if err != nil {
+		return err
+	}
+	if err := cg.JoinThread(); err != nil {
+		return fmt.Errorf("joining the container's cgroup: %w", err)
+	}
+	return nil
+}
+
+// createCwd makes the working directory if the image lacks it, as runc
+// does.
+func createCwd(rootfs, cwd string) error {
+	if cwd == "" || cwd == "/" {
+		return nil
+	}
+	dir, err := securejoin.SecureJoin(rootfs, cwd)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("creating the working directory %s: %w", cwd, err)
+	}
+	return nil
+}
+
+func joinNamespace(ns specs.LinuxNamespace) error {
+	flag, ok := namespaceFlags[ns.Type]
+	if !ok {
+		return fmt.Errorf("joining %s namespace %s: not supported by the berth runtime", ns.Type, ns.Path)
+	}
+	fd, err := unix.Open(ns.Path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("joining %s namespace: %w", ns.Type, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Setns(fd, int(flag)); err != nil {
+		return fmt.Errorf("joining %s namespace %s: %w", ns.Type, ns.Path, err)
+	}
+	return nil
+}
+
+// openPTY opens a new pty pair on the devpts instance whose ptmx is at
+// ptmx (the container's own).
+func openPTY(ptmx, ptsDir string) (master, slave *os.File, err error) {
+	m, err := os.OpenFile(ptmx, os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening the container's pty: %w", err)
+	}
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		m.Close()
+		return nil, nil, fmt.Errorf("unlocking the pty: %w", err)
+	}
+	n, err := unix.IoctlGetUint32(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		m.Close()
+		return nil, nil, fmt.Errorf("pty number: %w", err)
+	}
+	s, err := os.OpenFile(fmt.Sprintf("%s/%d", ptsDir, n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		m.Close()
+		return nil, nil, fmt.Errorf("opening the pty's terminal: %w", err)
+	}
+	return m, s, nil
+}
+
+// bindConsole mounts the terminal on /dev/console, as runc does.
+func bindConsole(rootfs string, slave *os.File) error {
+	dest := rootfs + "/dev/console"
+	f, err := os.OpenFile(dest, os.O_CREATE|os.O_RDONLY|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return fmt.Errorf("creating /dev/console: %w", err)
+	}
+	f.Close()
+	if err := unix.Mount(slave.Name(), dest, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("mounting /dev/console: %w", err)
+	}
+	return nil
+}
+
+// sendConsole hands the pty master to whoever listens on the console
+// socket, with runc's message shape (the name as data, the fd as
+// SCM_RIGHTS).
+func sendConsole(console, master *os.File) error {
+	rights := unix.UnixRights(int(master.Fd()))
+	if err := unix.Sendmsg(int(console.Fd()), []byte("pty-master"), rights, nil, 0); err != nil {
+		return fmt.Errorf("sending the terminal: %w", err)
+	}
+	return nil
+}
+
+// execProcess turns the calling thread into proc: terminal, limits,
+// credentials, capabilities, seccomp, working directory, then execve.
+func execProcess(proc *specs.Process, seccomp *specs.LinuxSeccomp, isInit bool, console, master, slave *os.File) error {
+	for _, rl := range proc.Rlimits {
+		res, ok := rlimitResources[strings.ToLower(strings.TrimPrefix(rl.Type, "RLIMIT_"))]
+		if !ok {
+			return fmt.Errorf("unknown rlimit %q", rl.Type)
+		}
+		if err := syscall.Setrlimit(res, &syscall.Rlimit{Cur: rl.Soft, Max: rl.Hard}); err != nil {
+			return fmt.Errorf("setting %s to %d:%d: %w", rl.Type, rl.Soft, rl.Hard, err)
+		}
+	}
+	if isInit || proc.Terminal {
+		if _, err := unix.Setsid(); err != nil && isInit {
+			return fmt.Errorf("setsid: %w", err)
+		}
+	}
+	if slave != nil {
+		if console == nil {
+			return errors.New("a terminal was requested without a console socket")
+		}
+		if proc.ConsoleSize != nil {
+			unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: uint16(proc.ConsoleSize.Height), Col: uint16(proc.ConsoleSize.Width)})
+		}
+		if err := sendConsole(console, master); err != nil {
+			return err
+		}
+		master.Close()
+		if err := unix.IoctlSetInt(int(slave.Fd()), unix.TIOCSCTTY, 0); err != nil {
+			return fmt.Errorf("setting the controlling terminal: %w", err)
+		}
+		for fd := 0; fd <= 2; fd++ {
+			if err := unix.Dup3(int(slave.Fd()), fd, 0); err != nil {
+				return err
+			}
+		}
+		slave.Close()
+	}
+	if console != nil {
+		console.Close()
+	}
+	if len(proc.Args) == 0 {
+		return errdefs.InvalidArgument("no command given")
+	}
+	path, err := lookPath(proc.Args[0], proc.Env)
+	if err != nil {
+		return err
+	}
+	var filter []unix.SockFilter
+	if seccomp != nil {
+		if filter, err = seccompbpf.Compile(seccomp, seccompbpf.NativeArch()); err != nil {
+			return fmt.Errorf("seccomp profile: %w", err)
+		}
+	}
+	// Without no_new_privs the filter needs CAP_SYS_ADMIN, so it goes in
+	// before the capabilities are dropped; with it, as late as possible.
+	if filter != nil && !proc.NoNewPrivileges {
+		if err := seccompbpf.Load(filter, seccomp.Flags); err != nil {
+			return fmt.Errorf("loading the seccomp filter: %w", err)
+		}
+	}
+	caps, err := capabilitiesFor(proc.Capabilities)
+	if err != nil {
+		return err
+	}
+	if err := caps.Apply(capability.BOUNDS); err != nil {
+		return fmt.Errorf("dropping bounding capabilities: %w", err)
+	}
+	if err := switchUser(proc.User); err != nil {
+		return err
+	}
+	if err := caps.Apply(capability.CAPS | capability.AMBS); err != nil {
+		return fmt.Errorf("setting capabilities: %w", err)
+	}
+	if proc.NoNewPrivileges {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("setting no_new_privs: %w", err)
+		}
+		if filter != nil {
+			if err := seccompbpf.Load(filter, seccomp.Flags); err != nil {
+				return fmt.Errorf("loading the seccomp filter: %w", err)
+			}
+		}
+	}
+	umask := 0o022
+	if proc.User.Umask != nil {
+		umask = int(*proc.User.Umask)
+	}
+	unix.Umask(umask)
+	if proc.Cwd != "" {
+		if err := unix.Chdir(proc.Cwd); err != nil {
+			return fmt.Errorf("chdir to cwd (%q) set in config.json failed: %w", proc.Cwd, err)
+		}
+	}
+	closeExtraFiles()
+	resetSignals()
+	err = syscall.Exec(path, proc.Args, proc.Env)
+	// Like runc, a command that was found but that the kernel refuses
+	// (exec format error, a missing interpreter) fails after the start:
+	// the container exits with status 1 and the error on its stderr.
+	fmt.Fprintf(os.Stderr, "exec %s: %v\n", path, err)
+	os.Exit(1)
+	return nil
+}
+
+// capabilitiesFor builds the capability sets of proc for the calling
+// thread. The bounding set must be applied while CAP_SETPCAP is still
+// held, the others after the user switch.
+func capabilitiesFor(c *specs.LinuxCapabilities) (capability.Capabilities, error) {
+	caps, err := capability.NewPid2(0)
+	if err != nil {
+		return nil, err
+	}
+	caps.Clear(capability.CAPS | capability.BOUNDS | capability.AMBS)
+	if c == nil {
+		return caps, nil
+	}
+	byName := capabilityNumbers()
+	for _, set := range []struct {
+		which capability.CapType
+		names []string
+	}{
+		{capability.BOUNDING, c.Bounding},
+		{capability.EFFECTIVE, c.Effective},
+		{capability.PERMITTED, c.Permitted},
+		{capability.INHERITABLE, c.Inheritable},
+		{capability.AMBIENT, c.Ambient},
+	} {
+		for _, name := range set.names {
+			cp, ok := byName[name]
+			if !ok {
+				return nil, fmt.Errorf("unknown capability %q", name)
+			}
+			caps.Set(set.which, cp)
+		}
+	}
+	return caps, nil
+}
+
+func capabilityNumbers() map[string]capability.Cap {
+	out := map[string]capability.Cap{}
+	last, _ := capability.LastCap()
+	for _, c := range capability.List() {
+		if c <= last {
+			out[capName(c)] = c
+		}
+	}
+	return out
+}
+
+// switchUser sets the groups, gid and uid, keeping the capabilities
+// across the uid change (they are set right after).
+func switchUser(u specs.User) error {
+	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
+		return err
+	}
+	gids := make([]int, 0, len(u.AdditionalGids))
+	for _, g := range u.AdditionalGids {
+		gids = append(gids, int(g))
+	}
+	if err := syscall.Setgroups(gids); err != nil {
+		return fmt.Errorf("setgroups: %w", err)
+	}
+	if err := syscall.Setresgid(int(u.GID), int(u.GID), int(u.GID)); err != nil {
+		return fmt.Errorf("setting gid %d: %w", u.GID, err)
+	}
+	if err := syscall.Setresuid(int(u.UID), int(u.UID), int(u.UID)); err != nil {
+		return fmt.Errorf("setting uid %d: %w", u.UID, err)
+	}
+	return unix.Prctl(unix.PR_SET_KEEPCAPS, 0, 0, 0, 0)
+}
+
+// lookPath finds file on the PATH of env, like the container's shell
+// would, with the errors Docker shows.
+func lookPath(file string, env []string) (string, error) {
+	if strings.Contains(file, "/") {
+		if err := executable(file); err != nil {
+			return "", execFailure(file, err)
+		}
+		return file, nil
+	}
+	pathEnv := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			pathEnv = v
+		}
+	}
+	for _, dir := range strings.Split(pathEnv, ":") {
+		if dir == "" {
+			dir = "."
+		}
+		p := dir + "/" + file
+		if executable(p) == nil {
+			return p, nil
+		}
+	}
+	return "", &initFailure{code: errdefs.ExitCommandAbsent, msg: fmt.Sprintf("exec: %q: executable file not found in $PATH", file)}
+}
+
+// executable checks what runc checks before starting a command: that it
+// exists and is a file with an execute bit.
+func executable(p string) error {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() || fi.Mode()&0o111 == 0 {
+		return unix.EACCES
+	}
+	return nil
+}
+
+// execFailure is Docker's report of a command that cannot be started:
+// 127 when it does not exist, else 126.
+func execFailure(file string, err error) error {
+	code := errdefs.ExitCannotInvoke
+	if errors.Is(err, unix.ENOENT) {
+		code = errdefs.ExitCommandAbsent
+	}
+	return &initFailure{code: code, msg: fmt.Sprintf("exec: %q: %v", file, err)}
+}
+
+// closeExtraFiles marks every descriptor above stderr close-on-exec, so
+// that the container's command starts with its stdio only.
+func closeExtraFiles() {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		var fd int
+		if _, err := fmt.Sscan(e.Name(), &fd); err == nil && fd > 2 {
+			unix.CloseOnExec(fd)
+		}
+	}
+}
+
+// kernelSigaction is struct sigaction as the kernel takes it on the
+// 64-bit architectures berth builds for.
+type kernelSigaction struct {
+	handler  uintptr
+	flags    uint64
+	restorer uintptr
+	mask     uint64
+}
+
+// resetSignals gives the command default signal dispositions and an
+// empty mask. Ignored signals survive execve, and the monitor ignores
+// some for itself; Go's own handlers would be reset by execve anyway.
+//
+// This goes straight to the kernel: signal.Reset waits for Go's signal
+// goroutine to settle, which costs milliseconds, and execve follows at
+// once.
+func resetSignals() {
+	var dfl kernelSigaction // SIG_DFL is 0
+	for sig := 1; sig <= 64; sig++ {
+		if sig == int(unix.SIGKILL) || sig == int(unix.SIGSTOP) {
+			continue
+		}
+		unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&dfl)), 0, 8, 0, 0)
+	}
+	var empty uint64
+	unix.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&empty)), 0, 8, 0, 0)
+}
+
+// ExecMain is `berth _exec [--detach]`: it reads an execMessage on fd 3,
+// starts the process in the container and reports on fd 4 ({"pid":N} or
+// an initReport with the failure). Without --detach it then stays the
+// process's parent until it exits, and exits with its status.
+func ExecMain(args []string) int {
+	detach := len(args) > 0 && args[0] == "--detach"
+	console := inheritedConsole()
+	report := os.NewFile(fdReport, "report")
+	fail := func(err error) int {
+		rep := initReport{Msg: err.Error()}
+		var f *initFailure
+		if errors.As(err, &f) {
+			rep.Code = f.code
+		}
+		raw, _ := json.Marshal(rep)
+		report.Write(raw)
+		return 1
+	}
+	raw, err := io.ReadAll(os.NewFile(fdSync, "message"))
+	if err != nil {
+		return fail(err)
+	}
+	var msg execMessage
+	if err := json.Unmarshal(raw, &msg); err != nil || msg.State == nil || msg.Process == nil {
+		return fail(fmt.Errorf("exec helper: bad message: %v", err))
+	}
+	var proxy *os.File
+	if console == nil && msg.Process.Terminal {
+		if detach {
+			return fail(errdefs.InvalidArgument("a detached process with a terminal needs a console socket"))
+		}
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return fail(err)
+		}
+		proxy, console = os.NewFile(uintptr(fds[0]), "terminal"), os.NewFile(uintptr(fds[1]), "console")
+	}
+	pid, err := startInContainer(msg, console)
+	var master *os.File
+	if err == nil && proxy != nil {
+		console.Close()
+		if master, err = receiveMaster(proxy); err != nil {
+			unix.Kill(pid, unix.SIGKILL)
+		}
+	}
+	if err != nil {
+		return fail(err)
+	}
+	out, _ := json.Marshal(initReport{Pid: pid})
+	report.Write(out)
+	report.Close()
+	switch {
+	case detach:
+		return 0
+	case master != nil:
+		return proxyTerminal(master, pid)
+	}
+	return relayUntilExit(pid, nil)
+}
+
+// startInContainer forks `_init exec` inside the container described by
+// msg and waits until it has executed the command.
+func startInContainer(msg execMessage, console *os.File) (int, error) {
+	st := msg.State
+	pidfd, err := unix.PidfdOpen(st.Pid, 0)
+	if err != nil {
+		return 0, errdefs.Conflict("container is not running")
+	}
+	defer unix.Close(pidfd)
+	if !st.alive() {
+		return 0, errdefs.Conflict("container is not running")
+	}
+	flags := 0
+	for _, ns := range []struct {
+		name string
+		flag int
+	}{{"mnt", unix.CLONE_NEWNS}, {"uts", unix.CLONE_NEWUTS}, {"ipc", unix.CLONE_NEWIPC}, {"net", unix.CLONE_NEWNET}, {"pid", unix.CLONE_NEWPID}, {"cgroup", unix.CLONE_NEWCGROUP}} {
+		theirs, err1 := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", st.Pid, ns.name))
+		ours, err2 := os.Readlink("/proc/self/ns/" + ns.name)
+		if err1 == nil && err2 == nil && theirs != ours {
+			flags |= ns.flag
+		}
+	}
+	cg, err := cgroups.New(st.CgroupsPath)
+	if err != nil {
+		return 0, err
+	}
+	type started struct {
+		p   *helperProc
+		err error
+	}
+	ch := make(chan started, 1)
+	go func() {
+		// This thread joins the container's pid namespace for its
+		// children, and is never given back to Go's scheduler: it ends
+		// with this goroutine. The child joins the other namespaces
+		// itself, after its execve: in the container's mount namespace a
+		// dynamically linked berth would not find its loader.
+		goruntime.LockOSThread()
+		if flags&unix.CLONE_NEWPID != 0 {
+			if err := unix.Setns(pidfd, unix.CLONE_NEWPID); err != nil {
+				ch <- started{err: fmt.Errorf("joining the container's pid namespace: %w", err)}
+				return
+			}
+		}
+		sys := &syscall.SysProcAttr{}
+		closeCgroupFD, err := cloneIntoCgroup(cg, sys)
+		if err != nil {
+			ch <- started{err: err}
+			return
+		}
+		p, err := startHelper("/proc/self/exe", []string{"berth-exec", "_init", "exec"}, IO{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}, console, sys, uintptr(pidfd))
+		closeCgroupFD()
+		ch <- started{p, err}
+	}()
+	s := <-ch
+	if s.err != nil {
+		return 0, s.err
+	}
+	p := s.p
+	defer p.closeParentEnds()
+	if err := p.release(execMessage{Namespaces: flags &^ unix.CLONE_NEWPID, Process: msg.Process, Seccomp: msg.Seccomp, State: st}); err != nil {
+		return 0, err
+	}
+	rep, err := p.readReport(context.Background())
+	if err != nil {
+		return 0, err
+	}
+	if rep != nil {
+		var ws unix.WaitStatus
+		unix.Wait4(p.pid, &ws, 0, nil)
+		if rep.Code != 0 {
+			return 0, &initFailure{code: rep.Code, msg: rep.Msg}
+		}
+		return 0, errors.New(rep.Msg)
+	}
+	return p.pid, nil
+}
+
+// relayUntilExit forwards the signals the helper gets to pid until it
+// exits, and returns the exit status to exit with. SIGWINCH goes to
+// onWinch instead when set.
+func relayUntilExit(pid int, onWinch func()) int {
+	sigs := make(chan os.Signal, 32)
+	signal.Notify(sigs)
+	go func() {
+		for s := range sigs {
+			sig := s.(syscall.Signal)
+			if sig == unix.SIGCHLD || sig == unix.SIGURG || sig == unix.SIGPIPE {
+				continue
+			}
+			if sig == unix.SIGWINCH && onWinch != nil {
+				onWinch()
+				continue
+			}
+			unix.Kill(pid, sig)
+		}
+	}()
+	var ws unix.WaitStatus
+	for {
+		_, err := unix.Wait4(pid, &ws, 0, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 255
+		}
+		break
+	}
+	switch {
+	case ws.Exited():
+		return ws.ExitStatus()
+	case ws.Signaled():
+		return 128 + int(ws.Signal())
+	}
+	return 255
+}

@@ -1,0 +1,73 @@
+package runtime
+
+import (
+	"context"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Runtime runs containers from runtime-spec bundles. It is the seam
+// between berth and whatever creates the namespaces: an OCI runtime binary
+// (Binary: runc, crun, ...) or berth's own (Builtin). Both pass the same
+// conformance tests, and nothing outside this package knows which one runs
+// a container.
+type Runtime interface {
+	// Run creates and starts container id from bundle with io as its
+	// stdio and writes the init's host pid to pidFile. The init outlives
+	// the caller; the caller should be a child subreaper (or its parent)
+	// to reap it. A command that cannot be found or run is an
+	// *errdefs.ExitStatus with code 127 or 126 and Docker's message.
+	Run(ctx context.Context, id, bundle, pidFile string, io IO) error
+	// Kill sends sig to the init, or with all to every process of the
+	// container.
+	Kill(ctx context.Context, id string, sig syscall.Signal, all bool) error
+	// Delete forgets the container; force kills what still runs. An
+	// unknown container is not an error.
+	Delete(ctx context.Context, id string, force bool) error
+	// State reports the container's state; errdefs.ErrNotFound when the
+	// runtime does not know it.
+	State(ctx context.Context, id string) (*specs.State, error)
+	// HasState tells cheaply (no process start) whether the runtime
+	// keeps state for id, e.g. left by a crashed monitor.
+	HasState(id string) bool
+	Pause(ctx context.Context, id string) error
+	Resume(ctx context.Context, id string) error
+	// Ps lists the host pids of the container's processes.
+	Ps(ctx context.Context, id string) ([]int, error)
+	// Exec starts proc in the running container. Without detach it
+	// returns a started process that stays proc's parent, relays signals
+	// to it and exits with its status (128+n when killed by signal n);
+	// the caller must Wait for it. With detach it returns (nil, nil) once
+	// proc runs. The host pid goes to pidFile when set.
+	Exec(ctx context.Context, id string, proc *specs.Process, pidFile string, io IO, detach bool) (*exec.Cmd, error)
+}
+
+// BuiltinName is the --runtime name of berth's own runtime.
+const BuiltinName = "berth"
+
+// DefaultName is the runtime containers get unless --runtime says
+// otherwise.
+const DefaultName = "runc"
+
+// New returns the runtime called name: BuiltinName for berth's own, else
+// an OCI runtime binary (a path or a name on PATH). stateRoot is berth's
+// runtime state directory (under --runroot); each runtime keeps its own
+// subdirectory. self is the berth binary, which the built-in runtime runs
+// for the helper processes of exec.
+func New(name, stateRoot, self string) Runtime {
+	if name == BuiltinName {
+		return &Builtin{Root: filepath.Join(stateRoot, BuiltinName), Self: self}
+	}
+	return &Binary{Binary: name, Root: stateRoot}
+}
+
+// HasState reports whether runc's state directory for id exists.
+func (r *Binary) HasState(id string) bool {
+	if r.Root == "" {
+		return false
+	}
+	return exists(filepath.Join(r.Root, id))
+}
