@@ -1,5 +1,5 @@
-// Command bench measures berth against the OCI runtime alone and, when a
-// Docker engine answers, against Docker, in the same run. It prints medians
+// Command bench measures berth against runc alone and, when they are
+// installed, against Docker and Podman, in the same run. It prints medians
 // and ratios; the figures go to bench/README.md.
 //
 //	go run ./bench [-n 20] [-docker] [-podman]
@@ -34,7 +34,7 @@ func main() {
 	var c config
 	flag.IntVar(&c.n, "n", 20, "repetitions per latency measurement")
 	flag.BoolVar(&c.docker, "docker", true, "measure Docker too when its engine answers")
-	flag.BoolVar(&c.podman, "podman", false, "measure podman too when installed")
+	flag.BoolVar(&c.podman, "podman", true, "measure Podman too when installed")
 	flag.Parse()
 	if err := run(context.Background(), &c); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -69,34 +69,52 @@ func run(ctx context.Context, c *config) error {
 		}
 	}()
 	dockerOK := c.docker && dockerReady(tarPath)
+	podmanOK := c.podman && podmanReady(tarPath)
+	if podmanOK {
+		defer sh("podman", "rm", "-af")
+	}
 	fmt.Printf("# berth benchmarks, %s, %d CPUs, runc %s\n\n", time.Now().UTC().Format("2006-01-02"), numCPU(), runcVersion())
 	fmt.Printf("| measurement | berth | anchor | ratio |\n|---|---|---|---|\n")
 
-	// 1. run --rm true, against runc alone and Docker.
+	// 1. run --rm true: berth with its built-in runtime (the default) and
+	// with runc, against runc alone, Docker and Podman.
 	runcMed, err := c.runcAlone()
 	if err != nil {
 		return err
 	}
-	berthRun := c.median(func() error {
-		_, err := c.b("run", "--rm", "--network", "none", "busybox", "true")
-		return err
-	})
-	row("`run --rm --network none busybox true`", berthRun, runcMed, "runc create+start+wait+delete")
-	fmt.Printf("| berth's own overhead around the runtime | %s | | |\n", ms(berthRun-runcMed))
+	runOnce := func(extra ...string) func() error {
+		return func() error {
+			_, err := c.b(append(append([]string{"run", "--rm"}, extra...), "--network", "none", "busybox", "true")...)
+			return err
+		}
+	}
+	berthRun := c.median(runOnce())
+	berthRunc := c.median(runOnce("--runtime", "runc"))
+	row("`run --rm --network none busybox true`", berthRun, runcMed, "runc alone: create+start+wait+delete, same spec")
+	row("same, berth with `--runtime runc`", berthRunc, runcMed, "runc alone")
+	fmt.Printf("| berth's own overhead around runc | %s | | |\n", ms(berthRunc-runcMed))
 	if dockerOK {
 		d := c.median(func() error { return sh("docker", "run", "--rm", "--network", "none", "busybox", "true") })
 		row("`run --rm --network none busybox true`", berthRun, d, "Docker")
 	}
+	if podmanOK {
+		p := c.median(func() error { return sh(podmanRun("--rm", "--network", "none", "busybox", "true")...) })
+		row("`run --rm --network none busybox true`", berthRun, p, "Podman")
+	}
 
 	// 2. 50 sequential run -d, then rm -f of all 50.
 	startAll, rmAll := c.fifty("berth")
+	row("50 × `run -d busybox sleep 1000`", startAll, 0, "")
+	row("`rm -f` of those 50", rmAll, 0, "")
 	if dockerOK {
 		ds, dr := c.fifty("docker")
 		row("50 × `run -d busybox sleep 1000`", startAll, ds, "Docker")
 		row("`rm -f` of those 50", rmAll, dr, "Docker")
-	} else {
-		row("50 × `run -d busybox sleep 1000`", startAll, 0, "")
-		row("`rm -f` of those 50", rmAll, 0, "")
+	}
+	if podmanOK {
+		ps, pr := c.fifty("podman")
+		row("50 × `run -d busybox sleep 1000`", startAll, ps, "Podman")
+		row("`rm -f` of those 50", rmAll, pr, "Podman")
 	}
 
 	// 3. Monitor memory of one idle container vs Docker's shim.
@@ -218,9 +236,12 @@ func (c *config) fifty(engine string) (time.Duration, time.Duration) {
 	for i := 0; i < 50; i++ {
 		var out string
 		var err error
-		if engine == "berth" {
+		switch engine {
+		case "berth":
 			out, err = c.b("run", "-d", "--network", "none", "busybox", "sleep", "1000")
-		} else {
+		case "podman":
+			out, err = output(podmanRun("-d", "--network", "none", "busybox", "sleep", "1000")...)
+		default:
 			out, err = output("docker", "run", "-d", "--network", "none", "busybox", "sleep", "1000")
 		}
 		if err != nil {
@@ -231,9 +252,12 @@ func (c *config) fifty(engine string) (time.Duration, time.Duration) {
 	}
 	started := time.Since(start)
 	start = time.Now()
-	if engine == "berth" {
+	switch engine {
+	case "berth":
 		c.b(append([]string{"rm", "-f"}, ids...)...)
-	} else {
+	case "podman":
+		sh(append([]string{"podman", "rm", "-f"}, ids...)...)
+	default:
 		sh(append([]string{"docker", "rm", "-f"}, ids...)...)
 	}
 	return started, time.Since(start)
@@ -287,6 +311,31 @@ func dockerReady(tarPath string) bool {
 			fmt.Fprintf(os.Stderr, "bench: docker import: %v %s\n", err, out)
 			return false
 		}
+	}
+	return true
+}
+
+// podmanRun is a `podman run` command line. Podman asks by default for
+// more open files than these machines' hard limit and then fails to start
+// any container; --ulimit host gives it the host's instead.
+func podmanRun(args ...string) []string {
+	return append([]string{"podman", "run", "--ulimit", "host"}, args...)
+}
+
+func podmanReady(tarPath string) bool {
+	if _, err := exec.LookPath("podman"); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: podman is not installed (apt-get install -y podman); Podman rows are left out")
+		return false
+	}
+	if exec.Command("podman", "image", "exists", "busybox").Run() != nil {
+		if out, err := exec.Command("podman", "import", tarPath, "busybox:latest").CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: podman import: %v %s\n", err, out)
+			return false
+		}
+	}
+	if err := sh(podmanRun("--rm", "--network", "none", "busybox", "true")...); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: podman cannot run a container here:", err)
+		return false
 	}
 	return true
 }

@@ -16,3 +16,8 @@ go vet ./...
 echo "== go test"
 # -p 2: two packages at a time on these 2-core machines.
 go test -p 2 -count=1 -timeout 30m ./... "$@"
+echo "== end-to-end tests again, with runc as the runtime"
+# The first pass ran containers with berth's built-in runtime (the
+# default); the runtime package's conformance suite covers both, and this
+# keeps the whole CLI honest with an OCI runtime binary too.
+BERTH_RUNTIME=runc go test -count=1 -timeout 30m ./test/e2e/ "$@"

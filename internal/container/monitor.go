@@ -204,7 +204,8 @@ func (m *monitor) runOnce(ctx context.Context, attempt int) (exitStatus, error) 
 	var rio runtime.IO
 	var closeAfterCreate []*os.File
 	var outputs []outputStream
-	devnull, err := os.Open(os.DevNull)
+	// Read-write, as Docker gives a container without -i its stdin.
+	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
 		return exitStatus{}, err
 	}

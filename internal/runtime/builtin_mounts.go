@@ -372,6 +372,11 @@ func createDevices(spec *specs.Spec, rootfs string) error {
 		if err != nil {
 			return err
 		}
+		if l[1] == "/dev/ptmx" {
+			// The container's ptmx is its devpts instance's, even when the
+			// host's device node was copied in (privileged).
+			os.Remove(dst)
+		}
 		if err := os.Symlink(l[0], dst); err != nil && !errors.Is(err, os.ErrExist) {
 			return fmt.Errorf("linking %s: %w", l[1], err)
 		}

@@ -49,8 +49,10 @@ type Runtime interface {
 const BuiltinName = "berth"
 
 // DefaultName is the runtime containers get unless --runtime says
-// otherwise.
-const DefaultName = "runc"
+// otherwise: the built-in one, which passes the same conformance tests as
+// runc and starts a container in a fraction of runc's time. runc (or any
+// OCI runtime binary) stays one flag away.
+const DefaultName = BuiltinName
 
 // New returns the runtime called name: BuiltinName for berth's own, else
 // an OCI runtime binary (a path or a name on PATH). stateRoot is berth's
