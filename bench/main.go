@@ -71,7 +71,7 @@ func run(ctx context.Context, c *config) error {
 	dockerOK := c.docker && dockerReady(tarPath)
 	podmanOK := c.podman && podmanReady(tarPath)
 	if podmanOK {
-		defer sh("podman", "rm", "-af")
+		defer sh("podman", "--runtime", "runc", "rm", "-af")
 	}
 	fmt.Printf("# berth benchmarks, %s, %d CPUs, runc %s\n\n", time.Now().UTC().Format("2006-01-02"), numCPU(), runcVersion())
 	fmt.Printf("| measurement | berth | anchor | ratio |\n|---|---|---|---|\n")
@@ -135,6 +135,19 @@ func run(ctx context.Context, c *config) error {
 		}
 	}
 	fmt.Printf("| idle container's monitor RSS | %.1f MiB | %s | %s |\n", float64(mon)/1024, kib(shim, "Docker shim"), ratioStr(float64(mon), float64(shim)))
+	if podmanOK {
+		if pid, err := output(podmanRun("-d", "--network", "none", "busybox", "sleep", "1000")...); err == nil {
+			pid = strings.TrimSpace(pid)
+			time.Sleep(500 * time.Millisecond)
+			conmon := 0
+			if out, err := exec.Command("pgrep", "-f", "conmon.*"+pid).Output(); err == nil {
+				n, _ := strconv.Atoi(strings.Fields(string(out))[0])
+				conmon = rssKiB(n)
+			}
+			fmt.Printf("| idle container's monitor RSS | %.1f MiB | %s | %s |\n", float64(mon)/1024, kib(conmon, "Podman's conmon"), ratioStr(float64(mon), float64(conmon)))
+			sh("podman", "--runtime", "runc", "rm", "-f", pid)
+		}
+	}
 	c.b("rm", "-f", id)
 
 	// 4. ps -a with 500 containers.
@@ -256,7 +269,7 @@ func (c *config) fifty(engine string) (time.Duration, time.Duration) {
 	case "berth":
 		c.b(append([]string{"rm", "-f"}, ids...)...)
 	case "podman":
-		sh(append([]string{"podman", "rm", "-f"}, ids...)...)
+		sh(append([]string{"podman", "--runtime", "runc", "rm", "-f"}, ids...)...)
 	default:
 		sh(append([]string{"docker", "rm", "-f"}, ids...)...)
 	}
@@ -315,11 +328,13 @@ func dockerReady(tarPath string) bool {
 	return true
 }
 
-// podmanRun is a `podman run` command line. Podman asks by default for
-// more open files than these machines' hard limit and then fails to start
-// any container; --ulimit host gives it the host's instead.
+// podmanRun is a `podman run` command line that works on these machines.
+// Podman asks by default for more open files and processes than their hard
+// limits allow, and fails to start any container ("--ulimit host" is not
+// enough: it still sets RLIMIT_NPROC); its default runtime, crun, refuses
+// hybrid cgroups. So: explicit limits within the host's, and runc.
 func podmanRun(args ...string) []string {
-	return append([]string{"podman", "run", "--ulimit", "host"}, args...)
+	return append([]string{"podman", "--runtime", "runc", "run", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"}, args...)
 }
 
 func podmanReady(tarPath string) bool {

@@ -55,7 +55,7 @@ func Execute(ctx context.Context, args []string) int {
 	if len(args) > 0 && args[0] == "_monitor" {
 		return a.runMonitor(ctx, args[1:])
 	}
-	root := a.newRootCommand()
+	root := a.newRootCommand(args)
 	root.SetArgs(args)
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
@@ -99,7 +99,7 @@ func isCobraUsageError(err error) bool {
 	return false
 }
 
-func (a *app) newRootCommand() *cobra.Command {
+func (a *app) newRootCommand(args []string) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "berth [OPTIONS] COMMAND",
 		Short:         "A fast, Docker-compatible container engine",
@@ -119,30 +119,80 @@ func (a *app) newRootCommand() *cobra.Command {
 	pf.BoolVarP(&a.cfg.Debug, "debug", "D", false, "Enable debug output")
 
 	root.AddGroup(&cobra.Group{ID: "common", Title: "Common Commands:"}, &cobra.Group{ID: "management", Title: "Management Commands:"})
-	common := []*cobra.Command{
-		a.runCommand(), a.execCommand(), a.psCommand(), a.imagesCommand(), a.importCommand(),
-		a.infoCommand(), a.versionCommand(),
+	commands := a.topLevelCommands()
+	// Building every command with its flags costs more than a millisecond
+	// of each berth start; when the command line names one, build that one
+	// only. Help, completion and unknown names get the whole tree.
+	if name := commandName(args); name != "" {
+		for _, c := range commands {
+			if c.name == name {
+				commands = []topLevelCommand{c}
+				break
+			}
+		}
 	}
-	for _, c := range common {
-		c.GroupID = "common"
-		root.AddCommand(c)
+	for _, c := range commands {
+		cmd := c.make()
+		cmd.GroupID = c.group
+		root.AddCommand(cmd)
 	}
-	mgmt := []*cobra.Command{a.containerCommand(), a.imageCommand(), a.volumeCommand(), a.systemCommand()}
-	for _, c := range mgmt {
-		c.GroupID = "management"
-		root.AddCommand(c)
+	return root
+}
+
+// topLevelCommand is a command of berth's top level, built on demand.
+type topLevelCommand struct {
+	name, group string
+	make        func() *cobra.Command
+}
+
+func (a *app) topLevelCommands() []topLevelCommand {
+	common := func(name string, make func() *cobra.Command) topLevelCommand {
+		return topLevelCommand{name, "common", make}
+	}
+	mgmt := func(name string, make func() *cobra.Command) topLevelCommand {
+		return topLevelCommand{name, "management", make}
 	}
 	// docker's top-level shortcuts for container and image subcommands.
-	root.AddCommand(
-		a.createCommand(), a.startCommand(), a.stopCommand(), a.restartCommand(), a.killCommand(),
-		a.rmCommand(), a.logsCommand(), a.waitCommand(), a.attachCommand(), a.inspectCommand(),
-		a.renameCommand(), a.pauseCommand(), a.unpauseCommand(), a.eventsCommand(),
-		a.rmiCommand(), a.tagCommand(), a.historyCommand(),
-		a.topCommand(), a.statsCommand(),
-		a.exportCommand(), a.commitCommand(), a.diffCommand(), a.cpCommand(),
-		a.saveCommand(), a.loadCommand(),
-	)
-	return root
+	short := func(name string, make func() *cobra.Command) topLevelCommand {
+		return topLevelCommand{name, "", make}
+	}
+	return []topLevelCommand{
+		common("run", a.runCommand), common("exec", a.execCommand), common("ps", a.psCommand),
+		common("images", a.imagesCommand), common("import", a.importCommand),
+		common("info", a.infoCommand), common("version", a.versionCommand),
+		mgmt("container", a.containerCommand), mgmt("image", a.imageCommand),
+		mgmt("volume", a.volumeCommand), mgmt("system", a.systemCommand),
+		short("create", a.createCommand), short("start", a.startCommand), short("stop", a.stopCommand),
+		short("restart", a.restartCommand), short("kill", a.killCommand), short("rm", a.rmCommand),
+		short("logs", a.logsCommand), short("wait", a.waitCommand), short("attach", a.attachCommand),
+		short("inspect", a.inspectCommand), short("rename", a.renameCommand), short("pause", a.pauseCommand),
+		short("unpause", a.unpauseCommand), short("events", a.eventsCommand), short("rmi", a.rmiCommand),
+		short("tag", a.tagCommand), short("history", a.historyCommand), short("top", a.topCommand),
+		short("stats", a.statsCommand), short("export", a.exportCommand), short("commit", a.commitCommand),
+		short("diff", a.diffCommand), short("cp", a.cpCommand), short("save", a.saveCommand),
+		short("load", a.loadCommand),
+	}
+}
+
+// commandName is the first word of args that is not a global flag or a
+// global flag's value: the command to run.
+func commandName(args []string) string {
+	for i := 0; i < len(args); i++ {
+		arg := args[i]
+		switch {
+		case arg == "--":
+			return ""
+		case arg == "--root" || arg == "--runroot" || arg == "--runtime":
+			i++ // its value follows
+		case strings.HasPrefix(arg, "-"):
+			if arg == "-h" || arg == "--help" || arg == "-v" || arg == "--version" {
+				return ""
+			}
+		default:
+			return arg
+		}
+	}
+	return ""
 }
 
 func envOr(key, def string) string {
