@@ -126,12 +126,42 @@ func ReadSpec(bundle string) (*specs.Spec, error) {
 	return &spec, nil
 }
 
+// runSpec is the part of a spec that Run itself needs; the init reads
+// the rest. Decoding only this skips the seccomp profile, the bulk of the
+// file, on the start path.
+type runSpec struct {
+	Process *struct {
+		Terminal bool `json:"terminal,omitempty"`
+	} `json:"process"`
+	Linux *struct {
+		Namespaces  []specs.LinuxNamespace `json:"namespaces,omitempty"`
+		CgroupsPath string                 `json:"cgroupsPath,omitempty"`
+		Resources   *specs.LinuxResources  `json:"resources,omitempty"`
+	} `json:"linux"`
+}
+
+func readRunSpec(bundle string) (*runSpec, error) {
+	path := filepath.Join(bundle, "config.json")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading the runtime spec: %w", err)
+	}
+	var spec runSpec
+	if err := json.Unmarshal(raw, &spec); err != nil {
+		return nil, fmt.Errorf("parsing %s: %w", path, err)
+	}
+	if spec.Process == nil || spec.Linux == nil {
+		return nil, errdefs.InvalidArgument("%s: process and linux are required", path)
+	}
+	return &spec, nil
+}
+
 // cloneFlags are the namespaces the init is created in; the ones with a
 // path are joined by the init itself, and the cgroup namespace is made by
 // the init once it is in its cgroup, so that the namespace is rooted there.
-func cloneFlags(spec *specs.Spec) (uintptr, error) {
+func cloneFlags(namespaces []specs.LinuxNamespace) (uintptr, error) {
 	var flags uintptr
-	for _, ns := range spec.Linux.Namespaces {
+	for _, ns := range namespaces {
 		if ns.Path != "" || ns.Type == specs.CgroupNamespace {
 			continue
 		}
@@ -155,11 +185,11 @@ var namespaceFlags = map[specs.LinuxNamespaceType]uintptr{
 
 // Run creates and starts container id.
 func (b *Builtin) Run(ctx context.Context, id, bundle, pidFile string, io IO) (retErr error) {
-	spec, err := ReadSpec(bundle)
+	spec, err := readRunSpec(bundle)
 	if err != nil {
 		return err
 	}
-	flags, err := cloneFlags(spec)
+	flags, err := cloneFlags(spec.Linux.Namespaces)
 	if err != nil {
 		return err
 	}
