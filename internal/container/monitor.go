@@ -298,20 +298,7 @@ func (m *monitor) runOnce(ctx context.Context, attempt int) (exitStatus, error) 
 	}
 	m.initPid = pid
 	waitCh := make(chan unix.WaitStatus, 1)
-	go func() {
-		var ws unix.WaitStatus
-		for {
-			_, err := unix.Wait4(pid, &ws, 0, nil)
-			if err == unix.EINTR {
-				continue
-			}
-			if err != nil {
-				ws = unix.WaitStatus(255 << 8)
-			}
-			break
-		}
-		waitCh <- ws
-	}()
+	go func() { waitCh <- runtime.WaitPid(pid) }()
 	var copiers sync.WaitGroup
 	for _, o := range outputs {
 		copiers.Add(1)
@@ -381,7 +368,7 @@ func (m *monitor) runOnce(ctx context.Context, attempt int) (exitStatus, error) 
 		m.pty = nil
 	}
 	m.mu.Unlock()
-	st := exitStatus{code: exitCode(ws)}
+	st := exitStatus{code: runtime.ExitCode(ws)}
 	st.oom = oomKilled(CgroupsPath(m.id))
 	m.tr.mark("drain output")
 	// The runtime's delete (a process of its own) overlaps with the
@@ -394,16 +381,6 @@ func (m *monitor) runOnce(ctx context.Context, attempt int) (exitStatus, error) 
 	}()
 	m.deleted = deleted
 	return st, nil
-}
-
-func exitCode(ws unix.WaitStatus) int {
-	switch {
-	case ws.Exited():
-		return ws.ExitStatus()
-	case ws.Signaled():
-		return 128 + int(ws.Signal())
-	}
-	return 255
 }
 
 // oomKilled reads the OOM-kill counter of the container's memory cgroup

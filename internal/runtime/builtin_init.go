@@ -76,6 +76,12 @@ func InitMain(args []string) int {
 	if err == nil {
 		err = errors.New("container init returned without executing the command")
 	}
+	return writeReport(report, err)
+}
+
+// writeReport reports err to the parent of a helper process and returns
+// the helper's exit status.
+func writeReport(report *os.File, err error) int {
 	rep := initReport{Msg: err.Error()}
 	var f *initFailure
 	if errors.As(err, &f) {
@@ -640,16 +646,7 @@ func ExecMain(args []string) int {
 	detach := len(args) > 0 && args[0] == "--detach"
 	console := inheritedConsole()
 	report := os.NewFile(fdReport, "report")
-	fail := func(err error) int {
-		rep := initReport{Msg: err.Error()}
-		var f *initFailure
-		if errors.As(err, &f) {
-			rep.Code = f.code
-		}
-		raw, _ := json.Marshal(rep)
-		report.Write(raw)
-		return 1
-	}
+	fail := func(err error) int { return writeReport(report, err) }
 	raw, err := io.ReadAll(os.NewFile(fdSync, "message"))
 	if err != nil {
 		return fail(err)
@@ -761,8 +758,7 @@ func startInContainer(msg execMessage, console *os.File) (int, error) {
 		return 0, err
 	}
 	if rep != nil {
-		var ws unix.WaitStatus
-		unix.Wait4(p.pid, &ws, 0, nil)
+		WaitPid(p.pid)
 		if rep.Code != 0 {
 			return 0, &initFailure{code: rep.Code, msg: rep.Msg}
 		}
@@ -790,6 +786,12 @@ func relayUntilExit(pid int, onWinch func()) int {
 			unix.Kill(pid, sig)
 		}
 	}()
+	return ExitCode(WaitPid(pid))
+}
+
+// WaitPid reaps the child pid and returns its status; a status that
+// cannot be had reads as exit 255.
+func WaitPid(pid int) unix.WaitStatus {
 	var ws unix.WaitStatus
 	for {
 		_, err := unix.Wait4(pid, &ws, 0, nil)
@@ -797,10 +799,15 @@ func relayUntilExit(pid int, onWinch func()) int {
 			continue
 		}
 		if err != nil {
-			return 255
+			return unix.WaitStatus(255 << 8)
 		}
-		break
+		return ws
 	}
+}
+
+// ExitCode is the status Docker reports for ws: the exit code, or 128+n
+// for a process killed by signal n.
+func ExitCode(ws unix.WaitStatus) int {
 	switch {
 	case ws.Exited():
 		return ws.ExitStatus()
