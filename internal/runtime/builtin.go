@@ -221,14 +221,19 @@ func (b *Builtin) Run(ctx context.Context, id, bundle, pidFile string, io IO) (r
 		}
 		if pid > 0 {
 			unix.Kill(pid, unix.SIGKILL)
-			var ws unix.WaitStatus
-			unix.Wait4(pid, &ws, 0, nil)
+			WaitPid(pid)
 		}
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		cg.Destroy(dctx)
 		cancel()
 		os.RemoveAll(dir)
 	}()
+	// Saved before anything exists to clean up, so that Delete can undo
+	// a start whose caller died half-way; the pid follows once known.
+	st := &builtinState{ID: id, Bundle: bundle, CgroupsPath: cgroupsPath, Created: time.Now()}
+	if err := b.saveState(st); err != nil {
+		return err
+	}
 	if err := cg.Create(spec.Linux.Resources); err != nil {
 		return fmt.Errorf("setting up the container's cgroup: %w", err)
 	}
@@ -261,7 +266,7 @@ func (b *Builtin) Run(ctx context.Context, id, bundle, pidFile string, io IO) (r
 	if err != nil {
 		return fmt.Errorf("container init exited during set-up: %w", err)
 	}
-	st := &builtinState{ID: id, Pid: pid, PidStart: start, Bundle: bundle, CgroupsPath: cgroupsPath, Created: time.Now()}
+	st.Pid, st.PidStart = pid, start
 	if err := b.saveState(st); err != nil {
 		return err
 	}

@@ -178,6 +178,9 @@ func initContainer(bundle, cgroupsPath string, console *os.File) error {
 		return err
 	}
 	spec.Linux.CgroupsPath = cgroupsPath
+	if err := builtinSupports(spec); err != nil {
+		return err
+	}
 	if err := joinCgroup(cgroupsPath); err != nil {
 		return err
 	}
@@ -278,6 +281,32 @@ func loopbackUp() error {
 		return fmt.Errorf("bringing up lo: %w", err)
 	}
 	return nil
+}
+
+// builtinSupports refuses the parts of the runtime spec that berth's own
+// runtime does not implement (berth never generates them), rather than run
+// a container without them.
+func builtinSupports(spec *specs.Spec) error {
+	var what string
+	switch {
+	case spec.Hooks != nil:
+		what = "hooks"
+	case len(spec.Linux.UIDMappings) > 0 || len(spec.Linux.GIDMappings) > 0:
+		what = "user namespace mappings"
+	case spec.Linux.Personality != nil:
+		what = "personality"
+	case spec.Linux.IntelRdt != nil:
+		what = "Intel RDT"
+	case spec.Linux.RootfsPropagation != "":
+		what = "rootfsPropagation"
+	case spec.Process.ApparmorProfile != "" || spec.Process.SelinuxLabel != "" || spec.Linux.MountLabel != "":
+		what = "AppArmor and SELinux labels"
+	case spec.Linux.Seccomp != nil && spec.Linux.Seccomp.ListenerPath != "":
+		what = "seccomp notify"
+	default:
+		return nil
+	}
+	return errdefs.NotImplemented("the berth runtime does not support %s; run this container with --runtime runc", what)
 }
 
 // joinCgroup moves the calling thread into the container's v1 cgroups.

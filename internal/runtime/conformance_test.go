@@ -809,3 +809,34 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(m.Run())
 }
+
+// TestBuiltinRefusesWhatItLacks: a spec asking for something the built-in
+// runtime does not implement fails with a clear error and leaves no state,
+// cgroup or process behind.
+func TestBuiltinRefusesWhatItLacks(t *testing.T) {
+	e := newTestEnv(t, BuiltinName)
+	id := e.newID(t)
+	spec, err := Generate(e.opts("true"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.Hooks = &specs.Hooks{Poststart: []specs.Hook{{Path: "/bin/true"}}}
+	bundle := t.TempDir()
+	if err := WriteBundle(bundle, spec); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	err = e.rt.Run(ctx, id, bundle, filepath.Join(bundle, "pid"), IO{})
+	if err == nil || !strings.Contains(err.Error(), "hooks") || !strings.Contains(err.Error(), "--runtime runc") {
+		t.Fatalf("Run with hooks: %v; want an error naming hooks and --runtime runc", err)
+	}
+	if e.rt.HasState(id) {
+		t.Error("state left behind")
+	}
+	for _, dir := range []string{"/sys/fs/cgroup/memory/berth/" + id, "/sys/fs/cgroup/pids/berth/" + id, "/sys/fs/cgroup/berth/" + id} {
+		if _, err := os.Stat(dir); err == nil {
+			t.Errorf("cgroup %s left behind", dir)
+		}
+	}
+}
