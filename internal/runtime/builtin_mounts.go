@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +10,8 @@ import (
 	securejoin "github.com/cyphar/filepath-securejoin"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/runtime/cgroups"
 )
 
 // The root filesystem set-up of the built-in runtime's init, in the
@@ -217,76 +218,43 @@ func makeMountPoint(dest, source string) error {
 	return f.Close()
 }
 
-// cgroupHierarchy is one cgroup filesystem mounted on the host.
-type cgroupHierarchy struct {
-	mountpoint string // e.g. /sys/fs/cgroup/cpu,cpuacct
-	v2         bool
-}
-
-func hostCgroupHierarchies() ([]cgroupHierarchy, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []cgroupHierarchy
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		sep := -1
-		for i, x := range fields {
-			if x == "-" {
-				sep = i
-				break
-			}
-		}
-		if sep < 0 || sep+1 >= len(fields) || len(fields) < 5 {
-			continue
-		}
-		mp := fields[4]
-		switch fields[sep+1] {
-		case "cgroup":
-			out = append(out, cgroupHierarchy{mountpoint: mp})
-		case "cgroup2":
-			out = append(out, cgroupHierarchy{mountpoint: mp, v2: true})
-		}
-	}
-	return out, sc.Err()
-}
-
 // mountCgroups gives the container its own cgroup as /sys/fs/cgroup. On
 // v1 (and hybrid) hosts: a tmpfs with the container's cgroup of every
 // hierarchy bind-mounted under the hierarchy's name, and links for
 // co-mounted controllers (cpu -> cpu,cpuacct), as Docker shows it. On v2:
 // a cgroup2 mount, rooted at the container's cgroup by its namespace.
 func mountCgroups(dest string, p parsedMount, cgroupsPath string, newCgroupNS bool) error {
-	hier, err := hostCgroupHierarchies()
+	cg, err := cgroups.New(cgroupsPath)
 	if err != nil {
 		return err
 	}
+	v1, v2 := cg.Dirs()
 	if err := os.MkdirAll(dest, 0o755); err != nil {
 		return err
 	}
-	if len(hier) == 1 && hier[0].v2 {
+	if len(v1) == 0 {
 		if newCgroupNS {
 			return unix.Mount("cgroup2", dest, "cgroup2", p.flags, "")
 		}
-		src := filepath.Join(hier[0].mountpoint, cgroupsPath)
-		if err := unix.Mount(src, dest, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		if err := unix.Mount(v2.Dir, dest, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 			return err
 		}
 		return remountBind(dest, p.flags)
+	}
+	hier := v1
+	if v2.Dir != "" {
+		hier = append(hier, v2) // hybrid: the unified hierarchy too
 	}
 	base := p.flags &^ unix.MS_RDONLY
 	if err := unix.Mount("tmpfs", dest, "tmpfs", base, "mode=755"); err != nil {
 		return err
 	}
 	for _, h := range hier {
-		rel, err := filepath.Rel("/sys/fs/cgroup", h.mountpoint)
+		rel, err := filepath.Rel("/sys/fs/cgroup", h.Mountpoint)
 		if err != nil || strings.HasPrefix(rel, "..") || rel == "." {
 			continue
 		}
-		src := filepath.Join(h.mountpoint, cgroupsPath)
+		src := h.Dir
 		if !exists(src) {
 			continue
 		}

@@ -144,3 +144,19 @@ func (m *Manager) processDir() (string, error) {
 	}
 	return "", errdefs.Unavailable("cgroups: no hierarchy to read processes from")
 }
+
+// Dirs lists the cgroup's directory in each v1 hierarchy, with that
+// hierarchy's mount point, and its v2 directory ("" without one), for a
+// runtime that shows a container its own cgroups.
+func (m *Manager) Dirs() (v1 []MountedDir, v2 MountedDir) {
+	for _, h := range m.layout.v1 {
+		v1 = append(v1, MountedDir{Mountpoint: h.mountpoint, Dir: m.dirIn(h.mountpoint)})
+	}
+	if m.layout.v2 != "" {
+		v2 = MountedDir{Mountpoint: m.layout.v2, Dir: m.dirIn(m.layout.v2)}
+	}
+	return v1, v2
+}
+
+// MountedDir is a cgroup directory and the mount point of its hierarchy.
+type MountedDir struct{ Mountpoint, Dir string }
