@@ -4,12 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
-
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/runtime"
@@ -43,15 +40,10 @@ func (s *Service) Exec(ctx context.Context, ref string, opts ExecOptions, rio ru
 	if len(opts.Cmd) == 0 {
 		return nil, errdefs.InvalidArgument("no exec command specified")
 	}
-	raw, err := os.ReadFile(filepath.Join(s.BundleDir(c.ID), "config.json"))
+	proc, err := runtime.ReadBundleProcess(s.BundleDir(c.ID))
 	if err != nil {
 		return nil, err
 	}
-	var spec specs.Spec
-	if err := json.Unmarshal(raw, &spec); err != nil {
-		return nil, err
-	}
-	proc := spec.Process
 	proc.Args = opts.Cmd
 	proc.Terminal = opts.Tty
 	if !opts.Tty {

@@ -3,10 +3,8 @@ package container
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -174,15 +172,10 @@ func (m *monitor) probe(ctx context.Context, argv []string, timeout time.Duratio
 
 // processSpec is the container's own process (user, env, cwd) running argv.
 func (m *monitor) processSpec(argv []string) (*specs.Process, error) {
-	raw, err := os.ReadFile(filepath.Join(m.bundle, "config.json"))
+	p, err := runtime.ReadBundleProcess(m.bundle)
 	if err != nil {
 		return nil, err
 	}
-	var spec specs.Spec
-	if err := json.Unmarshal(raw, &spec); err != nil {
-		return nil, err
-	}
-	p := spec.Process
 	p.Args = argv
 	p.Terminal = false
 	p.ConsoleSize = nil

@@ -2,6 +2,7 @@ package container
 
 import (
 	"bufio"
+	"math"
 	"os"
 	"runtime/debug"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 // only its working set; pages it needs again fault back in from the page
 // cache when the container exits or a client attaches.
 func releaseIdleMemory() {
+	enableMonitorGC()
 	debug.FreeOSMemory()
 	exe, err := os.Executable()
 	if err != nil {
@@ -46,4 +48,12 @@ func releaseIdleMemory() {
 		// MADV_PAGEOUT (Linux 5.4+); older kernels refuse it harmlessly.
 		unix.Syscall(unix.SYS_MADVISE, uintptr(start), uintptr(end-start), unix.MADV_PAGEOUT)
 	}
+}
+
+// enableMonitorGC gives a monitor whose container has started its
+// steady-state collector: a small heap target, no memory limit (see
+// monitorEnv for how it starts).
+func enableMonitorGC() {
+	debug.SetGCPercent(50)
+	debug.SetMemoryLimit(math.MaxInt64)
 }

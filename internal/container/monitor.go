@@ -345,6 +345,7 @@ func (m *monitor) runOnce(ctx context.Context, attempt int) (exitStatus, error) 
 		releaseIdleMemory()
 		ws = <-waitCh
 	}
+	enableMonitorGC()
 	m.tr.mark("container exited")
 	stopHealth()
 	// The pipes close when the last process holding them exits; with the

@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -77,7 +76,8 @@ func (s *Service) Start(ctx context.Context, ref string, opts StartOptions) (*At
 	return att, nil
 }
 
-// prepareBundle mounts the container's rootfs and writes config.json.
+// prepareBundle mounts the container's rootfs and writes the runtime's
+// bundle.
 func (s *Service) prepareBundle(c *Container, opts StartOptions) error {
 	bundle := s.BundleDir(c.ID)
 	if err := os.MkdirAll(bundle, 0o700); err != nil {
@@ -112,13 +112,13 @@ func (s *Service) prepareBundle(c *Container, opts StartOptions) error {
 	if err != nil {
 		return err
 	}
-	return runtime.WriteBundle(bundle, spec)
+	return s.runtimeFor(c).WriteBundle(bundle, spec)
 }
 
 // teardownBundle undoes prepareBundle.
 func (s *Service) teardownBundle(c *Container) {
 	snapshot.Unmount(s.RootfsDir(c.ID))
-	os.Remove(filepath.Join(s.BundleDir(c.ID), "config.json"))
+	runtime.RemoveBundleFiles(s.BundleDir(c.ID))
 }
 
 // specOptions maps a container record to runtime spec options.
@@ -298,8 +298,11 @@ func monitorEnv() []string {
 	if env[0] == "PATH=" {
 		env[0] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 	}
-	// A small heap target and one thread keep an idle monitor at a few MiB.
-	env = append(env, "GOGC=50", "GOMAXPROCS=1")
+	// One thread keeps an idle monitor at a few MiB. No collection runs
+	// during the start (its garbage is small; a collection would sit on
+	// the container's start path) unless the heap reaches the limit;
+	// enableMonitorGC sets the steady-state target once the container runs.
+	env = append(env, "GOGC=off", "GOMEMLIMIT=32MiB", "GOMAXPROCS=1")
 	if v := os.Getenv("BERTH_MONITOR_DEBUG"); v != "" {
 		env = append(env, "BERTH_MONITOR_DEBUG="+v)
 	}

@@ -110,52 +110,6 @@ func (st *builtinState) alive() bool {
 	return err == nil && start == st.PidStart
 }
 
-// ReadSpec reads a bundle's config.json.
-func ReadSpec(bundle string) (*specs.Spec, error) {
-	raw, err := os.ReadFile(filepath.Join(bundle, "config.json"))
-	if err != nil {
-		return nil, fmt.Errorf("reading the runtime spec: %w", err)
-	}
-	var spec specs.Spec
-	if err := json.Unmarshal(raw, &spec); err != nil {
-		return nil, fmt.Errorf("parsing %s: %w", filepath.Join(bundle, "config.json"), err)
-	}
-	if spec.Process == nil || spec.Root == nil || spec.Linux == nil {
-		return nil, errdefs.InvalidArgument("%s: process, root and linux are required", filepath.Join(bundle, "config.json"))
-	}
-	return &spec, nil
-}
-
-// runSpec is the part of a spec that Run itself needs; the init reads
-// the rest. Decoding only this skips the seccomp profile, the bulk of the
-// file, on the start path.
-type runSpec struct {
-	Process *struct {
-		Terminal bool `json:"terminal,omitempty"`
-	} `json:"process"`
-	Linux *struct {
-		Namespaces  []specs.LinuxNamespace `json:"namespaces,omitempty"`
-		CgroupsPath string                 `json:"cgroupsPath,omitempty"`
-		Resources   *specs.LinuxResources  `json:"resources,omitempty"`
-	} `json:"linux"`
-}
-
-func readRunSpec(bundle string) (*runSpec, error) {
-	path := filepath.Join(bundle, "config.json")
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading the runtime spec: %w", err)
-	}
-	var spec runSpec
-	if err := json.Unmarshal(raw, &spec); err != nil {
-		return nil, fmt.Errorf("parsing %s: %w", path, err)
-	}
-	if spec.Process == nil || spec.Linux == nil {
-		return nil, errdefs.InvalidArgument("%s: process and linux are required", path)
-	}
-	return &spec, nil
-}
-
 // cloneFlags are the namespaces the init is created in; the ones with a
 // path are joined by the init itself, and the cgroup namespace is made by
 // the init once it is in its cgroup, so that the namespace is rooted there.
@@ -185,10 +139,11 @@ var namespaceFlags = map[specs.LinuxNamespaceType]uintptr{
 
 // Run creates and starts container id.
 func (b *Builtin) Run(ctx context.Context, id, bundle, pidFile string, io IO) (retErr error) {
-	spec, err := readRunSpec(bundle)
+	c, err := loadCompiled(bundle)
 	if err != nil {
 		return err
 	}
+	spec := c.spec
 	flags, err := cloneFlags(spec.Linux.Namespaces)
 	if err != nil {
 		return err
@@ -209,6 +164,7 @@ func (b *Builtin) Run(ctx context.Context, id, bundle, pidFile string, io IO) (r
 	if cgroupsPath == "" {
 		cgroupsPath = "/berth/" + id
 	}
+	spec.Linux.CgroupsPath = cgroupsPath
 	cg, err := cgroups.New(cgroupsPath)
 	if err != nil {
 		os.RemoveAll(dir)
@@ -234,7 +190,11 @@ func (b *Builtin) Run(ctx context.Context, id, bundle, pidFile string, io IO) (r
 	if err := b.saveState(st); err != nil {
 		return err
 	}
-	if err := cg.Create(spec.Linux.Resources); err != nil {
+	res, err := c.linuxResources()
+	if err != nil {
+		return err
+	}
+	if err := cg.Create(res); err != nil {
 		return fmt.Errorf("setting up the container's cgroup: %w", err)
 	}
 
@@ -255,7 +215,7 @@ func (b *Builtin) Run(ctx context.Context, id, bundle, pidFile string, io IO) (r
 	if err != nil {
 		return err
 	}
-	proc, err := startHelper(b.self(), []string{"berth-init", "_init", "run", bundle, cgroupsPath}, io, console, sys)
+	proc, err := startHelper(b.self(), []string{"berth-init", "_init", "run"}, io, console, sys)
 	closeCgroupFD()
 	if err != nil {
 		return err
@@ -270,7 +230,7 @@ func (b *Builtin) Run(ctx context.Context, id, bundle, pidFile string, io IO) (r
 	if err := b.saveState(st); err != nil {
 		return err
 	}
-	if err := proc.release(nil); err != nil {
+	if err := proc.release(encodeInitMessage(cg, c)); err != nil {
 		return err
 	}
 	if rep, err := proc.readReport(ctx); err != nil {
@@ -390,17 +350,9 @@ func startHelper(self string, args []string, io IO, console *os.File, sys *sysca
 	return &helperProc{pid: pid, syncW: syncW, report: repR}, nil
 }
 
-// release gives the child its go-ahead, followed by msg when not nil.
-func (p *helperProc) release(msg any) error {
-	buf := []byte{'g'}
-	if msg != nil {
-		raw, err := json.Marshal(msg)
-		if err != nil {
-			return err
-		}
-		buf = append(buf, raw...)
-	}
-	_, err := p.syncW.Write(buf)
+// release gives the child its go-ahead, followed by msg.
+func (p *helperProc) release(msg []byte) error {
+	_, err := p.syncW.Write(append([]byte{'g'}, msg...))
 	p.syncW.Close()
 	if err != nil {
 		return fmt.Errorf("container init exited during set-up: %w", err)
@@ -586,10 +538,14 @@ func (b *Builtin) Ps(ctx context.Context, id string) ([]int, error) {
 type execMessage struct {
 	// Namespaces are the CLONE_NEW* flags of the namespaces to join (but
 	// the pid namespace, which the helper has joined for its child).
-	Namespaces int                 `json:"namespaces,omitempty"`
-	Process    *specs.Process      `json:"process"`
-	Seccomp    *specs.LinuxSeccomp `json:"seccomp,omitempty"`
-	State      *builtinState       `json:"state"`
+	Namespaces int            `json:"namespaces,omitempty"`
+	Process    *specs.Process `json:"process"`
+	// Filter is the container's seccomp program (see appendFilter).
+	Filter       []byte                   `json:"filter,omitempty"`
+	SeccompFlags []specs.LinuxSeccompFlag `json:"seccompFlags,omitempty"`
+	State        *builtinState            `json:"state"`
+	// Cgroup is the container's cgroups.Manager, encoded, for the init.
+	Cgroup string `json:"cgroup,omitempty"`
 }
 
 // Exec runs proc in the container through `berth _exec`, which joins the
@@ -599,11 +555,11 @@ func (b *Builtin) Exec(ctx context.Context, id string, proc *specs.Process, pidF
 	if err != nil {
 		return nil, err
 	}
-	spec, err := ReadSpec(st.Bundle)
+	c, err := loadCompiled(st.Bundle)
 	if err != nil {
 		return nil, err
 	}
-	msg := execMessage{Process: proc, Seccomp: spec.Linux.Seccomp, State: st}
+	msg := execMessage{Process: proc, Filter: appendFilter(nil, c.filter), SeccompFlags: c.seccompFlags, State: st}
 	raw, err := json.Marshal(msg)
 	if err != nil {
 		return nil, err

@@ -128,14 +128,18 @@ func runInit(args []string, console *os.File) error {
 	if n, _ := sync.Read(buf); n != 1 || buf[0] != 'g' {
 		os.Exit(1)
 	}
+	raw, err := io.ReadAll(sync)
+	if err != nil {
+		return err
+	}
 	switch {
-	case len(args) == 3 && args[0] == "run":
-		return initContainer(args[1], args[2], console)
-	case len(args) == 1 && args[0] == "exec":
-		raw, err := io.ReadAll(sync)
+	case len(args) == 1 && args[0] == "run":
+		cg, c, err := decodeInitMessage(raw)
 		if err != nil {
 			return err
 		}
+		return initContainer(c, cg, console)
+	case len(args) == 1 && args[0] == "exec":
 		var msg execMessage
 		if err := json.Unmarshal(raw, &msg); err != nil {
 			return fmt.Errorf("exec message: %w", err)
@@ -146,8 +150,12 @@ func runInit(args []string, console *os.File) error {
 		if msg.State == nil {
 			return errors.New("exec message without the container's state")
 		}
-		if err := joinCgroup(msg.State.CgroupsPath); err != nil {
+		cg, err := cgroups.Decode(msg.Cgroup)
+		if err != nil {
 			return err
+		}
+		if err := cg.JoinThread(); err != nil {
+			return fmt.Errorf("joining the container's cgroup: %w", err)
 		}
 		// Namespaces are per thread here; a mount namespace can only be
 		// joined by a thread with a filesystem context of its own.
@@ -167,27 +175,17 @@ func runInit(args []string, console *os.File) error {
 				return err
 			}
 		}
-		return execProcess(msg.Process, msg.Seccomp, false, console, master, slave)
+		return execProcess(msg.Process, parseFilter(msg.Filter), msg.SeccompFlags, false, console, master, slave)
 	}
-	return fmt.Errorf("usage: berth _init run BUNDLE CGROUP | exec")
+	return fmt.Errorf("usage: berth _init run | exec")
 }
 
-func initContainer(bundle, cgroupsPath string, console *os.File) error {
-	spec, err := ReadSpec(bundle)
-	if err != nil {
-		return err
-	}
-	spec.Linux.CgroupsPath = cgroupsPath
-	if err := builtinSupports(spec); err != nil {
-		return err
-	}
-	if err := joinCgroup(cgroupsPath); err != nil {
-		return err
+func initContainer(c *compiledSpec, cg *cgroups.Manager, console *os.File) error {
+	spec := c.spec
+	if err := cg.JoinThread(); err != nil {
+		return fmt.Errorf("joining the container's cgroup: %w", err)
 	}
 	rootfs := spec.Root.Path
-	if !strings.HasPrefix(rootfs, "/") {
-		rootfs = bundle + "/" + rootfs
-	}
 	newCgroupNS := false
 	for _, ns := range spec.Linux.Namespaces {
 		switch {
@@ -208,7 +206,7 @@ func initContainer(bundle, cgroupsPath string, console *os.File) error {
 			newCgroupNS = true
 		}
 	}
-	if err := setupMounts(spec, rootfs, newCgroupNS); err != nil {
+	if err := setupMounts(spec, rootfs, cg, newCgroupNS); err != nil {
 		return err
 	}
 	if err := createDevices(spec, rootfs); err != nil {
@@ -219,6 +217,7 @@ func initContainer(bundle, cgroupsPath string, console *os.File) error {
 	}
 	var master, slave *os.File
 	if spec.Process.Terminal {
+		var err error
 		if master, slave, err = openPTY(rootfs+"/dev/pts/ptmx", rootfs+"/dev/pts"); err != nil {
 			return err
 		}
@@ -258,7 +257,7 @@ func initContainer(bundle, cgroupsPath string, console *os.File) error {
 			return fmt.Errorf("setting oom_score_adj: %w", err)
 		}
 	}
-	return execProcess(spec.Process, spec.Linux.Seccomp, true, console, master, slave)
+	return execProcess(spec.Process, c.filter, c.seccompFlags, true, console, master, slave)
 }
 
 // loopbackUp brings up lo in a new network namespace, as every runtime
@@ -279,44 +278,6 @@ func loopbackUp() error {
 	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
 	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
 		return fmt.Errorf("bringing up lo: %w", err)
-	}
-	return nil
-}
-
-// builtinSupports refuses the parts of the runtime spec that berth's own
-// runtime does not implement (berth never generates them), rather than run
-// a container without them.
-func builtinSupports(spec *specs.Spec) error {
-	var what string
-	switch {
-	case spec.Hooks != nil:
-		what = "hooks"
-	case len(spec.Linux.UIDMappings) > 0 || len(spec.Linux.GIDMappings) > 0:
-		what = "user namespace mappings"
-	case spec.Linux.Personality != nil:
-		what = "personality"
-	case spec.Linux.IntelRdt != nil:
-		what = "Intel RDT"
-	case spec.Linux.RootfsPropagation != "":
-		what = "rootfsPropagation"
-	case spec.Process.ApparmorProfile != "" || spec.Process.SelinuxLabel != "" || spec.Linux.MountLabel != "":
-		what = "AppArmor and SELinux labels"
-	case spec.Linux.Seccomp != nil && spec.Linux.Seccomp.ListenerPath != "":
-		what = "seccomp notify"
-	default:
-		return nil
-	}
-	return errdefs.NotImplemented("the berth runtime does not support %s; run this container with --runtime runc", what)
-}
-
-// joinCgroup moves the calling thread into the container's v1 cgroups.
-func joinCgroup(path string) error {
-	cg, err := cgroups.New(path)
-	if err != nil {
-		return err
-	}
-	if err := cg.JoinThread(); err != nil {
-		return fmt.Errorf("joining the container's cgroup: %w", err)
 	}
 	return nil
 }
@@ -404,7 +365,7 @@ func sendConsole(console, master *os.File) error {
 
 // execProcess turns the calling thread into proc: terminal, limits,
 // credentials, capabilities, seccomp, working directory, then execve.
-func execProcess(proc *specs.Process, seccomp *specs.LinuxSeccomp, isInit bool, console, master, slave *os.File) error {
+func execProcess(proc *specs.Process, filter []unix.SockFilter, seccompFlags []specs.LinuxSeccompFlag, isInit bool, console, master, slave *os.File) error {
 	for _, rl := range proc.Rlimits {
 		res, ok := rlimitResources[strings.ToLower(strings.TrimPrefix(rl.Type, "RLIMIT_"))]
 		if !ok {
@@ -450,16 +411,10 @@ func execProcess(proc *specs.Process, seccomp *specs.LinuxSeccomp, isInit bool, 
 	if err != nil {
 		return err
 	}
-	var filter []unix.SockFilter
-	if seccomp != nil {
-		if filter, err = seccompbpf.Compile(seccomp, seccompbpf.NativeArch()); err != nil {
-			return fmt.Errorf("seccomp profile: %w", err)
-		}
-	}
 	// Without no_new_privs the filter needs CAP_SYS_ADMIN, so it goes in
 	// before the capabilities are dropped; with it, as late as possible.
 	if filter != nil && !proc.NoNewPrivileges {
-		if err := seccompbpf.Load(filter, seccomp.Flags); err != nil {
+		if err := seccompbpf.Load(filter, seccompFlags); err != nil {
 			return fmt.Errorf("loading the seccomp filter: %w", err)
 		}
 	}
@@ -481,7 +436,7 @@ func execProcess(proc *specs.Process, seccomp *specs.LinuxSeccomp, isInit bool, 
 			return fmt.Errorf("setting no_new_privs: %w", err)
 		}
 		if filter != nil {
-			if err := seccompbpf.Load(filter, seccomp.Flags); err != nil {
+			if err := seccompbpf.Load(filter, seccompFlags); err != nil {
 				return fmt.Errorf("loading the seccomp filter: %w", err)
 			}
 		}
@@ -779,7 +734,12 @@ func startInContainer(msg execMessage, console *os.File) (int, error) {
 	}
 	p := s.p
 	defer p.closeParentEnds()
-	if err := p.release(execMessage{Namespaces: flags &^ unix.CLONE_NEWPID, Process: msg.Process, Seccomp: msg.Seccomp, State: st}); err != nil {
+	msg.Namespaces, msg.Cgroup = flags&^unix.CLONE_NEWPID, cg.Encode()
+	raw, err := json.Marshal(msg)
+	if err != nil {
+		return 0, err
+	}
+	if err := p.release(raw); err != nil {
 		return 0, err
 	}
 	rep, err := p.readReport(context.Background())

@@ -101,7 +101,7 @@ func mountError(m specs.Mount, err error) error {
 }
 
 // setupMounts mounts the spec's mounts inside rootfs.
-func setupMounts(spec *specs.Spec, rootfs string, newCgroupNS bool) error {
+func setupMounts(spec *specs.Spec, rootfs string, cg *cgroups.Manager, newCgroupNS bool) error {
 	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("making / a slave mount: %w", err)
 	}
@@ -109,14 +109,14 @@ func setupMounts(spec *specs.Spec, rootfs string, newCgroupNS bool) error {
 		return fmt.Errorf("bind-mounting the root filesystem: %w", err)
 	}
 	for _, m := range spec.Mounts {
-		if err := mountOne(rootfs, m, spec.Linux.CgroupsPath, newCgroupNS); err != nil {
+		if err := mountOne(rootfs, m, cg, newCgroupNS); err != nil {
 			return mountError(m, err)
 		}
 	}
 	return nil
 }
 
-func mountOne(rootfs string, m specs.Mount, cgroupsPath string, newCgroupNS bool) error {
+func mountOne(rootfs string, m specs.Mount, cg *cgroups.Manager, newCgroupNS bool) error {
 	dest, err := securejoin.SecureJoin(rootfs, m.Destination)
 	if err != nil {
 		return err
@@ -137,7 +137,7 @@ func mountOne(rootfs string, m specs.Mount, cgroupsPath string, newCgroupNS bool
 			}
 		}
 	case m.Type == "cgroup":
-		if err := mountCgroups(dest, p, cgroupsPath, newCgroupNS); err != nil {
+		if err := mountCgroups(dest, p, cg, newCgroupNS); err != nil {
 			return err
 		}
 	default:
@@ -223,11 +223,7 @@ func makeMountPoint(dest, source string) error {
 // hierarchy bind-mounted under the hierarchy's name, and links for
 // co-mounted controllers (cpu -> cpu,cpuacct), as Docker shows it. On v2:
 // a cgroup2 mount, rooted at the container's cgroup by its namespace.
-func mountCgroups(dest string, p parsedMount, cgroupsPath string, newCgroupNS bool) error {
-	cg, err := cgroups.New(cgroupsPath)
-	if err != nil {
-		return err
-	}
+func mountCgroups(dest string, p parsedMount, cg *cgroups.Manager, newCgroupNS bool) error {
 	v1, v2 := cg.Dirs()
 	if err := os.MkdirAll(dest, 0o755); err != nil {
 		return err

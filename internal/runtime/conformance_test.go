@@ -53,6 +53,9 @@ type testEnv struct {
 	// created and not started yet.
 	runc   *Binary
 	rootfs string
+	// configJSON makes create write a plain config.json bundle rather
+	// than the runtime's own form.
+	configJSON bool
 }
 
 // testRuntimes are the runtimes every conformance test runs against.
@@ -147,7 +150,11 @@ func (e *testEnv) create(t *testing.T, opts SpecOptions, withStdin bool) (*creat
 		t.Fatalf("Generate: %v", err)
 	}
 	bundle := t.TempDir()
-	if err := WriteBundle(bundle, spec); err != nil {
+	write := e.rt.WriteBundle
+	if e.configJSON {
+		write = WriteBundle
+	}
+	if err := write(bundle, spec); err != nil {
 		t.Fatal(err)
 	}
 	c := &created{id: id, bundle: bundle}
@@ -811,32 +818,67 @@ func TestMain(m *testing.M) {
 }
 
 // TestBuiltinRefusesWhatItLacks: a spec asking for something the built-in
-// runtime does not implement fails with a clear error and leaves no state,
-// cgroup or process behind.
+// runtime does not implement is refused with a clear error, by WriteBundle
+// before anything exists, and by Run for a bundle with only a config.json,
+// which leaves no state, cgroup or process behind.
 func TestBuiltinRefusesWhatItLacks(t *testing.T) {
 	e := newTestEnv(t, BuiltinName)
-	id := e.newID(t)
-	spec, err := Generate(e.opts("true"))
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name  string
+		edit  func(*specs.Spec)
+		field string
+	}{
+		{"hooks", func(s *specs.Spec) { s.Hooks = &specs.Hooks{Poststart: []specs.Hook{{Path: "/bin/true"}}} }, "hooks"},
+		{"user namespace", func(s *specs.Spec) { s.Linux.UIDMappings = []specs.LinuxIDMapping{{HostID: 1000, Size: 1}} }, "linux.uidMappings"},
+		{"io priority", func(s *specs.Spec) { s.Process.IOPriority = &specs.LinuxIOPriority{Class: specs.IOPRIO_CLASS_IDLE} }, "process.ioPriority"},
+		{"username", func(s *specs.Spec) { s.Process.User.Username = "web" }, "process.user.username"},
+		{"seccomp notify", func(s *specs.Spec) { s.Linux.Seccomp.ListenerPath = "/run/agent.sock" }, "seccomp notify"},
+		{"id-mapped mount", func(s *specs.Spec) {
+			s.Mounts[0].UIDMappings = []specs.LinuxIDMapping{{HostID: 1000, Size: 1}}
+		}, "ID-mapped mounts"},
 	}
-	spec.Hooks = &specs.Hooks{Poststart: []specs.Hook{{Path: "/bin/true"}}}
-	bundle := t.TempDir()
-	if err := WriteBundle(bundle, spec); err != nil {
-		t.Fatal(err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spec, err := Generate(e.opts("true"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.edit(spec)
+			want := func(err error) {
+				t.Helper()
+				if err == nil || !strings.Contains(err.Error(), tt.field) || !strings.Contains(err.Error(), "--runtime runc") {
+					t.Fatalf("got %v; want an error naming %s and --runtime runc", err, tt.field)
+				}
+			}
+			want(e.rt.WriteBundle(t.TempDir(), spec))
+
+			bundle := t.TempDir()
+			if err := WriteBundle(bundle, spec); err != nil {
+				t.Fatal(err)
+			}
+			id := e.newID(t)
+			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+			defer cancel()
+			want(e.rt.Run(ctx, id, bundle, filepath.Join(bundle, "pid"), IO{}))
+			if e.rt.HasState(id) {
+				t.Error("state left behind")
+			}
+			for _, dir := range []string{"/sys/fs/cgroup/memory/berth/" + id, "/sys/fs/cgroup/pids/berth/" + id, "/sys/fs/cgroup/berth/" + id} {
+				if _, err := os.Stat(dir); err == nil {
+					t.Errorf("cgroup %s left behind", dir)
+				}
+			}
+		})
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
-	err = e.rt.Run(ctx, id, bundle, filepath.Join(bundle, "pid"), IO{})
-	if err == nil || !strings.Contains(err.Error(), "hooks") || !strings.Contains(err.Error(), "--runtime runc") {
-		t.Fatalf("Run with hooks: %v; want an error naming hooks and --runtime runc", err)
-	}
-	if e.rt.HasState(id) {
-		t.Error("state left behind")
-	}
-	for _, dir := range []string{"/sys/fs/cgroup/memory/berth/" + id, "/sys/fs/cgroup/pids/berth/" + id, "/sys/fs/cgroup/berth/" + id} {
-		if _, err := os.Stat(dir); err == nil {
-			t.Errorf("cgroup %s left behind", dir)
-		}
+}
+
+// TestBuiltinRunsConfigJSONBundle: a bundle with only a config.json (made
+// by another tool) runs under the built-in runtime, compiled when run.
+func TestBuiltinRunsConfigJSONBundle(t *testing.T) {
+	e := newTestEnv(t, BuiltinName)
+	e.configJSON = true
+	code, out, errOut := e.run(t, e.opts("sh", "-c", "echo hello; grep Seccomp: /proc/self/status"))
+	if got := strings.Join(strings.Fields(out), " "); code != 0 || got != "hello Seccomp: 2" {
+		t.Errorf("exit %d, output %q (stderr %q); want 0, hello and a seccomp filter", code, out, errOut)
 	}
 }

@@ -15,6 +15,10 @@ import (
 // conformance tests, and nothing outside this package knows which one runs
 // a container.
 type Runtime interface {
+	// WriteBundle writes spec into the bundle directory dir in the form
+	// the runtime reads (config.json for an OCI binary), creating dir if
+	// needed. A spec the runtime cannot run may be refused here.
+	WriteBundle(dir string, spec *specs.Spec) error
 	// Run creates and starts container id from bundle with io as its
 	// stdio and writes the init's host pid to pidFile. The init outlives
 	// the caller; the caller should be a child subreaper (or its parent)
