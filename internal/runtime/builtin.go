@@ -143,7 +143,7 @@ func (b *Builtin) Run(ctx context.Context, id, bundle, pidFile string, io IO) (r
 	if err != nil {
 		return err
 	}
-	spec := c.spec
+	spec := c.Spec
 	flags, err := cloneFlags(spec.Linux.Namespaces)
 	if err != nil {
 		return err
@@ -190,11 +190,7 @@ func (b *Builtin) Run(ctx context.Context, id, bundle, pidFile string, io IO) (r
 	if err := b.saveState(st); err != nil {
 		return err
 	}
-	res, err := c.linuxResources()
-	if err != nil {
-		return err
-	}
-	if err := cg.Create(res); err != nil {
+	if err := cg.Create(c.Resources); err != nil {
 		return fmt.Errorf("setting up the container's cgroup: %w", err)
 	}
 
@@ -559,7 +555,7 @@ func (b *Builtin) Exec(ctx context.Context, id string, proc *specs.Process, pidF
 	if err != nil {
 		return nil, err
 	}
-	msg := execMessage{Process: proc, Filter: appendFilter(nil, c.filter), SeccompFlags: c.seccompFlags, State: st}
+	msg := execMessage{Process: proc, Filter: appendFilter(nil, c.Filter), SeccompFlags: c.SeccompFlags, State: st}
 	raw, err := json.Marshal(msg)
 	if err != nil {
 		return nil, err

@@ -181,7 +181,7 @@ func runInit(args []string, console *os.File) error {
 }
 
 func initContainer(c *compiledSpec, cg *cgroups.Manager, console *os.File) error {
-	spec := c.spec
+	spec := c.Spec
 	if err := cg.JoinThread(); err != nil {
 		return fmt.Errorf("joining the container's cgroup: %w", err)
 	}
@@ -257,7 +257,7 @@ func initContainer(c *compiledSpec, cg *cgroups.Manager, console *os.File) error
 			return fmt.Errorf("setting oom_score_adj: %w", err)
 		}
 	}
-	return execProcess(spec.Process, c.filter, c.seccompFlags, true, console, master, slave)
+	return execProcess(spec.Process, c.Filter, c.SeccompFlags, true, console, master, slave)
 }
 
 // loopbackUp brings up lo in a new network namespace, as every runtime

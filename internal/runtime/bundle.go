@@ -85,7 +85,7 @@ func ReadBundleProcess(bundle string) (*specs.Process, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", filepath.Join(bundle, planFile), err)
 		}
-		return c.spec.Process, nil
+		return c.Spec.Process, nil
 	}
 	if !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("reading the runtime spec: %w", err)

@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -19,16 +18,16 @@ import (
 	"github.com/berth-dev/berth/internal/runtime/seccompbpf"
 )
 
-// The built-in runtime runs a compiled form of the runtime spec: the
-// spec's fields that it implements, with the seccomp profile already
-// turned into its BPF program, in a plain binary encoding. Builtin's
-// WriteBundle writes it as the bundle's berth.plan in place of
-// config.json. Decoding a config.json costs every process on the start
-// path about a millisecond and a half of reflection (encoding/json builds
-// its per-type tables anew in each process) and the init would compile
-// the seccomp profile again; the compiled form decodes in microseconds.
-// A bundle with only a config.json (made by another tool, or by the
-// conformance tests) is compiled when it is run.
+// The built-in runtime runs a compiled form of the runtime spec: the spec
+// with its seccomp profile already turned into the BPF program, in a
+// plain binary encoding (see planEncoder). Builtin's WriteBundle writes it
+// as the bundle's berth.plan in place of config.json. Decoding a
+// config.json costs every process on the start path about a millisecond
+// and a half of reflection (encoding/json builds its per-type tables anew
+// in each process) and the init would compile the seccomp profile again;
+// the compiled form decodes in microseconds. A bundle with only a
+// config.json (made by another tool, or by the conformance tests) is
+// compiled when it is run.
 
 // planFile is the compiled spec's name in a bundle.
 const planFile = "berth.plan"
@@ -37,20 +36,20 @@ const planFile = "berth.plan"
 // version. A bundle is written by the same berth binary that runs it (it
 // is rewritten at every start), so a version mismatch means a berth
 // upgrade under a running monitor.
-const planMagic = "berth-plan\x00\x01"
+const planMagic = "berth-plan\x00\x02"
 
-// compiledSpec is a runtime spec as the built-in runtime runs it.
+// compiledSpec is a runtime spec as the built-in runtime runs it. Its
+// exported fields are what the plan file holds.
 type compiledSpec struct {
-	// spec holds the carried fields. Root.Path is absolute;
-	// Linux.Seccomp and Linux.Resources are nil (see filter and
-	// resources).
-	spec *specs.Spec
-	// filter is the seccomp program, nil without a profile.
-	filter       []unix.SockFilter
-	seccompFlags []specs.LinuxSeccompFlag
-	// resources is linux.resources as JSON, decoded only by the
-	// process that creates the cgroup.
-	resources []byte
+	// Spec has Root.Path absolute and Linux.Seccomp and
+	// Linux.Resources nil: they are in the fields below.
+	Spec *specs.Spec
+	// Filter is the seccomp program, nil without a profile.
+	Filter       []unix.SockFilter
+	SeccompFlags []specs.LinuxSeccompFlag
+	// Resources are the cgroup limits, used by the process that creates
+	// the cgroup.
+	Resources *specs.LinuxResources
 }
 
 // compileSpec checks that the built-in runtime implements everything spec
@@ -77,18 +76,12 @@ func compileSpec(spec *specs.Spec, bundle string) (*compiledSpec, error) {
 		if err != nil {
 			return nil, fmt.Errorf("seccomp profile: %w", err)
 		}
-		c.filter, c.seccompFlags = filter, linux.Seccomp.Flags
+		c.Filter, c.SeccompFlags = filter, linux.Seccomp.Flags
 	}
-	if linux.Resources != nil {
-		raw, err := json.Marshal(linux.Resources)
-		if err != nil {
-			return nil, err
-		}
-		c.resources = raw
-	}
+	c.Resources = linux.Resources
 	linux.Seccomp, linux.Resources = nil, nil
 	s.Root, s.Linux = &root, &linux
-	c.spec = &s
+	c.Spec = &s
 	return c, nil
 }
 
@@ -177,119 +170,16 @@ func loadCompiled(bundle string) (*compiledSpec, error) {
 	return c, nil
 }
 
-// linuxResources decodes the spec's linux.resources.
-func (c *compiledSpec) linuxResources() (*specs.LinuxResources, error) {
-	if c.resources == nil {
-		return nil, nil
-	}
-	var res specs.LinuxResources
-	if err := json.Unmarshal(c.resources, &res); err != nil {
-		return nil, fmt.Errorf("runtime spec: linux.resources: %w", err)
-	}
-	return &res, nil
-}
-
-// encode writes c in the plan format: planMagic, then the fields in the
-// fixed order of encode's calls. Slices, maps and pointers record whether
-// they are nil, so that decoding gives back the same spec.
+// encode writes c in the plan format: planMagic, then c's fields as
+// planEncoder.value writes them.
 func (c *compiledSpec) encode() []byte {
-	e := &planEncoder{b: append(make([]byte, 0, 4096), planMagic...)}
-	s := c.spec
-	e.str(s.Version)
-	e.str(s.Hostname)
-	e.str(s.Domainname)
-	e.str(s.Root.Path)
-	e.bool(s.Root.Readonly)
-
-	p := s.Process
-	e.bool(p.Terminal)
-	e.bool(p.ConsoleSize != nil)
-	if p.ConsoleSize != nil {
-		e.uint(uint64(p.ConsoleSize.Height))
-		e.uint(uint64(p.ConsoleSize.Width))
+	e := &planEncoder{b: append(make([]byte, 0, 8192), planMagic...)}
+	if err := e.value(reflect.ValueOf(c).Elem()); err != nil {
+		// Only a spec field of a kind the plan cannot hold gets here
+		// (an interface of Windows' section), and compileSpec refuses
+		// those sections first.
+		panic(fmt.Sprintf("encoding a compiled spec: %v", err))
 	}
-	e.uint(uint64(p.User.UID))
-	e.uint(uint64(p.User.GID))
-	e.bool(p.User.Umask != nil)
-	if p.User.Umask != nil {
-		e.uint(uint64(*p.User.Umask))
-	}
-	e.uints(p.User.AdditionalGids)
-	e.strs(p.Args)
-	e.strs(p.Env)
-	e.str(p.Cwd)
-	e.bool(p.Capabilities != nil)
-	if caps := p.Capabilities; caps != nil {
-		for _, set := range [][]string{caps.Bounding, caps.Effective, caps.Inheritable, caps.Permitted, caps.Ambient} {
-			e.strs(set)
-		}
-	}
-	e.len(p.Rlimits == nil, len(p.Rlimits))
-	for _, rl := range p.Rlimits {
-		e.str(rl.Type)
-		e.uint(rl.Hard)
-		e.uint(rl.Soft)
-	}
-	e.bool(p.NoNewPrivileges)
-	e.bool(p.OOMScoreAdj != nil)
-	if p.OOMScoreAdj != nil {
-		e.int(int64(*p.OOMScoreAdj))
-	}
-
-	e.len(s.Mounts == nil, len(s.Mounts))
-	for _, m := range s.Mounts {
-		e.str(m.Destination)
-		e.str(m.Type)
-		e.str(m.Source)
-		e.strs(m.Options)
-	}
-
-	l := s.Linux
-	e.str(l.CgroupsPath)
-	e.len(l.Namespaces == nil, len(l.Namespaces))
-	for _, ns := range l.Namespaces {
-		e.str(string(ns.Type))
-		e.str(ns.Path)
-	}
-	e.len(l.Devices == nil, len(l.Devices))
-	for _, d := range l.Devices {
-		e.str(d.Path)
-		e.str(d.Type)
-		e.int(d.Major)
-		e.int(d.Minor)
-		e.bool(d.FileMode != nil)
-		if d.FileMode != nil {
-			e.uint(uint64(*d.FileMode))
-		}
-		e.bool(d.UID != nil)
-		if d.UID != nil {
-			e.uint(uint64(*d.UID))
-		}
-		e.bool(d.GID != nil)
-		if d.GID != nil {
-			e.uint(uint64(*d.GID))
-		}
-	}
-	keys := make([]string, 0, len(l.Sysctl))
-	for k := range l.Sysctl {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	e.len(l.Sysctl == nil, len(keys))
-	for _, k := range keys {
-		e.str(k)
-		e.str(l.Sysctl[k])
-	}
-	e.strs(l.MaskedPaths)
-	e.strs(l.ReadonlyPaths)
-
-	e.len(c.filter == nil, len(c.filter))
-	e.b = appendFilter(e.b, c.filter)
-	e.len(c.seccompFlags == nil, len(c.seccompFlags))
-	for _, f := range c.seccompFlags {
-		e.str(string(f))
-	}
-	e.bytes(c.resources)
 	return e.b
 }
 
@@ -302,103 +192,13 @@ func decodeCompiled(raw []byte) (*compiledSpec, error) {
 		return nil, errors.New("compiled runtime spec of another berth version: start the container again with this one")
 	}
 	d := &planDecoder{b: raw[len(planMagic):]}
-	s := &specs.Spec{Process: &specs.Process{}, Root: &specs.Root{}, Linux: &specs.Linux{}}
-	s.Version = d.str()
-	s.Hostname = d.str()
-	s.Domainname = d.str()
-	s.Root.Path = d.str()
-	s.Root.Readonly = d.bool()
-
-	p := s.Process
-	p.Terminal = d.bool()
-	if d.bool() {
-		p.ConsoleSize = &specs.Box{Height: uint(d.uint()), Width: uint(d.uint())}
-	}
-	p.User.UID = uint32(d.uint())
-	p.User.GID = uint32(d.uint())
-	if d.bool() {
-		umask := uint32(d.uint())
-		p.User.Umask = &umask
-	}
-	p.User.AdditionalGids = d.uints()
-	p.Args = d.strs()
-	p.Env = d.strs()
-	p.Cwd = d.str()
-	if d.bool() {
-		p.Capabilities = &specs.LinuxCapabilities{}
-		for _, set := range []*[]string{&p.Capabilities.Bounding, &p.Capabilities.Effective, &p.Capabilities.Inheritable, &p.Capabilities.Permitted, &p.Capabilities.Ambient} {
-			*set = d.strs()
-		}
-	}
-	if n, ok := d.len(); ok {
-		p.Rlimits = make([]specs.POSIXRlimit, n)
-		for i := range p.Rlimits {
-			p.Rlimits[i] = specs.POSIXRlimit{Type: d.str(), Hard: d.uint(), Soft: d.uint()}
-		}
-	}
-	p.NoNewPrivileges = d.bool()
-	if d.bool() {
-		adj := int(d.int())
-		p.OOMScoreAdj = &adj
-	}
-
-	if n, ok := d.len(); ok {
-		s.Mounts = make([]specs.Mount, n)
-		for i := range s.Mounts {
-			s.Mounts[i] = specs.Mount{Destination: d.str(), Type: d.str(), Source: d.str(), Options: d.strs()}
-		}
-	}
-
-	l := s.Linux
-	l.CgroupsPath = d.str()
-	if n, ok := d.len(); ok {
-		l.Namespaces = make([]specs.LinuxNamespace, n)
-		for i := range l.Namespaces {
-			l.Namespaces[i] = specs.LinuxNamespace{Type: specs.LinuxNamespaceType(d.str()), Path: d.str()}
-		}
-	}
-	if n, ok := d.len(); ok {
-		l.Devices = make([]specs.LinuxDevice, n)
-		for i := range l.Devices {
-			dev := specs.LinuxDevice{Path: d.str(), Type: d.str(), Major: d.int(), Minor: d.int()}
-			if d.bool() {
-				mode := os.FileMode(d.uint())
-				dev.FileMode = &mode
-			}
-			if d.bool() {
-				uid := uint32(d.uint())
-				dev.UID = &uid
-			}
-			if d.bool() {
-				gid := uint32(d.uint())
-				dev.GID = &gid
-			}
-			l.Devices[i] = dev
-		}
-	}
-	if n, ok := d.len(); ok {
-		l.Sysctl = make(map[string]string, n)
-		for range n {
-			k := d.str()
-			l.Sysctl[k] = d.str()
-		}
-	}
-	l.MaskedPaths = d.strs()
-	l.ReadonlyPaths = d.strs()
-
-	c := &compiledSpec{spec: s}
-	if n, ok := d.len(); ok {
-		c.filter = parseFilter(d.take(n * filterInsnSize))
-	}
-	if n, ok := d.len(); ok {
-		c.seccompFlags = make([]specs.LinuxSeccompFlag, n)
-		for i := range c.seccompFlags {
-			c.seccompFlags[i] = specs.LinuxSeccompFlag(d.str())
-		}
-	}
-	c.resources = d.bytes()
+	c := &compiledSpec{}
+	d.value(reflect.ValueOf(c).Elem())
 	if d.err == nil && len(d.b) != 0 {
 		d.err = errors.New("trailing bytes")
+	}
+	if d.err == nil && (c.Spec == nil || c.Spec.Process == nil || c.Spec.Root == nil || c.Spec.Linux == nil) {
+		d.err = errors.New("process, root and linux are required")
 	}
 	if d.err != nil {
 		return nil, fmt.Errorf("malformed compiled runtime spec: %w", d.err)
@@ -460,20 +260,17 @@ func decodeInitMessage(raw []byte) (*cgroups.Manager, *compiledSpec, error) {
 	return cg, c, nil
 }
 
-// planEncoder appends varints and length-prefixed strings. Lengths of
-// things that may be nil are stored plus one, with 0 for nil.
+// planEncoder writes values by walking their types: numbers as varints,
+// strings with their length, struct fields in declaration order, and a
+// nil mark for pointers, slices and maps (lengths are stored plus one, 0
+// for nil), so that decoding gives back equal values. The format is only
+// ever read by the same berth binary (see planMagic), so it needs no field
+// names; and walking types costs no per-type set-up, unlike encoding/json
+// in a fresh process.
 type planEncoder struct{ b []byte }
 
 func (e *planEncoder) uint(v uint64) { e.b = binary.AppendUvarint(e.b, v) }
 func (e *planEncoder) int(v int64)   { e.b = binary.AppendVarint(e.b, v) }
-
-func (e *planEncoder) bool(v bool) {
-	if v {
-		e.b = append(e.b, 1)
-	} else {
-		e.b = append(e.b, 0)
-	}
-}
 
 func (e *planEncoder) len(isNil bool, n int) {
 	if isNil {
@@ -488,23 +285,64 @@ func (e *planEncoder) str(s string) {
 	e.b = append(e.b, s...)
 }
 
-func (e *planEncoder) bytes(b []byte) {
-	e.len(b == nil, len(b))
-	e.b = append(e.b, b...)
-}
-
-func (e *planEncoder) strs(ss []string) {
-	e.len(ss == nil, len(ss))
-	for _, s := range ss {
-		e.str(s)
+func (e *planEncoder) value(v reflect.Value) error {
+	switch v.Kind() {
+	case reflect.Bool:
+		if v.Bool() {
+			e.uint(1)
+		} else {
+			e.uint(0)
+		}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		e.int(v.Int())
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		e.uint(v.Uint())
+	case reflect.String:
+		e.str(v.String())
+	case reflect.Pointer:
+		e.len(v.IsNil(), 0)
+		if !v.IsNil() {
+			return e.value(v.Elem())
+		}
+	case reflect.Slice:
+		e.len(v.IsNil(), v.Len())
+		for i := range v.Len() {
+			if err := e.value(v.Index(i)); err != nil {
+				return err
+			}
+		}
+	case reflect.Map:
+		e.len(v.IsNil(), v.Len())
+		keys := v.MapKeys()
+		if v.Type().Key().Kind() == reflect.String {
+			slices.SortFunc(keys, func(a, b reflect.Value) int { return strings.Compare(a.String(), b.String()) })
+		}
+		for _, k := range keys {
+			if err := e.value(k); err != nil {
+				return err
+			}
+			if err := e.value(v.MapIndex(k)); err != nil {
+				return err
+			}
+		}
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if !v.Type().Field(i).IsExported() {
+				return fmt.Errorf("%s has an unexported field", v.Type())
+			}
+			if err := e.value(v.Field(i)); err != nil {
+				return err
+			}
+		}
+	case reflect.Interface:
+		if !v.IsNil() {
+			return fmt.Errorf("cannot encode %s", v.Type())
+		}
+		e.uint(0)
+	default:
+		return fmt.Errorf("cannot encode %s", v.Type())
 	}
-}
-
-func (e *planEncoder) uints(vs []uint32) {
-	e.len(vs == nil, len(vs))
-	for _, v := range vs {
-		e.uint(uint64(v))
-	}
+	return nil
 }
 
 // planDecoder reads what planEncoder wrote. The first error sticks: later
@@ -541,19 +379,10 @@ func (d *planDecoder) int() int64 {
 	return v
 }
 
-func (d *planDecoder) bool() bool {
-	if len(d.b) == 0 {
-		d.fail("flag")
-		return false
-	}
-	v := d.b[0]
-	d.b = d.b[1:]
-	return v != 0
-}
-
 // len reads a length written by planEncoder.len: ok is false for nil.
-// A length beyond what is left of the input is an error, which keeps a
-// corrupt file from asking for a huge allocation.
+// A length beyond what is left of the input is an error (every element
+// takes at least a byte), which keeps a corrupt file from asking for a
+// huge allocation.
 func (d *planDecoder) len() (n int, ok bool) {
 	v := d.uint()
 	if v == 0 {
@@ -566,53 +395,76 @@ func (d *planDecoder) len() (n int, ok bool) {
 	return int(v - 1), true
 }
 
-func (d *planDecoder) take(n int) []byte {
-	if n > len(d.b) {
+func (d *planDecoder) str() string {
+	n := d.uint()
+	if n > uint64(len(d.b)) {
 		d.fail("string")
-		return nil
+		return ""
 	}
-	v := d.b[:n]
+	v := string(d.b[:n])
 	d.b = d.b[n:]
 	return v
 }
 
-func (d *planDecoder) str() string {
-	v := d.uint()
-	if v > uint64(len(d.b)) {
-		d.fail("string")
-		return ""
+// value decodes into v, which must be settable.
+func (d *planDecoder) value(v reflect.Value) {
+	if d.err != nil {
+		return
 	}
-	return string(d.take(int(v)))
-}
-
-func (d *planDecoder) bytes() []byte {
-	n, ok := d.len()
-	if !ok {
-		return nil
+	switch v.Kind() {
+	case reflect.Bool:
+		v.SetBool(d.uint() != 0)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		n := d.int()
+		if v.OverflowInt(n) {
+			d.fail("number")
+			return
+		}
+		v.SetInt(n)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		n := d.uint()
+		if v.OverflowUint(n) {
+			d.fail("number")
+			return
+		}
+		v.SetUint(n)
+	case reflect.String:
+		v.SetString(d.str())
+	case reflect.Pointer:
+		if _, ok := d.len(); ok {
+			p := reflect.New(v.Type().Elem())
+			d.value(p.Elem())
+			v.Set(p)
+		}
+	case reflect.Slice:
+		if n, ok := d.len(); ok {
+			s := reflect.MakeSlice(v.Type(), n, n)
+			for i := range n {
+				d.value(s.Index(i))
+			}
+			v.Set(s)
+		}
+	case reflect.Map:
+		if n, ok := d.len(); ok {
+			m := reflect.MakeMapWithSize(v.Type(), n)
+			for range n {
+				k := reflect.New(v.Type().Key()).Elem()
+				e := reflect.New(v.Type().Elem()).Elem()
+				d.value(k)
+				d.value(e)
+				m.SetMapIndex(k, e)
+			}
+			v.Set(m)
+		}
+	case reflect.Struct:
+		for i := range v.NumField() {
+			d.value(v.Field(i))
+		}
+	case reflect.Interface:
+		if d.uint() != 0 {
+			d.fail("value")
+		}
+	default:
+		d.fail("value of an unknown kind")
 	}
-	return slices.Clone(d.take(n))
-}
-
-func (d *planDecoder) strs() []string {
-	n, ok := d.len()
-	if !ok {
-		return nil
-	}
-	out := make([]string, n)
-	for i := range out {
-		out[i] = d.str()
-	}
-	return out
-}
-
-func (d *planDecoder) uints() []uint32 {
-	n, ok := d.len()
-	if !ok {
-		return nil
-	}
-	out := make([]uint32, n)
-	for i := range out {
-		out[i] = uint32(d.uint())
-	}
-	return out
 }

@@ -47,26 +47,25 @@ func TestCompiledSpecRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.filter) == 0 || c.resources == nil {
-		t.Fatalf("compiled spec lacks its seccomp program or resources: %d instructions, resources %q", len(c.filter), c.resources)
+	if len(c.Filter) == 0 || c.Resources == nil || c.Resources.Memory == nil {
+		t.Fatalf("compiled spec lacks its seccomp program or resources: %d instructions, resources %+v", len(c.Filter), c.Resources)
 	}
 	got, err := decodeCompiled(c.encode())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(got, c) {
-		t.Errorf("round trip changed the spec:\n got %+v\nwant %+v", got.spec, c.spec)
+		t.Errorf("round trip changed the spec:\n got %+v\nwant %+v", got.Spec, c.Spec)
 	}
-	res, err := got.linuxResources()
-	if err != nil || !reflect.DeepEqual(res, spec.Linux.Resources) {
-		t.Errorf("resources %+v (%v), want %+v", res, err, spec.Linux.Resources)
+	if !reflect.DeepEqual(got.Resources, spec.Linux.Resources) {
+		t.Errorf("resources %+v, want %+v", got.Resources, spec.Linux.Resources)
 	}
 	// What compileSpec leaves out is only what goes elsewhere.
 	want := *spec
 	want.Linux = &specs.Linux{}
 	*want.Linux = *spec.Linux
 	want.Linux.Seccomp, want.Linux.Resources = nil, nil
-	if !reflect.DeepEqual(got.spec, &want) {
+	if !reflect.DeepEqual(got.Spec, &want) {
 		t.Errorf("compiled spec differs from the original beyond seccomp and resources")
 	}
 }
@@ -78,8 +77,8 @@ func TestCompileSpecMakesRootAbsolute(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.spec.Root.Path != "/run/berth/b/abc/rootfs" {
-		t.Errorf("root %q", c.spec.Root.Path)
+	if c.Spec.Root.Path != "/run/berth/b/abc/rootfs" {
+		t.Errorf("root %q", c.Spec.Root.Path)
 	}
 	if spec.Root.Path != "rootfs" {
 		t.Error("compileSpec changed its input")
@@ -127,7 +126,7 @@ func TestCompileSpecCarriesOrRefusesEveryField(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if gv := sec.of(got.spec).Field(i); !reflect.DeepEqual(gv.Interface(), v.Interface()) {
+				if gv := sec.of(got.Spec).Field(i); !reflect.DeepEqual(gv.Interface(), v.Interface()) {
 					t.Errorf("carried as %#v, want %#v", gv.Interface(), v.Interface())
 				}
 			})
@@ -216,8 +215,8 @@ func TestBuiltinWriteBundle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.spec.Hostname != "planhost" {
-		t.Errorf("hostname %q", c.spec.Hostname)
+	if c.Spec.Hostname != "planhost" {
+		t.Errorf("hostname %q", c.Spec.Hostname)
 	}
 	fi, err := os.Stat(filepath.Join(dir, planFile))
 	if err != nil || fi.Mode().Perm() != 0o600 {
