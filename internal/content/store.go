@@ -5,7 +5,6 @@ package content
 
 import (
 	"context"
-	_ "crypto/sha256" // registers SHA-256 for go-digest
 	"errors"
 	"fmt"
 	"io"
@@ -13,8 +12,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/opencontainers/go-digest"
-
+	"github.com/berth-dev/berth/internal/digest"
 	"github.com/berth-dev/berth/internal/errdefs"
 )
 
@@ -52,7 +50,7 @@ func (s *Store) Exists(d digest.Digest) bool {
 // Size returns the size of a stored blob.
 func (s *Store) Size(d digest.Digest) (int64, error) {
 	if err := d.Validate(); err != nil {
-		return 0, errdefs.InvalidArgument("invalid digest %q: %v", d, err)
+		return 0, errdefs.InvalidArgument("%w", err)
 	}
 	fi, err := os.Stat(s.Path(d))
 	if err != nil {
@@ -67,7 +65,7 @@ func (s *Store) Size(d digest.Digest) (int64, error) {
 // Open opens the blob for reading.
 func (s *Store) Open(d digest.Digest) (*os.File, error) {
 	if err := d.Validate(); err != nil {
-		return nil, errdefs.InvalidArgument("invalid digest %q: %v", d, err)
+		return nil, errdefs.InvalidArgument("%w", err)
 	}
 	f, err := os.Open(s.Path(d))
 	if err != nil {
@@ -124,7 +122,7 @@ func (s *Store) PutBytes(b []byte) (digest.Digest, error) {
 // Delete removes a blob; a missing blob is not an error.
 func (s *Store) Delete(d digest.Digest) error {
 	if err := d.Validate(); err != nil {
-		return errdefs.InvalidArgument("invalid digest %q: %v", d, err)
+		return errdefs.InvalidArgument("%w", err)
 	}
 	if err := os.Remove(s.Path(d)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
@@ -160,7 +158,7 @@ func (s *Store) Walk(fn func(d digest.Digest, size int64) error) error {
 type Writer struct {
 	s    *Store
 	f    *os.File
-	dig  digest.Digester
+	dig  *digest.Digester
 	size int64
 	done bool
 }
@@ -171,12 +169,12 @@ func (s *Store) Writer() (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("content store: %w", err)
 	}
-	return &Writer{s: s, f: f, dig: digest.SHA256.Digester()}, nil
+	return &Writer{s: s, f: f, dig: digest.NewDigester()}, nil
 }
 
 func (w *Writer) Write(p []byte) (int, error) {
 	n, err := w.f.Write(p)
-	w.dig.Hash().Write(p[:n])
+	w.dig.Write(p[:n])
 	w.size += int64(n)
 	return n, err
 }

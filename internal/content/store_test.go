@@ -8,8 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/opencontainers/go-digest"
-
+	"github.com/berth-dev/berth/internal/digest"
 	"github.com/berth-dev/berth/internal/errdefs"
 )
 

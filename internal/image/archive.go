@@ -42,10 +42,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/opencontainers/go-digest"
-	specs "github.com/opencontainers/image-spec/specs-go"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-
+	"github.com/berth-dev/berth/internal/digest"
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/layer"
 	"github.com/berth-dev/berth/internal/metadata"
@@ -70,8 +67,8 @@ type archiveManifest struct {
 	Config       string
 	RepoTags     []string
 	Layers       []string
-	Parent       digest.Digest                        `json:",omitempty"`
-	LayerSources map[digest.Digest]ocispec.Descriptor `json:",omitempty"`
+	Parent       digest.Digest                `json:",omitempty"`
+	LayerSources map[digest.Digest]Descriptor `json:",omitempty"`
 }
 
 // Limits on what Load reads into memory: JSON documents, and small files
@@ -95,7 +92,7 @@ type saveImage struct {
 	config    []byte
 	manifest  []byte
 	mediaType string
-	platform  *ocispec.Platform
+	platform  *Platform
 }
 
 // Save writes the images refs name to w as one tar in both Docker's and the
@@ -205,7 +202,7 @@ func (s *Store) prepareSave(si *saveImage) error {
 		}
 	}
 	si.config = raw
-	si.platform = &ocispec.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}
+	si.platform = &Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}
 	si.manifest, si.mediaType, err = s.manifestFor(rec, raw)
 	return err
 }
@@ -216,25 +213,25 @@ func (s *Store) prepareSave(si *saveImage) error {
 func (s *Store) manifestFor(rec *Record, rawConfig []byte) ([]byte, string, error) {
 	if rec.ManifestDigest != "" {
 		if raw, err := s.content.ReadAll(rec.ManifestDigest); err == nil && digest.FromBytes(raw) == rec.ManifestDigest {
-			var m ocispec.Manifest
+			var m Manifest
 			if json.Unmarshal(raw, &m) == nil && manifestDescribes(&m, rec.ID, rec.Layers) {
 				mt := m.MediaType
 				if mt == "" {
-					mt = ocispec.MediaTypeImageManifest
+					mt = MediaTypeImageManifest
 				}
 				return raw, mt, nil
 			}
 		}
 	}
 	raw, err := buildManifest(rawConfig, rec.Layers)
-	return raw, ocispec.MediaTypeImageManifest, err
+	return raw, MediaTypeImageManifest, err
 }
 
 // manifestDescribes reports whether m is a manifest of config id over
 // exactly these stored layer blobs.
-func manifestDescribes(m *ocispec.Manifest, id digest.Digest, layers []Layer) bool {
+func manifestDescribes(m *Manifest, id digest.Digest, layers []Layer) bool {
 	switch m.MediaType {
-	case "", ocispec.MediaTypeImageManifest, mediaTypeDockerManifest:
+	case "", MediaTypeImageManifest, mediaTypeDockerManifest:
 	default:
 		return false
 	}
@@ -252,13 +249,13 @@ func manifestDescribes(m *ocispec.Manifest, id digest.Digest, layers []Layer) bo
 // buildManifest is the OCI manifest of a config and stored layers, as
 // Create writes it.
 func buildManifest(rawConfig []byte, layers []Layer) ([]byte, error) {
-	m := ocispec.Manifest{
-		Versioned: specs.Versioned{SchemaVersion: 2},
-		MediaType: ocispec.MediaTypeImageManifest,
-		Config:    ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: digest.FromBytes(rawConfig), Size: int64(len(rawConfig))},
+	m := Manifest{
+		Versioned: Versioned{SchemaVersion: 2},
+		MediaType: MediaTypeImageManifest,
+		Config:    Descriptor{MediaType: MediaTypeImageConfig, Digest: digest.FromBytes(rawConfig), Size: int64(len(rawConfig))},
 	}
 	for _, l := range layers {
-		m.Layers = append(m.Layers, ocispec.Descriptor{MediaType: l.MediaType, Digest: l.Blob, Size: l.BlobSize})
+		m.Layers = append(m.Layers, Descriptor{MediaType: l.MediaType, Digest: l.Blob, Size: l.BlobSize})
 	}
 	return json.Marshal(m)
 }
@@ -276,8 +273,8 @@ func (s *Store) writeArchive(ctx context.Context, w io.Writer, imgs []*saveImage
 			return err
 		}
 	}
-	layout, _ := json.Marshal(ocispec.ImageLayout{Version: ocispec.ImageLayoutVersion})
-	if err := writeTarFile(tw, ocispec.ImageLayoutFile, layout); err != nil {
+	layout, _ := json.Marshal(ImageLayout{Version: ImageLayoutVersion})
+	if err := writeTarFile(tw, ImageLayoutFile, layout); err != nil {
 		return err
 	}
 
@@ -288,7 +285,7 @@ func (s *Store) writeArchive(ctx context.Context, w io.Writer, imgs []*saveImage
 	written := map[digest.Digest]bool{}
 	var manifests []archiveManifest
 	repos := map[string]map[string]string{}
-	index := ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{}}
+	index := Index{Versioned: Versioned{SchemaVersion: 2}, MediaType: MediaTypeImageIndex, Manifests: []Descriptor{}}
 	for _, si := range imgs {
 		mdigest := digest.FromBytes(si.manifest)
 		for _, b := range []struct {
@@ -311,7 +308,7 @@ func (s *Store) writeArchive(ctx context.Context, w io.Writer, imgs []*saveImage
 		if si.rec.Parent != "" && saved[si.rec.Parent] {
 			m.Parent = si.rec.Parent
 		}
-		desc := ocispec.Descriptor{MediaType: si.mediaType, Digest: mdigest, Size: int64(len(si.manifest)), Platform: si.platform}
+		desc := Descriptor{MediaType: si.mediaType, Digest: mdigest, Size: int64(len(si.manifest)), Platform: si.platform}
 		if len(si.tags) == 0 {
 			index.Manifests = append(index.Manifests, desc)
 		}
@@ -325,7 +322,7 @@ func (s *Store) writeArchive(ctx context.Context, w io.Writer, imgs []*saveImage
 			}
 			m.RepoTags = append(m.RepoTags, tagged.Familiar())
 			d := desc
-			d.Annotations = map[string]string{AnnotationImageName: tagged.String(), ocispec.AnnotationRefName: tagged.Tag}
+			d.Annotations = map[string]string{AnnotationImageName: tagged.String(), AnnotationRefName: tagged.Tag}
 			index.Manifests = append(index.Manifests, d)
 			if n := len(si.rec.Layers); n > 0 {
 				repo := tagged.FamiliarName()
@@ -342,7 +339,7 @@ func (s *Store) writeArchive(ctx context.Context, w io.Writer, imgs []*saveImage
 	if err != nil {
 		return err
 	}
-	if err := writeTarFile(tw, ocispec.ImageIndexFile, rawIndex); err != nil {
+	if err := writeTarFile(tw, ImageIndexFile, rawIndex); err != nil {
 		return err
 	}
 	rawManifests, err := json.Marshal(manifests)
@@ -719,12 +716,11 @@ func (ar *archive) readFile(name string) ([]byte, error) {
 }
 
 // readBlob reads a small OCI blob and checks it against its descriptor.
-func (ar *archive) readBlob(d ocispec.Descriptor) ([]byte, error) {
-	if err := d.Digest.Validate(); err != nil {
-		return nil, errdefs.InvalidArgument("load: invalid archive: digest %q: %v", d.Digest, err)
-	}
-	if d.Digest.Algorithm() != digest.SHA256 {
-		return nil, errdefs.NotImplemented("load: blob %s: only sha256 digests are supported", d.Digest)
+func (ar *archive) readBlob(d Descriptor) ([]byte, error) {
+	if err := d.Digest.Validate(); errors.Is(err, digest.ErrUnsupported) {
+		return nil, errdefs.NotImplemented("load: %w", err)
+	} else if err != nil {
+		return nil, errdefs.InvalidArgument("load: invalid archive: %w", err)
 	}
 	raw, err := ar.readFile(blobName(d.Digest))
 	if err != nil {
@@ -762,7 +758,7 @@ func (ar *archive) plans() ([]*loadPlan, error) {
 	if ar.has(archiveManifestFile) {
 		return ar.plansFromManifest()
 	}
-	if ar.has(ocispec.ImageIndexFile) {
+	if ar.has(ImageIndexFile) {
 		return ar.plansFromIndex()
 	}
 	if ar.has(archiveRepositoriesFile) {
@@ -822,23 +818,23 @@ func (ar *archive) plansFromManifest() ([]*loadPlan, error) {
 // that cannot be read is simply not kept.
 func (ar *archive) indexManifests() map[digest.Digest][]byte {
 	out := map[digest.Digest][]byte{}
-	raw, err := ar.readFile(ocispec.ImageIndexFile)
+	raw, err := ar.readFile(ImageIndexFile)
 	if err != nil {
 		return out
 	}
-	var idx ocispec.Index
+	var idx Index
 	if json.Unmarshal(raw, &idx) != nil {
 		return out
 	}
 	for _, d := range idx.Manifests {
-		if d.MediaType != ocispec.MediaTypeImageManifest && d.MediaType != mediaTypeDockerManifest {
+		if d.MediaType != MediaTypeImageManifest && d.MediaType != mediaTypeDockerManifest {
 			continue
 		}
 		mraw, err := ar.readBlob(d)
 		if err != nil {
 			continue
 		}
-		var m ocispec.Manifest
+		var m Manifest
 		if json.Unmarshal(mraw, &m) == nil {
 			out[m.Config.Digest] = mraw
 		}
@@ -847,11 +843,11 @@ func (ar *archive) indexManifests() map[digest.Digest][]byte {
 }
 
 func (ar *archive) plansFromIndex() ([]*loadPlan, error) {
-	raw, err := ar.readFile(ocispec.ImageIndexFile)
+	raw, err := ar.readFile(ImageIndexFile)
 	if err != nil {
 		return nil, err
 	}
-	var idx ocispec.Index
+	var idx Index
 	if err := json.Unmarshal(raw, &idx); err != nil {
 		return nil, errdefs.InvalidArgument("load: invalid archive: index.json: %v", err)
 	}
@@ -880,7 +876,7 @@ func (ar *archive) plansFromIndex() ([]*loadPlan, error) {
 				return nil, errdefs.InvalidArgument("load: invalid archive: manifest %s lists %d layers, its configuration %d", mdigest, len(m.Layers), len(p.diffIDs))
 			}
 			for _, l := range m.Layers {
-				if err := l.Digest.Validate(); err != nil || l.Digest.Algorithm() != digest.SHA256 {
+				if err := l.Digest.Validate(); err != nil {
 					return nil, errdefs.InvalidArgument("load: invalid archive: manifest %s: unsupported layer digest %q", mdigest, l.Digest)
 				}
 				p.layers = append(p.layers, planLayer{name: blobName(l.Digest), blob: l.Digest, size: l.Size})
@@ -901,7 +897,7 @@ func (ar *archive) plansFromIndex() ([]*loadPlan, error) {
 // imageManifest reads the image manifest d names; for an index it picks the
 // manifest for this machine. It returns a nil manifest for what is not an
 // image.
-func (ar *archive) imageManifest(d ocispec.Descriptor, depth int) ([]byte, *ocispec.Manifest, error) {
+func (ar *archive) imageManifest(d Descriptor, depth int) ([]byte, *Manifest, error) {
 	if depth > 4 {
 		return nil, nil, errdefs.InvalidArgument("load: invalid archive: indexes nested too deep")
 	}
@@ -918,24 +914,24 @@ func (ar *archive) imageManifest(d ocispec.Descriptor, depth int) ([]byte, *ocis
 		json.Unmarshal(raw, &probe)
 		mt = probe.MediaType
 		if mt == "" && probe.Manifests != nil {
-			mt = ocispec.MediaTypeImageIndex
+			mt = MediaTypeImageIndex
 		} else if mt == "" {
-			mt = ocispec.MediaTypeImageManifest
+			mt = MediaTypeImageManifest
 		}
 	}
 	switch mt {
-	case ocispec.MediaTypeImageManifest, mediaTypeDockerManifest:
-		var m ocispec.Manifest
+	case MediaTypeImageManifest, mediaTypeDockerManifest:
+		var m Manifest
 		if err := json.Unmarshal(raw, &m); err != nil {
 			return nil, nil, errdefs.InvalidArgument("load: invalid archive: manifest %s: %v", d.Digest, err)
 		}
 		switch m.Config.MediaType {
-		case ocispec.MediaTypeImageConfig, mediaTypeDockerConfig:
+		case MediaTypeImageConfig, mediaTypeDockerConfig:
 			return raw, &m, nil
 		}
 		return nil, nil, nil
-	case ocispec.MediaTypeImageIndex, mediaTypeDockerManifestList:
-		var idx ocispec.Index
+	case MediaTypeImageIndex, mediaTypeDockerManifestList:
+		var idx Index
 		if err := json.Unmarshal(raw, &idx); err != nil {
 			return nil, nil, errdefs.InvalidArgument("load: invalid archive: index %s: %v", d.Digest, err)
 		}
@@ -961,7 +957,7 @@ func (ar *archive) imageManifest(d ocispec.Descriptor, depth int) ([]byte, *ocis
 // that is a full reference rather than a bare tag (a bare tag names no
 // repository, and such an image loads untagged).
 func ociTag(ann map[string]string) string {
-	for _, n := range []string{ann[AnnotationImageName], ann[ocispec.AnnotationRefName]} {
+	for _, n := range []string{ann[AnnotationImageName], ann[AnnotationRefName]} {
 		if n == "" || (!strings.Contains(n, ":") && !strings.Contains(n, "/")) {
 			continue
 		}
@@ -982,7 +978,7 @@ func (p *loadPlan) parseConfig() error {
 		return errdefs.InvalidArgument("load: image %s is for %s: only linux images can be used here", ShortID(p.id.String()), cfg.OS)
 	}
 	for _, d := range cfg.RootFS.DiffIDs {
-		if err := d.Validate(); err != nil || d.Algorithm() != digest.SHA256 {
+		if err := d.Validate(); err != nil {
 			return errdefs.InvalidArgument("load: invalid archive: configuration %s: invalid diff ID %q", p.name, d)
 		}
 	}
@@ -1041,7 +1037,7 @@ func (s *Store) loadPlans(ctx context.Context, ar *archive, plans []*loadPlan) (
 			return nil, err
 		}
 		mraw := p.manifest
-		var m ocispec.Manifest
+		var m Manifest
 		if mraw == nil || json.Unmarshal(mraw, &m) != nil || !manifestDescribes(&m, p.id, p.stored) {
 			if mraw, err = buildManifest(p.config, p.stored); err != nil {
 				return nil, err
@@ -1166,7 +1162,7 @@ func (s *Store) addLayerExpect(ctx context.Context, parent, want digest.Digest, 
 	if err != nil {
 		return l, snapCreated, false, err
 	}
-	l.Blob, l.BlobSize, l.MediaType = blob, size, ocispec.MediaTypeImageLayer
+	l.Blob, l.BlobSize, l.MediaType = blob, size, MediaTypeImageLayer
 	return l, snapCreated, blobCreated, nil
 }
 

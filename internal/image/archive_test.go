@@ -16,11 +16,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/opencontainers/go-digest"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/content"
+	"github.com/berth-dev/berth/internal/digest"
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/layer"
 	"github.com/berth-dev/berth/internal/metadata"
@@ -350,7 +349,7 @@ func TestArchiveLayout(t *testing.T) {
 	if err := json.Unmarshal([]byte(files["repositories"].data), &repos); err != nil || repos["a"]["1"] != a.Layers[1].Blob.Encoded() {
 		t.Errorf("repositories %s (%v)", files["repositories"].data, err)
 	}
-	var idx ocispec.Index
+	var idx Index
 	if err := json.Unmarshal([]byte(files["index.json"].data), &idx); err != nil {
 		t.Fatal(err)
 	}
@@ -358,12 +357,12 @@ func TestArchiveLayout(t *testing.T) {
 		t.Fatalf("index.json %s", files["index.json"].data)
 	}
 	for i, d := range idx.Manifests {
-		want := map[string]string{AnnotationImageName: "docker.io/library/" + string(rune('a'+i)) + ":1", ocispec.AnnotationRefName: "1"}
+		want := map[string]string{AnnotationImageName: "docker.io/library/" + string(rune('a'+i)) + ":1", AnnotationRefName: "1"}
 		if fmt.Sprint(d.Annotations) != fmt.Sprint(want) {
 			t.Errorf("index entry %d annotations %v, want %v", i, d.Annotations, want)
 		}
 		raw := files[blobName(d.Digest)].data
-		var m ocispec.Manifest
+		var m Manifest
 		if digest.FromString(raw) != d.Digest || int64(len(raw)) != d.Size || json.Unmarshal([]byte(raw), &m) != nil {
 			t.Fatalf("manifest blob %s", d.Digest)
 		}
@@ -633,20 +632,20 @@ func TestArchiveLoadOCILayout(t *testing.T) {
 	l1 := makeTar(t, baseLayer)
 	l1gz := compress(t, l1, layer.Gzip)
 	cfg := []byte(`{"architecture":"` + goruntime.GOARCH + `","os":"linux","config":{"Cmd":["sh"]},"rootfs":{"type":"layers","diff_ids":["` + digest.FromBytes(l1).String() + `"]}}`)
-	manifest, _ := json.Marshal(ocispec.Manifest{
-		MediaType: ocispec.MediaTypeImageManifest,
-		Config:    ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: digest.FromBytes(cfg), Size: int64(len(cfg))},
-		Layers:    []ocispec.Descriptor{{MediaType: ocispec.MediaTypeImageLayerGzip, Digest: digest.FromBytes(l1gz), Size: int64(len(l1gz))}},
+	manifest, _ := json.Marshal(Manifest{
+		MediaType: MediaTypeImageManifest,
+		Config:    Descriptor{MediaType: MediaTypeImageConfig, Digest: digest.FromBytes(cfg), Size: int64(len(cfg))},
+		Layers:    []Descriptor{{MediaType: MediaTypeImageLayerGzip, Digest: digest.FromBytes(l1gz), Size: int64(len(l1gz))}},
 	})
-	host := ocispec.Platform{OS: "linux", Architecture: goruntime.GOARCH}
-	index, _ := json.Marshal(ocispec.Index{MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{
-		{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromString("absent"), Size: 3, Platform: &ocispec.Platform{OS: "linux", Architecture: "s390x"}},
-		{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(manifest), Size: int64(len(manifest)), Platform: &host},
+	host := Platform{OS: "linux", Architecture: goruntime.GOARCH}
+	index, _ := json.Marshal(Index{MediaType: MediaTypeImageIndex, Manifests: []Descriptor{
+		{MediaType: MediaTypeImageManifest, Digest: digest.FromString("absent"), Size: 3, Platform: &Platform{OS: "linux", Architecture: "s390x"}},
+		{MediaType: MediaTypeImageManifest, Digest: digest.FromBytes(manifest), Size: int64(len(manifest)), Platform: &host},
 	}})
 	blob := func(b []byte) tarFile { return tarFile{name: blobName(digest.FromBytes(b)), data: string(b)} }
 	top := func(ann map[string]string) string {
-		b, _ := json.Marshal(ocispec.Index{MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{
-			{MediaType: ocispec.MediaTypeImageIndex, Digest: digest.FromBytes(index), Size: int64(len(index)), Annotations: ann},
+		b, _ := json.Marshal(Index{MediaType: MediaTypeImageIndex, Manifests: []Descriptor{
+			{MediaType: MediaTypeImageIndex, Digest: digest.FromBytes(index), Size: int64(len(index)), Annotations: ann},
 		}})
 		return string(b)
 	}
@@ -655,9 +654,9 @@ func TestArchiveLoadOCILayout(t *testing.T) {
 		ann  map[string]string
 		tags []string
 	}{
-		{"containerd name", map[string]string{AnnotationImageName: "docker.io/library/oci:1", ocispec.AnnotationRefName: "1"}, []string{"docker.io/library/oci:1"}},
-		{"full ref.name", map[string]string{ocispec.AnnotationRefName: "example.com/oci:2"}, []string{"example.com/oci:2"}},
-		{"bare tag", map[string]string{ocispec.AnnotationRefName: "latest"}, nil},
+		{"containerd name", map[string]string{AnnotationImageName: "docker.io/library/oci:1", AnnotationRefName: "1"}, []string{"docker.io/library/oci:1"}},
+		{"full ref.name", map[string]string{AnnotationRefName: "example.com/oci:2"}, []string{"example.com/oci:2"}},
+		{"bare tag", map[string]string{AnnotationRefName: "latest"}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -699,6 +698,8 @@ func TestArchiveLoadInvalid(t *testing.T) {
 		{"layer count", makeTar(t, tarFile{name: "c.json", data: `{"os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`},
 			tarFile{name: "manifest.json", data: `[{"Config":"c.json","Layers":["x/layer.tar"]}]`}), errdefs.ErrInvalidArgument},
 		{"symlink loop", makeTar(t, tarFile{name: "manifest.json", link: "manifest.json"}), errdefs.ErrInvalidArgument},
+		{"malformed digest in index", makeTar(t, tarFile{name: "index.json", data: `{"schemaVersion":2,"manifests":[{"mediaType":"` + MediaTypeImageManifest + `","digest":"sha256:ABC","size":2}]}`}), errdefs.ErrInvalidArgument},
+		{"sha512 digest in index", makeTar(t, tarFile{name: "index.json", data: `{"schemaVersion":2,"manifests":[{"mediaType":"` + MediaTypeImageManifest + `","digest":"sha512:` + strings.Repeat("ab", 64) + `","size":2}]}`}), errdefs.ErrNotImplemented},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

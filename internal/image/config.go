@@ -3,7 +3,7 @@ package image
 import (
 	"time"
 
-	"github.com/opencontainers/go-digest"
+	"github.com/berth-dev/berth/internal/digest"
 )
 
 // Config is an image configuration in Docker's format (a superset of OCI's),

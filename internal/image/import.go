@@ -8,9 +8,7 @@ import (
 	goruntime "runtime"
 	"time"
 
-	"github.com/opencontainers/go-digest"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-
+	"github.com/berth-dev/berth/internal/digest"
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/layer"
 	"github.com/berth-dev/berth/internal/metadata"
@@ -107,7 +105,7 @@ func (s *Store) AddLayerOn(ctx context.Context, parent digest.Digest, r io.Reade
 	if err != nil {
 		return Layer{}, err
 	}
-	l.Blob, l.BlobSize, l.MediaType = blob, size, ocispec.MediaTypeImageLayer
+	l.Blob, l.BlobSize, l.MediaType = blob, size, MediaTypeImageLayer
 	return l, nil
 }
 
@@ -122,14 +120,14 @@ func (s *Store) Create(ctx context.Context, cfg *Config, layers []Layer, ref str
 	if err != nil {
 		return nil, err
 	}
-	manifest := ocispec.Manifest{
-		MediaType: ocispec.MediaTypeImageManifest,
-		Config:    ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: cfgDigest, Size: int64(len(rawCfg))},
+	manifest := Manifest{
+		MediaType: MediaTypeImageManifest,
+		Config:    Descriptor{MediaType: MediaTypeImageConfig, Digest: cfgDigest, Size: int64(len(rawCfg))},
 	}
 	manifest.SchemaVersion = 2
 	var size int64
 	for _, l := range layers {
-		manifest.Layers = append(manifest.Layers, ocispec.Descriptor{MediaType: l.MediaType, Digest: l.Blob, Size: l.BlobSize})
+		manifest.Layers = append(manifest.Layers, Descriptor{MediaType: l.MediaType, Digest: l.Blob, Size: l.BlobSize})
 		size += l.Size
 	}
 	rawManifest, err := json.Marshal(manifest)

@@ -3,8 +3,7 @@ package image
 import (
 	"strings"
 
-	"github.com/opencontainers/go-digest"
-
+	"github.com/berth-dev/berth/internal/digest"
 	"github.com/berth-dev/berth/internal/errdefs"
 )
 
@@ -81,7 +80,7 @@ func ParseNormalized(s string) (Reference, error) {
 	if i := strings.IndexByte(rest, '@'); i >= 0 {
 		d := digest.Digest(rest[i+1:])
 		if err := d.Validate(); err != nil {
-			return bad("invalid digest: " + err.Error())
+			return bad(err.Error())
 		}
 		r.Digest, rest = d, rest[:i]
 	}

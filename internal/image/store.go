@@ -10,9 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/opencontainers/go-digest"
-
 	"github.com/berth-dev/berth/internal/content"
+	"github.com/berth-dev/berth/internal/digest"
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/metadata"
 	"github.com/berth-dev/berth/internal/snapshot"

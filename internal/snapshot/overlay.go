@@ -12,9 +12,9 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-dev/berth/internal/digest"
 	"github.com/berth-dev/berth/internal/errdefs"
 )
 
