@@ -210,8 +210,9 @@ func (a *app) runMonitor(ctx context.Context, args []string) int {
 	fs.StringVar(&a.cfg.RunRoot, "runroot", engine.DefaultRunRoot, "")
 	fs.StringVar(&a.cfg.Runtime, "runtime", runtime.DefaultName, "")
 	fs.BoolVar(&a.cfg.Debug, "debug", false, "")
+	await := fs.Bool("await", false, "")
 	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
-		fmt.Fprintln(a.stderr, "usage: berth _monitor [--root DIR] [--runroot DIR] ID")
+		fmt.Fprintln(a.stderr, "usage: berth _monitor [--root DIR] [--runroot DIR] [--runtime NAME] [--await] ID")
 		return 2
 	}
 	starter := os.NewFile(3, "attach")
@@ -221,7 +222,7 @@ func (a *app) runMonitor(ctx context.Context, args []string) int {
 	}
 	// The monitor must not die with the terminal or the CLI that started it.
 	ignoreMonitorSignals()
-	if err := e.Containers.RunMonitor(context.Background(), fs.Arg(0), starter); err != nil {
+	if err := e.Containers.RunMonitor(context.Background(), fs.Arg(0), starter, *await); err != nil {
 		return 1
 	}
 	return 0

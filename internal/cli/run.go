@@ -40,18 +40,26 @@ func (a *app) runCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// The container's monitor starts first: its process start-up
+			// overlaps creating the container and mounting its files.
+			opts.ID = container.NewID()
+			monitor, err := e.Containers.PrestartMonitor(opts.ID)
+			if err != nil {
+				return err
+			}
+			defer monitor.Close()
 			c, err := a.createContainer(ctx, opts, f.cidfile)
 			if err != nil {
 				return err
 			}
 			if detach {
-				if _, err := e.Containers.Start(ctx, c.ID, container.StartOptions{}); err != nil {
+				if _, err := e.Containers.Start(ctx, c.ID, container.StartOptions{Monitor: monitor}); err != nil {
 					return err
 				}
 				fmt.Fprintln(a.stdout, c.ID)
 				return nil
 			}
-			return a.startAttached(ctx, c, f.interactive, sigProxy && !f.tty)
+			return a.startAttached(ctx, c, f.interactive, sigProxy && !f.tty, monitor)
 		},
 	}
 	f.register(cmd.Flags())
@@ -119,12 +127,12 @@ func (a *app) createContainer(ctx context.Context, opts container.CreateOptions,
 
 // startAttached starts c with its streams attached to the terminal and
 // returns its exit status as an error (nil for 0).
-func (a *app) startAttached(ctx context.Context, c *container.Container, stdin, proxySignals bool) error {
+func (a *app) startAttached(ctx context.Context, c *container.Container, stdin, proxySignals bool, monitor *container.PendingMonitor) error {
 	e, err := a.engine(ctx)
 	if err != nil {
 		return err
 	}
-	so := container.StartOptions{Attach: true}
+	so := container.StartOptions{Attach: true, Monitor: monitor}
 	in, _ := a.stdin.(*os.File)
 	out, _ := a.stdout.(*os.File)
 	if c.Config.Tty && out != nil {

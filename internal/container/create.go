@@ -19,6 +19,10 @@ import (
 // CreateOptions is a container to create: the shape of docker's create
 // request. Nil Entrypoint means "the image's"; an empty non-nil one clears it.
 type CreateOptions struct {
+	// ID, when set, is the new container's ID, from NewID (a caller that
+	// starts a monitor ahead of the container needs it first); else
+	// Create makes one.
+	ID         string
 	Name       string
 	Config     Config
 	HostConfig HostConfig
@@ -28,6 +32,12 @@ type CreateOptions struct {
 func (s *Service) Create(ctx context.Context, opts CreateOptions) (*Container, error) {
 	if opts.Name != "" && !validName(opts.Name) {
 		return nil, errdefs.InvalidArgument("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", opts.Name)
+	}
+	id := opts.ID
+	if id == "" {
+		id = NewID()
+	} else if err := s.checkNewID(id); err != nil {
+		return nil, err
 	}
 	tr := newTracer("create")
 	img, err := s.images.Resolve(ctx, opts.Config.Image)
@@ -40,7 +50,7 @@ func (s *Service) Create(ctx context.Context, opts CreateOptions) (*Container, e
 	}
 	tr.mark("resolve image")
 	c := &Container{
-		ID:         newID(),
+		ID:         id,
 		Created:    time.Now().UTC(),
 		Image:      img.ID.String(),
 		Driver:     "overlay2",
@@ -116,6 +126,9 @@ func (s *Service) Create(ctx context.Context, opts CreateOptions) (*Container, e
 			return errdefs.Conflict("Conflict. The container name \"/%s\" is already in use by container \"%s\". You have to remove (or rename) that container to be able to reuse that name.", name, owner)
 		}
 		c.Name = "/" + name
+		if tx.Has(metadata.BucketContainers, c.ID) {
+			return errdefs.Conflict("container ID %s is already in use", c.ID)
+		}
 		if err := tx.PutRaw(metadata.BucketNames, name, []byte(c.ID)); err != nil {
 			return err
 		}
@@ -311,4 +324,19 @@ func resolvConf(hc HostConfig) []byte {
 		fmt.Fprintf(&b, "options %s\n", strings.Join(options, " "))
 	}
 	return b.Bytes()
+}
+
+// checkNewID refuses a caller-chosen container ID that is malformed or
+// whose files already exist (creating the container would overwrite
+// them).
+func (s *Service) checkNewID(id string) error {
+	if !validID(id) {
+		return errdefs.InvalidArgument("invalid container ID %q: want 64 lowercase hex digits", id)
+	}
+	for _, dir := range []string{s.StateDir(id), s.snaps.ContainerDir(id)} {
+		if _, err := os.Lstat(dir); err == nil {
+			return errdefs.Conflict("container ID %s is already in use", id)
+		}
+	}
+	return nil
 }

@@ -64,8 +64,20 @@ type monClient struct {
 }
 
 // RunMonitor is the body of `berth _monitor`. starter is the connection to
-// the process that started it (file descriptor 3).
-func (s *Service) RunMonitor(ctx context.Context, id string, starter *os.File) error {
+// the process that started it (file descriptor 3). With await the monitor
+// was started ahead of its container (see PendingMonitor): it waits for
+// its go-ahead first, and returns nil without doing anything if the
+// starter goes away instead.
+func (s *Service) RunMonitor(ctx context.Context, id string, starter *os.File, await bool) error {
+	if await {
+		if starter == nil {
+			return errors.New("monitor: --await needs the starter's socket")
+		}
+		buf := make([]byte, 1)
+		if n, _ := starter.Read(buf); n != 1 || buf[0] != monitorGo {
+			return nil
+		}
+	}
 	unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 	tr := newTracer("monitor")
 	writeMonitorPid(filepath.Join(s.BundleDir(id), "monitor.pid"))

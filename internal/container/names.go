@@ -44,9 +44,9 @@ func generateName(retry int) string {
 	return name
 }
 
-// newID returns a random 64-hex-digit container ID that is not all digits
-// (docker avoids IDs that could be taken for a number).
-func newID() string {
+// NewID returns a random 64-hex-digit container ID whose short form is not
+// all digits (docker avoids IDs that could be taken for a number).
+func NewID() string {
 	for {
 		b := make([]byte, 32)
 		rand.Read(b)
@@ -57,6 +57,19 @@ func newID() string {
 			}
 		}
 	}
+}
+
+// validID reports whether id has the form NewID gives.
+func validID(id string) bool {
+	if len(id) != 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // validName reports whether s matches docker's name rule

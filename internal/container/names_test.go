@@ -13,3 +13,21 @@ func TestValidName(t *testing.T) {
 		}
 	}
 }
+
+func TestNewIDIsValid(t *testing.T) {
+	for range 100 {
+		if id := NewID(); !validID(id) {
+			t.Fatalf("NewID() = %q, which validID refuses", id)
+		}
+	}
+	long := "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	for id, want := range map[string]bool{
+		long: true, long[:63]: false, long + "0": false, "": false,
+		"0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef": false,
+		"../../etc/passwd": false,
+	} {
+		if got := validID(id); got != want {
+			t.Errorf("validID(%q) = %v, want %v", id, got, want)
+		}
+	}
+}

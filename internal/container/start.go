@@ -29,6 +29,10 @@ type StartOptions struct {
 	Attach bool
 	// ConsoleWidth/Height size the PTY of a -t container.
 	ConsoleWidth, ConsoleHeight uint
+	// Monitor, when set, is a monitor started ahead for this container
+	// (see PrestartMonitor); Start hands the container to it rather than
+	// starting one.
+	Monitor *PendingMonitor
 }
 
 // Start starts a created or stopped container: mounts its rootfs, writes its
@@ -64,7 +68,12 @@ func (s *Service) Start(ctx context.Context, ref string, opts StartOptions) (*At
 		return nil, err
 	}
 	tr.mark("mount + bundle")
-	att, err := s.spawnMonitor(ctx, c)
+	var att *Attachment
+	if pm := opts.Monitor; pm != nil && pm.id == c.ID && pm.conn != nil {
+		att, err = s.handOver(ctx, c, pm)
+	} else {
+		att, err = s.spawnMonitor(ctx, c)
+	}
 	tr.mark("monitor started container")
 	if err != nil {
 		return nil, err
@@ -240,17 +249,78 @@ func ValidateSecurityOpts(opts []string) error {
 // spawnMonitor starts `berth _monitor` for c, detached into its own
 // session, and waits until it reports that the container runs.
 func (s *Service) spawnMonitor(ctx context.Context, c *Container) (*Attachment, error) {
+	conn, err := s.startMonitorProcess(c.ID, false)
+	if err != nil {
+		s.teardownBundle(c)
+		return nil, err
+	}
+	return s.awaitMonitor(ctx, c, conn)
+}
+
+// PendingMonitor is a monitor process started before its container's
+// record exists: `run` starts it first, so that the monitor's process
+// start-up (a few milliseconds) overlaps creating the container and
+// mounting its root filesystem, and hands the container over in Start.
+// A pending monitor waits for its go-ahead on the attach socket and exits
+// quietly, having touched nothing, when the socket closes without one.
+type PendingMonitor struct {
+	id   string
+	conn *os.File
+}
+
+// PrestartMonitor starts a monitor for the container that will get id
+// (see CreateOptions.ID). Close it if the container is not started.
+func (s *Service) PrestartMonitor(id string) (*PendingMonitor, error) {
+	conn, err := s.startMonitorProcess(id, true)
+	if err != nil {
+		return nil, err
+	}
+	return &PendingMonitor{id: id, conn: conn}, nil
+}
+
+// Close sends a monitor that was not handed a container away.
+func (pm *PendingMonitor) Close() {
+	if pm != nil && pm.conn != nil {
+		pm.conn.Close()
+		pm.conn = nil
+	}
+}
+
+// handOver gives c to the pending monitor pm and waits until it reports
+// that the container runs.
+func (s *Service) handOver(ctx context.Context, c *Container, pm *PendingMonitor) (*Attachment, error) {
+	conn := pm.conn
+	pm.conn = nil
+	if _, err := conn.Write([]byte{monitorGo}); err != nil {
+		conn.Close()
+		s.teardownBundle(c)
+		return nil, fmt.Errorf("container %s: the monitor started for it has gone: %w", c.ShortName(), err)
+	}
+	return s.awaitMonitor(ctx, c, conn)
+}
+
+// monitorGo is the byte that hands a pending monitor its container.
+const monitorGo = 'g'
+
+// startMonitorProcess starts `berth _monitor` for id, detached into its
+// own session, and returns our end of its attach socket; with await the
+// monitor first waits for monitorGo.
+func (s *Service) startMonitorProcess(id string, await bool) (*os.File, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}
 	ours := os.NewFile(uintptr(fds[0]), "attach")
 	theirs := os.NewFile(uintptr(fds[1]), "attach-monitor")
+	defer theirs.Close()
 	args := []string{"_monitor", "--root", s.opts.Root, "--runroot", s.opts.RunRoot, "--runtime", s.opts.Runtime}
 	if s.opts.Debug {
 		args = append(args, "--debug")
 	}
-	args = append(args, c.ID)
+	if await {
+		args = append(args, "--await")
+	}
+	args = append(args, id)
 	cmd := exec.Command(s.opts.Self, args...)
 	cmd.ExtraFiles = []*os.File{theirs}
 	cmd.Dir = "/"
@@ -262,13 +332,16 @@ func (s *Service) spawnMonitor(ctx context.Context, c *Container) (*Attachment, 
 	}
 	if err := cmd.Start(); err != nil {
 		ours.Close()
-		theirs.Close()
-		s.teardownBundle(c)
 		return nil, fmt.Errorf("start monitor: %w", err)
 	}
-	theirs.Close()
 	// The monitor outlives us; reap it if we are still here when it ends.
 	go cmd.Wait()
+	return ours, nil
+}
+
+// awaitMonitor waits on the attach socket conn until the monitor reports
+// that c runs, or why it does not.
+func (s *Service) awaitMonitor(ctx context.Context, c *Container, ours *os.File) (*Attachment, error) {
 	conn, err := net.FileConn(ours)
 	ours.Close()
 	if err != nil {

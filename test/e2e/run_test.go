@@ -3,8 +3,10 @@ package e2e
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berth-dev/berth/internal/testutil"
 )
@@ -43,10 +45,30 @@ func TestRunExitCodes(t *testing.T) {
 			}
 		})
 	}
-	// Nothing half-created remains: every --rm container is gone.
+	// Nothing half-created remains: every --rm container is gone, and so
+	// are the monitors that run started ahead for the containers whose
+	// creation failed.
 	if out := strings.TrimSpace(e.must("ps", "-aq")); out != "" {
 		t.Fatalf("containers left behind: %q", out)
 	}
+	eventually(t, 10*time.Second, "no monitor process left", func() bool { return len(e.monitorProcesses()) == 0 })
+}
+
+// monitorProcesses lists the command lines of the monitors of e's root.
+func (e *env) monitorProcesses() []string {
+	var out []string
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		raw, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00")
+		if len(args) > 1 && args[1] == "_monitor" && slices.Contains(args, e.root) {
+			out = append(out, strings.Join(args, " "))
+		}
+	}
+	return out
 }
 
 func TestEntrypointCmd(t *testing.T) {
