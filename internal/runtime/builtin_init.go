@@ -507,24 +507,32 @@ func capabilityNumbers() map[string]capability.Cap {
 	return out
 }
 
-// switchUser sets the groups, gid and uid, keeping the capabilities
-// across the uid change (they are set right after).
+// switchUser sets the groups, gid and uid of the calling thread, keeping
+// the capabilities across the uid change (they are set right after).
+//
+// Only this thread's credentials matter: it is the one that calls execve,
+// which ends the others. Go's syscall.Setresuid and friends change every
+// thread of the process (stopping the world to do it), which costs a
+// quarter of a millisecond here for nothing.
 func switchUser(u specs.User) error {
 	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
 		return err
 	}
-	gids := make([]int, 0, len(u.AdditionalGids))
-	for _, g := range u.AdditionalGids {
-		gids = append(gids, int(g))
+	var groups unsafe.Pointer
+	gids := make([]uint32, len(u.AdditionalGids)) // gid_t is 32 bits on every Linux ABI
+	copy(gids, u.AdditionalGids)
+	if len(gids) > 0 {
+		groups = unsafe.Pointer(&gids[0])
 	}
-	if err := syscall.Setgroups(gids); err != nil {
-		return fmt.Errorf("setgroups: %w", err)
+	if _, _, errno := unix.RawSyscall(unix.SYS_SETGROUPS, uintptr(len(gids)), uintptr(groups), 0); errno != 0 {
+		return fmt.Errorf("setgroups: %w", errno)
 	}
-	if err := syscall.Setresgid(int(u.GID), int(u.GID), int(u.GID)); err != nil {
-		return fmt.Errorf("setting gid %d: %w", u.GID, err)
+	gid, uid := uintptr(u.GID), uintptr(u.UID)
+	if _, _, errno := unix.RawSyscall(unix.SYS_SETRESGID, gid, gid, gid); errno != 0 {
+		return fmt.Errorf("setting gid %d: %w", u.GID, errno)
 	}
-	if err := syscall.Setresuid(int(u.UID), int(u.UID), int(u.UID)); err != nil {
-		return fmt.Errorf("setting uid %d: %w", u.UID, err)
+	if _, _, errno := unix.RawSyscall(unix.SYS_SETRESUID, uid, uid, uid); errno != 0 {
+		return fmt.Errorf("setting uid %d: %w", u.UID, errno)
 	}
 	return unix.Prctl(unix.PR_SET_KEEPCAPS, 0, 0, 0, 0)
 }
@@ -580,8 +588,12 @@ func execFailure(file string, err error) error {
 }
 
 // closeExtraFiles marks every descriptor above stderr close-on-exec, so
-// that the container's command starts with its stdio only.
+// that the container's command starts with its stdio only: with one
+// close_range call (Linux 5.11+), else fd by fd.
 func closeExtraFiles() {
+	if unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC) == nil {
+		return
+	}
 	entries, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
 		return
