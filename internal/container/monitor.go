@@ -73,6 +73,13 @@ func (s *Service) RunMonitor(ctx context.Context, id string, starter *os.File, a
 		if starter == nil {
 			return errors.New("monitor: --await needs the starter's socket")
 		}
+		// encoding/json builds its tables for a type on first use, in
+		// every process. Build the record's now, while the starter is
+		// still creating the container: loading the record and recording
+		// the start, both on the path `run` waits for, then skip it.
+		if raw, err := json.Marshal(&Container{}); err == nil {
+			json.Unmarshal(raw, &Container{})
+		}
 		buf := make([]byte, 1)
 		if n, _ := starter.Read(buf); n != 1 || buf[0] != monitorGo {
 			return nil
