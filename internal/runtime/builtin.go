@@ -63,6 +63,16 @@ type initReport struct {
 	Pid  int    `json:"pid,omitempty"`
 }
 
+// cgroupManager returns the manager of the cgroup at path, learning the
+// host's cgroup layout through a cache in the state directory.
+func (b *Builtin) cgroupManager(path string) (*cgroups.Manager, error) {
+	h, err := cgroups.LoadHost(filepath.Join(b.Root, "cgroup-layout"))
+	if err != nil {
+		return nil, err
+	}
+	return h.Manager(path)
+}
+
 func (b *Builtin) self() string {
 	if b.Self == "" {
 		return "/proc/self/exe"
@@ -165,7 +175,7 @@ func (b *Builtin) Run(ctx context.Context, id, bundle, pidFile string, io IO) (r
 		cgroupsPath = "/berth/" + id
 	}
 	spec.Linux.CgroupsPath = cgroupsPath
-	cg, err := cgroups.New(cgroupsPath)
+	cg, err := b.cgroupManager(cgroupsPath)
 	if err != nil {
 		os.RemoveAll(dir)
 		return err
@@ -408,13 +418,13 @@ func (b *Builtin) Kill(ctx context.Context, id string, sig syscall.Signal, all b
 		return fmt.Errorf("signalling container %s: %w", id, err)
 	}
 	if all {
-		return signalCgroup(st.CgroupsPath, sig)
+		return b.signalCgroup(st.CgroupsPath, sig)
 	}
 	return nil
 }
 
-func signalCgroup(path string, sig syscall.Signal) error {
-	cg, err := cgroups.New(path)
+func (b *Builtin) signalCgroup(path string, sig syscall.Signal) error {
+	cg, err := b.cgroupManager(path)
 	if err != nil {
 		return err
 	}
@@ -440,7 +450,7 @@ func (b *Builtin) Delete(ctx context.Context, id string, force bool) error {
 	if err != nil {
 		return err
 	}
-	cg, err := cgroups.New(st.CgroupsPath)
+	cg, err := b.cgroupManager(st.CgroupsPath)
 	if err != nil {
 		return err
 	}
@@ -454,7 +464,7 @@ func (b *Builtin) Delete(ctx context.Context, id string, force bool) error {
 		if st.alive() {
 			unix.Kill(st.Pid, unix.SIGKILL)
 		}
-		signalCgroup(st.CgroupsPath, unix.SIGKILL)
+		b.signalCgroup(st.CgroupsPath, unix.SIGKILL)
 	}
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -474,7 +484,7 @@ func (b *Builtin) State(ctx context.Context, id string) (*specs.State, error) {
 	if st.alive() {
 		out.Pid = st.Pid
 		out.Status = specs.StateRunning
-		if cg, err := cgroups.New(st.CgroupsPath); err == nil {
+		if cg, err := b.cgroupManager(st.CgroupsPath); err == nil {
 			if frozen, _ := cg.Frozen(); frozen {
 				out.Status = specs.ContainerState("paused")
 			}
@@ -491,7 +501,7 @@ func (b *Builtin) running(id string) (*builtinState, *cgroups.Manager, error) {
 	if !st.alive() {
 		return nil, nil, errdefs.Conflict("berth runtime: container %s is not running", id)
 	}
-	cg, err := cgroups.New(st.CgroupsPath)
+	cg, err := b.cgroupManager(st.CgroupsPath)
 	return st, cg, err
 }
 
@@ -522,7 +532,7 @@ func (b *Builtin) Ps(ctx context.Context, id string) ([]int, error) {
 	if err != nil {
 		return nil, err
 	}
-	cg, err := cgroups.New(st.CgroupsPath)
+	cg, err := b.cgroupManager(st.CgroupsPath)
 	if err != nil {
 		return nil, err
 	}
@@ -555,7 +565,11 @@ func (b *Builtin) Exec(ctx context.Context, id string, proc *specs.Process, pidF
 	if err != nil {
 		return nil, err
 	}
-	msg := execMessage{Process: proc, Filter: appendFilter(nil, c.Filter), SeccompFlags: c.SeccompFlags, State: st}
+	cg, err := b.cgroupManager(st.CgroupsPath)
+	if err != nil {
+		return nil, err
+	}
+	msg := execMessage{Process: proc, Filter: appendFilter(nil, c.Filter), SeccompFlags: c.SeccompFlags, State: st, Cgroup: cg.Encode()}
 	raw, err := json.Marshal(msg)
 	if err != nil {
 		return nil, err

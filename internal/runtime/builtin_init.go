@@ -708,7 +708,7 @@ func startInContainer(msg execMessage, console *os.File) (int, error) {
 			flags |= ns.flag
 		}
 	}
-	cg, err := cgroups.New(st.CgroupsPath)
+	cg, err := cgroups.Decode(msg.Cgroup)
 	if err != nil {
 		return 0, err
 	}

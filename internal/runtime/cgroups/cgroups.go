@@ -31,22 +31,14 @@ type Manager struct {
 }
 
 // New returns the manager of the cgroup at path, which must be absolute
-// and clean, e.g. "/berth/<id>". It reads the host's cgroup mounts once.
+// and clean, e.g. "/berth/<id>". It reads the host's cgroup mounts (see
+// ReadHost and LoadHost).
 func New(path string) (*Manager, error) {
-	f, err := os.Open(mountinfoPath)
+	h, err := ReadHost()
 	if err != nil {
-		return nil, errdefs.Unavailable("cgroups: %w", err)
+		return nil, err
 	}
-	defer f.Close()
-	mounts, err := parseMountinfo(f)
-	if err != nil {
-		return nil, errdefs.Unavailable("cgroups: %s: %w", mountinfoPath, err)
-	}
-	l, err := detectLayout(mounts)
-	if err != nil {
-		return nil, errdefs.Unavailable("cgroups: %w", err)
-	}
-	return newManager(path, l)
+	return h.Manager(path)
 }
 
 // newManager is New for a known layout.
