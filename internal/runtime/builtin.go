@@ -174,7 +174,6 @@ func (b *Builtin) Run(ctx context.Context, id, bundle, pidFile string, io IO) (r
 	if cgroupsPath == "" {
 		cgroupsPath = "/berth/" + id
 	}
-	spec.Linux.CgroupsPath = cgroupsPath
 	cg, err := b.cgroupManager(cgroupsPath)
 	if err != nil {
 		os.RemoveAll(dir)
@@ -546,8 +545,8 @@ type execMessage struct {
 	// the pid namespace, which the helper has joined for its child).
 	Namespaces int            `json:"namespaces,omitempty"`
 	Process    *specs.Process `json:"process"`
-	// Filter is the container's seccomp program (see appendFilter).
-	Filter       []byte                   `json:"filter,omitempty"`
+	// Filter is the container's seccomp program.
+	Filter       []unix.SockFilter        `json:"filter,omitempty"`
 	SeccompFlags []specs.LinuxSeccompFlag `json:"seccompFlags,omitempty"`
 	State        *builtinState            `json:"state"`
 	// Cgroup is the container's cgroups.Manager, encoded, for the init.
@@ -569,7 +568,7 @@ func (b *Builtin) Exec(ctx context.Context, id string, proc *specs.Process, pidF
 	if err != nil {
 		return nil, err
 	}
-	msg := execMessage{Process: proc, Filter: appendFilter(nil, c.Filter), SeccompFlags: c.SeccompFlags, State: st, Cgroup: cg.Encode()}
+	msg := execMessage{Process: proc, Filter: c.Filter, SeccompFlags: c.SeccompFlags, State: st, Cgroup: cg.Encode()}
 	raw, err := json.Marshal(msg)
 	if err != nil {
 		return nil, err

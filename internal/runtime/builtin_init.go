@@ -175,7 +175,7 @@ func runInit(args []string, console *os.File) error {
 				return err
 			}
 		}
-		return execProcess(msg.Process, parseFilter(msg.Filter), msg.SeccompFlags, false, console, master, slave)
+		return execProcess(msg.Process, msg.Filter, msg.SeccompFlags, false, console, master, slave)
 	}
 	return fmt.Errorf("usage: berth _init run | exec")
 }

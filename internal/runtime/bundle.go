@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -79,20 +78,12 @@ func RemoveBundleFiles(dir string) {
 // runtime's form the bundle was written in: the base of an exec or a
 // health check in the container.
 func ReadBundleProcess(bundle string) (*specs.Process, error) {
-	raw, err := os.ReadFile(filepath.Join(bundle, planFile))
-	if err == nil {
-		c, err := decodeCompiled(raw)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", filepath.Join(bundle, planFile), err)
-		}
-		return c.Spec.Process, nil
-	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("reading the runtime spec: %w", err)
-	}
-	spec, err := ReadSpec(bundle)
-	if err != nil {
+	c, spec, err := readBundle(bundle)
+	switch {
+	case err != nil:
 		return nil, err
+	case c != nil:
+		return c.Spec.Process, nil
 	}
 	return spec.Process, nil
 }

@@ -151,23 +151,29 @@ func (b *Builtin) WriteBundle(dir string, spec *specs.Spec) error {
 
 // loadCompiled reads bundle's compiled spec, or compiles its config.json.
 func loadCompiled(bundle string) (*compiledSpec, error) {
+	c, spec, err := readBundle(bundle)
+	if err != nil || c != nil {
+		return c, err
+	}
+	return compileSpec(spec, bundle)
+}
+
+// readBundle reads bundle in whichever form it was written: its compiled
+// spec (c) or, lacking one, its config.json (spec).
+func readBundle(bundle string) (c *compiledSpec, spec *specs.Spec, err error) {
 	path := filepath.Join(bundle, planFile)
 	raw, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		spec, err := ReadSpec(bundle)
-		if err != nil {
-			return nil, err
-		}
-		return compileSpec(spec, bundle)
+		return nil, spec, err
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading the runtime spec: %w", err)
+		return nil, nil, fmt.Errorf("reading the runtime spec: %w", err)
 	}
-	c, err := decodeCompiled(raw)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	if c, err = decodeCompiled(raw); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return c, nil
+	return c, nil, nil
 }
 
 // encode writes c in the plan format: planMagic, then c's fields as
@@ -204,33 +210,6 @@ func decodeCompiled(raw []byte) (*compiledSpec, error) {
 		return nil, fmt.Errorf("malformed compiled runtime spec: %w", d.err)
 	}
 	return c, nil
-}
-
-// filterInsnSize is the size of an encoded seccomp instruction: struct
-// sock_filter, little-endian.
-const filterInsnSize = 8
-
-// appendFilter appends prog to b as struct sock_filter array.
-func appendFilter(b []byte, prog []unix.SockFilter) []byte {
-	for _, ins := range prog {
-		b = binary.LittleEndian.AppendUint16(b, ins.Code)
-		b = append(b, ins.Jt, ins.Jf)
-		b = binary.LittleEndian.AppendUint32(b, ins.K)
-	}
-	return b
-}
-
-// parseFilter reads what appendFilter wrote; nil for no instructions.
-func parseFilter(raw []byte) []unix.SockFilter {
-	if len(raw) == 0 {
-		return nil
-	}
-	prog := make([]unix.SockFilter, len(raw)/filterInsnSize)
-	for i := range prog {
-		ins := raw[i*filterInsnSize:]
-		prog[i] = unix.SockFilter{Code: binary.LittleEndian.Uint16(ins), Jt: ins[2], Jf: ins[3], K: binary.LittleEndian.Uint32(ins[4:])}
-	}
-	return prog
 }
 
 // encodeInitMessage is what Run sends a container's init with its

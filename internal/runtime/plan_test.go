@@ -192,7 +192,7 @@ func TestInitMessageRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cg, err := cgroups.Decode("2\x00/berth/abc\x00/sys/fs/cgroup/unified\x00/sys/fs/cgroup/memory\x00memory")
+	cg, err := cgroups.Decode("/berth/abc\x002\x00/sys/fs/cgroup/unified\x00/sys/fs/cgroup/memory\x00memory")
 	if err != nil {
 		t.Fatal(err)
 	}

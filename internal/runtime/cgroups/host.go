@@ -1,7 +1,6 @@
 package cgroups
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -84,7 +83,7 @@ func hierarchyKey() (string, error) {
 
 // hostCacheVersion starts the cache file; a berth that writes it
 // differently changes it.
-const hostCacheVersion = "berth-cgroup-layout 1"
+const hostCacheVersion = "berth-cgroup-layout 2"
 
 // mountID is what the cache checks a mount point against.
 func mountID(path string) (string, error) {
@@ -95,27 +94,26 @@ func mountID(path string) (string, error) {
 	return strconv.FormatUint(st.Dev, 10) + ":" + strconv.FormatUint(st.Ino, 10), nil
 }
 
-// The cache file: the version, the hierarchy key, the mode, then a line
-// per mount point: "v2" or "v1 <controllers>", its mountID, its path
-// (last, as it may hold spaces).
+// mountIDs lists the mountID of each of l's mount points.
+func mountIDs(l layout) (string, error) {
+	var ids []string
+	for _, mp := range l.mountpoints() {
+		id, err := mountID(mp)
+		if err != nil {
+			return "", err
+		}
+		ids = append(ids, id)
+	}
+	return strings.Join(ids, " "), nil
+}
+
+// The cache file has four lines: the version, the hierarchy key, the
+// layout's encoding and the mount points' IDs.
 func writeHostCache(path, key string, h *Host) {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s\n%s\n%d\n", hostCacheVersion, key, int(h.layout.mode))
-	line := func(kind, mountpoint string) bool {
-		id, err := mountID(mountpoint)
-		if err != nil || strings.ContainsAny(mountpoint, "\n") {
-			return false
-		}
-		fmt.Fprintf(&b, "%s %s %s\n", kind, id, mountpoint)
-		return true
-	}
-	if h.layout.v2 != "" && !line("v2", h.layout.v2) {
+	enc := h.layout.encode()
+	ids, err := mountIDs(h.layout)
+	if err != nil || strings.Contains(enc, "\n") {
 		return
-	}
-	for _, hier := range h.layout.v1 {
-		if !line("v1="+strings.Join(hier.controllers, ","), hier.mountpoint) {
-			return
-		}
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return
@@ -124,7 +122,7 @@ func writeHostCache(path, key string, h *Host) {
 	if err != nil {
 		return
 	}
-	_, err = tmp.WriteString(b.String())
+	_, err = tmp.WriteString(strings.Join([]string{hostCacheVersion, key, enc, ids}, "\n") + "\n")
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
@@ -137,49 +135,19 @@ func writeHostCache(path, key string, h *Host) {
 }
 
 func readHostCache(path, key string) (*Host, bool) {
-	f, err := os.Open(path)
+	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, false
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	next := func() (string, bool) {
-		if !sc.Scan() {
-			return "", false
-		}
-		return sc.Text(), true
-	}
-	if v, ok := next(); !ok || v != hostCacheVersion {
+	lines := strings.Split(string(raw), "\n")
+	if len(lines) != 5 || lines[0] != hostCacheVersion || lines[1] != key || lines[4] != "" {
 		return nil, false
 	}
-	if k, ok := next(); !ok || k != key {
+	l, err := decodeLayout(lines[2])
+	if err != nil {
 		return nil, false
 	}
-	m, ok := next()
-	mode, err := strconv.Atoi(m)
-	if !ok || err != nil || Mode(mode) < Legacy || Mode(mode) > Unified {
-		return nil, false
-	}
-	l := layout{mode: Mode(mode)}
-	for sc.Scan() {
-		fields := strings.SplitN(sc.Text(), " ", 3)
-		if len(fields) != 3 {
-			return nil, false
-		}
-		kind, id, mountpoint := fields[0], fields[1], fields[2]
-		if now, err := mountID(mountpoint); err != nil || now != id {
-			return nil, false
-		}
-		switch {
-		case kind == "v2" && l.v2 == "":
-			l.v2 = mountpoint
-		case strings.HasPrefix(kind, "v1=") && len(kind) > 3:
-			l.v1 = append(l.v1, hierarchy{controllers: strings.Split(kind[3:], ","), mountpoint: mountpoint})
-		default:
-			return nil, false
-		}
-	}
-	if sc.Err() != nil || (l.v2 == "" && len(l.v1) == 0) {
+	if ids, err := mountIDs(l); err != nil || ids != lines[3] {
 		return nil, false
 	}
 	return &Host{layout: l}, true

@@ -43,7 +43,7 @@ func TestLoadHostCache(t *testing.T) {
 		if want.layout.mode == Legacy {
 			other = Hybrid
 		}
-		edit(t, 2, func(string) string { return string(rune('0' + int(other))) })
+		edit(t, 2, func(l string) string { return string(rune('0'+int(other))) + l[1:] })
 		got, err := LoadHost(cache)
 		if err != nil || got.layout.mode != other {
 			t.Fatalf("got mode %v (%v); want the cached %v", got.layout.mode, err, other)
@@ -51,8 +51,8 @@ func TestLoadHostCache(t *testing.T) {
 	})
 	t.Run("stale mount", func(t *testing.T) {
 		edit(t, 3, func(l string) string {
-			f := strings.SplitN(l, " ", 3)
-			return f[0] + " 1:1 " + f[2]
+			_, rest, _ := strings.Cut(l, " ")
+			return "1:1 " + rest
 		})
 		got, err := LoadHost(cache)
 		if err != nil || !reflect.DeepEqual(got, want) {

@@ -32,10 +32,11 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 func TestDecodeRefusesMalformed(t *testing.T) {
 	for _, s := range []string{
 		"",
-		"2\x00/berth/x",     // too few parts
-		"9\x00/berth/x\x00", // unknown mode
-		"1\x00/berth/x\x00\x00/sys/fs/cgroup/cpu",        // hierarchy without controllers
-		"1\x00relative\x00\x00/sys/fs/cgroup/cpu\x00cpu", // bad cgroup path
+		"/berth/x",          // no layout
+		"/berth/x\x009\x00", // unknown mode
+		"/berth/x\x001\x00\x00/sys/fs/cgroup/cpu\x00",    // hierarchy without controllers
+		"/berth/x\x001\x00",                              // no hierarchy at all
+		"relative\x001\x00\x00/sys/fs/cgroup/cpu\x00cpu", // bad cgroup path
 	} {
 		if _, err := Decode(s); err == nil {
 			t.Errorf("Decode(%q) accepted it", s)
