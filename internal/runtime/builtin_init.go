@@ -9,11 +9,11 @@ import (
 	"os"
 	"os/signal"
 	goruntime "runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"unsafe"
 
-	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/sys/capability"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -206,22 +206,23 @@ func initContainer(c *compiledSpec, cg *cgroups.Manager, console *os.File) error
 			newCgroupNS = true
 		}
 	}
-	if err := setupMounts(spec, rootfs, cg, newCgroupNS); err != nil {
+	root, err := setupMounts(spec, rootfs, cg, newCgroupNS)
+	if err != nil {
 		return err
 	}
-	if err := createDevices(spec, rootfs); err != nil {
+	defer root.close()
+	if err := createDevices(spec, root); err != nil {
 		return err
 	}
-	if err := createCwd(rootfs, spec.Process.Cwd); err != nil {
+	if err := createCwd(root, spec.Process.Cwd); err != nil {
 		return err
 	}
 	var master, slave *os.File
 	if spec.Process.Terminal {
-		var err error
-		if master, slave, err = openPTY(rootfs+"/dev/pts/ptmx", rootfs+"/dev/pts"); err != nil {
+		if master, slave, err = openContainerPTY(root); err != nil {
 			return err
 		}
-		if err := bindConsole(rootfs, slave); err != nil {
+		if err := bindConsole(root, slave); err != nil {
 			return err
 		}
 	}
@@ -235,9 +236,10 @@ func initContainer(c *compiledSpec, cg *cgroups.Manager, console *os.File) error
 			return fmt.Errorf("setting the domain name: %w", err)
 		}
 	}
-	if err := pivotRoot(rootfs); err != nil {
+	if err := pivotRoot(root); err != nil {
 		return err
 	}
+	root.close()
 	if err := writeSysctls(spec.Linux.Sysctl); err != nil {
 		return err
 	}
@@ -284,15 +286,18 @@ func loopbackUp() error {
 
 // createCwd makes the working directory if the image lacks it, as runc
 // does.
-func createCwd(rootfs, cwd string) error {
+func createCwd(root *rootDir, cwd string) error {
 	if cwd == "" || cwd == "/" {
 		return nil
 	}
-	dir, err := securejoin.SecureJoin(rootfs, cwd)
-	if err != nil {
-		return err
+	p, err := root.resolve(cwd)
+	if err == nil {
+		var fd int
+		if fd, err = root.walk(splitPath(p), true); err == nil {
+			unix.Close(fd)
+		}
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err != nil {
 		return fmt.Errorf("creating the working directory %s: %w", cwd, err)
 	}
 	return nil
@@ -338,17 +343,65 @@ func openPTY(ptmx, ptsDir string) (master, slave *os.File, err error) {
 	return m, s, nil
 }
 
-// bindConsole mounts the terminal on /dev/console, as runc does.
-func bindConsole(rootfs string, slave *os.File) error {
-	dest := rootfs + "/dev/console"
-	f, err := os.OpenFile(dest, os.O_CREATE|os.O_RDONLY|unix.O_NOFOLLOW, 0o600)
+// openContainerPTY opens a new pty pair on the container's devpts
+// instance (its /dev/pts, mounted by the init), through fds only.
+func openContainerPTY(root *rootDir) (master, slave *os.File, err error) {
+	p, err := root.resolve("/dev/pts")
 	if err != nil {
-		return fmt.Errorf("creating /dev/console: %w", err)
+		return nil, nil, fmt.Errorf("opening the container's pty: %w", err)
 	}
-	f.Close()
-	if err := unix.Mount(slave.Name(), dest, "", unix.MS_BIND, ""); err != nil {
+	pts, err := root.walk(splitPath(p), false)
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening the container's pty: %w", err)
+	}
+	defer unix.Close(pts)
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(pts, &st); err != nil || st.Type != unix.DEVPTS_SUPER_MAGIC {
+		return nil, nil, fmt.Errorf("opening the container's pty: /dev/pts is not a devpts mount")
+	}
+	m, err := unix.Openat(pts, "ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening the container's pty: %w", err)
+	}
+	master = os.NewFile(uintptr(m), "ptmx")
+	if err := unix.IoctlSetPointerInt(m, unix.TIOCSPTLCK, 0); err != nil {
+		master.Close()
+		return nil, nil, fmt.Errorf("unlocking the pty: %w", err)
+	}
+	s, err := ptyPeer(m, pts)
+	if err != nil {
+		master.Close()
+		return nil, nil, fmt.Errorf("opening the pty's terminal: %w", err)
+	}
+	return master, os.NewFile(uintptr(s), "pty"), nil
+}
+
+// ptyPeer opens the terminal of the pty master m. TIOCGPTPEER does it
+// with no path to look up; before Linux 4.13 the terminal is opened by
+// its number in pts, the devpts directory.
+func ptyPeer(m, pts int) (int, error) {
+	s, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(m), unix.TIOCGPTPEER, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC)
+	if errno == 0 {
+		return int(s), nil
+	}
+	n, err := unix.IoctlGetUint32(m, unix.TIOCGPTN)
+	if err != nil {
+		return -1, err
+	}
+	return unix.Openat(pts, strconv.FormatUint(uint64(n), 10), unix.O_RDWR|unix.O_NOCTTY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+}
+
+// bindConsole mounts the terminal on /dev/console, as runc does.
+func bindConsole(root *rootDir, slave *os.File) error {
+	src := &source{fd: int(slave.Fd())}
+	if err := unix.Fstat(src.fd, &src.st); err != nil {
 		return fmt.Errorf("mounting /dev/console: %w", err)
 	}
+	top, err := root.bindAt(src, "/dev/console", false)
+	if err != nil {
+		return fmt.Errorf("mounting /dev/console: %w", err)
+	}
+	unix.Close(top)
 	return nil
 }
 

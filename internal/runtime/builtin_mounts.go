@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	securejoin "github.com/cyphar/filepath-securejoin"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
@@ -100,78 +99,123 @@ func mountError(m specs.Mount, err error) error {
 	return fmt.Errorf("mounting %q on %q (type %s): %w", m.Source, m.Destination, m.Type, err)
 }
 
-// setupMounts mounts the spec's mounts inside rootfs.
-func setupMounts(spec *specs.Spec, rootfs string, cg *cgroups.Manager, newCgroupNS bool) error {
+// setupMounts mounts the spec's mounts inside rootfs and returns the
+// handle of the root that everything else inside it is resolved from.
+func setupMounts(spec *specs.Spec, rootfs string, cg *cgroups.Manager, newCgroupNS bool) (*rootDir, error) {
 	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
-		return fmt.Errorf("making / a slave mount: %w", err)
+		return nil, fmt.Errorf("making / a slave mount: %w", err)
 	}
+	// rootfs is berth's own path (not the container's), safe to use as a
+	// string; nothing below it is.
 	if err := unix.Mount(rootfs, rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return fmt.Errorf("bind-mounting the root filesystem: %w", err)
+		return nil, fmt.Errorf("bind-mounting the root filesystem: %w", err)
+	}
+	if err := checkProcSelfFd(); err != nil {
+		return nil, err
+	}
+	root, err := openRootDir(rootfs)
+	if err != nil {
+		return nil, err
 	}
 	for _, m := range spec.Mounts {
-		if err := mountOne(rootfs, m, cg, newCgroupNS); err != nil {
-			return mountError(m, err)
+		if err := mountOne(root, m, cg, newCgroupNS); err != nil {
+			root.close()
+			return nil, mountError(m, err)
 		}
 	}
-	return nil
+	return root, nil
 }
 
-func mountOne(rootfs string, m specs.Mount, cg *cgroups.Manager, newCgroupNS bool) error {
-	dest, err := securejoin.SecureJoin(rootfs, m.Destination)
+func mountOne(root *rootDir, m specs.Mount, cg *cgroups.Manager, newCgroupNS bool) error {
+	p := parseMountOptions(m.Options)
+	var top int // the new mount's root, for remounts and propagation
+	var err error
+	switch {
+	case p.flags&unix.MS_BIND != 0 || m.Type == "bind":
+		top, err = mountBind(root, m, p)
+	case m.Type == "cgroup":
+		top, err = mountCgroups(root, m.Destination, p, cg, newCgroupNS)
+	default:
+		top, err = mountFilesystem(root, m, p)
+	}
 	if err != nil {
 		return err
 	}
-	p := parseMountOptions(m.Options)
-	isBind := p.flags&unix.MS_BIND != 0 || m.Type == "bind"
-	switch {
-	case isBind:
-		if err := makeMountPoint(dest, m.Source); err != nil {
-			return err
-		}
-		if err := unix.Mount(m.Source, dest, "", p.flags&(unix.MS_BIND|unix.MS_REC)|unix.MS_BIND, ""); err != nil {
-			return err
-		}
-		if rest := p.flags &^ (unix.MS_BIND | unix.MS_REC | unix.MS_REMOUNT); rest != 0 {
-			if err := remountBind(dest, rest); err != nil {
-				return err
-			}
-		}
-	case m.Type == "cgroup":
-		if err := mountCgroups(dest, p, cg, newCgroupNS); err != nil {
-			return err
-		}
-	default:
-		if err := os.MkdirAll(dest, 0o755); err != nil {
-			return err
-		}
-		err := unix.Mount(m.Source, dest, m.Type, p.flags, p.data)
-		if errors.Is(err, unix.EPERM) && m.Type == "sysfs" {
-			// Without a network namespace of its own the kernel refuses a
-			// new sysfs; show the host's, read-only like it would be.
-			if err = unix.Mount("/sys", dest, "", unix.MS_BIND|unix.MS_REC, ""); err == nil {
-				err = remountBind(dest, p.flags)
-			}
-		}
-		if err != nil {
-			return err
-		}
-	}
+	defer unix.Close(top)
 	for _, f := range p.propagation {
-		if err := unix.Mount("", dest, "", f, ""); err != nil {
+		if err := unix.Mount("", procSelfFd(top), "", f, ""); err != nil {
 			return fmt.Errorf("setting propagation: %w", err)
 		}
 	}
 	return nil
 }
 
-// remountBind applies flags (ro, nosuid, ...) to a bind mount, keeping
-// the flags its source mount has that the kernel would not let it drop.
-func remountBind(dest string, flags uintptr) error {
+// mountBind bind-mounts a host path (a volume, a bind, a file berth
+// wrote) on the mount's destination, then applies its other flags.
+func mountBind(root *rootDir, m specs.Mount, p parsedMount) (int, error) {
+	src, err := openSource(m.Source)
+	if err != nil {
+		return -1, err
+	}
+	defer src.close()
+	top, err := root.bindAt(src, m.Destination, p.flags&unix.MS_REC != 0)
+	if err != nil {
+		return -1, err
+	}
+	if rest := p.flags &^ (unix.MS_BIND | unix.MS_REC | unix.MS_REMOUNT); rest != 0 {
+		if err := remountBind(procSelfFd(top), rest); err != nil {
+			unix.Close(top)
+			return -1, err
+		}
+	}
+	return top, nil
+}
+
+// mountFilesystem mounts a new instance of a filesystem (tmpfs, proc,
+// sysfs, mqueue, devpts...) on the mount's destination.
+func mountFilesystem(root *rootDir, m specs.Mount, p parsedMount) (int, error) {
+	mp, err := root.openMountPoint(m.Destination, mountOnDir)
+	if err != nil {
+		return -1, err
+	}
+	defer mp.close()
+	var want *unix.Stat_t
+	err = unix.Mount(m.Source, mp.target(), m.Type, p.flags, p.data)
+	if errors.Is(err, unix.EPERM) && m.Type == "sysfs" {
+		// Without a network namespace of its own the kernel refuses a
+		// new sysfs; show the host's, read-only like it would be.
+		var sys *source
+		if sys, err = openSource("/sys"); err == nil {
+			defer sys.close()
+			want = &sys.st
+			err = unix.Mount(sys.path(), mp.target(), "", unix.MS_BIND|unix.MS_REC, "")
+		}
+	}
+	if err != nil {
+		return -1, err
+	}
+	top, err := mp.mounted(want)
+	if err != nil {
+		return -1, err
+	}
+	if want != nil {
+		if err := remountBind(procSelfFd(top), p.flags); err != nil {
+			unix.Close(top)
+			return -1, err
+		}
+	}
+	return top, nil
+}
+
+// remountBind applies flags (ro, nosuid, ...) to the bind mount at
+// target, keeping the flags its source mount has that the kernel would
+// not let it drop.
+func remountBind(target string, flags uintptr) error {
 	var st unix.Statfs_t
-	if err := unix.Statfs(dest, &st); err == nil {
+	if err := unix.Statfs(target, &st); err == nil {
 		flags |= statfsFlags(int64(st.Flags))
 	}
-	return unix.Mount("", dest, "", unix.MS_BIND|unix.MS_REMOUNT|flags, "")
+	return unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|flags, "")
 }
 
 // statfsFlags maps statfs's f_flags to the mount flags a bind remount
@@ -195,90 +239,96 @@ func statfsFlags(f int64) uintptr {
 	return out
 }
 
-// makeMountPoint creates dest as a directory, or as an empty file when the
-// source is not a directory, as bind mounts need.
-func makeMountPoint(dest, source string) error {
-	fi, err := os.Stat(source)
-	if err != nil {
-		return err
-	}
-	if fi.IsDir() {
-		return os.MkdirAll(dest, 0o755)
-	}
-	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(dest, os.O_CREATE|os.O_RDONLY|unix.O_NOFOLLOW, 0o644)
-	if err != nil {
-		if errors.Is(err, unix.EISDIR) {
-			return fmt.Errorf("%s is a directory in the image but the source is a file", dest)
-		}
-		return err
-	}
-	return f.Close()
-}
-
 // mountCgroups gives the container its own cgroup as /sys/fs/cgroup. On
 // v1 (and hybrid) hosts: a tmpfs with the container's cgroup of every
 // hierarchy bind-mounted under the hierarchy's name, and links for
 // co-mounted controllers (cpu -> cpu,cpuacct), as Docker shows it. On v2:
 // a cgroup2 mount, rooted at the container's cgroup by its namespace.
-func mountCgroups(dest string, p parsedMount, cg *cgroups.Manager, newCgroupNS bool) error {
+// It returns an fd of the mount now at dest.
+func mountCgroups(root *rootDir, dest string, p parsedMount, cg *cgroups.Manager, newCgroupNS bool) (int, error) {
 	v1, v2 := cg.Dirs()
-	if err := os.MkdirAll(dest, 0o755); err != nil {
-		return err
-	}
 	if len(v1) == 0 {
 		if newCgroupNS {
-			return unix.Mount("cgroup2", dest, "cgroup2", p.flags, "")
+			return root.mountAt("cgroup2", dest, "cgroup2", p.flags, "")
 		}
-		if err := unix.Mount(v2.Dir, dest, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-			return err
-		}
-		return remountBind(dest, p.flags)
+		return bindReadOnlyable(root, v2.Dir, dest, p.flags)
 	}
 	hier := v1
 	if v2.Dir != "" {
 		hier = append(hier, v2) // hybrid: the unified hierarchy too
 	}
 	base := p.flags &^ unix.MS_RDONLY
-	if err := unix.Mount("tmpfs", dest, "tmpfs", base, "mode=755"); err != nil {
+	top, err := root.mountAt("tmpfs", dest, "tmpfs", base, "mode=755")
+	if err != nil {
+		return -1, err
+	}
+	if err := fillCgroupTmpfs(top, hier, p.flags); err != nil {
+		unix.Close(top)
+		return -1, err
+	}
+	if p.flags&unix.MS_RDONLY != 0 {
+		if err := unix.Mount("", procSelfFd(top), "", unix.MS_REMOUNT|p.flags, "mode=755"); err != nil {
+			unix.Close(top)
+			return -1, err
+		}
+	}
+	return top, nil
+}
+
+// fillCgroupTmpfs binds each hierarchy's cgroup into the fresh tmpfs
+// whose root is top.
+func fillCgroupTmpfs(top int, hier []cgroups.MountedDir, flags uintptr) error {
+	fd, err := unix.Dup(top)
+	if err != nil {
 		return err
 	}
+	tmp, err := newRootDir(fd)
+	if err != nil {
+		return err
+	}
+	defer tmp.close()
 	for _, h := range hier {
 		rel, err := filepath.Rel("/sys/fs/cgroup", h.Mountpoint)
 		if err != nil || strings.HasPrefix(rel, "..") || rel == "." {
 			continue
 		}
-		src := h.Dir
-		if !exists(src) {
+		if !exists(h.Dir) {
 			continue
 		}
-		target := filepath.Join(dest, rel)
-		if err := os.MkdirAll(target, 0o755); err != nil {
-			return err
+		sub, err := bindReadOnlyable(tmp, h.Dir, rel, flags)
+		if err != nil {
+			return fmt.Errorf("%s: %w", h.Dir, err)
 		}
-		if err := unix.Mount(src, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-			return fmt.Errorf("%s: %w", src, err)
+		unix.Close(sub)
+		if !strings.Contains(rel, ",") {
+			continue
 		}
-		if err := remountBind(target, p.flags); err != nil {
-			return err
-		}
-		if strings.Contains(rel, ",") {
-			for _, ctrl := range strings.Split(rel, ",") {
-				link := filepath.Join(dest, ctrl)
-				if !exists(link) {
-					if err := os.Symlink(rel, link); err != nil {
-						return err
-					}
-				}
+		for _, ctrl := range strings.Split(rel, ",") {
+			if err := unix.Symlinkat(rel, tmp.fd, ctrl); err != nil && !errors.Is(err, unix.EEXIST) {
+				return err
 			}
 		}
 	}
-	if p.flags&unix.MS_RDONLY != 0 {
-		return unix.Mount("", dest, "", unix.MS_REMOUNT|p.flags, "mode=755")
-	}
 	return nil
+}
+
+// bindReadOnlyable bind-mounts the host directory src on dest inside r
+// with flags applied by a remount, and returns an fd of the new mount.
+func bindReadOnlyable(r *rootDir, src, dest string, flags uintptr) (int, error) {
+	s, err := openSource(src)
+	if err != nil {
+		return -1, err
+	}
+	defer s.close()
+	top, err := r.bindAt(s, dest, true)
+	if err != nil {
+		return -1, err
+	}
+	if err := remountBind(procSelfFd(top), flags); err != nil {
+		unix.Close(top)
+		return -1, err
+	}
+	return top, nil
 }
 
 // defaultDevices are the nodes every container's /dev has (Docker's, via
@@ -304,7 +354,7 @@ func devTmpfs(spec *specs.Spec) bool {
 }
 
 // createDevices makes the device nodes and /dev's standard links.
-func createDevices(spec *specs.Spec, rootfs string) error {
+func createDevices(spec *specs.Spec, root *rootDir) error {
 	if !devTmpfs(spec) {
 		return nil
 	}
@@ -317,7 +367,7 @@ func createDevices(spec *specs.Spec, rootfs string) error {
 			continue
 		}
 		seen[d.Path] = true
-		if err := createDevice(rootfs, d); err != nil {
+		if err := createDevice(root, d); err != nil {
 			return fmt.Errorf("creating device %s: %w", d.Path, err)
 		}
 	}
@@ -332,30 +382,50 @@ func createDevices(spec *specs.Spec, rootfs string) error {
 		links = append(links, [2]string{"/proc/kcore", "/dev/core"})
 	}
 	for _, l := range links {
-		dst, err := securejoin.SecureJoin(rootfs, l[1])
-		if err != nil {
-			return err
-		}
-		if l[1] == "/dev/ptmx" {
-			// The container's ptmx is its devpts instance's, even when the
-			// host's device node was copied in (privileged).
-			os.Remove(dst)
-		}
-		if err := os.Symlink(l[0], dst); err != nil && !errors.Is(err, os.ErrExist) {
+		if err := createLink(root, l[0], l[1]); err != nil {
 			return fmt.Errorf("linking %s: %w", l[1], err)
 		}
 	}
 	return nil
 }
 
-func createDevice(rootfs string, d specs.LinuxDevice) error {
-	dest, err := securejoin.SecureJoin(rootfs, d.Path)
+// createLink makes the symlink dest -> target inside the root.
+func createLink(root *rootDir, target, dest string) error {
+	dir, name, err := root.openCreateParent(dest)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
+	defer unix.Close(dir)
+	if dest == "/dev/ptmx" {
+		// The container's ptmx is its devpts instance's, even when the
+		// host's device node was copied in (privileged).
+		unix.Unlinkat(dir, name, 0)
+	}
+	if err := unix.Symlinkat(target, dir, name); err != nil && !errors.Is(err, unix.EEXIST) {
 		return err
 	}
+	return nil
+}
+
+// openCreateParent resolves p in the root and returns its parent
+// directory (created if missing) and its name there.
+func (r *rootDir) openCreateParent(p string) (int, string, error) {
+	resolved, err := r.resolve(p)
+	if err != nil {
+		return -1, "", err
+	}
+	parts := splitPath(resolved)
+	if len(parts) == 0 {
+		return -1, "", fmt.Errorf("%s is the container's root directory", p)
+	}
+	dir, err := r.walk(parts[:len(parts)-1], true)
+	if err != nil {
+		return -1, "", err
+	}
+	return dir, parts[len(parts)-1], nil
+}
+
+func createDevice(root *rootDir, d specs.LinuxDevice) error {
 	var mode uint32
 	switch d.Type {
 	case "c", "u":
@@ -371,8 +441,13 @@ func createDevice(rootfs string, d specs.LinuxDevice) error {
 	if d.FileMode != nil {
 		perm = uint32(*d.FileMode) & 0o7777
 	}
-	os.Remove(dest)
-	if err := unix.Mknod(dest, mode|perm, int(unix.Mkdev(uint32(d.Major), uint32(d.Minor)))); err != nil {
+	dir, name, err := root.openCreateParent(d.Path)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(dir)
+	unix.Unlinkat(dir, name, 0)
+	if err := unix.Mknodat(dir, name, mode|perm, int(unix.Mkdev(uint32(d.Major), uint32(d.Minor)))); err != nil {
 		return err
 	}
 	uid, gid := 0, 0
@@ -382,24 +457,19 @@ func createDevice(rootfs string, d specs.LinuxDevice) error {
 	if d.GID != nil {
 		gid = int(*d.GID)
 	}
-	return unix.Lchown(dest, uid, gid)
+	return unix.Fchownat(dir, name, uid, gid, unix.AT_SYMLINK_NOFOLLOW)
 }
 
-// pivotRoot makes rootfs the root and detaches the old one. The old root
+// pivotRoot makes root the root and detaches the old one. The old root
 // is made a slave first so that detaching it cannot unmount anything on
 // the host.
-func pivotRoot(rootfs string) error {
+func pivotRoot(root *rootDir) error {
 	oldRoot, err := unix.Open("/", unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(oldRoot)
-	newRoot, err := unix.Open(rootfs, unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(newRoot)
-	if err := unix.Fchdir(newRoot); err != nil {
+	if err := unix.Fchdir(root.fd); err != nil {
 		return err
 	}
 	if err := unix.PivotRoot(".", "."); err != nil {

@@ -1,0 +1,457 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	"golang.org/x/sys/unix"
+)
+
+// Paths inside a container's root filesystem, and inside the volumes
+// mounted into it, belong to whoever can write there: another container
+// sharing a volume can turn a directory into a symlink at any moment
+// (CVE-2021-30465). So the init never hands such a path to the kernel as
+// a string. A destination is resolved once (symlinks followed inside the
+// root, as in a chroot), then walked from an fd of the root one component
+// at a time without following anything, creating what is missing; the
+// mount goes onto /proc/self/fd/N of the fd that walk ends on. A symlink
+// met on the walk means the tree changed under us: the start fails, as
+// runc's does ("possibly malicious path detected"). After the mount, the
+// name is looked up again from its parent's fd to check that the new
+// mount sits where it was meant to.
+
+// rootDir is an O_PATH handle of a directory that paths are resolved in
+// as if it were "/": the container's root filesystem, or a tmpfs the init
+// has just mounted in it.
+type rootDir struct {
+	fd int
+	// path is the directory's path as the kernel reports it for the fd
+	// (readlink of /proc/self/fd/N), what a mount point's fd must read
+	// as once its path inside the root is appended.
+	path string
+}
+
+// errMaliciousPath says that a path inside the container changed while
+// the init was working on it.
+var errMaliciousPath = errors.New("possibly malicious path detected (the container's files changed while it was being set up); refusing to mount")
+
+// procSelfFd is where the init reaches its own fds by path. The init still
+// sees the host's /proc (checked by checkProcSelfFd).
+func procSelfFd(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
+
+// checkProcSelfFd makes sure /proc/self/fd is procfs's, so that
+// /proc/self/fd/N is the fd it names and not something mounted over it.
+func checkProcSelfFd() error {
+	fd, err := unix.Open("/proc/self/fd", unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("opening /proc/self/fd: %w", err)
+	}
+	defer unix.Close(fd)
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(fd, &st); err != nil {
+		return fmt.Errorf("checking /proc/self/fd: %w", err)
+	}
+	if st.Type != unix.PROC_SUPER_MAGIC {
+		return fmt.Errorf("/proc/self/fd is not on procfs (filesystem type %#x): the init cannot address its files safely", st.Type)
+	}
+	return nil
+}
+
+// openRootDir opens path, a trusted path of the host (berth's own), as
+// the root to resolve in.
+func openRootDir(path string) (*rootDir, error) {
+	fd, err := unix.Open(path, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("opening the root filesystem %s: %w", path, err)
+	}
+	return newRootDir(fd)
+}
+
+// newRootDir takes ownership of fd.
+func newRootDir(fd int) (*rootDir, error) {
+	p, err := fdPath(fd)
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return &rootDir{fd: fd, path: p}, nil
+}
+
+func (r *rootDir) close() {
+	if r != nil && r.fd >= 0 {
+		unix.Close(r.fd)
+		r.fd = -1
+	}
+}
+
+// fdPath is the path the kernel gives for fd.
+func fdPath(fd int) (string, error) {
+	buf := make([]byte, 256)
+	for {
+		n, err := unix.Readlink(procSelfFd(fd), buf)
+		if err != nil {
+			return "", fmt.Errorf("reading the path of fd %d: %w", fd, err)
+		}
+		if n < len(buf) {
+			return string(buf[:n]), nil
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}
+
+// resolve turns dest, a path as the container would see it, into a clean
+// absolute path inside the root with no symlinks left in it (as of the
+// moment it looks). It reads the tree through the root's fd only, so a
+// racing rename can make it return another path inside the root, never
+// make it look at the host.
+func (r *rootDir) resolve(dest string) (string, error) {
+	p, err := securejoin.SecureJoinVFS("/", dest, rootVFS{r})
+	if err != nil {
+		return "", err
+	}
+	return filepath.Clean("/" + p), nil
+}
+
+// rootVFS is securejoin's view of the tree: paths it gives are inside the
+// root. securejoin only asks about a path whose parent it has already
+// found to be free of symlinks, so the parent is walked strictly.
+type rootVFS struct{ r *rootDir }
+
+func (v rootVFS) Lstat(name string) (fs.FileInfo, error) {
+	dir, base, err := v.r.openParent(name)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(dir)
+	var st unix.Stat_t
+	if err := unix.Fstatat(dir, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return nil, &fs.PathError{Op: "lstat", Path: filepath.Clean(name), Err: err}
+	}
+	return statInfo{name: base, st: st}, nil
+}
+
+func (v rootVFS) Readlink(name string) (string, error) {
+	dir, base, err := v.r.openParent(name)
+	if err != nil {
+		return "", err
+	}
+	defer unix.Close(dir)
+	buf := make([]byte, unix.PathMax)
+	n, err := unix.Readlinkat(dir, base, buf)
+	if errors.Is(err, unix.EINVAL) {
+		// A symlink a moment ago (securejoin asks after Lstat said so).
+		return "", fmt.Errorf("%s: %w", filepath.Clean(name), errMaliciousPath)
+	}
+	if err != nil {
+		return "", &fs.PathError{Op: "readlink", Path: filepath.Clean(name), Err: err}
+	}
+	return string(buf[:n]), nil
+}
+
+// openParent walks to the parent directory of name without creating
+// anything.
+func (r *rootDir) openParent(name string) (int, string, error) {
+	parts := splitPath(name)
+	if len(parts) == 0 {
+		return -1, "", &fs.PathError{Op: "lstat", Path: name, Err: unix.EINVAL}
+	}
+	dir, err := r.walk(parts[:len(parts)-1], false)
+	if err != nil {
+		return -1, "", err
+	}
+	return dir, parts[len(parts)-1], nil
+}
+
+// statInfo is an fs.FileInfo of a unix.Stat_t, as much of it as
+// securejoin looks at.
+type statInfo struct {
+	name string
+	st   unix.Stat_t
+}
+
+func (s statInfo) Name() string       { return s.name }
+func (s statInfo) Size() int64        { return s.st.Size }
+func (s statInfo) ModTime() time.Time { return time.Unix(s.st.Mtim.Unix()) }
+func (s statInfo) Sys() any           { return &s.st }
+func (s statInfo) IsDir() bool        { return s.st.Mode&unix.S_IFMT == unix.S_IFDIR }
+func (s statInfo) Mode() fs.FileMode {
+	m := fs.FileMode(s.st.Mode & 0o777)
+	switch s.st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		m |= fs.ModeDir
+	case unix.S_IFLNK:
+		m |= fs.ModeSymlink
+	case unix.S_IFREG:
+	default:
+		m |= fs.ModeIrregular
+	}
+	return m
+}
+
+func splitPath(p string) []string {
+	var parts []string
+	for _, s := range strings.Split(p, "/") {
+		if s != "" && s != "." {
+			parts = append(parts, s)
+		}
+	}
+	return parts
+}
+
+// walk opens the directory parts name below the root, one component at a
+// time, following no symlink and no "..", and returns an O_PATH fd of it.
+// With create, missing directories are made (0755, as runc does).
+func (r *rootDir) walk(parts []string, create bool) (int, error) {
+	cur, err := unix.Dup(r.fd)
+	if err != nil {
+		return -1, err
+	}
+	for i, part := range parts {
+		if part == ".." {
+			unix.Close(cur)
+			return -1, fmt.Errorf("%s: %w", "/"+strings.Join(parts[:i+1], "/"), errMaliciousPath)
+		}
+		next, err := openDirAt(cur, part)
+		if errors.Is(err, unix.ENOENT) && create {
+			if err = unix.Mkdirat(cur, part, 0o755); err == nil || errors.Is(err, unix.EEXIST) {
+				next, err = openDirAt(cur, part)
+			}
+		}
+		if err != nil {
+			p := "/" + strings.Join(parts[:i+1], "/")
+			var st unix.Stat_t
+			if (errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP)) &&
+				unix.Fstatat(cur, part, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+				// The path was resolved without symlinks a moment ago.
+				err = fmt.Errorf("%s: %w", p, errMaliciousPath)
+			} else {
+				err = &fs.PathError{Op: "open", Path: p, Err: err}
+			}
+			unix.Close(cur)
+			return -1, err
+		}
+		unix.Close(cur)
+		cur = next
+	}
+	return cur, nil
+}
+
+func openDirAt(dir int, name string) (int, error) {
+	for {
+		fd, err := unix.Openat(dir, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != unix.EINTR {
+			return fd, err
+		}
+	}
+}
+
+// mountPoint is an open mount point inside a root.
+type mountPoint struct {
+	parent int    // O_PATH fd of the directory that holds it
+	fd     int    // O_PATH fd of the mount point itself
+	name   string // its name in parent
+	path   string // its path inside the root, for errors
+	mntID  uint64 // the mount it is on before anything is mounted over it
+}
+
+func (m *mountPoint) close() {
+	unix.Close(m.fd)
+	unix.Close(m.parent)
+}
+
+// target is where mount(2) is pointed: the fd, never a path to re-resolve.
+func (m *mountPoint) target() string { return procSelfFd(m.fd) }
+
+// mountPointKind is what a mount needs to be mounted on.
+type mountPointKind int
+
+const (
+	mountOnDir  mountPointKind = iota
+	mountOnFile                // anything but a directory: bind of a file
+)
+
+// openMountPoint resolves dest in the root, creates what is missing (a
+// directory, or an empty file for kind mountOnFile) and opens it.
+func (r *rootDir) openMountPoint(dest string, kind mountPointKind) (*mountPoint, error) {
+	p, err := r.resolve(dest)
+	if err != nil {
+		return nil, err
+	}
+	parts := splitPath(p)
+	if len(parts) == 0 {
+		return nil, fmt.Errorf("mounting over the container's root directory is not supported")
+	}
+	parent, err := r.walk(parts[:len(parts)-1], true)
+	if err != nil {
+		return nil, err
+	}
+	m := &mountPoint{parent: parent, fd: -1, name: parts[len(parts)-1], path: p}
+	if err := m.open(kind); err != nil {
+		unix.Close(parent)
+		return nil, err
+	}
+	// The fd is the right file; now check it is still where it was meant
+	// to be (a directory on its way may have been renamed meanwhile).
+	got, err := fdPath(m.fd)
+	if err == nil && got != filepath.Join(r.path, p) {
+		err = fmt.Errorf("%s resolved to %s: %w", dest, got, errMaliciousPath)
+	}
+	if err == nil {
+		m.mntID, err = mountID(m.fd)
+	}
+	if err != nil {
+		m.close()
+		return nil, err
+	}
+	return m, nil
+}
+
+// open opens (creating if needed) the last component of a mount point.
+func (m *mountPoint) open(kind mountPointKind) error {
+	for attempt := 0; ; attempt++ {
+		fd, err := unix.Openat(m.parent, m.name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if errors.Is(err, unix.ENOENT) && attempt == 0 {
+			if err = createMountPoint(m.parent, m.name, kind); err == nil || errors.Is(err, unix.EEXIST) {
+				continue
+			}
+		}
+		if err != nil {
+			return &fs.PathError{Op: "open", Path: m.path, Err: err}
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			unix.Close(fd)
+			return err
+		}
+		switch typ := st.Mode & unix.S_IFMT; {
+		case typ == unix.S_IFLNK:
+			err = fmt.Errorf("%s: %w", m.path, errMaliciousPath)
+		case kind == mountOnDir && typ != unix.S_IFDIR:
+			err = fmt.Errorf("%s is not a directory in the container", m.path)
+		case kind == mountOnFile && typ == unix.S_IFDIR:
+			err = fmt.Errorf("%s is a directory in the container but the source is a file", m.path)
+		}
+		if err != nil {
+			unix.Close(fd)
+			return err
+		}
+		m.fd = fd
+		return nil
+	}
+}
+
+func createMountPoint(dir int, name string, kind mountPointKind) error {
+	if kind == mountOnDir {
+		return unix.Mkdirat(dir, name, 0o755)
+	}
+	fd, err := unix.Openat(dir, name, unix.O_CREAT|unix.O_EXCL|unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		return err
+	}
+	return unix.Close(fd)
+}
+
+// mountID is the id of the mount fd is on (0 where statx cannot tell).
+func mountID(fd int) (uint64, error) {
+	var stx unix.Statx_t
+	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW, unix.STATX_MNT_ID, &stx); err != nil {
+		return 0, fmt.Errorf("statx: %w", err)
+	}
+	if stx.Mask&unix.STATX_MNT_ID == 0 {
+		return 0, nil
+	}
+	return stx.Mnt_id, nil
+}
+
+// mounted looks the mount point up again by name after something was
+// mounted on it and returns an O_PATH fd of the new mount's root, after
+// checking that a new mount is what the name now leads to and, when want
+// is given (a bind's source), that it shows want's file.
+func (m *mountPoint) mounted(want *unix.Stat_t) (int, error) {
+	fd, err := unix.Openat(m.parent, m.name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("%s after mounting: %w", m.path, err)
+	}
+	id, err := mountID(fd)
+	if err == nil && id != 0 && id == m.mntID {
+		err = fmt.Errorf("%s: nothing was mounted there: %w", m.path, errMaliciousPath)
+	}
+	if err == nil && want != nil {
+		var st unix.Stat_t
+		if err = unix.Fstat(fd, &st); err == nil && (st.Dev != want.Dev || st.Ino != want.Ino) {
+			err = fmt.Errorf("%s does not show the mount's source: %w", m.path, errMaliciousPath)
+		}
+	}
+	if err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+// source is an open bind mount source: a host path (the caller's choice,
+// symlinks followed as docker follows them) or an fd the init holds.
+type source struct {
+	fd int
+	st unix.Stat_t
+}
+
+func openSource(path string) (*source, error) {
+	fd, err := unix.Open(path, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	s := &source{fd: fd}
+	if err := unix.Fstat(fd, &s.st); err != nil {
+		unix.Close(fd)
+		return nil, &fs.PathError{Op: "stat", Path: path, Err: err}
+	}
+	return s, nil
+}
+
+func (s *source) close()       { unix.Close(s.fd) }
+func (s *source) path() string { return procSelfFd(s.fd) }
+func (s *source) kind() mountPointKind {
+	if s.st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return mountOnDir
+	}
+	return mountOnFile
+}
+
+// bindAt bind-mounts src (recursively with rec) on dest inside r and
+// returns an fd of the new mount's root, for remounts and propagation.
+func (r *rootDir) bindAt(src *source, dest string, rec bool) (int, error) {
+	mp, err := r.openMountPoint(dest, src.kind())
+	if err != nil {
+		return -1, err
+	}
+	defer mp.close()
+	flags := uintptr(unix.MS_BIND)
+	if rec {
+		flags |= unix.MS_REC
+	}
+	if err := unix.Mount(src.path(), mp.target(), "", flags, ""); err != nil {
+		return -1, err
+	}
+	return mp.mounted(&src.st)
+}
+
+// mountAt mounts a new filesystem on dest inside r and returns an fd of
+// its root.
+func (r *rootDir) mountAt(src, dest, fstype string, flags uintptr, data string) (int, error) {
+	mp, err := r.openMountPoint(dest, mountOnDir)
+	if err != nil {
+		return -1, err
+	}
+	defer mp.close()
+	if err := unix.Mount(src, mp.target(), fstype, flags, data); err != nil {
+		return -1, err
+	}
+	return mp.mounted(nil)
+}
