@@ -290,12 +290,9 @@ func createCwd(root *rootDir, cwd string) error {
 	if cwd == "" || cwd == "/" {
 		return nil
 	}
-	p, err := root.resolve(cwd)
+	fd, err := root.lookupDir(cwd, true)
 	if err == nil {
-		var fd int
-		if fd, err = root.walk(splitPath(p), true); err == nil {
-			unix.Close(fd)
-		}
+		unix.Close(fd)
 	}
 	if err != nil {
 		return fmt.Errorf("creating the working directory %s: %w", cwd, err)
@@ -346,11 +343,7 @@ func openPTY(ptmx, ptsDir string) (master, slave *os.File, err error) {
 // openContainerPTY opens a new pty pair on the container's devpts
 // instance (its /dev/pts, mounted by the init), through fds only.
 func openContainerPTY(root *rootDir) (master, slave *os.File, err error) {
-	p, err := root.resolve("/dev/pts")
-	if err != nil {
-		return nil, nil, fmt.Errorf("opening the container's pty: %w", err)
-	}
-	pts, err := root.walk(splitPath(p), false)
+	pts, err := root.lookupDir("/dev/pts", false)
 	if err != nil {
 		return nil, nil, fmt.Errorf("opening the container's pty: %w", err)
 	}

@@ -391,7 +391,7 @@ func createDevices(spec *specs.Spec, root *rootDir) error {
 
 // createLink makes the symlink dest -> target inside the root.
 func createLink(root *rootDir, target, dest string) error {
-	dir, name, err := root.openCreateParent(dest)
+	dir, name, err := root.lookupParent(dest)
 	if err != nil {
 		return err
 	}
@@ -405,24 +405,6 @@ func createLink(root *rootDir, target, dest string) error {
 		return err
 	}
 	return nil
-}
-
-// openCreateParent resolves p in the root and returns its parent
-// directory (created if missing) and its name there.
-func (r *rootDir) openCreateParent(p string) (int, string, error) {
-	resolved, err := r.resolve(p)
-	if err != nil {
-		return -1, "", err
-	}
-	parts := splitPath(resolved)
-	if len(parts) == 0 {
-		return -1, "", fmt.Errorf("%s is the container's root directory", p)
-	}
-	dir, err := r.walk(parts[:len(parts)-1], true)
-	if err != nil {
-		return -1, "", err
-	}
-	return dir, parts[len(parts)-1], nil
 }
 
 func createDevice(root *rootDir, d specs.LinuxDevice) error {
@@ -441,7 +423,7 @@ func createDevice(root *rootDir, d specs.LinuxDevice) error {
 	if d.FileMode != nil {
 		perm = uint32(*d.FileMode) & 0o7777
 	}
-	dir, name, err := root.openCreateParent(d.Path)
+	dir, name, err := root.lookupParent(d.Path)
 	if err != nil {
 		return err
 	}

@@ -7,9 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
-	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
 )
 
@@ -105,93 +103,129 @@ func fdPath(fd int) (string, error) {
 	}
 }
 
-// resolve turns dest, a path as the container would see it, into a clean
-// absolute path inside the root with no symlinks left in it (as of the
-// moment it looks). It reads the tree through the root's fd only, so a
-// racing rename can make it return another path inside the root, never
-// make it look at the host.
-func (r *rootDir) resolve(dest string) (string, error) {
-	p, err := securejoin.SecureJoinVFS("/", dest, rootVFS{r})
+// maxSymlinks is how many symlinks one lookup follows, as the kernel's.
+const maxSymlinks = 40
+
+// lookup resolves p inside the root the way the kernel would if the root
+// were "/" (symlinks followed, absolute ones and ".." kept inside the
+// root), using fds only: each directory on the way is opened from the one
+// before with O_NOFOLLOW, and ".." goes back to the fd held for the
+// parent, never through the kernel's "..", so a rename or a symlink swap
+// can change where it ends but not take it out of the root. It returns an
+// O_PATH fd of the directory that holds p's last component, that
+// component's name (not a symlink when it was looked at; "" when p is the
+// root itself) and the path inside the root it resolved to. With create,
+// missing directories on the way are made (0755, as runc does).
+func (r *rootDir) lookup(p string, create bool) (dir int, name, resolved string, err error) {
+	root, err := unix.Dup(r.fd)
 	if err != nil {
-		return "", err
+		return -1, "", "", err
 	}
-	return filepath.Clean("/" + p), nil
+	type step struct {
+		fd   int
+		name string
+	}
+	stack := []step{{fd: root}}
+	defer func() {
+		for _, s := range stack {
+			if s.fd != dir {
+				unix.Close(s.fd)
+			}
+		}
+	}()
+	where := func(last string) string {
+		var b strings.Builder
+		for _, s := range stack[1:] {
+			b.WriteString("/" + s.name)
+		}
+		if last != "" || b.Len() == 0 {
+			b.WriteString("/" + last)
+		}
+		return b.String()
+	}
+	todo, links := splitPath(p), 0
+	follow := func(cur int, part string) error {
+		if links++; links > maxSymlinks {
+			return &fs.PathError{Op: "lookup", Path: p, Err: unix.ELOOP}
+		}
+		target, err := readlinkAt(cur, part)
+		if errors.Is(err, unix.EINVAL) {
+			// No longer a symlink: look at it again.
+			todo = append([]string{part}, todo...)
+			return nil
+		}
+		if err != nil {
+			return &fs.PathError{Op: "readlink", Path: where(part), Err: err}
+		}
+		if strings.HasPrefix(target, "/") {
+			for _, s := range stack[1:] {
+				unix.Close(s.fd)
+			}
+			stack = stack[:1]
+		}
+		todo = append(splitPath(target), todo...)
+		return nil
+	}
+	for len(todo) > 0 {
+		part := todo[0]
+		todo = todo[1:]
+		cur := stack[len(stack)-1].fd
+		if part == ".." {
+			if len(stack) > 1 {
+				unix.Close(cur)
+				stack = stack[:len(stack)-1]
+			}
+			continue
+		}
+		var st unix.Stat_t
+		if len(todo) == 0 {
+			err := unix.Fstatat(cur, part, &st, unix.AT_SYMLINK_NOFOLLOW)
+			if err == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+				if err := follow(cur, part); err != nil {
+					return -1, "", "", err
+				}
+				continue
+			}
+			if err != nil && !errors.Is(err, unix.ENOENT) {
+				return -1, "", "", &fs.PathError{Op: "lstat", Path: where(part), Err: err}
+			}
+			return cur, part, where(part), nil
+		}
+		next, err := openDirAt(cur, part)
+		if errors.Is(err, unix.ENOENT) && create {
+			if err = unix.Mkdirat(cur, part, 0o755); err == nil || errors.Is(err, unix.EEXIST) {
+				next, err = openDirAt(cur, part)
+			}
+		}
+		if errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP) {
+			if unix.Fstatat(cur, part, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+				if err := follow(cur, part); err != nil {
+					return -1, "", "", err
+				}
+				continue
+			}
+		}
+		if err != nil {
+			return -1, "", "", &fs.PathError{Op: "open", Path: where(part), Err: err}
+		}
+		stack = append(stack, step{fd: next, name: part})
+	}
+	// p is the root itself.
+	return stack[len(stack)-1].fd, "", where(""), nil
 }
 
-// rootVFS is securejoin's view of the tree: paths it gives are inside the
-// root. securejoin only asks about a path whose parent it has already
-// found to be free of symlinks, so the parent is walked strictly.
-type rootVFS struct{ r *rootDir }
-
-func (v rootVFS) Lstat(name string) (fs.FileInfo, error) {
-	dir, base, err := v.r.openParent(name)
-	if err != nil {
-		return nil, err
+func readlinkAt(dir int, name string) (string, error) {
+	buf := make([]byte, 256)
+	for {
+		n, err := unix.Readlinkat(dir, name, buf)
+		if err != nil {
+			return "", err
+		}
+		if n < len(buf) {
+			return string(buf[:n]), nil
+		}
+		buf = make([]byte, 2*len(buf))
 	}
-	defer unix.Close(dir)
-	var st unix.Stat_t
-	if err := unix.Fstatat(dir, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return nil, &fs.PathError{Op: "lstat", Path: filepath.Clean(name), Err: err}
-	}
-	return statInfo{name: base, st: st}, nil
-}
-
-func (v rootVFS) Readlink(name string) (string, error) {
-	dir, base, err := v.r.openParent(name)
-	if err != nil {
-		return "", err
-	}
-	defer unix.Close(dir)
-	buf := make([]byte, unix.PathMax)
-	n, err := unix.Readlinkat(dir, base, buf)
-	if errors.Is(err, unix.EINVAL) {
-		// A symlink a moment ago (securejoin asks after Lstat said so).
-		return "", fmt.Errorf("%s: %w", filepath.Clean(name), errMaliciousPath)
-	}
-	if err != nil {
-		return "", &fs.PathError{Op: "readlink", Path: filepath.Clean(name), Err: err}
-	}
-	return string(buf[:n]), nil
-}
-
-// openParent walks to the parent directory of name without creating
-// anything.
-func (r *rootDir) openParent(name string) (int, string, error) {
-	parts := splitPath(name)
-	if len(parts) == 0 {
-		return -1, "", &fs.PathError{Op: "lstat", Path: name, Err: unix.EINVAL}
-	}
-	dir, err := r.walk(parts[:len(parts)-1], false)
-	if err != nil {
-		return -1, "", err
-	}
-	return dir, parts[len(parts)-1], nil
-}
-
-// statInfo is an fs.FileInfo of a unix.Stat_t, as much of it as
-// securejoin looks at.
-type statInfo struct {
-	name string
-	st   unix.Stat_t
-}
-
-func (s statInfo) Name() string       { return s.name }
-func (s statInfo) Size() int64        { return s.st.Size }
-func (s statInfo) ModTime() time.Time { return time.Unix(s.st.Mtim.Unix()) }
-func (s statInfo) Sys() any           { return &s.st }
-func (s statInfo) IsDir() bool        { return s.st.Mode&unix.S_IFMT == unix.S_IFDIR }
-func (s statInfo) Mode() fs.FileMode {
-	m := fs.FileMode(s.st.Mode & 0o777)
-	switch s.st.Mode & unix.S_IFMT {
-	case unix.S_IFDIR:
-		m |= fs.ModeDir
-	case unix.S_IFLNK:
-		m |= fs.ModeSymlink
-	case unix.S_IFREG:
-	default:
-		m |= fs.ModeIrregular
-	}
-	return m
 }
 
 func splitPath(p string) []string {
@@ -204,42 +238,40 @@ func splitPath(p string) []string {
 	return parts
 }
 
-// walk opens the directory parts name below the root, one component at a
-// time, following no symlink and no "..", and returns an O_PATH fd of it.
-// With create, missing directories are made (0755, as runc does).
-func (r *rootDir) walk(parts []string, create bool) (int, error) {
-	cur, err := unix.Dup(r.fd)
+// lookupParent resolves p inside the root for creating it: it returns
+// the directory to create it in (made if missing) and its name there.
+func (r *rootDir) lookupParent(p string) (int, string, error) {
+	dir, name, _, err := r.lookup(p, true)
+	if err != nil {
+		return -1, "", err
+	}
+	if name == "" {
+		unix.Close(dir)
+		return -1, "", fmt.Errorf("%s is the container's root directory", p)
+	}
+	return dir, name, nil
+}
+
+// lookupDir resolves p inside the root to a directory and opens it.
+func (r *rootDir) lookupDir(p string, create bool) (int, error) {
+	dir, name, resolved, err := r.lookup(p, create)
 	if err != nil {
 		return -1, err
 	}
-	for i, part := range parts {
-		if part == ".." {
-			unix.Close(cur)
-			return -1, fmt.Errorf("%s: %w", "/"+strings.Join(parts[:i+1], "/"), errMaliciousPath)
-		}
-		next, err := openDirAt(cur, part)
-		if errors.Is(err, unix.ENOENT) && create {
-			if err = unix.Mkdirat(cur, part, 0o755); err == nil || errors.Is(err, unix.EEXIST) {
-				next, err = openDirAt(cur, part)
-			}
-		}
-		if err != nil {
-			p := "/" + strings.Join(parts[:i+1], "/")
-			var st unix.Stat_t
-			if (errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP)) &&
-				unix.Fstatat(cur, part, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
-				// The path was resolved without symlinks a moment ago.
-				err = fmt.Errorf("%s: %w", p, errMaliciousPath)
-			} else {
-				err = &fs.PathError{Op: "open", Path: p, Err: err}
-			}
-			unix.Close(cur)
-			return -1, err
-		}
-		unix.Close(cur)
-		cur = next
+	if name == "" {
+		return dir, nil
 	}
-	return cur, nil
+	defer unix.Close(dir)
+	fd, err := openDirAt(dir, name)
+	if errors.Is(err, unix.ENOENT) && create {
+		if err = unix.Mkdirat(dir, name, 0o755); err == nil || errors.Is(err, unix.EEXIST) {
+			fd, err = openDirAt(dir, name)
+		}
+	}
+	if err != nil {
+		return -1, &fs.PathError{Op: "open", Path: resolved, Err: err}
+	}
+	return fd, nil
 }
 
 func openDirAt(dir int, name string) (int, error) {
@@ -279,25 +311,22 @@ const (
 // openMountPoint resolves dest in the root, creates what is missing (a
 // directory, or an empty file for kind mountOnFile) and opens it.
 func (r *rootDir) openMountPoint(dest string, kind mountPointKind) (*mountPoint, error) {
-	p, err := r.resolve(dest)
+	parent, name, p, err := r.lookup(dest, true)
 	if err != nil {
 		return nil, err
 	}
-	parts := splitPath(p)
-	if len(parts) == 0 {
+	if name == "" {
+		unix.Close(parent)
 		return nil, fmt.Errorf("mounting over the container's root directory is not supported")
 	}
-	parent, err := r.walk(parts[:len(parts)-1], true)
-	if err != nil {
-		return nil, err
-	}
-	m := &mountPoint{parent: parent, fd: -1, name: parts[len(parts)-1], path: p}
+	m := &mountPoint{parent: parent, fd: -1, name: name, path: p}
 	if err := m.open(kind); err != nil {
 		unix.Close(parent)
 		return nil, err
 	}
 	// The fd is the right file; now check it is still where it was meant
-	// to be (a directory on its way may have been renamed meanwhile).
+	// to be (a directory on its way may have been renamed meanwhile, out
+	// of the container's sight).
 	got, err := fdPath(m.fd)
 	if err == nil && got != filepath.Join(r.path, p) {
 		err = fmt.Errorf("%s resolved to %s: %w", dest, got, errMaliciousPath)
