@@ -243,11 +243,22 @@ func initContainer(c *compiledSpec, cg *cgroups.Manager, console *os.File) error
 	if err := writeSysctls(spec.Linux.Sysctl); err != nil {
 		return err
 	}
-	if err := maskPaths(spec.Linux.MaskedPaths); err != nil {
-		return err
-	}
-	if err := readonlyPaths(spec.Linux.ReadonlyPaths); err != nil {
-		return err
+	if len(spec.Linux.MaskedPaths)+len(spec.Linux.ReadonlyPaths) > 0 {
+		// Now the container's own root, through its own /proc.
+		if err := checkProcSelfFd(); err != nil {
+			return fmt.Errorf("masked and read-only paths need /proc mounted in the container: %w", err)
+		}
+		if root, err = openRootDir("/"); err != nil {
+			return err
+		}
+		defer root.close()
+		if err := maskPaths(root, spec.Linux.MaskedPaths); err != nil {
+			return err
+		}
+		if err := readonlyPaths(root, spec.Linux.ReadonlyPaths); err != nil {
+			return err
+		}
+		root.close()
 	}
 	if spec.Root.Readonly {
 		if err := remountBind("/", unix.MS_RDONLY); err != nil {

@@ -3,6 +3,7 @@ package runtime
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -470,42 +471,76 @@ func pivotRoot(root *rootDir) error {
 }
 
 // maskPaths hides paths: a directory under an empty read-only tmpfs, a
-// file under /dev/null.
-func maskPaths(paths []string) error {
+// file under /dev/null. It runs after pivot_root: root is "/".
+func maskPaths(root *rootDir, paths []string) error {
 	for _, p := range paths {
-		fi, err := os.Stat(p)
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("masking %s: %w", p, err)
-		}
-		if fi.IsDir() {
-			err = unix.Mount("tmpfs", p, "tmpfs", unix.MS_RDONLY, "")
-		} else {
-			err = unix.Mount("/dev/null", p, "", unix.MS_BIND, "")
-		}
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := maskPath(root, p); err != nil {
 			return fmt.Errorf("masking %s: %w", p, err)
 		}
 	}
 	return nil
 }
 
-// readonlyPaths makes paths read-only bind mounts of themselves.
-func readonlyPaths(paths []string) error {
-	for _, p := range paths {
-		if err := unix.Mount(p, p, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				continue
-			}
-			return fmt.Errorf("making %s read-only: %w", p, err)
+func maskPath(root *rootDir, p string) error {
+	mp, err := root.openMountPoint(p, mountOnAny)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer mp.close()
+	var want *unix.Stat_t
+	if mp.isDir() {
+		err = unix.Mount("tmpfs", mp.target(), "tmpfs", unix.MS_RDONLY, "")
+	} else {
+		var null *source
+		if null, err = openSource("/dev/null"); err != nil {
+			return err
 		}
-		if err := remountBind(p, unix.MS_RDONLY|unix.MS_REC); err != nil {
+		defer null.close()
+		want = &null.st
+		err = unix.Mount(null.path(), mp.target(), "", unix.MS_BIND, "")
+	}
+	if err != nil {
+		return err
+	}
+	top, err := mp.mounted(want)
+	if err != nil {
+		return err
+	}
+	return unix.Close(top)
+}
+
+// readonlyPaths makes paths read-only bind mounts of themselves. It runs
+// after pivot_root: root is "/".
+func readonlyPaths(root *rootDir, paths []string) error {
+	for _, p := range paths {
+		if err := readonlyPath(root, p); err != nil {
 			return fmt.Errorf("making %s read-only: %w", p, err)
 		}
 	}
 	return nil
+}
+
+func readonlyPath(root *rootDir, p string) error {
+	mp, err := root.openMountPoint(p, mountOnAny)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer mp.close()
+	if err := unix.Mount(mp.target(), mp.target(), "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return err
+	}
+	top, err := mp.mounted(&mp.st)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(top)
+	return remountBind(procSelfFd(top), unix.MS_RDONLY|unix.MS_REC)
 }
 
 // writeSysctls sets the spec's (namespaced) sysctls through /proc/sys.

@@ -290,6 +290,7 @@ type mountPoint struct {
 	name   string // its name in parent
 	path   string // its path inside the root, for errors
 	mntID  uint64 // the mount it is on before anything is mounted over it
+	st     unix.Stat_t
 }
 
 func (m *mountPoint) close() {
@@ -300,18 +301,22 @@ func (m *mountPoint) close() {
 // target is where mount(2) is pointed: the fd, never a path to re-resolve.
 func (m *mountPoint) target() string { return procSelfFd(m.fd) }
 
+func (m *mountPoint) isDir() bool { return m.st.Mode&unix.S_IFMT == unix.S_IFDIR }
+
 // mountPointKind is what a mount needs to be mounted on.
 type mountPointKind int
 
 const (
 	mountOnDir  mountPointKind = iota
 	mountOnFile                // anything but a directory: bind of a file
+	mountOnAny                 // what is there already (masked paths)
 )
 
 // openMountPoint resolves dest in the root, creates what is missing (a
-// directory, or an empty file for kind mountOnFile) and opens it.
+// directory, or an empty file for kind mountOnFile) and opens it. Kind
+// mountOnAny creates nothing: a missing dest is an fs.ErrNotExist error.
 func (r *rootDir) openMountPoint(dest string, kind mountPointKind) (*mountPoint, error) {
-	parent, name, p, err := r.lookup(dest, true)
+	parent, name, p, err := r.lookup(dest, kind != mountOnAny)
 	if err != nil {
 		return nil, err
 	}
@@ -345,7 +350,7 @@ func (r *rootDir) openMountPoint(dest string, kind mountPointKind) (*mountPoint,
 func (m *mountPoint) open(kind mountPointKind) error {
 	for attempt := 0; ; attempt++ {
 		fd, err := unix.Openat(m.parent, m.name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		if errors.Is(err, unix.ENOENT) && attempt == 0 {
+		if errors.Is(err, unix.ENOENT) && attempt == 0 && kind != mountOnAny {
 			if err = createMountPoint(m.parent, m.name, kind); err == nil || errors.Is(err, unix.EEXIST) {
 				continue
 			}
@@ -353,8 +358,8 @@ func (m *mountPoint) open(kind mountPointKind) error {
 		if err != nil {
 			return &fs.PathError{Op: "open", Path: m.path, Err: err}
 		}
-		var st unix.Stat_t
-		if err := unix.Fstat(fd, &st); err != nil {
+		st := &m.st
+		if err := unix.Fstat(fd, st); err != nil {
 			unix.Close(fd)
 			return err
 		}
