@@ -121,6 +121,9 @@ func TestMountDestinationSymlinkRace(t *testing.T) {
 			t.Fatalf("a mount is left on the host under %s", dir)
 		}
 	}
+	if ids := strings.Fields(e.must("ps", "-aq")); len(ids) != 0 {
+		t.Fatalf("containers left after refused --rm starts: %v", ids)
+	}
 	assertNoLeftovers(t, e)
 }
 
