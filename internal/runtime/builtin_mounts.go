@@ -195,6 +195,10 @@ func mountFilesystem(root *rootDir, m specs.Mount, p parsedMount) (int, error) {
 	if err != nil {
 		return -1, err
 	}
+	if p.flags&unix.MS_REMOUNT != 0 {
+		// A remount changes the mount that is already there.
+		return unix.Dup(mp.fd)
+	}
 	top, err := mp.mounted(want)
 	if err != nil {
 		return -1, err
