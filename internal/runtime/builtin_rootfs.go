@@ -15,14 +15,16 @@ import (
 // mounted into it, belong to whoever can write there: another container
 // sharing a volume can turn a directory into a symlink at any moment
 // (CVE-2021-30465). So the init never hands such a path to the kernel as
-// a string. A destination is resolved once (symlinks followed inside the
-// root, as in a chroot), then walked from an fd of the root one component
-// at a time without following anything, creating what is missing; the
-// mount goes onto /proc/self/fd/N of the fd that walk ends on. A symlink
-// met on the walk means the tree changed under us: the start fails, as
-// runc's does ("possibly malicious path detected"). After the mount, the
-// name is looked up again from its parent's fd to check that the new
-// mount sits where it was meant to.
+// a string. A destination is looked up from an fd of the root, one
+// component at a time with O_NOFOLLOW, symlinks read and followed by the
+// lookup itself inside the root, missing directories created on the way
+// (lookup); the mount goes onto /proc/self/fd/N of the fd it ends on.
+// Before the mount, the fd's path must be the one the lookup walked (a
+// directory renamed meanwhile fails the start, as runc's "possibly
+// malicious path detected" does); after it, the name is looked up again
+// from its parent's fd, and must lead to a new mount (showing the bind's
+// source). Remounts and propagation changes go through an fd of the new
+// mount.
 
 // rootDir is an O_PATH handle of a directory that paths are resolved in
 // as if it were "/": the container's root filesystem, or a tmpfs the init
