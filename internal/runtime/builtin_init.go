@@ -398,7 +398,7 @@ func ptyPeer(m, pts int) (int, error) {
 // bindConsole mounts the terminal on /dev/console, as runc does.
 func bindConsole(root *rootDir, slave *os.File) error {
 	src := &source{fd: int(slave.Fd())}
-	if err := unix.Fstat(src.fd, &src.st); err != nil {
+	if err := statFd(src.fd, &src.stx); err != nil {
 		return fmt.Errorf("mounting /dev/console: %w", err)
 	}
 	top, err := root.bindAt(src, "/dev/console", false)

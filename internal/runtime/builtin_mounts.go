@@ -180,7 +180,7 @@ func mountFilesystem(root *rootDir, m specs.Mount, p parsedMount) (int, error) {
 		return -1, err
 	}
 	defer mp.close()
-	var want *unix.Stat_t
+	var want *unix.Statx_t
 	err = unix.Mount(m.Source, mp.target(), m.Type, p.flags, p.data)
 	if errors.Is(err, unix.EPERM) && m.Type == "sysfs" {
 		// Without a network namespace of its own the kernel refuses a
@@ -188,7 +188,7 @@ func mountFilesystem(root *rootDir, m specs.Mount, p parsedMount) (int, error) {
 		var sys *source
 		if sys, err = openSource("/sys"); err == nil {
 			defer sys.close()
-			want = &sys.st
+			want = &sys.stx
 			err = unix.Mount(sys.path(), mp.target(), "", unix.MS_BIND|unix.MS_REC, "")
 		}
 	}
@@ -494,7 +494,7 @@ func maskPath(root *rootDir, p string) error {
 		return err
 	}
 	defer mp.close()
-	var want *unix.Stat_t
+	var want *unix.Statx_t
 	if mp.isDir() {
 		err = unix.Mount("tmpfs", mp.target(), "tmpfs", unix.MS_RDONLY, "")
 	} else {
@@ -503,7 +503,7 @@ func maskPath(root *rootDir, p string) error {
 			return err
 		}
 		defer null.close()
-		want = &null.st
+		want = &null.stx
 		err = unix.Mount(null.path(), mp.target(), "", unix.MS_BIND, "")
 	}
 	if err != nil {
@@ -539,7 +539,7 @@ func readonlyPath(root *rootDir, p string) error {
 	if err := unix.Mount(mp.target(), mp.target(), "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return err
 	}
-	top, err := mp.mounted(&mp.st)
+	top, err := mp.mounted(&mp.stx)
 	if err != nil {
 		return err
 	}

@@ -119,19 +119,20 @@ const maxSymlinks = 40
 // root itself) and the path inside the root it resolved to. With create,
 // missing directories on the way are made (0755, as runc does).
 func (r *rootDir) lookup(p string, create bool) (dir int, name, resolved string, err error) {
-	root, err := unix.Dup(r.fd)
-	if err != nil {
-		return -1, "", "", err
-	}
 	type step struct {
 		fd   int
 		name string
 	}
-	stack := []step{{fd: root}}
+	stack := []step{{fd: r.fd}} // the root's fd is lent, never closed here
 	defer func() {
-		for _, s := range stack {
+		for _, s := range stack[1:] {
 			if s.fd != dir {
 				unix.Close(s.fd)
+			}
+		}
+		if dir == r.fd {
+			if dir, err = unix.Dup(r.fd); err != nil {
+				dir, name, resolved = -1, "", ""
 			}
 		}
 	}()
@@ -287,12 +288,11 @@ func openDirAt(dir int, name string) (int, error) {
 
 // mountPoint is an open mount point inside a root.
 type mountPoint struct {
-	parent int    // O_PATH fd of the directory that holds it
-	fd     int    // O_PATH fd of the mount point itself
-	name   string // its name in parent
-	path   string // its path inside the root, for errors
-	mntID  uint64 // the mount it is on before anything is mounted over it
-	st     unix.Stat_t
+	parent int          // O_PATH fd of the directory that holds it
+	fd     int          // O_PATH fd of the mount point itself
+	name   string       // its name in parent
+	path   string       // its path inside the root, for errors
+	stx    unix.Statx_t // before anything is mounted over it
 }
 
 func (m *mountPoint) close() {
@@ -303,7 +303,7 @@ func (m *mountPoint) close() {
 // target is where mount(2) is pointed: the fd, never a path to re-resolve.
 func (m *mountPoint) target() string { return procSelfFd(m.fd) }
 
-func (m *mountPoint) isDir() bool { return m.st.Mode&unix.S_IFMT == unix.S_IFDIR }
+func (m *mountPoint) isDir() bool { return m.stx.Mode&unix.S_IFMT == unix.S_IFDIR }
 
 // mountPointKind is what a mount needs to be mounted on.
 type mountPointKind int
@@ -338,9 +338,6 @@ func (r *rootDir) openMountPoint(dest string, kind mountPointKind) (*mountPoint,
 	if err == nil && got != filepath.Join(r.path, p) {
 		err = fmt.Errorf("%s resolved to %s: %w", dest, got, errMaliciousPath)
 	}
-	if err == nil {
-		m.mntID, err = mountID(m.fd)
-	}
 	if err != nil {
 		m.close()
 		return nil, err
@@ -360,12 +357,11 @@ func (m *mountPoint) open(kind mountPointKind) error {
 		if err != nil {
 			return &fs.PathError{Op: "open", Path: m.path, Err: err}
 		}
-		st := &m.st
-		if err := unix.Fstat(fd, st); err != nil {
+		if err := statFd(fd, &m.stx); err != nil {
 			unix.Close(fd)
 			return err
 		}
-		switch typ := st.Mode & unix.S_IFMT; {
+		switch typ := uint32(m.stx.Mode) & unix.S_IFMT; {
 		case typ == unix.S_IFLNK:
 			err = fmt.Errorf("%s: %w", m.path, errMaliciousPath)
 		case kind == mountOnDir && typ != unix.S_IFDIR:
@@ -393,36 +389,44 @@ func createMountPoint(dir int, name string, kind mountPointKind) error {
 	return unix.Close(fd)
 }
 
-// mountID is the id of the mount fd is on (0 where statx cannot tell).
-func mountID(fd int) (uint64, error) {
-	var stx unix.Statx_t
-	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW, unix.STATX_MNT_ID, &stx); err != nil {
-		return 0, fmt.Errorf("statx: %w", err)
+// statFd is statx of fd itself: its type, inode and (since Linux 5.8)
+// the id of the mount it is on.
+func statFd(fd int, stx *unix.Statx_t) error {
+	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW, unix.STATX_TYPE|unix.STATX_INO|unix.STATX_MNT_ID, stx); err != nil {
+		return fmt.Errorf("statx: %w", err)
 	}
+	return nil
+}
+
+// sameFile says whether a and b are the same inode.
+func sameFile(a, b *unix.Statx_t) bool {
+	return a.Ino == b.Ino && a.Dev_major == b.Dev_major && a.Dev_minor == b.Dev_minor
+}
+
+// mountIDOf is the mount id in stx, 0 where the kernel does not tell.
+func mountIDOf(stx *unix.Statx_t) uint64 {
 	if stx.Mask&unix.STATX_MNT_ID == 0 {
-		return 0, nil
+		return 0
 	}
-	return stx.Mnt_id, nil
+	return stx.Mnt_id
 }
 
 // mounted looks the mount point up again by name after something was
 // mounted on it and returns an O_PATH fd of the new mount's root, after
 // checking that a new mount is what the name now leads to and, when want
 // is given (a bind's source), that it shows want's file.
-func (m *mountPoint) mounted(want *unix.Stat_t) (int, error) {
+func (m *mountPoint) mounted(want *unix.Statx_t) (int, error) {
 	fd, err := unix.Openat(m.parent, m.name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return -1, fmt.Errorf("%s after mounting: %w", m.path, err)
 	}
-	id, err := mountID(fd)
-	if err == nil && id != 0 && id == m.mntID {
+	var stx unix.Statx_t
+	err = statFd(fd, &stx)
+	if id := mountIDOf(&stx); err == nil && id != 0 && id == mountIDOf(&m.stx) {
 		err = fmt.Errorf("%s: nothing was mounted there: %w", m.path, errMaliciousPath)
 	}
-	if err == nil && want != nil {
-		var st unix.Stat_t
-		if err = unix.Fstat(fd, &st); err == nil && (st.Dev != want.Dev || st.Ino != want.Ino) {
-			err = fmt.Errorf("%s does not show the mount's source: %w", m.path, errMaliciousPath)
-		}
+	if err == nil && want != nil && !sameFile(&stx, want) {
+		err = fmt.Errorf("%s does not show the mount's source: %w", m.path, errMaliciousPath)
 	}
 	if err != nil {
 		unix.Close(fd)
@@ -434,8 +438,8 @@ func (m *mountPoint) mounted(want *unix.Stat_t) (int, error) {
 // source is an open bind mount source: a host path (the caller's choice,
 // symlinks followed as docker follows them) or an fd the init holds.
 type source struct {
-	fd int
-	st unix.Stat_t
+	fd  int
+	stx unix.Statx_t
 }
 
 func openSource(path string) (*source, error) {
@@ -444,7 +448,7 @@ func openSource(path string) (*source, error) {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
 	s := &source{fd: fd}
-	if err := unix.Fstat(fd, &s.st); err != nil {
+	if err := statFd(fd, &s.stx); err != nil {
 		unix.Close(fd)
 		return nil, &fs.PathError{Op: "stat", Path: path, Err: err}
 	}
@@ -454,7 +458,7 @@ func openSource(path string) (*source, error) {
 func (s *source) close()       { unix.Close(s.fd) }
 func (s *source) path() string { return procSelfFd(s.fd) }
 func (s *source) kind() mountPointKind {
-	if s.st.Mode&unix.S_IFMT == unix.S_IFDIR {
+	if s.stx.Mode&unix.S_IFMT == unix.S_IFDIR {
 		return mountOnDir
 	}
 	return mountOnFile
@@ -475,7 +479,7 @@ func (r *rootDir) bindAt(src *source, dest string, rec bool) (int, error) {
 	if err := unix.Mount(src.path(), mp.target(), "", flags, ""); err != nil {
 		return -1, err
 	}
-	return mp.mounted(&src.st)
+	return mp.mounted(&src.stx)
 }
 
 // mountAt mounts a new filesystem on dest inside r and returns an fd of
