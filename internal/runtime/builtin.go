@@ -547,6 +547,9 @@ type execMessage struct {
 	State        *builtinState            `json:"state"`
 	// Cgroup is the container's cgroups.Manager, encoded.
 	Cgroup string `json:"cgroup,omitempty"`
+	// CallerCgroup is, on a unified host, the v2 cgroup of the process
+	// that starts the helper, for the helper to go back to.
+	CallerCgroup string `json:"callerCgroup,omitempty"`
 }
 
 // Exec runs proc in the container through `berth _exec`, which forks it
@@ -566,6 +569,9 @@ func (b *Builtin) Exec(ctx context.Context, id string, proc *specs.Process, pidF
 		return nil, err
 	}
 	msg := execMessage{Process: proc, Filter: c.Filter, SeccompFlags: c.SeccompFlags, State: st, Cgroup: cg.Encode()}
+	if cg.Mode() == cgroups.Unified {
+		msg.CallerCgroup = ownV2Cgroup()
+	}
 	raw, err := json.Marshal(msg)
 	if err != nil {
 		return nil, err
@@ -651,6 +657,20 @@ func (b *Builtin) Exec(ctx context.Context, id string, proc *specs.Process, pidF
 		return nil, errors.New("the exec helper exited without starting the process")
 	}
 	return nil, rep.err()
+}
+
+// ownV2Cgroup is the calling process's v2 cgroup path, "" if unknown.
+func ownV2Cgroup() string {
+	raw, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if p, ok := strings.CutPrefix(line, "0::"); ok {
+			return p
+		}
+	}
+	return ""
 }
 
 // ProcessStartTime is the start time of pid in clock ticks since boot

@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	goruntime "runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"unsafe"
@@ -34,11 +35,11 @@ import (
 //
 // Until its execve, Go's child shares the helper's memory (Go forks with
 // CLONE_VFORK|CLONE_VM), so the helper makes itself non-dumpable first:
-// the child is then out of reach of ptrace and /proc/<pid>/{mem,exe,root}
-// for container processes without CAP_SYS_PTRACE. (A container given
-// CAP_SYS_PTRACE could still attach to the child during the microseconds
-// before its execve, as it could to runc's init; that is what the
-// capability grants.)
+// the child is then out of reach of ptrace and /proc/<pid>/{mem,exe} for
+// container processes without CAP_SYS_PTRACE. A container granted
+// CAP_SYS_PTRACE (in the host's user namespace, as Docker grants it) can
+// still attach to the child in the microseconds before its execve, as it
+// can to runc's init, and its memory is then the helper's.
 //
 // The child must be born in the container's cgroups, so that the pids
 // limit holds at the fork itself. In v1 the thread joins them (v1 cgroups
@@ -48,9 +49,8 @@ import (
 // it ENOSYS), and a cgroup2 mounted with nsdelegate refuses it from
 // inside the container's cgroup namespace. So Builtin.Exec starts the
 // helper itself in the container's v2 cgroup, and the child inherits it
-// from a plain clone. On a hybrid host that cgroup holds no controllers
-// and costs nothing; on a unified one the helper counts against the
-// container's limits for as long as it waits for its child.
+// from a plain clone; the helper leaves it after the fork (see
+// leaveContainerCgroup).
 //
 // What the child runs before execve is Go's fork path: setsid, the
 // signal handlers and mask, dup3/fcntl/close of the stdio, TIOCSCTTY,
@@ -109,13 +109,37 @@ func ExecMain(args []string) int {
 	out, _ := json.Marshal(initReport{Pid: s.pid})
 	report.Write(out)
 	report.Close()
-	switch {
-	case detach:
+	if detach {
 		return 0
-	case s.master != nil:
+	}
+	leaveContainerCgroup(msg)
+	if s.master != nil {
 		return proxyTerminal(s.master, s.pid, sigs)
 	}
 	return relayUntilExit(s.pid, sigs, nil)
+}
+
+// leaveContainerCgroup moves the helper from the container's v2 cgroup,
+// where it was born for its child's sake, back to its caller's. On a
+// unified host that cgroup holds the container's limits, which would
+// otherwise count the helper (its threads, its memory) for as long as it
+// waits; on a hybrid one it holds none, and the move (milliseconds of
+// the kernel's cgroup locking) is not worth it.
+func leaveContainerCgroup(msg execMessage) {
+	if msg.CallerCgroup == "" {
+		return
+	}
+	cg, err := cgroups.Decode(msg.Cgroup)
+	if err != nil || cg.Mode() != cgroups.Unified {
+		return
+	}
+	_, v2 := cg.Dirs()
+	f, err := os.OpenFile(filepath.Join(v2.Mountpoint, filepath.Clean("/"+msg.CallerCgroup), "cgroup.procs"), os.O_WRONLY, 0)
+	if err != nil {
+		return // the caller's cgroup is gone: stay
+	}
+	f.WriteString(strconv.Itoa(os.Getpid()))
+	f.Close()
 }
 
 // spawned is a process started in a container, and the master of its
@@ -474,10 +498,14 @@ func setRlimits(limits []rlimitSetting) error {
 
 // restoreRlimits gives the helper its own limits back. It runs on a
 // thread that kept CAP_SYS_RESOURCE (not the one that dropped it), so
-// that lowered hard limits can be raised again.
+// that lowered hard limits can be raised again; where berth runs without
+// that capability the helper keeps the lowered hard limits and gets its
+// soft ones back as far as they allow.
 func restoreRlimits(limits []rlimitSetting) {
 	for _, l := range limits {
-		syscall.Setrlimit(l.resource, &l.own)
+		if syscall.Setrlimit(l.resource, &l.own) != nil {
+			syscall.Setrlimit(l.resource, &syscall.Rlimit{Cur: min(l.own.Cur, l.want.Max), Max: l.want.Max})
+		}
 	}
 }
 
