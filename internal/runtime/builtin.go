@@ -288,7 +288,7 @@ func writePidFile(path string, pid int) error {
 	return os.Rename(tmp, path)
 }
 
-// helperProc is a started init (or exec helper) and the parent's ends of
+// helperProc is a started init and the parent's ends of
 // its two pipes: sync (parent to child: a go-ahead byte and then an
 // optional message) and report (child to parent: nothing once the user's
 // command runs, or an initReport).
@@ -299,9 +299,9 @@ type helperProc struct {
 }
 
 // startHelper forks self with args. The child's fds are 0-2 from io (nil
-// is /dev/null), 3 the sync pipe, 4 the report pipe, 5 the console socket
-// when there is one, then extra.
-func startHelper(self string, args []string, io IO, console *os.File, sys *syscall.SysProcAttr, extra ...uintptr) (*helperProc, error) {
+// is /dev/null), 3 the sync pipe, 4 the report pipe and 5 the console
+// socket when there is one.
+func startHelper(self string, args []string, io IO, console *os.File, sys *syscall.SysProcAttr) (*helperProc, error) {
 	syncR, syncW, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -345,7 +345,6 @@ func startHelper(self string, args []string, io IO, console *os.File, sys *sysca
 	} else {
 		files = append(files, ^uintptr(0)) // closed in the child
 	}
-	files = append(files, extra...)
 	pid, err := syscall.ForkExec(self, args, &syscall.ProcAttr{Dir: "/", Env: helperEnv(console != nil), Files: files, Sys: sys})
 	if err != nil {
 		syncW.Close()
@@ -538,23 +537,24 @@ func (b *Builtin) Ps(ctx context.Context, id string) ([]int, error) {
 	return cg.Pids()
 }
 
-// execMessage is what the exec helper hands the init it starts in the
-// container: the process and the container's seccomp filter.
+// execMessage is what Builtin.Exec hands the exec helper: the process,
+// the container's seccomp filter, state and cgroup.
 type execMessage struct {
-	// Namespaces are the CLONE_NEW* flags of the namespaces to join (but
-	// the pid namespace, which the helper has joined for its child).
-	Namespaces int            `json:"namespaces,omitempty"`
-	Process    *specs.Process `json:"process"`
+	Process *specs.Process `json:"process"`
 	// Filter is the container's seccomp program.
 	Filter       []unix.SockFilter        `json:"filter,omitempty"`
 	SeccompFlags []specs.LinuxSeccompFlag `json:"seccompFlags,omitempty"`
 	State        *builtinState            `json:"state"`
-	// Cgroup is the container's cgroups.Manager, encoded, for the init.
+	// Cgroup is the container's cgroups.Manager, encoded.
 	Cgroup string `json:"cgroup,omitempty"`
+	// CallerCgroup is, on a unified host, the v2 cgroup of the process
+	// that starts the helper, for the helper to go back to.
+	CallerCgroup string `json:"callerCgroup,omitempty"`
 }
 
-// Exec runs proc in the container through `berth _exec`, which joins the
-// container's namespaces and cgroup and stays the parent of proc.
+// Exec runs proc in the container through `berth _exec`, which forks it
+// from a thread confined to the container and stays its parent on the
+// host (see ExecMain).
 func (b *Builtin) Exec(ctx context.Context, id string, proc *specs.Process, pidFile string, io IO, detach bool) (*exec.Cmd, error) {
 	st, _, err := b.running(id)
 	if err != nil {
@@ -569,6 +569,9 @@ func (b *Builtin) Exec(ctx context.Context, id string, proc *specs.Process, pidF
 		return nil, err
 	}
 	msg := execMessage{Process: proc, Filter: c.Filter, SeccompFlags: c.SeccompFlags, State: st, Cgroup: cg.Encode()}
+	if cg.Mode() == cgroups.Unified {
+		msg.CallerCgroup = ownV2Cgroup()
+	}
 	raw, err := json.Marshal(msg)
 	if err != nil {
 		return nil, err
@@ -593,6 +596,17 @@ func (b *Builtin) Exec(ctx context.Context, id string, proc *specs.Process, pidF
 	cmd.Env = helperEnv(false)
 	setStdio(cmd, io)
 	cmd.ExtraFiles = []*os.File{msgR, repW}
+	// Born in the container's v2 cgroup, for its child to inherit (see
+	// builtin_exec.go).
+	cmd.SysProcAttr = &syscall.SysProcAttr{}
+	closeCgroupFD, err := cloneIntoCgroup(cg, cmd.SysProcAttr)
+	if err != nil {
+		msgR.Close()
+		msgW.Close()
+		repW.Close()
+		return nil, err
+	}
+	defer closeCgroupFD()
 	if proc.Terminal && io.ConsoleSocket != "" {
 		console, err := dialConsole(io.ConsoleSocket)
 		if err != nil {
@@ -610,6 +624,9 @@ func (b *Builtin) Exec(ctx context.Context, id string, proc *specs.Process, pidF
 	repW.Close()
 	if err != nil {
 		msgW.Close()
+		if errors.Is(err, syscall.EAGAIN) {
+			return nil, pidsLimitReached(err)
+		}
 		return nil, fmt.Errorf("starting the exec helper: %w", err)
 	}
 	go func() {
@@ -640,6 +657,20 @@ func (b *Builtin) Exec(ctx context.Context, id string, proc *specs.Process, pidF
 		return nil, errors.New("the exec helper exited without starting the process")
 	}
 	return nil, rep.err()
+}
+
+// ownV2Cgroup is the calling process's v2 cgroup path, "" if unknown.
+func ownV2Cgroup() string {
+	raw, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if p, ok := strings.CutPrefix(line, "0::"); ok {
+			return p
+		}
+	}
+	return ""
 }
 
 // ProcessStartTime is the start time of pid in clock ticks since boot

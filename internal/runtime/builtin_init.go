@@ -1,14 +1,11 @@
 package runtime
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	goruntime "runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -23,22 +20,20 @@ import (
 	"github.com/berth-dev/berth/internal/runtime/seccompbpf"
 )
 
-// The processes of the built-in runtime that run berth's own code in or
-// at the edge of a container:
+// The processes of the built-in runtime that run berth's own code at the
+// edge of a container:
 //
-//   - `berth _init run BUNDLE CGROUP` is forked by Builtin.Run into the new
-//     namespaces. It waits for its go-ahead (sent once it is in its
-//     cgroup), builds the root filesystem, drops privileges and executes
-//     the container's command, becoming the container's PID 1.
-//   - `berth _exec` (Builtin.Exec) joins a running container's namespaces
-//     on one thread and forks `berth _init exec` from it, moves that into
-//     the container's cgroup, then stays as the parent of the command:
-//     relaying signals, exiting with its status.
-//
-// Both _init modes run on the main thread, locked to it by cmd/berth
-// before anything else: namespaces, credentials, capabilities and the
-// seccomp filter are per thread, and the thread that sets them up must be
-// the one that calls execve.
+//   - `berth _init run` is forked by Builtin.Run into the new namespaces.
+//     It waits for its go-ahead (sent once it is in its cgroup), builds
+//     the root filesystem, drops privileges and executes the container's
+//     command, becoming the container's PID 1. It runs on the main
+//     thread, locked to it by cmd/berth before anything else:
+//     namespaces, credentials, capabilities and the seccomp filter are
+//     per thread, and the thread that sets them up must be the one that
+//     calls execve.
+//   - `berth _exec` (Builtin.Exec, ExecMain) never enters the container:
+//     it confines one thread of its own and forks the command from it
+//     (see builtin_exec.go), then stays on the host as its parent.
 //
 // While _init runs berth's binary inside a container, a process in the
 // container could try to reopen it through /proc/<pid>/exe and write to
@@ -52,9 +47,6 @@ const (
 	fdSync    = 3
 	fdReport  = 4
 	fdConsole = 5
-	// fdContainer is a pidfd of the container's init, given to an exec's
-	// init to join its namespaces.
-	fdContainer = 6
 )
 
 // initFailure is an error of the init with the exit status Docker
@@ -66,7 +58,7 @@ type initFailure struct {
 
 func (e *initFailure) Error() string { return e.msg }
 
-// InitMain is `berth _init run BUNDLE CGROUP` and `berth _init exec`. It returns
+// InitMain is `berth _init run`. It returns
 // only on failure, after reporting it to the parent.
 func InitMain(args []string) int {
 	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
@@ -132,52 +124,14 @@ func runInit(args []string, console *os.File) error {
 	if err != nil {
 		return err
 	}
-	switch {
-	case len(args) == 1 && args[0] == "run":
-		cg, c, err := decodeInitMessage(raw)
-		if err != nil {
-			return err
-		}
-		return initContainer(c, cg, console)
-	case len(args) == 1 && args[0] == "exec":
-		var msg execMessage
-		if err := json.Unmarshal(raw, &msg); err != nil {
-			return fmt.Errorf("exec message: %w", err)
-		}
-		if msg.Process == nil {
-			return errors.New("exec message without a process")
-		}
-		if msg.State == nil {
-			return errors.New("exec message without the container's state")
-		}
-		cg, err := cgroups.Decode(msg.Cgroup)
-		if err != nil {
-			return err
-		}
-		if err := cg.JoinThread(); err != nil {
-			return fmt.Errorf("joining the container's cgroup: %w", err)
-		}
-		// Namespaces are per thread here; a mount namespace can only be
-		// joined by a thread with a filesystem context of its own.
-		unix.CloseOnExec(fdContainer)
-		if err := unix.Unshare(unix.CLONE_FS); err != nil {
-			return fmt.Errorf("unshare: %w", err)
-		}
-		if msg.Namespaces != 0 {
-			if err := unix.Setns(fdContainer, msg.Namespaces); err != nil {
-				return fmt.Errorf("joining the container's namespaces: %w", err)
-			}
-		}
-		unix.Close(fdContainer)
-		var master, slave *os.File
-		if msg.Process.Terminal {
-			if master, slave, err = openPTY("/dev/pts/ptmx", "/dev/pts"); err != nil {
-				return err
-			}
-		}
-		return execProcess(msg.Process, msg.Filter, msg.SeccompFlags, false, console, master, slave)
+	if len(args) != 1 || args[0] != "run" {
+		return fmt.Errorf("usage: berth _init run")
 	}
-	return fmt.Errorf("usage: berth _init run | exec")
+	cg, c, err := decodeInitMessage(raw)
+	if err != nil {
+		return err
+	}
+	return initContainer(c, cg, console)
 }
 
 func initContainer(c *compiledSpec, cg *cgroups.Manager, console *os.File) error {
@@ -270,7 +224,7 @@ func initContainer(c *compiledSpec, cg *cgroups.Manager, console *os.File) error
 			return fmt.Errorf("setting oom_score_adj: %w", err)
 		}
 	}
-	return execProcess(spec.Process, c.Filter, c.SeccompFlags, true, console, master, slave)
+	return execProcess(spec.Process, c.Filter, c.SeccompFlags, console, master, slave)
 }
 
 // loopbackUp brings up lo in a new network namespace, as every runtime
@@ -420,9 +374,9 @@ func sendConsole(console, master *os.File) error {
 	return nil
 }
 
-// execProcess turns the calling thread into proc: terminal, limits,
+// execProcess turns the container's init thread into proc: terminal, limits,
 // credentials, capabilities, seccomp, working directory, then execve.
-func execProcess(proc *specs.Process, filter []unix.SockFilter, seccompFlags []specs.LinuxSeccompFlag, isInit bool, console, master, slave *os.File) error {
+func execProcess(proc *specs.Process, filter []unix.SockFilter, seccompFlags []specs.LinuxSeccompFlag, console, master, slave *os.File) error {
 	for _, rl := range proc.Rlimits {
 		res, ok := rlimitResources[strings.ToLower(strings.TrimPrefix(rl.Type, "RLIMIT_"))]
 		if !ok {
@@ -432,10 +386,8 @@ func execProcess(proc *specs.Process, filter []unix.SockFilter, seccompFlags []s
 			return fmt.Errorf("setting %s to %d:%d: %w", rl.Type, rl.Soft, rl.Hard, err)
 		}
 	}
-	if isInit || proc.Terminal {
-		if _, err := unix.Setsid(); err != nil && isInit {
-			return fmt.Errorf("setsid: %w", err)
-		}
+	if _, err := unix.Setsid(); err != nil {
+		return fmt.Errorf("setsid: %w", err)
 	}
 	if slave != nil {
 		if console == nil {
@@ -689,162 +641,6 @@ func resetSignals() {
 	}
 	var empty uint64
 	unix.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&empty)), 0, 8, 0, 0)
-}
-
-// ExecMain is `berth _exec [--detach]`: it reads an execMessage on fd 3,
-// starts the process in the container and reports on fd 4 ({"pid":N} or
-// an initReport with the failure). Without --detach it then stays the
-// process's parent until it exits, and exits with its status.
-func ExecMain(args []string) int {
-	detach := len(args) > 0 && args[0] == "--detach"
-	console := inheritedConsole()
-	report := os.NewFile(fdReport, "report")
-	fail := func(err error) int { return writeReport(report, err) }
-	raw, err := io.ReadAll(os.NewFile(fdSync, "message"))
-	if err != nil {
-		return fail(err)
-	}
-	var msg execMessage
-	if err := json.Unmarshal(raw, &msg); err != nil || msg.State == nil || msg.Process == nil {
-		return fail(fmt.Errorf("exec helper: bad message: %v", err))
-	}
-	var proxy *os.File
-	if console == nil && msg.Process.Terminal {
-		if detach {
-			return fail(errdefs.InvalidArgument("a detached process with a terminal needs a console socket"))
-		}
-		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			return fail(err)
-		}
-		proxy, console = os.NewFile(uintptr(fds[0]), "terminal"), os.NewFile(uintptr(fds[1]), "console")
-	}
-	pid, err := startInContainer(msg, console)
-	var master *os.File
-	if err == nil && proxy != nil {
-		console.Close()
-		if master, err = receiveMaster(proxy); err != nil {
-			unix.Kill(pid, unix.SIGKILL)
-		}
-	}
-	if err != nil {
-		return fail(err)
-	}
-	out, _ := json.Marshal(initReport{Pid: pid})
-	report.Write(out)
-	report.Close()
-	switch {
-	case detach:
-		return 0
-	case master != nil:
-		return proxyTerminal(master, pid)
-	}
-	return relayUntilExit(pid, nil)
-}
-
-// startInContainer forks `_init exec` inside the container described by
-// msg and waits until it has executed the command.
-func startInContainer(msg execMessage, console *os.File) (int, error) {
-	st := msg.State
-	pidfd, err := unix.PidfdOpen(st.Pid, 0)
-	if err != nil {
-		return 0, errdefs.Conflict("container is not running")
-	}
-	defer unix.Close(pidfd)
-	if !st.alive() {
-		return 0, errdefs.Conflict("container is not running")
-	}
-	flags := 0
-	for _, ns := range []struct {
-		name string
-		flag int
-	}{{"mnt", unix.CLONE_NEWNS}, {"uts", unix.CLONE_NEWUTS}, {"ipc", unix.CLONE_NEWIPC}, {"net", unix.CLONE_NEWNET}, {"pid", unix.CLONE_NEWPID}, {"cgroup", unix.CLONE_NEWCGROUP}} {
-		theirs, err1 := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", st.Pid, ns.name))
-		ours, err2 := os.Readlink("/proc/self/ns/" + ns.name)
-		if err1 == nil && err2 == nil && theirs != ours {
-			flags |= ns.flag
-		}
-	}
-	cg, err := cgroups.Decode(msg.Cgroup)
-	if err != nil {
-		return 0, err
-	}
-	type started struct {
-		p   *helperProc
-		err error
-	}
-	ch := make(chan started, 1)
-	go func() {
-		// This thread joins the container's pid namespace for its
-		// children, and is never given back to Go's scheduler: it ends
-		// with this goroutine. The child joins the other namespaces
-		// itself, after its execve: in the container's mount namespace a
-		// dynamically linked berth would not find its loader.
-		goruntime.LockOSThread()
-		if flags&unix.CLONE_NEWPID != 0 {
-			if err := unix.Setns(pidfd, unix.CLONE_NEWPID); err != nil {
-				ch <- started{err: fmt.Errorf("joining the container's pid namespace: %w", err)}
-				return
-			}
-		}
-		sys := &syscall.SysProcAttr{}
-		closeCgroupFD, err := cloneIntoCgroup(cg, sys)
-		if err != nil {
-			ch <- started{err: err}
-			return
-		}
-		p, err := startHelper("/proc/self/exe", []string{"berth-exec", "_init", "exec"}, IO{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}, console, sys, uintptr(pidfd))
-		closeCgroupFD()
-		ch <- started{p, err}
-	}()
-	s := <-ch
-	if s.err != nil {
-		return 0, s.err
-	}
-	p := s.p
-	defer p.closeParentEnds()
-	msg.Namespaces, msg.Cgroup = flags&^unix.CLONE_NEWPID, cg.Encode()
-	raw, err := json.Marshal(msg)
-	if err != nil {
-		return 0, err
-	}
-	if err := p.release(raw); err != nil {
-		return 0, err
-	}
-	rep, err := p.readReport(context.Background())
-	if err != nil {
-		return 0, err
-	}
-	if rep != nil {
-		WaitPid(p.pid)
-		if rep.Code != 0 {
-			return 0, &initFailure{code: rep.Code, msg: rep.Msg}
-		}
-		return 0, errors.New(rep.Msg)
-	}
-	return p.pid, nil
-}
-
-// relayUntilExit forwards the signals the helper gets to pid until it
-// exits, and returns the exit status to exit with. SIGWINCH goes to
-// onWinch instead when set.
-func relayUntilExit(pid int, onWinch func()) int {
-	sigs := make(chan os.Signal, 32)
-	signal.Notify(sigs)
-	go func() {
-		for s := range sigs {
-			sig := s.(syscall.Signal)
-			if sig == unix.SIGCHLD || sig == unix.SIGURG || sig == unix.SIGPIPE {
-				continue
-			}
-			if sig == unix.SIGWINCH && onWinch != nil {
-				onWinch()
-				continue
-			}
-			unix.Kill(pid, sig)
-		}
-	}()
-	return ExitCode(WaitPid(pid))
 }
 
 // WaitPid reaps the child pid and returns its status; a status that

@@ -5,12 +5,14 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/runtime/cgroups"
 )
 
 func TestParseMountOptions(t *testing.T) {
@@ -119,5 +121,37 @@ func TestExitCode(t *testing.T) {
 		if got := ExitCode(tc.ws); got != tc.want {
 			t.Errorf("ExitCode(%#x) = %d, want %d", uint32(tc.ws), got, tc.want)
 		}
+	}
+}
+
+// On a unified host the exec helper goes back to its caller's v2 cgroup
+// once its child is born; on the others it stays (the cgroup holds no
+// limits there).
+func TestLeaveContainerCgroup(t *testing.T) {
+	for _, tc := range []struct {
+		mode cgroups.Mode
+		want string
+	}{
+		{cgroups.Unified, strconv.Itoa(os.Getpid())},
+		{cgroups.Hybrid, ""},
+	} {
+		t.Run(tc.mode.String(), func(t *testing.T) {
+			mount := t.TempDir()
+			procs := filepath.Join(mount, "user.slice", "s.scope", "cgroup.procs")
+			if err := os.MkdirAll(filepath.Dir(procs), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(procs, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			layout := strconv.Itoa(int(tc.mode)) + "\x00" + mount
+			if tc.mode == cgroups.Hybrid {
+				layout += "\x00/sys/fs/cgroup/pids\x00pids"
+			}
+			leaveContainerCgroup(execMessage{Cgroup: "/berth/x\x00" + layout, CallerCgroup: "/user.slice/s.scope"})
+			if got, _ := os.ReadFile(procs); string(got) != tc.want {
+				t.Errorf("cgroup.procs = %q, want %q", got, tc.want)
+			}
+		})
 	}
 }
