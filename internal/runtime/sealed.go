@@ -39,10 +39,13 @@ import (
 // the mount goes when the last user does. Helpers are started through an
 // fd of the checked copy (/proc/<pid>/fd/N), never its path again.
 //
-// A container cannot reach the runroot (its root is its own rootfs and
-// the helpers' exe is on a mount of the host's namespace it cannot
-// remount); host root can, as it can write the installed binary anyway.
-// Where the mount cannot be made (an old kernel without open_tree), each
+// A container cannot reach the runroot: its root is its own rootfs, its
+// copy of the host's mounts goes with the old root at pivot_root, and the
+// helpers' exe is on a mount of the host's namespace, which it cannot
+// remount. Host root can, as it can write the installed binary anyway.
+// The monitor and the CLI run the installed binary, but outside the
+// container's pid namespace.
+// Where the mount cannot be made (a kernel older than 5.12), each
 // start uses a sealed memfd copy instead, as runc did before 1.2.
 
 // exeDir is the directory of the read-only copies, under the runtime's
@@ -134,6 +137,11 @@ func makeView(dir, src string) (*os.File, error) {
 	if f := openView(path, st.Size); f != nil {
 		return f, nil
 	}
+	// Where the mount cannot be made, fail before copying: each start
+	// then falls back to a memfd without paying for a copy here too.
+	if err := probeMount(dir); err != nil {
+		return nil, err
+	}
 	// Whatever else is there is stale: a half-made copy of this binary,
 	// or copies of other ones.
 	ents, err := os.ReadDir(dir)
@@ -208,6 +216,20 @@ func mountReadOnly(path string) error {
 	}
 	if err := unix.MoveMount(tree, "", target, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
 		return fmt.Errorf("move_mount: %w", err)
+	}
+	return nil
+}
+
+// probeMount checks that the mount of mountReadOnly can be made, on a
+// detached clone of dir that goes with its fd.
+func probeMount(dir string) error {
+	tree, err := unix.OpenTree(unix.AT_FDCWD, dir, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("open_tree: %w", err)
+	}
+	defer unix.Close(tree)
+	if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}); err != nil {
+		return fmt.Errorf("mount_setattr: %w", err)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,13 +30,19 @@ func sealedFixture(t testing.TB) (*Builtin, string) {
 		t.Fatal(err)
 	}
 	b := &Builtin{Root: filepath.Join(dir, "state"), Self: self}
+	removeViewsAtCleanup(t, b)
+	return b, self
+}
+
+// removeViewsAtCleanup unmounts and removes b's read-only copies of the
+// binary when t ends, before its temporary directories go.
+func removeViewsAtCleanup(t testing.TB, b *Builtin) {
 	t.Cleanup(func() {
 		ents, _ := os.ReadDir(filepath.Join(b.Root, exeDir))
 		for _, e := range ents {
 			removeView(filepath.Join(b.Root, exeDir, e.Name()))
 		}
 	})
-	return b, self
 }
 
 func assertNotWritable(t *testing.T, f *os.File) {
@@ -110,6 +117,37 @@ func TestSealedExe(t *testing.T) {
 	assertNotWritable(t, first)
 	runExe(t, first)
 	runExe(t, upgraded)
+}
+
+// Concurrent first starts make one copy, which they all use.
+func TestSealedExeConcurrent(t *testing.T) {
+	b, _ := sealedFixture(t)
+	const n = 8
+	names := make(chan string, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			f, err := b.sealedExe()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			names <- f.Name()
+			f.Close()
+		})
+	}
+	wg.Wait()
+	close(names)
+	first := <-names
+	for name := range names {
+		if name != first {
+			t.Fatalf("copies %s and %s", first, name)
+		}
+	}
+	ents, _ := os.ReadDir(filepath.Join(b.Root, exeDir))
+	if len(ents) != 2 { // the copy and the lock
+		t.Fatalf("%d entries in the copies' directory, want the copy and the lock", len(ents))
+	}
 }
 
 func TestSealedMemfd(t *testing.T) {
