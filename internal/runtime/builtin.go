@@ -39,8 +39,8 @@ import (
 type Builtin struct {
 	// Root is the state directory, e.g. <runroot>/runtime/berth.
 	Root string
-	// Self is the berth binary, run as the init and exec helpers;
-	// "" is /proc/self/exe.
+	// Self is the berth binary, whose read-only copy (sealed.go) runs
+	// as the init and exec helpers; "" is /proc/self/exe.
 	Self string
 }
 
@@ -220,7 +220,13 @@ func (b *Builtin) Run(ctx context.Context, id, bundle, pidFile string, io IO) (r
 	if err != nil {
 		return err
 	}
-	proc, err := startHelper(b.self(), []string{"berth-init", "_init", "run"}, io, console, sys)
+	exe, err := b.sealedExe()
+	if err != nil {
+		closeCgroupFD()
+		return err
+	}
+	proc, err := startHelper(execPath(exe), []string{"berth-init", "_init", "run"}, io, console, sys)
+	exe.Close()
 	closeCgroupFD()
 	if err != nil {
 		return err
@@ -576,6 +582,11 @@ func (b *Builtin) Exec(ctx context.Context, id string, proc *specs.Process, pidF
 	if err != nil {
 		return nil, err
 	}
+	exe, err := b.sealedExe()
+	if err != nil {
+		return nil, err
+	}
+	defer exe.Close()
 	msgR, msgW, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -591,7 +602,7 @@ func (b *Builtin) Exec(ctx context.Context, id string, proc *specs.Process, pidF
 	if detach {
 		args = append(args, "--detach")
 	}
-	cmd := exec.Command(b.self(), args...)
+	cmd := exec.Command(execPath(exe), args...)
 	cmd.Args[0] = "berth-exec"
 	cmd.Env = helperEnv(false)
 	setStdio(cmd, io)

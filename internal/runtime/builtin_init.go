@@ -35,12 +35,12 @@ import (
 //     it confines one thread of its own and forks the command from it
 //     (see builtin_exec.go), then stays on the host as its parent.
 //
-// While _init runs berth's binary inside a container, a process in the
-// container could try to reopen it through /proc/<pid>/exe and write to
-// it (CVE-2019-5736). It cannot: _init makes itself non-dumpable at once
-// (so /proc/<pid>/exe is out of reach without CAP_SYS_PTRACE in the
-// host's user namespace), and the binary stays busy (ETXTBSY to writers)
-// for as long as the container's monitor runs from the same file.
+// Both run from a read-only copy of berth's binary, never the installed
+// one (sealed.go): a container that gets one of them to run berth again
+// (`#!/proc/self/exe`) and reopens /proc/<pid>/exe for writing gets
+// EROFS (CVE-2019-5736). _init also makes itself non-dumpable at once,
+// so /proc/<pid>/exe of the init itself is out of reach without
+// CAP_SYS_PTRACE in the host's user namespace.
 
 // fds of the helper processes, set by startHelper.
 const (

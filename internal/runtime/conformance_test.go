@@ -76,7 +76,9 @@ func newTestEnv(t *testing.T, name string) *testEnv {
 	testutil.BusyboxRootfs(t, rootfs)
 	if name == BuiltinName {
 		// The test binary is its own _init and _exec (see TestMain).
-		return &testEnv{rt: &Builtin{Root: filepath.Join(t.TempDir(), "berth")}, rootfs: rootfs}
+		b := &Builtin{Root: filepath.Join(t.TempDir(), "berth")}
+		removeViewsAtCleanup(t, b)
+		return &testEnv{rt: b, rootfs: rootfs}
 	}
 	bin := testutil.RequiresBinary(t, "runc")
 	runc := &Binary{Binary: bin, Root: filepath.Join(t.TempDir(), "runc")}

@@ -248,8 +248,11 @@ func monitorPid(t *testing.T, e *env, name string) int {
 func assertNoLeftovers(t *testing.T, e *env) {
 	t.Helper()
 	raw, _ := os.ReadFile("/proc/self/mountinfo")
-	if strings.Contains(string(raw), e.runroot) {
-		t.Fatalf("mounts left under %s", e.runroot)
+	for _, line := range strings.Split(string(raw), "\n") {
+		// The built-in runtime's read-only copy of the binary stays.
+		if strings.Contains(line, e.runroot) && !strings.Contains(line, "/exe:ro/") {
+			t.Fatalf("mounts left under %s: %s", e.runroot, line)
+		}
 	}
 	ents, _ := os.ReadDir(filepath.Join(e.runroot, "containers"))
 	if len(ents) != 0 {
