@@ -375,10 +375,11 @@ func execProcess(proc *specs.Process, filter []unix.SockFilter, seccompFlags []s
 			return fmt.Errorf("setting %s to %d:%d: %w", rl.Type, rl.Soft, rl.Hard, err)
 		}
 	}
-	if isInit || proc.Terminal {
-		if _, err := unix.Setsid(); err != nil && isInit {
-			return fmt.Errorf("setsid: %w", err)
-		}
+	// A session of its own, exec'd processes too: no controlling
+	// terminal of the caller's (no /dev/tty, no TIOCSTI) and no process
+	// group shared with it (kill 0).
+	if _, err := unix.Setsid(); err != nil {
+		return fmt.Errorf("setsid: %w", err)
 	}
 	if slave != nil {
 		if console == nil {
@@ -736,7 +737,13 @@ func startInContainer(msg execMessage, console *os.File) (int, error) {
 			ch <- started{err: err}
 			return
 		}
-		p, err := startHelper("/proc/self/exe", []string{"berth-exec", "_init", "exec"}, IO{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}, console, sys, uintptr(pidfd))
+		// With a terminal our stdio is the caller's terminal, which must
+		// not reach the container: the process gets the new pty instead.
+		stdio := IO{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
+		if console != nil {
+			stdio = IO{}
+		}
+		p, err := startHelper("/proc/self/exe", []string{"berth-exec", "_init", "exec"}, stdio, console, sys, uintptr(pidfd))
 		closeCgroupFD()
 		ch <- started{p, err}
 	}()
