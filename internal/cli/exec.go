@@ -39,14 +39,17 @@ func (a *app) execCommand() *cobra.Command {
 			if interactive {
 				streams.Stdin = a.stdin
 			}
-			// Signals are caught before the process starts, so that one
-			// sent as soon as it runs is relayed too, not lost.
+			// Signals are caught before the process starts and relayed
+			// once it runs: one sent as soon as it runs must reach it, not
+			// abort the start (which would leave it running unwaited).
 			sigs := make(chan os.Signal, 4)
+			startCtx := ctx
 			if !opts.Detach {
 				signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 				defer signal.Stop(sigs)
+				startCtx = context.WithoutCancel(ctx)
 			}
-			proc, err := e.Containers.Exec(ctx, args[0], opts, streams)
+			proc, err := e.Containers.Exec(startCtx, args[0], opts, streams)
 			if err != nil {
 				return err
 			}

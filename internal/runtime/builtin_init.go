@@ -674,6 +674,12 @@ func ExecMain(args []string) int {
 	if err != nil {
 		return fail(err)
 	}
+	// Signals are caught before the report: berth relays them to us as
+	// soon as it has it, and one that came before Notify would kill us.
+	sigs := make(chan os.Signal, 32)
+	if !detach {
+		signal.Notify(sigs)
+	}
 	out, _ := json.Marshal(initReport{Pid: pid})
 	report.Write(out)
 	report.Close()
@@ -681,9 +687,9 @@ func ExecMain(args []string) int {
 	case detach:
 		return 0
 	case master != nil:
-		return proxyTerminal(master, pid)
+		return proxyTerminal(master, pid, sigs)
 	}
-	return relayUntilExit(pid, nil)
+	return relayUntilExit(pid, nil, sigs)
 }
 
 // startInContainer forks `_init exec` inside the container described by
@@ -775,12 +781,10 @@ func startInContainer(msg execMessage, console *os.File) (int, error) {
 	return p.pid, nil
 }
 
-// relayUntilExit forwards the signals the helper gets to pid until it
-// exits, and returns the exit status to exit with. SIGWINCH goes to
-// onWinch instead when set.
-func relayUntilExit(pid int, onWinch func()) int {
-	sigs := make(chan os.Signal, 32)
-	signal.Notify(sigs)
+// relayUntilExit forwards the signals the helper gets on sigs (notified
+// of all) to pid until it exits, and returns the exit status to exit
+// with. SIGWINCH goes to onWinch instead when set.
+func relayUntilExit(pid int, onWinch func(), sigs chan os.Signal) int {
 	go func() {
 		for s := range sigs {
 			sig := s.(syscall.Signal)

@@ -37,8 +37,9 @@ func receiveMaster(sock *os.File) (*os.File, error) {
 }
 
 // proxyTerminal serves the terminal of pid from master on the helper's
-// stdio until pid exits, and returns the status to exit with.
-func proxyTerminal(master *os.File, pid int) int {
+// stdio until pid exits, and returns the status to exit with; sigs is
+// relayed as by relayUntilExit.
+func proxyTerminal(master *os.File, pid int, sigs chan os.Signal) int {
 	resize := func() {
 		if h, w := term.Size(os.Stdin); h > 0 || w > 0 {
 			unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: h, Col: w})
@@ -56,7 +57,7 @@ func proxyTerminal(master *os.File, pid int) int {
 		io.Copy(os.Stdout, master) // ends with EIO once no process holds the terminal
 		close(outDone)
 	}()
-	code := relayUntilExit(pid, resize)
+	code := relayUntilExit(pid, resize, sigs)
 	select {
 	case <-outDone:
 	case <-time.After(2 * time.Second): // a background process kept it open
