@@ -2,10 +2,7 @@ package cli
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"syscall"
 
@@ -14,7 +11,6 @@ import (
 	"github.com/berth-dev/berth/internal/container"
 	"github.com/berth-dev/berth/internal/engine"
 	"github.com/berth-dev/berth/internal/errdefs"
-	"github.com/berth-dev/berth/internal/runtime"
 	"github.com/berth-dev/berth/internal/term"
 )
 
@@ -34,49 +30,42 @@ func (a *app) execCommand() *cobra.Command {
 			}
 			opts.Env = env
 			opts.Cmd = args[1:]
-			in, _ := a.stdin.(*os.File)
-			out, _ := a.stdout.(*os.File)
-			errf, _ := a.stderr.(*os.File)
-			if opts.Tty && interactive && (in == nil || !term.IsTerminal(in)) {
-				return errdefs.InvalidArgument("the input device is not a TTY")
-			}
-			devnull, err := os.Open(os.DevNull)
-			if err != nil {
-				return err
-			}
-			defer devnull.Close()
-			rio := runtime.IO{Stdin: devnull, Stdout: out, Stderr: errf}
-			if interactive && in != nil {
-				rio.Stdin = in
-			}
-			if opts.Detach {
-				rio = runtime.IO{Stdin: devnull, Stdout: devnull, Stderr: devnull}
-			}
-			if opts.Tty && !opts.Detach {
-				// In the foreground the runtime allocates the terminal itself,
-				// wires it to our stdio (raw mode included) and follows
-				// SIGWINCH; a console socket is only for detached processes.
-				if in == nil || !interactive {
-					rio.Stdin = devnull
+			if opts.Tty && interactive {
+				if in, ok := a.stdin.(*os.File); !ok || !term.IsTerminal(in) {
+					return errdefs.InvalidArgument("the input device is not a TTY")
 				}
 			}
-			proc, err := e.Containers.Exec(ctx, args[0], opts, rio)
+			streams := container.ExecStreams{Stdout: a.stdout, Stderr: a.stderr}
+			if interactive {
+				streams.Stdin = a.stdin
+			}
+			// Signals are caught before the process starts and relayed
+			// once it runs: one sent as soon as it runs must reach it, not
+			// abort the start (which would leave it running unwaited).
+			sigs := make(chan os.Signal, 4)
+			startCtx := ctx
+			if !opts.Detach {
+				signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+				defer signal.Stop(sigs)
+				startCtx = context.WithoutCancel(ctx)
+			}
+			proc, err := e.Containers.Exec(startCtx, args[0], opts, streams)
 			if err != nil {
 				return err
 			}
 			if opts.Detach {
 				return nil
 			}
-			// Without a TTY the runtime holds our stdio; forward signals to it.
-			sigs := make(chan os.Signal, 4)
-			signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-			defer signal.Stop(sigs)
 			go func() {
 				for s := range sigs {
-					proc.Process.Signal(s)
+					proc.Signal(s)
 				}
 			}()
-			return execExit(proc.Wait())
+			code, err := proc.Wait()
+			if err != nil {
+				return err
+			}
+			return exitStatus(code)
 		}),
 	}
 	fl := cmd.Flags()
@@ -91,19 +80,4 @@ func (a *app) execCommand() *cobra.Command {
 	fl.BoolVar(&opts.Privileged, "privileged", false, "Give extended privileges to the command")
 	fl.StringVar(&detachKeys, "detach-keys", "", "Override the key sequence for detaching a container")
 	return cmd
-}
-
-// execExit turns the runtime process's end into berth's exit status.
-func execExit(err error) error {
-	if err == nil {
-		return nil
-	}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return &errdefs.ExitStatus{Code: 128 + int(ws.Signal())}
-		}
-		return &errdefs.ExitStatus{Code: ee.ExitCode()}
-	}
-	return fmt.Errorf("exec: %w", err)
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
-	"os/exec"
 	"path/filepath"
 
 	"github.com/berth-dev/berth/internal/errdefs"
@@ -23,10 +22,18 @@ type ExecOptions struct {
 	Detach     bool
 }
 
-// Exec runs a process in a running container, wired to io. The caller waits
-// on the returned command unless opts.Detach; a TTY process gets its
-// terminal through io.ConsoleSocket.
-func (s *Service) Exec(ctx context.Context, ref string, opts ExecOptions, rio runtime.IO) (*exec.Cmd, error) {
+// Exec runs a process in a running container and connects it to streams.
+//
+// The process never gets the caller's descriptors or terminal: without a
+// TTY it gets pipes that berth relays to and from streams (see
+// ExecProcess); with opts.Tty a new pty, which the runtime's helper (a
+// host process, never the container's) serves on the caller's files; with
+// opts.Detach /dev/null, and streams are ignored. The process always runs
+// in a session of its own.
+//
+// Unless opts.Detach the caller must Wait for the returned process; ctx
+// bounds only the start.
+func (s *Service) Exec(ctx context.Context, ref string, opts ExecOptions, streams ExecStreams) (*ExecProcess, error) {
 	c, err := s.Get(ctx, ref)
 	if err != nil {
 		return nil, err
@@ -72,14 +79,29 @@ func (s *Service) Exec(ctx context.Context, ref string, opts ExecOptions, rio ru
 	b := make([]byte, 16)
 	rand.Read(b)
 	execID := hex.EncodeToString(b)
+	var ep *ExecProcess
+	var rio runtime.IO // all nil: /dev/null, opened by berth, for -d
+	if !opts.Detach {
+		ep, rio, err = newExecRelay(streams, opts.Tty)
+		if err != nil {
+			return nil, err
+		}
+	}
 	pidFile := filepath.Join(s.BundleDir(c.ID), "exec-"+execID+".pid")
 	cmd, err := s.runtimeFor(c).Exec(ctx, c.ID, proc, pidFile, rio, opts.Detach)
 	os.Remove(pidFile)
+	if ep != nil {
+		ep.started(cmd, err == nil)
+	}
 	if err != nil {
 		return nil, err
 	}
 	s.Emit(ctx, Event{Type: "container", Action: "exec_start: " + joinArgs(opts.Cmd), ID: c.ID, Attributes: map[string]string{"name": c.ShortName(), "image": c.Config.Image, "execID": execID}})
-	return cmd, nil
+	if ep == nil {
+		return &ExecProcess{ID: execID}, nil
+	}
+	ep.ID = execID
+	return ep, nil
 }
 
 func joinArgs(a []string) string {
