@@ -1,0 +1,277 @@
+package e2e
+
+import (
+	"archive/tar"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Regression tests for issue 7, findings 5 and 6: `cp` must never read or
+// write the host through a symlink in the container, nor through a
+// directory that the container swaps for a symlink while the copy runs.
+
+// hostCanary makes a host directory holding one file whose name is unique
+// to the test; no archive or container may ever show that name.
+func hostCanary(t *testing.T) (dir, secret string) {
+	t.Helper()
+	dir = t.TempDir()
+	secret = fmt.Sprintf("HOSTSECRET-%d", time.Now().UnixNano())
+	if err := os.WriteFile(filepath.Join(dir, secret), []byte("host data\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir, secret
+}
+
+// dotdotLink is a relative link target that climbs far above the
+// container's root before naming dir.
+func dotdotLink(dir string) string {
+	return strings.Repeat("../", 12) + strings.TrimPrefix(dir, "/")
+}
+
+// tarHeaders parses a tar stream into its headers.
+func tarHeaders(t *testing.T, stream string) []*tar.Header {
+	t.Helper()
+	var out []*tar.Header
+	tr := tar.NewReader(strings.NewReader(stream))
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("reading the archive: %v (%d entries so far)", err, len(out))
+		}
+		out = append(out, hdr)
+	}
+}
+
+// assertNoSecret fails if any name under dir, or the text, mentions secret.
+func assertNoSecret(t *testing.T, what, dir, text, secret string) {
+	t.Helper()
+	if strings.Contains(text, secret) {
+		t.Fatalf("%s shows the host file %s:\n%s", what, secret, text)
+	}
+	if dir == "" {
+		return
+	}
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && strings.Contains(d.Name(), secret) {
+			t.Fatalf("%s copied the host file %s to %s", what, secret, p)
+		}
+		return nil
+	})
+}
+
+// assertEmptyDir fails unless dir holds nothing.
+func assertEmptyDir(t *testing.T, what, dir string) {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != 0 {
+		t.Fatalf("%s wrote on the host: %s holds %v", what, dir, ents[0].Name())
+	}
+}
+
+// Finding 5: a symlink in the container is archived as a link, for running
+// and stopped containers, whether absolute or climbing with "..". -L
+// follows it inside the container's root.
+func TestCpLinkIsCopiedAsLink(t *testing.T) {
+	e := newEnv(t)
+	canary, secret := hostCanary(t)
+	rel := dotdotLink(canary)
+	name := "cplink"
+	script := fmt.Sprintf("ln -s %s /evil && ln -s %s /evil2 && mkdir -p %s && echo inroot > %s/inside && touch /ready && exec sleep 1000",
+		canary, rel, canary, canary)
+	e.must("run", "-d", "--name", name, "busybox", "sh", "-c", script)
+	eventually(t, 10*time.Second, "the container's links", func() bool {
+		return e.run("exec", name, "test", "-e", "/ready").code == 0
+	})
+	links := []struct{ path, target string }{{"/evil", canary}, {"/evil2", rel}}
+	for _, state := range []string{"running", "stopped"} {
+		if state == "stopped" {
+			e.must("stop", "-t", "0", name)
+		}
+		for _, l := range links {
+			what := fmt.Sprintf("cp %s:%s - (%s)", name, l.path, state)
+			r := e.run("cp", name+":"+l.path, "-")
+			if r.code != 0 {
+				t.Fatalf("%s: %s", what, r)
+			}
+			hdrs := tarHeaders(t, r.stdout)
+			var names []string
+			for _, h := range hdrs {
+				names = append(names, h.Name)
+			}
+			assertNoSecret(t, what, "", strings.Join(names, "\n"), secret)
+			if len(hdrs) != 1 || hdrs[0].Typeflag != tar.TypeSymlink || hdrs[0].Name != l.path[1:] || hdrs[0].Linkname != l.target {
+				t.Fatalf("%s: want one symlink entry %s -> %s, got %v", what, l.path[1:], l.target, names)
+			}
+
+			dest := t.TempDir()
+			what = fmt.Sprintf("cp %s:%s DIR (%s)", name, l.path, state)
+			if r := e.run("cp", name+":"+l.path, dest); r.code != 0 {
+				t.Fatalf("%s: %s", what, r)
+			}
+			assertNoSecret(t, what, dest, "", secret)
+			if got, err := os.Readlink(filepath.Join(dest, l.path[1:])); err != nil || got != l.target {
+				t.Fatalf("%s: want a link to %s, got %q, %v", what, l.target, got, err)
+			}
+		}
+		// -L follows the link inside the container: its in-root target.
+		what := fmt.Sprintf("cp -L %s:/evil - (%s)", name, state)
+		r := e.run("cp", "-L", name+":/evil", "-")
+		if r.code != 0 {
+			t.Fatalf("%s: %s", what, r)
+		}
+		var names []string
+		for _, h := range tarHeaders(t, r.stdout) {
+			names = append(names, h.Name)
+		}
+		list := strings.Join(names, "\n")
+		assertNoSecret(t, what, "", list, secret)
+		if !strings.Contains(list, "evil/inside") {
+			t.Fatalf("%s: want the in-root target's evil/inside, got:\n%s", what, list)
+		}
+	}
+	// Bad input: docker's wording and exit status 1.
+	r := e.run("cp", name+":/nonexistent", "-")
+	if r.code != 1 || !strings.Contains(r.stderr, "Could not find the file /nonexistent in container "+name) {
+		t.Fatalf("cp of a missing path: %s", r)
+	}
+}
+
+// buildSwapper builds the static attacker helper into a directory that
+// tests bind-mount read-only into their containers.
+func buildSwapper(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "cpswapper"), "./testdata/cpswapper")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build the swapper: %v\n%s", err, out)
+	}
+	return dir
+}
+
+// startSwapper runs a container whose /dir is exchanged with a symlink to
+// canary in a tight loop.
+func startSwapper(t *testing.T, e *env, name, canary string) {
+	t.Helper()
+	bin := buildSwapper(t)
+	script := fmt.Sprintf("mkdir -p /dir/sub && echo in > /dir/sub/f && ln -s %s /link && exec /h/cpswapper /dir /link", canary)
+	e.must("run", "-d", "--name", name, "-v", bin+":/h:ro", "busybox", "sh", "-c", script)
+	eventually(t, 10*time.Second, "the swapper's loop", func() bool {
+		return e.run("exec", name, "test", "-e", "/swapper.ready").code == 0
+	})
+}
+
+// Finding 6: `cp FILE c:/dir/` while the container swaps /dir for a
+// symlink to a host directory never writes on the host.
+func TestCpIntoRacingContainer(t *testing.T) {
+	e := newEnv(t)
+	canary := t.TempDir()
+	startSwapper(t, e, "cprace", canary)
+	src := filepath.Join(t.TempDir(), "payload")
+	if err := os.WriteFile(src, []byte("payload\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	tries, ok := 0, 0
+	for ; tries < 100 && time.Now().Before(deadline); tries++ {
+		if e.run("cp", src, "cprace:/dir/").code == 0 {
+			ok++
+		}
+		assertEmptyDir(t, fmt.Sprintf("cp FILE cprace:/dir/ (attempt %d)", tries+1), canary)
+	}
+	t.Logf("%d copies, %d succeeded (the others met /dir as a dangling in-root link)", tries, ok)
+	if e.inspect("cprace", "{{.State.Running}}") != "true" {
+		t.Fatal("the swapper stopped: the race was not run")
+	}
+}
+
+// Finding 6: a trailing-slash destination that is a symlink is followed
+// inside the container's root (where docker writes), never on the host.
+func TestCpTrailingSlashLink(t *testing.T) {
+	e := newEnv(t)
+	canary := t.TempDir()
+	rel := dotdotLink(canary)
+	// Restartable: the test starts it again after stopping it.
+	script := fmt.Sprintf("test -e /ready || { ln -s %s /dir && ln -s %s /dir2 && mkdir -p %s && touch /ready; }; exec sleep 1000", canary, rel, canary)
+	e.must("run", "-d", "--name", "cpslash", "busybox", "sh", "-c", script)
+	eventually(t, 10*time.Second, "the container's links", func() bool {
+		return e.run("exec", "cpslash", "test", "-e", "/ready").code == 0
+	})
+	src := filepath.Join(t.TempDir(), "payload")
+	os.WriteFile(src, []byte("payload\n"), 0o644)
+	for _, state := range []string{"running", "stopped"} {
+		if state == "stopped" {
+			e.must("stop", "-t", "0", "cpslash")
+		}
+		for _, dst := range []string{"/dir/", "/dir2/", "/dir"} {
+			if r := e.run("cp", src, "cpslash:"+dst); r.code != 0 {
+				t.Fatalf("cp FILE cpslash:%s (%s): %s", dst, state, r)
+			}
+			assertEmptyDir(t, "cp FILE cpslash:"+dst+" ("+state+")", canary)
+		}
+	}
+	// The file landed in the link's in-root target, and the links are intact.
+	e.must("start", "cpslash")
+	if out := e.must("exec", "cpslash", "cat", canary+"/payload"); out != "payload\n" {
+		t.Fatalf("in-root target: %q", out)
+	}
+	if out := e.must("exec", "cpslash", "readlink", "/dir"); strings.TrimSpace(out) != canary {
+		t.Fatalf("cp replaced the link /dir: %q", out)
+	}
+}
+
+// export, diff and commit walk a running container's files by
+// descriptors: a directory swapped for a symlink to the host meanwhile
+// never brings a host file into their output.
+func TestExportDiffCommitRacingSwap(t *testing.T) {
+	e := newEnv(t)
+	canary, secret := hostCanary(t)
+	startSwapper(t, e, "exrace", canary)
+	deadline := time.Now().Add(20 * time.Second)
+	out := filepath.Join(t.TempDir(), "export.tar")
+	tries := 0
+	for ; tries < 20 && time.Now().Before(deadline); tries++ {
+		if r := e.run("export", "-o", out, "exrace"); r.code != 0 {
+			t.Fatalf("export: %s", r)
+		}
+		f, err := os.Open(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, h := range tarHeaders(t, string(b)) {
+			names = append(names, h.Name)
+		}
+		assertNoSecret(t, "export", "", strings.Join(names, "\n"), secret)
+		if r := e.run("diff", "exrace"); r.code != 0 {
+			t.Fatalf("diff: %s", r)
+		} else {
+			assertNoSecret(t, "diff", "", r.stdout, secret)
+		}
+	}
+	ref := fmt.Sprintf("exrace-commit:%d", time.Now().UnixNano())
+	e.must("commit", "exrace", ref)
+	e.must("rm", "-f", "exrace")
+	if out := e.must("run", "--rm", ref, "find", "/", "-xdev", "-name", "HOSTSECRET*"); out != "" {
+		t.Fatalf("the committed image holds host files: %q", out)
+	}
+	t.Logf("%d exports and diffs under the swap", tries)
+}
