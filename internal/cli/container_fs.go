@@ -248,6 +248,9 @@ func (a *app) copyToContainer(ctx context.Context, src, ref, dst string, opts co
 	dstInfo, err := e.Containers.StatInContainer(ctx, ref, dst, true)
 	switch {
 	case err == nil && dstInfo.IsDir():
+	case err == nil && (strings.HasSuffix(dst, "/") || strings.HasSuffix(dst, "/.")):
+		// A trailing slash asserts a directory: never replace what is there.
+		return errdefs.InvalidArgument("destination \"%s:%s\" must be a directory", ref, dst)
 	case err == nil && srcInfo.IsDir():
 		return errdefs.InvalidArgument("cannot copy a directory to a file: %s", dst)
 	case err != nil && !errdefs.IsNotFound(err):

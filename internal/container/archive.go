@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"sort"
 	"strings"
 	"time"
 
@@ -47,12 +48,71 @@ func (s *Service) withRoot(ctx context.Context, c *Container, volumes bool, fn f
 		}
 		defer snapshot.Unmount(target)
 	}
+	if volumes {
+		// A stopped container's volumes and binds, as docker cp shows them,
+		// on a private copy of its root that no other process sees.
+		if fd, err := withMounts(target, c.Mounts); err == nil {
+			defer unix.Close(fd)
+			return fn(fd)
+		}
+		// Kernels before 6.15 cannot mount on a detached tree: the
+		// layers alone, as before.
+	}
 	fd, err := unix.Open(target, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open the root filesystem of container %s: %w", c.ShortName(), err)
 	}
 	defer unix.Close(fd)
 	return fn(fd)
+}
+
+// withMounts returns a detached clone of the mount at root (open_tree),
+// with the container's volumes and binds mounted on it at their in-root
+// destinations: each destination is resolved inside the clone (openIn) and
+// mounted on through its descriptor (move_mount), never by path, and a
+// read-only mount stays read-only. The tree vanishes when the returned
+// descriptor is closed; nothing is mounted in berth's mount namespace.
+func withMounts(root string, mounts []MountInfo) (int, error) {
+	tree, err := unix.OpenTree(unix.AT_FDCWD, root, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if err != nil {
+		return -1, err
+	}
+	// Parents before children, as the runtime mounts them.
+	ms := append([]MountInfo(nil), mounts...)
+	sort.SliceStable(ms, func(i, j int) bool {
+		return strings.Count(path.Clean(ms[i].Destination), "/") < strings.Count(path.Clean(ms[j].Destination), "/")
+	})
+	for _, m := range ms {
+		if m.Type != "bind" && m.Type != "volume" {
+			continue // tmpfs: nothing survives the container's stop
+		}
+		if err := attachAt(tree, m); err != nil {
+			unix.Close(tree)
+			return -1, fmt.Errorf("mount %s at %s: %w", m.Source, m.Destination, err)
+		}
+	}
+	return tree, nil
+}
+
+// attachAt mounts a clone of m's source on m's destination inside tree.
+func attachAt(tree int, m MountInfo) error {
+	src, err := unix.OpenTree(unix.AT_FDCWD, m.Source, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(src)
+	if !m.RW {
+		attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
+		if err := unix.MountSetattr(src, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &attr); err != nil {
+			return err
+		}
+	}
+	dst, err := openIn(tree, m.Destination, true)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(dst)
+	return unix.MoveMount(src, "", dst, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH)
 }
 
 // openRunningRoot opens /proc/<pid>/root of a running container and checks
@@ -349,6 +409,9 @@ func (s *Service) CopyToContainer(ctx context.Context, ref, dstDir string, r io.
 		}
 		// A cp archive is not an image layer: ".wh." names are plain files.
 		_, err = layer.ApplyAt(ctx, fd, r, layer.ApplyOptions{LiteralWhiteouts: true})
+		if errors.Is(err, unix.EROFS) {
+			return errdefs.Forbidden("mounted volume is marked read-only: %s in container %s (%v)", dstDir, ref, err)
+		}
 		return err
 	})
 }

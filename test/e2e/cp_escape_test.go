@@ -175,10 +175,11 @@ func startSwapper(t *testing.T, e *env, name, canary string) {
 }
 
 // Finding 6: `cp FILE c:/dir/` while the container swaps /dir for a
-// symlink to a host directory never writes on the host.
+// symlink to a host directory never writes on the host, and copies out of
+// the swapped directory never read the host.
 func TestCpIntoRacingContainer(t *testing.T) {
 	e := newEnv(t)
-	canary := t.TempDir()
+	canary, secret := hostCanary(t)
 	startSwapper(t, e, "cprace", canary)
 	src := filepath.Join(t.TempDir(), "payload")
 	if err := os.WriteFile(src, []byte("payload\n"), 0o644); err != nil {
@@ -190,7 +191,13 @@ func TestCpIntoRacingContainer(t *testing.T) {
 		if e.run("cp", src, "cprace:/dir/").code == 0 {
 			ok++
 		}
-		assertEmptyDir(t, fmt.Sprintf("cp FILE cprace:/dir/ (attempt %d)", tries+1), canary)
+		assertOnly(t, fmt.Sprintf("cp FILE cprace:/dir/ (attempt %d)", tries+1), canary, secret)
+		if tries%4 == 0 {
+			for _, from := range []string{"cprace:/dir/", "cprace:/dir/sub", "cprace:/dir/."} {
+				r := e.run("cp", from, "-")
+				assertNoSecret(t, "cp "+from+" -", "", r.stdout, secret)
+			}
+		}
 	}
 	t.Logf("%d copies, %d succeeded (the others met /dir as a dangling in-root link)", tries, ok)
 	if e.inspect("cprace", "{{.State.Running}}") != "true" {
@@ -198,14 +205,31 @@ func TestCpIntoRacingContainer(t *testing.T) {
 	}
 }
 
+// assertOnly fails unless dir holds exactly the file named only.
+func assertOnly(t *testing.T, what, dir, only string) {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if e.Name() != only {
+			t.Fatalf("%s wrote on the host: %s holds %s", what, dir, e.Name())
+		}
+	}
+}
+
 // Finding 6: a trailing-slash destination that is a symlink is followed
 // inside the container's root (where docker writes), never on the host.
 func TestCpTrailingSlashLink(t *testing.T) {
 	e := newEnv(t)
-	canary := t.TempDir()
+	canary, other := t.TempDir(), t.TempDir()
 	rel := dotdotLink(canary)
-	// Restartable: the test starts it again after stopping it.
-	script := fmt.Sprintf("test -e /ready || { ln -s %s /dir && ln -s %s /dir2 && mkdir -p %s && touch /ready; }; exec sleep 1000", canary, rel, canary)
+	// /dir and /dir2 lead to the canary's path, which exists in the
+	// container too; /dir3 to a file in the container, /dir4 to the host
+	// canary only. Restartable: the test starts it again after stopping it.
+	script := fmt.Sprintf("test -e /ready || { ln -s %s /dir && ln -s %s /dir2 && mkdir -p %s && echo keep > /file && ln -s /file /dir3 && ln -s %s /dir4 && touch /ready; }; exec sleep 1000",
+		canary, rel, canary, other)
 	e.must("run", "-d", "--name", "cpslash", "busybox", "sh", "-c", script)
 	eventually(t, 10*time.Second, "the container's links", func() bool {
 		return e.run("exec", "cpslash", "test", "-e", "/ready").code == 0
@@ -222,14 +246,32 @@ func TestCpTrailingSlashLink(t *testing.T) {
 			}
 			assertEmptyDir(t, "cp FILE cpslash:"+dst+" ("+state+")", canary)
 		}
+		// A trailing slash asserts a directory: a link to a file, or to a
+		// path that exists on the host only, is an error, and nothing is
+		// written (the issue saw /dir3 replaced by the file).
+		for _, dst := range []string{"/dir3/", "/dir4/"} {
+			r := e.run("cp", src, "cpslash:"+dst)
+			if r.code == 0 {
+				t.Fatalf("cp FILE cpslash:%s (%s) succeeded: it replaced the link", dst, state)
+			}
+			if r.code != 1 || !strings.Contains(r.stderr, "must be a directory") && !strings.Contains(r.stderr, "does not exist") {
+				t.Fatalf("cp FILE cpslash:%s (%s): want exit 1 and docker's message, got %s", dst, state, r)
+			}
+			assertEmptyDir(t, "cp FILE cpslash:"+dst+" ("+state+")", other)
+		}
 	}
 	// The file landed in the link's in-root target, and the links are intact.
 	e.must("start", "cpslash")
 	if out := e.must("exec", "cpslash", "cat", canary+"/payload"); out != "payload\n" {
 		t.Fatalf("in-root target: %q", out)
 	}
-	if out := e.must("exec", "cpslash", "readlink", "/dir"); strings.TrimSpace(out) != canary {
-		t.Fatalf("cp replaced the link /dir: %q", out)
+	for l, want := range map[string]string{"/dir": canary, "/dir3": "/file"} {
+		if out := e.must("exec", "cpslash", "readlink", l); strings.TrimSpace(out) != want {
+			t.Fatalf("cp replaced the link %s: %q", l, out)
+		}
+	}
+	if out := e.must("exec", "cpslash", "cat", "/file"); out != "keep\n" {
+		t.Fatalf("cp wrote through /dir3/ onto /file: %q", out)
 	}
 }
 
@@ -274,4 +316,45 @@ func TestExportDiffCommitRacingSwap(t *testing.T) {
 		t.Fatalf("the committed image holds host files: %q", out)
 	}
 	t.Logf("%d exports and diffs under the swap", tries)
+}
+
+// cp sees a container's volumes and binds, running or stopped, as docker
+// cp does, and a read-only bind stays read-only.
+func TestCpSeesVolumes(t *testing.T) {
+	e := newEnv(t)
+	bind := t.TempDir()
+	os.WriteFile(filepath.Join(bind, "bound"), []byte("bound\n"), 0o644)
+	e.must("run", "-d", "--name", "cpvol", "-v", "cpvol-data:/data", "-v", bind+":/data/ro:ro", "busybox",
+		"sh", "-c", "test -e /data/inside || echo inside > /data/inside; exec sleep 1000")
+	eventually(t, 10*time.Second, "the volume's file", func() bool {
+		return e.run("exec", "cpvol", "test", "-e", "/data/inside").code == 0
+	})
+	src := filepath.Join(t.TempDir(), "payload")
+	os.WriteFile(src, []byte("payload\n"), 0o644)
+	for _, state := range []string{"running", "stopped"} {
+		if state == "stopped" {
+			e.must("stop", "-t", "0", "cpvol")
+		}
+		r := e.run("cp", "cpvol:/data", "-")
+		if r.code != 0 {
+			t.Fatalf("cp cpvol:/data - (%s): %s", state, r)
+		}
+		var names []string
+		for _, h := range tarHeaders(t, r.stdout) {
+			names = append(names, h.Name)
+		}
+		list := strings.Join(names, "\n")
+		if !strings.Contains(list, "data/inside") || !strings.Contains(list, "data/ro/bound") {
+			t.Fatalf("cp cpvol:/data - (%s) misses the volume or the bind:\n%s", state, list)
+		}
+		e.must("cp", src, "cpvol:/data/payload-"+state)
+		if r := e.run("cp", src, "cpvol:/data/ro/"); r.code != 1 || !strings.Contains(r.stderr, "read-only") {
+			t.Fatalf("cp into a read-only bind (%s): %s", state, r)
+		}
+		assertNoSecret(t, "cp into a read-only bind", bind, "", "payload")
+	}
+	e.must("start", "cpvol")
+	if out := e.must("exec", "cpvol", "cat", "/data/payload-running", "/data/payload-stopped"); out != "payload\npayload\n" {
+		t.Fatalf("files copied into the volume: %q", out)
+	}
 }
