@@ -246,6 +246,9 @@ func (a *app) copyToContainer(ctx context.Context, src, ref, dst string, opts co
 	// Like docker, a destination that is a symlink is followed, inside
 	// the container's root.
 	dstInfo, err := e.Containers.StatInContainer(ctx, ref, dst, true)
+	if err == nil && dstInfo.LinkTarget != "" && !dstInfo.IsDir() && !strings.HasSuffix(dst, "/") && !strings.HasSuffix(dst, "/.") {
+		dst = dstInfo.LinkTarget // a file: written where the link leads
+	}
 	switch {
 	case err == nil && dstInfo.IsDir():
 	case err == nil && (strings.HasSuffix(dst, "/") || strings.HasSuffix(dst, "/.")):

@@ -416,25 +416,74 @@ func (s *Service) CopyToContainer(ctx context.Context, ref, dstDir string, r io.
 	})
 }
 
+// PathStat is what StatInContainer reports: the file a path leads to and,
+// when the path itself is a symlink, the in-root path its chain of links
+// ends at (docker's LinkTarget).
+type PathStat struct {
+	fs.FileInfo
+	LinkTarget string
+}
+
 // StatInContainer reports on path inside the container (for cp's rules),
 // following a final symlink (inside the container's root) if follow or if
 // the path ends in "/" or "/.".
-func (s *Service) StatInContainer(ctx context.Context, ref, p string, follow bool) (fs.FileInfo, error) {
+func (s *Service) StatInContainer(ctx context.Context, ref, p string, follow bool) (*PathStat, error) {
 	c, err := s.Get(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
-	var info fs.FileInfo
+	var ps *PathStat
 	err = s.withRoot(ctx, c, true, func(rootfd int) error {
-		fd, st, err := statIn(rootfd, p, ref, follow || followsTrailing(p))
+		follow := follow || followsTrailing(p)
+		fd, st, err := statIn(rootfd, p, ref, follow)
 		if err != nil {
 			return err
 		}
 		unix.Close(fd)
-		info = statInfo{name: path.Base(path.Clean("/" + p)), st: *st}
-		return nil
+		ps = &PathStat{FileInfo: statInfo{name: path.Base(path.Clean("/" + p)), st: *st}}
+		if follow {
+			ps.LinkTarget, err = linkTarget(rootfd, p)
+		}
+		return err
 	})
-	return info, err
+	return ps, err
+}
+
+// linkTarget follows the chain of symlinks at p's last component, inside
+// the root, and returns the in-root path it ends at ("" if p is no
+// symlink). Relative targets are joined lexically, as docker's client
+// does; every step is resolved again inside the root, so the string never
+// reaches the host.
+func linkTarget(rootfd int, p string) (string, error) {
+	cur := path.Clean("/" + p)
+	for range 40 {
+		fd, err := openIn(rootfd, cur, false)
+		if err != nil {
+			return cur, nil // dangling: the path the chain names
+		}
+		var st unix.Stat_t
+		err = unix.Fstatat(fd, "", &st, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW)
+		if err != nil || st.Mode&unix.S_IFMT != unix.S_IFLNK {
+			unix.Close(fd)
+			if cur == path.Clean("/"+p) {
+				return "", err
+			}
+			return cur, err
+		}
+		buf := make([]byte, unix.PathMax)
+		n, err := unix.Readlinkat(fd, "", buf)
+		unix.Close(fd)
+		if err != nil {
+			return "", err
+		}
+		target := string(buf[:n])
+		if path.IsAbs(target) {
+			cur = path.Clean(target)
+		} else {
+			cur = path.Join(path.Dir(cur), target)
+		}
+	}
+	return "", unix.ELOOP
 }
 
 // statInfo is an fs.FileInfo of a unix.Stat_t.

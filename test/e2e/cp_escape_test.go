@@ -273,6 +273,12 @@ func TestCpTrailingSlashLink(t *testing.T) {
 	if out := e.must("exec", "cpslash", "cat", "/file"); out != "keep\n" {
 		t.Fatalf("cp wrote through /dir3/ onto /file: %q", out)
 	}
+	// Without the slash, a link to a file is written through, inside the
+	// container, as docker does; the link stays.
+	e.must("cp", src, "cpslash:/dir3")
+	if out := e.must("exec", "cpslash", "sh", "-c", "cat /file; readlink /dir3"); out != "payload\n/file\n" {
+		t.Fatalf("cp FILE cpslash:/dir3: %q", out)
+	}
 }
 
 // export, diff and commit walk a running container's files by
