@@ -101,6 +101,9 @@ type tarWalker struct {
 	buf     []byte
 	// rootOwner writes every entry as owned by uid/gid 0 (`cp` without -a).
 	rootOwner bool
+	// noKernelFS writes directories of kernel filesystems (proc, sysfs...)
+	// without their contents.
+	noKernelFS bool
 }
 
 func newTarWalker(ctx context.Context, w io.Writer, overlay bool) *tarWalker {
@@ -226,6 +229,10 @@ func (t *tarWalker) entry(dirfd int, rel string, c child) error {
 		if err := t.dir(fd, name); err != nil {
 			unix.Close(fd)
 			return err
+		}
+		if t.noKernelFS && isKernelFS(fd) {
+			unix.Close(fd)
+			return nil
 		}
 		return t.walkDir(fd, name)
 

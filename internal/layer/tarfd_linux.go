@@ -33,9 +33,15 @@ type TarOptions struct {
 // WriteTar does), and a regular file is reopened through its descriptor.
 // So a container swapping a directory for a symlink while it is read
 // cannot make WriteTarFD read anything outside the tree it was given.
+//
+// Directories of kernel filesystems (a running container's /proc, /sys,
+// /dev/pts, cgroups...) are written without their contents, which are no
+// files of the container: docker's cp shows them as the empty mount points
+// they are in the image.
 func WriteTarFD(ctx context.Context, w io.Writer, fd int, opts TarOptions) error {
 	t := newTarWalker(ctx, w, false)
 	t.rootOwner = opts.RootOwner
+	t.noKernelFS = true
 	defer t.close()
 	var st unix.Stat_t
 	if err := unix.Fstatat(fd, "", &st, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW); err != nil {
@@ -52,6 +58,10 @@ func WriteTarFD(ctx context.Context, w io.Writer, fd int, opts TarOptions) error
 				unix.Close(dfd)
 				return err
 			}
+		}
+		if isKernelFS(dfd) {
+			unix.Close(dfd)
+			return t.finish()
 		}
 		if err := t.walkDir(dfd, name); err != nil {
 			return err
@@ -213,6 +223,26 @@ func (cw *changeWalker) inLower(rel string) bool {
 			unix.Close(fd)
 			return true
 		}
+	}
+	return false
+}
+
+// mqueueMagic is the mqueue filesystem's magic (not in x/sys).
+const mqueueMagic = 0x19800202
+
+// isKernelFS tells whether the directory open as fd is on a filesystem of
+// kernel objects rather than files (procfs, sysfs, cgroupfs, devpts...).
+func isKernelFS(fd int) bool {
+	var fs unix.Statfs_t
+	if err := unix.Fstatfs(fd, &fs); err != nil {
+		return false
+	}
+	switch int64(fs.Type) {
+	case unix.PROC_SUPER_MAGIC, unix.SYSFS_MAGIC, unix.CGROUP_SUPER_MAGIC, unix.CGROUP2_SUPER_MAGIC,
+		unix.DEVPTS_SUPER_MAGIC, mqueueMagic, unix.SECURITYFS_MAGIC, unix.DEBUGFS_MAGIC,
+		unix.TRACEFS_MAGIC, unix.BPF_FS_MAGIC, unix.NSFS_MAGIC, unix.EFIVARFS_MAGIC,
+		unix.PSTOREFS_MAGIC, unix.SELINUX_MAGIC, unix.BINFMTFS_MAGIC:
+		return true
 	}
 	return false
 }
