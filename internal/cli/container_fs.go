@@ -226,22 +226,25 @@ func (a *app) copyToContainer(ctx context.Context, src, ref, dst string, opts co
 	if src == "-" {
 		return e.Containers.CopyToContainer(ctx, ref, dst, a.stdin)
 	}
+	// The top entry keeps the name given (a followed link's, not its
+	// target's); "SRC/." copies the contents only.
+	dstDir, name := dst, filepath.Base(filepath.Clean(src))
+	if strings.HasSuffix(src, "/.") {
+		name = ""
+	}
+	follow := opts.FollowLink || strings.HasSuffix(src, "/") || strings.HasSuffix(src, "/.")
 	stat := os.Lstat
-	if opts.FollowLink {
+	if follow {
 		stat = os.Stat
 	}
 	srcInfo, err := stat(src)
 	if err != nil {
 		return errdefs.InvalidArgument("could not find the file %s", src)
 	}
-	if opts.FollowLink {
+	if follow {
 		if src, err = filepath.EvalSymlinks(src); err != nil {
 			return err
 		}
-	}
-	dstDir, name := dst, filepath.Base(filepath.Clean(src))
-	if strings.HasSuffix(src, "/.") {
-		name = ""
 	}
 	// Like docker, a destination that is a symlink is followed, inside
 	// the container's root.
