@@ -3,6 +3,7 @@ package cli
 import (
 	"archive/tar"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -112,21 +113,35 @@ func (a *app) cpCommand() *cobra.Command {
 			ctx := cmd.Context()
 			srcCtr, srcPath := splitCpArg(args[0])
 			dstCtr, dstPath := splitCpArg(args[1])
+			var err error
 			switch {
 			case srcCtr != "" && dstCtr != "":
-				return errdefs.InvalidArgument("copying between containers is not supported")
+				err = errdefs.InvalidArgument("copying between containers is not supported")
 			case srcCtr == "" && dstCtr == "":
-				return errdefs.InvalidArgument("must specify at least one container source")
+				err = errdefs.InvalidArgument("must specify at least one container source")
 			case srcCtr != "":
-				return a.copyFromContainer(ctx, srcCtr, srcPath, dstPath, opts)
+				err = a.copyFromContainer(ctx, srcCtr, srcPath, dstPath, opts)
+			default:
+				err = a.copyToContainer(ctx, srcPath, dstCtr, dstPath, opts)
 			}
-			return a.copyToContainer(ctx, srcPath, dstCtr, dstPath, opts)
+			return cpExit(a, err)
 		},
 	}
 	cmd.Flags().BoolVarP(&opts.Archive, "archive", "a", false, "Archive mode (copy all uid/gid information)")
 	cmd.Flags().BoolVarP(&opts.FollowLink, "follow-link", "L", false, "Always follow symbol link in SRC_PATH")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "Suppress progress output during copy")
 	return cmd
+}
+
+// cpExit reports a failed cp as docker's CLI does: the message and exit
+// status 1 (not 125: docker cp has no engine/command distinction).
+func cpExit(a *app, err error) error {
+	var st *errdefs.ExitStatus
+	if err == nil || errors.As(err, &st) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	fmt.Fprintf(a.stderr, "Error: %s\n", err)
+	return &errdefs.ExitStatus{Code: 1}
 }
 
 // splitCpArg splits "container:path"; a local path starting with / or . is
@@ -150,7 +165,7 @@ func (a *app) copyFromContainer(ctx context.Context, ref, src, dst string, opts 
 		_, err := e.Containers.CopyFromContainer(ctx, ref, src, opts, a.stdout)
 		return err
 	}
-	srcInfo, err := e.Containers.StatInContainer(ctx, ref, src)
+	srcInfo, err := e.Containers.StatInContainer(ctx, ref, src, opts.FollowLink)
 	if err != nil {
 		return err
 	}
@@ -211,26 +226,37 @@ func (a *app) copyToContainer(ctx context.Context, src, ref, dst string, opts co
 	if src == "-" {
 		return e.Containers.CopyToContainer(ctx, ref, dst, a.stdin)
 	}
+	// The top entry keeps the name given (a followed link's, not its
+	// target's); "SRC/." copies the contents only.
+	dstDir, name := dst, filepath.Base(filepath.Clean(src))
+	if strings.HasSuffix(src, "/.") {
+		name = ""
+	}
+	follow := opts.FollowLink || strings.HasSuffix(src, "/") || strings.HasSuffix(src, "/.")
 	stat := os.Lstat
-	if opts.FollowLink {
+	if follow {
 		stat = os.Stat
 	}
 	srcInfo, err := stat(src)
 	if err != nil {
 		return errdefs.InvalidArgument("could not find the file %s", src)
 	}
-	if opts.FollowLink {
+	if follow {
 		if src, err = filepath.EvalSymlinks(src); err != nil {
 			return err
 		}
 	}
-	dstDir, name := dst, filepath.Base(filepath.Clean(src))
-	if strings.HasSuffix(src, "/.") {
-		name = ""
+	// Like docker, a destination that is a symlink is followed, inside
+	// the container's root.
+	dstInfo, err := e.Containers.StatInContainer(ctx, ref, dst, true)
+	if err == nil && dstInfo.LinkTarget != "" && !dstInfo.IsDir() && !strings.HasSuffix(dst, "/") && !strings.HasSuffix(dst, "/.") {
+		dst = dstInfo.LinkTarget // a file: written where the link leads
 	}
-	dstInfo, err := e.Containers.StatInContainer(ctx, ref, dst)
 	switch {
 	case err == nil && dstInfo.IsDir():
+	case err == nil && (strings.HasSuffix(dst, "/") || strings.HasSuffix(dst, "/.")):
+		// A trailing slash asserts a directory: never replace what is there.
+		return errdefs.InvalidArgument("destination \"%s:%s\" must be a directory", ref, dst)
 	case err == nil && srcInfo.IsDir():
 		return errdefs.InvalidArgument("cannot copy a directory to a file: %s", dst)
 	case err != nil && !errdefs.IsNotFound(err):

@@ -1,20 +1,19 @@
 package container
 
 import (
-	"archive/tar"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
+	"path"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
-	securejoin "github.com/cyphar/filepath-securejoin"
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/digest"
 	"github.com/berth-dev/berth/internal/errdefs"
@@ -23,25 +22,194 @@ import (
 	"github.com/berth-dev/berth/internal/snapshot"
 )
 
-// withRootfs calls fn with a path at which the container's filesystem can
-// be read and written: the running container's own root (volumes included)
-// or, for a stopped one, its layers mounted for the duration of fn.
-func (s *Service) withRootfs(ctx context.Context, c *Container, fn func(root string) error) error {
-	if c.State.Running && c.State.Pid > 0 {
-		return fn(fmt.Sprintf("/proc/%d/root", c.State.Pid))
+// withRoot calls fn with an O_PATH descriptor of the container's root
+// directory. With volumes, a running container's root is its own, as its
+// processes see it (/proc/<pid>/root: its volumes, binds and tmpfs mounts
+// included, as `docker cp` sees them); otherwise it is the overlay of its
+// layers, mounted for the duration of fn if the container is stopped.
+// Everything below the descriptor must be resolved relative to it (see
+// openIn), never as a path string: the container owns that tree.
+func (s *Service) withRoot(ctx context.Context, c *Container, volumes bool, fn func(rootfd int) error) error {
+	if volumes && c.State.Running && c.State.Pid > 0 {
+		fd, err := s.openRunningRoot(c)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		return fn(fd)
 	}
 	target := s.RootfsDir(c.ID)
-	if mounted, _ := snapshot.IsMountPoint(target); mounted {
-		return fn(target)
+	if mounted, _ := snapshot.IsMountPoint(target); !mounted {
+		if err := os.MkdirAll(s.BundleDir(c.ID), 0o700); err != nil {
+			return err
+		}
+		if err := s.snaps.Mount(c.ID, c.chainIDs(), target); err != nil {
+			return err
+		}
+		defer snapshot.Unmount(target)
 	}
-	if err := os.MkdirAll(s.BundleDir(c.ID), 0o700); err != nil {
+	if volumes {
+		// A stopped container's volumes and binds, as docker cp shows them,
+		// on a private copy of its root that no other process sees.
+		if fd, err := withMounts(target, c.Mounts); err == nil {
+			defer unix.Close(fd)
+			return fn(fd)
+		}
+		// Kernels before 6.15 cannot mount on a detached tree: the
+		// layers alone, as before.
+	}
+	fd, err := unix.Open(target, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open the root filesystem of container %s: %w", c.ShortName(), err)
+	}
+	defer unix.Close(fd)
+	return fn(fd)
+}
+
+// withMounts returns a detached clone of the mount at root (open_tree),
+// with the container's volumes and binds mounted on it at their in-root
+// destinations: each destination is resolved inside the clone (openIn) and
+// mounted on through its descriptor (move_mount), never by path, and a
+// read-only mount stays read-only. The tree vanishes when the returned
+// descriptor is closed; nothing is mounted in berth's mount namespace.
+func withMounts(root string, mounts []MountInfo) (int, error) {
+	tree, err := unix.OpenTree(unix.AT_FDCWD, root, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if err != nil {
+		return -1, err
+	}
+	// Parents before children, as the runtime mounts them.
+	ms := append([]MountInfo(nil), mounts...)
+	sort.SliceStable(ms, func(i, j int) bool {
+		return strings.Count(path.Clean(ms[i].Destination), "/") < strings.Count(path.Clean(ms[j].Destination), "/")
+	})
+	for _, m := range ms {
+		if m.Type != "bind" && m.Type != "volume" {
+			continue // tmpfs: nothing survives the container's stop
+		}
+		if err := attachAt(tree, m); err != nil {
+			unix.Close(tree)
+			return -1, fmt.Errorf("mount %s at %s: %w", m.Source, m.Destination, err)
+		}
+	}
+	return tree, nil
+}
+
+// attachAt mounts a clone of m's source on m's destination inside tree.
+func attachAt(tree int, m MountInfo) error {
+	src, err := unix.OpenTree(unix.AT_FDCWD, m.Source, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+	if err != nil {
 		return err
 	}
-	if err := s.snaps.Mount(c.ID, c.chainIDs(), target); err != nil {
+	defer unix.Close(src)
+	if !m.RW {
+		attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
+		if err := unix.MountSetattr(src, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &attr); err != nil {
+			return err
+		}
+	}
+	dst, err := openIn(tree, m.Destination, true)
+	if err != nil {
 		return err
 	}
-	defer snapshot.Unmount(target)
-	return fn(target)
+	defer unix.Close(dst)
+	return unix.MoveMount(src, "", dst, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH)
+}
+
+// openRunningRoot opens /proc/<pid>/root of a running container and checks
+// that it is the root of that container's overlay: the pid may have been
+// reused by a host process since the record was read, and a host root must
+// never be taken for the container's.
+func (s *Service) openRunningRoot(c *Container) (int, error) {
+	fd, err := unix.Open(fmt.Sprintf("/proc/%d/root", c.State.Pid), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, errdefs.Conflict("container %s is not running any more (%v); try again", c.ShortName(), err)
+	}
+	var got, want unix.Stat_t
+	if err := unix.Fstat(fd, &got); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	if err := unix.Stat(s.RootfsDir(c.ID), &want); err != nil || got.Dev != want.Dev || got.Ino != want.Ino {
+		unix.Close(fd)
+		return -1, errdefs.Conflict("container %s is not running any more; try again", c.ShortName())
+	}
+	return fd, nil
+}
+
+// openIn opens p inside the root open as rootfd and returns an O_PATH
+// descriptor. Every symlink on the way, absolute or climbing with "..", is
+// resolved as if rootfd were "/" (openat2 RESOLVE_IN_ROOT), /proc's magic
+// links are refused, and the last component is followed only if follow: an
+// unfollowed symlink is returned as itself. Errors are the kernel's.
+func openIn(rootfd int, p string, follow bool) (int, error) {
+	clean := path.Clean("/" + p)
+	flags := uint64(unix.O_PATH | unix.O_CLOEXEC)
+	if !follow {
+		flags |= unix.O_NOFOLLOW
+	}
+	how := unix.OpenHow{Flags: flags, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
+	for range 16 {
+		fd, err := unix.Openat2(rootfd, "."+clean, &how)
+		switch err {
+		case unix.EAGAIN, unix.EINTR:
+			continue // a rename somewhere in the container meanwhile
+		case unix.ENOSYS:
+			return openInFallback(rootfd, clean, follow)
+		}
+		return fd, err
+	}
+	return -1, unix.EAGAIN
+}
+
+// openInFallback is openIn for kernels without openat2 (before 5.6):
+// securejoin's pathrs-lite walks the path one descriptor at a time.
+func openInFallback(rootfd int, clean string, follow bool) (int, error) {
+	dup, err := unix.FcntlInt(uintptr(rootfd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	root := os.NewFile(uintptr(dup), "/")
+	defer root.Close()
+	if follow || clean == "/" {
+		f, err := pathrs.OpenatInRoot(root, clean)
+		if err != nil {
+			return -1, errnoOf(err)
+		}
+		defer f.Close()
+		return unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	}
+	dir, err := pathrs.OpenatInRoot(root, path.Dir(clean))
+	if err != nil {
+		return -1, errnoOf(err)
+	}
+	defer dir.Close()
+	return unix.Openat(int(dir.Fd()), path.Base(clean), unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+}
+
+func errnoOf(err error) error {
+	var errno unix.Errno
+	if errors.As(err, &errno) {
+		return errno
+	}
+	return err
+}
+
+// statIn is openIn plus an fstat; errors are docker's: a missing path is
+// "Could not find the file ... in container ...".
+func statIn(rootfd int, p, ref string, follow bool) (int, *unix.Stat_t, error) {
+	fd, err := openIn(rootfd, p, follow)
+	if err == unix.ENOENT || err == unix.ENOTDIR {
+		return -1, nil, errdefs.NotFound("Could not find the file %s in container %s", p, ref)
+	}
+	if err != nil {
+		return -1, nil, fmt.Errorf("open %s in container %s: %w", p, ref, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstatat(fd, "", &st, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		unix.Close(fd)
+		return -1, nil, err
+	}
+	return fd, &st, nil
 }
 
 func (c *Container) chainIDs() []digest.Digest {
@@ -58,70 +226,28 @@ func (s *Service) Export(ctx context.Context, ref string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return s.withRootfs(ctx, c, func(root string) error {
-		if c.State.Running {
-			// The overlay mount, not /proc/<pid>/root: export leaves volumes out.
-			root = s.RootfsDir(c.ID)
-		}
-		return layer.WriteTar(ctx, w, root)
+	// The overlay, not /proc/<pid>/root: export leaves volumes out.
+	return s.withRoot(ctx, c, false, func(rootfd int) error {
+		return layer.WriteTarFD(ctx, w, rootfd, layer.TarOptions{})
 	})
 }
 
 // Change is one line of `docker diff`.
-type Change struct {
-	Kind string // "A", "C", "D"
-	Path string
-}
+type Change = layer.Change
 
-// Changes lists what the container changed relative to its image.
+// Changes lists what the container changed relative to its image. The
+// upper dir of a running container is walked by descriptors: a directory
+// it swaps for a symlink meanwhile is never listed through.
 func (s *Service) Changes(ctx context.Context, ref string) ([]Change, error) {
 	c, err := s.Get(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
-	upper := s.snaps.UpperDir(c.ID)
-	lowers := c.chainIDs()
-	inLower := func(rel string) bool {
-		if _, err := os.Lstat(filepath.Join(s.snaps.InitDir(c.ID), rel)); err == nil {
-			return true
-		}
-		for _, ch := range lowers {
-			if _, err := os.Lstat(filepath.Join(s.snaps.Dir(ch), rel)); err == nil {
-				return true
-			}
-		}
-		return false
+	lowers := []string{s.snaps.InitDir(c.ID)}
+	for _, ch := range c.chainIDs() {
+		lowers = append(lowers, s.snaps.Dir(ch))
 	}
-	var out []Change
-	err = filepath.WalkDir(upper, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(upper, p)
-		if rel == "." {
-			return nil
-		}
-		path := "/" + rel
-		info, err := d.Info()
-		if err != nil {
-			return nil
-		}
-		if st, ok := info.Sys().(*syscall.Stat_t); ok && info.Mode()&fs.ModeCharDevice != 0 && st.Rdev == 0 {
-			out = append(out, Change{"D", path}) // an overlay whiteout
-			return nil
-		}
-		if inLower(rel) {
-			out = append(out, Change{"C", path})
-		} else {
-			out = append(out, Change{"A", path})
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
-	return out, nil
+	return layer.Changes(ctx, s.snaps.UpperDir(c.ID), lowers)
 }
 
 // CommitOptions are `commit` flags.
@@ -224,30 +350,46 @@ type CopyOptions struct {
 	FollowLink bool // -L: copy what a source symlink points to
 }
 
-// CopyFromContainer writes a tar of the container's srcPath (its base name
-// as the top entry, or its contents when srcPath ends in "/.") to w.
+// CopyFromContainer writes a tar of the container's srcPath to w: its base
+// name as the top entry, or a directory's contents when srcPath ends in
+// "/.". A symlink is archived as the link it is (docker's semantics), and
+// followed, inside the container's root, only with FollowLink or a
+// trailing "/" or "/.".
 func (s *Service) CopyFromContainer(ctx context.Context, ref, srcPath string, opts CopyOptions, w io.Writer) (isDir bool, err error) {
 	c, err := s.Get(ctx, ref)
 	if err != nil {
 		return false, err
 	}
-	err = s.withRootfs(ctx, c, func(root string) error {
-		p, info, err := resolveIn(root, srcPath, opts.FollowLink)
+	err = s.withRoot(ctx, c, true, func(rootfd int) error {
+		fd, st, err := statIn(rootfd, srcPath, ref, opts.FollowLink || followsTrailing(srcPath))
 		if err != nil {
 			return err
 		}
-		isDir = info.IsDir()
-		name := filepath.Base(filepath.Clean("/" + srcPath))
-		if strings.HasSuffix(srcPath, "/.") {
+		defer unix.Close(fd)
+		isDir = st.Mode&unix.S_IFMT == unix.S_IFDIR
+		if !isDir && followsTrailing(srcPath) {
+			return errdefs.InvalidArgument("%s is not a directory in container %s", srcPath, ref)
+		}
+		name := path.Base(path.Clean("/" + srcPath))
+		if strings.HasSuffix(srcPath, "/.") || name == "/" {
 			name = ""
 		}
-		return renamedTar(ctx, w, p, name, !opts.Archive)
+		return layer.WriteTarFD(ctx, w, fd, layer.TarOptions{Name: name, RootOwner: !opts.Archive})
 	})
 	return isDir, err
 }
 
-// CopyToContainer extracts the tar r into the container directory dstDir,
-// refusing anything that would land outside the container.
+// followsTrailing tells a path that names a directory by its form ("dir/",
+// "dir/."), which resolves a final symlink, as docker does.
+func followsTrailing(p string) bool {
+	return strings.HasSuffix(p, "/") || strings.HasSuffix(p, "/.")
+}
+
+// CopyToContainer extracts the tar r into the container directory dstDir.
+// dstDir is resolved once inside the container's root (symlinks included,
+// as docker follows them, but never out of the root); the extraction then
+// happens relative to that directory's descriptor and never goes through a
+// symlink, so a container racing the copy cannot redirect it.
 func (s *Service) CopyToContainer(ctx context.Context, ref, dstDir string, r io.Reader) error {
 	c, err := s.Get(ctx, ref)
 	if err != nil {
@@ -256,123 +398,133 @@ func (s *Service) CopyToContainer(ctx context.Context, ref, dstDir string, r io.
 	if c.HostConfig.ReadonlyRootfs {
 		return errdefs.Forbidden("container rootfs is marked read-only")
 	}
-	return s.withRootfs(ctx, c, func(root string) error {
-		p, info, err := resolveIn(root, dstDir, true)
+	return s.withRoot(ctx, c, true, func(rootfd int) error {
+		fd, st, err := statIn(rootfd, dstDir, ref, true)
 		if err != nil {
 			return err
 		}
-		if !info.IsDir() {
+		defer unix.Close(fd)
+		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
 			return errdefs.InvalidArgument("extraction point is not a directory: %s", dstDir)
 		}
 		// A cp archive is not an image layer: ".wh." names are plain files.
-		_, err = layer.ApplyWithOptions(ctx, p, r, layer.ApplyOptions{LiteralWhiteouts: true})
+		_, err = layer.ApplyAt(ctx, fd, r, layer.ApplyOptions{LiteralWhiteouts: true})
+		if errors.Is(err, unix.EROFS) {
+			return errdefs.Forbidden("mounted volume is marked read-only: %s in container %s (%v)", dstDir, ref, err)
+		}
 		return err
 	})
 }
 
-// StatInContainer reports on path inside the container (for cp's rules).
-func (s *Service) StatInContainer(ctx context.Context, ref, path string) (fs.FileInfo, error) {
+// PathStat is what StatInContainer reports: the file a path leads to and,
+// when the path itself is a symlink, the in-root path its chain of links
+// ends at (docker's LinkTarget).
+type PathStat struct {
+	fs.FileInfo
+	LinkTarget string
+}
+
+// StatInContainer reports on path inside the container (for cp's rules),
+// following a final symlink (inside the container's root) if follow or if
+// the path ends in "/" or "/.".
+func (s *Service) StatInContainer(ctx context.Context, ref, p string, follow bool) (*PathStat, error) {
 	c, err := s.Get(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
-	var info fs.FileInfo
-	err = s.withRootfs(ctx, c, func(root string) error {
-		_, info, err = resolveIn(root, path, true)
+	var ps *PathStat
+	err = s.withRoot(ctx, c, true, func(rootfd int) error {
+		follow := follow || followsTrailing(p)
+		fd, st, err := statIn(rootfd, p, ref, follow)
+		if err != nil {
+			return err
+		}
+		unix.Close(fd)
+		ps = &PathStat{FileInfo: statInfo{name: path.Base(path.Clean("/" + p)), st: *st}}
+		if follow {
+			ps.LinkTarget, err = linkTarget(rootfd, p)
+		}
 		return err
 	})
-	return info, err
+	return ps, err
 }
 
-// resolveIn resolves path inside root, symlinks included, never leaving root.
-func resolveIn(root, path string, follow bool) (string, fs.FileInfo, error) {
-	clean := filepath.Clean("/" + path)
-	dir, err := securejoin.SecureJoin(root, filepath.Dir(clean))
-	if err != nil {
-		return "", nil, err
-	}
-	p := filepath.Join(dir, filepath.Base(clean))
-	if clean == "/" {
-		p = root
-	}
-	info, err := os.Lstat(p)
-	if err == nil && follow && info.Mode()&fs.ModeSymlink != 0 {
-		if p, err = securejoin.SecureJoin(root, clean); err == nil {
-			info, err = os.Lstat(p)
+// linkTarget follows the chain of symlinks at p's last component, inside
+// the root, and returns the in-root path it ends at ("" if p is no
+// symlink). Relative targets are joined lexically, as docker's client
+// does; every step is resolved again inside the root, so the string never
+// reaches the host.
+func linkTarget(rootfd int, p string) (string, error) {
+	cur := path.Clean("/" + p)
+	for range 40 {
+		fd, err := openIn(rootfd, cur, false)
+		if err != nil {
+			return cur, nil // dangling: the path the chain names
 		}
-	}
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return "", nil, errdefs.NotFound("Could not find the file %s in container", path)
-		}
-		return "", nil, err
-	}
-	return p, info, nil
-}
-
-// renamedTar writes a tar of src whose top entry is called name ("" puts a
-// directory's contents at the top), optionally owned by root.
-func renamedTar(ctx context.Context, w io.Writer, src, name string, toRoot bool) error {
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(layer.WriteTar(ctx, pw, src)) }()
-	defer pr.Close()
-	info, err := os.Lstat(src)
-	if err != nil {
-		return err
-	}
-	tr := tar.NewReader(pr)
-	tw := tar.NewWriter(w)
-	rename := func(n string) string {
-		if !info.IsDir() {
-			if n == filepath.Base(src) {
-				return name
+		var st unix.Stat_t
+		err = unix.Fstatat(fd, "", &st, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW)
+		if err != nil || st.Mode&unix.S_IFMT != unix.S_IFLNK {
+			unix.Close(fd)
+			if cur == path.Clean("/"+p) {
+				return "", err
 			}
-			return n
+			return cur, err
 		}
-		if name == "" {
-			return n
-		}
-		return name + "/" + n
-	}
-	if info.IsDir() && name != "" {
-		hdr, err := tar.FileInfoHeader(info, "")
+		buf := make([]byte, unix.PathMax)
+		n, err := unix.Readlinkat(fd, "", buf)
+		unix.Close(fd)
 		if err != nil {
-			return err
+			return "", err
 		}
-		hdr.Name = name + "/"
-		if toRoot {
-			hdr.Uid, hdr.Gid, hdr.Uname, hdr.Gname = 0, 0, "", ""
-		}
-		if err := tw.WriteHeader(hdr); err != nil {
-			return err
-		}
-	}
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		hdr.Name = rename(hdr.Name)
-		if hdr.Typeflag == tar.TypeLink {
-			hdr.Linkname = rename(hdr.Linkname)
-		}
-		if toRoot {
-			hdr.Uid, hdr.Gid, hdr.Uname, hdr.Gname = 0, 0, "", ""
-		}
-		if err := tw.WriteHeader(hdr); err != nil {
-			return err
-		}
-		if _, err := io.Copy(tw, tr); err != nil {
-			return err
+		target := string(buf[:n])
+		if path.IsAbs(target) {
+			cur = path.Clean(target)
+		} else {
+			cur = path.Join(path.Dir(cur), target)
 		}
 	}
-	return tw.Close()
+	return "", unix.ELOOP
 }
 
-// TarPath writes a tar of a host path for CopyToContainer, with cp's naming.
+// statInfo is an fs.FileInfo of a unix.Stat_t.
+type statInfo struct {
+	name string
+	st   unix.Stat_t
+}
+
+func (i statInfo) Name() string       { return i.name }
+func (i statInfo) Size() int64        { return i.st.Size }
+func (i statInfo) ModTime() time.Time { return time.Unix(i.st.Mtim.Unix()) }
+func (i statInfo) IsDir() bool        { return i.st.Mode&unix.S_IFMT == unix.S_IFDIR }
+func (i statInfo) Sys() any           { return &i.st }
+func (i statInfo) Mode() fs.FileMode {
+	m := fs.FileMode(i.st.Mode & 0o777)
+	switch i.st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		m |= fs.ModeDir
+	case unix.S_IFLNK:
+		m |= fs.ModeSymlink
+	case unix.S_IFCHR:
+		m |= fs.ModeDevice | fs.ModeCharDevice
+	case unix.S_IFBLK:
+		m |= fs.ModeDevice
+	case unix.S_IFIFO:
+		m |= fs.ModeNamedPipe
+	case unix.S_IFSOCK:
+		m |= fs.ModeSocket
+	}
+	return m
+}
+
+// TarPath writes a tar of a host path for CopyToContainer, with cp's
+// naming: its top entry is called name ("" puts a directory's contents at
+// the top). A symlink is archived as a link; the caller resolves it first
+// for -L.
 func TarPath(ctx context.Context, w io.Writer, src, name string, archive bool) error {
-	return renamedTar(ctx, w, src, name, !archive)
+	fd, err := unix.Open(src, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return errdefs.InvalidArgument("could not find the file %s: %v", src, err)
+	}
+	defer unix.Close(fd)
+	return layer.WriteTarFD(ctx, w, fd, layer.TarOptions{Name: name, RootOwner: !archive})
 }

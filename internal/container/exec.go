@@ -63,7 +63,7 @@ func (s *Service) Exec(ctx context.Context, ref string, opts ExecOptions, stream
 		proc.Cwd = opts.WorkingDir
 	}
 	if opts.User != "" {
-		u, _, err := runtime.ResolveUser(s.RootfsDir(c.ID), opts.User, c.HostConfig.GroupAdd)
+		u, err := s.resolveRunningUser(ctx, c, opts.User)
 		if err != nil {
 			return nil, err
 		}

@@ -77,6 +77,25 @@ func apply(ctx context.Context, root string, r io.Reader, opts ApplyOptions, noO
 	if err != nil {
 		return 0, fmt.Errorf("layer: open root %s: %w", root, err)
 	}
+	return applyFD(ctx, rootfd, r, opts, noOpenat2)
+}
+
+// ApplyAt is ApplyWithOptions into the directory open as dirfd, which the
+// caller keeps (it is not closed). This is the form to use for a directory
+// inside a container: the caller resolves it once, inside the container's
+// root, and nothing of the extraction ever goes through a path string
+// again, so a container that swaps a directory for a symlink meanwhile
+// cannot redirect it.
+func ApplyAt(ctx context.Context, dirfd int, r io.Reader, opts ApplyOptions) (int64, error) {
+	fd, err := unix.Openat(dirfd, ".", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, fmt.Errorf("layer: reopen extraction directory: %w", err)
+	}
+	return applyFD(ctx, fd, r, opts, false)
+}
+
+// applyFD extracts into the directory rootfd, which it closes.
+func applyFD(ctx context.Context, rootfd int, r io.Reader, opts ApplyOptions, noOpenat2 bool) (int64, error) {
 	a := &applier{
 		opts:     opts,
 		fs:       beneath{rootfd: rootfd, noOpenat2: noOpenat2},

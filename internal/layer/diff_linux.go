@@ -99,6 +99,11 @@ type tarWalker struct {
 	lowerFS []*beneath // opened on first use
 	links   map[devIno]string
 	buf     []byte
+	// rootOwner writes every entry as owned by uid/gid 0 (`cp` without -a).
+	rootOwner bool
+	// noKernelFS writes directories of kernel filesystems (proc, sysfs...)
+	// without their contents.
+	noKernelFS bool
 }
 
 func newTarWalker(ctx context.Context, w io.Writer, overlay bool) *tarWalker {
@@ -225,6 +230,10 @@ func (t *tarWalker) entry(dirfd int, rel string, c child) error {
 			unix.Close(fd)
 			return err
 		}
+		if t.noKernelFS && isKernelFS(fd) {
+			unix.Close(fd)
+			return nil
+		}
 		return t.walkDir(fd, name)
 
 	case unix.S_IFREG:
@@ -300,6 +309,12 @@ func (t *tarWalker) regular(dirfd int, name string, c child) error {
 	if err != nil {
 		return skipVanished(name, "open", err)
 	}
+	return t.regularFD(fd, name)
+}
+
+// regularFD writes the regular file open (for reading) as fd, which it
+// closes; anything else than a regular file is skipped.
+func (t *tarWalker) regularFD(fd int, name string) error {
 	f := os.NewFile(uintptr(fd), name)
 	defer f.Close()
 	var st unix.Stat_t
@@ -407,6 +422,9 @@ func (t *tarWalker) header(name string, typ byte, st *unix.Stat_t, xs map[string
 		Gid:      int(st.Gid),
 		ModTime:  time.Unix(st.Mtim.Sec, 0),
 		Format:   tar.FormatPAX,
+	}
+	if t.rootOwner {
+		hdr.Uid, hdr.Gid = 0, 0
 	}
 	for k, v := range xs {
 		if keepXattr(k) {

@@ -1,19 +1,26 @@
 package runtime
 
 import (
-	"errors"
+	"bytes"
+	"fmt"
 	"io"
 	"os"
-	"path/filepath"
+	"path"
 	"slices"
 
-	securejoin "github.com/cyphar/filepath-securejoin"
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"github.com/moby/sys/user"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/errdefs"
 )
+
+// maxUserDB bounds what berth reads of a container's /etc/passwd or
+// /etc/group: the container owns those files, and a multi-gigabyte one must
+// not hold up every `exec -u` and start. Real ones are a few kilobytes;
+// large directory exports stay well below this.
+const maxUserDB = 16 << 20
 
 // ResolveUser resolves a `--user` value ("", "name", "uid", "uid:gid",
 // "name:group", ...) and `--group-add` values against the container's
@@ -27,15 +34,41 @@ import (
 //   - the additional gids start with the primary gid (as in Docker 23+),
 //     followed by the memberships and the --group-add groups.
 //
-// The files are opened inside rootfs with symlinks resolved as if rootfs
-// were "/", so an image cannot make berth read a host file. It also returns
-// the user's home directory ("/" when passwd has none), for HOME.
+// rootfs is the container's root filesystem (see ResolveUserAt). It also
+// returns the user's home directory ("/" when passwd has none), for HOME.
 func ResolveUser(rootfs, spec string, groupAdd []string) (specs.User, string, error) {
-	passwd := openInRoot(rootfs, "/etc/passwd")
-	group := openInRoot(rootfs, "/etc/group")
-	defer closeIf(passwd)
-	defer closeIf(group)
+	rootfd, err := unix.Open(rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		// No root to read: the files are absent, as in a scratch image.
+		return resolveUser(nil, nil, spec, groupAdd)
+	}
+	defer unix.Close(rootfd)
+	return ResolveUserAt(rootfd, spec, groupAdd)
+}
 
+// ResolveUserAt is ResolveUser for the root open as rootfd (any
+// descriptor of the directory, O_PATH is enough). The container owns
+// everything below it: the files are found inside rootfd with every
+// symlink resolved as if rootfd were "/" (openat2 RESOLVE_IN_ROOT), so no
+// link, absolute or climbing with "..", nor a directory swapped for one,
+// makes berth read a host file; and only a regular file of at most
+// maxUserDB bytes is read (a FIFO or device planted there would block
+// berth or act on the host when opened): anything else counts as absent.
+func ResolveUserAt(rootfd int, spec string, groupAdd []string) (specs.User, string, error) {
+	passwd, err := readUserDB(rootfd, "/etc/passwd")
+	if err != nil {
+		return specs.User{}, "", err
+	}
+	group, err := readUserDB(rootfd, "/etc/group")
+	if err != nil {
+		return specs.User{}, "", err
+	}
+	return resolveUser(passwd, group, spec, groupAdd)
+}
+
+// resolveUser does ResolveUser's work on the contents of the two files,
+// nil for an absent one.
+func resolveUser(passwd, group []byte, spec string, groupAdd []string) (specs.User, string, error) {
 	defaults := &user.ExecUser{Uid: 0, Gid: 0, Home: "/"}
 	eu, err := user.GetExecUser(spec, defaults, readerOrNil(passwd), readerOrNil(group))
 	if err != nil {
@@ -43,11 +76,6 @@ func ResolveUser(rootfs, spec string, groupAdd []string) (specs.User, string, er
 	}
 	var added []int
 	if len(groupAdd) > 0 {
-		if group != nil {
-			if _, err := group.Seek(0, io.SeekStart); err != nil {
-				return specs.User{}, "", err
-			}
-		}
 		added, err = user.GetAdditionalGroups(groupAdd, readerOrNil(group))
 		if err != nil {
 			return specs.User{}, "", errdefs.InvalidArgument("--group-add: %w", err)
@@ -68,61 +96,104 @@ func ResolveUser(rootfs, spec string, groupAdd []string) (specs.User, string, er
 	return u, home, nil
 }
 
-// openInRoot opens path for reading as seen from inside root: symlinks,
-// absolute or relative, cannot lead out of root. It returns nil when the
-// file cannot be opened, which callers treat as "absent" (like Docker).
-func openInRoot(root, path string) *os.File {
-	dir, err := os.Open(root)
+// readUserDB returns the contents of the file at p inside rootfd, or nil
+// when there is no regular file there (Docker treats an unreadable file as
+// absent). It errors only when the file is larger than maxUserDB.
+func readUserDB(rootfd int, p string) ([]byte, error) {
+	h, err := openPathInRoot(rootfd, p)
 	if err != nil {
-		return nil
+		return nil, nil
 	}
-	defer dir.Close()
-	// openat2 with RESOLVE_IN_ROOT resolves in the kernel, immune to the
-	// tree changing under us (Linux 5.6+).
-	fd, err := unix.Openat2(int(dir.Fd()), path, &unix.OpenHow{
-		Flags:   unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOCTTY | unix.O_NONBLOCK,
+	defer unix.Close(h)
+	// Judge the inode through the O_PATH descriptor before opening it for
+	// reading: opening a device or FIFO can itself act on the host.
+	var st unix.Stat_t
+	if err := unix.Fstat(h, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, nil
+	}
+	if kernelFile(h) {
+		return nil, nil
+	}
+	if st.Size > maxUserDB {
+		return nil, tooLarge(p)
+	}
+	// Reopening the descriptor (not the path) reads the inode just judged.
+	fd, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", h), unix.O_RDONLY|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil
+	}
+	f := os.NewFile(uintptr(fd), p)
+	defer f.Close()
+	// The size may have grown since the fstat: read one byte more than
+	// allowed to notice.
+	data, err := io.ReadAll(io.LimitReader(f, maxUserDB+1))
+	if err != nil {
+		return nil, nil
+	}
+	if len(data) > maxUserDB {
+		return nil, tooLarge(p)
+	}
+	return data, nil
+}
+
+func tooLarge(p string) error {
+	return errdefs.InvalidArgument("the container's %s is larger than %d MiB: berth does not read it to resolve users; use numeric ids (--user UID:GID)", p, maxUserDB>>20)
+}
+
+// kernelFile reports whether fd is on procfs or sysfs, whose "regular"
+// files can block or have effects when read (/proc/kmsg consumes the
+// host's kernel log): never a user database.
+func kernelFile(fd int) bool {
+	var sfs unix.Statfs_t
+	if err := unix.Fstatfs(fd, &sfs); err != nil {
+		return true
+	}
+	return sfs.Type == unix.PROC_SUPER_MAGIC || sfs.Type == unix.SYSFS_MAGIC
+}
+
+// openPathInRoot returns an O_PATH descriptor of p inside rootfd, every
+// symlink on the way (the last one too) resolved as if rootfd were "/",
+// /proc's magic links refused.
+func openPathInRoot(rootfd int, p string) (int, error) {
+	how := unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
-	})
-	if err == nil {
-		return regularOnly(os.NewFile(uintptr(fd), filepath.Join(root, path)))
 	}
-	if !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EPERM) {
-		return nil
+	for range 16 {
+		fd, err := unix.Openat2(rootfd, "."+path.Clean("/"+p), &how)
+		switch err {
+		case unix.EAGAIN, unix.EINTR:
+			continue // a rename somewhere in the container meanwhile
+		case unix.ENOSYS, unix.EPERM:
+			// Before Linux 5.6, or a seccomp filter that hides openat2:
+			// securejoin's pathrs-lite walks one descriptor at a time.
+			return openPathInRootFallback(rootfd, p)
+		}
+		return fd, err
 	}
-	// Older kernels (or a seccomp filter that hides openat2): resolve in
-	// user space, then refuse a final symlink swapped in meanwhile.
-	p, err := securejoin.SecureJoin(root, path)
+	return -1, unix.EAGAIN
+}
+
+func openPathInRootFallback(rootfd int, p string) (int, error) {
+	dup, err := unix.FcntlInt(uintptr(rootfd), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
-		return nil
+		return -1, err
 	}
-	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NOCTTY|unix.O_NONBLOCK, 0)
+	root := os.NewFile(uintptr(dup), "/")
+	defer root.Close()
+	f, err := pathrs.OpenatInRoot(root, p)
 	if err != nil {
+		return -1, err
+	}
+	defer f.Close()
+	return unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+}
+
+// readerOrNil returns an untyped nil for absent contents, which the user
+// package checks for.
+func readerOrNil(b []byte) io.Reader {
+	if b == nil {
 		return nil
 	}
-	return regularOnly(f)
-}
-
-// regularOnly closes f and returns nil unless f is a regular file (a FIFO or
-// device planted at /etc/passwd must not hang or confuse us; the opens use
-// O_NONBLOCK so that opening a FIFO does not wait for a writer).
-func regularOnly(f *os.File) *os.File {
-	st, err := f.Stat()
-	if err != nil || !st.Mode().IsRegular() {
-		f.Close()
-		return nil
-	}
-	return f
-}
-
-func readerOrNil(f *os.File) io.Reader {
-	if f == nil {
-		return nil // an untyped nil, which the user package checks for
-	}
-	return f
-}
-
-func closeIf(f *os.File) {
-	if f != nil {
-		f.Close()
-	}
+	return bytes.NewReader(b)
 }

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/testutil"
 )
 
 func TestResolveUser(t *testing.T) {
@@ -158,5 +159,80 @@ func TestResolveUserFIFO(t *testing.T) {
 	}
 	if _, _, err := ResolveUser(root, "1:1", nil); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Only a regular file is read: a device node planted at /etc/passwd is not
+// even opened for reading, and counts as absent.
+func TestResolveUserDeviceIsAbsent(t *testing.T) {
+	testutil.RequiresRoot(t) // mknod
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// /dev/zero: read, it would feed the parser forever.
+	if err := unix.Mknod(filepath.Join(root, "etc", "passwd"), unix.S_IFCHR|0o644, int(unix.Mkdev(1, 5))); err != nil {
+		t.Fatal(err)
+	}
+	if u, _, err := ResolveUser(root, "1:1", nil); err != nil || u.UID != 1 {
+		t.Fatalf("numeric user with a device as passwd: %+v %v", u, err)
+	}
+	if _, _, err := ResolveUser(root, "root", nil); err == nil || !strings.Contains(err.Error(), "no matching entries in passwd file") {
+		t.Fatalf("named user with a device as passwd: err = %v", err)
+	}
+}
+
+// A passwd file larger than maxUserDB is refused with a clear error rather
+// than read (a container could make it gigabytes long).
+func TestResolveUserTooLarge(t *testing.T) {
+	root := fakeRootfs(t)
+	f, err := os.OpenFile(filepath.Join(root, "etc", "passwd"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Truncate(maxUserDB + 1); err != nil { // sparse: no disk used
+		t.Fatal(err)
+	}
+	_, _, err = ResolveUser(root, "alice", nil)
+	if !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "/etc/passwd is larger than") {
+		t.Fatalf("err = %v, want an invalid argument naming /etc/passwd", err)
+	}
+}
+
+// ResolveUserAt reads below the descriptor it is given, not a path.
+func TestResolveUserAt(t *testing.T) {
+	root := fakeRootfs(t)
+	fd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	// The path is gone; the descriptor still names the tree.
+	moved := root + ".moved"
+	if err := os.Rename(root, moved); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Rename(moved, root)
+	u, home, err := ResolveUserAt(fd, "alice", []string{"audio"})
+	if err != nil || u.UID != 1000 || home != "/home/alice" || !slices.Contains(u.AdditionalGids, 29) {
+		t.Fatalf("got %+v %q %v", u, home, err)
+	}
+}
+
+// Files of procfs and sysfs are never taken for a user database.
+func TestKernelFile(t *testing.T) {
+	for _, tc := range []struct {
+		path string
+		want bool
+	}{{"/proc/self/stat", true}, {"/sys/kernel/uevent_seqnum", true}, {filepath.Join(t.TempDir()), false}} {
+		fd, err := unix.Open(tc.path, unix.O_PATH|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := kernelFile(fd); got != tc.want {
+			t.Errorf("kernelFile(%s) = %v, want %v", tc.path, got, tc.want)
+		}
+		unix.Close(fd)
 	}
 }

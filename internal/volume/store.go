@@ -11,6 +11,8 @@ import (
 	"sort"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/metadata"
 )
@@ -229,14 +231,50 @@ func (s *Store) Prune(ctx context.Context, all bool, labelFilter func(map[string
 	return removed, reclaimed, err
 }
 
-// DirSize sums the sizes of regular files under dir.
+// maxSizeDepth bounds how deep DirSize descends: it holds a descriptor
+// per level, and a container can nest directories without limit.
+const maxSizeDepth = 1024
+
+// DirSize sums the sizes of regular files under dir (a volume or a
+// container's writable layer). A container owns everything below dir and
+// may swap a directory for a symlink while the walk runs, so the walk goes
+// by descriptors: each entry is looked at and each directory opened
+// relative to its parent's descriptor, never following a symlink; a
+// directory swapped for one is skipped, never walked on the host.
 func DirSize(dir string) int64 {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0
+	}
 	var n int64
-	filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
-		if err == nil && fi.Mode().IsRegular() {
-			n += fi.Size()
-		}
-		return nil
-	})
+	sizeBelow(fd, 0, &n)
 	return n
+}
+
+// sizeBelow adds the sizes of the regular files below the directory open
+// as fd to *n, and closes fd.
+func sizeBelow(fd, depth int, n *int64) {
+	d := os.NewFile(uintptr(fd), "")
+	defer d.Close()
+	names, _ := d.Readdirnames(-1)
+	for _, name := range names {
+		var st unix.Stat_t
+		if unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
+			continue // gone meanwhile
+		}
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFREG:
+			*n += st.Size
+		case unix.S_IFDIR:
+			if depth >= maxSizeDepth {
+				continue
+			}
+			// O_NOFOLLOW: if the directory became a symlink since the
+			// fstatat, the open fails instead of leaving the tree.
+			child, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			if err == nil {
+				sizeBelow(child, depth+1, n)
+			}
+		}
+	}
 }
