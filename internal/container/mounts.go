@@ -167,7 +167,9 @@ func (s *Service) planMounts(c *Container, imageVolumes map[string]struct{}) ([]
 	}
 	sort.Strings(vols)
 	for _, v := range vols {
-		add(MountSpec{Type: "volume", Target: v, Anonymous: true})
+		// An image's VOLUME is a path in the container: a relative one
+		// is taken from its root, as docker resolves it there.
+		add(MountSpec{Type: "volume", Target: filepath.Join("/", v), Anonymous: true})
 	}
 	for _, b := range hc.Binds {
 		m, err := ParseVolumeFlag(b)
