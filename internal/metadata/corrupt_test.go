@@ -190,3 +190,31 @@ func TestCallerPanicIsNotCorruption(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestStoreWithoutFreelistIsConverted: a store written before the
+// freelist was kept opens, is checked once, and keeps a freelist from
+// its next write on.
+func TestStoreWithoutFreelistIsConverted(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "metadata.db")
+	if err := os.WriteFile(path, fillStore(t, true), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for i, err := range exercise(t, dir) {
+		if err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+	}
+	if !freelistSynced(path) {
+		t.Fatal("the store still has no freelist after a write")
+	}
+	s, _ := Open(ctx, dir)
+	var n int
+	s.View(ctx, func(tx *Tx) error {
+		return tx.ForEach(BucketContainers, func(string, []byte) error { n++; return nil })
+	})
+	if n != 400 { // 400 - c0100 + new
+		t.Fatalf("%d containers after the conversion, want 400", n)
+	}
+}
