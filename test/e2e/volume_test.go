@@ -216,6 +216,14 @@ func TestVolumeCopyUp(t *testing.T) {
 	if out := e.must("run", "--rm", "-v", "/data", "copyimg:1", "cat", "/data/sub/deep"); out != "deep\n" {
 		t.Fatalf("anonymous volume: %q", out)
 	}
+	// So is the anonymous volume of an image's VOLUME.
+	e.must("import", "--change", "VOLUME /data", filepath.Join(e.dir, "copyimg_1.tar"), "copyimg:vol")
+	e.must("run", "--name", "imgvol", "copyimg:vol", "true")
+	name := e.inspect("imgvol", "{{range .Mounts}}{{.Name}}{{end}}")
+	if got := listDir(t, e.volumePath(name)); strings.Join(got, ",") != "abs,f,fifo,hard,null,rel,sub,suid,x" {
+		t.Fatalf("image VOLUME got %v", got)
+	}
+	e.must("rm", "-v", "imgvol")
 }
 
 // TestVolumeCopyUpHostileSymlinks: the image's symlinks are followed inside
