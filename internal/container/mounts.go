@@ -5,15 +5,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/runtime"
@@ -171,7 +167,9 @@ func (s *Service) planMounts(c *Container, imageVolumes map[string]struct{}) ([]
 	}
 	sort.Strings(vols)
 	for _, v := range vols {
-		add(MountSpec{Type: "volume", Target: v, Anonymous: true})
+		// An image's VOLUME is a path in the container: a relative one
+		// is taken from its root, as docker resolves it there.
+		add(MountSpec{Type: "volume", Target: filepath.Join("/", v), Anonymous: true})
 	}
 	for _, b := range hc.Binds {
 		m, err := ParseVolumeFlag(b)
@@ -297,87 +295,4 @@ func removeOpt(opts []string, o string) []string {
 		}
 	}
 	return out
-}
-
-// copyImageDataToVolumes copies what the image has at a volume's mount
-// point into the volume when the volume is still empty, as docker does.
-func copyImageDataToVolumes(c *Container, rootfs string) error {
-	for _, mi := range c.Mounts {
-		if mi.Type != "volume" || slices.Contains(c.Internal.NoCopyVolumes, mi.Name) {
-			continue
-		}
-		src := filepath.Join(rootfs, mi.Destination)
-		fi, err := os.Lstat(src)
-		if err != nil || !fi.IsDir() {
-			continue
-		}
-		ents, err := os.ReadDir(mi.Source)
-		if err != nil || len(ents) > 0 {
-			continue
-		}
-		if err := copyTree(src, mi.Source); err != nil {
-			return fmt.Errorf("copy image data into volume %s: %w", mi.Name, err)
-		}
-	}
-	return nil
-}
-
-// copyTree copies the tree at src into the existing dir dst, keeping modes,
-// owners and symlinks.
-func copyTree(src, dst string) error {
-	var st unix.Stat_t
-	if err := unix.Lstat(src, &st); err == nil {
-		os.Chmod(dst, os.FileMode(st.Mode&0o7777))
-		os.Lchown(dst, int(st.Uid), int(st.Gid))
-	}
-	return filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		if rel == "." {
-			return nil
-		}
-		target := filepath.Join(dst, rel)
-		sys := fi.Sys().(*unix.Stat_t)
-		switch {
-		case fi.IsDir():
-			if err := os.Mkdir(target, fi.Mode().Perm()); err != nil && !os.IsExist(err) {
-				return err
-			}
-		case fi.Mode()&os.ModeSymlink != 0:
-			link, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			if err := os.Symlink(link, target); err != nil {
-				return err
-			}
-		case fi.Mode().IsRegular():
-			in, err := os.Open(p)
-			if err != nil {
-				return err
-			}
-			out, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, fi.Mode().Perm())
-			if err != nil {
-				in.Close()
-				return err
-			}
-			_, err = io.Copy(out, in)
-			in.Close()
-			if cerr := out.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				return err
-			}
-		default:
-			return nil // devices, sockets, fifos are not copied
-		}
-		os.Lchown(target, int(sys.Uid), int(sys.Gid))
-		if fi.Mode()&os.ModeSymlink == 0 {
-			os.Chmod(target, fi.Mode()&(os.ModePerm|os.ModeSetuid|os.ModeSetgid|os.ModeSticky))
-		}
-		return nil
-	})
 }

@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	securejoin "github.com/cyphar/filepath-securejoin"
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/digest"
@@ -64,7 +64,7 @@ func (s *Service) Start(ctx context.Context, ref string, opts StartOptions) (*At
 		}
 	}
 	if err := s.prepareBundle(c, opts); err != nil {
-		s.teardownBundle(c)
+		s.abortStart(ctx, c)
 		return nil, err
 	}
 	tr.mark("mount + bundle")
@@ -104,12 +104,9 @@ func (s *Service) prepareBundle(c *Container, opts StartOptions) error {
 		return err
 	}
 	if c.Config.WorkingDir != "" {
-		// docker creates a missing WORKDIR.
-		dir, err := securejoin.SecureJoin(rootfs, c.Config.WorkingDir)
-		if err != nil {
-			return err
-		}
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		// docker creates a missing WORKDIR, inside the container's root:
+		// its symlinks are followed as the container would see them.
+		if err := mkdirInRoot(rootfs, c.Config.WorkingDir); err != nil {
 			return errdefs.InvalidArgument("create working directory %s: %v", c.Config.WorkingDir, err)
 		}
 	}
@@ -122,6 +119,32 @@ func (s *Service) prepareBundle(c *Container, opts StartOptions) error {
 		return err
 	}
 	return s.runtimeFor(c).WriteBundle(bundle, spec)
+}
+
+// mkdirInRoot creates dir and its missing parents inside root, resolving
+// every component relative to a descriptor of root.
+func mkdirInRoot(root, dir string) error {
+	rootDir, err := os.OpenFile(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer rootDir.Close()
+	d, err := pathrs.MkdirAllHandle(rootDir, dir, 0o755)
+	if err != nil {
+		return err
+	}
+	return d.Close()
+}
+
+// abortStart undoes a start that failed before a monitor took the
+// container: its rootfs is unmounted and its bundle removed, and a --rm
+// container is removed with its anonymous volumes, as docker does, so
+// that nothing of it is left behind.
+func (s *Service) abortStart(ctx context.Context, c *Container) {
+	s.teardownBundle(c)
+	if c.HostConfig.AutoRemove {
+		s.removeStopped(context.WithoutCancel(ctx), c, true)
+	}
 }
 
 // teardownBundle undoes prepareBundle.
@@ -251,7 +274,7 @@ func ValidateSecurityOpts(opts []string) error {
 func (s *Service) spawnMonitor(ctx context.Context, c *Container) (*Attachment, error) {
 	conn, err := s.startMonitorProcess(c.ID, false)
 	if err != nil {
-		s.teardownBundle(c)
+		s.abortStart(ctx, c)
 		return nil, err
 	}
 	return s.awaitMonitor(ctx, c, conn)
@@ -293,7 +316,7 @@ func (s *Service) handOver(ctx context.Context, c *Container, pm *PendingMonitor
 	pm.conn = nil
 	if _, err := conn.Write([]byte{monitorGo}); err != nil {
 		conn.Close()
-		s.teardownBundle(c)
+		s.abortStart(ctx, c)
 		return nil, fmt.Errorf("container %s: the monitor started for it has gone: %w", c.ShortName(), err)
 	}
 	return s.awaitMonitor(ctx, c, conn)

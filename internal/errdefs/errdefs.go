@@ -17,6 +17,8 @@ var (
 	ErrNotModified     = errors.New("not modified")
 	ErrForbidden       = errors.New("forbidden")
 	ErrNotImplemented  = errors.New("not implemented")
+	// ErrDataLoss: berth's own state is damaged (a corrupted database).
+	ErrDataLoss = errors.New("data loss")
 )
 
 type classed struct {
@@ -61,6 +63,12 @@ func Forbidden(format string, args ...any) error { return newf(ErrForbidden, for
 func NotImplemented(format string, args ...any) error {
 	return newf(ErrNotImplemented, format, args...)
 }
+
+// DataLoss returns an error of class ErrDataLoss.
+func DataLoss(format string, args ...any) error { return newf(ErrDataLoss, format, args...) }
+
+// IsDataLoss reports whether err is of class ErrDataLoss.
+func IsDataLoss(err error) bool { return errors.Is(err, ErrDataLoss) }
 
 // IsNotFound reports whether err is of class ErrNotFound.
 func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }

@@ -19,10 +19,11 @@ func TestOpenMigratesAndRecordsVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, done, err := s.open(ctx, true)
+	h, err := s.open(ctx, true)
 	if err != nil {
 		t.Fatal(err)
 	}
+	db, done := h.db, h.close
 	var v int
 	db.View(func(tx *bolt.Tx) error { v = readVersion(tx); return nil })
 	if v != SchemaVersion {

@@ -62,6 +62,9 @@ func validName(s string) bool {
 	return true
 }
 
+// path is where volume name keeps its data. Only names that validName
+// accepts reach it: they have no "/" and cannot be "." or "..", so the
+// path stays one level below the volumes directory.
 func (s *Store) path(name string) string { return filepath.Join(s.root, name, "_data") }
 
 // CreateOptions are `volume create`'s flags.
@@ -179,6 +182,12 @@ func usersTx(tx *metadata.Tx, name string) []string {
 // Remove deletes a volume and its data; a volume in use is refused even
 // with force (force only ignores a missing volume), like docker.
 func (s *Store) Remove(ctx context.Context, name string, force bool) error {
+	if !validName(name) {
+		if force {
+			return nil
+		}
+		return errdefs.NotFound("get %s: no such volume", name)
+	}
 	return s.meta.Update(ctx, func(tx *metadata.Tx) error {
 		if !tx.Has(metadata.BucketVolumes, name) {
 			if force {
@@ -211,7 +220,7 @@ func (s *Store) Prune(ctx context.Context, all bool, labelFilter func(map[string
 			return nil
 		})
 		for _, r := range candidates {
-			if (!all && !r.Anonymous) || len(usersTx(tx, r.Name)) > 0 {
+			if !validName(r.Name) || (!all && !r.Anonymous) || len(usersTx(tx, r.Name)) > 0 {
 				continue
 			}
 			if labelFilter != nil && !labelFilter(r.Labels) {

@@ -97,3 +97,36 @@ func TestInUseAndPrune(t *testing.T) {
 		t.Fatalf("left: %v", vols)
 	}
 }
+
+// TestNamesStayInTheVolumesDir: no name or option reaches a path outside
+// <root>/volumes; such names are refused before any file is touched.
+func TestNamesStayInTheVolumesDir(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	outside := filepath.Join(filepath.Dir(s.root), "victim")
+	os.MkdirAll(outside, 0o755)
+	os.WriteFile(filepath.Join(outside, "keep"), []byte("x"), 0o644)
+	for _, name := range []string{"..", ".", "../victim", "a/../../victim", "/abs", "a/b", "-x", "", "x"} {
+		if _, err := s.Create(ctx, CreateOptions{Name: name}); !errdefs.IsInvalidArgument(err) {
+			t.Errorf("Create(%q) = %v, want invalid argument", name, err)
+		}
+		if _, _, err := s.Ensure(ctx, name, false); !errdefs.IsInvalidArgument(err) {
+			t.Errorf("Ensure(%q) = %v, want invalid argument", name, err)
+		}
+		if err := s.Remove(ctx, name, true); err != nil {
+			t.Errorf("Remove(%q, force) = %v", name, err)
+		}
+		if err := s.Remove(ctx, name, false); !errdefs.IsNotFound(err) {
+			t.Errorf("Remove(%q) = %v, want not found", name, err)
+		}
+	}
+	if _, err := s.Create(ctx, CreateOptions{Name: "ok", Opts: map[string]string{"device": "/", "o": "bind"}}); !errdefs.IsInvalidArgument(err) {
+		t.Errorf("Create with driver options = %v, want invalid argument", err)
+	}
+	if _, err := os.Stat(filepath.Join(outside, "keep")); err != nil {
+		t.Fatalf("a file outside the volumes dir went away: %v", err)
+	}
+	if ents, _ := os.ReadDir(s.root); len(ents) != 0 {
+		t.Fatalf("refused names left entries in the volumes dir: %v", ents)
+	}
+}
