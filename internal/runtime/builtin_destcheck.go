@@ -19,7 +19,9 @@ import (
 // not the one written. /sys is the kernel's too, with masked paths in it;
 // runc lets a mount go there, but a destination that only reaches /sys
 // through a symlink (the written path is not the resolved one) is refused:
-// a spec that means /sys says so.
+// a spec that means /sys says so. Both rules hold only if the procfs and
+// the sysfs are at /proc and /sys: as runc, berth mounts them only on
+// the directories written, never through a symlink of the image.
 
 // destGuard judges where a mount's destination resolved inside the root
 // before anything is created or mounted there: resolved is the path the
@@ -45,17 +47,27 @@ var lxcfsProcFiles = []string{
 // specMountGuard is the guard for the spec's mount m; procSource says
 // whether it mounts a procfs (a new one, or a bind of one).
 func specMountGuard(m specs.Mount, procSource bool) destGuard {
-	return func(resolved string, final bool) error {
-		return checkMountDestination(m.Destination, resolved, final, procSource)
-	}
+	return destRule{dest: m.Destination, fstype: m.Type, procSource: procSource}.check
 }
 
-// checkMountDestination is the rule above for a mount written as dest
-// whose lookup reached resolved.
-func checkMountDestination(dest, resolved string, final, procSource bool) error {
+// destRule is what the rule above needs to know of a mount.
+type destRule struct {
+	dest       string // the destination as written
+	fstype     string // the spec's type
+	procSource bool   // a new procfs, or a bind of a procfs's file
+}
+
+// check is the rule for a destination whose lookup reached resolved.
+func (d destRule) check(resolved string, final bool) error {
+	dest := d.dest
+	if final && (d.fstype == "proc" || d.fstype == "sysfs") && resolved != filepath.Clean("/"+dest) {
+		// As runc: /proc and /sys are where the rule above expects the
+		// kernel's files only if they were mounted where written.
+		return fmt.Errorf("mount destination %s resolves to %s: a %s filesystem must be mounted on an ordinary directory, not through a symlink", dest, resolved, d.fstype)
+	}
 	switch {
 	case resolved == "/proc":
-		if final && !procSource {
+		if final && !d.procSource {
 			return fmt.Errorf("mount destination %s resolves to /proc: only a proc filesystem may be mounted there", dest)
 		}
 	case pathWithin(resolved, "/proc"):

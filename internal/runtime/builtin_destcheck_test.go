@@ -9,11 +9,12 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-// TestCheckMountDestination is the rule on its own: what a destination
+// TestDestRule is the rule on its own: what a destination
 // may resolve to.
-func TestCheckMountDestination(t *testing.T) {
+func TestDestRule(t *testing.T) {
 	for _, tc := range []struct {
 		dest, resolved string
+		fstype         string
 		final, proc    bool
 		wantErr        string // "" when allowed
 	}{
@@ -42,8 +43,12 @@ func TestCheckMountDestination(t *testing.T) {
 		{dest: "/data/x", resolved: "/sys", final: true, wantErr: "inside /sys"},
 		{dest: "/data/x/y", resolved: "/sys/firmware/y", final: false, wantErr: "inside /sys"},
 		{dest: "/sysx", resolved: "/sysx", final: true},
+		{dest: "/proc", resolved: "/proc", fstype: "proc", final: true, proc: true},
+		{dest: "/proc", resolved: "/fakeproc", fstype: "proc", final: true, proc: true, wantErr: "mount destination /proc resolves to /fakeproc: a proc filesystem must be mounted on an ordinary directory"},
+		{dest: "/sys", resolved: "/fakesys", fstype: "sysfs", final: true, wantErr: "a sysfs filesystem must be mounted on an ordinary directory"},
+		{dest: "/sys", resolved: "/sys", fstype: "sysfs", final: true},
 	} {
-		err := checkMountDestination(tc.dest, tc.resolved, tc.final, tc.proc)
+		err := destRule{dest: tc.dest, fstype: tc.fstype, procSource: tc.proc}.check(tc.resolved, tc.final)
 		switch {
 		case tc.wantErr == "" && err != nil:
 			t.Errorf("%s -> %s (final %v, proc %v): %v", tc.dest, tc.resolved, tc.final, tc.proc, err)
