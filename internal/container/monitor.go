@@ -614,13 +614,18 @@ func (m *monitor) fail(first *monClient, err error, code int) {
 	if errors.As(err, &st) {
 		msg.ExitCode = st.Code
 	}
-	if first != nil {
-		first.fw.writeJSON(FrameReady, msg)
-		first.conn.Close()
-	} else {
-		m.broadcastJSON(FrameReady, msg)
-		m.closeClients()
-	}
+	// The starter hears of the failure only once a --rm container is
+	// gone, as docker's run waits for the removal: nothing is left for
+	// it (or a script after it) to find.
+	defer func() {
+		if first != nil {
+			first.fw.writeJSON(FrameReady, msg)
+			first.conn.Close()
+		} else {
+			m.broadcastJSON(FrameReady, msg)
+			m.closeClients()
+		}
+	}()
 	ctx := context.Background()
 	snapshot.Unmount(m.s.RootfsDir(m.id))
 	c, uerr := m.s.update(ctx, m.id, func(c *Container) error {

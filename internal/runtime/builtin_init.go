@@ -355,7 +355,7 @@ func bindConsole(root *rootDir, slave *os.File) error {
 	if err := statFd(src.fd, &src.stx); err != nil {
 		return fmt.Errorf("mounting /dev/console: %w", err)
 	}
-	top, err := root.bindAt(src, "/dev/console", false)
+	top, err := root.bindAt(src, "/dev/console", false, nil)
 	if err != nil {
 		return fmt.Errorf("mounting /dev/console: %w", err)
 	}

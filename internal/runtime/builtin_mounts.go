@@ -135,7 +135,7 @@ func mountOne(root *rootDir, m specs.Mount, cg *cgroups.Manager, newCgroupNS boo
 	case p.flags&unix.MS_BIND != 0 || m.Type == "bind":
 		top, err = mountBind(root, m, p)
 	case m.Type == "cgroup":
-		top, err = mountCgroups(root, m.Destination, p, cg, newCgroupNS)
+		top, err = mountCgroups(root, m.Destination, p, cg, newCgroupNS, specMountGuard(m, false))
 	default:
 		top, err = mountFilesystem(root, m, p)
 	}
@@ -159,7 +159,7 @@ func mountBind(root *rootDir, m specs.Mount, p parsedMount) (int, error) {
 		return -1, err
 	}
 	defer src.close()
-	top, err := root.bindAt(src, m.Destination, p.flags&unix.MS_REC != 0)
+	top, err := root.bindAt(src, m.Destination, p.flags&unix.MS_REC != 0, specMountGuard(m, src.onProcfs()))
 	if err != nil {
 		return -1, err
 	}
@@ -175,7 +175,7 @@ func mountBind(root *rootDir, m specs.Mount, p parsedMount) (int, error) {
 // mountFilesystem mounts a new instance of a filesystem (tmpfs, proc,
 // sysfs, mqueue, devpts...) on the mount's destination.
 func mountFilesystem(root *rootDir, m specs.Mount, p parsedMount) (int, error) {
-	mp, err := root.openMountPoint(m.Destination, mountOnDir)
+	mp, err := root.openMountPoint(m.Destination, mountOnDir, specMountGuard(m, m.Type == "proc"))
 	if err != nil {
 		return -1, err
 	}
@@ -250,20 +250,20 @@ func statfsFlags(f int64) uintptr {
 // co-mounted controllers (cpu -> cpu,cpuacct), as Docker shows it. On v2:
 // a cgroup2 mount, rooted at the container's cgroup by its namespace.
 // It returns an fd of the mount now at dest.
-func mountCgroups(root *rootDir, dest string, p parsedMount, cg *cgroups.Manager, newCgroupNS bool) (int, error) {
+func mountCgroups(root *rootDir, dest string, p parsedMount, cg *cgroups.Manager, newCgroupNS bool, guard destGuard) (int, error) {
 	v1, v2 := cg.Dirs()
 	if len(v1) == 0 {
 		if newCgroupNS {
-			return root.mountAt("cgroup2", dest, "cgroup2", p.flags, "")
+			return root.mountAt("cgroup2", dest, "cgroup2", p.flags, "", guard)
 		}
-		return bindReadOnlyable(root, v2.Dir, dest, p.flags)
+		return bindReadOnlyable(root, v2.Dir, dest, p.flags, guard)
 	}
 	hier := v1
 	if v2.Dir != "" {
 		hier = append(hier, v2) // hybrid: the unified hierarchy too
 	}
 	base := p.flags &^ unix.MS_RDONLY
-	top, err := root.mountAt("tmpfs", dest, "tmpfs", base, "mode=755")
+	top, err := root.mountAt("tmpfs", dest, "tmpfs", base, "mode=755", guard)
 	if err != nil {
 		return -1, err
 	}
@@ -300,7 +300,7 @@ func fillCgroupTmpfs(top int, hier []cgroups.MountedDir, flags uintptr) error {
 		if !exists(h.Dir) {
 			continue
 		}
-		sub, err := bindReadOnlyable(tmp, h.Dir, rel, flags)
+		sub, err := bindReadOnlyable(tmp, h.Dir, rel, flags, nil)
 		if err != nil {
 			return fmt.Errorf("%s: %w", h.Dir, err)
 		}
@@ -318,14 +318,15 @@ func fillCgroupTmpfs(top int, hier []cgroups.MountedDir, flags uintptr) error {
 }
 
 // bindReadOnlyable bind-mounts the host directory src on dest inside r
-// with flags applied by a remount, and returns an fd of the new mount.
-func bindReadOnlyable(r *rootDir, src, dest string, flags uintptr) (int, error) {
+// (if guard lets it) with flags applied by a remount, and returns an fd
+// of the new mount.
+func bindReadOnlyable(r *rootDir, src, dest string, flags uintptr, guard destGuard) (int, error) {
 	s, err := openSource(src)
 	if err != nil {
 		return -1, err
 	}
 	defer s.close()
-	top, err := r.bindAt(s, dest, true)
+	top, err := r.bindAt(s, dest, true, guard)
 	if err != nil {
 		return -1, err
 	}
@@ -486,7 +487,7 @@ func maskPaths(root *rootDir, paths []string) error {
 }
 
 func maskPath(root *rootDir, p string) error {
-	mp, err := root.openMountPoint(p, mountOnAny)
+	mp, err := root.openMountPoint(p, mountOnAny, nil)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -528,7 +529,7 @@ func readonlyPaths(root *rootDir, paths []string) error {
 }
 
 func readonlyPath(root *rootDir, p string) error {
-	mp, err := root.openMountPoint(p, mountOnAny)
+	mp, err := root.openMountPoint(p, mountOnAny, nil)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}

@@ -119,6 +119,12 @@ const maxSymlinks = 40
 // root itself) and the path inside the root it resolved to. With create,
 // missing directories on the way are made (0755, as runc does).
 func (r *rootDir) lookup(p string, create bool) (dir int, name, resolved string, err error) {
+	return r.lookupGuarded(p, create, nil)
+}
+
+// lookupGuarded is lookup that asks guard, when it is given, before it
+// creates a missing directory on the way.
+func (r *rootDir) lookupGuarded(p string, create bool, guard destGuard) (dir int, name, resolved string, err error) {
 	type step struct {
 		fd   int
 		name string
@@ -195,6 +201,11 @@ func (r *rootDir) lookup(p string, create bool) (dir int, name, resolved string,
 			return cur, part, where(part), nil
 		}
 		next, err := openDirAt(cur, part)
+		if errors.Is(err, unix.ENOENT) && create && guard != nil {
+			if gerr := guard(where(part), false); gerr != nil {
+				return -1, "", "", gerr
+			}
+		}
 		if errors.Is(err, unix.ENOENT) && create {
 			if err = unix.Mkdirat(cur, part, 0o755); err == nil || errors.Is(err, unix.EEXIST) {
 				next, err = openDirAt(cur, part)
@@ -317,14 +328,23 @@ const (
 // openMountPoint resolves dest in the root, creates what is missing (a
 // directory, or an empty file for kind mountOnFile) and opens it. Kind
 // mountOnAny creates nothing: a missing dest is an fs.ErrNotExist error.
-func (r *rootDir) openMountPoint(dest string, kind mountPointKind) (*mountPoint, error) {
-	parent, name, p, err := r.lookup(dest, kind != mountOnAny)
+// guard, when given, judges where dest resolved before anything is
+// created or opened there.
+func (r *rootDir) openMountPoint(dest string, kind mountPointKind, guard destGuard) (*mountPoint, error) {
+	parent, name, p, err := r.lookupGuarded(dest, kind != mountOnAny, guard)
 	if err != nil {
 		return nil, err
 	}
 	if name == "" {
 		unix.Close(parent)
 		return nil, fmt.Errorf("mounting over the container's root directory is not supported")
+	}
+	if guard != nil {
+		// p is checked below to be where the mount point's fd is.
+		if err := guard(p, true); err != nil {
+			unix.Close(parent)
+			return nil, err
+		}
 	}
 	m := &mountPoint{parent: parent, fd: -1, name: name, path: p}
 	if err := m.open(kind); err != nil {
@@ -455,7 +475,14 @@ func openSource(path string) (*source, error) {
 	return s, nil
 }
 
-func (s *source) close()       { unix.Close(s.fd) }
+func (s *source) close() { unix.Close(s.fd) }
+
+// onProcfs says whether the source is a file or directory of a procfs.
+func (s *source) onProcfs() bool {
+	var st unix.Statfs_t
+	return unix.Fstatfs(s.fd, &st) == nil && st.Type == unix.PROC_SUPER_MAGIC
+}
+
 func (s *source) path() string { return procSelfFd(s.fd) }
 func (s *source) kind() mountPointKind {
 	if s.stx.Mode&unix.S_IFMT == unix.S_IFDIR {
@@ -464,10 +491,11 @@ func (s *source) kind() mountPointKind {
 	return mountOnFile
 }
 
-// bindAt bind-mounts src (recursively with rec) on dest inside r and
-// returns an fd of the new mount's root, for remounts and propagation.
-func (r *rootDir) bindAt(src *source, dest string, rec bool) (int, error) {
-	mp, err := r.openMountPoint(dest, src.kind())
+// bindAt bind-mounts src (recursively with rec) on dest inside r, if
+// guard lets it, and returns an fd of the new mount's root, for remounts
+// and propagation.
+func (r *rootDir) bindAt(src *source, dest string, rec bool, guard destGuard) (int, error) {
+	mp, err := r.openMountPoint(dest, src.kind(), guard)
 	if err != nil {
 		return -1, err
 	}
@@ -482,10 +510,10 @@ func (r *rootDir) bindAt(src *source, dest string, rec bool) (int, error) {
 	return mp.mounted(&src.stx)
 }
 
-// mountAt mounts a new filesystem on dest inside r and returns an fd of
-// its root.
-func (r *rootDir) mountAt(src, dest, fstype string, flags uintptr, data string) (int, error) {
-	mp, err := r.openMountPoint(dest, mountOnDir)
+// mountAt mounts a new filesystem on dest inside r, if guard lets it,
+// and returns an fd of its root.
+func (r *rootDir) mountAt(src, dest, fstype string, flags uintptr, data string, guard destGuard) (int, error) {
+	mp, err := r.openMountPoint(dest, mountOnDir, guard)
 	if err != nil {
 		return -1, err
 	}

@@ -117,7 +117,7 @@ func TestOpenMountPoint(t *testing.T) {
 		{dest: "/etc/file", kind: mountOnDir, wantErr: true},
 		{dest: "/", kind: mountOnDir, wantErr: true},
 	} {
-		mp, err := r.openMountPoint(tc.dest, tc.kind)
+		mp, err := r.openMountPoint(tc.dest, tc.kind, nil)
 		if tc.wantErr {
 			if err == nil {
 				mp.close()
