@@ -52,6 +52,12 @@ type builtinState struct {
 	Bundle      string    `json:"bundle"`
 	CgroupsPath string    `json:"cgroupsPath"`
 	Created     time.Time `json:"created"`
+	// Rootfs, Annotations and Hooks are kept for the OCI command line
+	// (state, poststart and poststop hooks): berth's engine sets none of
+	// them, so they cost nothing on its path.
+	Rootfs      string            `json:"rootfs,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	Hooks       *specs.Hooks      `json:"hooks,omitempty"`
 }
 
 // initReport is what an init or exec helper writes on its report pipe
@@ -61,6 +67,9 @@ type initReport struct {
 	Code int    `json:"code,omitempty"`
 	Msg  string `json:"msg"`
 	Pid  int    `json:"pid,omitempty"`
+	// Created is set by an init started by Create once it waits for
+	// Start.
+	Created bool `json:"created,omitempty"`
 }
 
 // cgroupManager returns the manager of the cgroup at path, learning the
@@ -148,7 +157,23 @@ var namespaceFlags = map[specs.LinuxNamespaceType]uintptr{
 }
 
 // Run creates and starts container id.
-func (b *Builtin) Run(ctx context.Context, id, bundle, pidFile string, io IO) (retErr error) {
+func (b *Builtin) Run(ctx context.Context, id, bundle, pidFile string, io IO) error {
+	return b.launch(ctx, id, bundle, pidFile, io, false)
+}
+
+// Create creates container id and leaves its init waiting, its root
+// filesystem and credentials set up, until Start releases it: the OCI
+// create/start split, for the runc-compatible command line. The barrier
+// is a unix socket in the state directory (runc uses a fifo): the init
+// accepts one connection on it just before it executes the command, and
+// reports on that connection if it cannot, so Start learns the outcome.
+// The caller need not stay: the init outlives it.
+func (b *Builtin) Create(ctx context.Context, id, bundle, pidFile string, io IO) error {
+	return b.launch(ctx, id, bundle, pidFile, io, true)
+}
+
+// launch is Run, or Create when create is set.
+func (b *Builtin) launch(ctx context.Context, id, bundle, pidFile string, io IO, create bool) (retErr error) {
 	c, err := loadCompiled(bundle)
 	if err != nil {
 		return err
@@ -173,6 +198,8 @@ func (b *Builtin) Run(ctx context.Context, id, bundle, pidFile string, io IO) (r
 	cgroupsPath := spec.Linux.CgroupsPath
 	if cgroupsPath == "" {
 		cgroupsPath = "/berth/" + id
+	} else if !filepath.IsAbs(cgroupsPath) {
+		cgroupsPath = relativeCgroup(cgroupsPath)
 	}
 	cg, err := b.cgroupManager(cgroupsPath)
 	if err != nil {
@@ -196,6 +223,9 @@ func (b *Builtin) Run(ctx context.Context, id, bundle, pidFile string, io IO) (r
 	// Saved before anything exists to clean up, so that Delete can undo
 	// a start whose caller died half-way; the pid follows once known.
 	st := &builtinState{ID: id, Bundle: bundle, CgroupsPath: cgroupsPath, Created: time.Now()}
+	if create || spec.Hooks != nil {
+		st.Rootfs, st.Annotations, st.Hooks = spec.Root.Path, spec.Annotations, spec.Hooks
+	}
 	if err := b.saveState(st); err != nil {
 		return err
 	}
@@ -220,7 +250,19 @@ func (b *Builtin) Run(ctx context.Context, id, bundle, pidFile string, io IO) (r
 	if err != nil {
 		return err
 	}
-	proc, err := startHelper(b.self(), []string{"berth-init", "_init", "run"}, io, console, sys)
+	mode, extra := "run", []uintptr(nil)
+	if create {
+		l, err := listenStart(dir)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(l)
+		mode, extra = "create", []uintptr{uintptr(l)}
+	}
+	fork := func() (*helperProc, error) {
+		return startHelper(b.self(), []string{"berth-init", "_init", mode}, io, console, sys, extra...)
+	}
+	proc, err := forkInPidNamespace(spec, fork)
 	closeCgroupFD()
 	if err != nil {
 		return err
@@ -235,15 +277,34 @@ func (b *Builtin) Run(ctx context.Context, id, bundle, pidFile string, io IO) (r
 	if err := b.saveState(st); err != nil {
 		return err
 	}
-	if err := proc.release(encodeInitMessage(cg, c)); err != nil {
+	var hookState []byte
+	if spec.Hooks != nil {
+		hookState = st.hookState(specs.StateCreated, pid)
+		// The namespaces exist (the init was cloned into them) and the
+		// init waits for its go-ahead: the point where runc runs these.
+		for _, hooks := range [][]specs.Hook{spec.Hooks.Prestart, spec.Hooks.CreateRuntime} { //nolint:staticcheck // prestart is deprecated, still used (dockerd)
+			if err := runHooks(ctx, hooks, hookState); err != nil {
+				return err
+			}
+		}
+	}
+	if err := proc.release(encodeInitMessage(cg, c, hookState)); err != nil {
 		return err
 	}
-	if rep, err := proc.readReport(ctx); err != nil {
+	rep, err := proc.readReport(ctx)
+	switch {
+	case err != nil:
 		return err
-	} else if rep != nil {
+	case rep != nil && !(create && rep.Created):
 		return rep.err()
 	}
-	return writePidFile(pidFile, pid)
+	if err := writePidFile(pidFile, pid); err != nil {
+		return err
+	}
+	if !create && spec.Hooks != nil {
+		b.poststart(ctx, st)
+	}
+	return nil
 }
 
 // cloneIntoCgroup makes sys start the process in cg's v2 cgroup, if the
@@ -470,7 +531,11 @@ func (b *Builtin) Delete(ctx context.Context, id string, force bool) error {
 	if err := cg.Destroy(dctx); err != nil {
 		return fmt.Errorf("removing the cgroup of %s: %w", id, err)
 	}
-	return os.RemoveAll(b.stateDir(id))
+	if err := os.RemoveAll(b.stateDir(id)); err != nil {
+		return err
+	}
+	poststop(ctx, st)
+	return nil
 }
 
 // State reports the container's status: running, paused or stopped.
@@ -479,10 +544,14 @@ func (b *Builtin) State(ctx context.Context, id string) (*specs.State, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := &specs.State{Version: "1.0.2", ID: id, Bundle: st.Bundle, Status: specs.StateStopped}
+	out := &specs.State{Version: "1.0.2", ID: id, Bundle: st.Bundle, Status: specs.StateStopped, Annotations: st.Annotations}
 	if st.alive() {
 		out.Pid = st.Pid
 		out.Status = specs.StateRunning
+		if b.created(st) {
+			out.Status = specs.StateCreated
+			return out, nil
+		}
 		if cg, err := b.cgroupManager(st.CgroupsPath); err == nil {
 			if frozen, _ := cg.Frozen(); frozen {
 				out.Status = specs.ContainerState("paused")
