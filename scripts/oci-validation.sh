@@ -81,6 +81,9 @@ RES=$WORK/results
 mkdir -p "$RES"
 for rt in $RUNTIMES; do
 	path=$(runtime_path "$rt")
+	# A full run starts afresh; a run of some tests replaces their results
+	# only (with KEEP=1 and the same WORK, the totals then mix both).
+	[ $# -gt 0 ] || rm -rf "${RES:?}/$rt"
 	mkdir -p "$RES/$rt"
 	for t in $TESTS; do
 		out=$RES/$rt/$(key "$t").tap

@@ -154,6 +154,9 @@ var namespaceFlags = map[specs.LinuxNamespaceType]uintptr{
 	specs.IPCNamespace:     unix.CLONE_NEWIPC,
 	specs.NetworkNamespace: unix.CLONE_NEWNET,
 	specs.CgroupNamespace:  unix.CLONE_NEWCGROUP,
+	// Only created (never joined by path: compileSpec refuses that), with
+	// the uid and gid maps written by launch.
+	specs.UserNamespace: unix.CLONE_NEWUSER,
 }
 
 // Run creates and starts container id.
@@ -246,6 +249,9 @@ func (b *Builtin) launch(ctx context.Context, id, bundle, pidFile string, io IO,
 	// The init joins its v1 cgroups itself (see cgroups.JoinThread); the
 	// kernel starts it in the v2 one.
 	sys := &syscall.SysProcAttr{Cloneflags: flags}
+	if newUserNamespace(spec) {
+		userNamespaceAttr(spec, sys)
+	}
 	closeCgroupFD, err := cloneIntoCgroup(cg, sys)
 	if err != nil {
 		return err
@@ -269,6 +275,14 @@ func (b *Builtin) launch(ctx context.Context, id, bundle, pidFile string, io IO,
 	}
 	pid = proc.pid
 	defer proc.closeParentEnds()
+	if hasNamespace(spec, specs.UserNamespace) && cg.Mode() != cgroups.Unified {
+		// From inside its user namespace the init may not write the
+		// host's cgroup files: it is moved in from here. (It is in the
+		// v2 cgroup from its clone.)
+		if err := cg.Apply(pid); err != nil {
+			return fmt.Errorf("moving the init into its cgroup: %w", err)
+		}
+	}
 	start, err := ProcessStartTime(pid)
 	if err != nil {
 		return fmt.Errorf("container init exited during set-up: %w", err)
@@ -632,6 +646,9 @@ func (b *Builtin) Exec(ctx context.Context, id string, proc *specs.Process, pidF
 	c, err := loadCompiled(st.Bundle)
 	if err != nil {
 		return nil, err
+	}
+	if hasNamespace(c.Spec, specs.UserNamespace) {
+		return nil, errdefs.NotImplemented("the berth runtime cannot exec in a container with a user namespace yet")
 	}
 	cg, err := b.cgroupManager(st.CgroupsPath)
 	if err != nil {

@@ -186,8 +186,11 @@ func runInit(args []string, console *os.File) error {
 // given to the createContainer and startContainer hooks.
 func initContainer(c *compiledSpec, cg *cgroups.Manager, console *os.File, create bool, hookState []byte) error {
 	spec := c.Spec
-	if err := cg.JoinThread(); err != nil {
-		return fmt.Errorf("joining the container's cgroup: %w", err)
+	userNS := hasNamespace(spec, specs.UserNamespace)
+	if !userNS { // in a user namespace the parent has moved us (see launch)
+		if err := cg.JoinThread(); err != nil {
+			return fmt.Errorf("joining the container's cgroup: %w", err)
+		}
 	}
 	rootfs := spec.Root.Path
 	newCgroupNS := false
@@ -227,7 +230,12 @@ func initContainer(c *compiledSpec, cg *cgroups.Manager, console *os.File, creat
 	if err := setupMounts(spec, rootfs, cg, newCgroupNS); err != nil {
 		return err
 	}
-	if err := createDevices(spec, rootfs); err != nil {
+	if userNS {
+		// No mknod in a user namespace: the host's nodes are bound in.
+		if err := bindDevices(spec, rootfs); err != nil {
+			return err
+		}
+	} else if err := createDevices(spec, rootfs); err != nil {
 		return err
 	}
 	if err := createCwd(rootfs, spec.Process.Cwd); err != nil {

@@ -12,8 +12,10 @@ import (
 	goruntime "runtime"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
+	securejoin "github.com/cyphar/filepath-securejoin"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/opencontainers/runtime-spec/specs-go/features"
 	"golang.org/x/sys/unix"
@@ -368,4 +370,101 @@ func forkInPidNamespace(spec *specs.Spec, fork func() (*helperProc, error)) (*he
 	}()
 	r := <-ch
 	return r.p, r.err
+}
+
+// newUserNamespace reports whether spec asks for a new user namespace.
+func newUserNamespace(spec *specs.Spec) bool {
+	for _, ns := range spec.Linux.Namespaces {
+		if ns.Type == specs.UserNamespace && ns.Path == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// checkUserNamespace accepts a new user namespace with uid and gid maps;
+// joining one by path is refused (a multithreaded process cannot), and so
+// are maps without a namespace.
+func checkUserNamespace(spec *specs.Spec) error {
+	l := spec.Linux
+	if hasNamespace(spec, specs.UserNamespace) && !newUserNamespace(spec) {
+		return errdefs.NotImplemented("the berth runtime does not join user namespaces by path (linux.namespaces); run this container with --runtime runc")
+	}
+	if newUserNamespace(spec) && (len(l.UIDMappings) == 0 || len(l.GIDMappings) == 0) {
+		return errdefs.InvalidArgument("runtime spec: a user namespace in linux.namespaces needs linux.uidMappings and linux.gidMappings")
+	}
+	return nil
+}
+
+// userNamespaceAttr makes sys clone the init into a new user namespace
+// with the spec's maps, written by Go's fork between the clone and the
+// execve, and switch to the namespace's root before the execve: a process
+// whose uid is unmapped when it executes keeps no capabilities.
+func userNamespaceAttr(spec *specs.Spec, sys *syscall.SysProcAttr) {
+	conv := func(maps []specs.LinuxIDMapping) []syscall.SysProcIDMap {
+		out := make([]syscall.SysProcIDMap, len(maps))
+		for i, m := range maps {
+			out[i] = syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)}
+		}
+		return out
+	}
+	sys.UidMappings, sys.GidMappings = conv(spec.Linux.UIDMappings), conv(spec.Linux.GIDMappings)
+	sys.GidMappingsEnableSetgroups = true
+	sys.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}
+}
+
+// bindDevices makes the container's device nodes in a user namespace,
+// where mknod is not allowed: each is a bind mount of the host's node
+// onto an empty file, opened in the root (never followed out of it) and
+// mounted through its /proc/self/fd path.
+func bindDevices(spec *specs.Spec, rootfs string) error {
+	if !devTmpfs(spec) {
+		return nil
+	}
+	seen := map[string]bool{}
+	devs := append(append([]specs.LinuxDevice{}, spec.Linux.Devices...), defaultDevices...)
+	for _, d := range devs {
+		if seen[d.Path] {
+			continue
+		}
+		seen[d.Path] = true
+		if err := bindDevice(rootfs, d.Path); err != nil {
+			return fmt.Errorf("binding device %s: %w", d.Path, err)
+		}
+	}
+	for _, l := range [][2]string{{"/proc/self/fd", "/dev/fd"}, {"/proc/self/fd/0", "/dev/stdin"},
+		{"/proc/self/fd/1", "/dev/stdout"}, {"/proc/self/fd/2", "/dev/stderr"}, {"pts/ptmx", "/dev/ptmx"}} {
+		dst, err := securejoin.SecureJoin(rootfs, l[1])
+		if err != nil {
+			return err
+		}
+		if err := os.Symlink(l[0], dst); err != nil && !errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("linking %s: %w", l[1], err)
+		}
+	}
+	return nil
+}
+
+func bindDevice(rootfs, path string) error {
+	dir, err := securejoin.SecureJoin(rootfs, filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	dst, err := securejoin.SecureJoin(rootfs, path)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(dst, os.O_CREATE|os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() && fi.Mode()&os.ModeDevice == 0 {
+		return fmt.Errorf("%s is not a file", path)
+	}
+	target := fmt.Sprintf("/proc/self/fd/%d", f.Fd())
+	return unix.Mount(path, target, "", unix.MS_BIND, "")
 }

@@ -73,6 +73,9 @@ func compileSpec(spec *specs.Spec, bundle string) (*compiledSpec, error) {
 	if err := checkNamespaced(spec); err != nil {
 		return nil, err
 	}
+	if err := checkUserNamespace(spec); err != nil {
+		return nil, err
+	}
 	c := &compiledSpec{}
 	s := *spec
 	root, linux := *spec.Root, *spec.Linux
@@ -151,6 +154,9 @@ func uncarried(spec *specs.Spec) string {
 	l := *spec.Linux
 	l.Sysctl, l.Resources, l.CgroupsPath, l.Namespaces, l.Devices = nil, nil, "", nil, nil
 	l.RootfsPropagation = ""
+	if newUserNamespace(spec) {
+		l.UIDMappings, l.GIDMappings = nil, nil
+	}
 	l.MaskedPaths, l.ReadonlyPaths = nil, nil
 	sc := l.Seccomp
 	l.Seccomp = nil

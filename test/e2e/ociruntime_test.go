@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/runtime"
@@ -221,5 +222,76 @@ func TestOCIRuntimeRunForeground(t *testing.T) {
 	r.must("delete", id)
 	if res := r.run("state", id); res.code != 1 {
 		t.Errorf("state after delete of a created container: %s", res)
+	}
+}
+
+// TestOCIRuntimeUserNamespace: a spec with a user namespace and id maps
+// runs under berth-runc as under runc: root in the container is the
+// mapped host uid, and exec into such a container is refused rather than
+// run outside the namespace.
+func TestOCIRuntimeUserNamespace(t *testing.T) {
+	testutil.RequiresRoot(t)
+	// The init runs as a mapped host uid: the binary, the bundle and the
+	// directories above them must be reachable by others.
+	for _, dir := range []string{filepath.Dir(berthBin)} {
+		if err := os.Chmod(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtimes := map[string]string{"runc": testutil.RequiresBinary(t, "runc"), "berth-runc": berthRuncLink(t)}
+	for name, bin := range runtimes {
+		t.Run(name, func(t *testing.T) {
+			if err := os.Chmod(filepath.Dir(bin), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			r := &ociRuntime{t: t, bin: bin, root: t.TempDir()}
+			id := fmt.Sprintf("oci-userns-%d-%d", os.Getpid(), ociIDs.Add(1))
+			t.Cleanup(func() { r.run("delete", "--force", id) })
+			bundle := ociBundle(t, "sh", "-c", "id -u; tr -s ' ' < /proc/self/uid_map; exec sleep 1000")
+			for _, dir := range []string{filepath.Dir(bundle), bundle} {
+				if err := os.Chmod(dir, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			spec, err := runtime.ReadSpec(bundle)
+			if err != nil {
+				t.Fatal(err)
+			}
+			spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+			spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+			spec.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+			if err := runtime.WriteBundle(bundle, spec); err != nil {
+				t.Fatal(err)
+			}
+			out := filepath.Join(bundle, "out")
+			f, err := os.Create(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			cmd := exec.Command(bin, "--root", r.root, "create", "--bundle", bundle, id)
+			cmd.Stdout, cmd.Stderr = f, f
+			if err := cmd.Run(); err != nil {
+				raw, _ := os.ReadFile(out)
+				t.Fatalf("create: %v: %s", err, raw)
+			}
+			r.must("start", id)
+			eventually(t, 10*time.Second, "the container's output", func() bool {
+				raw, _ := os.ReadFile(out)
+				return strings.Count(string(raw), "\n") >= 2
+			})
+			raw, _ := os.ReadFile(out)
+			if got := strings.Fields(string(raw)); len(got) < 4 || got[0] != "0" || got[1] != "0" || got[2] != "100000" || got[3] != "65536" {
+				t.Errorf("in the container: %q; want uid 0 mapped from 100000 (65536)", raw)
+			}
+			if name == "berth-runc" {
+				if res := r.run("exec", id, "true"); res.code == 0 {
+					t.Errorf("exec into a user namespace container ran outside it: %s", res)
+				}
+			}
+			r.must("kill", id, "KILL")
+			eventually(t, 10*time.Second, "the container to stop", func() bool { return r.state(id).Status == "stopped" })
+			r.must("delete", id)
+		})
 	}
 }
