@@ -219,6 +219,9 @@ type Info struct {
 	specs.State
 	Rootfs  string
 	Created time.Time
+	// InitPid is the init's pid even once it has exited (State.Pid is 0
+	// then), for its parent to reap.
+	InitPid int
 }
 
 // Info reports container id's state with its root and creation time.
@@ -231,7 +234,7 @@ func (b *Builtin) Info(ctx context.Context, id string) (*Info, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Info{State: *state, Rootfs: st.Rootfs, Created: st.Created}, nil
+	return &Info{State: *state, Rootfs: st.Rootfs, Created: st.Created, InitPid: st.Pid}, nil
 }
 
 // List returns the ids of the containers the runtime keeps state for.

@@ -218,6 +218,14 @@ func TestOCIRuntimeRunForeground(t *testing.T) {
 	if res := r.run("state", id); res.code != 1 {
 		t.Errorf("state after run: %s; want the container gone", res)
 	}
+	// A command that is over before run looks at it is still reaped, with
+	// its own status.
+	quick := ociBundle(t, "true")
+	for i := range 10 {
+		if res := r.run("run", "--bundle", quick, fmt.Sprintf("%s-q%d", id, i)); res.code != 0 {
+			t.Fatalf("run of true, round %d: %s", i, res)
+		}
+	}
 	r.must("create", "--bundle", ociBundle(t, "true"), id)
 	r.must("delete", id)
 	if res := r.run("state", id); res.code != 1 {

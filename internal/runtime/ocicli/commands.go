@@ -124,8 +124,9 @@ func (c *cli) run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	go relaySignals(sigs, info.Pid)
-	code := runtime.ExitCode(runtime.WaitPid(info.Pid))
+	// The init is this process's child, even if it has exited already.
+	go relaySignals(sigs, info.InitPid)
+	code := runtime.ExitCode(runtime.WaitPid(info.InitPid))
 	if !*keep {
 		if err := b.Delete(context.WithoutCancel(ctx), id, true); err != nil {
 			return err
