@@ -202,6 +202,13 @@ func parse(fs *pflag.FlagSet, args []string, min, max int) ([]string, error) {
 		return nil, fmt.Errorf("%s: %w", fs.Name(), err)
 	}
 	rest := fs.Args()
+	// Every command but list and features names a container first: an id
+	// is a directory name under --root, never a path.
+	if min > 0 && len(rest) > 0 {
+		if err := ValidateID(rest[0]); err != nil {
+			return nil, err
+		}
+	}
 	switch {
 	case len(rest) < min && min == 1:
 		return nil, fmt.Errorf("%s: %q requires a container id", fs.Name(), fs.Name())

@@ -186,3 +186,14 @@ func TestExecProcessFromFlags(t *testing.T) {
 		t.Error("a user name was accepted; runc takes uid[:gid]")
 	}
 }
+
+// TestIDsAreNames: no command takes a path for a container id.
+func TestIDsAreNames(t *testing.T) {
+	root := t.TempDir()
+	for _, cmd := range []string{"state", "start", "kill", "delete", "pause", "resume", "ps", "exec", "update"} {
+		code, _, errOut := run(t, "--root", root, cmd, "../../etc")
+		if code != 1 || !strings.Contains(errOut, "invalid container id") {
+			t.Errorf("%s ../../etc: exit %d, %q", cmd, code, errOut)
+		}
+	}
+}
