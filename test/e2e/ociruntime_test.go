@@ -303,3 +303,20 @@ func TestOCIRuntimeUserNamespace(t *testing.T) {
 		})
 	}
 }
+
+// TestBerthRuntimeSubcommand: `berth runtime ...` is the same command
+// line as berth-runc.
+func TestBerthRuntimeSubcommand(t *testing.T) {
+	testutil.RequiresRoot(t)
+	root := t.TempDir()
+	out, err := exec.Command(berthBin, "runtime", "--root", root, "features").Output()
+	if err != nil || !strings.Contains(string(out), `"ociVersionMin"`) || !strings.Contains(string(out), `"startContainer"`) {
+		t.Errorf("berth runtime features: %v, %s", err, out)
+	}
+	cmd := exec.Command(berthBin, "runtime", "--root", root, "state", "nope")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err == nil || cmd.ProcessState.ExitCode() != 1 || !strings.Contains(stderr.String(), "container does not exist") {
+		t.Errorf("berth runtime state of an unknown container: %v, %q; want exit 1, runc's message", err, stderr.String())
+	}
+}
