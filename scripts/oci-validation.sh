@@ -79,6 +79,12 @@ else
 fi
 RES=$WORK/results
 mkdir -p "$RES"
+# The tests make their bundles under TMPDIR: keep them (and what failed
+# tests leave) in WORK. A container with a user namespace runs as a mapped
+# uid that must reach its bundle.
+mkdir -p "$WORK/tmp"
+chmod 755 "$WORK" "$WORK/tmp"
+export TMPDIR=$WORK/tmp
 for rt in $RUNTIMES; do
 	path=$(runtime_path "$rt")
 	# A full run starts afresh; a run of some tests replaces their results
