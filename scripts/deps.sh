@@ -1,10 +1,11 @@
 #!/bin/sh
 # Installs what berth needs at run time and in its tests on Debian: an OCI
 # runtime (runc; crun too, for --runtime), a static busybox for the base
-# image, and Go. Safe to run again.
+# image, Go, and Debian's docker.io (a private dockerd drives the built-in
+# runtime in an end-to-end test). Safe to run again.
 set -eu
 need=""
-for pkg in runc crun busybox-static tini iproute2 ca-certificates; do
+for pkg in runc crun busybox-static tini iproute2 ca-certificates docker.io; do
 	dpkg -s "$pkg" >/dev/null 2>&1 || need="$need $pkg"
 done
 if [ -n "$need" ]; then

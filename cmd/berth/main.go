@@ -30,6 +30,11 @@ func main() {
 			os.Exit(runtime.ExecMain(os.Args[2:]))
 		}
 	}
+	if cli.IsRuntimeName(os.Args[0]) {
+		// berth-runc: runc's command line over the built-in runtime,
+		// which handles signals itself (run and exec relay them).
+		os.Exit(cli.RuntimeMain(context.Background(), os.Args[0], os.Args[1:]))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	code := cli.Execute(ctx, os.Args[1:])
 	stop()

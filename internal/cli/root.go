@@ -55,6 +55,9 @@ func Execute(ctx context.Context, args []string) int {
 	if len(args) > 0 && args[0] == "_monitor" {
 		return a.runMonitor(ctx, args[1:])
 	}
+	if len(args) > 0 && args[0] == "runtime" {
+		return RuntimeMain(context.WithoutCancel(ctx), "berth runtime", args[1:])
+	}
 	root := a.newRootCommand(args)
 	root.SetArgs(args)
 	root.SetOut(a.stdout)

@@ -52,6 +52,12 @@ type builtinState struct {
 	Bundle      string    `json:"bundle"`
 	CgroupsPath string    `json:"cgroupsPath"`
 	Created     time.Time `json:"created"`
+	// Rootfs, Annotations and Hooks are kept for the OCI command line
+	// (state, poststart and poststop hooks): berth's engine sets none of
+	// them, so they cost nothing on its path.
+	Rootfs      string            `json:"rootfs,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	Hooks       *specs.Hooks      `json:"hooks,omitempty"`
 }
 
 // initReport is what an init or exec helper writes on its report pipe
@@ -61,6 +67,9 @@ type initReport struct {
 	Code int    `json:"code,omitempty"`
 	Msg  string `json:"msg"`
 	Pid  int    `json:"pid,omitempty"`
+	// Created is set by an init started by Create once it waits for
+	// Start.
+	Created bool `json:"created,omitempty"`
 }
 
 // cgroupManager returns the manager of the cgroup at path, learning the
@@ -145,10 +154,29 @@ var namespaceFlags = map[specs.LinuxNamespaceType]uintptr{
 	specs.IPCNamespace:     unix.CLONE_NEWIPC,
 	specs.NetworkNamespace: unix.CLONE_NEWNET,
 	specs.CgroupNamespace:  unix.CLONE_NEWCGROUP,
+	// Only created (never joined by path: compileSpec refuses that), with
+	// the uid and gid maps written by launch.
+	specs.UserNamespace: unix.CLONE_NEWUSER,
 }
 
 // Run creates and starts container id.
-func (b *Builtin) Run(ctx context.Context, id, bundle, pidFile string, io IO) (retErr error) {
+func (b *Builtin) Run(ctx context.Context, id, bundle, pidFile string, io IO) error {
+	return b.launch(ctx, id, bundle, pidFile, io, false)
+}
+
+// Create creates container id and leaves its init waiting, its root
+// filesystem and credentials set up, until Start releases it: the OCI
+// create/start split, for the runc-compatible command line. The barrier
+// is a unix socket in the state directory (runc uses a fifo): the init
+// accepts one connection on it just before it executes the command, and
+// reports on that connection if it cannot, so Start learns the outcome.
+// The caller need not stay: the init outlives it.
+func (b *Builtin) Create(ctx context.Context, id, bundle, pidFile string, io IO) error {
+	return b.launch(ctx, id, bundle, pidFile, io, true)
+}
+
+// launch is Run, or Create when create is set.
+func (b *Builtin) launch(ctx context.Context, id, bundle, pidFile string, io IO, create bool) (retErr error) {
 	c, err := loadCompiled(bundle)
 	if err != nil {
 		return err
@@ -173,6 +201,8 @@ func (b *Builtin) Run(ctx context.Context, id, bundle, pidFile string, io IO) (r
 	cgroupsPath := spec.Linux.CgroupsPath
 	if cgroupsPath == "" {
 		cgroupsPath = "/berth/" + id
+	} else if !filepath.IsAbs(cgroupsPath) {
+		cgroupsPath = relativeCgroup(cgroupsPath)
 	}
 	cg, err := b.cgroupManager(cgroupsPath)
 	if err != nil {
@@ -196,6 +226,9 @@ func (b *Builtin) Run(ctx context.Context, id, bundle, pidFile string, io IO) (r
 	// Saved before anything exists to clean up, so that Delete can undo
 	// a start whose caller died half-way; the pid follows once known.
 	st := &builtinState{ID: id, Bundle: bundle, CgroupsPath: cgroupsPath, Created: time.Now()}
+	if create || spec.Hooks != nil {
+		st.Rootfs, st.Annotations, st.Hooks = spec.Root.Path, spec.Annotations, spec.Hooks
+	}
 	if err := b.saveState(st); err != nil {
 		return err
 	}
@@ -216,6 +249,9 @@ func (b *Builtin) Run(ctx context.Context, id, bundle, pidFile string, io IO) (r
 	// The init joins its v1 cgroups itself (see cgroups.JoinThread); the
 	// kernel starts it in the v2 one.
 	sys := &syscall.SysProcAttr{Cloneflags: flags}
+	if newUserNamespace(spec) {
+		userNamespaceAttr(spec, sys)
+	}
 	closeCgroupFD, err := cloneIntoCgroup(cg, sys)
 	if err != nil {
 		return err
@@ -225,14 +261,35 @@ func (b *Builtin) Run(ctx context.Context, id, bundle, pidFile string, io IO) (r
 		closeCgroupFD()
 		return err
 	}
-	proc, err := startHelper(execPath(exe), []string{"berth-init", "_init", "run"}, io, console, sys)
-	exe.Close()
+	defer exe.Close()
+	mode, extra := "run", []uintptr(nil)
+	if create {
+		l, err := listenStart(dir)
+		if err != nil {
+			closeCgroupFD()
+			return err
+		}
+		defer unix.Close(l)
+		mode, extra = "create", []uintptr{uintptr(l)}
+	}
+	fork := func() (*helperProc, error) {
+		return startHelper(execPath(exe), []string{"berth-init", "_init", mode}, io, console, sys, extra...)
+	}
+	proc, err := forkInPidNamespace(spec, fork)
 	closeCgroupFD()
 	if err != nil {
 		return err
 	}
 	pid = proc.pid
 	defer proc.closeParentEnds()
+	if hasNamespace(spec, specs.UserNamespace) && cg.Mode() != cgroups.Unified {
+		// From inside its user namespace the init may not write the
+		// host's cgroup files: it is moved in from here. (It is in the
+		// v2 cgroup from its clone.)
+		if err := cg.Apply(pid); err != nil {
+			return fmt.Errorf("moving the init into its cgroup: %w", err)
+		}
+	}
 	start, err := ProcessStartTime(pid)
 	if err != nil {
 		return fmt.Errorf("container init exited during set-up: %w", err)
@@ -241,15 +298,34 @@ func (b *Builtin) Run(ctx context.Context, id, bundle, pidFile string, io IO) (r
 	if err := b.saveState(st); err != nil {
 		return err
 	}
-	if err := proc.release(encodeInitMessage(cg, c)); err != nil {
+	var hookState []byte
+	if spec.Hooks != nil {
+		hookState = st.hookState(specs.StateCreated, pid)
+		// The namespaces exist (the init was cloned into them) and the
+		// init waits for its go-ahead: the point where runc runs these.
+		for _, hooks := range [][]specs.Hook{spec.Hooks.Prestart, spec.Hooks.CreateRuntime} { //nolint:staticcheck // prestart is deprecated, still used (dockerd)
+			if err := runHooks(ctx, hooks, hookState); err != nil {
+				return err
+			}
+		}
+	}
+	if err := proc.release(encodeInitMessage(cg, c, hookState)); err != nil {
 		return err
 	}
-	if rep, err := proc.readReport(ctx); err != nil {
+	rep, err := proc.readReport(ctx)
+	switch {
+	case err != nil:
 		return err
-	} else if rep != nil {
+	case rep != nil && !(create && rep.Created):
 		return rep.err()
 	}
-	return writePidFile(pidFile, pid)
+	if err := writePidFile(pidFile, pid); err != nil {
+		return err
+	}
+	if !create && spec.Hooks != nil {
+		b.poststart(ctx, st)
+	}
+	return nil
 }
 
 // cloneIntoCgroup makes sys start the process in cg's v2 cgroup, if the
@@ -305,9 +381,10 @@ type helperProc struct {
 }
 
 // startHelper forks self with args. The child's fds are 0-2 from io (nil
-// is /dev/null), 3 the sync pipe, 4 the report pipe and 5 the console
-// socket when there is one.
-func startHelper(self string, args []string, io IO, console *os.File, sys *syscall.SysProcAttr) (*helperProc, error) {
+// is /dev/null), 3 the sync pipe, 4 the report pipe, 5 the console
+// socket when there is one, then extra (a created container's start
+// listener).
+func startHelper(self string, args []string, io IO, console *os.File, sys *syscall.SysProcAttr, extra ...uintptr) (*helperProc, error) {
 	syncR, syncW, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -351,6 +428,7 @@ func startHelper(self string, args []string, io IO, console *os.File, sys *sysca
 	} else {
 		files = append(files, ^uintptr(0)) // closed in the child
 	}
+	files = append(files, extra...)
 	pid, err := syscall.ForkExec(self, args, &syscall.ProcAttr{Dir: "/", Env: helperEnv(console != nil), Files: files, Sys: sys})
 	if err != nil {
 		syncW.Close()
@@ -475,7 +553,11 @@ func (b *Builtin) Delete(ctx context.Context, id string, force bool) error {
 	if err := cg.Destroy(dctx); err != nil {
 		return fmt.Errorf("removing the cgroup of %s: %w", id, err)
 	}
-	return os.RemoveAll(b.stateDir(id))
+	if err := os.RemoveAll(b.stateDir(id)); err != nil {
+		return err
+	}
+	poststop(ctx, st)
+	return nil
 }
 
 // State reports the container's status: running, paused or stopped.
@@ -484,10 +566,14 @@ func (b *Builtin) State(ctx context.Context, id string) (*specs.State, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := &specs.State{Version: "1.0.2", ID: id, Bundle: st.Bundle, Status: specs.StateStopped}
+	out := &specs.State{Version: "1.0.2", ID: id, Bundle: st.Bundle, Status: specs.StateStopped, Annotations: st.Annotations}
 	if st.alive() {
 		out.Pid = st.Pid
 		out.Status = specs.StateRunning
+		if b.created(st) {
+			out.Status = specs.StateCreated
+			return out, nil
+		}
 		if cg, err := b.cgroupManager(st.CgroupsPath); err == nil {
 			if frozen, _ := cg.Frozen(); frozen {
 				out.Status = specs.ContainerState("paused")
@@ -569,6 +655,9 @@ func (b *Builtin) Exec(ctx context.Context, id string, proc *specs.Process, pidF
 	c, err := loadCompiled(st.Bundle)
 	if err != nil {
 		return nil, err
+	}
+	if hasNamespace(c.Spec, specs.UserNamespace) {
+		return nil, errdefs.NotImplemented("the berth runtime cannot exec in a container with a user namespace yet")
 	}
 	cg, err := b.cgroupManager(st.CgroupsPath)
 	if err != nil {

@@ -1,11 +1,13 @@
 package runtime
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -124,20 +126,26 @@ func runInit(args []string, console *os.File) error {
 	if err != nil {
 		return err
 	}
-	if len(args) != 1 || args[0] != "run" {
-		return fmt.Errorf("usage: berth _init run")
+	if len(args) != 1 || (args[0] != "run" && args[0] != "create") {
+		return fmt.Errorf("usage: berth _init run|create")
 	}
-	cg, c, err := decodeInitMessage(raw)
+	cg, c, hookState, err := decodeInitMessage(raw)
 	if err != nil {
 		return err
 	}
-	return initContainer(c, cg, console)
+	return initContainer(c, cg, console, args[0] == "create", hookState)
 }
 
-func initContainer(c *compiledSpec, cg *cgroups.Manager, console *os.File) error {
+// initContainer sets up the container and executes its command; with
+// create it waits for Start first (see awaitStart). hookState is the state
+// given to the createContainer and startContainer hooks.
+func initContainer(c *compiledSpec, cg *cgroups.Manager, console *os.File, create bool, hookState []byte) error {
 	spec := c.Spec
-	if err := cg.JoinThread(); err != nil {
-		return fmt.Errorf("joining the container's cgroup: %w", err)
+	userNS := hasNamespace(spec, specs.UserNamespace)
+	if !userNS { // in a user namespace the parent has moved us (see launch)
+		if err := cg.JoinThread(); err != nil {
+			return fmt.Errorf("joining the container's cgroup: %w", err)
+		}
 	}
 	rootfs := spec.Root.Path
 	newCgroupNS := false
@@ -160,12 +168,31 @@ func initContainer(c *compiledSpec, cg *cgroups.Manager, console *os.File) error
 			newCgroupNS = true
 		}
 	}
+	if !hasNamespace(spec, specs.MountNamespace) {
+		// The host's mount namespace: no mount is berth's to make there
+		// (runc's pivot_root would move the caller's root), and
+		// compileSpec refused what would need one. The process still
+		// gets its root, by chroot: it shares every host mount anyway,
+		// so there is nothing for chroot to protect.
+		if err := unix.Chroot(rootfs); err != nil {
+			return fmt.Errorf("chroot to the root filesystem: %w", err)
+		}
+		if err := unix.Chdir("/"); err != nil {
+			return err
+		}
+		return execProcess(spec.Process, c.Filter, c.SeccompFlags, console, nil, nil, startBarrier(spec, create, hookState))
+	}
 	root, err := setupMounts(spec, rootfs, cg, newCgroupNS)
 	if err != nil {
 		return err
 	}
 	defer root.close()
-	if err := createDevices(spec, root); err != nil {
+	if userNS {
+		// No mknod in a user namespace: the host's nodes are bound in.
+		if err := bindDevices(spec, root); err != nil {
+			return err
+		}
+	} else if err := createDevices(spec, root); err != nil {
 		return err
 	}
 	if err := createCwd(root, spec.Process.Cwd); err != nil {
@@ -190,10 +217,24 @@ func initContainer(c *compiledSpec, cg *cgroups.Manager, console *os.File) error
 			return fmt.Errorf("setting the domain name: %w", err)
 		}
 	}
+	if spec.Hooks != nil {
+		// In the container's namespaces, before pivot_root: the hook's
+		// path resolves in the runtime's filesystem.
+		if err := runHooks(context.Background(), spec.Hooks.CreateContainer, hookState); err != nil {
+			return err
+		}
+	}
 	if err := pivotRoot(root); err != nil {
 		return err
 	}
 	root.close()
+	if p := spec.Linux.RootfsPropagation; p != "" {
+		// On the new root, after pivot_root, as runc does: set on the
+		// rootfs before, it would reach the host's mounts.
+		if err := unix.Mount("", "/", "", propagationOptions[p], ""); err != nil {
+			return fmt.Errorf("setting the root's propagation to %s: %w", p, err)
+		}
+	}
 	if err := writeSysctls(spec.Linux.Sysctl); err != nil {
 		return err
 	}
@@ -224,7 +265,38 @@ func initContainer(c *compiledSpec, cg *cgroups.Manager, console *os.File) error
 			return fmt.Errorf("setting oom_score_adj: %w", err)
 		}
 	}
-	return execProcess(spec.Process, c.Filter, c.SeccompFlags, console, master, slave)
+	return execProcess(spec.Process, c.Filter, c.SeccompFlags, console, master, slave, startBarrier(spec, create, hookState))
+}
+
+// startBarrier is what the init does once its command is found: wait for
+// Start (when created by Create), then run the startContainer hooks; nil
+// when there is neither.
+func startBarrier(spec *specs.Spec, create bool, hookState []byte) func() error {
+	if !create && (spec.Hooks == nil || len(spec.Hooks.StartContainer) == 0) {
+		return nil
+	}
+	return func() error {
+		if create {
+			if err := awaitStart(); err != nil {
+				return err
+			}
+		}
+		if spec.Hooks == nil {
+			return nil
+		}
+		return runHooks(context.Background(), spec.Hooks.StartContainer, hookState)
+	}
+}
+
+// hasNamespace reports whether spec gives the container a namespace of
+// type t (new or joined).
+func hasNamespace(spec *specs.Spec, t specs.LinuxNamespaceType) bool {
+	for _, ns := range spec.Linux.Namespaces {
+		if ns.Type == t {
+			return true
+		}
+	}
+	return false
 }
 
 // loopbackUp brings up lo in a new network namespace, as every runtime
@@ -273,6 +345,14 @@ func joinNamespace(ns specs.LinuxNamespace) error {
 	fd, err := unix.Open(ns.Path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("joining %s namespace: %w", ns.Type, err)
+	}
+	if ns.Type == specs.MountNamespace {
+		// Only a thread with a filesystem context of its own may join a
+		// mount namespace, and Go's threads share one.
+		if err := unix.Unshare(unix.CLONE_FS); err != nil {
+			unix.Close(fd)
+			return fmt.Errorf("unshare: %w", err)
+		}
 	}
 	defer unix.Close(fd)
 	if err := unix.Setns(fd, int(flag)); err != nil {
@@ -376,7 +456,9 @@ func sendConsole(console, master *os.File) error {
 
 // execProcess turns the container's init thread into proc: terminal, limits,
 // credentials, capabilities, seccomp, working directory, then execve.
-func execProcess(proc *specs.Process, filter []unix.SockFilter, seccompFlags []specs.LinuxSeccompFlag, console, master, slave *os.File) error {
+// ready, when set, runs once the command is found and before the
+// credentials change: a created container's wait for Start.
+func execProcess(proc *specs.Process, filter []unix.SockFilter, seccompFlags []specs.LinuxSeccompFlag, console, master, slave *os.File, ready func() error) error {
 	for _, rl := range proc.Rlimits {
 		res, ok := rlimitResources[strings.ToLower(strings.TrimPrefix(rl.Type, "RLIMIT_"))]
 		if !ok {
@@ -419,6 +501,11 @@ func execProcess(proc *specs.Process, filter []unix.SockFilter, seccompFlags []s
 	path, err := lookPath(proc.Args[0], proc.Env)
 	if err != nil {
 		return err
+	}
+	if ready != nil {
+		if err := ready(); err != nil {
+			return err
+		}
 	}
 	// Without no_new_privs the filter needs CAP_SYS_ADMIN, so it goes in
 	// before the capabilities are dropped; with it, as late as possible.
@@ -484,6 +571,15 @@ func capabilitiesFor(c *specs.LinuxCapabilities) (capability.Capabilities, error
 		return caps, nil
 	}
 	byName := capabilityNumbers()
+	// The kernel raises an ambient capability only if it is permitted and
+	// inheritable; runc drops the others silently (specs made by `runc
+	// spec` list ambient capabilities without inheritable ones).
+	var ambient []string
+	for _, name := range c.Ambient {
+		if slices.Contains(c.Permitted, name) && slices.Contains(c.Inheritable, name) {
+			ambient = append(ambient, name)
+		}
+	}
 	for _, set := range []struct {
 		which capability.CapType
 		names []string
@@ -492,14 +588,15 @@ func capabilitiesFor(c *specs.LinuxCapabilities) (capability.Capabilities, error
 		{capability.EFFECTIVE, c.Effective},
 		{capability.PERMITTED, c.Permitted},
 		{capability.INHERITABLE, c.Inheritable},
-		{capability.AMBIENT, c.Ambient},
+		{capability.AMBIENT, ambient},
 	} {
 		for _, name := range set.names {
-			cp, ok := byName[name]
-			if !ok {
-				return nil, fmt.Errorf("unknown capability %q", name)
+			// A capability this kernel does not know cannot be granted;
+			// like runc, go without it (granting less) rather than fail:
+			// an engine may list capabilities newer than the host's.
+			if cp, ok := byName[name]; ok {
+				caps.Set(set.which, cp)
 			}
-			caps.Set(set.which, cp)
 		}
 	}
 	return caps, nil

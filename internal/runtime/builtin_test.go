@@ -51,7 +51,8 @@ func TestCloneFlags(t *testing.T) {
 		{"docker's", []specs.LinuxNamespace{{Type: "mount"}, {Type: "network"}, {Type: "uts"}, {Type: "pid"}, {Type: "ipc"}, {Type: "cgroup"}},
 			unix.CLONE_NEWNS | unix.CLONE_NEWNET | unix.CLONE_NEWUTS | unix.CLONE_NEWPID | unix.CLONE_NEWIPC, false},
 		{"joined network", []specs.LinuxNamespace{{Type: "mount"}, {Type: "network", Path: "/proc/1/ns/net"}}, unix.CLONE_NEWNS, false},
-		{"user namespace", []specs.LinuxNamespace{{Type: "user"}}, 0, true},
+		{"user namespace", []specs.LinuxNamespace{{Type: "user"}, {Type: "mount"}}, unix.CLONE_NEWUSER | unix.CLONE_NEWNS, false},
+		{"time namespace", []specs.LinuxNamespace{{Type: "time"}}, 0, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

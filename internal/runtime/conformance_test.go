@@ -58,8 +58,44 @@ type testEnv struct {
 	configJSON bool
 }
 
-// testRuntimes are the runtimes every conformance test runs against.
-var testRuntimes = []string{"runc", BuiltinName}
+// testRuntimes are the runtimes every conformance test runs against:
+// runc, the built-in runtime, and the built-in runtime driven through
+// its runc-compatible command line (berth built and called as berth-runc)
+// by the same adapter that drives runc.
+var testRuntimes = []string{"runc", BuiltinName, berthRuncName}
+
+const berthRuncName = "berth-runc"
+
+var berthRunc struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// berthRuncBinary builds berth once per test process, statically as the
+// README does, and links it as berth-runc.
+func berthRuncBinary(t *testing.T) string {
+	t.Helper()
+	berthRunc.once.Do(func() {
+		dir, err := os.MkdirTemp("", "berth-runc-")
+		if err != nil {
+			berthRunc.err = err
+			return
+		}
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "berth"), "github.com/berth-dev/berth/cmd/berth")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			berthRunc.err = fmt.Errorf("building berth: %v\n%s", err, out)
+			return
+		}
+		berthRunc.path = filepath.Join(dir, berthRuncName)
+		berthRunc.err = os.Symlink("berth", berthRunc.path)
+	})
+	if berthRunc.err != nil {
+		t.Fatal(berthRunc.err)
+	}
+	return berthRunc.path
+}
 
 // forEachRuntime runs test once per runtime, as a subtest named after it.
 func forEachRuntime(t *testing.T, test func(t *testing.T, e *testEnv)) {
@@ -80,7 +116,12 @@ func newTestEnv(t *testing.T, name string) *testEnv {
 		removeViewsAtCleanup(t, b)
 		return &testEnv{rt: b, rootfs: rootfs}
 	}
-	bin := testutil.RequiresBinary(t, "runc")
+	var bin string
+	if name == berthRuncName {
+		bin = berthRuncBinary(t)
+	} else {
+		bin = testutil.RequiresBinary(t, "runc")
+	}
 	runc := &Binary{Binary: bin, Root: filepath.Join(t.TempDir(), "runc")}
 	return &testEnv{rt: runc, runc: runc, rootfs: rootfs}
 }
@@ -816,7 +857,11 @@ func TestMain(m *testing.M) {
 			os.Exit(ExecMain(os.Args[2:]))
 		}
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if berthRunc.path != "" {
+		os.RemoveAll(filepath.Dir(berthRunc.path))
+	}
+	os.Exit(code)
 }
 
 // TestBuiltinRefusesWhatItLacks: a spec asking for something the built-in
@@ -830,7 +875,7 @@ func TestBuiltinRefusesWhatItLacks(t *testing.T) {
 		edit  func(*specs.Spec)
 		field string
 	}{
-		{"hooks", func(s *specs.Spec) { s.Hooks = &specs.Hooks{Poststart: []specs.Hook{{Path: "/bin/true"}}} }, "hooks"},
+		{"personality", func(s *specs.Spec) { s.Linux.Personality = &specs.LinuxPersonality{Domain: specs.PerLinux32} }, "linux.personality"},
 		{"user namespace", func(s *specs.Spec) { s.Linux.UIDMappings = []specs.LinuxIDMapping{{HostID: 1000, Size: 1}} }, "linux.uidMappings"},
 		{"io priority", func(s *specs.Spec) { s.Process.IOPriority = &specs.LinuxIOPriority{Class: specs.IOPRIO_CLASS_IDLE} }, "process.ioPriority"},
 		{"username", func(s *specs.Spec) { s.Process.User.Username = "web" }, "process.user.username"},

@@ -61,6 +61,21 @@ func compileSpec(spec *specs.Spec, bundle string) (*compiledSpec, error) {
 	if what := uncarried(spec); what != "" {
 		return nil, errdefs.NotImplemented("the berth runtime does not support %s; run this container with --runtime runc", what)
 	}
+	if p := spec.Linux.RootfsPropagation; p != "" {
+		if _, ok := propagationOptions[p]; !ok {
+			return nil, errdefs.InvalidArgument("runtime spec: unknown linux.rootfsPropagation %q", p)
+		}
+	}
+	if !hasNamespace(spec, specs.MountNamespace) && (len(spec.Linux.MaskedPaths) > 0 || len(spec.Linux.ReadonlyPaths) > 0 ||
+		spec.Root.Readonly || spec.Process.Terminal) {
+		return nil, errdefs.InvalidArgument("runtime spec: linux.namespaces has no mount namespace, which masked or read-only paths, a read-only root and a terminal need")
+	}
+	if err := checkNamespaced(spec); err != nil {
+		return nil, err
+	}
+	if err := checkUserNamespace(spec); err != nil {
+		return nil, err
+	}
 	c := &compiledSpec{}
 	s := *spec
 	root, linux := *spec.Root, *spec.Linux
@@ -85,6 +100,36 @@ func compileSpec(spec *specs.Spec, bundle string) (*compiledSpec, error) {
 	return c, nil
 }
 
+// checkNamespaced refuses settings that would change the host because the
+// spec does not give the container the namespace they belong to (runc
+// refuses the same): a hostname without a UTS namespace, sysctls outside
+// the network and IPC namespaces.
+func checkNamespaced(spec *specs.Spec) error {
+	if (spec.Hostname != "" || spec.Domainname != "") && !hasNamespace(spec, specs.UTSNamespace) {
+		return errdefs.InvalidArgument("runtime spec: hostname: a hostname needs a UTS namespace in linux.namespaces")
+	}
+	for key := range spec.Linux.Sysctl {
+		switch {
+		case strings.HasPrefix(key, "net."):
+			if !hasNamespace(spec, specs.NetworkNamespace) {
+				return errdefs.InvalidArgument("runtime spec: linux.sysctl %s needs a network namespace", key)
+			}
+		case strings.HasPrefix(key, "kernel.msg"), strings.HasPrefix(key, "kernel.shm"), key == "kernel.sem",
+			strings.HasPrefix(key, "fs.mqueue."):
+			if !hasNamespace(spec, specs.IPCNamespace) {
+				return errdefs.InvalidArgument("runtime spec: linux.sysctl %s needs an IPC namespace", key)
+			}
+		case key == "kernel.hostname", key == "kernel.domainname":
+			if !hasNamespace(spec, specs.UTSNamespace) {
+				return errdefs.InvalidArgument("runtime spec: linux.sysctl %s needs a UTS namespace", key)
+			}
+		default:
+			return errdefs.InvalidArgument("runtime spec: linux.sysctl %s is not namespaced: it would change the host", key)
+		}
+	}
+	return nil
+}
+
 // uncarried names the first field of spec that the built-in runtime does
 // not implement (berth never generates them), or "" when there is none.
 // It looks at every field it does not carry, so a spec field added in a
@@ -92,6 +137,7 @@ func compileSpec(spec *specs.Spec, bundle string) (*compiledSpec, error) {
 func uncarried(spec *specs.Spec) string {
 	s := *spec
 	s.Version, s.Process, s.Root, s.Hostname, s.Domainname, s.Mounts, s.Linux, s.Annotations = "", nil, nil, "", "", nil, nil, nil
+	s.Hooks = nil
 	if f := firstSet(s); f != "" {
 		return f
 	}
@@ -107,6 +153,10 @@ func uncarried(spec *specs.Spec) string {
 	}
 	l := *spec.Linux
 	l.Sysctl, l.Resources, l.CgroupsPath, l.Namespaces, l.Devices = nil, nil, "", nil, nil
+	l.RootfsPropagation = ""
+	if newUserNamespace(spec) {
+		l.UIDMappings, l.GIDMappings = nil, nil
+	}
 	l.MaskedPaths, l.ReadonlyPaths = nil, nil
 	sc := l.Seccomp
 	l.Seccomp = nil
@@ -155,7 +205,34 @@ func loadCompiled(bundle string) (*compiledSpec, error) {
 	if err != nil || c != nil {
 		return c, err
 	}
-	return compileSpec(spec, bundle)
+	if c, err = compileSpec(spec, bundle); err != nil {
+		return nil, err
+	}
+	allowRuncDevices(c)
+	return c, nil
+}
+
+// allowRuncDevices appends to the device cgroup of a config.json bundle
+// (another tool's) the rules runc adds to every container: its devices
+// and those of linux.devices stay usable whatever the spec denies.
+// berth's own specs carry these rules already (see defaultDeviceRules).
+func allowRuncDevices(c *compiledSpec) {
+	if c.Resources == nil {
+		c.Resources = &specs.LinuxResources{}
+	}
+	rules := defaultDeviceRules()[1:]
+	for _, d := range c.Spec.Linux.Devices {
+		if d.Type == "p" { // a fifo: no device cgroup rule
+			continue
+		}
+		typ := d.Type
+		if typ == "u" { // unbuffered character device
+			typ = "c"
+		}
+		major, minor := d.Major, d.Minor
+		rules = append(rules, specs.LinuxDeviceCgroup{Allow: true, Type: typ, Major: &major, Minor: &minor, Access: "rwm"})
+	}
+	c.Resources.Devices = append(c.Resources.Devices, rules...)
 }
 
 // readBundle reads bundle in whichever form it was written: its compiled
@@ -213,30 +290,32 @@ func decodeCompiled(raw []byte) (*compiledSpec, error) {
 }
 
 // encodeInitMessage is what Run sends a container's init with its
-// go-ahead: the cgroup it is in (so that it need not read mountinfo) and
-// the compiled spec.
-func encodeInitMessage(cg *cgroups.Manager, c *compiledSpec) []byte {
+// go-ahead: the cgroup it is in (so that it need not read mountinfo), the
+// state its hooks get on stdin (empty without hooks) and the compiled spec.
+func encodeInitMessage(cg *cgroups.Manager, c *compiledSpec, hookState []byte) []byte {
 	e := &planEncoder{}
 	e.str(cg.Encode())
+	e.str(string(hookState))
 	return append(e.b, c.encode()...)
 }
 
 // decodeInitMessage reads encodeInitMessage's message.
-func decodeInitMessage(raw []byte) (*cgroups.Manager, *compiledSpec, error) {
+func decodeInitMessage(raw []byte) (*cgroups.Manager, *compiledSpec, []byte, error) {
 	d := &planDecoder{b: raw}
 	enc := d.str()
+	hookState := d.str()
 	if d.err != nil {
-		return nil, nil, fmt.Errorf("init message: %w", d.err)
+		return nil, nil, nil, fmt.Errorf("init message: %w", d.err)
 	}
 	cg, err := cgroups.Decode(enc)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	c, err := decodeCompiled(d.b)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return cg, c, nil
+	return cg, c, []byte(hookState), nil
 }
 
 // planEncoder writes values by walking their types: numbers as varints,

@@ -48,9 +48,6 @@ type v2State struct {
 // container never runs without a limit it asked for.
 func checkSupported(res *specs.LinuxResources) error {
 	var fields []string
-	if m := res.Memory; m != nil && m.KernelTCP != nil {
-		fields = append(fields, "memory.kernelTCP")
-	}
 	if c := res.CPU; c != nil {
 		if c.Burst != nil {
 			fields = append(fields, "cpu.burst")
@@ -127,6 +124,9 @@ func v1Writes(res *specs.LinuxResources, st v1State) ([]fileWrite, error) {
 		if m.DisableOOMKiller != nil {
 			add("memory.oom_control", boolDigit(*m.DisableOOMKiller))
 		}
+		if m.KernelTCP != nil {
+			add("memory.kmem.tcp.limit_in_bytes", strconv.FormatInt(*m.KernelTCP, 10))
+		}
 	}
 
 	if c := res.CPU; c != nil {
@@ -158,7 +158,7 @@ func v1Writes(res *specs.LinuxResources, st v1State) ([]fileWrite, error) {
 		add("pids.max", pidsMax(*p.Limit))
 	}
 
-	if b := res.BlockIO; b != nil && b.Weight != nil {
+	if b := res.BlockIO; b != nil && b.Weight != nil && *b.Weight != 0 { // 0: unset, as runc reads it (dockerd sends it)
 		file := st.blkioWeightFile
 		if file == "" {
 			// Neither scheduler offers a weight: let the write fail and
@@ -190,6 +190,10 @@ func raisesAbove(newLimit, currentMemsw int64) bool {
 func v2Writes(res *specs.LinuxResources, st v2State) ([]fileWrite, error) {
 	if err := checkSupported(res); err != nil {
 		return nil, err
+	}
+	if m := res.Memory; m != nil && m.KernelTCP != nil {
+		// v2 has no separate TCP buffer limit (it is part of memory.max).
+		return nil, errdefs.NotImplemented("cgroups: linux.resources memory.kernelTCP has no cgroup v2 equivalent")
 	}
 	var out []fileWrite
 	add := func(file, value string) { out = append(out, fileWrite{file: file, value: value}) }
@@ -231,7 +235,7 @@ func v2Writes(res *specs.LinuxResources, st v2State) ([]fileWrite, error) {
 		add("pids.max", pidsMax(*p.Limit))
 	}
 
-	if b := res.BlockIO; b != nil && b.Weight != nil {
+	if b := res.BlockIO; b != nil && b.Weight != nil && *b.Weight != 0 { // 0: unset, as runc reads it (dockerd sends it)
 		switch st.ioWeightFile {
 		case "io.bfq.weight":
 			// BFQ takes the v1 range (1-1000) as it is.
