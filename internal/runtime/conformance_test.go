@@ -123,6 +123,10 @@ func newTestEnv(t *testing.T, name string) *testEnv {
 		bin = testutil.RequiresBinary(t, "runc")
 	}
 	runc := &Binary{Binary: bin, Root: filepath.Join(t.TempDir(), "runc")}
+	if name == berthRuncName {
+		// berth-runc keeps its read-only copies of itself under its --root.
+		removeViewsAtCleanup(t, &Builtin{Root: runc.Root})
+	}
 	return &testEnv{rt: runc, runc: runc, rootfs: rootfs}
 }
 
