@@ -272,8 +272,16 @@ func (b *Builtin) launch(ctx context.Context, id, bundle, pidFile string, io IO,
 		defer unix.Close(l)
 		mode, extra = "create", []uintptr{uintptr(l)}
 	}
+	path := execPath(exe)
+	if newUserNamespace(spec) {
+		// From its new user namespace the child may not look into our
+		// fd table: it gets the copy as an fd of its own and executes
+		// that (closed before the container's command runs).
+		path = "/proc/self/fd/" + strconv.Itoa(fdConsole+1+len(extra))
+		extra = append(extra, exe.Fd())
+	}
 	fork := func() (*helperProc, error) {
-		return startHelper(execPath(exe), []string{"berth-init", "_init", mode}, io, console, sys, extra...)
+		return startHelper(path, []string{"berth-init", "_init", mode}, io, console, sys, extra...)
 	}
 	proc, err := forkInPidNamespace(spec, fork)
 	closeCgroupFD()

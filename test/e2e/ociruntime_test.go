@@ -26,6 +26,20 @@ import (
 
 // berthRuncLink links the test's berth binary as berth-runc in a
 // temporary directory and returns the link.
+// ociStateRoot is a --root for one test. The built-in runtime keeps a
+// read-only mount of its binary there (exe:ro), detached when the test
+// ends so that the directory can go.
+func ociStateRoot(t *testing.T) string {
+	root := t.TempDir()
+	t.Cleanup(func() {
+		ents, _ := os.ReadDir(filepath.Join(root, "exe:ro"))
+		for _, e := range ents {
+			unix.Unmount(filepath.Join(root, "exe:ro", e.Name()), unix.MNT_DETACH)
+		}
+	})
+	return root
+}
+
 func berthRuncLink(t *testing.T) string {
 	t.Helper()
 	link := filepath.Join(t.TempDir(), "berth-runc")
@@ -135,7 +149,7 @@ func TestOCIRuntimeCommandLine(t *testing.T) {
 	runtimes := map[string]string{"runc": testutil.RequiresBinary(t, "runc"), "berth-runc": berthRuncLink(t)}
 	for name, bin := range runtimes {
 		t.Run(name, func(t *testing.T) {
-			r := &ociRuntime{t: t, bin: bin, root: t.TempDir()}
+			r := &ociRuntime{t: t, bin: bin, root: ociStateRoot(t)}
 			id := fmt.Sprintf("oci-cli-%d-%d", os.Getpid(), ociIDs.Add(1))
 			t.Cleanup(func() { r.run("delete", "--force", id) })
 			bundle := ociBundle(t, "sh", "-c", "echo started > /started; exec sleep 1000")
@@ -208,7 +222,7 @@ func TestOCIRuntimeCommandLine(t *testing.T) {
 // is deleted (killed) without --force.
 func TestOCIRuntimeRunForeground(t *testing.T) {
 	testutil.RequiresRoot(t)
-	r := &ociRuntime{t: t, bin: berthRuncLink(t), root: t.TempDir()}
+	r := &ociRuntime{t: t, bin: berthRuncLink(t), root: ociStateRoot(t)}
 	id := fmt.Sprintf("oci-run-%d-%d", os.Getpid(), ociIDs.Add(1))
 	t.Cleanup(func() { r.run("delete", "--force", id) })
 	res := r.run("run", "--bundle", ociBundle(t, "sh", "-c", "echo out; echo err >&2; exit 5"), id)
@@ -252,7 +266,7 @@ func TestOCIRuntimeUserNamespace(t *testing.T) {
 			if err := os.Chmod(filepath.Dir(bin), 0o755); err != nil {
 				t.Fatal(err)
 			}
-			r := &ociRuntime{t: t, bin: bin, root: t.TempDir()}
+			r := &ociRuntime{t: t, bin: bin, root: ociStateRoot(t)}
 			id := fmt.Sprintf("oci-userns-%d-%d", os.Getpid(), ociIDs.Add(1))
 			t.Cleanup(func() { r.run("delete", "--force", id) })
 			bundle := ociBundle(t, "sh", "-c", "id -u; tr -s ' ' < /proc/self/uid_map; exec sleep 1000")
@@ -308,7 +322,7 @@ func TestOCIRuntimeUserNamespace(t *testing.T) {
 // line as berth-runc.
 func TestBerthRuntimeSubcommand(t *testing.T) {
 	testutil.RequiresRoot(t)
-	root := t.TempDir()
+	root := ociStateRoot(t)
 	out, err := exec.Command(berthBin, "runtime", "--root", root, "features").Output()
 	if err != nil || !strings.Contains(string(out), `"ociVersionMin"`) || !strings.Contains(string(out), `"startContainer"`) {
 		t.Errorf("berth runtime features: %v, %s", err, out)
