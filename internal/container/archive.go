@@ -407,8 +407,10 @@ func (s *Service) CopyToContainer(ctx context.Context, ref, dstDir string, r io.
 		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
 			return errdefs.InvalidArgument("extraction point is not a directory: %s", dstDir)
 		}
-		// A cp archive is not an image layer: ".wh." names are plain files.
-		_, err = layer.ApplyAt(ctx, fd, r, layer.ApplyOptions{LiteralWhiteouts: true})
+		// A cp archive is not an image layer: ".wh." names are plain
+		// files, and a directory is never replaced by a file (its tree
+		// may hold the container's mount points).
+		_, err = layer.ApplyAt(ctx, fd, r, layer.ApplyOptions{LiteralWhiteouts: true, KeepDirs: true})
 		if errors.Is(err, unix.EROFS) {
 			return errdefs.Forbidden("mounted volume is marked read-only: %s in container %s (%v)", dstDir, ref, err)
 		}
