@@ -136,6 +136,10 @@ func (s *Service) openRunningRoot(c *Container) (int, error) {
 	return fd, nil
 }
 
+// openInRetries bounds the lookups of openIn that a concurrent rename in
+// the container made the kernel abandon (EAGAIN).
+const openInRetries = 16
+
 // openIn opens p inside the root open as rootfd and returns an O_PATH
 // descriptor. Every symlink on the way, absolute or climbing with "..", is
 // resolved as if rootfd were "/" (openat2 RESOLVE_IN_ROOT), /proc's magic
@@ -148,7 +152,7 @@ func openIn(rootfd int, p string, follow bool) (int, error) {
 		flags |= unix.O_NOFOLLOW
 	}
 	how := unix.OpenHow{Flags: flags, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
-	for range 16 {
+	for range openInRetries {
 		fd, err := unix.Openat2(rootfd, "."+clean, &how)
 		switch err {
 		case unix.EAGAIN, unix.EINTR:
@@ -158,7 +162,9 @@ func openIn(rootfd int, p string, follow bool) (int, error) {
 		}
 		return fd, err
 	}
-	return -1, unix.EAGAIN
+	// A bound against a container renaming without pause: the lookup is
+	// not retried forever.
+	return -1, errdefs.Conflict("the path %s kept changing in the container while being looked up (renamed meanwhile, %d attempts); try again", clean, openInRetries)
 }
 
 // openInFallback is openIn for kernels without openat2 (before 5.6):
@@ -200,6 +206,9 @@ func statIn(rootfd int, p, ref string, follow bool) (int, *unix.Stat_t, error) {
 	fd, err := openIn(rootfd, p, follow)
 	if err == unix.ENOENT || err == unix.ENOTDIR {
 		return -1, nil, errdefs.NotFound("Could not find the file %s in container %s", p, ref)
+	}
+	if errdefs.IsConflict(err) {
+		return -1, nil, fmt.Errorf("container %s: %w", ref, err)
 	}
 	if err != nil {
 		return -1, nil, fmt.Errorf("open %s in container %s: %w", p, ref, err)

@@ -108,6 +108,7 @@ type remover struct {
 	err    error // the first error; the removal goes on past it
 	failed int
 	moved  int // directories moved up to the top, for fresh names
+	buf    []byte
 }
 
 func (r *remover) fail(name string, err error) {
@@ -250,7 +251,10 @@ func (r *remover) next(f *frame) (string, bool, error) {
 	if _, err := unix.Seek(f.fd, 0, 0); err != nil {
 		return "", false, err
 	}
-	buf := make([]byte, 16<<10)
+	if r.buf == nil {
+		r.buf = make([]byte, 16<<10)
+	}
+	buf := r.buf
 	for {
 		n, err := unix.Getdents(f.fd, buf)
 		if err == unix.EINTR {

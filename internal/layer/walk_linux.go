@@ -99,7 +99,7 @@ func reopenParent(childfd int, p *level) error {
 
 // tooDeep is the error for an entry name longer than maxPathLen.
 func tooDeep(what, name string, depth int) error {
-	return errdefs.InvalidArgument("%s: %q... is %d directories deep, a path longer than %d bytes, which no tar reader can name; remove or flatten that tree (in the container) and try again",
+	return errdefs.InvalidArgument("%s: the path %q... lies %d directories deep, beyond %d bytes (PATH_MAX), which berth does not archive or list (nor does docker); move or remove that tree in the container and try again",
 		what, shorten(name), depth, maxPathLen)
 }
 
