@@ -337,7 +337,9 @@ func (t *tarWalker) regular(dirfd int, name string, c child) error {
 		return nil // swapped for something else meanwhile
 	}
 	if err != nil {
-		return skipVanished(name, "open", err)
+		// The descriptor holds the inode: this is no vanished file
+		// but, say, no procfs to reopen it through.
+		return fmt.Errorf("layer: reopen %q: %w", name, err)
 	}
 	return t.regularFD(fd, name)
 }

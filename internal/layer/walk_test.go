@@ -205,3 +205,39 @@ func TestWalkNeverOpensSwappedFifo(t *testing.T) {
 	}
 	t.Logf("%d walks under the swap, the fifo was never opened", runs)
 }
+
+// cp (KeepDirs) refuses a file where a directory is, as docker does; a
+// layer replaces the directory, but never removes across a mount point.
+func TestApplyFileOverDirectory(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "x", "sub"), 0o755)
+	os.WriteFile(filepath.Join(root, "x", "sub", "f"), []byte("f"), 0o644)
+	fd := openPath(t, root)
+	defer unix.Close(fd)
+	_, err := ApplyAt(ctx, fd, bytes.NewReader(buildTar(t, fileEnt("x", "file", 0o644))), ApplyOptions{LiteralWhiteouts: true, KeepDirs: true})
+	if !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "cannot overwrite directory") {
+		t.Fatalf("want docker's refusal, got %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "x", "sub", "f")); err != nil {
+		t.Fatalf("the directory's tree was touched: %v", err)
+	}
+
+	if os.Getuid() != 0 {
+		t.Skip("needs root to mount")
+	}
+	mnt := filepath.Join(root, "x", "m")
+	os.Mkdir(mnt, 0o755)
+	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Unmount(mnt, unix.MNT_DETACH)
+	os.WriteFile(filepath.Join(mnt, "keep"), []byte("k"), 0o644)
+	_, err = ApplyAt(ctx, fd, bytes.NewReader(buildTar(t, fileEnt("x", "file", 0o644))), ApplyOptions{})
+	if err == nil || !strings.Contains(err.Error(), "mount point") {
+		t.Fatalf("want a mount point error, got %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(mnt, "keep")); err != nil {
+		t.Fatalf("the removal entered the mount: %v", err)
+	}
+}
