@@ -146,6 +146,11 @@ const openInRetries = 16
 // links are refused, and the last component is followed only if follow: an
 // unfollowed symlink is returned as itself. Errors are the kernel's.
 func openIn(rootfd int, p string, follow bool) (int, error) {
+	return openInWith(unix.Openat2, rootfd, p, follow)
+}
+
+// openInWith is openIn with the openat2 call given (tests fake it).
+func openInWith(openat2 func(int, string, *unix.OpenHow) (int, error), rootfd int, p string, follow bool) (int, error) {
 	clean := path.Clean("/" + p)
 	flags := uint64(unix.O_PATH | unix.O_CLOEXEC)
 	if !follow {
@@ -153,7 +158,7 @@ func openIn(rootfd int, p string, follow bool) (int, error) {
 	}
 	how := unix.OpenHow{Flags: flags, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
 	for range openInRetries {
-		fd, err := unix.Openat2(rootfd, "."+clean, &how)
+		fd, err := openat2(rootfd, "."+clean, &how)
 		switch err {
 		case unix.EAGAIN, unix.EINTR:
 			continue // a rename somewhere in the container meanwhile
