@@ -120,9 +120,9 @@ func TestWalkNeverOpensSwappedNode(t *testing.T) {
 		return e.run("exec", "fifoswap", "test", "-e", "/swap.ready").code == 0
 	})
 	out := filepath.Join(t.TempDir(), "export.tar")
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(40 * time.Second)
 	tries, copied := 0, 0
-	for ; tries < 60 && time.Now().Before(deadline); tries++ {
+	for ; tries < 150 && time.Now().Before(deadline); tries++ {
 		if r := e.run("cp", "fifoswap:/s", "-"); r.code == 0 {
 			copied++
 		}
