@@ -16,7 +16,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/errdefs"
-	"github.com/berth-dev/berth/internal/layer"
 	"github.com/berth-dev/berth/internal/runtime"
 )
 
@@ -302,67 +301,83 @@ func removeOpt(opts []string, o string) []string {
 
 // copyImageDataToVolumes copies what the image has at a volume's mount
 // point into the volume when the volume is still empty, as docker does.
-// The rootfs holds what the container wrote in earlier runs, and a named
-// volume may be in use by another, running container: the mount point is
-// resolved inside the rootfs (openIn), its tree is read by descriptors and
-// written into the volume by descriptors (layer.ApplyAt), so no symlink of
-// either side leads the copy out of them.
-func copyImageDataToVolumes(ctx context.Context, c *Container, rootfs string) error {
-	var rootfd = -1
-	defer func() {
-		if rootfd >= 0 {
-			unix.Close(rootfd)
-		}
-	}()
+func copyImageDataToVolumes(c *Container, rootfs string) error {
 	for _, mi := range c.Mounts {
 		if mi.Type != "volume" || slices.Contains(c.Internal.NoCopyVolumes, mi.Name) {
 			continue
 		}
-		if rootfd < 0 {
-			fd, err := unix.Open(rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-			if err != nil {
-				return fmt.Errorf("open the root filesystem of container %s: %w", c.ShortName(), err)
-			}
-			rootfd = fd
+		src := filepath.Join(rootfs, mi.Destination)
+		fi, err := os.Lstat(src)
+		if err != nil || !fi.IsDir() {
+			continue
 		}
-		if err := copyUp(ctx, rootfd, mi); err != nil {
+		ents, err := os.ReadDir(mi.Source)
+		if err != nil || len(ents) > 0 {
+			continue
+		}
+		if err := copyTree(src, mi.Source); err != nil {
 			return fmt.Errorf("copy image data into volume %s: %w", mi.Name, err)
 		}
 	}
 	return nil
 }
 
-// copyUp copies the tree at mi.Destination inside the root rootfd into
-// the volume directory mi.Source if that is empty.
-func copyUp(ctx context.Context, rootfd int, mi MountInfo) error {
-	src, err := openIn(rootfd, mi.Destination, true)
-	if err != nil {
-		return nil // nothing there (or not reachable inside the root)
-	}
-	defer unix.Close(src)
+// copyTree copies the tree at src into the existing dir dst, keeping modes,
+// owners and symlinks.
+func copyTree(src, dst string) error {
 	var st unix.Stat_t
-	if err := unix.Fstat(src, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+	if err := unix.Lstat(src, &st); err == nil {
+		os.Chmod(dst, os.FileMode(st.Mode&0o7777))
+		os.Lchown(dst, int(st.Uid), int(st.Gid))
+	}
+	return filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if rel == "." {
+			return nil
+		}
+		target := filepath.Join(dst, rel)
+		sys := fi.Sys().(*unix.Stat_t)
+		switch {
+		case fi.IsDir():
+			if err := os.Mkdir(target, fi.Mode().Perm()); err != nil && !os.IsExist(err) {
+				return err
+			}
+		case fi.Mode()&os.ModeSymlink != 0:
+			link, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			if err := os.Symlink(link, target); err != nil {
+				return err
+			}
+		case fi.Mode().IsRegular():
+			in, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			out, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, fi.Mode().Perm())
+			if err != nil {
+				in.Close()
+				return err
+			}
+			_, err = io.Copy(out, in)
+			in.Close()
+			if cerr := out.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return err
+			}
+		default:
+			return nil // devices, sockets, fifos are not copied
+		}
+		os.Lchown(target, int(sys.Uid), int(sys.Gid))
+		if fi.Mode()&os.ModeSymlink == 0 {
+			os.Chmod(target, fi.Mode()&(os.ModePerm|os.ModeSetuid|os.ModeSetgid|os.ModeSticky))
+		}
 		return nil
-	}
-	dst, err := unix.Open(mi.Source, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil
-	}
-	d := os.NewFile(uintptr(dst), mi.Source)
-	defer d.Close()
-	if names, _ := d.Readdirnames(1); len(names) > 0 {
-		return nil
-	}
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(layer.WriteTarFD(ctx, pw, src, layer.TarOptions{})) }()
-	_, err = layer.ApplyAt(ctx, dst, pr, layer.ApplyOptions{LiteralWhiteouts: true})
-	pr.CloseWithError(io.ErrClosedPipe) // the writer stops if Apply failed early
-	if err != nil {
-		return err
-	}
-	// The volume's top directory takes the mount point's owner and mode.
-	if err := unix.Fchown(dst, int(st.Uid), int(st.Gid)); err != nil {
-		return err
-	}
-	return unix.Fchmod(dst, st.Mode&0o7777)
+	})
 }

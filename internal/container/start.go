@@ -63,7 +63,7 @@ func (s *Service) Start(ctx context.Context, ref string, opts StartOptions) (*At
 			return nil, err
 		}
 	}
-	if err := s.prepareBundle(ctx, c, opts); err != nil {
+	if err := s.prepareBundle(c, opts); err != nil {
 		s.teardownBundle(c)
 		return nil, err
 	}
@@ -87,7 +87,7 @@ func (s *Service) Start(ctx context.Context, ref string, opts StartOptions) (*At
 
 // prepareBundle mounts the container's rootfs and writes the runtime's
 // bundle.
-func (s *Service) prepareBundle(ctx context.Context, c *Container, opts StartOptions) error {
+func (s *Service) prepareBundle(c *Container, opts StartOptions) error {
 	bundle := s.BundleDir(c.ID)
 	if err := os.MkdirAll(bundle, 0o700); err != nil {
 		return err
@@ -100,7 +100,7 @@ func (s *Service) prepareBundle(ctx context.Context, c *Container, opts StartOpt
 	if err := s.snaps.Mount(c.ID, chains, rootfs, snapshot.MountOptions{Volatile: c.HostConfig.AutoRemove}); err != nil {
 		return err
 	}
-	if err := copyImageDataToVolumes(ctx, c, rootfs); err != nil {
+	if err := copyImageDataToVolumes(c, rootfs); err != nil {
 		return err
 	}
 	if c.Config.WorkingDir != "" {

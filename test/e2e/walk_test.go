@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -180,46 +179,4 @@ func TestCpFileOverDirectory(t *testing.T) {
 	eventually(t, 10*time.Second, "the file copied over a file", func() bool {
 		return e.run("exec", "cpdir", "cat", "/x/dir/own").stdout == "new\n"
 	})
-}
-
-// The first start with an empty volume copies what the image has at the
-// mount point into it (docker's copy-up). The mount point is looked up
-// inside the container's root: a container that made a parent of it a
-// symlink to a host path in an earlier run gets nothing of the host
-// copied into its volume (the copy followed the link on the host).
-func TestCopyUpStaysInRoot(t *testing.T) {
-	e := newEnv(t)
-	canary, secret := hostCanary(t)
-	hostData := filepath.Join(canary, "sub", "data")
-	if err := os.MkdirAll(hostData, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(hostData, secret), []byte("secret\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	// First run: the volume stays empty; the container moves /mnt away and
-	// puts a link to the host canary in its place.
-	script := fmt.Sprintf("test -e /moved || { mv /mnt /moved && ln -s %s /mnt; }", canary)
-	e.must("run", "--name", "cu", "-v", "cuvol:/mnt/sub/data", "busybox", "sh", "-c", script)
-	e.run("start", "-a", "cu") // the runtime may refuse the link; the copy-up came before
-	vol := strings.TrimSpace(e.must("volume", "inspect", "-f", "{{.Mountpoint}}", "cuvol"))
-	ents, err := os.ReadDir(vol)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ent := range ents {
-		t.Fatalf("the copy-up brought %s from the host into the volume", ent.Name())
-	}
-	// The copy-up itself still works: busybox's /etc fills a new volume,
-	// owners, modes and links kept.
-	e.must("run", "--rm", "-v", "cuetc:/etc", "busybox", "true")
-	etc := strings.TrimSpace(e.must("volume", "inspect", "-f", "{{.Mountpoint}}", "cuetc"))
-	b, err := os.ReadFile(filepath.Join(etc, "passwd"))
-	if err != nil || !strings.Contains(string(b), "root:") {
-		t.Fatalf("copy-up of /etc: passwd %q, %v", b, err)
-	}
-	want := e.must("run", "--rm", "busybox", "ls", "-ln", "/etc")
-	if got := e.must("run", "--rm", "-v", "cuetc:/etc", "busybox", "ls", "-ln", "/etc"); got != want {
-		t.Fatalf("copy-up of /etc differs:\n%s\nwant:\n%s", got, want)
-	}
 }
