@@ -213,7 +213,7 @@ func (a *app) copyFromContainer(ctx context.Context, ref, src, dst string, opts 
 		defer pr2.Close()
 		in = pr2
 	}
-	_, err = layer.ApplyWithOptions(ctx, extractDir, in, layer.ApplyOptions{LiteralWhiteouts: true, NoLchown: !opts.Archive})
+	_, err = layer.ApplyWithOptions(ctx, extractDir, in, layer.ApplyOptions{LiteralWhiteouts: true, NoLchown: !opts.Archive, KeepDirs: true})
 	pr.Close()
 	return err
 }

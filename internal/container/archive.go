@@ -136,20 +136,29 @@ func (s *Service) openRunningRoot(c *Container) (int, error) {
 	return fd, nil
 }
 
+// openInRetries bounds the lookups of openIn that a concurrent rename in
+// the container made the kernel abandon (EAGAIN).
+const openInRetries = 16
+
 // openIn opens p inside the root open as rootfd and returns an O_PATH
 // descriptor. Every symlink on the way, absolute or climbing with "..", is
 // resolved as if rootfd were "/" (openat2 RESOLVE_IN_ROOT), /proc's magic
 // links are refused, and the last component is followed only if follow: an
 // unfollowed symlink is returned as itself. Errors are the kernel's.
 func openIn(rootfd int, p string, follow bool) (int, error) {
+	return openInWith(unix.Openat2, rootfd, p, follow)
+}
+
+// openInWith is openIn with the openat2 call given (tests fake it).
+func openInWith(openat2 func(int, string, *unix.OpenHow) (int, error), rootfd int, p string, follow bool) (int, error) {
 	clean := path.Clean("/" + p)
 	flags := uint64(unix.O_PATH | unix.O_CLOEXEC)
 	if !follow {
 		flags |= unix.O_NOFOLLOW
 	}
 	how := unix.OpenHow{Flags: flags, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
-	for range 16 {
-		fd, err := unix.Openat2(rootfd, "."+clean, &how)
+	for range openInRetries {
+		fd, err := openat2(rootfd, "."+clean, &how)
 		switch err {
 		case unix.EAGAIN, unix.EINTR:
 			continue // a rename somewhere in the container meanwhile
@@ -158,7 +167,9 @@ func openIn(rootfd int, p string, follow bool) (int, error) {
 		}
 		return fd, err
 	}
-	return -1, unix.EAGAIN
+	// A bound against a container renaming without pause: the lookup is
+	// not retried forever.
+	return -1, errdefs.Conflict("the path %s kept changing in the container while being looked up (renamed meanwhile, %d attempts); try again", clean, openInRetries)
 }
 
 // openInFallback is openIn for kernels without openat2 (before 5.6):
@@ -200,6 +211,9 @@ func statIn(rootfd int, p, ref string, follow bool) (int, *unix.Stat_t, error) {
 	fd, err := openIn(rootfd, p, follow)
 	if err == unix.ENOENT || err == unix.ENOTDIR {
 		return -1, nil, errdefs.NotFound("Could not find the file %s in container %s", p, ref)
+	}
+	if errdefs.IsConflict(err) {
+		return -1, nil, fmt.Errorf("container %s: %w", ref, err)
 	}
 	if err != nil {
 		return -1, nil, fmt.Errorf("open %s in container %s: %w", p, ref, err)
@@ -407,8 +421,10 @@ func (s *Service) CopyToContainer(ctx context.Context, ref, dstDir string, r io.
 		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
 			return errdefs.InvalidArgument("extraction point is not a directory: %s", dstDir)
 		}
-		// A cp archive is not an image layer: ".wh." names are plain files.
-		_, err = layer.ApplyAt(ctx, fd, r, layer.ApplyOptions{LiteralWhiteouts: true})
+		// A cp archive is not an image layer: ".wh." names are plain
+		// files, and a directory is never replaced by a file (its tree
+		// may hold the container's mount points).
+		_, err = layer.ApplyAt(ctx, fd, r, layer.ApplyOptions{LiteralWhiteouts: true, KeepDirs: true})
 		if errors.Is(err, unix.EROFS) {
 			return errdefs.Forbidden("mounted volume is marked read-only: %s in container %s (%v)", dstDir, ref, err)
 		}

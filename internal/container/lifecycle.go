@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/fsutil"
 	"github.com/berth-dev/berth/internal/metadata"
 	"github.com/berth-dev/berth/internal/snapshot"
 )
@@ -269,7 +270,7 @@ func (s *Service) removeStopped(ctx context.Context, c *Container, volumes bool)
 	if err := snapshot.Unmount(s.RootfsDir(c.ID)); err != nil {
 		return err
 	}
-	if err := os.RemoveAll(s.BundleDir(c.ID)); err != nil {
+	if err := fsutil.RemoveAll(s.BundleDir(c.ID)); err != nil {
 		return fmt.Errorf("remove bundle of %s: %w", c.ShortName(), err)
 	}
 	if err := s.snaps.RemoveContainerLayer(c.ID); err != nil {

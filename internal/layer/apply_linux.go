@@ -63,6 +63,10 @@ type ApplyOptions struct {
 	// are outside image layers, instead of converting them to overlayfs
 	// whiteouts.
 	LiteralWhiteouts bool
+	// KeepDirs refuses an entry that is no directory where a directory
+	// is, as docker cp does ("cannot overwrite directory"), instead of
+	// removing the directory's tree as a layer replacing it does.
+	KeepDirs bool
 }
 
 // ApplyWithOptions is Apply with options; the security rules are the same.
@@ -450,6 +454,9 @@ func (a *applier) clear(entry string, pfd int, base, rel string, isDir bool) (ex
 	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
 		if isDir {
 			return true, false, nil
+		}
+		if a.opts.KeepDirs {
+			return false, false, invalid(entry, "cannot overwrite directory with non-directory; remove the directory first")
 		}
 		// The cached parent may lie inside the tree being removed.
 		a.dropCache()

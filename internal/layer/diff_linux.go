@@ -57,7 +57,7 @@ func Diff(ctx context.Context, w io.Writer, upper string, lowers []string) error
 			return err
 		}
 	}
-	if err := t.walkDir(fd, ""); err != nil {
+	if err := t.walkRoot(fd, ""); err != nil {
 		return err
 	}
 	return t.finish()
@@ -83,7 +83,7 @@ func WriteTar(ctx context.Context, w io.Writer, root string) error {
 	if err != nil {
 		return fmt.Errorf("layer: open %s: %w", root, err)
 	}
-	if err := t.walkDir(fd, ""); err != nil {
+	if err := t.walkRoot(fd, ""); err != nil {
 		return err
 	}
 	return t.finish()
@@ -104,6 +104,8 @@ type tarWalker struct {
 	// noKernelFS writes directories of kernel filesystems (proc, sysfs...)
 	// without their contents.
 	noKernelFS bool
+	// stack is the path of directories being walked.
+	stack dirStack
 }
 
 func newTarWalker(ctx context.Context, w io.Writer, overlay bool) *tarWalker {
@@ -117,6 +119,7 @@ func newTarWalker(ctx context.Context, w io.Writer, overlay bool) *tarWalker {
 }
 
 func (t *tarWalker) close() {
+	t.stack.closeAll()
 	for _, b := range t.lowerFS {
 		if b != nil {
 			unix.Close(b.rootfd)
@@ -158,18 +161,32 @@ type child struct {
 	st   unix.Stat_t
 }
 
-// walkDir writes the entries of the directory open as fd (named rel in
-// the tar, "" for the root) in name order, recursively. It closes fd.
-func (t *tarWalker) walkDir(fd int, rel string) error {
-	defer unix.Close(fd)
-	names, err := readDirNames(fd)
+// walkRoot walks the directory open as fd (named rel in the tar, "" for
+// the root); it takes fd.
+func (t *tarWalker) walkRoot(fd int, rel string) error {
+	lv, err := t.stack.push(fd)
+	if err != nil {
+		return fmt.Errorf("layer: stat %q: %w", rel, err)
+	}
+	err = t.walkDir(lv, rel)
+	if perr := t.stack.pop(); err == nil {
+		err = perr
+	}
+	return err
+}
+
+// walkDir writes the entries of the directory lv (named rel in the tar)
+// in name order, recursively. lv's descriptor may be closed and reopened
+// by the walk below it: it is read anew for every entry.
+func (t *tarWalker) walkDir(lv *level, rel string) error {
+	names, err := readDirNames(lv.fd)
 	if err != nil {
 		return fmt.Errorf("layer: read directory %q: %w", rel, err)
 	}
 	children := make([]child, 0, len(names))
 	for _, name := range names {
 		c := child{name: name, out: name}
-		if err := unix.Fstatat(fd, name, &c.st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if err := unix.Fstatat(lv.fd, name, &c.st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			if err == unix.ENOENT {
 				continue
 			}
@@ -182,7 +199,7 @@ func (t *tarWalker) walkDir(fd int, rel string) error {
 	}
 	sort.Slice(children, func(i, j int) bool { return children[i].out < children[j].out })
 	for _, c := range children {
-		if err := t.entry(fd, rel, c); err != nil {
+		if err := t.entry(lv.fd, rel, c); err != nil {
 			return err
 		}
 	}
@@ -220,6 +237,9 @@ func (t *tarWalker) entry(dirfd int, rel string, c child) error {
 		return err
 	}
 	name := join(rel, c.name)
+	if len(name) > maxPathLen {
+		return tooDeep("layer: archive", name, t.stack.depth()+1)
+	}
 	switch c.st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
 		fd, err := openatRetry(dirfd, c.name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
@@ -234,7 +254,7 @@ func (t *tarWalker) entry(dirfd int, rel string, c child) error {
 			unix.Close(fd)
 			return nil
 		}
-		return t.walkDir(fd, name)
+		return t.walkRoot(fd, name)
 
 	case unix.S_IFREG:
 		return t.regular(dirfd, name, c)
@@ -302,12 +322,24 @@ func (t *tarWalker) regular(dirfd int, name string, c child) error {
 			return t.write(hdr)
 		}
 	}
-	// O_NONBLOCK and O_NOCTTY: if a running container swapped the file for
-	// a fifo or a terminal meanwhile, the open must neither hang nor take
-	// a controlling terminal; the fstat below then skips it.
-	fd, err := openatRetry(dirfd, c.name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	// A running container may have swapped the file for a device node or
+	// a fifo since the directory was listed, and opening one can have
+	// effects (a watchdog arms, a tape rewinds): the name is opened
+	// O_PATH, which opens nothing, and only a regular file is then
+	// opened for reading, through that very descriptor.
+	pfd, err := openatRetry(dirfd, c.name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return skipVanished(name, "open", err)
+	}
+	fd, notReg, err := reopenRegular(pfd)
+	unix.Close(pfd)
+	if notReg {
+		return nil // swapped for something else meanwhile
+	}
+	if err != nil {
+		// The descriptor holds the inode: this is no vanished file
+		// but, say, no procfs to reopen it through.
+		return fmt.Errorf("layer: reopen %q: %w", name, err)
 	}
 	return t.regularFD(fd, name)
 }
@@ -395,17 +427,26 @@ func (t *tarWalker) lowerData(name string, xs map[string][]byte) (*os.File, int6
 			}
 			t.lowerFS[i] = &beneath{rootfd: fd}
 		}
-		fd, err := t.lowerFS[i].open(src, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY)
+		pfd, err := t.lowerFS[i].open(src, unix.O_PATH)
 		if err == unix.ENOENT || err == unix.ENOTDIR || err == unix.ELOOP {
 			continue
 		}
 		if err != nil {
 			return nil, 0, fmt.Errorf("layer: diff: open %q in lower %s: %w", src, l, err)
 		}
-		var st unix.Stat_t
-		if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
-			unix.Close(fd)
+		// Only a regular file is opened (see regular).
+		fd, notReg, err := reopenRegular(pfd)
+		unix.Close(pfd)
+		if notReg {
 			continue
+		}
+		if err != nil {
+			return nil, 0, fmt.Errorf("layer: diff: open %q in lower %s: %w", src, l, err)
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			unix.Close(fd)
+			return nil, 0, fmt.Errorf("layer: diff: stat %q in lower %s: %w", src, l, err)
 		}
 		return os.NewFile(uintptr(fd), src), st.Size, nil
 	}

@@ -2,12 +2,13 @@ package layer
 
 import (
 	"errors"
-	"os"
 	"strconv"
 	"strings"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/fsutil"
 )
 
 // Everything in this package that touches a tree works relative to file
@@ -129,38 +130,11 @@ func futimens(fd int, ts *[2]unix.Timespec) error {
 }
 
 // removeAllAt removes name (a file or a whole tree) in the directory dirfd
-// without following symlinks.
+// without following symlinks, never entering another mount (a mount point
+// is an error) and with a bounded number of descriptors however deep the
+// tree is.
 func removeAllAt(dirfd int, name string) error {
-	err := unix.Unlinkat(dirfd, name, 0)
-	if err == nil || err == unix.ENOENT {
-		return nil
-	}
-	if err != unix.EISDIR && err != unix.EPERM {
-		return err
-	}
-	fd, err := openatRetry(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	d := os.NewFile(uintptr(fd), name)
-	for {
-		names, rerr := d.Readdirnames(1024)
-		for _, n := range names {
-			if err := removeAllAt(fd, n); err != nil {
-				d.Close()
-				return err
-			}
-		}
-		if rerr != nil || len(names) == 0 {
-			break
-		}
-	}
-	d.Close()
-	err = unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR)
-	if err == unix.ENOENT {
-		return nil
-	}
-	return err
+	return fsutil.RemoveAllAt(dirfd, name)
 }
 
 // listXattrs returns the extended attributes of the file open as fd.

@@ -63,7 +63,7 @@ func WriteTarFD(ctx context.Context, w io.Writer, fd int, opts TarOptions) error
 			unix.Close(dfd)
 			return t.finish()
 		}
-		if err := t.walkDir(dfd, name); err != nil {
+		if err := t.walkRoot(dfd, name); err != nil {
 			return err
 		}
 		return t.finish()
@@ -83,7 +83,10 @@ func (t *tarWalker) object(fd int, name string, st *unix.Stat_t) error {
 	case unix.S_IFREG:
 		// Reopen the very inode through procfs: the magic link names the
 		// descriptor's file, no path inside the container is resolved.
-		rfd, err := openatRetry(unix.AT_FDCWD, procFDPath(fd), unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+		rfd, notReg, err := reopenRegular(fd)
+		if notReg {
+			return errdefs.Conflict("layer: %q changed type while being read; try again", name)
+		}
 		if err != nil {
 			return fmt.Errorf("layer: open %q: %w", name, err)
 		}
@@ -137,18 +140,21 @@ func Changes(ctx context.Context, upper string, lowers []string) ([]Change, erro
 	}
 	cw := &changeWalker{ctx: ctx}
 	defer cw.close()
+	lv, err := cw.stack.push(fd)
+	if err != nil {
+		return nil, fmt.Errorf("layer: stat upper dir %s: %w", upper, err)
+	}
 	for _, l := range lowers {
 		lfd, err := openatRetry(unix.AT_FDCWD, l, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err == unix.ENOENT {
 			continue
 		}
 		if err != nil {
-			unix.Close(fd)
 			return nil, fmt.Errorf("layer: open lower dir %s: %w", l, err)
 		}
 		cw.lowers = append(cw.lowers, &beneath{rootfd: lfd})
 	}
-	if err := cw.walk(fd, ""); err != nil {
+	if err := cw.walk(lv, ""); err != nil {
 		return nil, err
 	}
 	sort.Slice(cw.out, func(i, j int) bool { return cw.out[i].Path < cw.out[j].Path })
@@ -159,29 +165,34 @@ type changeWalker struct {
 	ctx    context.Context
 	lowers []*beneath
 	out    []Change
+	stack  dirStack
 }
 
 func (cw *changeWalker) close() {
+	cw.stack.closeAll()
 	for _, b := range cw.lowers {
 		unix.Close(b.rootfd)
 	}
 }
 
-// walk records the entries of the directory open as fd (rel below upper);
-// it closes fd.
-func (cw *changeWalker) walk(fd int, rel string) error {
-	defer unix.Close(fd)
+// walk records the entries of the directory lv (rel below upper). lv's
+// descriptor may be closed and reopened by the walk below it: it is read
+// anew for every entry.
+func (cw *changeWalker) walk(lv *level, rel string) error {
 	if err := cw.ctx.Err(); err != nil {
 		return err
 	}
-	names, err := readDirNames(fd)
+	names, err := readDirNames(lv.fd)
 	if err != nil {
 		return fmt.Errorf("layer: read directory %q: %w", rel, err)
 	}
 	for _, name := range names {
 		p := join(rel, name)
+		if len(p)+1 > maxPathLen {
+			return tooDeep("layer: diff", p, cw.stack.depth()+1)
+		}
 		var st unix.Stat_t
-		if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if err := unix.Fstatat(lv.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			if err == unix.ENOENT {
 				continue
 			}
@@ -199,14 +210,22 @@ func (cw *changeWalker) walk(fd int, rel string) error {
 		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
 			continue
 		}
-		sub, err := openatRetry(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		sub, err := openatRetry(lv.fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if err != nil {
 			if skipVanished(p, "open", err) == nil {
 				continue // swapped or removed meanwhile
 			}
 			return fmt.Errorf("layer: open %q: %w", p, err)
 		}
-		if err := cw.walk(sub, p); err != nil {
+		slv, err := cw.stack.push(sub)
+		if err != nil {
+			return fmt.Errorf("layer: stat %q: %w", p, err)
+		}
+		err = cw.walk(slv, p)
+		if perr := cw.stack.pop(); err == nil {
+			err = perr
+		}
+		if err != nil {
 			return err
 		}
 	}

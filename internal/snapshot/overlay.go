@@ -16,6 +16,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/digest"
 	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/fsutil"
 )
 
 // Snapshotter manages layer snapshots under <root>/snapshots and container
@@ -99,7 +100,7 @@ func (s *Snapshotter) Remove(chainID digest.Digest) error {
 		}
 		return err
 	}
-	return os.RemoveAll(trash)
+	return fsutil.RemoveAll(trash)
 }
 
 // List returns the chain IDs of all committed snapshots.
@@ -123,7 +124,7 @@ func (s *Snapshotter) CleanupTemp() {
 	ents, _ := os.ReadDir(filepath.Join(s.root, "snapshots"))
 	for _, e := range ents {
 		if strings.HasPrefix(e.Name(), "tmp-") || strings.HasPrefix(e.Name(), "rm-") {
-			os.RemoveAll(filepath.Join(s.root, "snapshots", e.Name()))
+			fsutil.RemoveAll(filepath.Join(s.root, "snapshots", e.Name()))
 		}
 	}
 }
@@ -248,9 +249,12 @@ func Unmount(target string) error {
 	return nil
 }
 
-// RemoveContainerLayer deletes container id's writable layer.
+// RemoveContainerLayer deletes container id's writable layer. The
+// container built that tree: it may be nested far deeper than a
+// descriptor per level allows (os.RemoveAll), and it must be removed all
+// the same.
 func (s *Snapshotter) RemoveContainerLayer(id string) error {
-	return os.RemoveAll(s.ContainerDir(id))
+	return fsutil.RemoveAll(s.ContainerDir(id))
 }
 
 // IsMountPoint reports whether path is a mount point, comparing its device

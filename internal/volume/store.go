@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/fsutil"
 	"github.com/berth-dev/berth/internal/metadata"
 )
 
@@ -201,7 +202,7 @@ func (s *Store) Remove(ctx context.Context, name string, force bool) error {
 		if err := tx.Delete(metadata.BucketVolumes, name); err != nil {
 			return err
 		}
-		return os.RemoveAll(filepath.Join(s.root, name))
+		return fsutil.RemoveAll(filepath.Join(s.root, name))
 	})
 }
 
@@ -230,7 +231,7 @@ func (s *Store) Prune(ctx context.Context, all bool, labelFilter func(map[string
 			if err := tx.Delete(metadata.BucketVolumes, r.Name); err != nil {
 				return err
 			}
-			if err := os.RemoveAll(filepath.Join(s.root, r.Name)); err != nil {
+			if err := fsutil.RemoveAll(filepath.Join(s.root, r.Name)); err != nil {
 				return err
 			}
 			removed = append(removed, r.Name)
