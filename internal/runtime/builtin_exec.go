@@ -29,17 +29,21 @@ import (
 // it takes on everything the process must have: the container's cgroups,
 // namespaces, root and working directory, limits, terminal, seccomp
 // filter, credentials and capabilities; then that thread forks and
-// executes the command directly (syscall.ForkExec), and dies with its
+// executes the command directly (forkExec), and dies with its
 // goroutine. The forked child is the first thing of the exec that the
 // container can see, and it already has all of the above.
 //
-// Until its execve, Go's child shares the helper's memory (Go forks with
-// CLONE_VFORK|CLONE_VM), so the helper makes itself non-dumpable first:
-// the child is then out of reach of ptrace and /proc/<pid>/{mem,exe} for
-// container processes without CAP_SYS_PTRACE. A container granted
-// CAP_SYS_PTRACE (in the host's user namespace, as Docker grants it) can
-// still attach to the child in the microseconds before its execve, as it
-// can to runc's init, and its memory is then the helper's.
+// The child is a plain fork: until its execve it has a copy-on-write
+// copy of the helper's memory, never the memory itself (syscall.ForkExec
+// would share it, CLONE_VM|CLONE_VFORK). The helper makes itself
+// non-dumpable first, which the copy inherits: the child is out of reach
+// of ptrace and /proc/<pid>/{mem,exe} for container processes without
+// CAP_SYS_PTRACE. A container granted CAP_SYS_PTRACE (in the host's user
+// namespace, as Docker grants it) can still stop the child in the
+// microseconds before its execve, as it can runc's init: it then holds a
+// confined process with a copy of the helper's memory (the exec's
+// message: the process and the container's state) and fds (all but
+// stdio close-on-exec), and writes to the copy hurt no one else.
 //
 // The child must be born in the container's cgroups, so that the pids
 // limit holds at the fork itself. In v1 the thread joins them (v1 cgroups
@@ -52,19 +56,20 @@ import (
 // from a plain clone; the helper leaves it after the fork (see
 // leaveContainerCgroup).
 //
-// What the child runs before execve is Go's fork path: setsid, the
-// signal handlers and mask, dup3/fcntl/close of the stdio, TIOCSCTTY,
-// prlimit64(RLIMIT_NOFILE) and execve, all under the container's seccomp
-// filter, which this thread has already loaded. Docker's default profile
-// allows every one of them; a custom profile that forbids one makes every
-// exec fail (as it would under runc, whose init runs after the filter too).
+// What runs before execve runs under the container's seccomp filter,
+// which this thread has already loaded: the fork (clone with SIGCHLD
+// only, rt_sigprocmask around it) and in the child setsid, dup3,
+// ioctl(TIOCSCTTY), rt_sigaction, rt_sigprocmask and execve (write and
+// exit_group on failure; see execChild). Docker's default profile allows
+// every one of them; a custom profile that forbids one makes every exec
+// fail (as it would under runc, whose init runs after the filter too).
 
 // ExecMain is `berth _exec [--detach]`: it reads an execMessage on fd 3,
 // starts the process in the container and reports on fd 4 ({"pid":N} or
 // an initReport with the failure). Without --detach it then stays the
 // process's parent until it exits, and exits with its status.
 func ExecMain(args []string) int {
-	// First of all: the child shares this memory until its execve.
+	// First of all: the child starts with a copy of this memory.
 	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
 	detach := len(args) > 0 && args[0] == "--detach"
 	console := inheritedConsole()
@@ -83,10 +88,8 @@ func ExecMain(args []string) int {
 	if msg.Process.Terminal && console == nil && detach {
 		return fail(errdefs.InvalidArgument("a detached process with a terminal needs a console socket"))
 	}
-	// Every signal gets a Go handler before the fork: the child resets
-	// every handled signal to its default, so it starts with no ignored
-	// signal inherited from whoever started berth; and a signal sent to
-	// the helper from now on is relayed instead of ending it.
+	// A signal sent to the helper from now on is relayed instead of
+	// ending it. (The child resets every signal to its default itself.)
 	sigs := make(chan os.Signal, 32)
 	signal.Notify(sigs)
 	s, err := startInContainer(msg)
@@ -240,9 +243,6 @@ func (t *execThread) confineAndFork() (spawned, error) {
 	if err := t.cg.JoinThread(); err != nil {
 		return spawned{}, fmt.Errorf("joining the container's cgroup: %w", err)
 	}
-	// Setsid always: the process must not share the caller's session or
-	// controlling terminal.
-	sys := &syscall.SysProcAttr{Setsid: true}
 	caps, err := capabilitiesFor(proc.Capabilities)
 	if err != nil {
 		return spawned{}, err
@@ -289,19 +289,21 @@ func (t *execThread) confineAndFork() (spawned, error) {
 		closeMaster()
 		return spawned{}, err
 	}
-	files := []uintptr{0, 1, 2}
+	// The child always leads a session of its own (forkExec): it must
+	// not share the caller's session or controlling terminal.
+	stdio, ctty := [3]int{0, 1, 2}, false
 	if slave != nil {
-		files = []uintptr{slave.Fd(), slave.Fd(), slave.Fd()}
-		sys.Setctty, sys.Ctty = true, 0
+		sfd := int(slave.Fd())
+		stdio, ctty = [3]int{sfd, sfd, sfd}, true
 	}
 	// Whatever was opened meanwhile without O_CLOEXEC stays out too.
 	unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
 	// Until its execve the child shows this thread's name and the
-	// helper's command line (its memory is the helper's): let it show
-	// nothing of berth to the container meanwhile.
+	// helper's command line (its memory is a copy of the helper's): let
+	// it show nothing of berth to the container meanwhile.
 	setThreadName(filepath.Base(path))
 	restoreArgv := blankArgv()
-	pid, err := syscall.ForkExec(path, proc.Args, &syscall.ProcAttr{Env: proc.Env, Files: files, Sys: sys})
+	pid, err := forkExec(path, proc.Args, proc.Env, stdio, ctty)
 	restoreArgv()
 	if err != nil {
 		closeMaster()
@@ -485,8 +487,9 @@ func parseRlimits(rls []specs.POSIXRlimit) ([]rlimitSetting, error) {
 // thread, and prlimit(2) on the child would come after its execve: the
 // helper lends them for the fork instead. Until restoreRlimits its other
 // threads (which allocate little, and open nothing) live under them too.
-// syscall.Setrlimit also tells Go's fork not to put its own
-// RLIMIT_NOFILE back in the child.
+// The child gets exactly these (forkExec restores nothing): a process
+// without an RLIMIT_NOFILE (never one of berth's, whose specs always
+// carry it) gets the helper's soft limit, which Go raised at start.
 func setRlimits(limits []rlimitSetting) error {
 	for _, l := range limits {
 		if err := syscall.Setrlimit(l.resource, &l.want); err != nil {

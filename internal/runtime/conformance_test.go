@@ -814,6 +814,8 @@ func TestMain(m *testing.M) {
 			os.Exit(InitMain(os.Args[2:]))
 		case "_exec":
 			os.Exit(ExecMain(os.Args[2:]))
+		case forkExecRotateArg:
+			os.Exit(forkExecRotate(os.Args[2:]))
 		}
 	}
 	os.Exit(m.Run())
