@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	goruntime "runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -215,46 +216,62 @@ type execThread struct {
 // its goroutine.
 func startOnThread(t execThread) (spawned, error) {
 	type result struct {
-		s   spawned
-		err error
+		s     spawned
+		slave *os.File
+		err   error
 	}
 	ch := make(chan result, 1)
 	go func() {
 		goruntime.LockOSThread() // never unlocked: the thread dies with us
-		s, err := t.confineAndFork()
-		ch <- result{s, err}
+		var r result
+		r.s, r.slave, r.err = t.confineAndFork()
+		ch <- r
 	}()
 	r := <-ch
+	// The thread forked with a file table of its own (see privateFiles):
+	// the terminal is closed in the helper's own here.
+	if r.slave != nil {
+		r.slave.Close()
+	}
+	if r.err != nil && r.s.master != nil {
+		r.s.master.Close()
+		r.s.master = nil
+	}
 	return r.s, r.err
 }
 
 // confineAndFork runs on the locked thread. Host paths (cgroupfs, /proc)
 // are used before the thread joins the container's mount namespace, the
-// container's (cwd, pty, command) after.
-func (t *execThread) confineAndFork() (spawned, error) {
+// container's (cwd, pty, command) after. The terminal's files, when it
+// opens them, are the caller's to close, also on failure.
+func (t *execThread) confineAndFork() (_ spawned, slave *os.File, _ error) {
 	proc := t.msg.Process
 	if len(proc.Args) == 0 {
-		return spawned{}, errdefs.InvalidArgument("no command given")
+		return spawned{}, nil, errdefs.InvalidArgument("no command given")
+	}
+	pollFDs, err := runtimePollFDs()
+	if err != nil {
+		return spawned{}, nil, err
 	}
 	// In the container's v1 cgroups before the fork, so that the kernel
 	// counts the child against the pids limit as it forks it. The helper
 	// was born in the container's v2 cgroup (see Builtin.Exec), which the
 	// child inherits the same way.
 	if err := t.cg.JoinThread(); err != nil {
-		return spawned{}, fmt.Errorf("joining the container's cgroup: %w", err)
+		return spawned{}, nil, fmt.Errorf("joining the container's cgroup: %w", err)
 	}
 	caps, err := capabilitiesFor(proc.Capabilities)
 	if err != nil {
-		return spawned{}, err
+		return spawned{}, nil, err
 	}
 	// A mount namespace can only be joined by a thread with a filesystem
 	// context of its own; the pid namespace applies to its children.
 	if err := unix.Unshare(unix.CLONE_FS); err != nil {
-		return spawned{}, fmt.Errorf("unshare: %w", err)
+		return spawned{}, nil, fmt.Errorf("unshare: %w", err)
 	}
 	if t.flags != 0 {
 		if err := unix.Setns(t.pidfd, t.flags); err != nil {
-			return spawned{}, fmt.Errorf("joining the container's namespaces: %w", err)
+			return spawned{}, nil, fmt.Errorf("joining the container's namespaces: %w", err)
 		}
 	}
 	// This thread's root is now the container's.
@@ -264,38 +281,33 @@ func (t *execThread) confineAndFork() (spawned, error) {
 	}
 	unix.Umask(umask)
 	if err := enterCwd(proc.Cwd); err != nil {
-		return spawned{}, err
+		return spawned{}, nil, err
 	}
-	var master, slave *os.File
+	var master *os.File
+	stdio, ctty := [3]int{0, 1, 2}, false
 	if proc.Terminal {
 		if master, slave, err = openExecPTY(); err != nil {
-			return spawned{}, err
+			return spawned{}, nil, err
 		}
-		defer slave.Close()
 		if proc.ConsoleSize != nil {
 			unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: uint16(proc.ConsoleSize.Height), Col: uint16(proc.ConsoleSize.Width)})
 		}
-	}
-	closeMaster := func() {
-		if master != nil {
-			master.Close()
-		}
+		sfd := int(slave.Fd())
+		stdio, ctty = [3]int{sfd, sfd, sfd}, true
 	}
 	path, err := lookPath(proc.Args[0], proc.Env)
+	if err == nil {
+		// Before the seccomp filter, which may refuse unshare.
+		err = privateFiles(pollFDs, stdio)
+	}
 	if err == nil {
 		err = t.dropPrivileges(caps)
 	}
 	if err != nil {
-		closeMaster()
-		return spawned{}, err
+		return spawned{master: master}, slave, err
 	}
 	// The child always leads a session of its own (forkExec): it must
 	// not share the caller's session or controlling terminal.
-	stdio, ctty := [3]int{0, 1, 2}, false
-	if slave != nil {
-		sfd := int(slave.Fd())
-		stdio, ctty = [3]int{sfd, sfd, sfd}, true
-	}
 	// Whatever was opened meanwhile without O_CLOEXEC stays out too.
 	unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
 	// Until its execve the child shows this thread's name and the
@@ -306,10 +318,92 @@ func (t *execThread) confineAndFork() (spawned, error) {
 	pid, err := forkExec(path, proc.Args, proc.Env, stdio, ctty)
 	restoreArgv()
 	if err != nil {
-		closeMaster()
-		return spawned{}, forkFailure(path, err)
+		return spawned{master: master}, slave, forkFailure(path, err)
 	}
-	return spawned{pid: pid, master: master}, nil
+	return spawned{pid: pid, master: master}, slave, nil
+}
+
+// pollerFDs are the fds of Go's network poller: its epoll instance and
+// the eventfd that wakes it.
+type pollerFDs struct{ epoll, wake []int }
+
+// runtimePollFDs returns the poller's fds, once the poller exists. It
+// reads the host's /proc: call it before joining the container's mount
+// namespace.
+func runtimePollFDs() (pollerFDs, error) {
+	var p pollerFDs
+	// A pipe of os.Pipe is pollable: the poller starts with it, if it
+	// has not yet, and is never created on this thread later.
+	r, w, err := os.Pipe()
+	if err != nil {
+		return p, err
+	}
+	r.Close()
+	w.Close()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return p, err
+	}
+	for _, e := range entries {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd < 3 {
+			continue
+		}
+		switch l, _ := os.Readlink("/proc/self/fd/" + e.Name()); l {
+		case "anon_inode:[eventpoll]":
+			p.epoll = append(p.epoll, fd)
+		case "anon_inode:[eventfd]":
+			p.wake = append(p.wake, fd)
+		}
+	}
+	if len(p.epoll) == 0 {
+		return p, errors.New("exec helper: Go's poller has no epoll instance")
+	}
+	return p, nil
+}
+
+// privateFiles gives the calling thread a file table of its own that
+// holds stdio and Go's poller only, for the fork to copy. A tracer that
+// stops the child before its execve then finds none of the helper's
+// descriptors in it: not the report pipe to the caller, not the pidfd,
+// and above all not the poller's epoll instance, whose events Go's
+// runtime takes for pointers into its memory. In the thread's table
+// that instance is replaced by an empty one of its own (a poll on this
+// thread finds nothing; the helper's other threads share the helper's
+// table and poll the real one); the wake-up eventfd stays, as a write
+// to it is all the runtime may do on this thread and a write from the
+// child only wakes the poller. The thread ends with its goroutine, and
+// its table with it.
+func privateFiles(poller pollerFDs, stdio [3]int) error {
+	if err := unix.Unshare(unix.CLONE_FILES); err != nil {
+		return fmt.Errorf("unshare: %w", err)
+	}
+	keep := slices.Concat(stdio[:], poller.epoll, poller.wake)
+	for _, fd := range poller.epoll {
+		empty, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+		if err != nil {
+			return fmt.Errorf("epoll_create1: %w", err)
+		}
+		err = unix.Dup3(empty, fd, unix.O_CLOEXEC)
+		unix.Close(empty)
+		if err != nil {
+			return fmt.Errorf("dup3: %w", err)
+		}
+	}
+	slices.Sort(keep)
+	next := 3
+	for _, fd := range keep {
+		if fd > next {
+			if err := unix.CloseRange(uint(next), uint(fd-1), 0); err != nil {
+				return fmt.Errorf("close_range: %w", err)
+			}
+		}
+		next = max(next, fd+1)
+	}
+	if err := unix.CloseRange(uint(next), ^uint(0), 0); err != nil {
+		return fmt.Errorf("close_range: %w", err)
+	}
+	return nil
 }
 
 // setThreadName sets the calling thread's name (comm, 15 bytes at most).

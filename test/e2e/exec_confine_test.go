@@ -159,8 +159,13 @@ func TestExecNewSession(t *testing.T) {
 // only that process traps (exec reports 133, SIGTRAP); with shared
 // memory the host-side helper traps too and the exec fails. Whether the
 // caught process's memory is shared cannot be seen from inside the
-// container; its effect on the host is what is checked. runc's init has
-// memory of its own (and is not berth): it is caught, not poked.
+// container; its effect on the host is what is checked. The caught
+// process must not hold the helper's descriptors either (its report
+// pipe, the container's pidfd, the epoll instance of Go's poller, whose
+// events the helper takes for pointers): only stdio, the pipe of its
+// own exec report and an empty epoll instance and an eventfd. runc's
+// init has memory of its own (and is not berth): it is caught, not
+// poked.
 func TestExecChildMemoryIsPrivate(t *testing.T) {
 	e := newEnv(t)
 	bin := filepath.Join(t.TempDir(), "ptracefork")
@@ -204,10 +209,48 @@ func TestExecChildMemoryIsPrivate(t *testing.T) {
 		if strings.Contains(line, "written=true") {
 			poked++
 		}
+		if fds, ok := fieldOf(line, "fds="); ok {
+			if bad := helperDescriptors(fds); bad != "" {
+				t.Errorf("a process caught before its execve holds %s: %s", bad, line)
+			}
+		}
 	}
 	t.Logf("%d execs: %d exited 0, %d killed by the attacker's breakpoint; the attacker caught %d processes, %d before their execve, and poked %d",
 		n, succeeded, trapped, caught, preExec, poked)
 	if trapped > poked {
 		t.Errorf("%d execs trapped, but the attacker poked only %d processes", trapped, poked)
 	}
+}
+
+// fieldOf returns the value of the space-separated field key (with its
+// "=") in line.
+func fieldOf(line, key string) (string, bool) {
+	for _, f := range strings.Fields(line) {
+		if v, ok := strings.CutPrefix(f, key); ok {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// helperDescriptors names what in a list of fd:link (ptracefork's fds=)
+// is more than a process forked by the exec helper may hold before its
+// execve: stdio (below 3, not listed), the two ends of its report pipe,
+// the terminal, an eventfd, and epoll instances that watch nothing.
+func helperDescriptors(fds string) string {
+	pipes := 0
+	for _, fd := range strings.Split(fds, ",") {
+		_, link, _ := strings.Cut(fd, ":")
+		switch {
+		case fd == "":
+		case strings.HasPrefix(link, "pipe:"):
+			if pipes++; pipes > 2 {
+				return "more than its own report pipe: " + fd
+			}
+		case strings.HasPrefix(link, "/dev/pts/"), link == "anon_inode:[eventfd]", link == "anon_inode:[eventpoll]+0":
+		default:
+			return fd
+		}
+	}
+	return ""
 }

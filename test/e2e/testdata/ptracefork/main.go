@@ -5,9 +5,11 @@
 // execve (its exe is not the container's busybox) whose exe names
 // argv[1] gets a breakpoint written over the instruction it would run
 // next: if its memory is shared with a process on the host, that
-// process traps too. Every catch is printed as one line:
+// process traps too. Its descriptors above stderr are listed, an epoll
+// instance with the number of files it watches. Every catch is printed
+// as one line:
 //
-//	CAUGHT pid=N exe=... pre-exec=true|false [poked=ADDR maps=...]
+//	CAUGHT pid=N exe=... pre-exec=true|false [fds=LINK,... poked=ADDR ...]
 package main
 
 import (
@@ -72,6 +74,7 @@ func catch(pid int, target string) string {
 	if !pre || !strings.Contains(exe, target) {
 		return line
 	}
+	line += " fds=" + strings.Join(descriptors(pid), ",")
 	var regs unix.PtraceRegs
 	if err := unix.PtraceGetRegs(pid, &regs); err != nil {
 		return line + fmt.Sprintf(" getregs: %v", err)
@@ -85,4 +88,24 @@ func catch(pid int, target string) string {
 	maps, _ := os.ReadFile(fmt.Sprintf("/proc/%d/maps", pid))
 	first, _, _ := strings.Cut(string(maps), "\n")
 	return line + fmt.Sprintf(" poked=%#x written=%t maps=%q", pc, bytes.Equal(back, trap), first)
+}
+
+// descriptors lists what pid's fds above 2 lead to; an epoll instance
+// is followed by "+N", the number of files it watches.
+func descriptors(pid int) []string {
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, _ := os.ReadDir(dir)
+	var out []string
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err != nil || fd < 3 {
+			continue
+		}
+		l, _ := os.Readlink(dir + "/" + e.Name())
+		if l == "anon_inode:[eventpoll]" {
+			info, _ := os.ReadFile(fmt.Sprintf("/proc/%d/fdinfo/%s", pid, e.Name()))
+			l += "+" + strconv.Itoa(strings.Count(string(info), "tfd:"))
+		}
+		out = append(out, e.Name()+":"+l)
+	}
+	return out
 }
