@@ -43,8 +43,9 @@ import (
 // namespace, as Docker grants it) can still stop the child in the
 // microseconds before its execve, as it can runc's init: it then holds a
 // confined process with a copy of the helper's memory (the exec's
-// message: the process and the container's state) and fds (all but
-// stdio close-on-exec), and writes to the copy hurt no one else.
+// message: the process and the container's state), whose writes to the
+// copy hurt no one else, and none of the helper's descriptors: the
+// thread forks from a file table of its own (see privateFiles).
 //
 // The child must be born in the container's cgroups, so that the pids
 // limit holds at the fork itself. In v1 the thread joins them (v1 cgroups

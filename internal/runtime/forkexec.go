@@ -75,17 +75,20 @@ func forkExec(path string, argv, env []string, stdio [3]int, ctty bool) (pid int
 	var report uintptr // the child's errno, if it writes one
 	n, rerr := readFull(fds[0], unsafe.Slice((*byte)(unsafe.Pointer(&report)), unsafe.Sizeof(report)))
 	unix.Close(fds[0])
-	if rerr == nil && n == 0 {
+	switch {
+	case rerr == nil && n == 0:
 		return pid, nil // EOF: the pipe closed on execve
+	case rerr == nil && n == int(unsafe.Sizeof(report)):
+		WaitPid(pid) // it exits with 127
+		return 0, syscall.Errno(report)
 	}
+	// Neither: what runs there is unknown.
+	unix.Kill(pid, unix.SIGKILL)
 	WaitPid(pid)
-	if rerr != nil {
-		return 0, rerr
+	if rerr == nil {
+		rerr = syscall.EPIPE
 	}
-	if n != int(unsafe.Sizeof(report)) {
-		return 0, syscall.EPIPE
-	}
-	return 0, syscall.Errno(report)
+	return 0, rerr
 }
 
 // readFull reads into b until it is full or at EOF, through EINTR.
