@@ -1,6 +1,10 @@
 package e2e
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -183,7 +187,7 @@ func TestExecChildMemoryIsPrivate(t *testing.T) {
 	deadline := time.Now().Add(60 * time.Second)
 	var n, succeeded, trapped int
 	for ; n < execs && time.Now().Before(deadline); n++ {
-		r := e.run("exec", name, "true")
+		r := e.runWithin(30*time.Second, "exec", name, "true")
 		switch {
 		case strings.Contains(r.stderr, "SIGTRAP") || strings.Contains(r.stderr, "goroutine "):
 			t.Errorf("exec %d: a host process crashed: %s", n, r)
@@ -253,4 +257,28 @@ func helperDescriptors(fds string) string {
 		}
 	}
 	return ""
+}
+
+// runWithin runs berth with a deadline that also holds when a process
+// it started keeps its output open (a hung exec helper, say).
+func (e *env) runWithin(d time.Duration, args ...string) result {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	cmd := e.command(ctx, args...)
+	cmd.WaitDelay = 5 * time.Second
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := result{stdout: out.String(), stderr: errb.String()}
+	var ee *exec.ExitError
+	switch {
+	case ctx.Err() != nil:
+		r.code, r.stderr = -1, r.stderr+fmt.Sprintf("\n(no exit within %s)", d)
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	case err != nil:
+		e.t.Fatalf("berth %v: %v", args, err)
+	}
+	return r
 }
