@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	goruntime "runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -29,17 +30,22 @@ import (
 // it takes on everything the process must have: the container's cgroups,
 // namespaces, root and working directory, limits, terminal, seccomp
 // filter, credentials and capabilities; then that thread forks and
-// executes the command directly (syscall.ForkExec), and dies with its
+// executes the command directly (forkExec), and dies with its
 // goroutine. The forked child is the first thing of the exec that the
 // container can see, and it already has all of the above.
 //
-// Until its execve, Go's child shares the helper's memory (Go forks with
-// CLONE_VFORK|CLONE_VM), so the helper makes itself non-dumpable first:
-// the child is then out of reach of ptrace and /proc/<pid>/{mem,exe} for
-// container processes without CAP_SYS_PTRACE. A container granted
-// CAP_SYS_PTRACE (in the host's user namespace, as Docker grants it) can
-// still attach to the child in the microseconds before its execve, as it
-// can to runc's init, and its memory is then the helper's.
+// The child is a plain fork: until its execve it has a copy-on-write
+// copy of the helper's memory, never the memory itself (syscall.ForkExec
+// would share it, CLONE_VM|CLONE_VFORK). The helper makes itself
+// non-dumpable first, which the copy inherits: the child is out of reach
+// of ptrace and /proc/<pid>/{mem,exe} for container processes without
+// CAP_SYS_PTRACE. A container granted CAP_SYS_PTRACE (in the host's user
+// namespace, as Docker grants it) can still stop the child in the
+// microseconds before its execve, as it can runc's init: it then holds a
+// confined process with a copy of the helper's memory (the exec's
+// message: the process and the container's state), whose writes to the
+// copy hurt no one else, and none of the helper's descriptors: the
+// thread forks from a file table of its own (see privateFiles).
 //
 // The child must be born in the container's cgroups, so that the pids
 // limit holds at the fork itself. In v1 the thread joins them (v1 cgroups
@@ -52,19 +58,20 @@ import (
 // from a plain clone; the helper leaves it after the fork (see
 // leaveContainerCgroup).
 //
-// What the child runs before execve is Go's fork path: setsid, the
-// signal handlers and mask, dup3/fcntl/close of the stdio, TIOCSCTTY,
-// prlimit64(RLIMIT_NOFILE) and execve, all under the container's seccomp
-// filter, which this thread has already loaded. Docker's default profile
-// allows every one of them; a custom profile that forbids one makes every
-// exec fail (as it would under runc, whose init runs after the filter too).
+// What runs before execve runs under the container's seccomp filter,
+// which this thread has already loaded: the fork (clone with SIGCHLD
+// only, rt_sigprocmask around it) and in the child setsid, dup3,
+// ioctl(TIOCSCTTY), rt_sigaction, rt_sigprocmask and execve (write and
+// exit_group on failure; see execChild). Docker's default profile allows
+// every one of them; a custom profile that forbids one makes every exec
+// fail (as it would under runc, whose init runs after the filter too).
 
 // ExecMain is `berth _exec [--detach]`: it reads an execMessage on fd 3,
 // starts the process in the container and reports on fd 4 ({"pid":N} or
 // an initReport with the failure). Without --detach it then stays the
 // process's parent until it exits, and exits with its status.
 func ExecMain(args []string) int {
-	// First of all: the child shares this memory until its execve.
+	// First of all: the child starts with a copy of this memory.
 	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
 	detach := len(args) > 0 && args[0] == "--detach"
 	console := inheritedConsole()
@@ -83,10 +90,8 @@ func ExecMain(args []string) int {
 	if msg.Process.Terminal && console == nil && detach {
 		return fail(errdefs.InvalidArgument("a detached process with a terminal needs a console socket"))
 	}
-	// Every signal gets a Go handler before the fork: the child resets
-	// every handled signal to its default, so it starts with no ignored
-	// signal inherited from whoever started berth; and a signal sent to
-	// the helper from now on is relayed instead of ending it.
+	// A signal sent to the helper from now on is relayed instead of
+	// ending it. (The child resets every signal to its default itself.)
 	sigs := make(chan os.Signal, 32)
 	signal.Notify(sigs)
 	s, err := startInContainer(msg)
@@ -212,49 +217,62 @@ type execThread struct {
 // its goroutine.
 func startOnThread(t execThread) (spawned, error) {
 	type result struct {
-		s   spawned
-		err error
+		s     spawned
+		slave *os.File
+		err   error
 	}
 	ch := make(chan result, 1)
 	go func() {
 		goruntime.LockOSThread() // never unlocked: the thread dies with us
-		s, err := t.confineAndFork()
-		ch <- result{s, err}
+		var r result
+		r.s, r.slave, r.err = t.confineAndFork()
+		ch <- r
 	}()
 	r := <-ch
+	// The thread forked with a file table of its own (see privateFiles):
+	// the terminal is closed in the helper's own here.
+	if r.slave != nil {
+		r.slave.Close()
+	}
+	if r.err != nil && r.s.master != nil {
+		r.s.master.Close()
+		r.s.master = nil
+	}
 	return r.s, r.err
 }
 
 // confineAndFork runs on the locked thread. Host paths (cgroupfs, /proc)
 // are used before the thread joins the container's mount namespace, the
-// container's (cwd, pty, command) after.
-func (t *execThread) confineAndFork() (spawned, error) {
+// container's (cwd, pty, command) after. The terminal's files, when it
+// opens them, are the caller's to close, also on failure.
+func (t *execThread) confineAndFork() (_ spawned, slave *os.File, _ error) {
 	proc := t.msg.Process
 	if len(proc.Args) == 0 {
-		return spawned{}, errdefs.InvalidArgument("no command given")
+		return spawned{}, nil, errdefs.InvalidArgument("no command given")
+	}
+	pollFDs, err := runtimePollFDs()
+	if err != nil {
+		return spawned{}, nil, err
 	}
 	// In the container's v1 cgroups before the fork, so that the kernel
 	// counts the child against the pids limit as it forks it. The helper
 	// was born in the container's v2 cgroup (see Builtin.Exec), which the
 	// child inherits the same way.
 	if err := t.cg.JoinThread(); err != nil {
-		return spawned{}, fmt.Errorf("joining the container's cgroup: %w", err)
+		return spawned{}, nil, fmt.Errorf("joining the container's cgroup: %w", err)
 	}
-	// Setsid always: the process must not share the caller's session or
-	// controlling terminal.
-	sys := &syscall.SysProcAttr{Setsid: true}
 	caps, err := capabilitiesFor(proc.Capabilities)
 	if err != nil {
-		return spawned{}, err
+		return spawned{}, nil, err
 	}
 	// A mount namespace can only be joined by a thread with a filesystem
 	// context of its own; the pid namespace applies to its children.
 	if err := unix.Unshare(unix.CLONE_FS); err != nil {
-		return spawned{}, fmt.Errorf("unshare: %w", err)
+		return spawned{}, nil, fmt.Errorf("unshare: %w", err)
 	}
 	if t.flags != 0 {
 		if err := unix.Setns(t.pidfd, t.flags); err != nil {
-			return spawned{}, fmt.Errorf("joining the container's namespaces: %w", err)
+			return spawned{}, nil, fmt.Errorf("joining the container's namespaces: %w", err)
 		}
 	}
 	// This thread's root is now the container's.
@@ -264,50 +282,129 @@ func (t *execThread) confineAndFork() (spawned, error) {
 	}
 	unix.Umask(umask)
 	if err := enterCwd(proc.Cwd); err != nil {
-		return spawned{}, err
+		return spawned{}, nil, err
 	}
-	var master, slave *os.File
+	var master *os.File
+	stdio, ctty := [3]int{0, 1, 2}, false
 	if proc.Terminal {
 		if master, slave, err = openExecPTY(); err != nil {
-			return spawned{}, err
+			return spawned{}, nil, err
 		}
-		defer slave.Close()
 		if proc.ConsoleSize != nil {
 			unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: uint16(proc.ConsoleSize.Height), Col: uint16(proc.ConsoleSize.Width)})
 		}
-	}
-	closeMaster := func() {
-		if master != nil {
-			master.Close()
-		}
+		sfd := int(slave.Fd())
+		stdio, ctty = [3]int{sfd, sfd, sfd}, true
 	}
 	path, err := lookPath(proc.Args[0], proc.Env)
+	if err == nil {
+		// Before the seccomp filter, which may refuse unshare.
+		err = privateFiles(pollFDs, stdio)
+	}
 	if err == nil {
 		err = t.dropPrivileges(caps)
 	}
 	if err != nil {
-		closeMaster()
-		return spawned{}, err
+		return spawned{master: master}, slave, err
 	}
-	files := []uintptr{0, 1, 2}
-	if slave != nil {
-		files = []uintptr{slave.Fd(), slave.Fd(), slave.Fd()}
-		sys.Setctty, sys.Ctty = true, 0
-	}
+	// The child always leads a session of its own (forkExec): it must
+	// not share the caller's session or controlling terminal.
 	// Whatever was opened meanwhile without O_CLOEXEC stays out too.
 	unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
 	// Until its execve the child shows this thread's name and the
-	// helper's command line (its memory is the helper's): let it show
-	// nothing of berth to the container meanwhile.
+	// helper's command line (its memory is a copy of the helper's): let
+	// it show nothing of berth to the container meanwhile.
 	setThreadName(filepath.Base(path))
 	restoreArgv := blankArgv()
-	pid, err := syscall.ForkExec(path, proc.Args, &syscall.ProcAttr{Env: proc.Env, Files: files, Sys: sys})
+	pid, err := forkExec(path, proc.Args, proc.Env, stdio, ctty)
 	restoreArgv()
 	if err != nil {
-		closeMaster()
-		return spawned{}, forkFailure(path, err)
+		return spawned{master: master}, slave, forkFailure(path, err)
 	}
-	return spawned{pid: pid, master: master}, nil
+	return spawned{pid: pid, master: master}, slave, nil
+}
+
+// pollerFDs are the fds of Go's network poller: its epoll instance and
+// the eventfd that wakes it.
+type pollerFDs struct{ epoll, wake []int }
+
+// runtimePollFDs returns the poller's fds, once the poller exists. It
+// reads the host's /proc: call it before joining the container's mount
+// namespace.
+func runtimePollFDs() (pollerFDs, error) {
+	var p pollerFDs
+	// A pipe of os.Pipe is pollable: the poller starts with it, if it
+	// has not yet, and is never created on this thread later.
+	r, w, err := os.Pipe()
+	if err != nil {
+		return p, err
+	}
+	r.Close()
+	w.Close()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return p, err
+	}
+	for _, e := range entries {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd < 3 {
+			continue
+		}
+		switch l, _ := os.Readlink("/proc/self/fd/" + e.Name()); l {
+		case "anon_inode:[eventpoll]":
+			p.epoll = append(p.epoll, fd)
+		case "anon_inode:[eventfd]":
+			p.wake = append(p.wake, fd)
+		}
+	}
+	if len(p.epoll) == 0 {
+		return p, errors.New("exec helper: Go's poller has no epoll instance")
+	}
+	return p, nil
+}
+
+// privateFiles gives the calling thread a file table of its own that
+// holds stdio and Go's poller only, for the fork to copy. A tracer that
+// stops the child before its execve then finds none of the helper's
+// descriptors in it: not the report pipe to the caller, not the pidfd,
+// and above all not the poller's epoll instance, whose events Go's
+// runtime takes for pointers into its memory. In the thread's table
+// that instance is replaced by an empty one of its own (a poll on this
+// thread finds nothing; the helper's other threads share the helper's
+// table and poll the real one); the wake-up eventfd stays, as a write
+// to it is all the runtime may do on this thread and a write from the
+// child only wakes the poller. The thread ends with its goroutine, and
+// its table with it.
+func privateFiles(poller pollerFDs, stdio [3]int) error {
+	if err := unix.Unshare(unix.CLONE_FILES); err != nil {
+		return fmt.Errorf("unshare: %w", err)
+	}
+	keep := slices.Concat(stdio[:], poller.epoll, poller.wake)
+	for _, fd := range poller.epoll {
+		empty, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+		if err != nil {
+			return fmt.Errorf("epoll_create1: %w", err)
+		}
+		err = unix.Dup3(empty, fd, unix.O_CLOEXEC)
+		unix.Close(empty)
+		if err != nil {
+			return fmt.Errorf("dup3: %w", err)
+		}
+	}
+	slices.Sort(keep)
+	next := 3
+	for _, fd := range keep {
+		if fd > next {
+			if err := unix.CloseRange(uint(next), uint(fd-1), 0); err != nil {
+				return fmt.Errorf("close_range: %w", err)
+			}
+		}
+		next = max(next, fd+1)
+	}
+	if err := unix.CloseRange(uint(next), ^uint(0), 0); err != nil {
+		return fmt.Errorf("close_range: %w", err)
+	}
+	return nil
 }
 
 // setThreadName sets the calling thread's name (comm, 15 bytes at most).
@@ -485,8 +582,9 @@ func parseRlimits(rls []specs.POSIXRlimit) ([]rlimitSetting, error) {
 // thread, and prlimit(2) on the child would come after its execve: the
 // helper lends them for the fork instead. Until restoreRlimits its other
 // threads (which allocate little, and open nothing) live under them too.
-// syscall.Setrlimit also tells Go's fork not to put its own
-// RLIMIT_NOFILE back in the child.
+// The child gets exactly these (forkExec restores nothing): a process
+// without an RLIMIT_NOFILE (never one of berth's, whose specs always
+// carry it) gets the helper's soft limit, which Go raised at start.
 func setRlimits(limits []rlimitSetting) error {
 	for _, l := range limits {
 		if err := syscall.Setrlimit(l.resource, &l.want); err != nil {

@@ -859,6 +859,8 @@ func TestMain(m *testing.M) {
 			os.Exit(InitMain(os.Args[2:]))
 		case "_exec":
 			os.Exit(ExecMain(os.Args[2:]))
+		case forkExecRotateArg:
+			os.Exit(forkExecRotate(os.Args[2:]))
 		}
 	}
 	code := m.Run()
