@@ -179,24 +179,38 @@ func startInContainer(msg execMessage) (spawned, error) {
 	// setRlimits); the helper gets its own back from a thread that kept
 	// CAP_SYS_RESOURCE, once the child has its copy.
 	defer restoreRlimits(limits)
-	return startOnThread(execThread{msg: msg, pidfd: pidfd, cg: cg, limits: limits, flags: namespacesToJoin(st.Pid)})
+	flags, err := namespacesToJoin(st.Pid)
+	// The namespaces were read by pid: they are the init's only if it
+	// still runs now (a pid is not reused while its process lives).
+	if err != nil || !st.alive() {
+		return spawned{}, errdefs.Conflict("container is not running")
+	}
+	return startOnThread(execThread{msg: msg, pidfd: pidfd, cg: cg, limits: limits, flags: flags})
 }
 
 // namespacesToJoin returns the CLONE_NEW* flags of the namespaces of pid
 // that differ from ours (a container may share the host's network, say).
-func namespacesToJoin(pid int) int {
+// A namespace of pid that cannot be read is an error, never "the same as
+// ours".
+func namespacesToJoin(pid int) (int, error) {
 	flags := 0
 	for _, ns := range []struct {
 		name string
 		flag int
 	}{{"mnt", unix.CLONE_NEWNS}, {"uts", unix.CLONE_NEWUTS}, {"ipc", unix.CLONE_NEWIPC}, {"net", unix.CLONE_NEWNET}, {"pid", unix.CLONE_NEWPID}, {"cgroup", unix.CLONE_NEWCGROUP}} {
-		theirs, err1 := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", pid, ns.name))
-		ours, err2 := os.Readlink("/proc/self/ns/" + ns.name)
-		if err1 == nil && err2 == nil && theirs != ours {
+		theirs, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", pid, ns.name))
+		if err != nil {
+			return 0, err
+		}
+		ours, err := os.Readlink("/proc/self/ns/" + ns.name)
+		if err != nil {
+			return 0, err
+		}
+		if theirs != ours {
 			flags |= ns.flag
 		}
 	}
-	return flags
+	return flags, nil
 }
 
 // seccompFlagTSync is the runtime-spec name of SECCOMP_FILTER_FLAG_TSYNC.
@@ -316,7 +330,7 @@ func (t *execThread) confineAndFork() (_ spawned, slave *os.File, _ error) {
 	// it show nothing of berth to the container meanwhile.
 	setThreadName(filepath.Base(path))
 	restoreArgv := blankArgv()
-	pid, err := forkExec(path, proc.Args, proc.Env, stdio, ctty)
+	pid, err := forkExec(path, proc.Args, proc.Env, [3]int{0, 1, 2}, ctty)
 	restoreArgv()
 	if err != nil {
 		return spawned{master: master}, slave, forkFailure(path, err)
@@ -364,7 +378,8 @@ func runtimePollFDs() (pollerFDs, error) {
 }
 
 // privateFiles gives the calling thread a file table of its own that
-// holds stdio and Go's poller only, for the fork to copy. A tracer that
+// holds the process's stdio (on 0-2) and Go's poller only, for the fork
+// to copy. A tracer that
 // stops the child before its execve then finds none of the helper's
 // descriptors in it: not the report pipe to the caller, not the pidfd,
 // and above all not the poller's epoll instance, whose events Go's
@@ -379,7 +394,17 @@ func privateFiles(poller pollerFDs, stdio [3]int) error {
 	if err := unix.Unshare(unix.CLONE_FILES); err != nil {
 		return fmt.Errorf("unshare: %w", err)
 	}
-	keep := slices.Concat(stdio[:], poller.epoll, poller.wake)
+	// The process's stdio go on 0-2 of this table now, not in the child:
+	// until its dup3s the child would hold the helper's own 0-2 (with
+	// -t, the caller's terminal), which a tracer could take.
+	for i, fd := range stdio {
+		if fd != i {
+			if err := unix.Dup3(fd, i, 0); err != nil {
+				return fmt.Errorf("dup3: %w", err)
+			}
+		}
+	}
+	keep := slices.Concat([]int{0, 1, 2}, poller.epoll, poller.wake)
 	for _, fd := range poller.epoll {
 		empty, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 		if err != nil {

@@ -187,7 +187,15 @@ func TestExecChildMemoryIsPrivate(t *testing.T) {
 	deadline := time.Now().Add(60 * time.Second)
 	var n, succeeded, trapped int
 	for ; n < execs && time.Now().Before(deadline); n++ {
-		r := e.runWithin(30*time.Second, "exec", name, "true")
+		// Every other exec with -t, its output to a host file: its
+		// helper then holds that file as stdio, which must never be in
+		// the child.
+		var r result
+		if n%2 == 1 {
+			r = e.runToFile(30*time.Second, filepath.Join(t.TempDir(), "out"), "exec", "-t", name, "true")
+		} else {
+			r = e.runWithin(30*time.Second, "exec", name, "true")
+		}
 		switch {
 		case strings.Contains(r.stderr, "SIGTRAP") || strings.Contains(r.stderr, "goroutine "):
 			t.Errorf("exec %d: a host process crashed: %s", n, r)
@@ -213,7 +221,7 @@ func TestExecChildMemoryIsPrivate(t *testing.T) {
 		if strings.Contains(line, "written=true") {
 			poked++
 		}
-		if fds, ok := fieldOf(line, "fds="); ok {
+		if fds, ok := fieldOf(line, "fds="); ok && strings.Contains(line, "pre-exec=true") {
 			if bad := helperDescriptors(fds); bad != "" {
 				t.Errorf("a process caught before its execve holds %s: %s", bad, line)
 			}
@@ -239,14 +247,24 @@ func fieldOf(line, key string) (string, bool) {
 
 // helperDescriptors names what in a list of fd:link (ptracefork's fds=)
 // is more than a process forked by the exec helper may hold before its
-// execve: stdio (below 3, not listed), the two ends of its report pipe,
-// the terminal, an eventfd, and epoll instances that watch nothing.
+// execve: stdio that are its own (berth's relay pipes, or with -t the
+// container's terminal: a pts, never one of the pipes the helper itself
+// was given), the two ends of its report pipe, an eventfd, and epoll
+// instances that watch nothing.
 func helperDescriptors(fds string) string {
 	pipes := 0
+	tty := strings.Contains(fds, "0:/dev/pts/")
 	for _, fd := range strings.Split(fds, ",") {
-		_, link, _ := strings.Cut(fd, ":")
+		num, link, _ := strings.Cut(fd, ":")
 		switch {
 		case fd == "":
+		case num == "0" || num == "1" || num == "2":
+			if tty && !strings.HasPrefix(link, "/dev/pts/") {
+				return "the helper's own stdio beside the terminal: " + fd
+			}
+			if !tty && !strings.HasPrefix(link, "pipe:") && link != "/dev/null" {
+				return "stdio that berth did not make: " + fd
+			}
 		case strings.HasPrefix(link, "pipe:"):
 			if pipes++; pipes > 2 {
 				return "more than its own report pipe: " + fd
@@ -257,6 +275,35 @@ func helperDescriptors(fds string) string {
 		}
 	}
 	return ""
+}
+
+// runToFile runs berth with a deadline, its stdout and stderr going
+// straight to the host file out (no pipe in between).
+func (e *env) runToFile(d time.Duration, out string, args ...string) result {
+	e.t.Helper()
+	f, err := os.Create(out)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer f.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	cmd := e.command(ctx, args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.WaitDelay = 5 * time.Second
+	err = cmd.Run()
+	raw, _ := os.ReadFile(out)
+	r := result{stderr: string(raw)}
+	var ee *exec.ExitError
+	switch {
+	case ctx.Err() != nil:
+		r.code, r.stderr = -1, r.stderr+fmt.Sprintf("\n(no exit within %s)", d)
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	case err != nil:
+		e.t.Fatalf("berth %v: %v", args, err)
+	}
+	return r
 }
 
 // runWithin runs berth with a deadline that also holds when a process

@@ -90,14 +90,14 @@ func catch(pid int, target string) string {
 	return line + fmt.Sprintf(" poked=%#x written=%t maps=%q", pc, bytes.Equal(back, trap), first)
 }
 
-// descriptors lists what pid's fds above 2 lead to; an epoll instance
-// is followed by "+N", the number of files it watches.
+// descriptors lists what pid's fds lead to; an epoll instance is
+// followed by "+N", the number of files it watches.
 func descriptors(pid int) []string {
 	dir := fmt.Sprintf("/proc/%d/fd", pid)
 	ents, _ := os.ReadDir(dir)
 	var out []string
 	for _, e := range ents {
-		if fd, err := strconv.Atoi(e.Name()); err != nil || fd < 3 {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
 			continue
 		}
 		l, _ := os.Readlink(dir + "/" + e.Name())
