@@ -280,10 +280,7 @@ func (b *Builtin) launch(ctx context.Context, id, bundle, pidFile string, io IO,
 		path = "/proc/self/fd/" + strconv.Itoa(fdConsole+1+len(extra))
 		extra = append(extra, exe.Fd())
 	}
-	fork := func() (*helperProc, error) {
-		return startHelper(path, []string{"berth-init", "_init", mode}, io, console, sys, extra...)
-	}
-	proc, err := forkInPidNamespace(spec, fork)
+	proc, err := startHelper(path, []string{"berth-init", "_init", mode}, io, console, sys, extra...)
 	closeCgroupFD()
 	if err != nil {
 		return err

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	goruntime "runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -335,44 +334,6 @@ func relativeCgroup(path string) string {
 	return filepath.Join(own, path)
 }
 
-// forkInPidNamespace runs fork, from a thread that has joined the pid
-// namespace the spec names by path if it does: a process cannot move
-// itself into a pid namespace, only its children, so the init must be
-// forked there. Without such a namespace fork runs as it is.
-func forkInPidNamespace(spec *specs.Spec, fork func() (*helperProc, error)) (*helperProc, error) {
-	path := ""
-	for _, ns := range spec.Linux.Namespaces {
-		if ns.Type == specs.PIDNamespace {
-			path = ns.Path
-		}
-	}
-	if path == "" {
-		return fork()
-	}
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("joining pid namespace %s: %w", path, err)
-	}
-	defer unix.Close(fd)
-	type result struct {
-		p   *helperProc
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		// The thread keeps the namespace for its children and is never
-		// given back to the scheduler: it ends with this goroutine.
-		goruntime.LockOSThread()
-		if err := unix.Setns(fd, unix.CLONE_NEWPID); err != nil {
-			ch <- result{err: fmt.Errorf("joining pid namespace %s: %w", path, err)}
-			return
-		}
-		p, err := fork()
-		ch <- result{p, err}
-	}()
-	r := <-ch
-	return r.p, r.err
-}
 
 // newUserNamespace reports whether spec asks for a new user namespace.
 func newUserNamespace(spec *specs.Spec) bool {

@@ -59,6 +59,11 @@ func TestCompileSpecRefusesWhatWouldReachTheHost(t *testing.T) {
 		{"rootfs propagation", func(s *specs.Spec) { s.Linux.RootfsPropagation = "rslave" }, ""},
 		{"unknown rootfs propagation", func(s *specs.Spec) { s.Linux.RootfsPropagation = "sideways" }, "rootfsPropagation"},
 		{"hooks", func(s *specs.Spec) { s.Hooks = &specs.Hooks{Poststart: []specs.Hook{{Path: "/bin/true"}}} }, ""},
+		{"joined pid namespace", func(s *specs.Spec) {
+			without(s, specs.PIDNamespace)
+			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.PIDNamespace, Path: "/proc/1/ns/pid"})
+		}, "visible there before it is confined"},
+		{"host pid namespace", func(s *specs.Spec) { without(s, specs.PIDNamespace) }, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -76,6 +76,15 @@ func compileSpec(spec *specs.Spec, bundle string) (*compiledSpec, error) {
 	if err := checkUserNamespace(spec); err != nil {
 		return nil, err
 	}
+	for _, ns := range spec.Linux.Namespaces {
+		if ns.Type == specs.PIDNamespace && ns.Path != "" {
+			// The init would be born in that namespace, in sight of its
+			// processes, while it still has the host's root and all
+			// capabilities: the window exec closes by forking only the
+			// confined command into a container's namespace.
+			return nil, errdefs.NotImplemented("the berth runtime does not join an existing pid namespace (%s): its init would be visible there before it is confined; run this container with --runtime runc", ns.Path)
+		}
+	}
 	c := &compiledSpec{}
 	s := *spec
 	root, linux := *spec.Root, *spec.Linux
