@@ -334,7 +334,6 @@ func relativeCgroup(path string) string {
 	return filepath.Join(own, path)
 }
 
-
 // newUserNamespace reports whether spec asks for a new user namespace.
 func newUserNamespace(spec *specs.Spec) bool {
 	for _, ns := range spec.Linux.Namespaces {
