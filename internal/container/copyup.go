@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/fsutil"
 )
 
 // Volume copy-up: a volume mounted over a directory of the image starts
@@ -180,7 +181,7 @@ func (cp *copier) copyEntry(src, dst *os.File, name, rel string, depth int) erro
 			return err
 		}
 	case unix.S_IFLNK:
-		target, err := readlinkat(sfd, name)
+		target, err := fsutil.Readlinkat(sfd, name)
 		if err != nil {
 			return fmt.Errorf("read link %s: %w", "/"+rel, err)
 		}
@@ -331,18 +332,5 @@ func copyXattrs(src, dst int) {
 			continue
 		}
 		unix.Fsetxattr(dst, attr, val[:n], 0)
-	}
-}
-
-func readlinkat(dirfd int, name string) (string, error) {
-	for size := 256; ; size *= 2 {
-		buf := make([]byte, size)
-		n, err := unix.Readlinkat(dirfd, name, buf)
-		if err != nil {
-			return "", err
-		}
-		if n < size {
-			return string(buf[:n]), nil
-		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/fsutil"
 )
 
 // Diff writes to w a tar of the changes in an overlayfs upper dir `upper`
@@ -260,7 +261,7 @@ func (t *tarWalker) entry(dirfd int, rel string, c child) error {
 		return t.regular(dirfd, name, c)
 
 	case unix.S_IFLNK:
-		target, err := readlinkat(dirfd, c.name)
+		target, err := fsutil.Readlinkat(dirfd, c.name)
 		if err != nil {
 			return skipVanished(name, "readlink", err)
 		}
@@ -515,17 +516,4 @@ func skipVanished(name, op string, err error) error {
 		return nil
 	}
 	return fmt.Errorf("layer: %s %q: %w", op, name, err)
-}
-
-func readlinkat(dirfd int, name string) (string, error) {
-	for size := 256; ; size *= 2 {
-		buf := make([]byte, size)
-		n, err := unix.Readlinkat(dirfd, name, buf)
-		if err != nil {
-			return "", err
-		}
-		if n < size {
-			return string(buf[:n]), nil
-		}
-	}
 }

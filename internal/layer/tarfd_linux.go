@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/fsutil"
 )
 
 // TarOptions shape the tar that WriteTarFD writes.
@@ -92,7 +93,7 @@ func (t *tarWalker) object(fd int, name string, st *unix.Stat_t) error {
 		}
 		return t.regularFD(rfd, name)
 	case unix.S_IFLNK:
-		target, err := readlinkat(fd, "")
+		target, err := fsutil.Readlinkat(fd, "")
 		if err != nil {
 			return fmt.Errorf("layer: readlink %q: %w", name, err)
 		}

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/fsutil"
 )
 
 // Paths inside a container's root filesystem, and inside the volumes
@@ -157,7 +159,7 @@ func (r *rootDir) lookupGuarded(p string, create bool, guard destGuard) (dir int
 		if links++; links > maxSymlinks {
 			return &fs.PathError{Op: "lookup", Path: p, Err: unix.ELOOP}
 		}
-		target, err := readlinkAt(cur, part)
+		target, err := fsutil.Readlinkat(cur, part)
 		if errors.Is(err, unix.EINVAL) {
 			// No longer a symlink: look at it again.
 			todo = append([]string{part}, todo...)
@@ -226,20 +228,6 @@ func (r *rootDir) lookupGuarded(p string, create bool, guard destGuard) (dir int
 	}
 	// p is the root itself.
 	return stack[len(stack)-1].fd, "", where(""), nil
-}
-
-func readlinkAt(dir int, name string) (string, error) {
-	buf := make([]byte, 256)
-	for {
-		n, err := unix.Readlinkat(dir, name, buf)
-		if err != nil {
-			return "", err
-		}
-		if n < len(buf) {
-			return string(buf[:n]), nil
-		}
-		buf = make([]byte, 2*len(buf))
-	}
 }
 
 func splitPath(p string) []string {

@@ -6,7 +6,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -154,11 +153,7 @@ func TestCpLinkIsCopiedAsLink(t *testing.T) {
 func buildSwapper(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "cpswapper"), "./testdata/cpswapper")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build the swapper: %v\n%s", err, out)
-	}
+	buildTestHelper(t, "cpswapper", dir)
 	return dir
 }
 

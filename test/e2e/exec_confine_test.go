@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -172,12 +173,7 @@ func TestExecNewSession(t *testing.T) {
 // poked.
 func TestExecChildMemoryIsPrivate(t *testing.T) {
 	e := newEnv(t)
-	bin := filepath.Join(t.TempDir(), "ptracefork")
-	build := exec.Command("go", "build", "-o", bin, "./testdata/ptracefork")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the attacker: %v\n%s", err, out)
-	}
+	bin := buildTestHelper(t, "ptracefork", t.TempDir())
 	name := "pf-" + randomHex(t)
 	e.must("run", "-d", "--name", name, "--cap-add", "SYS_PTRACE", "-v", bin+":/ptracefork:ro", "busybox", "/ptracefork", "berth")
 	eventually(t, 20*time.Second, "the attacker to start", func() bool {
@@ -294,46 +290,45 @@ func (e *env) runToFile(d time.Duration, out string, args ...string) result {
 		e.t.Fatal(err)
 	}
 	defer f.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	cmd := e.command(ctx, args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.WaitDelay = 5 * time.Second
-	err = cmd.Run()
+	code := e.runWithinTo(d, f, f, args...)
 	raw, _ := os.ReadFile(out)
-	r := result{stderr: string(raw)}
-	var ee *exec.ExitError
-	switch {
-	case ctx.Err() != nil:
-		r.code, r.stderr = -1, r.stderr+fmt.Sprintf("\n(no exit within %s)", d)
-	case errors.As(err, &ee):
-		r.code = ee.ExitCode()
-	case err != nil:
-		e.t.Fatalf("berth %v: %v", args, err)
-	}
-	return r
+	return withinResult(d, code, "", string(raw))
 }
 
 // runWithin runs berth with a deadline that also holds when a process
 // it started keeps its output open (a hung exec helper, say).
 func (e *env) runWithin(d time.Duration, args ...string) result {
 	e.t.Helper()
+	var out, errb bytes.Buffer
+	code := e.runWithinTo(d, &out, &errb, args...)
+	return withinResult(d, code, out.String(), errb.String())
+}
+
+// runWithinTo runs berth with a deadline, its output going to stdout and
+// stderr, and returns its exit code: -1 when the deadline passed.
+func (e *env) runWithinTo(d time.Duration, stdout, stderr io.Writer, args ...string) int {
+	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	cmd := e.command(ctx, args...)
 	cmd.WaitDelay = 5 * time.Second
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
+	cmd.Stdout, cmd.Stderr = stdout, stderr
 	err := cmd.Run()
-	r := result{stdout: out.String(), stderr: errb.String()}
 	var ee *exec.ExitError
 	switch {
 	case ctx.Err() != nil:
-		r.code, r.stderr = -1, r.stderr+fmt.Sprintf("\n(no exit within %s)", d)
+		return -1
 	case errors.As(err, &ee):
-		r.code = ee.ExitCode()
+		return ee.ExitCode()
 	case err != nil:
 		e.t.Fatalf("berth %v: %v", args, err)
 	}
-	return r
+	return 0
+}
+
+func withinResult(d time.Duration, code int, stdout, stderr string) result {
+	if code == -1 {
+		stderr += fmt.Sprintf("\n(no exit within %s)", d)
+	}
+	return result{code: code, stdout: stdout, stderr: stderr}
 }

@@ -153,3 +153,16 @@ func eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// buildTestHelper builds the static program testdata/NAME (an attacker or
+// a tool a test runs inside containers) into dir and returns its path.
+func buildTestHelper(t *testing.T, name, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, name)
+	cmd := exec.Command("go", "build", "-o", bin, "./testdata/"+name)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building testdata/%s: %v\n%s", name, err, out)
+	}
+	return bin
+}

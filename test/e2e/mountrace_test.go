@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -26,12 +25,7 @@ import (
 func TestMountDestinationSymlinkRace(t *testing.T) {
 	e := newEnv(t)
 	tmp := t.TempDir()
-	swap := filepath.Join(tmp, "renameswap")
-	build := exec.Command("go", "build", "-o", swap, "./testdata/renameswap")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the attacker's helper: %v\n%s", err, out)
-	}
+	swap := buildTestHelper(t, "renameswap", tmp)
 	suffix := randomHex(t)
 	canaryDir := filepath.Join(tmp, "host")
 	if err := os.Mkdir(canaryDir, 0o755); err != nil {

@@ -17,11 +17,7 @@ import (
 func buildWalkAttack(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "walkattack"), "./testdata/walkattack")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build walkattack: %v\n%s", err, out)
-	}
+	buildTestHelper(t, "walkattack", dir)
 	return dir
 }
 
