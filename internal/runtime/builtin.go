@@ -196,6 +196,13 @@ func (b *Builtin) launch(ctx context.Context, id, bundle, pidFile string, io IO,
 		}
 		return err
 	}
+	// exec takes the container's spec (its seccomp filter, namespaces)
+	// from here, where only root can write, never from the bundle again:
+	// a bundle may be writable from inside the container.
+	if err := os.WriteFile(filepath.Join(dir, planFile), c.encode(), 0o600); err != nil {
+		os.RemoveAll(dir)
+		return err
+	}
 	// Like runc, a spec without a cgroup path gets one named after the
 	// container.
 	cgroupsPath := spec.Linux.CgroupsPath
@@ -649,6 +656,20 @@ type execMessage struct {
 	CallerCgroup string `json:"callerCgroup,omitempty"`
 }
 
+// startedSpec is the compiled spec container id was started with, as
+// kept in its state directory (a container started by a berth that did
+// not keep it there: from its bundle).
+func (b *Builtin) startedSpec(id string, st *builtinState) (*compiledSpec, error) {
+	raw, err := os.ReadFile(filepath.Join(b.stateDir(id), planFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return loadCompiled(st.Bundle)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return decodeCompiled(raw)
+}
+
 // Exec runs proc in the container through `berth _exec`, which forks it
 // from a thread confined to the container and stays its parent on the
 // host (see ExecMain).
@@ -657,9 +678,12 @@ func (b *Builtin) Exec(ctx context.Context, id string, proc *specs.Process, pidF
 	if err != nil {
 		return nil, err
 	}
-	c, err := loadCompiled(st.Bundle)
+	c, err := b.startedSpec(id, st)
 	if err != nil {
 		return nil, err
+	}
+	if !hasNamespace(c.Spec, specs.MountNamespace) {
+		return nil, errdefs.NotImplemented("the berth runtime cannot exec in a container without a mount namespace")
 	}
 	if hasNamespace(c.Spec, specs.UserNamespace) {
 		return nil, errdefs.NotImplemented("the berth runtime cannot exec in a container with a user namespace yet")

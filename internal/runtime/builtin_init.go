@@ -456,8 +456,9 @@ func sendConsole(console, master *os.File) error {
 
 // execProcess turns the container's init thread into proc: terminal, limits,
 // credentials, capabilities, seccomp, working directory, then execve.
-// ready, when set, runs once the command is found and before the
-// credentials change: a created container's wait for Start.
+// ready, when set, runs once the process is confined, just before the
+// last seccomp load and execve: a created container's wait for Start and
+// its startContainer hooks.
 func execProcess(proc *specs.Process, filter []unix.SockFilter, seccompFlags []specs.LinuxSeccompFlag, console, master, slave *os.File, ready func() error) error {
 	for _, rl := range proc.Rlimits {
 		res, ok := rlimitResources[strings.ToLower(strings.TrimPrefix(rl.Type, "RLIMIT_"))]
@@ -502,11 +503,6 @@ func execProcess(proc *specs.Process, filter []unix.SockFilter, seccompFlags []s
 	if err != nil {
 		return err
 	}
-	if ready != nil {
-		if err := ready(); err != nil {
-			return err
-		}
-	}
 	// Without no_new_privs the filter needs CAP_SYS_ADMIN, so it goes in
 	// before the capabilities are dropped; with it, as late as possible.
 	if filter != nil && !proc.NoNewPrivileges {
@@ -531,6 +527,18 @@ func execProcess(proc *specs.Process, filter []unix.SockFilter, seccompFlags []s
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 			return fmt.Errorf("setting no_new_privs: %w", err)
 		}
+	}
+	// A created container waits for Start here, as confined as it will
+	// run (credentials, capabilities, no_new_privs; the filter too unless
+	// no_new_privs lets it come last, as runc orders it): whatever can
+	// reach it meanwhile (an exec into the created container, with
+	// CAP_SYS_PTRACE) finds no more than the container's privileges.
+	if ready != nil {
+		if err := ready(); err != nil {
+			return err
+		}
+	}
+	if proc.NoNewPrivileges {
 		if filter != nil {
 			if err := seccompbpf.Load(filter, seccompFlags); err != nil {
 				return fmt.Errorf("loading the seccomp filter: %w", err)

@@ -334,3 +334,84 @@ func TestBerthRuntimeSubcommand(t *testing.T) {
 		t.Errorf("berth runtime state of an unknown container: %v, %q; want exit 1, runc's message", err, stderr.String())
 	}
 }
+
+// statusField is field (e.g. "CapEff") of /proc/<pid>/status.
+func statusField(t *testing.T, pid int, field string) string {
+	t.Helper()
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	t.Fatalf("/proc/%d/status has no %s", pid, field)
+	return ""
+}
+
+// TestOCICreatedInitIsConfined: a created container's init, waiting for
+// start, already has the container's capabilities and no_new_privs, as
+// runc's does: an exec into the created container (with CAP_SYS_PTRACE,
+// say) must not find a process holding the host's capabilities.
+func TestOCICreatedInitIsConfined(t *testing.T) {
+	testutil.RequiresRoot(t)
+	runtimes := map[string]string{"runc": testutil.RequiresBinary(t, "runc"), "berth-runc": berthRuncLink(t)}
+	for name, bin := range runtimes {
+		t.Run(name, func(t *testing.T) {
+			r := &ociRuntime{t: t, bin: bin, root: ociStateRoot(t)}
+			id := fmt.Sprintf("oci-confined-%d-%d", os.Getpid(), ociIDs.Add(1))
+			t.Cleanup(func() { r.run("delete", "--force", id) })
+			bundle := ociBundle(t, "sleep", "1000")
+			pidFile := filepath.Join(t.TempDir(), "pid")
+			r.must("create", "--bundle", bundle, "--pid-file", pidFile, id)
+			raw, _ := os.ReadFile(pidFile)
+			pid, _ := strconv.Atoi(strings.TrimSpace(string(raw)))
+			created := map[string]string{}
+			for _, f := range []string{"CapEff", "CapBnd", "NoNewPrivs"} {
+				created[f] = statusField(t, pid, f)
+			}
+			r.must("start", id)
+			eventually(t, 10*time.Second, "the command to run", func() bool {
+				l, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+				return strings.HasSuffix(l, "/sleep") || strings.HasSuffix(l, "/busybox")
+			})
+			for f, v := range created {
+				if now := statusField(t, pid, f); now != v {
+					t.Errorf("%s of the created init %s, %s once started: it waited less confined than it runs", f, v, now)
+				}
+			}
+		})
+	}
+}
+
+// TestOCIExecKeepsTheStartedSpec: exec runs with the seccomp filter and
+// namespaces the container was started with, not with whatever its
+// bundle (which may be writable from inside the container) says later.
+func TestOCIExecKeepsTheStartedSpec(t *testing.T) {
+	testutil.RequiresRoot(t)
+	bin := berthRuncLink(t)
+	r := &ociRuntime{t: t, bin: bin, root: ociStateRoot(t)}
+	id := fmt.Sprintf("oci-respec-%d-%d", os.Getpid(), ociIDs.Add(1))
+	t.Cleanup(func() { r.run("delete", "--force", id) })
+	bundle := ociBundle(t, "sleep", "1000")
+	r.must("run", "--detach", "--bundle", bundle, id)
+	before := r.must("exec", id, "grep", "Seccomp:", "/proc/self/status")
+	// The bundle now asks for a user namespace and no seccomp filter.
+	spec, err := runtime.ReadSpec(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.Linux.Seccomp = nil
+	spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+	spec.Linux.UIDMappings = []specs.LinuxIDMapping{{HostID: 100000, Size: 65536}}
+	spec.Linux.GIDMappings = []specs.LinuxIDMapping{{HostID: 100000, Size: 65536}}
+	if err := runtime.WriteBundle(bundle, spec); err != nil {
+		t.Fatal(err)
+	}
+	after := r.must("exec", id, "grep", "Seccomp:", "/proc/self/status")
+	if after != before || !strings.Contains(before, "2") {
+		t.Errorf("exec's seccomp mode was %q at start, %q after the bundle changed", before, after)
+	}
+}
