@@ -127,6 +127,9 @@ func (c *cli) run(ctx context.Context, args []string) error {
 	// The init is this process's child, even if it has exited already.
 	go relaySignals(sigs, info.InitPid)
 	code := runtime.ExitCode(runtime.WaitPid(info.InitPid))
+	// Reaped: its pid may belong to anyone from now on.
+	signal.Stop(sigs)
+	close(sigs)
 	if !*keep {
 		if err := b.Delete(context.WithoutCancel(ctx), id, true); err != nil {
 			return err
