@@ -19,6 +19,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 type config struct {
@@ -49,6 +51,10 @@ func run(ctx context.Context, c *config) error {
 		return err
 	}
 	defer os.RemoveAll(work)
+	// The built-in runtime leaves a read-only mount of berth's binary in
+	// its state directory (runtime/berth/exe:ro): detached before the
+	// directory goes.
+	defer unmountUnder(work)
 	c.work, c.root, c.runroot = work, filepath.Join(work, "root"), filepath.Join(work, "run")
 	c.berth = filepath.Join(work, "berth")
 	build := exec.Command("go", "build", "-o", c.berth, "./cmd/berth")
@@ -427,4 +433,21 @@ func runcVersion() string {
 		return f[2]
 	}
 	return "?"
+}
+
+// unmountUnder detaches every mount below dir, deepest first.
+func unmountUnder(dir string) {
+	raw, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	var points []string
+	for _, line := range strings.Split(string(raw), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+			points = append(points, f[4])
+		}
+	}
+	for i := len(points) - 1; i >= 0; i-- {
+		unix.Unmount(points[i], unix.MNT_DETACH)
+	}
 }

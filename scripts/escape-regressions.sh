@@ -25,4 +25,4 @@ cp -r "$REPO/test/e2e" "$WT/test/e2e"
 cd "$WT"
 echo "== escape regression tests of $(git -C "$REPO" rev-parse --short HEAD) against the code of $REV (runtime: ${BERTH_RUNTIME:-berth})"
 go test -count=1 -p 1 -timeout 20m -v -run "^($TESTS)\$" ./test/e2e/ 2>&1 |
-	grep -E '^(--- (PASS|FAIL|SKIP)|(ok|FAIL)[[:space:]])' || true
+	grep -a -E '^(--- (PASS|FAIL|SKIP)|(ok|FAIL)[[:space:]])' || true
