@@ -58,7 +58,7 @@ func TestMountDestinationSymlinkRace(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	rwDirBefore := dirNames(t, rwDir)
+	rwDirBefore := listDir(t, rwDir)
 
 	victim := []string{"run", "--rm", "--network", "none",
 		"-v", rv + ":/data", "-v", rv + ":/data/x", "-v", rw + ":/data/y/z",
@@ -103,10 +103,10 @@ func TestMountDestinationSymlinkRace(t *testing.T) {
 	t.Logf("%d attempts in the race: %d started, %d refused", tried, started, refused)
 
 	// Nothing may have been created or mounted on the host.
-	if after := dirNames(t, rwDir); strings.Join(after, ",") != strings.Join(rwDirBefore, ",") {
+	if after := listDir(t, rwDir); strings.Join(after, ",") != strings.Join(rwDirBefore, ",") {
 		t.Fatalf("rw's host directory changed: %v, was %v", after, rwDirBefore)
 	}
-	if names := dirNames(t, canaryDir); len(names) != 1 {
+	if names := listDir(t, canaryDir); len(names) != 1 {
 		t.Fatalf("the host's canary directory changed: %v", names)
 	}
 	raw, _ := os.ReadFile("/proc/self/mountinfo")
@@ -127,17 +127,4 @@ func randomHex(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return hex.EncodeToString(b)
-}
-
-func dirNames(t *testing.T, dir string) []string {
-	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range ents {
-		names = append(names, e.Name())
-	}
-	return names
 }
