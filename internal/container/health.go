@@ -5,9 +5,13 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/runtime"
@@ -129,13 +133,28 @@ func (m *monitor) probe(ctx context.Context, argv []string, timeout time.Duratio
 	defer devnull.Close()
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cmd, err := m.rt.Exec(pctx, m.id, proc, "", runtime.IO{Stdin: devnull, Stdout: w, Stderr: w}, false)
+	pidFile := filepath.Join(m.bundle, "health.pid")
+	os.Remove(pidFile)
+	cmd, err := m.rt.Exec(pctx, m.id, proc, pidFile, runtime.IO{Stdin: devnull, Stdout: w, Stderr: w}, false)
 	w.Close()
 	if err != nil {
 		r.Close()
 		res.End, res.ExitCode, res.Output = time.Now(), -1, err.Error()
 		return res
 	}
+	// Past its timeout, or once the container's run ends, the check
+	// itself is killed; its parent (the exec helper or the runtime)
+	// then reaps it and exits. Killing that parent instead would orphan
+	// the check to the monitor.
+	waited := make(chan struct{})
+	defer close(waited)
+	go func() {
+		select {
+		case <-pctx.Done():
+			killCheck(pidFile, cmd.Process.Pid)
+		case <-waited:
+		}
+	}()
 	var out bytes.Buffer
 	copied := make(chan struct{})
 	go func() {
@@ -168,6 +187,43 @@ func (m *monitor) probe(ctx context.Context, argv []string, timeout time.Duratio
 		res.ExitCode = 1
 	}
 	return res
+}
+
+// killCheck kills the check process named by pidFile, if it is still the
+// child of parent (so that its pid cannot have been reused).
+func killCheck(pidFile string, parent int) {
+	raw, err := os.ReadFile(pidFile)
+	if err != nil {
+		return
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+	if err != nil || pid <= 0 {
+		return
+	}
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	// Checked after the pidfd is open: it names this process for good.
+	if ppid, err := parentOf(pid); err != nil || ppid != parent {
+		return
+	}
+	unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+}
+
+// parentOf reads pid's parent from /proc.
+func parentOf(pid int) (int, error) {
+	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, "PPid:"); ok {
+			return strconv.Atoi(strings.TrimSpace(v))
+		}
+	}
+	return 0, fmt.Errorf("no parent of %d in /proc", pid)
 }
 
 // processSpec is the container's own process (user, env, cwd) running argv.

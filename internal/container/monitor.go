@@ -86,6 +86,10 @@ func (s *Service) RunMonitor(ctx context.Context, id string, starter *os.File, a
 		}
 	}
 	unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+	// A subreaper must reap what it adopts (see reapAdopted).
+	reapCtx, stopReaping := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopReaping()
+	go reapAdopted(reapCtx)
 	tr := newTracer("monitor")
 	writeMonitorPid(filepath.Join(s.BundleDir(id), "monitor.pid"))
 	m := &monitor{tr: tr, s: s, id: id, bundle: s.BundleDir(id), clients: map[*monClient]struct{}{}}
@@ -355,7 +359,11 @@ func (m *monitor) runOnce(ctx context.Context, attempt int) (exitStatus, error) 
 		m.broadcastJSON(FrameReady, ReadyMsg{Pid: pid})
 	}
 	hcCtx, stopHealth := context.WithCancel(ctx)
-	go m.healthLoop(hcCtx)
+	healthDone := make(chan struct{})
+	go func() {
+		defer close(healthDone)
+		m.healthLoop(hcCtx)
+	}()
 	var ws unix.WaitStatus
 	select {
 	case ws = <-waitCh:
@@ -367,6 +375,9 @@ func (m *monitor) runOnce(ctx context.Context, attempt int) (exitStatus, error) 
 	enableMonitorGC()
 	m.tr.mark("container exited")
 	stopHealth()
+	// No check of this run may outlive it: one still starting would
+	// exec into the next run, under the same id.
+	<-healthDone
 	// The pipes close when the last process holding them exits; with the
 	// pid namespace gone that is now, but do not hang on a stray holder.
 	done := make(chan struct{})
