@@ -478,74 +478,77 @@ func pivotRoot(root *rootDir) error {
 // maskPaths hides paths: a directory under an empty read-only tmpfs, a
 // file under /dev/null. It runs after pivot_root: root is "/".
 func maskPaths(root *rootDir, paths []string) error {
-	for _, p := range paths {
-		if err := maskPath(root, p); err != nil {
-			return fmt.Errorf("masking %s: %w", p, err)
+	// One /dev/null for every masked file: this is the start path.
+	var null *source
+	defer func() {
+		if null != nil {
+			null.close()
 		}
-	}
-	return nil
-}
-
-func maskPath(root *rootDir, p string) error {
-	mp, err := root.openMountPoint(p, mountOnAny, nil)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	defer mp.close()
-	var want *unix.Statx_t
-	if mp.isDir() {
-		err = unix.Mount("tmpfs", mp.target(), "tmpfs", unix.MS_RDONLY, "")
-	} else {
-		var null *source
-		if null, err = openSource("/dev/null"); err != nil {
+	}()
+	return eachPath(root, paths, "masking %s", func(mp *mountPoint) error {
+		if mp.isDir() {
+			if err := unix.Mount("tmpfs", mp.target(), "tmpfs", unix.MS_RDONLY, ""); err != nil {
+				return err
+			}
+			return closeMounted(mp, nil)
+		}
+		if null == nil {
+			var err error
+			if null, err = openSource("/dev/null"); err != nil {
+				return err
+			}
+		}
+		if err := unix.Mount(null.path(), mp.target(), "", unix.MS_BIND, ""); err != nil {
 			return err
 		}
-		defer null.close()
-		want = &null.stx
-		err = unix.Mount(null.path(), mp.target(), "", unix.MS_BIND, "")
-	}
-	if err != nil {
-		return err
-	}
-	top, err := mp.mounted(want)
-	if err != nil {
-		return err
-	}
-	return unix.Close(top)
+		return closeMounted(mp, &null.stx)
+	})
 }
 
 // readonlyPaths makes paths read-only bind mounts of themselves. It runs
 // after pivot_root: root is "/".
 func readonlyPaths(root *rootDir, paths []string) error {
+	return eachPath(root, paths, "making %s read-only", func(mp *mountPoint) error {
+		if err := unix.Mount(mp.target(), mp.target(), "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return err
+		}
+		top, err := mp.mounted(&mp.stx)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(top)
+		return remountBind(procSelfFd(top), unix.MS_RDONLY|unix.MS_REC)
+	})
+}
+
+// eachPath opens each of paths that exists in root (creating nothing)
+// and hands it to fn; a path the container lacks is skipped. An error
+// is told as whatf with the path.
+func eachPath(root *rootDir, paths []string, whatf string, fn func(*mountPoint) error) error {
 	for _, p := range paths {
-		if err := readonlyPath(root, p); err != nil {
-			return fmt.Errorf("making %s read-only: %w", p, err)
+		mp, err := root.openMountPoint(p, mountOnAny, nil)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err == nil {
+			err = fn(mp)
+			mp.close()
+		}
+		if err != nil {
+			return fmt.Errorf(whatf+": %w", p, err)
 		}
 	}
 	return nil
 }
 
-func readonlyPath(root *rootDir, p string) error {
-	mp, err := root.openMountPoint(p, mountOnAny, nil)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
+// closeMounted checks that a new mount (of want, when given) is now on
+// mp, as mp.mounted does, and lets its fd go.
+func closeMounted(mp *mountPoint, want *unix.Statx_t) error {
+	top, err := mp.mounted(want)
 	if err != nil {
 		return err
 	}
-	defer mp.close()
-	if err := unix.Mount(mp.target(), mp.target(), "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return err
-	}
-	top, err := mp.mounted(&mp.stx)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(top)
-	return remountBind(procSelfFd(top), unix.MS_RDONLY|unix.MS_REC)
+	return unix.Close(top)
 }
 
 // writeSysctls sets the spec's (namespaced) sysctls through /proc/sys.
