@@ -62,31 +62,14 @@ func TestDestRule(t *testing.T) {
 // or /sys are refused before anything is created there.
 func TestOpenMountPointGuarded(t *testing.T) {
 	root := t.TempDir()
-	for _, d := range []string{"data", "proc/sys/kernel", "proc/net", "sys/kernel", "sys/firmware"} {
-		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.WriteFile(filepath.Join(root, "proc", "meminfo"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	for link, target := range map[string]string{
+	r := testRoot(t, root, []string{"data", "proc/sys/kernel", "proc/net", "sys/kernel", "sys/firmware"}, []string{"proc/meminfo"}, map[string]string{
 		"data/kernel": "/proc/sys/kernel",
 		"data/proc":   "../proc",
 		"data/sys":    "/sys/kernel",
 		"data/fw":     "../sys/firmware",
 		"data/mem":    "/proc/meminfo",
 		"data/root":   "/",
-	} {
-		if err := os.Symlink(target, filepath.Join(root, link)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	r, err := openRootDir(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.close()
+	})
 	for _, tc := range []struct {
 		dest    string
 		kind    mountPointKind

@@ -14,15 +14,7 @@ import (
 func TestRootLookup(t *testing.T) {
 	root := t.TempDir()
 	outside := t.TempDir() // a host directory links point at
-	for _, d := range []string{"a", "b/c"} {
-		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.WriteFile(filepath.Join(root, "f"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	for link, target := range map[string]string{
+	r := testRoot(t, root, []string{"a", "b/c"}, []string{"f"}, map[string]string{
 		"abs":     "/a",
 		"rel":     "a/../b",
 		"up":      "../../../..",
@@ -31,16 +23,7 @@ func TestRootLookup(t *testing.T) {
 		"a/back":  "../b/c",
 		"dangle":  "/nowhere/file",
 		"b/c/top": "/",
-	} {
-		if err := os.Symlink(target, filepath.Join(root, link)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	r, err := openRootDir(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.close()
+	})
 
 	for _, tc := range []struct {
 		name, path string
@@ -134,4 +117,31 @@ func TestOpenMountPoint(t *testing.T) {
 		}
 		mp.close()
 	}
+}
+
+// testRoot makes dirs, empty files and links (name -> target) under
+// root and opens it as a rootDir, closed when t ends.
+func testRoot(t *testing.T, root string, dirs, files []string, links map[string]string) *rootDir {
+	t.Helper()
+	for _, d := range dirs {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range files {
+		if err := os.WriteFile(filepath.Join(root, f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for link, target := range links {
+		if err := os.Symlink(target, filepath.Join(root, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := openRootDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.close)
+	return r
 }
