@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"strconv"
@@ -289,21 +288,6 @@ func (a *app) attachCommand() *cobra.Command {
 	return cmd
 }
 
-// inspectContainer is the record without berth's internal part.
-func inspectContainer(c *container.Container) any {
-	raw, _ := json.Marshal(c)
-	var m map[string]any
-	json.Unmarshal(raw, &m)
-	delete(m, "BerthInternal")
-	m["Created"] = container.FormatTime(c.Created)
-	if m["Mounts"] == nil {
-		m["Mounts"] = []any{}
-	}
-	m["GraphDriver"] = map[string]any{"Name": "overlay2", "Data": map[string]string{"UpperDir": "", "WorkDir": ""}}
-	m["NetworkSettings"] = map[string]any{"Networks": map[string]any{c.HostConfig.NetworkMode: map[string]any{}}, "Ports": map[string]any{}}
-	return m
-}
-
 func (a *app) containerInspectCommand() *cobra.Command {
 	var format string
 	var size bool
@@ -313,27 +297,13 @@ func (a *app) containerInspectCommand() *cobra.Command {
 		Args:  minArgs(1),
 		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
 			return a.inspectEach(format, args, func(ref string) (any, error) {
-				c, err := e.Containers.Get(ctx, ref)
-				if err != nil {
-					return nil, err
-				}
-				return a.withLayerDirs(inspectContainer(c), c.ID), nil
+				return e.ContainerInspect(ctx, ref, size)
 			})
 		}),
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", "Format output using a custom template")
 	cmd.Flags().BoolVarP(&size, "size", "s", false, "Display total file sizes")
 	return cmd
-}
-
-func (a *app) withLayerDirs(obj any, id string) any {
-	if m, ok := obj.(map[string]any); ok && a.eng != nil {
-		m["GraphDriver"] = map[string]any{"Name": "overlay2", "Data": map[string]string{
-			"UpperDir": a.eng.Snapshots.UpperDir(id), "WorkDir": a.eng.Snapshots.ContainerDir(id) + "/work",
-			"MergedDir": a.eng.Containers.RootfsDir(id),
-		}}
-	}
-	return obj
 }
 
 // inspectCommand is the top-level `inspect`: containers, then images, then volumes.
@@ -346,24 +316,7 @@ func (a *app) inspectCommand() *cobra.Command {
 		Args:  minArgs(1),
 		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
 			return a.inspectEach(format, args, func(ref string) (any, error) {
-				if typ == "" || typ == "container" {
-					if c, err := e.Containers.Get(ctx, ref); err == nil {
-						return a.withLayerDirs(inspectContainer(c), c.ID), nil
-					}
-				}
-				if typ == "" || typ == "image" {
-					if img, err := e.Images.Resolve(ctx, ref); err == nil {
-						if cfg, err := e.Images.Config(img.ID); err == nil {
-							return inspectImage(img, cfg), nil
-						}
-					}
-				}
-				if typ == "" || typ == "volume" {
-					if v, err := e.Volumes.Get(ctx, ref); err == nil {
-						return v, nil
-					}
-				}
-				return nil, errdefs.NotFound("No such object: %s", ref)
+				return e.Inspect(ctx, ref, typ, size)
 			})
 		}),
 	}

@@ -10,6 +10,8 @@ import (
 	"text/template"
 	"time"
 	"unicode/utf8"
+
+	"github.com/berth-dev/berth/internal/errdefs"
 )
 
 // humanDuration renders a duration the way docker's ps and images do
@@ -206,28 +208,99 @@ func printJSON(w io.Writer, v any) error {
 	return err
 }
 
-// formatEach renders each object with a Go template (docker's inspect -f).
-func formatEach(w io.Writer, format string, objs []any) error {
+// formatInspect renders each object with a Go template, as docker's inspect
+// -f does: on the typed document first (so {{.ID}} works and a missing
+// pointer prints <nil>), and when that fails on the document decoded from
+// its JSON with missingkey=error (so {{.Id}} works and an unknown field is
+// an error, not "<no value>"). The outputs of the objects that rendered
+// are printed together, or a lone newline when none did; the errors come
+// back one per failing object. A template that does not parse fails with
+// docker's exit status 64 before anything is printed.
+func formatInspect(w io.Writer, format string, objs []any) ([]error, error) {
 	f := strings.NewReplacer(`\t`, "\t", `\n`, "\n").Replace(format)
-	tmpl, err := template.New("inspect").Funcs(templateFuncs).Parse(f)
+	tmpl, err := template.New("").Funcs(templateFuncs).Parse(f)
 	if err != nil {
-		return usageError{fmt.Errorf("template parsing error: %v", err)}
+		return nil, &errdefs.ExitStatus{Code: exitTemplateParse, Msg: fmt.Sprintf("template parsing error: %v", err)}
 	}
+	var out bytes.Buffer
+	var errs []error
 	for _, o := range objs {
-		// Templates see the JSON shape (docker's field names, maps for objects).
-		raw, err := json.Marshal(o)
-		if err != nil {
-			return err
-		}
-		var generic any
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.UseNumber() // 67108864, not 6.7108864e+07
-		dec.Decode(&generic)
 		var buf bytes.Buffer
-		if err := tmpl.Execute(&buf, generic); err != nil {
-			return fmt.Errorf("template: %v", err)
+		if err := tmpl.Execute(&buf, o); err != nil {
+			buf.Reset()
+			if err := executeRaw(tmpl, &buf, o); err != nil {
+				errs = append(errs, templateError{err})
+				continue
+			}
 		}
-		fmt.Fprintln(w, buf.String())
+		out.Write(buf.Bytes())
+		out.WriteByte('\n')
 	}
-	return nil
+	if out.Len() == 0 {
+		out.WriteByte('\n')
+	}
+	_, err = w.Write(out.Bytes())
+	return errs, err
+}
+
+// executeRaw runs tmpl on o's JSON form: docker's field names, maps for
+// objects, numbers as written (67108864, not 6.7108864e+07).
+func executeRaw(tmpl *template.Template, w io.Writer, o any) error {
+	raw, err := json.Marshal(o)
+	if err != nil {
+		return err
+	}
+	var generic any
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&generic); err != nil {
+		return err
+	}
+	strict, err := tmpl.Clone()
+	if err != nil {
+		return err
+	}
+	return strict.Option("missingkey=error").Execute(w, generic)
+}
+
+// exitTemplateParse is the status docker's CLI exits with when a --format
+// template does not parse; one that fails while running exits 1.
+const exitTemplateParse = 64
+
+// templateError is a --format template that failed on an object.
+type templateError struct{ err error }
+
+func (e templateError) Error() string { return fmt.Sprintf("template parsing error: %v", e.err) }
+
+// formatEach renders objs with a template (version -f, info -f): a
+// failing template is an error of exit status 1.
+func formatEach(w io.Writer, format string, objs []any) error {
+	errs, err := formatInspect(w, format, objs)
+	if err != nil {
+		return err
+	}
+	return inspectErrors(errs)
+}
+
+// inspectErrors combines the errors of an inspect: when a template failed,
+// one exit status 1 with every message on a line of its own, as docker's
+// CLI prints them; otherwise the lookup errors as they are.
+func inspectErrors(errs []error) error {
+	tmplFailed := false
+	for _, e := range errs {
+		if _, ok := e.(templateError); ok {
+			tmplFailed = true
+		}
+	}
+	if !tmplFailed {
+		return joinErrors(errs)
+	}
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = e.Error()
+		if _, ok := e.(templateError); !ok {
+			msgs[i] = "Error: " + msgs[i]
+		}
+	}
+	return &errdefs.ExitStatus{Code: 1, Msg: strings.Join(msgs, "\n")}
 }

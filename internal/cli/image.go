@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strings"
 	"time"
 
@@ -318,40 +317,22 @@ func (a *app) historyCommand() *cobra.Command {
 		Short: "Show the history of an image",
 		Args:  exactArgs(1),
 		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
-			img, err := e.Images.Resolve(ctx, args[0])
+			items, err := e.ImageHistory(ctx, args[0])
 			if err != nil {
 				return err
 			}
-			cfg, err := e.Images.Config(img.ID)
-			if err != nil {
-				return err
-			}
-			var rows []historyRow
-			layer := 0
-			// Walk forward to pair non-empty history entries with layers,
-			// then print newest first.
-			sizes := make([]int64, len(cfg.History))
-			for i, h := range cfg.History {
-				if !h.EmptyLayer && layer < len(img.Layers) {
-					sizes[i] = img.Layers[layer].Size
-					layer++
-				}
-			}
+			rows := make([]historyRow, 0, len(items))
 			now := time.Now()
-			for i := len(cfg.History) - 1; i >= 0; i-- {
-				h := cfg.History[i]
-				r := historyRow{ID: "<missing>", CreatedBy: h.CreatedBy, Comment: h.Comment, Size: humanSize(sizes[i])}
+			for _, h := range items {
+				r := historyRow{ID: h.ID, CreatedBy: h.CreatedBy, Comment: h.Comment, Size: humanSize(h.Size)}
 				if !human {
-					r.Size = fmt.Sprint(sizes[i])
+					r.Size = fmt.Sprint(h.Size)
 				}
-				if i == len(cfg.History)-1 {
-					r.ID = img.ID.String()
-					if !noTrunc {
-						r.ID = image.ShortID(r.ID)
-					}
+				if !noTrunc && r.ID != "<missing>" {
+					r.ID = image.ShortID(r.ID)
 				}
-				if h.Created != nil {
-					r.CreatedSince = humanDuration(now.Sub(*h.Created)) + " ago"
+				if !h.Created.IsZero() {
+					r.CreatedSince = humanDuration(now.Sub(h.Created)) + " ago"
 					r.CreatedAt = h.Created.Format(time.RFC3339)
 				}
 				if !noTrunc {
@@ -378,57 +359,6 @@ func (a *app) historyCommand() *cobra.Command {
 	return cmd
 }
 
-// imageInspect is docker's image inspect shape.
-type imageInspect struct {
-	ID            string         `json:"Id"`
-	RepoTags      []string       `json:"RepoTags"`
-	RepoDigests   []string       `json:"RepoDigests"`
-	Parent        string         `json:"Parent"`
-	Comment       string         `json:"Comment"`
-	Created       string         `json:"Created"`
-	DockerVersion string         `json:"DockerVersion"`
-	Author        string         `json:"Author"`
-	Config        any            `json:"Config"`
-	Architecture  string         `json:"Architecture"`
-	Variant       string         `json:"Variant,omitempty"`
-	Os            string         `json:"Os"`
-	Size          int64          `json:"Size"`
-	VirtualSize   int64          `json:"VirtualSize"`
-	GraphDriver   map[string]any `json:"GraphDriver"`
-	RootFS        map[string]any `json:"RootFS"`
-	Metadata      map[string]any `json:"Metadata"`
-}
-
-func inspectImage(img *image.Image, cfg *image.Config) imageInspect {
-	tags := make([]string, 0, len(img.RepoTags))
-	for _, t := range img.RepoTags {
-		tags = append(tags, image.FamiliarString(t))
-	}
-	sort.Strings(tags)
-	digests := make([]string, 0, len(img.RepoDigests))
-	for _, d := range img.RepoDigests {
-		digests = append(digests, image.FamiliarString(d))
-	}
-	layers := make([]string, len(cfg.RootFS.DiffIDs))
-	for i, d := range cfg.RootFS.DiffIDs {
-		layers[i] = d.String()
-	}
-	created := img.Created.UTC().Format(time.RFC3339Nano)
-	lastTag := "0001-01-01T00:00:00Z"
-	if !img.LastTagTime.IsZero() {
-		lastTag = img.LastTagTime.Format(time.RFC3339Nano)
-	}
-	return imageInspect{
-		ID: img.ID.String(), RepoTags: tags, RepoDigests: digests, Parent: string(img.Parent),
-		Comment: cfg.Comment, Created: created, DockerVersion: cfg.DockerVer, Author: cfg.Author,
-		Config: cfg.Config, Architecture: cfg.Architecture, Variant: cfg.Variant, Os: cfg.OS,
-		Size: img.Size, VirtualSize: img.Size,
-		GraphDriver: map[string]any{"Name": "overlay2", "Data": nil},
-		RootFS:      map[string]any{"Type": "layers", "Layers": layers},
-		Metadata:    map[string]any{"LastTagTime": lastTag},
-	}
-}
-
 func (a *app) imageInspectCommand() *cobra.Command {
 	var format string
 	cmd := &cobra.Command{
@@ -437,15 +367,7 @@ func (a *app) imageInspectCommand() *cobra.Command {
 		Args:  minArgs(1),
 		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
 			return a.inspectEach(format, args, func(ref string) (any, error) {
-				img, err := e.Images.Resolve(ctx, ref)
-				if err != nil {
-					return nil, err
-				}
-				cfg, err := e.Images.Config(img.ID)
-				if err != nil {
-					return nil, err
-				}
-				return inspectImage(img, cfg), nil
+				return e.ImageInspect(ctx, ref)
 			})
 		}),
 	}
@@ -454,7 +376,8 @@ func (a *app) imageInspectCommand() *cobra.Command {
 }
 
 // inspectEach prints the objects find returns for args, as docker's inspect
-// commands do: all it found, then an error for each it did not.
+// commands do: all it found, then an error for each it did not (or whose
+// template failed), in the order of args.
 func (a *app) inspectEach(format string, args []string, find func(ref string) (any, error)) error {
 	var objs []any
 	var errs []error
@@ -466,20 +389,20 @@ func (a *app) inspectEach(format string, args []string, find func(ref string) (a
 		}
 		objs = append(objs, obj)
 	}
-	if err := a.printInspect(format, objs); err != nil {
-		return err
-	}
-	return joinErrors(errs)
-}
-
-func (a *app) printInspect(format string, objs []any) error {
 	if format != "" {
-		return formatEach(a.stdout, format, objs)
+		tmplErrs, err := formatInspect(a.stdout, format, objs)
+		if err != nil {
+			return err
+		}
+		return inspectErrors(append(errs, tmplErrs...))
 	}
 	if objs == nil {
 		objs = []any{}
 	}
-	return printJSON(a.stdout, objs)
+	if err := printJSON(a.stdout, objs); err != nil {
+		return err
+	}
+	return joinErrors(errs)
 }
 
 func (a *app) imagePruneCommand() *cobra.Command {

@@ -14,7 +14,6 @@ import (
 	"github.com/berth-dev/berth/internal/container"
 	"github.com/berth-dev/berth/internal/engine"
 	"github.com/berth-dev/berth/internal/errdefs"
-	"github.com/berth-dev/berth/internal/volume"
 )
 
 // psRow is one row of `ps`, with docker's template field names.
@@ -124,7 +123,7 @@ func hasStatusFilter(filters []string) bool {
 
 func (a *app) psRowOf(e *engine.Engine, c *container.Container, now time.Time, noTrunc, size bool) psRow {
 	id := c.ID
-	cmdline := strings.Join(append([]string{c.Path}, c.Args...), " ")
+	cmdline := engine.ContainerCommand(c.Path, c.Args)
 	if !noTrunc {
 		id = id[:12]
 		cmdline = ellipsis(cmdline, 20)
@@ -155,12 +154,9 @@ func (a *app) psRowOf(e *engine.Engine, c *container.Container, now time.Time, n
 		labels: c.Config.Labels,
 	}
 	if size {
-		rw := volume.DirSize(e.Snapshots.UpperDir(c.ID))
-		var virt int64
-		if img, err := e.Images.Resolve(context.Background(), c.Image); err == nil {
-			virt = img.Size
+		if rw, rootfs, err := e.ContainerSize(context.Background(), c); err == nil {
+			r.Size = fmt.Sprintf("%s (virtual %s)", humanSize(rw), humanSize(rootfs))
 		}
-		r.Size = fmt.Sprintf("%s (virtual %s)", humanSize(rw), humanSize(rw+virt))
 	}
 	return r
 }

@@ -165,7 +165,7 @@ func (a *app) volumeInspectCommand() *cobra.Command {
 		Short: "Display detailed information on one or more volumes",
 		Args:  minArgs(1),
 		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
-			return a.inspectEach(format, args, func(name string) (any, error) { return e.Volumes.Get(ctx, name) })
+			return a.inspectEach(format, args, func(name string) (any, error) { return e.VolumeInspect(ctx, name) })
 		}),
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", "Format output using a custom template")

@@ -9,8 +9,11 @@ import (
 	"github.com/berth-dev/berth/internal/image"
 )
 
-// Container is a container's record. Its exported JSON shape is Docker's
-// `inspect` output; Internal holds what only berth needs.
+// Container is a container's record as berth stores it. Its JSON names
+// follow Docker's (the stored format predates the split and is kept, so no
+// migration is needed), but it is not the wire format: the inspect
+// document and the API's come only from internal/engine's mapping.
+// Internal holds what only berth needs.
 type Container struct {
 	ID              string      `json:"Id"`
 	Created         time.Time   `json:"Created"`
@@ -119,34 +122,34 @@ type Config struct {
 
 // HostConfig is docker's container HostConfig (the parts berth implements).
 type HostConfig struct {
-	Binds           []string          `json:"Binds"`
-	ContainerIDFile string            `json:"ContainerIDFile"`
-	LogConfig       LogConfig         `json:"LogConfig"`
-	NetworkMode     string            `json:"NetworkMode"`
-	PortBindings    map[string]any    `json:"PortBindings"`
-	RestartPolicy   RestartPolicy     `json:"RestartPolicy"`
-	AutoRemove      bool              `json:"AutoRemove"`
-	VolumeDriver    string            `json:"VolumeDriver"`
-	VolumesFrom     []string          `json:"VolumesFrom"`
-	CapAdd          []string          `json:"CapAdd"`
-	CapDrop         []string          `json:"CapDrop"`
-	GroupAdd        []string          `json:"GroupAdd"`
-	DNS             []string          `json:"Dns"`
-	DNSOptions      []string          `json:"DnsOptions"`
-	DNSSearch       []string          `json:"DnsSearch"`
-	ExtraHosts      []string          `json:"ExtraHosts"`
-	IpcMode         string            `json:"IpcMode"`
-	OomScoreAdj     int               `json:"OomScoreAdj"`
-	PidMode         string            `json:"PidMode"`
-	Privileged      bool              `json:"Privileged"`
-	ReadonlyRootfs  bool              `json:"ReadonlyRootfs"`
-	SecurityOpt     []string          `json:"SecurityOpt"`
-	Tmpfs           map[string]string `json:"Tmpfs,omitempty"`
-	UTSMode         string            `json:"UTSMode"`
-	ShmSize         int64             `json:"ShmSize"`
-	Runtime         string            `json:"Runtime"`
-	Init            *bool             `json:"Init,omitempty"`
-	Sysctls         map[string]string `json:"Sysctls,omitempty"`
+	Binds           []string                 `json:"Binds"`
+	ContainerIDFile string                   `json:"ContainerIDFile"`
+	LogConfig       LogConfig                `json:"LogConfig"`
+	NetworkMode     string                   `json:"NetworkMode"`
+	PortBindings    map[string][]PortBinding `json:"PortBindings"`
+	RestartPolicy   RestartPolicy            `json:"RestartPolicy"`
+	AutoRemove      bool                     `json:"AutoRemove"`
+	VolumeDriver    string                   `json:"VolumeDriver"`
+	VolumesFrom     []string                 `json:"VolumesFrom"`
+	CapAdd          []string                 `json:"CapAdd"`
+	CapDrop         []string                 `json:"CapDrop"`
+	GroupAdd        []string                 `json:"GroupAdd"`
+	DNS             []string                 `json:"Dns"`
+	DNSOptions      []string                 `json:"DnsOptions"`
+	DNSSearch       []string                 `json:"DnsSearch"`
+	ExtraHosts      []string                 `json:"ExtraHosts"`
+	IpcMode         string                   `json:"IpcMode"`
+	OomScoreAdj     int                      `json:"OomScoreAdj"`
+	PidMode         string                   `json:"PidMode"`
+	Privileged      bool                     `json:"Privileged"`
+	ReadonlyRootfs  bool                     `json:"ReadonlyRootfs"`
+	SecurityOpt     []string                 `json:"SecurityOpt"`
+	Tmpfs           map[string]string        `json:"Tmpfs,omitempty"`
+	UTSMode         string                   `json:"UTSMode"`
+	ShmSize         int64                    `json:"ShmSize"`
+	Runtime         string                   `json:"Runtime"`
+	Init            *bool                    `json:"Init,omitempty"`
+	Sysctls         map[string]string        `json:"Sysctls,omitempty"`
 	Resources
 	Mounts []MountSpec `json:"Mounts,omitempty"`
 }
@@ -164,6 +167,12 @@ type Resources struct {
 	OomKillDisable    bool      `json:"OomKillDisable"`
 	PidsLimit         *int64    `json:"PidsLimit"`
 	Ulimits           []*Ulimit `json:"Ulimits"`
+}
+
+// PortBinding is one host address a container port is published on.
+type PortBinding struct {
+	HostIP   string `json:"HostIp"`
+	HostPort string `json:"HostPort"`
 }
 
 // Ulimit is docker's ulimit entry.

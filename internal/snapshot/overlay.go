@@ -143,12 +143,16 @@ func (s *Snapshotter) UpperDir(id string) string {
 // per-container init layer between the image and the writable layer (as in
 // docker), so that the runtime creating them does not show up in the
 // container's diff, commit or export as changes of its own.
+// /.dockerenv is no mount point: it is the empty file (mode 0755, as
+// Docker makes it) by which tools tell that they run in a container.
 var initPaths = []struct {
 	path string
 	dir  bool
+	mode os.FileMode
 }{
-	{"dev", true}, {"proc", true}, {"sys", true}, {"etc", true},
-	{"etc/hosts", false}, {"etc/hostname", false}, {"etc/resolv.conf", false},
+	{"dev", true, 0o755}, {"proc", true, 0o755}, {"sys", true, 0o755}, {"etc", true, 0o755},
+	{"etc/hosts", false, 0o644}, {"etc/hostname", false, 0o644}, {"etc/resolv.conf", false, 0o644},
+	{".dockerenv", false, 0o755},
 }
 
 // CreateContainerLayer makes the init layer and the upper and work dirs of
@@ -162,16 +166,21 @@ func (s *Snapshotter) CreateContainerLayer(id string) error {
 	for _, p := range initPaths {
 		full := filepath.Join(s.ContainerDir(id), "init", p.path)
 		if p.dir {
-			if err := os.Mkdir(full, 0o755); err != nil && !os.IsExist(err) {
+			if err := os.Mkdir(full, p.mode); err != nil && !os.IsExist(err) {
 				return err
 			}
 			continue
 		}
-		f, err := os.OpenFile(full, os.O_CREATE|os.O_WRONLY, 0o644)
+		f, err := os.OpenFile(full, os.O_CREATE|os.O_WRONLY, p.mode)
 		if err != nil {
 			return err
 		}
+		// The umask must not narrow the mode Docker gives the file.
+		err = f.Chmod(p.mode)
 		f.Close()
+		if err != nil {
+			return err
+		}
 	}
 	return nil
 }
