@@ -34,6 +34,7 @@ var goldenSetup = [][]string{
 		"--ulimit", "nofile=1024:2048", "--log-opt", "max-size=1m", "-v", "gp-vol:/data", "--tmpfs", "/t",
 		"--health-cmd", "true", "--health-interval", "5s", "-e", "A=1", "-l", "k=v", "-w", "/tmp",
 		"-u", "1000", "--cap-add", "NET_ADMIN", "--memory-swap", "-1", "-m", "64m", "gp-busybox", "sleep", "100"},
+	{"create", "--network", "none", "--name", "gp-long", "gp-busybox", "sh", "-c", "echo a command line longer than twenty"},
 	{"volume", "create", "gp-v"},
 	{"commit", "gp-exit", "gp-commit"},
 }
