@@ -214,7 +214,8 @@ func printJSON(w io.Writer, v any) error {
 // its JSON with missingkey=error (so {{.Id}} works and an unknown field is
 // an error, not "<no value>"). The outputs of the objects that rendered
 // are printed together, or a lone newline when none did; the errors come
-// back one per failing object. A template that does not parse fails with
+// back one per failing object, in order (an error in objs stands for an
+// object that was not found). A template that does not parse fails with
 // docker's exit status 64 before anything is printed.
 func formatInspect(w io.Writer, format string, objs []any) ([]error, error) {
 	f := strings.NewReplacer(`\t`, "\t", `\n`, "\n").Replace(format)
@@ -225,6 +226,10 @@ func formatInspect(w io.Writer, format string, objs []any) ([]error, error) {
 	var out bytes.Buffer
 	var errs []error
 	for _, o := range objs {
+		if lookupErr, ok := o.(error); ok {
+			errs = append(errs, lookupErr) // an object not found, in its place
+			continue
+		}
 		var buf bytes.Buffer
 		if err := tmpl.Execute(&buf, o); err != nil {
 			buf.Reset()

@@ -379,22 +379,24 @@ func (a *app) imageInspectCommand() *cobra.Command {
 // commands do: all it found, then an error for each it did not (or whose
 // template failed), in the order of args.
 func (a *app) inspectEach(format string, args []string, find func(ref string) (any, error)) error {
-	var objs []any
+	var objs, items []any
 	var errs []error
 	for _, ref := range args {
 		obj, err := find(ref)
 		if err != nil {
 			errs = append(errs, err)
+			items = append(items, err)
 			continue
 		}
 		objs = append(objs, obj)
+		items = append(items, obj)
 	}
 	if format != "" {
-		tmplErrs, err := formatInspect(a.stdout, format, objs)
+		all, err := formatInspect(a.stdout, format, items)
 		if err != nil {
 			return err
 		}
-		return inspectErrors(append(errs, tmplErrs...))
+		return inspectErrors(all)
 	}
 	if objs == nil {
 		objs = []any{}
