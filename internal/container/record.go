@@ -122,34 +122,34 @@ type Config struct {
 
 // HostConfig is docker's container HostConfig (the parts berth implements).
 type HostConfig struct {
-	Binds           []string                 `json:"Binds"`
-	ContainerIDFile string                   `json:"ContainerIDFile"`
-	LogConfig       LogConfig                `json:"LogConfig"`
-	NetworkMode     string                   `json:"NetworkMode"`
-	PortBindings    map[string][]PortBinding `json:"PortBindings"`
-	RestartPolicy   RestartPolicy            `json:"RestartPolicy"`
-	AutoRemove      bool                     `json:"AutoRemove"`
-	VolumeDriver    string                   `json:"VolumeDriver"`
-	VolumesFrom     []string                 `json:"VolumesFrom"`
-	CapAdd          []string                 `json:"CapAdd"`
-	CapDrop         []string                 `json:"CapDrop"`
-	GroupAdd        []string                 `json:"GroupAdd"`
-	DNS             []string                 `json:"Dns"`
-	DNSOptions      []string                 `json:"DnsOptions"`
-	DNSSearch       []string                 `json:"DnsSearch"`
-	ExtraHosts      []string                 `json:"ExtraHosts"`
-	IpcMode         string                   `json:"IpcMode"`
-	OomScoreAdj     int                      `json:"OomScoreAdj"`
-	PidMode         string                   `json:"PidMode"`
-	Privileged      bool                     `json:"Privileged"`
-	ReadonlyRootfs  bool                     `json:"ReadonlyRootfs"`
-	SecurityOpt     []string                 `json:"SecurityOpt"`
-	Tmpfs           map[string]string        `json:"Tmpfs,omitempty"`
-	UTSMode         string                   `json:"UTSMode"`
-	ShmSize         int64                    `json:"ShmSize"`
-	Runtime         string                   `json:"Runtime"`
-	Init            *bool                    `json:"Init,omitempty"`
-	Sysctls         map[string]string        `json:"Sysctls,omitempty"`
+	Binds           []string          `json:"Binds"`
+	ContainerIDFile string            `json:"ContainerIDFile"`
+	LogConfig       LogConfig         `json:"LogConfig"`
+	NetworkMode     string            `json:"NetworkMode"`
+	PortBindings    PortMap           `json:"PortBindings"`
+	RestartPolicy   RestartPolicy     `json:"RestartPolicy"`
+	AutoRemove      bool              `json:"AutoRemove"`
+	VolumeDriver    string            `json:"VolumeDriver"`
+	VolumesFrom     []string          `json:"VolumesFrom"`
+	CapAdd          []string          `json:"CapAdd"`
+	CapDrop         []string          `json:"CapDrop"`
+	GroupAdd        []string          `json:"GroupAdd"`
+	DNS             []string          `json:"Dns"`
+	DNSOptions      []string          `json:"DnsOptions"`
+	DNSSearch       []string          `json:"DnsSearch"`
+	ExtraHosts      []string          `json:"ExtraHosts"`
+	IpcMode         string            `json:"IpcMode"`
+	OomScoreAdj     int               `json:"OomScoreAdj"`
+	PidMode         string            `json:"PidMode"`
+	Privileged      bool              `json:"Privileged"`
+	ReadonlyRootfs  bool              `json:"ReadonlyRootfs"`
+	SecurityOpt     []string          `json:"SecurityOpt"`
+	Tmpfs           map[string]string `json:"Tmpfs,omitempty"`
+	UTSMode         string            `json:"UTSMode"`
+	ShmSize         int64             `json:"ShmSize"`
+	Runtime         string            `json:"Runtime"`
+	Init            *bool             `json:"Init,omitempty"`
+	Sysctls         map[string]string `json:"Sysctls,omitempty"`
 	Resources
 	Mounts []MountSpec `json:"Mounts,omitempty"`
 }
@@ -168,6 +168,10 @@ type Resources struct {
 	PidsLimit         *int64    `json:"PidsLimit"`
 	Ulimits           []*Ulimit `json:"Ulimits"`
 }
+
+// PortMap maps a container port ("80/tcp") to the host addresses it is
+// published on.
+type PortMap map[string][]PortBinding
 
 // PortBinding is one host address a container port is published on.
 type PortBinding struct {
