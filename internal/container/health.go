@@ -24,6 +24,8 @@ const (
 	defaultHealthRetries  = 3
 	maxHealthLog          = 5
 	maxHealthOutput       = 4096
+	// healthDrainGrace bounds how long a finished check's output is read.
+	healthDrainGrace = 500 * time.Millisecond
 )
 
 func healthDisabled(hc *image.Healthcheck) bool {
@@ -171,8 +173,12 @@ func (m *monitor) probe(ctx context.Context, argv []string, timeout time.Duratio
 		}
 	}()
 	werr := cmd.Wait()
-	r.Close()
+	// The check has exited, but its output may still sit in the pipe, and
+	// a process it left behind may hold the write end open: drain what is
+	// there, then give up on the rest instead of waiting forever.
+	r.SetReadDeadline(time.Now().Add(healthDrainGrace))
 	<-copied
+	r.Close()
 	res.End = time.Now()
 	res.Output = out.String()
 	switch {

@@ -273,3 +273,22 @@ func (e *env) isMonitor(pid int) bool {
 	args := strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00")
 	return err == nil && len(args) > 1 && args[1] == "_monitor"
 }
+
+// TestHealthCheckOutputCaptured: every probe's output is in its log entry.
+// The pipe used to be closed as soon as the check exited, which lost the
+// output whenever the reader had not caught up yet.
+func TestHealthCheckOutputCaptured(t *testing.T) {
+	e := newEnv(t)
+	e.must("run", "-d", "--name", "hcout", "--health-cmd", "echo probe-output", "--health-interval", "100ms",
+		"busybox", "sleep", "1000")
+	eventually(t, 30*time.Second, "five probes logged", func() bool {
+		n, _ := strconv.Atoi(e.inspect("hcout", "{{len .State.Health.Log}}"))
+		return n >= 5
+	})
+	for i := range 5 {
+		out := e.inspect("hcout", fmt.Sprintf("{{(index .State.Health.Log %d).Output}}", i))
+		if out != "probe-output" {
+			t.Fatalf("probe %d output %q, want %q", i, out, "probe-output")
+		}
+	}
+}
