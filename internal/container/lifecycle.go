@@ -184,6 +184,9 @@ func (s *Service) Remove(ctx context.Context, ref string, opts RemoveOptions) er
 			}
 			return errdefs.Conflict("cannot remove container %q: container is %s: stop the container before removing or force remove", c.Name, c.State.Status)
 		}
+		if c.State.Running {
+			s.Emit(ctx, ContainerEvent(c, "kill", "signal", strconv.Itoa(int(syscall.SIGKILL)))) // docker: kill, die, destroy
+		}
 		if removed, err := s.removeThroughMonitor(ctx, c, opts.Volumes); err == nil && removed {
 			return nil
 		}

@@ -137,6 +137,8 @@ func TestEventsShapeAndStopSequence(t *testing.T) {
 	// PID 1 without a handler ignores SIGTERM: stop ends it with SIGKILL.
 	e.must("run", "-d", "--name", "ev-deaf", "busybox", "sleep", "1000")
 	e.must("stop", "-t", "1", "ev-deaf")
+	e.must("run", "-d", "--name", "ev-rmf", "busybox", "sleep", "1000")
+	e.must("rm", "-f", "ev-rmf")
 	e.must("tag", "busybox", "ev-img:1")
 	e.must("rmi", "ev-img:1")
 	e.must("volume", "rm", "ev-vol")
@@ -158,6 +160,10 @@ func TestEventsShapeAndStopSequence(t *testing.T) {
 		"--format", `{{.Action}} {{index .Actor.Attributes "signal"}}{{index .Actor.Attributes "exitCode"}}`)
 	if out != "kill 15\nkill 9\ndie 137\n" {
 		t.Errorf("kill/die events of ev-deaf:\n%s", out)
+	}
+	out = e.must("events", "--since", "1h", "--until", "0s", "--filter", "container=ev-rmf", "--format", `{{.Action}} {{index .Actor.Attributes "signal"}}`)
+	if out != "create \nstart \nkill 9\ndie \ndestroy \n" {
+		t.Errorf("events of rm -f:\n%s", out)
 	}
 	// id and Actor.ID are the same; labels filter on attributes.
 	out = e.must("events", "--since", "1h", "--until", "0s", "--filter", "label=team=blue", "--filter", "event=create", "--format", "{{.ID}}={{.Actor.ID}}")
