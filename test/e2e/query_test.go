@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // layerTar writes a one-file image tar of size bytes under dir, unique by
@@ -131,7 +132,9 @@ func TestImagePruneFilters(t *testing.T) {
 func TestEventsShapeAndStopSequence(t *testing.T) {
 	e := newEnv(t)
 	e.must("volume", "create", "ev-vol")
-	e.must("run", "-d", "--name", "ev-trap", "-l", "team=blue", "busybox", "sh", "-c", `trap "exit 0" TERM; while :; do sleep 0.1; done`)
+	e.must("run", "-d", "--name", "ev-trap", "-l", "team=blue", "busybox", "sh", "-c", `trap "exit 0" TERM; echo ready; while :; do sleep 0.1; done`)
+	// A SIGTERM that came before the trap would be ignored (PID 1).
+	eventually(t, 30*time.Second, "the trap of ev-trap", func() bool { return strings.Contains(e.must("logs", "ev-trap"), "ready") })
 	e.must("stop", "ev-trap")
 	e.must("rm", "ev-trap")
 	// PID 1 without a handler ignores SIGTERM: stop ends it with SIGKILL.
