@@ -29,15 +29,9 @@ func (a *app) saveCommand() *cobra.Command {
 				if e, err = a.engine(ctx); err != nil {
 					return err
 				}
-				return e.Images.Save(ctx, w, args)
+				return e.SaveImages(ctx, w, args)
 			})
-			if err != nil {
-				return err
-			}
-			for _, ref := range args {
-				e.Containers.Emit(ctx, imageEvent("save", ref))
-			}
-			return nil
+			return err
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "Write to a file, instead of STDOUT")
@@ -70,7 +64,7 @@ func (a *app) loadCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			imgs, err := e.Images.Load(ctx, r)
+			imgs, err := e.LoadImages(ctx, r)
 			if err != nil {
 				return err
 			}
@@ -80,11 +74,9 @@ func (a *app) loadCommand() *cobra.Command {
 						fmt.Fprintf(a.stdout, "The image %s already exists, renaming the old one with ID %s to empty string\n", image.FamiliarString(t), old)
 					}
 					fmt.Fprintf(a.stdout, "Loaded image: %s\n", image.FamiliarString(t))
-					e.Containers.Emit(ctx, imageEvent("load", image.FamiliarString(t)))
 				}
 				if len(img.RepoTags) == 0 {
 					fmt.Fprintf(a.stdout, "Loaded image ID: %s\n", img.ID)
-					e.Containers.Emit(ctx, imageEvent("load", img.ID.String()))
 				}
 			}
 			return nil

@@ -15,8 +15,8 @@ import (
 	"github.com/berth-dev/berth/internal/container/logfile"
 	"github.com/berth-dev/berth/internal/engine"
 	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/filters"
 	"github.com/berth-dev/berth/internal/term"
-	"github.com/berth-dev/berth/internal/volume"
 )
 
 func (a *app) containerCommand() *cobra.Command {
@@ -373,77 +373,27 @@ func (a *app) unpauseCommand() *cobra.Command {
 
 func (a *app) containerPruneCommand() *cobra.Command {
 	var force bool
-	var filters []string
+	flt := filters.NewFlag()
 	cmd := &cobra.Command{
 		Use:   "prune [OPTIONS]",
 		Short: "Remove all stopped containers",
 		Args:  noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, _ []string) error {
 			if !force && !a.confirm("WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ") {
 				return nil
 			}
-			reclaimed, err := a.pruneContainers(cmd.Context(), filters)
+			rep, err := e.PruneContainers(ctx, flt.Args)
+			if rep != nil {
+				a.printContainerPrune(rep)
+			}
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stdout, "Total reclaimed space: %s\n", humanSize(reclaimed))
+			fmt.Fprintf(a.stdout, "Total reclaimed space: %s\n", humanSize(int64(rep.SpaceReclaimed)))
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
-	cmd.Flags().StringArrayVar(&filters, "filter", nil, "Provide filter values (e.g. \"until=<timestamp>\")")
+	cmd.Flags().Var(flt, "filter", "Provide filter values (e.g. \"until=<timestamp>\")")
 	return cmd
-}
-
-func (a *app) pruneContainers(ctx context.Context, filters []string) (int64, error) {
-	e, err := a.engine(ctx)
-	if err != nil {
-		return 0, err
-	}
-	var until time.Time
-	var labels []string
-	for _, f := range filters {
-		k, v, _ := strings.Cut(f, "=")
-		switch k {
-		case "until":
-			if until, err = parseTimestamp(v, time.Now()); err != nil {
-				return 0, err
-			}
-		case "label":
-			labels = append(labels, v)
-		default:
-			return 0, errdefs.InvalidArgument("invalid filter '%s'", k)
-		}
-	}
-	ctrs, err := e.Containers.List(ctx)
-	if err != nil {
-		return 0, err
-	}
-	var reclaimed int64
-	header := false
-	for _, c := range ctrs {
-		if c.State.Running || c.State.Paused || c.State.Restarting {
-			continue
-		}
-		if !until.IsZero() && c.Created.After(until) || !matchLabels(labels, c.Config.Labels) {
-			continue
-		}
-		size := volume.DirSize(e.Snapshots.UpperDir(c.ID))
-		if err := e.Containers.Remove(ctx, c.ID, container.RemoveOptions{}); err != nil {
-			if errdefs.IsNotFound(err) {
-				continue
-			}
-			return reclaimed, err
-		}
-		if !header {
-			fmt.Fprintln(a.stdout, "Deleted Containers:")
-			header = true
-		}
-		fmt.Fprintln(a.stdout, c.ID)
-		reclaimed += size
-	}
-	if header {
-		fmt.Fprintln(a.stdout)
-	}
-	return reclaimed, nil
 }

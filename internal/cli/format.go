@@ -11,43 +11,13 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/berth-dev/berth/internal/engine"
 	"github.com/berth-dev/berth/internal/errdefs"
 )
 
 // humanDuration renders a duration the way docker's ps and images do
 // ("2 minutes", "About an hour").
-func humanDuration(d time.Duration) string {
-	seconds := int(d.Seconds())
-	switch {
-	case seconds < 1:
-		return "Less than a second"
-	case seconds == 1:
-		return "1 second"
-	case seconds < 60:
-		return fmt.Sprintf("%d seconds", seconds)
-	}
-	minutes := int(d.Minutes())
-	switch {
-	case minutes == 1:
-		return "About a minute"
-	case minutes < 60:
-		return fmt.Sprintf("%d minutes", minutes)
-	}
-	hours := int(d.Hours() + 0.5)
-	switch {
-	case hours == 1:
-		return "About an hour"
-	case hours < 48:
-		return fmt.Sprintf("%d hours", hours)
-	case hours < 24*7*2:
-		return fmt.Sprintf("%d days", hours/24)
-	case hours < 24*30*2:
-		return fmt.Sprintf("%d weeks", hours/24/7)
-	case hours < 24*365*2:
-		return fmt.Sprintf("%d months", hours/24/30)
-	}
-	return fmt.Sprintf("%d years", int(d.Hours())/24/365)
-}
+func humanDuration(d time.Duration) string { return engine.HumanDuration(d) }
 
 // humanSize renders bytes in decimal units with three significant digits,
 // as docker prints sizes ("4.26MB").

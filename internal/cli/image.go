@@ -12,6 +12,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/engine"
 	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/filters"
 	"github.com/berth-dev/berth/internal/image"
 )
 
@@ -88,20 +89,17 @@ var imageHeaders = map[string]string{
 func (a *app) imagesCommand() *cobra.Command {
 	var all, quiet, digests, noTrunc bool
 	var format string
-	var filters []string
+	flt := filters.NewFlag()
 	cmd := &cobra.Command{
 		Use:   "images [OPTIONS] [REPOSITORY[:TAG]]",
 		Short: "List images",
 		Args:  rangeArgs(0, 1),
 		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
-			f, err := parseImageFilters(filters)
-			if err != nil {
-				return err
-			}
+			f := flt.Args.Clone()
 			if len(args) == 1 {
-				f.references = append(f.references, args[0])
+				f.Add("reference", args[0])
 			}
-			imgs, err := e.Images.List(ctx)
+			imgs, err := e.ListImages(ctx, engine.ImageListRequest{All: all, Filters: f})
 			if err != nil {
 				return err
 			}
@@ -109,44 +107,28 @@ func (a *app) imagesCommand() *cobra.Command {
 			seen := map[string]bool{}
 			now := time.Now()
 			for _, img := range imgs {
-				var labels map[string]string
-				if len(f.labels) > 0 {
-					if cfg, err := e.Images.Config(img.ID); err == nil {
-						labels = cfg.Config.Labels
-					}
-				}
-				if !f.match(&img, labels) {
-					continue
-				}
-				id := img.ID.String()
+				id := img.ID
 				if !noTrunc {
 					id = image.ShortID(id)
 				}
 				base := imageRow{
-					ID: id, CreatedSince: humanDuration(now.Sub(img.Created)) + " ago",
-					CreatedAt: img.Created.Local().Format("2006-01-02 15:04:05 -0700 MST"),
+					ID: id, CreatedSince: humanDuration(now.Sub(img.CreatedAt)) + " ago",
+					CreatedAt: img.CreatedAt.Local().Format("2006-01-02 15:04:05 -0700 MST"),
 					Size:      humanSize(img.Size), VirtualSize: humanSize(img.Size), Digest: "<none>",
 					Containers: "N/A", SharedSize: "N/A", UniqueSize: "N/A",
 				}
 				if len(img.RepoDigests) > 0 {
 					_, base.Digest, _ = strings.Cut(img.RepoDigests[0], "@")
 				}
-				tags := img.RepoTags
-				if len(tags) == 0 {
-					if !all && !f.danglingOnly && f.hasReference() {
-						continue
-					}
+				if len(img.RepoTags) == 0 {
 					r := base
 					r.Repository, r.Tag = "<none>", "<none>"
 					rows = append(rows, r)
 					continue
 				}
-				for _, t := range tags {
-					if !f.matchReference(t) {
-						continue
-					}
+				for _, t := range img.RepoTags {
 					r := base
-					r.Repository, r.Tag = image.FamiliarRepoTag(t)
+					r.Repository, r.Tag = splitRepoTag(t)
 					if quiet && seen[id] {
 						continue
 					}
@@ -175,79 +157,8 @@ func (a *app) imagesCommand() *cobra.Command {
 	fl.BoolVar(&digests, "digests", false, "Show digests")
 	fl.BoolVar(&noTrunc, "no-trunc", false, "Don't truncate output")
 	fl.StringVar(&format, "format", "", "Format output using a custom template: 'table', 'table TEMPLATE', 'json', 'TEMPLATE'")
-	fl.StringArrayVarP(&filters, "filter", "f", nil, "Filter output based on conditions provided")
+	fl.VarP(flt, "filter", "f", "Filter output based on conditions provided")
 	return cmd
-}
-
-type imageFilter struct {
-	references   []string
-	dangling     *bool
-	danglingOnly bool
-	labels       []string
-	before       []string
-}
-
-func (f *imageFilter) hasReference() bool { return len(f.references) > 0 }
-
-func parseImageFilters(filters []string) (*imageFilter, error) {
-	f := &imageFilter{}
-	for _, kv := range filters {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok {
-			return nil, errdefs.InvalidArgument("bad format of filter (expected name=value): %s", kv)
-		}
-		switch k {
-		case "reference":
-			f.references = append(f.references, v)
-		case "dangling":
-			b := v == "true" || v == "1"
-			if !b && v != "false" && v != "0" {
-				return nil, errdefs.InvalidArgument("invalid filter 'dangling=%s'", v)
-			}
-			f.dangling = &b
-			f.danglingOnly = b
-		case "label":
-			f.labels = append(f.labels, v)
-		default:
-			return nil, errdefs.InvalidArgument("invalid filter '%s'", k)
-		}
-	}
-	return f, nil
-}
-
-func (f *imageFilter) match(img *image.Image, labels map[string]string) bool {
-	if f.dangling != nil && (len(img.RepoTags) == 0) != *f.dangling {
-		return false
-	}
-	if f.hasReference() && len(img.RepoTags) == 0 {
-		return false
-	}
-	if f.hasReference() {
-		any := false
-		for _, t := range img.RepoTags {
-			any = any || f.matchReference(t)
-		}
-		if !any {
-			return false
-		}
-	}
-	return matchLabels(f.labels, labels)
-}
-
-// matchReference matches a stored tag against reference filters, which may
-// use shell patterns on the familiar name ("busy*", "busybox:1.*").
-func (f *imageFilter) matchReference(tag string) bool {
-	if !f.hasReference() {
-		return true
-	}
-	fam := image.FamiliarString(tag)
-	repo, _ := image.FamiliarRepoTag(tag)
-	for _, pat := range f.references {
-		if globMatch(pat, fam) || globMatch(pat, repo) || globMatch(pat, tag) {
-			return true
-		}
-	}
-	return false
 }
 
 func (a *app) rmiCommand() *cobra.Command {
@@ -259,7 +170,7 @@ func (a *app) rmiCommand() *cobra.Command {
 		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
 			var errs []error
 			for _, ref := range args {
-				res, err := e.Images.Remove(ctx, ref, force)
+				res, err := e.RemoveImage(ctx, ref, force)
 				if err != nil {
 					errs = append(errs, err)
 					continue
@@ -269,12 +180,6 @@ func (a *app) rmiCommand() *cobra.Command {
 				}
 				for _, d := range res.Deleted {
 					fmt.Fprintf(a.stdout, "Deleted: %s\n", d)
-				}
-				for _, u := range res.Untagged {
-					e.Containers.Emit(ctx, imageEvent("untag", u))
-				}
-				for _, d := range res.Deleted {
-					e.Containers.Emit(ctx, imageEvent("delete", d))
 				}
 			}
 			return joinErrors(errs)
@@ -291,10 +196,7 @@ func (a *app) tagCommand() *cobra.Command {
 		Short: "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE",
 		Args:  exactArgs(2),
 		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
-			ref, err := e.Images.Tag(ctx, args[0], args[1])
-			if err == nil {
-				e.Containers.Emit(ctx, imageEvent("tag", image.FamiliarString(ref)))
-			}
+			_, err := e.TagImage(ctx, args[0], args[1])
 			return err
 		}),
 	}
@@ -409,29 +311,33 @@ func (a *app) inspectEach(format string, args []string, find func(ref string) (a
 
 func (a *app) imagePruneCommand() *cobra.Command {
 	var all, force bool
-	var filters []string
+	flt := filters.NewFlag()
 	cmd := &cobra.Command{
 		Use:   "prune [OPTIONS]",
 		Short: "Remove unused images",
 		Args:  noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if len(filters) > 0 {
-				return errdefs.InvalidArgument("image prune filters are not supported yet")
+		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, _ []string) error {
+			f := flt.Args.Clone()
+			if all {
+				f.Add("dangling", "false")
 			}
 			if !force && !a.confirm(pruneImagesWarning(all)) {
 				return nil
 			}
-			reclaimed, err := a.pruneImages(cmd.Context(), all)
+			rep, err := e.PruneImages(ctx, f)
+			if rep != nil {
+				a.printImagePrune(rep)
+			}
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stdout, "Total reclaimed space: %s\n", humanSize(reclaimed))
+			fmt.Fprintf(a.stdout, "Total reclaimed space: %s\n", humanSize(int64(rep.SpaceReclaimed)))
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "Remove all unused images, not just dangling ones")
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
-	cmd.Flags().StringArrayVar(&filters, "filter", nil, "Provide filter values (e.g. \"until=<timestamp>\")")
+	cmd.Flags().Var(flt, "filter", "Provide filter values (e.g. \"until=<timestamp>\")")
 	return cmd
 }
 
@@ -440,54 +346,4 @@ func pruneImagesWarning(all bool) string {
 		return "WARNING! This will remove all images without at least one container associated to them.\nAre you sure you want to continue? [y/N] "
 	}
 	return "WARNING! This will remove all dangling images.\nAre you sure you want to continue? [y/N] "
-}
-
-// pruneImages removes dangling (or, with all, unused) images, printing what
-// it deletes, and returns the bytes reclaimed.
-func (a *app) pruneImages(ctx context.Context, all bool) (int64, error) {
-	e, err := a.engine(ctx)
-	if err != nil {
-		return 0, err
-	}
-	imgs, err := e.Images.List(ctx)
-	if err != nil {
-		return 0, err
-	}
-	ctrs, err := e.Containers.List(ctx)
-	if err != nil {
-		return 0, err
-	}
-	used := map[string]bool{}
-	for _, c := range ctrs {
-		used[c.Image] = true
-	}
-	var reclaimed int64
-	header := false
-	for _, img := range imgs {
-		if used[img.ID.String()] || (!all && len(img.RepoTags) > 0) {
-			continue
-		}
-		res, err := e.Images.Remove(ctx, img.ID.String(), true)
-		if err != nil {
-			if errdefs.IsNotFound(err) {
-				continue
-			}
-			return reclaimed, err
-		}
-		if !header {
-			fmt.Fprintln(a.stdout, "Deleted Images:")
-			header = true
-		}
-		for _, u := range res.Untagged {
-			fmt.Fprintf(a.stdout, "untagged: %s\n", u)
-		}
-		for _, d := range res.Deleted {
-			fmt.Fprintf(a.stdout, "deleted: %s\n", d)
-			reclaimed += img.Size
-		}
-	}
-	if header {
-		fmt.Fprintln(a.stdout)
-	}
-	return reclaimed, nil
 }

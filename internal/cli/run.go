@@ -121,7 +121,7 @@ func (a *app) createContainer(ctx context.Context, opts container.CreateOptions,
 			return nil, fmt.Errorf("write container ID file: %w", err)
 		}
 	}
-	e.Containers.Emit(ctx, container.Event{Type: "container", Action: "create", ID: c.ID, Attributes: map[string]string{"name": c.ShortName(), "image": c.Config.Image}})
+	e.Containers.Emit(ctx, container.ContainerEvent(c, "create"))
 	return c, nil
 }
 

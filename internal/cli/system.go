@@ -1,36 +1,30 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
-	goruntime "runtime"
+	"io"
+	"maps"
 	"slices"
+	"strconv"
 	"strings"
+	"text/template"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/berth-dev/berth/internal/engine"
-	"golang.org/x/sys/unix"
-
-	"github.com/berth-dev/berth/internal/container"
-	"github.com/berth-dev/berth/internal/errdefs"
-	"github.com/berth-dev/berth/internal/runtime"
-	"github.com/berth-dev/berth/internal/volume"
+	"github.com/berth-dev/berth/internal/filters"
 )
 
 func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-func volumeEvent(action, name string) container.Event {
-	return container.Event{Type: "volume", Action: action, ID: name, Attributes: map[string]string{"driver": "local"}}
 }
 
 func (a *app) systemCommand() *cobra.Command {
@@ -45,73 +39,25 @@ func (a *app) versionCommand() *cobra.Command {
 		Use:   "version [OPTIONS]",
 		Short: "Show the berth version information",
 		Args:  noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			v := map[string]any{
-				"Client": map[string]any{"Version": Version, "ApiVersion": APIVersion, "GoVersion": goruntime.Version(), "Os": goruntime.GOOS, "Arch": goruntime.GOARCH},
-				"Server": map[string]any{"Version": Version, "ApiVersion": APIVersion, "MinAPIVersion": "1.24", "GoVersion": goruntime.Version(), "Os": goruntime.GOOS, "Arch": goruntime.GOARCH, "KernelVersion": kernelVersion()},
-			}
+		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, _ []string) error {
+			sv := e.Version(ctx, Version)
 			if format != "" {
+				v := map[string]any{
+					"Client": map[string]any{"Version": Version, "ApiVersion": engine.APIVersion, "GoVersion": sv.GoVersion, "Os": sv.Os, "Arch": sv.Arch},
+					"Server": sv,
+				}
 				return formatEach(a.stdout, format, []any{v})
 			}
-			fmt.Fprintf(a.stdout, "Client:\n Version:           %s\n API version:       %s\n Go version:        %s\n OS/Arch:           %s/%s\n\n", Version, APIVersion, goruntime.Version(), goruntime.GOOS, goruntime.GOARCH)
-			fmt.Fprintf(a.stdout, "Server: berth (daemonless; the engine runs in each command)\n Engine:\n  Version:          %s\n  API version:      %s (minimum version 1.24)\n  Go version:       %s\n  OS/Arch:          %s/%s\n  Kernel:           %s\n", Version, APIVersion, goruntime.Version(), goruntime.GOOS, goruntime.GOARCH, kernelVersion())
-			fmt.Fprintf(a.stdout, " %s:\n  Version:          %s\n", a.cfg.Runtime, runtimeVersion(a.cfg.Runtime))
+			fmt.Fprintf(a.stdout, "Client:\n Version:           %s\n API version:       %s\n Go version:        %s\n OS/Arch:           %s/%s\n\n", Version, engine.APIVersion, sv.GoVersion, sv.Os, sv.Arch)
+			fmt.Fprintf(a.stdout, "Server: berth (daemonless; the engine runs in each command)\n Engine:\n  Version:          %s\n  API version:      %s (minimum version %s)\n  Go version:       %s\n  OS/Arch:          %s/%s\n  Kernel:           %s\n", sv.Version, sv.APIVersion, sv.MinAPIVersion, sv.GoVersion, sv.Os, sv.Arch, sv.KernelVersion)
+			for _, c := range sv.Components {
+				fmt.Fprintf(a.stdout, " %s:\n  Version:          %s\n", c.Name, c.Version)
+			}
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", "Format output using a custom template")
 	return cmd
-}
-
-func kernelVersion() string {
-	var u unix.Utsname
-	if unix.Uname(&u) != nil {
-		return ""
-	}
-	return unix.ByteSliceToString(u.Release[:])
-}
-
-func runtimeVersion(bin string) string {
-	if bin == runtime.BuiltinName {
-		return Version + " (built in)"
-	}
-	out, err := exec.Command(bin, "--version").Output()
-	if err != nil {
-		return "unavailable (" + err.Error() + ")"
-	}
-	line, _, _ := strings.Cut(string(out), "\n")
-	return strings.TrimSpace(line)
-}
-
-// availableRuntimes lists the built-in runtime, the OCI runtimes found
-// on PATH, and the configured one.
-func availableRuntimes(configured string) []string {
-	out := []string{runtime.BuiltinName}
-	for _, name := range []string{"runc", "crun"} {
-		if _, err := exec.LookPath(name); err == nil {
-			out = append(out, name)
-		}
-	}
-	if !slices.Contains(out, configured) {
-		out = append(out, configured)
-	}
-	return out
-}
-
-func runtimesJSON(configured string) map[string]any {
-	out := map[string]any{}
-	for _, name := range availableRuntimes(configured) {
-		out[name] = map[string]string{"path": name}
-	}
-	return out
-}
-
-func cgroupVersion() string {
-	var st unix.Statfs_t
-	if unix.Statfs("/sys/fs/cgroup", &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
-		return "2"
-	}
-	return "1"
 }
 
 func (a *app) infoCommand() *cobra.Command {
@@ -121,45 +67,19 @@ func (a *app) infoCommand() *cobra.Command {
 		Short: "Display system-wide information",
 		Args:  noArgs,
 		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, _ []string) error {
-			ctrs, err := e.Containers.List(ctx)
+			info, err := e.Info(ctx, Version)
 			if err != nil {
 				return err
-			}
-			imgs, err := e.Images.List(ctx)
-			if err != nil {
-				return err
-			}
-			var running, paused, stopped int
-			for _, c := range ctrs {
-				switch {
-				case c.State.Paused:
-					paused++
-				case c.State.Running:
-					running++
-				default:
-					stopped++
-				}
-			}
-			host, _ := os.Hostname()
-			var si unix.Sysinfo_t
-			unix.Sysinfo(&si)
-			info := map[string]any{
-				"Containers": len(ctrs), "ContainersRunning": running, "ContainersPaused": paused, "ContainersStopped": stopped,
-				"Images": len(imgs), "Driver": "overlay2", "DockerRootDir": e.Config.Root, "LoggingDriver": "json-file",
-				"CgroupDriver": "cgroupfs", "CgroupVersion": cgroupVersion(), "KernelVersion": kernelVersion(),
-				"OperatingSystem": osName(), "OSType": "linux", "Architecture": goruntime.GOARCH, "NCPU": goruntime.NumCPU(),
-				"MemTotal": int64(si.Totalram) * int64(si.Unit), "Name": host, "ServerVersion": Version,
-				"DefaultRuntime": e.Config.Runtime, "Runtimes": runtimesJSON(e.Config.Runtime), "SecurityOptions": []string{"name=seccomp,profile=builtin"},
 			}
 			if format != "" {
 				return formatEach(a.stdout, format, []any{info})
 			}
 			fmt.Fprintf(a.stdout, "Client:\n Version:    %s\n\nServer:\n", Version)
-			fmt.Fprintf(a.stdout, " Containers: %d\n  Running: %d\n  Paused: %d\n  Stopped: %d\n Images: %d\n", len(ctrs), running, paused, stopped, len(imgs))
-			fmt.Fprintf(a.stdout, " Server Version: %s\n Storage Driver: overlay2\n Logging Driver: json-file\n Cgroup Driver: cgroupfs\n Cgroup Version: %s\n", Version, cgroupVersion())
-			fmt.Fprintf(a.stdout, " Runtimes: %s\n Default Runtime: %s\n Security Options:\n  seccomp\n   Profile: builtin\n", strings.Join(availableRuntimes(e.Config.Runtime), " "), e.Config.Runtime)
-			fmt.Fprintf(a.stdout, " Kernel Version: %s\n Operating System: %s\n OSType: linux\n Architecture: %s\n CPUs: %d\n Total Memory: %s\n Name: %s\n", kernelVersion(), osName(), goruntime.GOARCH, goruntime.NumCPU(), binarySize(float64(si.Totalram)*float64(si.Unit)), host)
-			fmt.Fprintf(a.stdout, " Berth Root Dir: %s\n Berth Run Root: %s\n", e.Config.Root, e.Config.RunRoot)
+			fmt.Fprintf(a.stdout, " Containers: %d\n  Running: %d\n  Paused: %d\n  Stopped: %d\n Images: %d\n", info.Containers, info.ContainersRunning, info.ContainersPaused, info.ContainersStopped, info.Images)
+			fmt.Fprintf(a.stdout, " Server Version: %s\n Storage Driver: %s\n Logging Driver: %s\n Cgroup Driver: %s\n Cgroup Version: %s\n", info.ServerVersion, info.Driver, info.LoggingDriver, info.CgroupDriver, info.CgroupVersion)
+			fmt.Fprintf(a.stdout, " Runtimes: %s\n Default Runtime: %s\n Security Options:\n  seccomp\n   Profile: builtin\n", strings.Join(info.RuntimeNames, " "), info.DefaultRuntime)
+			fmt.Fprintf(a.stdout, " Kernel Version: %s\n Operating System: %s\n OSType: %s\n Architecture: %s\n CPUs: %d\n Total Memory: %s\n Name: %s\n", info.KernelVersion, info.OperatingSystem, info.OSType, info.Architecture, info.NCPU, binarySize(float64(info.MemTotal)), info.Name)
+			fmt.Fprintf(a.stdout, " Berth Root Dir: %s\n Berth Run Root: %s\n", info.DockerRootDir, info.RunRoot)
 			return nil
 		}),
 	}
@@ -167,112 +87,74 @@ func (a *app) infoCommand() *cobra.Command {
 	return cmd
 }
 
-func osName() string {
-	raw, err := os.ReadFile("/etc/os-release")
-	if err != nil {
-		return "Linux"
-	}
-	for _, line := range strings.Split(string(raw), "\n") {
-		if v, ok := strings.CutPrefix(line, "PRETTY_NAME="); ok {
-			return strings.Trim(v, `"`)
-		}
-	}
-	return "Linux"
-}
-
 func (a *app) eventsCommand() *cobra.Command {
-	var since, until, format string
-	var filters []string
+	var req engine.EventsRequest
+	var format string
+	flt := filters.NewFlag()
 	cmd := &cobra.Command{
 		Use:   "events [OPTIONS]",
 		Short: "Get real time events from the server",
 		Args:  noArgs,
 		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, _ []string) error {
-			var err error
-			opts := container.EventsOptions{Follow: true}
-			now := time.Now()
-			if since != "" {
-				if opts.Since, err = parseTimestamp(since, now); err != nil {
+			req.Filters = flt.Args
+			var tmpl *template.Template
+			if format != "" {
+				// Docker's templates see the message's Go fields
+				// (.Status, .Actor.Attributes.name), not its JSON keys.
+				if format == "json" {
+					format = "{{json .}}"
+				}
+				var err error
+				f := strings.NewReplacer(`\t`, "\t", `\n`, "\n").Replace(format)
+				if tmpl, err = template.New("events").Funcs(templateFuncs).Parse(f); err != nil {
+					return usageError{fmt.Errorf("template parsing error: %v", err)}
+				}
+			}
+			return e.Events(ctx, req, func(m engine.EventMessage) error {
+				if tmpl != nil {
+					var buf bytes.Buffer
+					if err := tmpl.Execute(&buf, m); err != nil {
+						return fmt.Errorf("template: %v", err)
+					}
+					_, err := fmt.Fprintln(a.stdout, buf.String())
 					return err
 				}
-			}
-			if until != "" {
-				if opts.Until, err = parseTimestamp(until, now); err != nil {
-					return err
-				}
-			}
-			byKey := map[string][]string{}
-			for _, f := range filters {
-				k, v, ok := strings.Cut(f, "=")
-				if !ok {
-					return errdefs.InvalidArgument("bad format of filter (expected name=value): %s", f)
-				}
-				switch k {
-				case "container", "event", "image", "label", "type", "volume":
-				default:
-					return errdefs.InvalidArgument("invalid filter '%s'", k)
-				}
-				byKey[k] = append(byKey[k], v)
-			}
-			opts.Filter = func(ev container.Event) bool {
-				for k, vals := range byKey {
-					ok := false
-					for _, v := range vals {
-						switch k {
-						case "type":
-							ok = ok || ev.Type == v
-						case "event":
-							ok = ok || ev.Action == v || strings.HasPrefix(ev.Action, v+":")
-						case "container":
-							ok = ok || ev.Type == "container" && (strings.HasPrefix(ev.ID, v) || ev.Attributes["name"] == v)
-						case "image":
-							ok = ok || ev.Attributes["image"] == v || ev.Type == "image" && ev.ID == v
-						case "volume":
-							ok = ok || ev.Type == "volume" && ev.ID == v
-						case "label":
-							lk, lv, hasV := strings.Cut(v, "=")
-							got, present := ev.Attributes[lk]
-							ok = ok || present && (!hasV || got == lv)
-						}
-					}
-					if !ok {
-						return false
-					}
-				}
-				return true
-			}
-			return e.Containers.Events(ctx, opts, func(ev container.Event) error {
-				if format != "" {
-					return formatEach(a.stdout, format, []any{ev})
-				}
-				t := time.Unix(0, ev.TimeNano).Local().Format("2006-01-02T15:04:05.000000000-07:00")
+				t := time.Unix(0, m.TimeNano).Local().Format("2006-01-02T15:04:05.000000000-07:00")
 				var attrs []string
-				for _, k := range sortedKeys(ev.Attributes) {
-					attrs = append(attrs, k+"="+ev.Attributes[k])
+				for _, k := range slices.Sorted(maps.Keys(m.Actor.Attributes)) {
+					attrs = append(attrs, k+"="+m.Actor.Attributes[k])
 				}
-				_, err := fmt.Fprintf(a.stdout, "%s %s %s %s (%s)\n", t, ev.Type, ev.Action, ev.ID, strings.Join(attrs, ", "))
+				_, err := fmt.Fprintf(a.stdout, "%s %s %s %s (%s)\n", t, m.Type, m.Action, m.Actor.ID, strings.Join(attrs, ", "))
 				return err
 			})
 		}),
 	}
-	cmd.Flags().StringVar(&since, "since", "", "Show all events created since timestamp")
-	cmd.Flags().StringVar(&until, "until", "", "Stream events until this timestamp")
+	cmd.Flags().StringVar(&req.Since, "since", "", "Show all events created since timestamp")
+	cmd.Flags().StringVar(&req.Until, "until", "", "Stream events until this timestamp")
 	cmd.Flags().StringVar(&format, "format", "", "Format the output using the given Go template")
-	cmd.Flags().StringArrayVarP(&filters, "filter", "f", nil, "Filter output based on conditions provided")
+	cmd.Flags().VarP(flt, "filter", "f", "Filter output based on conditions provided")
 	return cmd
 }
 
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	for i := 1; i < len(keys); i++ {
-		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
-			keys[j], keys[j-1] = keys[j-1], keys[j]
-		}
-	}
-	return keys
+var (
+	dfHeaders      = map[string]string{"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE", "Reclaimable": "RECLAIMABLE"}
+	dfImageHeaders = map[string]string{"Repository": "REPOSITORY", "Tag": "TAG", "ID": "IMAGE ID", "CreatedSince": "CREATED",
+		"Size": "SIZE", "SharedSize": "SHARED SIZE", "UniqueSize": "UNIQUE SIZE", "Containers": "CONTAINERS"}
+	dfContainerHeaders = map[string]string{"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "LocalVolumes": "LOCAL VOLUMES",
+		"Size": "SIZE", "RunningFor": "CREATED", "Status": "STATUS", "Names": "NAMES"}
+	dfVolumeHeaders = map[string]string{"Name": "VOLUME NAME", "Links": "LINKS", "Size": "SIZE"}
+)
+
+type dfImageRow struct {
+	Containers, CreatedAt, CreatedSince, Digest, ID, Repository, SharedSize, Size, Tag, UniqueSize, VirtualSize string
+}
+
+type dfContainerRow struct {
+	Command, CreatedAt, ID, Image, Labels, LocalVolumes, Mounts, Names, Networks, Ports, RunningFor, Size, State, Status string
+}
+
+type dfVolumeRow struct {
+	Driver, Labels, Links, Mountpoint, Name, Scope, Size string
 }
 
 func (a *app) systemDfCommand() *cobra.Command {
@@ -283,69 +165,12 @@ func (a *app) systemDfCommand() *cobra.Command {
 		Short: "Show berth disk usage",
 		Args:  noArgs,
 		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, _ []string) error {
-			imgs, err := e.Images.List(ctx)
+			du, err := e.DiskUsage(ctx)
 			if err != nil {
 				return err
 			}
-			ctrs, err := e.Containers.List(ctx)
-			if err != nil {
-				return err
-			}
-			vols, err := e.Volumes.List(ctx)
-			if err != nil {
-				return err
-			}
-			usedImg := map[string]bool{}
-			var ctrSize, ctrReclaim int64
-			var activeCtr int
-			for _, c := range ctrs {
-				usedImg[c.Image] = true
-				sz := volume.DirSize(e.Snapshots.UpperDir(c.ID))
-				ctrSize += sz
-				if c.State.Running || c.State.Paused {
-					activeCtr++
-				} else {
-					ctrReclaim += sz
-				}
-			}
-			// Layers are shared between images: count each snapshot once.
-			layerSize := map[string]int64{}
-			usedLayers := map[string]bool{}
-			var activeImg int
-			for _, img := range imgs {
-				for _, l := range img.Layers {
-					layerSize[l.ChainID.String()] = l.Size
-					if usedImg[img.ID.String()] {
-						usedLayers[l.ChainID.String()] = true
-					}
-				}
-				if usedImg[img.ID.String()] {
-					activeImg++
-				}
-			}
-			var imgSize, imgReclaim int64
-			for ch, sz := range layerSize {
-				imgSize += sz
-				if !usedLayers[ch] {
-					imgReclaim += sz
-				}
-			}
-			usedVol := map[string]bool{}
-			for _, c := range ctrs {
-				for _, m := range c.Mounts {
-					usedVol[m.Name] = true
-				}
-			}
-			var volSize, volReclaim int64
-			var activeVol int
-			for _, v := range vols {
-				sz := volume.DirSize(v.Mountpoint)
-				volSize += sz
-				if usedVol[v.Name] {
-					activeVol++
-				} else {
-					volReclaim += sz
-				}
+			if verbose {
+				return a.renderDfVerbose(du, format)
 			}
 			type dfRow struct{ Type, TotalCount, Active, Size, Reclaimable string }
 			pct := func(r, t int64) string {
@@ -355,15 +180,15 @@ func (a *app) systemDfCommand() *cobra.Command {
 				return fmt.Sprintf("%s (%d%%)", humanSize(r), r*100/t)
 			}
 			rows := []dfRow{
-				{"Images", fmt.Sprint(len(imgs)), fmt.Sprint(activeImg), humanSize(imgSize), pct(imgReclaim, imgSize)},
-				{"Containers", fmt.Sprint(len(ctrs)), fmt.Sprint(activeCtr), humanSize(ctrSize), pct(ctrReclaim, ctrSize)},
-				{"Local Volumes", fmt.Sprint(len(vols)), fmt.Sprint(activeVol), humanSize(volSize), pct(volReclaim, volSize)},
+				{"Images", fmt.Sprint(len(du.Images)), fmt.Sprint(du.ImagesActive), humanSize(du.LayersSize), pct(du.ImagesReclaimable, du.LayersSize)},
+				{"Containers", fmt.Sprint(len(du.Containers)), fmt.Sprint(du.ContainersActive), humanSize(du.ContainersSize), pct(du.ContainersReclaimable, du.ContainersSize)},
+				{"Local Volumes", fmt.Sprint(len(du.Volumes)), fmt.Sprint(du.VolumesActive), humanSize(du.VolumesSize), pct(du.VolumesReclaimable, du.VolumesSize)},
 				{"Build Cache", "0", "0", "0B", "0B"},
 			}
 			if format == "" {
 				format = "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}"
 			}
-			return renderRows(a.stdout, format, rows, map[string]string{"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE", "Reclaimable": "RECLAIMABLE"})
+			return renderRows(a.stdout, format, rows, dfHeaders)
 		}),
 	}
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "Show detailed information on space usage")
@@ -371,58 +196,175 @@ func (a *app) systemDfCommand() *cobra.Command {
 	return cmd
 }
 
+// renderDfVerbose prints `system df -v`: a table per kind, as docker does.
+func (a *app) renderDfVerbose(du *engine.DiskUsage, format string) error {
+	now := time.Now()
+	full := format != "" && format != "table" // docker's templates see whole IDs
+	trunc := func(id string, n int) string {
+		if full {
+			return id
+		}
+		return strings.TrimPrefix(id, "sha256:")[:min(n, len(strings.TrimPrefix(id, "sha256:")))]
+	}
+	var images []dfImageRow
+	for _, img := range du.Images {
+		r := dfImageRow{
+			Containers: fmt.Sprint(img.Containers), CreatedAt: img.CreatedAt.Local().Format("2006-01-02 15:04:05 -0700 MST"),
+			CreatedSince: humanDuration(now.Sub(img.CreatedAt)) + " ago", Digest: "<none>", ID: trunc(img.ID, 12),
+			Repository: "<none>", Tag: "<none>", SharedSize: humanSize4(img.SharedSize), Size: humanSize(img.Size),
+			UniqueSize: humanSize4(img.Size - img.SharedSize), VirtualSize: humanSize4(img.Size),
+		}
+		if len(img.RepoTags) > 0 {
+			r.Repository, r.Tag = splitRepoTag(img.RepoTags[0])
+		}
+		if len(img.RepoDigests) > 0 {
+			_, r.Digest, _ = strings.Cut(img.RepoDigests[0], "@")
+		}
+		images = append(images, r)
+	}
+	var ctrs []dfContainerRow
+	for _, c := range du.Containers {
+		var mounts []string
+		vols := 0
+		for _, m := range c.Mounts {
+			if m.Type == "volume" {
+				vols++
+			}
+			n := m.Name
+			if n == "" {
+				n = m.Source
+			}
+			mounts = append(mounts, ellipsis(n, 15))
+		}
+		var labels []string
+		for _, k := range slices.Sorted(maps.Keys(c.Labels)) {
+			labels = append(labels, k+"="+c.Labels[k])
+		}
+		ctrs = append(ctrs, dfContainerRow{
+			Command: strconv.Quote(ellipsis(c.Command, 20)), CreatedAt: c.CreatedAt.Local().Format("2006-01-02 15:04:05 -0700 MST"),
+			ID: trunc(c.ID, 12), Image: c.Image, Labels: strings.Join(labels, ","), LocalVolumes: fmt.Sprint(vols),
+			Mounts: strings.Join(mounts, ","), Names: strings.TrimPrefix(c.Names[0], "/"), Networks: c.HostConfig.NetworkMode,
+			RunningFor: humanDuration(now.Sub(c.CreatedAt)) + " ago", Size: humanSize4(c.SizeRw), State: c.State, Status: c.Status,
+		})
+	}
+	var vols []dfVolumeRow
+	for _, v := range du.Volumes {
+		var labels []string
+		for _, k := range slices.Sorted(maps.Keys(v.Labels)) {
+			labels = append(labels, k+"="+v.Labels[k])
+		}
+		vols = append(vols, dfVolumeRow{Driver: v.Driver, Labels: strings.Join(labels, ","), Links: fmt.Sprint(v.UsageData.RefCount),
+			Mountpoint: v.Mountpoint, Name: v.Name, Scope: v.Scope, Size: humanSize4(v.UsageData.Size)})
+	}
+	if format != "" && format != "table" {
+		obj := map[string]any{"Images": images, "Containers": ctrs, "Volumes": vols, "BuildCache": []any{}}
+		if format == "json" || format == "{{json .}}" {
+			return printJSONLine(a.stdout, obj)
+		}
+		return formatEach(a.stdout, format, []any{obj})
+	}
+	fmt.Fprint(a.stdout, "Images space usage:\n\n")
+	if err := renderRows(a.stdout, "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}", images, dfImageHeaders); err != nil {
+		return err
+	}
+	fmt.Fprint(a.stdout, "\nContainers space usage:\n\n")
+	if err := renderRows(a.stdout, "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.LocalVolumes}}\t{{.Size}}\t{{.RunningFor}}\t{{.Status}}\t{{.Names}}", ctrs, dfContainerHeaders); err != nil {
+		return err
+	}
+	fmt.Fprint(a.stdout, "\nLocal Volumes space usage:\n\n")
+	if err := renderRows(a.stdout, "table {{.Name}}\t{{.Links}}\t{{.Size}}", vols, dfVolumeHeaders); err != nil {
+		return err
+	}
+	fmt.Fprint(a.stdout, "\nBuild cache usage: 0B\n\nCACHE ID   CACHE TYPE   SIZE      CREATED   LAST USED   USAGE     SHARED\n")
+	return nil
+}
+
 func (a *app) systemPruneCommand() *cobra.Command {
-	var all, force, volumes bool
-	var filters []string
+	var req engine.SystemPruneRequest
+	var force bool
+	flt := filters.NewFlag()
 	cmd := &cobra.Command{
 		Use:   "prune [OPTIONS]",
 		Short: "Remove unused data",
 		Args:  noArgs,
 		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, _ []string) error {
+			req.Filters = flt.Args
 			warning := "WARNING! This will remove:\n  - all stopped containers\n"
-			if volumes {
+			if req.Volumes {
 				warning += "  - all anonymous volumes not used by at least one container\n"
 			}
-			if all {
+			if req.All {
 				warning += "  - all images without at least one container associated to them\n"
 			} else {
 				warning += "  - all dangling images\n"
 			}
+			if req.Filters.Len() > 0 {
+				warning += "\n  Items to be pruned will be filtered with:\n"
+				for _, k := range req.Filters.Keys() {
+					for _, v := range req.Filters.Get(k) {
+						warning += "  - " + k + "=" + v + "\n"
+					}
+				}
+			}
 			if !force && !a.confirm(warning+"\nAre you sure you want to continue? [y/N] ") {
 				return nil
 			}
-			total, err := a.pruneContainers(ctx, filters)
+			rep, err := e.PruneSystem(ctx, req)
+			if rep != nil {
+				a.printContainerPrune(rep.Containers)
+				a.printVolumePrune(rep.Volumes)
+				a.printImagePrune(rep.Images)
+			}
 			if err != nil {
 				return err
 			}
-			if volumes {
-				removed, reclaimed, err := e.Volumes.Prune(ctx, false, nil)
-				if err != nil {
-					return err
-				}
-				if len(removed) > 0 {
-					fmt.Fprintln(a.stdout, "Deleted Volumes:")
-					for _, n := range removed {
-						fmt.Fprintln(a.stdout, n)
-					}
-					fmt.Fprintln(a.stdout)
-				}
-				total += reclaimed
-			}
-			n, err := a.pruneImages(ctx, all)
-			if err != nil {
-				return err
-			}
-			total += n
-			fmt.Fprintf(a.stdout, "Total reclaimed space: %s\n", humanSize(total))
+			fmt.Fprintf(a.stdout, "Total reclaimed space: %s\n", humanSize(int64(rep.SpaceReclaimed())))
 			return nil
 		}),
 	}
-	cmd.Flags().BoolVarP(&all, "all", "a", false, "Remove all unused images not just dangling ones")
+	cmd.Flags().BoolVarP(&req.All, "all", "a", false, "Remove all unused images not just dangling ones")
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
-	cmd.Flags().BoolVar(&volumes, "volumes", false, "Prune anonymous volumes")
-	cmd.Flags().StringArrayVar(&filters, "filter", nil, "Provide filter values (e.g. \"label=<key>=<value>\")")
+	cmd.Flags().BoolVar(&req.Volumes, "volumes", false, "Prune anonymous volumes")
+	cmd.Flags().Var(flt, "filter", "Provide filter values (e.g. \"label=<key>=<value>\")")
 	return cmd
+}
+
+func (a *app) printContainerPrune(rep *engine.ContainerPruneReport) {
+	if rep == nil || len(rep.ContainersDeleted) == 0 {
+		return
+	}
+	fmt.Fprintln(a.stdout, "Deleted Containers:")
+	for _, id := range rep.ContainersDeleted {
+		fmt.Fprintln(a.stdout, id)
+	}
+	fmt.Fprintln(a.stdout)
+}
+
+func (a *app) printVolumePrune(rep *engine.VolumePruneReport) {
+	if rep == nil || len(rep.VolumesDeleted) == 0 {
+		return
+	}
+	fmt.Fprintln(a.stdout, "Deleted Volumes:")
+	for _, n := range rep.VolumesDeleted {
+		fmt.Fprintln(a.stdout, n)
+	}
+	fmt.Fprintln(a.stdout)
+}
+
+func (a *app) printImagePrune(rep *engine.ImagePruneReport) {
+	if rep == nil || len(rep.ImagesDeleted) == 0 {
+		return
+	}
+	fmt.Fprintln(a.stdout, "Deleted Images:")
+	for _, d := range rep.ImagesDeleted {
+		if d.Untagged != "" {
+			fmt.Fprintf(a.stdout, "untagged: %s\n", d.Untagged)
+		}
+		if d.Deleted != "" {
+			fmt.Fprintf(a.stdout, "deleted: %s\n", d.Deleted)
+		}
+	}
+	fmt.Fprintln(a.stdout)
 }
 
 // systemRestoreCommand is what berth runs at boot (contrib/berth-restore.service):
@@ -440,4 +382,35 @@ func (a *app) systemRestoreCommand() *cobra.Command {
 			return err
 		}),
 	}
+}
+
+// humanSize4 renders bytes with four significant digits, as docker's
+// units.HumanSize (the unique and shared sizes of df -v).
+func humanSize4(n int64) string {
+	units := []string{"B", "kB", "MB", "GB", "TB", "PB"}
+	f := float64(n)
+	i := 0
+	for f >= 1000 && i < len(units)-1 {
+		f /= 1000
+		i++
+	}
+	return strconv.FormatFloat(f, 'g', 4, 64) + units[i]
+}
+
+// splitRepoTag splits a familiar "name:tag" reference.
+func splitRepoTag(ref string) (string, string) {
+	if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
+		return ref[:i], ref[i+1:]
+	}
+	return ref, "<none>"
+}
+
+// printJSONLine writes v as one line of JSON.
+func printJSONLine(w io.Writer, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", raw)
+	return err
 }

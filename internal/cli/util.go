@@ -3,29 +3,8 @@ package cli
 import (
 	"bufio"
 	"fmt"
-	"path"
 	"strings"
-
-	"github.com/berth-dev/berth/internal/container"
 )
-
-// globMatch matches s against a shell pattern; a bad pattern matches nothing.
-func globMatch(pattern, s string) bool {
-	ok, err := path.Match(pattern, s)
-	return err == nil && ok
-}
-
-// matchLabels checks "key" and "key=value" label filters.
-func matchLabels(filters []string, labels map[string]string) bool {
-	for _, f := range filters {
-		k, v, hasValue := strings.Cut(f, "=")
-		got, ok := labels[k]
-		if !ok || (hasValue && got != v) {
-			return false
-		}
-	}
-	return true
-}
 
 // joinErrors reports several per-argument errors as docker does: each on
 // its own line, exit 1... docker exits 1 for multi-object failures; berth
@@ -61,8 +40,4 @@ func (a *app) confirm(question string) bool {
 	}
 	ans := strings.ToLower(strings.TrimSpace(line))
 	return ans == "y" || ans == "yes"
-}
-
-func imageEvent(action, ref string) container.Event {
-	return container.Event{Type: "image", Action: action, ID: ref, Attributes: map[string]string{"name": ref}}
 }

@@ -3,12 +3,14 @@ package cli
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/berth-dev/berth/internal/engine"
-	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/filters"
 	"github.com/berth-dev/berth/internal/volume"
 )
 
@@ -46,11 +48,10 @@ func (a *app) volumeCreateCommand() *cobra.Command {
 				}
 				opts.Opts[k] = v
 			}
-			v, err := e.Volumes.Create(ctx, opts)
+			v, err := e.CreateVolume(ctx, opts)
 			if err != nil {
 				return err
 			}
-			e.Containers.Emit(ctx, volumeEvent("create", v.Name))
 			fmt.Fprintln(a.stdout, v.Name)
 			return nil
 		}),
@@ -76,58 +77,22 @@ type volumeRow struct {
 func (a *app) volumeLsCommand() *cobra.Command {
 	var quiet bool
 	var format string
-	var filters []string
+	flt := filters.NewFlag()
 	cmd := &cobra.Command{
 		Use:     "ls [OPTIONS]",
 		Aliases: []string{"list"},
 		Short:   "List volumes",
 		Args:    noArgs,
 		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, _ []string) error {
-			vols, err := e.Volumes.List(ctx)
+			vols, err := e.ListVolumes(ctx, engine.VolumeListRequest{Filters: flt.Args})
 			if err != nil {
 				return err
 			}
-			var names, drivers, labels []string
-			var dangling *bool
-			for _, f := range filters {
-				k, v, _ := strings.Cut(f, "=")
-				switch k {
-				case "name":
-					names = append(names, v)
-				case "driver":
-					drivers = append(drivers, v)
-				case "label":
-					labels = append(labels, v)
-				case "dangling":
-					b := v == "true" || v == "1"
-					dangling = &b
-				default:
-					return errdefs.InvalidArgument("invalid filter '%s'", k)
-				}
-			}
-			used := map[string]bool{}
-			if dangling != nil {
-				ctrs, err := e.Containers.List(ctx)
-				if err != nil {
-					return err
-				}
-				for _, c := range ctrs {
-					for _, m := range c.Mounts {
-						used[m.Name] = true
-					}
-				}
-			}
 			var rows []volumeRow
 			for _, v := range vols {
-				if len(names) > 0 && !anyContains(names, v.Name) || len(drivers) > 0 && !containsStr(drivers, v.Driver) || !matchLabels(labels, v.Labels) {
-					continue
-				}
-				if dangling != nil && used[v.Name] == *dangling {
-					continue
-				}
 				var ls []string
-				for k, val := range v.Labels {
-					ls = append(ls, k+"="+val)
+				for _, k := range slices.Sorted(maps.Keys(v.Labels)) {
+					ls = append(ls, k+"="+v.Labels[k])
 				}
 				rows = append(rows, volumeRow{Name: v.Name, Driver: v.Driver, Mountpoint: v.Mountpoint, Labels: strings.Join(ls, ","), Scope: v.Scope, Size: "N/A", Links: "N/A"})
 			}
@@ -145,17 +110,8 @@ func (a *app) volumeLsCommand() *cobra.Command {
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "Only display volume names")
 	cmd.Flags().StringVar(&format, "format", "", "Format output using a custom template")
-	cmd.Flags().StringArrayVarP(&filters, "filter", "f", nil, "Provide filter values (e.g. \"dangling=true\")")
+	cmd.Flags().VarP(flt, "filter", "f", "Provide filter values (e.g. \"dangling=true\")")
 	return cmd
-}
-
-func anyContains(subs []string, s string) bool {
-	for _, x := range subs {
-		if strings.Contains(s, x) {
-			return true
-		}
-	}
-	return false
 }
 
 func (a *app) volumeInspectCommand() *cobra.Command {
@@ -181,11 +137,7 @@ func (a *app) volumeRmCommand() *cobra.Command {
 		Args:    minArgs(1),
 		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
 			return a.forEach(args, func(name string) error {
-				err := e.Volumes.Remove(ctx, name, force)
-				if err == nil {
-					e.Containers.Emit(ctx, volumeEvent("destroy", name))
-				}
-				return err
+				return e.RemoveVolume(ctx, name, force)
 			})
 		}),
 	}
@@ -195,44 +147,36 @@ func (a *app) volumeRmCommand() *cobra.Command {
 
 func (a *app) volumePruneCommand() *cobra.Command {
 	var force, all bool
-	var filters []string
+	flt := filters.NewFlag()
 	cmd := &cobra.Command{
 		Use:   "prune [OPTIONS]",
 		Short: "Remove unused local volumes",
 		Args:  noArgs,
 		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, _ []string) error {
-			var labels []string
-			for _, f := range filters {
-				k, v, _ := strings.Cut(f, "=")
-				switch k {
-				case "label":
-					labels = append(labels, v)
-				case "all":
-					all = v == "true" || v == "1"
-				default:
-					return errdefs.InvalidArgument("invalid filter '%s'", k)
-				}
+			f := flt.Args.Clone()
+			if all {
+				f.Add("all", "true")
 			}
-			if !force && !a.confirm("WARNING! This will remove anonymous local volumes not used by at least one container.\nAre you sure you want to continue? [y/N] ") {
+			warning := "WARNING! This will remove anonymous local volumes not used by at least one container.\n"
+			if all {
+				warning = "WARNING! This will remove all local volumes not used by at least one container.\n"
+			}
+			if !force && !a.confirm(warning+"Are you sure you want to continue? [y/N] ") {
 				return nil
 			}
-			removed, reclaimed, err := e.Volumes.Prune(ctx, all, func(l map[string]string) bool { return matchLabels(labels, l) })
+			rep, err := e.PruneVolumes(ctx, f)
+			if rep != nil {
+				a.printVolumePrune(rep)
+			}
 			if err != nil {
 				return err
 			}
-			if len(removed) > 0 {
-				fmt.Fprintln(a.stdout, "Deleted Volumes:")
-				for _, n := range removed {
-					fmt.Fprintln(a.stdout, n)
-				}
-				fmt.Fprintln(a.stdout)
-			}
-			fmt.Fprintf(a.stdout, "Total reclaimed space: %s\n", humanSize(reclaimed))
+			fmt.Fprintf(a.stdout, "Total reclaimed space: %s\n", humanSize(int64(rep.SpaceReclaimed)))
 			return nil
 		}),
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "Remove all unused volumes, not just anonymous ones")
-	cmd.Flags().StringArrayVar(&filters, "filter", nil, "Provide filter values (e.g. \"label=<label>\")")
+	cmd.Flags().Var(flt, "filter", "Provide filter values (e.g. \"label=<label>\")")
 	return cmd
 }

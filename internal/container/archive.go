@@ -337,7 +337,7 @@ func (s *Service) Commit(ctx context.Context, ref string, opts CommitOptions) (*
 	if err != nil {
 		return nil, err
 	}
-	s.Emit(ctx, Event{Type: "container", Action: "commit", ID: c.ID, Attributes: map[string]string{"name": c.ShortName(), "image": c.Config.Image}})
+	s.Emit(ctx, ContainerEvent(c, "commit"))
 	return img, nil
 }
 

@@ -106,7 +106,7 @@ func (m *monitor) healthLoop(ctx context.Context) {
 		})
 		if changedTo != "" {
 			m.s.Emit(context.Background(), Event{Type: "container", Action: "health_status: " + changedTo, ID: m.id,
-				Attributes: map[string]string{"name": m.c.ShortName(), "image": m.c.Config.Image}})
+				Attributes: map[string]string{"name": m.c.ShortName(), "image": m.c.Config.Image}, Labels: m.c.Config.Labels})
 		}
 	}
 }

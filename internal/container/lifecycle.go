@@ -68,7 +68,7 @@ func (s *Service) Kill(ctx context.Context, ref string, sig syscall.Signal) erro
 			s.update(ctx, c.ID, func(c *Container) error { c.Internal.ManualStop = true; return nil })
 		}
 	}
-	s.Emit(ctx, Event{Type: "container", Action: "kill", ID: c.ID, Attributes: map[string]string{"name": c.ShortName(), "image": c.Config.Image, "signal": strconv.Itoa(int(sig))}})
+	s.Emit(ctx, ContainerEvent(c, "kill", "signal", strconv.Itoa(int(sig))))
 	if err := s.signal(ctx, c, sig); err != nil {
 		if c2, gerr := s.Get(ctx, c.ID); gerr == nil && !c2.State.Running {
 			return errdefs.Conflict("Cannot kill container: %s: container %s is not running", ref, c.ID)
@@ -127,22 +127,26 @@ func (s *Service) Stop(ctx context.Context, ref string, timeout *int, signal str
 		}
 	}
 	if c.State.Running && t != 0 {
+		s.Emit(ctx, ContainerEvent(c, "kill", "signal", strconv.Itoa(int(sig)))) // docker: kill, die, stop
 		s.signal(ctx, c, sig)
 		if t > 0 {
 			wctx, cancel := context.WithTimeout(ctx, time.Duration(t)*time.Second)
 			werr := s.waitMonitor(wctx, c.ID)
 			cancel()
 			if werr == nil {
-				s.Emit(ctx, Event{Type: "container", Action: "stop", ID: c.ID, Attributes: map[string]string{"name": c.ShortName(), "image": c.Config.Image}})
+				s.Emit(ctx, ContainerEvent(c, "stop"))
 				return nil
 			}
 		}
+	}
+	if c.State.Running {
+		s.Emit(ctx, ContainerEvent(c, "kill", "signal", strconv.Itoa(int(syscall.SIGKILL))))
 	}
 	s.signal(ctx, c, syscall.SIGKILL)
 	if err := s.waitMonitor(ctx, c.ID); err != nil {
 		return err
 	}
-	s.Emit(ctx, Event{Type: "container", Action: "stop", ID: c.ID, Attributes: map[string]string{"name": c.ShortName(), "image": c.Config.Image}})
+	s.Emit(ctx, ContainerEvent(c, "stop"))
 	return nil
 }
 
@@ -155,7 +159,7 @@ func (s *Service) Restart(ctx context.Context, ref string, timeout *int, signal 
 	if err == nil {
 		c, _ := s.Get(ctx, ref)
 		if c != nil {
-			s.Emit(ctx, Event{Type: "container", Action: "restart", ID: c.ID, Attributes: map[string]string{"name": c.ShortName(), "image": c.Config.Image}})
+			s.Emit(ctx, ContainerEvent(c, "restart"))
 		}
 	}
 	return err
@@ -179,6 +183,9 @@ func (s *Service) Remove(ctx context.Context, ref string, opts RemoveOptions) er
 				return errdefs.Conflict("cannot remove container %q: container is paused and must be unpaused first", c.Name)
 			}
 			return errdefs.Conflict("cannot remove container %q: container is %s: stop the container before removing or force remove", c.Name, c.State.Status)
+		}
+		if c.State.Running {
+			s.Emit(ctx, ContainerEvent(c, "kill", "signal", strconv.Itoa(int(syscall.SIGKILL)))) // docker: kill, die, destroy
 		}
 		if removed, err := s.removeThroughMonitor(ctx, c, opts.Volumes); err == nil && removed {
 			return nil
@@ -294,7 +301,7 @@ func (s *Service) removeStopped(ctx context.Context, c *Container, volumes bool)
 			}
 		}
 	}
-	s.Emit(ctx, Event{Type: "container", Action: "destroy", ID: c.ID, Attributes: map[string]string{"name": c.ShortName(), "image": c.Config.Image}})
+	s.Emit(ctx, ContainerEvent(c, "destroy"))
 	return nil
 }
 
@@ -314,7 +321,7 @@ func (s *Service) Pause(ctx context.Context, ref string) error {
 		return err
 	}
 	_, err = s.update(ctx, c.ID, func(c *Container) error { c.State.Paused, c.State.Status = true, "paused"; return nil })
-	s.Emit(ctx, Event{Type: "container", Action: "pause", ID: c.ID, Attributes: map[string]string{"name": c.ShortName(), "image": c.Config.Image}})
+	s.Emit(ctx, ContainerEvent(c, "pause"))
 	return err
 }
 
@@ -331,7 +338,7 @@ func (s *Service) Unpause(ctx context.Context, ref string) error {
 		return err
 	}
 	_, err = s.update(ctx, c.ID, func(c *Container) error { c.State.Paused, c.State.Status = false, "running"; return nil })
-	s.Emit(ctx, Event{Type: "container", Action: "unpause", ID: c.ID, Attributes: map[string]string{"name": c.ShortName(), "image": c.Config.Image}})
+	s.Emit(ctx, ContainerEvent(c, "unpause"))
 	return err
 }
 

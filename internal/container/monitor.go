@@ -702,7 +702,7 @@ func (m *monitor) emit(action string, code int) {
 	if action == "die" {
 		attrs["exitCode"] = strconv.Itoa(code)
 	}
-	m.s.Emit(context.Background(), Event{Type: "container", Action: action, ID: m.id, Attributes: attrs})
+	m.s.Emit(context.Background(), Event{Type: "container", Action: action, ID: m.id, Attributes: attrs, Labels: m.c.Config.Labels})
 }
 
 // ReceivePTY accepts the runtime's connection on the console socket and
