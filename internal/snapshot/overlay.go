@@ -27,7 +27,7 @@ type Snapshotter struct {
 
 // New returns a snapshotter rooted at root (berth's --root).
 func New(root string) (*Snapshotter, error) {
-	for _, d := range []string{"snapshots", "containers"} {
+	for _, d := range []string{"snapshots", filepath.Join("snapshots", linkDir), "containers"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o700); err != nil {
 			return nil, fmt.Errorf("snapshotter: %w", err)
 		}
@@ -79,11 +79,11 @@ func (s *Snapshotter) Prepare(ctx context.Context, extract func(dir string) (dig
 	final := filepath.Join(s.root, "snapshots", chainID.Encoded())
 	if err := os.Rename(tmp, final); err != nil {
 		if s.Exists(chainID) {
-			return chainID, false, nil
+			return chainID, false, s.ensureLink(chainID)
 		}
 		return "", false, fmt.Errorf("commit snapshot %s: %w", chainID, err)
 	}
-	return chainID, true, nil
+	return chainID, true, s.ensureLink(chainID)
 }
 
 // Remove deletes the snapshot chainID; the caller makes sure nothing uses it.
@@ -96,10 +96,12 @@ func (s *Snapshotter) Remove(chainID digest.Digest) error {
 	trash := filepath.Join(s.root, "snapshots", "rm-"+chainID.Encoded())
 	if err := os.Rename(dir, trash); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
+			s.removeLink(chainID)
 			return nil
 		}
 		return err
 	}
+	s.removeLink(chainID)
 	return fsutil.RemoveAll(trash)
 }
 
@@ -189,7 +191,8 @@ type MountOptions struct {
 }
 
 // Mount stacks the snapshots chainIDs (bottom layer first, as in an image's
-// rootfs) under container id's upper dir at target.
+// rootfs) under container id's upper dir at target. See mount_linux.go for
+// how the layers are named to the kernel.
 func (s *Snapshotter) Mount(id string, chainIDs []digest.Digest, target string, mo ...MountOptions) error {
 	if len(chainIDs) == 0 {
 		return errdefs.InvalidArgument("image has no layers")
@@ -197,38 +200,8 @@ func (s *Snapshotter) Mount(id string, chainIDs []digest.Digest, target string, 
 	if mounted, _ := IsMountPoint(target); mounted {
 		return nil
 	}
-	lowers := make([]string, 0, len(chainIDs)+1)
-	if _, err := os.Stat(s.InitDir(id)); err == nil {
-		lowers = append(lowers, s.InitDir(id))
-	}
-	for i := len(chainIDs) - 1; i >= 0; i-- {
-		dir := s.Dir(chainIDs[i])
-		if _, err := os.Stat(dir); err != nil {
-			return errdefs.NotFound("layer %s of the image is missing from the store: %v", chainIDs[i], err)
-		}
-		lowers = append(lowers, dir)
-	}
-	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", strings.Join(lowers, ":"),
-		filepath.Join(s.ContainerDir(id), "upper"), filepath.Join(s.ContainerDir(id), "work"))
-	if len(mo) > 0 && mo[0].Volatile {
-		opts += ",volatile"
-	}
-	if len(opts) >= unix.Getpagesize() {
-		return errdefs.InvalidArgument("image has too many layers (%d) for one overlay mount", len(chainIDs))
-	}
-	if err := os.MkdirAll(target, 0o755); err != nil {
-		return err
-	}
-	err := unix.Mount("overlay", target, "overlay", 0, opts)
-	if err != nil && len(mo) > 0 && mo[0].Volatile {
-		// Kernels before 5.10 lack "volatile": mount without it.
-		opts = strings.TrimSuffix(opts, ",volatile")
-		err = unix.Mount("overlay", target, "overlay", 0, opts)
-	}
-	if err != nil {
-		return fmt.Errorf("mount container %s rootfs: %w", id, err)
-	}
-	return nil
+	volatile := len(mo) > 0 && mo[0].Volatile
+	return s.mountOverlay(id, chainIDs, target, volatile)
 }
 
 // Unmount detaches a container rootfs; an unmounted target is fine.
