@@ -88,21 +88,78 @@ func (s *Snapshotter) Prepare(ctx context.Context, extract func(dir string) (dig
 
 // Remove deletes the snapshot chainID; the caller makes sure nothing uses it.
 func (s *Snapshotter) Remove(chainID digest.Digest) error {
+	trash, err := s.Trash(chainID)
+	if err != nil || trash == "" {
+		return err
+	}
+	return fsutil.RemoveAll(trash)
+}
+
+// Trash moves the snapshot chainID aside (one rename, so that a
+// half-removed snapshot is never taken as whole) and returns where it went
+// for Sweep, or "" when there was no such snapshot. Garbage collection
+// trashes inside its metadata transaction and sweeps after it.
+func (s *Snapshotter) Trash(chainID digest.Digest) (string, error) {
+	if err := chainID.Validate(); err != nil {
+		return "", errdefs.InvalidArgument("invalid chain ID %q: %v", chainID, err)
+	}
+	dir := filepath.Join(s.root, "snapshots", chainID.Encoded())
+	// A unique name: the same chain may be made and trashed again before
+	// an earlier trash of it is swept.
+	trash, err := os.MkdirTemp(filepath.Join(s.root, "snapshots"), "rm-"+chainID.Encoded()[:12]+"-")
+	if err != nil {
+		return "", err
+	}
+	// unix.Rename: os.Rename refuses to replace the empty directory.
+	if err := unix.Rename(dir, trash); err != nil {
+		os.Remove(trash)
+		if errors.Is(err, fs.ErrNotExist) {
+			s.removeLink(chainID)
+			return "", nil
+		}
+		return "", err
+	}
+	s.removeLink(chainID)
+	return trash, nil
+}
+
+// Restore puts a snapshot Trash moved back (its collection was called
+// off). When the chain was made again meanwhile, the trashed copy is
+// dropped.
+func (s *Snapshotter) Restore(name string, chainID digest.Digest) error {
 	if err := chainID.Validate(); err != nil {
 		return errdefs.InvalidArgument("invalid chain ID %q: %v", chainID, err)
 	}
-	dir := filepath.Join(s.root, "snapshots", chainID.Encoded())
-	// Rename first so that a half-removed snapshot is never taken as whole.
-	trash := filepath.Join(s.root, "snapshots", "rm-"+chainID.Encoded())
-	if err := os.Rename(dir, trash); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			s.removeLink(chainID)
-			return nil
+	if err := os.Rename(name, filepath.Join(s.root, "snapshots", chainID.Encoded())); err != nil {
+		if s.Exists(chainID) {
+			return fsutil.RemoveAll(name)
 		}
 		return err
 	}
-	s.removeLink(chainID)
-	return fsutil.RemoveAll(trash)
+	return s.ensureLink(chainID)
+}
+
+// Sweep deletes trashed snapshots: those named, or every one when names
+// is nil (what crashed collectors left).
+func (s *Snapshotter) Sweep(names []string) error {
+	if names == nil {
+		ents, err := os.ReadDir(filepath.Join(s.root, "snapshots"))
+		if err != nil {
+			return err
+		}
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), "rm-") {
+				names = append(names, filepath.Join(s.root, "snapshots", e.Name()))
+			}
+		}
+	}
+	var errs []error
+	for _, n := range names {
+		if err := fsutil.RemoveAll(n); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // List returns the chain IDs of all committed snapshots.
