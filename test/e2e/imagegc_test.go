@@ -3,8 +3,8 @@ package e2e
 import (
 	"archive/tar"
 	"context"
-	"io"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
