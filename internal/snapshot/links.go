@@ -5,10 +5,11 @@ package snapshot
 // The kernel reads a mount's options from one page (4096 bytes here), so
 // lowerdirs given as full paths (<root>/snapshots/<64 hex>/fs) would cap an
 // image at about 40 layers. Like docker's overlay2 (its l/ directory), every
-// snapshot has a short link, snapshots/l/<26 chars> -> ../<hex>/fs, and the
-// mount is made from a thread whose working directory is the snapshots
-// directory, so that each layer costs 29 bytes of options: some 130 layers
-// fit, beyond docker's 125-layer images. The link name is derived from the
+// snapshot has a short link, snapshots/l/<26 chars> -> ../<hex>/fs. When
+// the full paths do not fit, the mount is made from a thread whose working
+// directory is the snapshots directory, with the links as lowerdirs, so
+// that each layer costs 29 bytes of options: some 130 layers fit, beyond
+// docker's 125-layer images. The link name is derived from the
 // chain ID (128 bits of it), so no record is needed and stores made before
 // the links existed get theirs at their first mount.
 //
@@ -95,7 +96,9 @@ func (s *Snapshotter) removeLink(chainID digest.Digest) {
 }
 
 // mountOverlay checks that the layers exist and fit into one mount, then
-// mounts them. Nothing is mounted when a check fails.
+// mounts them: with full paths when they fit (most images: no extra cost),
+// else with the short links from a thread in the snapshots directory.
+// Nothing is mounted when a check fails.
 func (s *Snapshotter) mountOverlay(id string, chainIDs []digest.Digest, target string, volatile bool) error {
 	snapDir, err := os.OpenFile(filepath.Join(s.root, "snapshots"), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -104,11 +107,16 @@ func (s *Snapshotter) mountOverlay(id string, chainIDs []digest.Digest, target s
 	defer snapDir.Close()
 	dfd := int(snapDir.Fd())
 
+	// lowers are relative to the snapshots directory, abs the same as
+	// full paths.
+	snapRoot := filepath.Join(s.root, "snapshots")
 	lowers := make([]string, 0, len(chainIDs)+1)
+	abs := make([]string, 0, len(chainIDs)+1)
 	cdir := filepath.Join("..", "containers", id)
 	var st unix.Stat_t
 	if unix.Fstatat(dfd, filepath.Join(cdir, "init"), &st, 0) == nil {
 		lowers = append(lowers, filepath.Join(cdir, "init"))
+		abs = append(abs, s.InitDir(id))
 	}
 	for i := len(chainIDs) - 1; i >= 0; i-- {
 		ch := chainIDs[i]
@@ -126,34 +134,56 @@ func (s *Snapshotter) mountOverlay(id string, chainIDs []digest.Digest, target s
 			}
 		}
 		lowers = append(lowers, link)
+		abs = append(abs, s.Dir(ch))
 	}
 	if len(lowers) > maxOverlayLowers {
 		return errdefs.InvalidArgument("image has too many layers (%d): overlayfs stacks at most %d", len(chainIDs), maxOverlayLowers)
 	}
+	// Most images fit with full paths: mounted from this thread, as
+	// always, at no extra cost. Only a long stack takes the relative
+	// names and a thread of its own.
+	limit := unix.Getpagesize() - 1
+	opts := overlayOptions(abs, filepath.Join(snapRoot, cdir), volatile)
+	relative := len(opts) > limit
+	if relative {
+		opts = overlayOptions(lowers, cdir, volatile)
+		if len(opts) > limit {
+			return errdefs.InvalidArgument("image has too many layers (%d) for one overlay mount: their mount options take %d bytes, the kernel reads at most %d", len(chainIDs), len(opts), limit)
+		}
+	}
+	if err := os.MkdirAll(target, 0o755); err != nil {
+		return err
+	}
+	if !relative {
+		return s.mountWith(id, volatile, opts, func(o string) error { return unix.Mount("overlay", target, "overlay", 0, o) })
+	}
+	// The target is an absolute path under berth's own run root: it is
+	// resolved as before, whatever the mounting thread's working directory.
+	if !filepath.IsAbs(target) {
+		t, err := filepath.Abs(target)
+		if err != nil {
+			return err
+		}
+		target = t
+	}
+	return s.mountWith(id, volatile, opts, func(o string) error { return mountIn(dfd, target, o) })
+}
+
+func overlayOptions(lowers []string, cdir string, volatile bool) string {
 	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", strings.Join(lowers, ":"),
 		filepath.Join(cdir, "upper"), filepath.Join(cdir, "work"))
 	if volatile {
 		opts += ",volatile"
 	}
-	if limit := unix.Getpagesize() - 1; len(opts) > limit {
-		return errdefs.InvalidArgument("image has too many layers (%d) for one overlay mount: their mount options take %d bytes, the kernel reads at most %d", len(chainIDs), len(opts), limit)
-	}
-	if err := os.MkdirAll(target, 0o755); err != nil {
-		return err
-	}
-	// The target is an absolute path under berth's own run root: it is
-	// resolved as before, whatever the mounting thread's working directory.
-	if !filepath.IsAbs(target) {
-		abs, err := filepath.Abs(target)
-		if err != nil {
-			return err
-		}
-		target = abs
-	}
-	err = mountIn(dfd, target, opts)
+	return opts
+}
+
+// mountWith mounts with opts, and again without "volatile" on kernels
+// before 5.10, which lack it.
+func (s *Snapshotter) mountWith(id string, volatile bool, opts string, mount func(string) error) error {
+	err := mount(opts)
 	if err != nil && volatile {
-		// Kernels before 5.10 lack "volatile": mount without it.
-		err = mountIn(dfd, target, strings.TrimSuffix(opts, ",volatile"))
+		err = mount(strings.TrimSuffix(opts, ",volatile"))
 	}
 	if err != nil {
 		return fmt.Errorf("mount container %s rootfs: %w", id, err)
