@@ -14,6 +14,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/digest"
 	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/fsutil"
 )
 
 // Store is a blob store rooted at a directory. It is safe for concurrent use
@@ -165,7 +166,7 @@ type Writer struct {
 
 // Writer starts a new blob.
 func (s *Store) Writer() (*Writer, error) {
-	f, err := os.CreateTemp(filepath.Join(s.root, "ingest"), "blob-")
+	f, err := os.CreateTemp(filepath.Join(s.root, "ingest"), fmt.Sprintf("blob-%d-", os.Getpid()))
 	if err != nil {
 		return nil, fmt.Errorf("content store: %w", err)
 	}
@@ -250,7 +251,7 @@ func (s *Store) Trash(d digest.Digest) (string, error) {
 	if err := d.Validate(); err != nil {
 		return "", errdefs.InvalidArgument("%w", err)
 	}
-	f, err := os.CreateTemp(filepath.Join(s.root, "trash"), d.Encoded()+".")
+	f, err := os.CreateTemp(filepath.Join(s.root, "trash"), fmt.Sprintf("%d-%s-", os.Getpid(), d.Encoded()))
 	if err != nil {
 		return "", fmt.Errorf("content store: %w", err)
 	}
@@ -266,17 +267,22 @@ func (s *Store) Trash(d digest.Digest) (string, error) {
 	return name, nil
 }
 
-// Sweep deletes trashed blobs: those named, or every one when names is nil
-// (what crashed collectors left).
+// Sweep deletes trashed blobs: those named, or when names is nil what
+// processes that died left: their trash and their unfinished blobs (the
+// entries carry their pid).
 func (s *Store) Sweep(names []string) error {
 	if names == nil {
-		dir := filepath.Join(s.root, "trash")
-		ents, err := os.ReadDir(dir)
-		if err != nil {
-			return err
-		}
-		for _, e := range ents {
-			names = append(names, filepath.Join(dir, e.Name()))
+		for _, d := range []struct{ dir, prefix string }{{"trash", ""}, {"ingest", "blob-"}} {
+			dir := filepath.Join(s.root, d.dir)
+			ents, err := os.ReadDir(dir)
+			if err != nil {
+				return err
+			}
+			for _, e := range ents {
+				if fsutil.OwnerDead(e.Name(), d.prefix) {
+					names = append(names, filepath.Join(dir, e.Name()))
+				}
+			}
 		}
 	}
 	var errs []error

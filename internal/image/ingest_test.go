@@ -251,3 +251,37 @@ func TestLeaseProtectsFromCollect(t *testing.T) {
 		t.Fatalf("a crashed ingest's leftovers survived a collection: %d blobs, %d snapshots, %d leases", blobs, snaps, leases)
 	}
 }
+
+// TestCollectSweepsWhatCrashedProcessesLeft: half-extracted snapshots,
+// unfinished blobs and trash of a dead process go with the next
+// collection; a live process' are left alone.
+func TestCollectSweepsWhatCrashedProcessesLeft(t *testing.T) {
+	s := newTestStore(t)
+	snapRoot := filepath.Dir(filepath.Dir(s.snaps.Dir(digest.FromString(""))))
+	contentRoot := filepath.Dir(s.ingestDir())
+	dead, live := "1073741824", fmt.Sprint(os.Getpid())
+	paths := map[string]bool{ // path -> whether it must go
+		filepath.Join(snapRoot, "tmp-"+dead+"-1"):               true,
+		filepath.Join(snapRoot, "rm-"+dead+"-abc-1"):            true,
+		filepath.Join(contentRoot, "ingest", "blob-"+dead+"-1"): true,
+		filepath.Join(contentRoot, "trash", dead+"-abc-1"):      true,
+		filepath.Join(snapRoot, "tmp-"+live+"-1"):               false,
+		filepath.Join(contentRoot, "ingest", "blob-"+live+"-1"): false,
+	}
+	for p := range paths {
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Collect(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for p, gone := range paths {
+		if _, err := os.Stat(p); os.IsNotExist(err) != gone {
+			t.Errorf("%s: exists=%v, want gone=%v", p, err == nil, gone)
+		}
+	}
+}

@@ -52,7 +52,7 @@ func (s *Snapshotter) Exists(chainID digest.Digest) bool {
 // already exists (another process made it meanwhile) the new copy is dropped.
 // Callers that know the chain ID beforehand check Exists first.
 func (s *Snapshotter) Prepare(ctx context.Context, extract func(dir string) (digest.Digest, error)) (chainID digest.Digest, created bool, err error) {
-	tmp, err := os.MkdirTemp(filepath.Join(s.root, "snapshots"), "tmp-")
+	tmp, err := os.MkdirTemp(filepath.Join(s.root, "snapshots"), fmt.Sprintf("tmp-%d-", os.Getpid()))
 	if err != nil {
 		return "", false, err
 	}
@@ -106,7 +106,7 @@ func (s *Snapshotter) Trash(chainID digest.Digest) (string, error) {
 	dir := filepath.Join(s.root, "snapshots", chainID.Encoded())
 	// A unique name: the same chain may be made and trashed again before
 	// an earlier trash of it is swept.
-	trash, err := os.MkdirTemp(filepath.Join(s.root, "snapshots"), "rm-"+chainID.Encoded()[:12]+"-")
+	trash, err := os.MkdirTemp(filepath.Join(s.root, "snapshots"), fmt.Sprintf("rm-%d-%s-", os.Getpid(), chainID.Encoded()[:12]))
 	if err != nil {
 		return "", err
 	}
@@ -139,8 +139,9 @@ func (s *Snapshotter) Restore(name string, chainID digest.Digest) error {
 	return s.ensureLink(chainID)
 }
 
-// Sweep deletes trashed snapshots: those named, or every one when names
-// is nil (what crashed collectors left).
+// Sweep deletes trashed snapshots: those named, or when names is nil what
+// processes that died left: their trash and their half-extracted layers
+// (the entries carry their pid).
 func (s *Snapshotter) Sweep(names []string) error {
 	if names == nil {
 		ents, err := os.ReadDir(filepath.Join(s.root, "snapshots"))
@@ -148,7 +149,7 @@ func (s *Snapshotter) Sweep(names []string) error {
 			return err
 		}
 		for _, e := range ents {
-			if strings.HasPrefix(e.Name(), "rm-") {
+			if fsutil.OwnerDead(e.Name(), "rm-") || fsutil.OwnerDead(e.Name(), "tmp-") {
 				names = append(names, filepath.Join(s.root, "snapshots", e.Name()))
 			}
 		}
