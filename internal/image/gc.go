@@ -43,6 +43,9 @@ func (s *Store) markTx(tx *metadata.Tx, cand *candidates) (trashed, error) {
 		}
 		usedBlobs[r.ID] = true
 		usedBlobs[r.ManifestDigest] = true
+		if r.IndexDigest != "" {
+			usedBlobs[r.IndexDigest] = true
+		}
 		for _, l := range r.Layers {
 			usedChains[l.ChainID] = true
 			usedBlobs[l.Blob] = true

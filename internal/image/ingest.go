@@ -19,6 +19,8 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/berth-dev/berth/internal/digest"
@@ -183,8 +185,14 @@ type CreateOptions struct {
 	// Layers are the stored layers, bottom first, as the manifest lists
 	// them and the configuration's rootfs names them.
 	Layers []Layer
-	Ref    string        // normalised tag to set; "" for none
-	Parent digest.Digest // the image this one was committed from
+	// Index is the index (manifest list) Manifest was picked from, as it
+	// came; nil when there is none. It must list Manifest.
+	Index []byte
+	// RepoDigests are the repository@digest references the image is known
+	// by (a pull's); they are added to those it has.
+	RepoDigests []string
+	Ref         string        // normalised tag to set; "" for none
+	Parent      digest.Digest // the image this one was committed from
 }
 
 // CreateImage records an image from a configuration and a manifest (given
@@ -229,10 +237,32 @@ func (s *Store) createImage(ctx context.Context, o CreateOptions) (*Image, error
 		}
 	}
 	mdigest := digest.FromBytes(mraw)
-	if err := s.protect(ctx, nil, []digest.Digest{id, mdigest}); err != nil {
+	docs := [][]byte{o.Config, mraw}
+	var idigest digest.Digest
+	if o.Index != nil {
+		var idx Index
+		if err := json.Unmarshal(o.Index, &idx); err != nil {
+			return nil, errdefs.InvalidArgument("image index: %v", err)
+		}
+		listed := false
+		for _, d := range idx.Manifests {
+			listed = listed || d.Digest == mdigest
+		}
+		if !listed {
+			return nil, errdefs.InvalidArgument("image index %s does not list manifest %s", digest.FromBytes(o.Index), mdigest)
+		}
+		idigest = digest.FromBytes(o.Index)
+		docs = append(docs, o.Index)
+	}
+	for _, rd := range o.RepoDigests {
+		if _, err := ParseReference(rd); err != nil || !strings.Contains(rd, "@") {
+			return nil, errdefs.InvalidArgument("repo digest %q: not a repository@digest reference", rd)
+		}
+	}
+	if err := s.protect(ctx, nil, []digest.Digest{id, mdigest, idigest}); err != nil {
 		return nil, err
 	}
-	for _, b := range [][]byte{o.Config, mraw} {
+	for _, b := range docs {
 		if _, err := s.content.PutBytes(b); err != nil {
 			return nil, err
 		}
@@ -241,7 +271,7 @@ func (s *Store) createImage(ctx context.Context, o CreateOptions) (*Image, error
 	if cfg.Created != nil {
 		created = *cfg.Created
 	}
-	rec := Record{ID: id, ManifestDigest: mdigest, Layers: o.Layers, Created: created, Parent: o.Parent}
+	rec := Record{ID: id, ManifestDigest: mdigest, IndexDigest: idigest, Layers: o.Layers, Created: created, Parent: o.Parent}
 	for _, l := range o.Layers {
 		rec.Size += l.Size
 	}
@@ -254,9 +284,15 @@ func (s *Store) createImage(ctx context.Context, o CreateOptions) (*Image, error
 			}
 		}
 		var existing Record
+		rec.RepoDigests = nil
 		if tx.Get(metadata.BucketImages, rec.ID.String(), &existing) == nil {
 			rec.RepoDigests = existing.RepoDigests
 			rec.LastTagTime = existing.LastTagTime
+		}
+		for _, rd := range o.RepoDigests {
+			if !slices.Contains(rec.RepoDigests, rd) {
+				rec.RepoDigests = append(rec.RepoDigests, rd)
+			}
 		}
 		if err := tx.Put(metadata.BucketImages, rec.ID.String(), rec); err != nil {
 			return err

@@ -285,3 +285,57 @@ func TestCollectSweepsWhatCrashedProcessesLeft(t *testing.T) {
 		}
 	}
 }
+
+// TestCreateImageFromGivenDocuments: an image is recorded with the
+// manifest (and index) it came with, byte for byte; documents that do not
+// describe its layers are refused and nothing is recorded.
+func TestCreateImageFromGivenDocuments(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+	plain := makeTar(t, tarFile{name: "f", data: "x"})
+	gz := compress(t, plain, layer.Gzip)
+	cfg := fmt.Appendf(nil, `{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[%q]}}`, digest.FromBytes(plain))
+	m := Manifest{Versioned: Versioned{SchemaVersion: 2}, MediaType: "application/vnd.docker.distribution.manifest.v2+json",
+		Config: Descriptor{MediaType: "application/vnd.docker.container.image.v1+json", Digest: digest.FromBytes(cfg), Size: int64(len(cfg))},
+		Layers: []Descriptor{{MediaType: "application/vnd.docker.image.rootfs.diff.tar.gzip", Digest: digest.FromBytes(gz), Size: int64(len(gz))}}}
+	mraw := []byte(mustJSON(t, m) + "\n") // formatting of its own: kept as is
+	idx := fmt.Appendf(nil, `{"schemaVersion":2,"manifests":[{"mediaType":%q,"digest":%q,"size":%d,"platform":{"architecture":"amd64","os":"linux"}}]}`, m.MediaType, digest.FromBytes(mraw), len(mraw))
+	repoDigest := "docker.io/library/given@" + digest.FromBytes(idx).String()
+	var img *Image
+	err := s.WithLease(ctx, func(ctx context.Context) error {
+		l, err := s.IngestLayer(ctx, bytes.NewReader(gz), LayerSource{Blob: digest.FromBytes(gz), DiffID: digest.FromBytes(plain), MediaType: m.Layers[0].MediaType})
+		if err != nil {
+			return err
+		}
+		other := []byte(strings.Replace(string(mraw), digest.FromBytes(gz).String(), digest.FromString("x").String(), 1))
+		if _, err := s.CreateImage(ctx, CreateOptions{Config: cfg, Manifest: other, Layers: []Layer{l}}); !errdefs.IsInvalidArgument(err) {
+			t.Errorf("a manifest of other layers: %v", err)
+		}
+		if _, err := s.CreateImage(ctx, CreateOptions{Config: cfg, Manifest: mraw, Index: []byte(`{"schemaVersion":2,"manifests":[]}`), Layers: []Layer{l}}); !errdefs.IsInvalidArgument(err) {
+			t.Errorf("an index without the manifest: %v", err)
+		}
+		img, err = s.CreateImage(ctx, CreateOptions{Config: cfg, Manifest: mraw, Index: idx, RepoDigests: []string{repoDigest}, Layers: []Layer{l}, Ref: "docker.io/library/given:1"})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img.ManifestDigest != digest.FromBytes(mraw) || img.IndexDigest != digest.FromBytes(idx) || len(img.RepoDigests) != 1 || img.RepoDigests[0] != repoDigest {
+		t.Fatalf("record %+v", img.Record)
+	}
+	for _, b := range [][]byte{cfg, mraw, idx, gz} {
+		if got, err := s.content.ReadAll(digest.FromBytes(b)); err != nil || !bytes.Equal(got, b) {
+			t.Errorf("blob %s not kept byte for byte (%v)", digest.FromBytes(b), err)
+		}
+	}
+	if got, err := s.Resolve(ctx, "given@"+digest.FromBytes(idx).String()); err != nil || got.ID != img.ID {
+		t.Errorf("resolve by repo digest: %v", err)
+	}
+	// Everything the image holds survives a collection.
+	if err := s.Collect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if blobs, snaps, leases := leftovers(t, s); blobs != 4 || snaps != 1 || leases != 0 {
+		t.Fatalf("after a collection: %d blobs, %d snapshots, %d leases; want 4, 1, 0", blobs, snaps, leases)
+	}
+}

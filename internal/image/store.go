@@ -21,12 +21,15 @@ import (
 type Record struct {
 	ID             digest.Digest `json:"id"` // the config digest
 	ManifestDigest digest.Digest `json:"manifest"`
-	RepoDigests    []string      `json:"repoDigests,omitempty"`
-	Layers         []Layer       `json:"layers"`
-	Created        time.Time     `json:"created"`
-	Size           int64         `json:"size"`
-	Parent         digest.Digest `json:"parent,omitempty"`
-	LastTagTime    time.Time     `json:"lastTagTime,omitzero"`
+	// IndexDigest is the index (manifest list) the image was created
+	// from, when it came in one (a pull of a multi-platform image).
+	IndexDigest digest.Digest `json:"index,omitempty"`
+	RepoDigests []string      `json:"repoDigests,omitempty"`
+	Layers      []Layer       `json:"layers"`
+	Created     time.Time     `json:"created"`
+	Size        int64         `json:"size"`
+	Parent      digest.Digest `json:"parent,omitempty"`
+	LastTagTime time.Time     `json:"lastTagTime,omitzero"`
 }
 
 // Layer is one layer of an image.
