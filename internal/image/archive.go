@@ -444,8 +444,8 @@ type loadPlan struct {
 	manifest []byte   // the archive's manifest of this image, if it has one
 	parent   digest.Digest
 
-	stored         []Layer // filled in as the layers are stored
-	manifestDigest digest.Digest
+	stored []Layer     // filled in as the layers are stored
+	staged stagedImage // its documents stored, ready to record
 }
 
 // planLayer is a layer file of the archive.
@@ -1066,22 +1066,19 @@ func (s *Store) loadPlansLeased(ctx context.Context, ar *archive, plans []*loadP
 			}
 			p.stored[i], done[chain] = l, l
 		}
+		// The archive's manifest when it describes the layers as stored
+		// (it does, unless a layer was already here with another blob).
 		mraw := p.manifest
 		var m Manifest
-		if mraw == nil || json.Unmarshal(mraw, &m) != nil || !manifestDescribes(&m, p.id, p.stored) {
-			if mraw, err = buildManifest(p.config, p.stored); err != nil {
-				return nil, err
-			}
+		if mraw != nil && (json.Unmarshal(mraw, &m) != nil || !manifestDescribes(&m, p.id, p.stored)) {
+			mraw = nil
 		}
-		p.manifestDigest = digest.FromBytes(mraw)
-		if err := s.protect(ctx, nil, []digest.Digest{p.id, p.manifestDigest}); err != nil {
-			return nil, err
+		st, err := s.stageImage(ctx, CreateOptions{Config: p.config, Manifest: mraw, Layers: p.stored})
+		if err != nil {
+			return nil, fmt.Errorf("load: image %s: %w", ShortID(p.id.String()), err)
 		}
-		for _, b := range [][]byte{p.config, mraw} {
-			if _, err := s.content.PutBytes(b); err != nil {
-				return nil, err
-			}
-		}
+		st.rec.Created = p.created
+		p.staged = st
 	}
 	return s.recordLoaded(ctx, plans)
 }
@@ -1128,30 +1125,15 @@ func (s *Store) recordLoaded(ctx context.Context, plans []*loadPlan) ([]LoadedIm
 	err := s.meta.Update(ctx, func(tx *metadata.Tx) error {
 		loaded = nil
 		for _, p := range plans {
-			// Checked under the write lock, as in Create: image removal
-			// collects unreferenced snapshots and blobs under it.
-			for _, l := range p.stored {
-				if !s.snaps.Exists(l.ChainID) || !s.content.Exists(l.Blob) {
-					return errdefs.Unavailable("load: layer %s vanished while the image was being loaded (removed concurrently): try again", l.ChainID)
-				}
+			st := p.staged
+			if p.parent != "" && (inArchive[p.parent] || tx.Has(metadata.BucketImages, p.parent.String())) {
+				st.rec.Parent = p.parent
 			}
-			if !s.content.Exists(p.id) || !s.content.Exists(p.manifestDigest) {
-				return errdefs.Unavailable("load: image %s vanished while it was being loaded (removed concurrently): try again", ShortID(p.id.String()))
-			}
-			var rec Record
-			if tx.Get(metadata.BucketImages, p.id.String(), &rec) != nil {
-				// A new image; an existing one keeps its record (manifest,
-				// repo digests) and only gains tags, as with docker.
-				rec = Record{ID: p.id, ManifestDigest: p.manifestDigest, Layers: p.stored, Created: p.created}
-				for _, l := range p.stored {
-					rec.Size += l.Size
-				}
-				if p.parent != "" && (inArchive[p.parent] || tx.Has(metadata.BucketImages, p.parent.String())) {
-					rec.Parent = p.parent
-				}
-				if err := tx.Put(metadata.BucketImages, rec.ID.String(), rec); err != nil {
-					return err
-				}
+			// A new image; an existing one keeps its record (manifest,
+			// repo digests) and only gains tags, as with docker.
+			rec, err := s.putImageTx(tx, st, true)
+			if err != nil {
+				return fmt.Errorf("load: %w", err)
 			}
 			li := LoadedImage{ID: p.id}
 			for _, t := range p.tags {

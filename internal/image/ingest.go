@@ -208,16 +208,51 @@ func (s *Store) CreateImage(ctx context.Context, o CreateOptions) (*Image, error
 }
 
 func (s *Store) createImage(ctx context.Context, o CreateOptions) (*Image, error) {
+	st, err := s.stageImage(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	img := &Image{}
+	err = s.meta.Update(ctx, func(tx *metadata.Tx) error {
+		rec, err := s.putImageTx(tx, st, false)
+		if err != nil {
+			return err
+		}
+		if o.Ref != "" {
+			if err := setTag(tx, o.Ref, &rec); err != nil {
+				return err
+			}
+		}
+		img.Record = rec
+		img.RepoTags = tagsOf(tx, rec.ID)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return img, nil
+}
+
+// stagedImage is an image whose documents are stored, ready to record.
+type stagedImage struct {
+	rec         Record
+	repoDigests []string
+}
+
+// stageImage checks o (configuration against layers, manifest against
+// both, index against manifest) and stores its documents under ctx's
+// lease. Create and load share it.
+func (s *Store) stageImage(ctx context.Context, o CreateOptions) (stagedImage, error) {
 	var cfg Config
 	if err := json.Unmarshal(o.Config, &cfg); err != nil {
-		return nil, errdefs.InvalidArgument("image configuration: %v", err)
+		return stagedImage{}, errdefs.InvalidArgument("image configuration: %v", err)
 	}
 	if len(cfg.RootFS.DiffIDs) != len(o.Layers) {
-		return nil, errdefs.InvalidArgument("image configuration lists %d layers, but %d are given", len(cfg.RootFS.DiffIDs), len(o.Layers))
+		return stagedImage{}, errdefs.InvalidArgument("image configuration lists %d layers, but %d are given", len(cfg.RootFS.DiffIDs), len(o.Layers))
 	}
 	for i, d := range cfg.RootFS.DiffIDs {
 		if o.Layers[i].DiffID != d {
-			return nil, errdefs.InvalidArgument("layer %d is %s, but the image configuration says %s", i, o.Layers[i].DiffID, d)
+			return stagedImage{}, errdefs.InvalidArgument("layer %d is %s, but the image configuration says %s", i, o.Layers[i].DiffID, d)
 		}
 	}
 	id := digest.FromBytes(o.Config)
@@ -225,15 +260,15 @@ func (s *Store) createImage(ctx context.Context, o CreateOptions) (*Image, error
 	if mraw == nil {
 		var err error
 		if mraw, err = buildManifest(o.Config, o.Layers); err != nil {
-			return nil, err
+			return stagedImage{}, err
 		}
 	} else {
 		var m Manifest
 		if err := json.Unmarshal(mraw, &m); err != nil {
-			return nil, errdefs.InvalidArgument("image manifest: %v", err)
+			return stagedImage{}, errdefs.InvalidArgument("image manifest: %v", err)
 		}
 		if !manifestDescribes(&m, id, o.Layers) {
-			return nil, errdefs.InvalidArgument("image manifest %s does not describe configuration %s and its layers", digest.FromBytes(mraw), id)
+			return stagedImage{}, errdefs.InvalidArgument("image manifest %s does not describe configuration %s and its layers", digest.FromBytes(mraw), id)
 		}
 	}
 	mdigest := digest.FromBytes(mraw)
@@ -242,29 +277,29 @@ func (s *Store) createImage(ctx context.Context, o CreateOptions) (*Image, error
 	if o.Index != nil {
 		var idx Index
 		if err := json.Unmarshal(o.Index, &idx); err != nil {
-			return nil, errdefs.InvalidArgument("image index: %v", err)
+			return stagedImage{}, errdefs.InvalidArgument("image index: %v", err)
 		}
 		listed := false
 		for _, d := range idx.Manifests {
 			listed = listed || d.Digest == mdigest
 		}
 		if !listed {
-			return nil, errdefs.InvalidArgument("image index %s does not list manifest %s", digest.FromBytes(o.Index), mdigest)
+			return stagedImage{}, errdefs.InvalidArgument("image index %s does not list manifest %s", digest.FromBytes(o.Index), mdigest)
 		}
 		idigest = digest.FromBytes(o.Index)
 		docs = append(docs, o.Index)
 	}
 	for _, rd := range o.RepoDigests {
 		if _, err := ParseReference(rd); err != nil || !strings.Contains(rd, "@") {
-			return nil, errdefs.InvalidArgument("repo digest %q: not a repository@digest reference", rd)
+			return stagedImage{}, errdefs.InvalidArgument("repo digest %q: not a repository@digest reference", rd)
 		}
 	}
 	if err := s.protect(ctx, nil, []digest.Digest{id, mdigest, idigest}); err != nil {
-		return nil, err
+		return stagedImage{}, err
 	}
 	for _, b := range docs {
 		if _, err := s.content.PutBytes(b); err != nil {
-			return nil, err
+			return stagedImage{}, err
 		}
 	}
 	created := time.Now().UTC()
@@ -275,39 +310,37 @@ func (s *Store) createImage(ctx context.Context, o CreateOptions) (*Image, error
 	for _, l := range o.Layers {
 		rec.Size += l.Size
 	}
-	img := &Image{}
-	err := s.meta.Update(ctx, func(tx *metadata.Tx) error {
-		// A sanity check: the lease has kept them.
-		for _, l := range o.Layers {
-			if !s.snaps.Exists(l.ChainID) || !s.content.Exists(l.Blob) {
-				return errdefs.Unavailable("layer %s vanished while the image was being created (removed concurrently): try again", l.ChainID)
-			}
+	return stagedImage{rec: rec, repoDigests: o.RepoDigests}, nil
+}
+
+// putImageTx records a staged image. An image already recorded keeps its
+// repo digests and tag time; with keepExisting (load, as docker) it keeps
+// its whole record.
+func (s *Store) putImageTx(tx *metadata.Tx, st stagedImage, keepExisting bool) (Record, error) {
+	rec := st.rec
+	// A sanity check under the write lock: the lease has kept them.
+	for _, l := range rec.Layers {
+		if !s.snaps.Exists(l.ChainID) || !s.content.Exists(l.Blob) {
+			return Record{}, errdefs.Unavailable("layer %s vanished while the image was being created (removed concurrently): try again", l.ChainID)
 		}
-		var existing Record
-		rec.RepoDigests = nil
-		if tx.Get(metadata.BucketImages, rec.ID.String(), &existing) == nil {
-			rec.RepoDigests = existing.RepoDigests
-			rec.LastTagTime = existing.LastTagTime
-		}
-		for _, rd := range o.RepoDigests {
-			if !slices.Contains(rec.RepoDigests, rd) {
-				rec.RepoDigests = append(rec.RepoDigests, rd)
-			}
-		}
-		if err := tx.Put(metadata.BucketImages, rec.ID.String(), rec); err != nil {
-			return err
-		}
-		if o.Ref != "" {
-			if err := setTag(tx, o.Ref, &rec); err != nil {
-				return err
-			}
-		}
-		img.RepoTags = tagsOf(tx, rec.ID)
-		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
-	img.Record = rec
-	return img, nil
+	for _, d := range []digest.Digest{rec.ID, rec.ManifestDigest, rec.IndexDigest} {
+		if d != "" && !s.content.Exists(d) {
+			return Record{}, errdefs.Unavailable("image %s vanished while it was being created (removed concurrently): try again", ShortID(rec.ID.String()))
+		}
+	}
+	var existing Record
+	if tx.Get(metadata.BucketImages, rec.ID.String(), &existing) == nil {
+		if keepExisting {
+			return existing, nil
+		}
+		rec.RepoDigests = existing.RepoDigests
+		rec.LastTagTime = existing.LastTagTime
+	}
+	for _, rd := range st.repoDigests {
+		if !slices.Contains(rec.RepoDigests, rd) {
+			rec.RepoDigests = append(rec.RepoDigests, rd)
+		}
+	}
+	return rec, tx.Put(metadata.BucketImages, rec.ID.String(), rec)
 }
