@@ -19,7 +19,6 @@ package snapshot
 // its own working directory.
 
 import (
-	"encoding/base32"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -39,16 +38,28 @@ const (
 	maxOverlayLowers = 500
 )
 
-var linkEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
+// linkAlphabet is base32's (RFC 4648), written out: encoding/base32 costs
+// package initialisation in every berth process.
+const linkAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 
-// LinkName is the short name of snapshot chainID under snapshots/l.
+// LinkName is the short name of snapshot chainID under snapshots/l: the
+// first 128 bits of the chain ID in unpadded base32 (26 characters).
 func LinkName(chainID digest.Digest) string {
 	enc := chainID.Encoded()
-	b := make([]byte, 16)
-	for i := range b {
-		b[i] = unhex(enc[2*i])<<4 | unhex(enc[2*i+1])
+	var out [26]byte
+	var acc uint32
+	bits, n := 0, 0
+	for i := range 16 {
+		acc = acc<<8 | uint32(unhex(enc[2*i])<<4|unhex(enc[2*i+1]))
+		bits += 8
+		for bits >= 5 {
+			bits -= 5
+			out[n] = linkAlphabet[acc>>uint(bits)&31]
+			n++
+		}
 	}
-	return linkEncoding.EncodeToString(b)
+	out[n] = linkAlphabet[acc<<uint(5-bits)&31] // the last 3 bits, padded with zeros
+	return string(out[:])
 }
 
 func unhex(c byte) byte {

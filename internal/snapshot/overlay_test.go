@@ -2,6 +2,8 @@ package snapshot
 
 import (
 	"context"
+	"encoding/base32"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -169,5 +171,16 @@ func TestMountManyLayers(t *testing.T) {
 	}
 	if _, err := os.Lstat(s.linkPath(chains[0])); !os.IsNotExist(err) {
 		t.Fatalf("link of a removed snapshot: %v", err)
+	}
+}
+
+func TestLinkNameIsBase32OfTheChainID(t *testing.T) {
+	for _, s := range []string{"", "a", "layer"} {
+		d := digest.FromString(s)
+		raw, _ := hex.DecodeString(d.Encoded()[:32])
+		want := base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(raw)
+		if got := LinkName(d); got != want {
+			t.Errorf("LinkName(%s) = %s, want %s", d, got, want)
+		}
 	}
 }
