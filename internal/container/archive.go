@@ -313,27 +313,33 @@ func (s *Service) Commit(ctx context.Context, ref string, opts CommitOptions) (*
 	if len(chains) > 0 {
 		parent = chains[len(chains)-1]
 	}
-	l, err := s.images.AddLayerOn(ctx, parent, pr)
-	pr.Close()
-	if err != nil {
-		return nil, err
-	}
-	imgRec, err := s.images.Resolve(ctx, c.Image)
-	if err != nil {
-		return nil, err
-	}
-	now := time.Now().UTC()
-	cfg.Created = &now
-	cfg.Author = opts.Author
-	cfg.Comment = opts.Message
-	cfg.Container = c.ID
-	cfg.RootFS.DiffIDs = append(append([]digest.Digest{}, cfg.RootFS.DiffIDs...), l.DiffID)
-	cfg.History = append(append([]image.History{}, cfg.History...), image.History{
-		Created: &now, Author: opts.Author, Comment: opts.Message,
-		CreatedBy: strings.Join(append([]string{c.Path}, c.Args...), " "),
+	// One lease across the layer and the image: a concurrent rmi or prune
+	// collects neither in between.
+	var img *image.Image
+	err = s.images.WithLease(ctx, func(ctx context.Context) error {
+		l, err := s.images.AddLayerOn(ctx, parent, pr)
+		pr.Close()
+		if err != nil {
+			return err
+		}
+		imgRec, err := s.images.Resolve(ctx, c.Image)
+		if err != nil {
+			return err
+		}
+		now := time.Now().UTC()
+		cfg.Created = &now
+		cfg.Author = opts.Author
+		cfg.Comment = opts.Message
+		cfg.Container = c.ID
+		cfg.RootFS.DiffIDs = append(append([]digest.Digest{}, cfg.RootFS.DiffIDs...), l.DiffID)
+		cfg.History = append(append([]image.History{}, cfg.History...), image.History{
+			Created: &now, Author: opts.Author, Comment: opts.Message,
+			CreatedBy: strings.Join(append([]string{c.Path}, c.Args...), " "),
+		})
+		layers := append(append([]image.Layer{}, imgRec.Layers...), l)
+		img, err = s.images.Create(ctx, &cfg, layers, target, imgRec.ID)
+		return err
 	})
-	layers := append(append([]image.Layer{}, imgRec.Layers...), l)
-	img, err := s.images.Create(ctx, &cfg, layers, target, imgRec.ID)
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/digest"
 	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/fsutil"
 )
 
 // Store is a blob store rooted at a directory. It is safe for concurrent use
@@ -25,7 +26,7 @@ type Store struct {
 
 // New returns a store rooted at root, creating its directories.
 func New(root string) (*Store, error) {
-	for _, d := range []string{filepath.Join(root, "blobs", "sha256"), filepath.Join(root, "ingest")} {
+	for _, d := range []string{filepath.Join(root, "blobs", "sha256"), filepath.Join(root, "ingest"), filepath.Join(root, "trash")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("content store: %w", err)
 		}
@@ -165,7 +166,7 @@ type Writer struct {
 
 // Writer starts a new blob.
 func (s *Store) Writer() (*Writer, error) {
-	f, err := os.CreateTemp(filepath.Join(s.root, "ingest"), "blob-")
+	f, err := os.CreateTemp(filepath.Join(s.root, "ingest"), fmt.Sprintf("blob-%d-", os.Getpid()))
 	if err != nil {
 		return nil, fmt.Errorf("content store: %w", err)
 	}
@@ -178,6 +179,9 @@ func (w *Writer) Write(p []byte) (int, error) {
 	w.size += int64(n)
 	return n, err
 }
+
+// Size is how many bytes were written so far.
+func (w *Writer) Size() int64 { return w.size }
 
 // Digest is the digest of what was written so far.
 func (w *Writer) Digest() digest.Digest { return w.dig.Digest() }
@@ -237,4 +241,63 @@ func copyCtx(ctx context.Context, dst io.Writer, src io.Reader) (int64, error) {
 			return n, rerr
 		}
 	}
+}
+
+// Trash moves a blob out of the store into its trash directory, where only
+// Sweep looks. It is cheap (one rename), so that garbage collection can
+// decide and move inside its metadata transaction and delete after it. It
+// returns "" for a blob that is not there.
+func (s *Store) Trash(d digest.Digest) (string, error) {
+	if err := d.Validate(); err != nil {
+		return "", errdefs.InvalidArgument("%w", err)
+	}
+	f, err := os.CreateTemp(filepath.Join(s.root, "trash"), fmt.Sprintf("%d-%s-", os.Getpid(), d.Encoded()))
+	if err != nil {
+		return "", fmt.Errorf("content store: %w", err)
+	}
+	name := f.Name()
+	f.Close()
+	if err := os.Rename(s.Path(d), name); err != nil {
+		os.Remove(name)
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", nil
+		}
+		return "", err
+	}
+	return name, nil
+}
+
+// Sweep deletes trashed blobs: those named, or when names is nil what
+// processes that died left: their trash and their unfinished blobs (the
+// entries carry their pid).
+func (s *Store) Sweep(names []string) error {
+	if names == nil {
+		for _, d := range []struct{ dir, prefix string }{{"trash", ""}, {"ingest", "blob-"}} {
+			dir := filepath.Join(s.root, d.dir)
+			ents, err := os.ReadDir(dir)
+			if err != nil {
+				return err
+			}
+			for _, e := range ents {
+				if fsutil.OwnerDead(e.Name(), d.prefix) {
+					names = append(names, filepath.Join(dir, e.Name()))
+				}
+			}
+		}
+	}
+	var errs []error
+	for _, n := range names {
+		if err := os.Remove(n); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Restore puts a blob Trash moved back (its collection was called off).
+func (s *Store) Restore(name string, d digest.Digest) error {
+	if err := d.Validate(); err != nil {
+		return errdefs.InvalidArgument("%w", err)
+	}
+	return os.Rename(name, s.Path(d))
 }

@@ -5,6 +5,7 @@ package fsutil
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -124,5 +125,25 @@ func TestRemoveAllKeepsMounts(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(top, "x", "f")); !os.IsNotExist(err) {
 		t.Fatalf("the rest was not removed: %v", err)
+	}
+}
+
+func TestOwnerDead(t *testing.T) {
+	self := strconv.Itoa(os.Getpid())
+	tests := []struct {
+		name, prefix string
+		want         bool
+	}{
+		{"rm-" + self + "-abc-1", "rm-", false},
+		{"rm-1073741824-abc-1", "rm-", true},
+		{"tmp-1073741824-1", "rm-", false},
+		{"rm-abc", "rm-", false},
+		{"rm-1073741824", "rm-", false},
+		{"1073741824-abc", "", true},
+	}
+	for _, tc := range tests {
+		if got := OwnerDead(tc.name, tc.prefix); got != tc.want {
+			t.Errorf("OwnerDead(%q, %q) = %v, want %v", tc.name, tc.prefix, got, tc.want)
+		}
 	}
 }

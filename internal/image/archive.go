@@ -444,8 +444,8 @@ type loadPlan struct {
 	manifest []byte   // the archive's manifest of this image, if it has one
 	parent   digest.Digest
 
-	stored         []Layer // filled in as the layers are stored
-	manifestDigest digest.Digest
+	stored []Layer     // filled in as the layers are stored
+	staged stagedImage // its documents stored, ready to record
 }
 
 // planLayer is a layer file of the archive.
@@ -453,6 +453,9 @@ type planLayer struct {
 	name string        // path in the archive
 	blob digest.Digest // digest of the file's bytes, when the format states it
 	size int64         // size of the file, when the format states it; else -1
+	// mediaType is the manifest's, when the format has one; else the
+	// stored layer is named after the compression found.
+	mediaType string
 }
 
 // Load reads an image archive (see the top of this file) from r, which may
@@ -807,6 +810,17 @@ func (ar *archive) plansFromManifest() ([]*loadPlan, error) {
 			p.tags = append(p.tags, tagged.String())
 		}
 		p.manifest = ociManifests[p.id]
+		if p.manifest != nil {
+			// The layers are the manifest's blobs: name them as it does.
+			var om Manifest
+			if json.Unmarshal(p.manifest, &om) == nil && len(om.Layers) == len(p.layers) {
+				for i, d := range om.Layers {
+					if d.Digest == p.layers[i].blob {
+						p.layers[i].mediaType = d.MediaType
+					}
+				}
+			}
+		}
 		plans = append(plans, p)
 	}
 	return plans, nil
@@ -879,7 +893,7 @@ func (ar *archive) plansFromIndex() ([]*loadPlan, error) {
 				if err := l.Digest.Validate(); err != nil {
 					return nil, errdefs.InvalidArgument("load: invalid archive: manifest %s: unsupported layer digest %q", mdigest, l.Digest)
 				}
-				p.layers = append(p.layers, planLayer{name: blobName(l.Digest), blob: l.Digest, size: l.Size})
+				p.layers = append(p.layers, planLayer{name: blobName(l.Digest), blob: l.Digest, size: l.Size, mediaType: l.MediaType})
 			}
 			byManifest[mdigest] = p
 			plans = append(plans, p)
@@ -990,36 +1004,55 @@ func (p *loadPlan) parseConfig() error {
 	return nil
 }
 
-// created lists what a load added to the stores, so that it can be taken
-// back if the load fails.
-type created struct {
-	chains []digest.Digest
-	blobs  []digest.Digest
+// loadPlans stores every layer, config and manifest under one lease, then
+// records all the images and their tags in one transaction. Whatever the
+// load stored and no image ends up using (all of it after a failure) is
+// collected when the lease ends.
+func (s *Store) loadPlans(ctx context.Context, ar *archive, plans []*loadPlan) ([]LoadedImage, error) {
+	var loaded []LoadedImage
+	err := s.WithLease(ctx, func(ctx context.Context) error {
+		var err error
+		loaded, err = s.loadPlansLeased(ctx, ar, plans)
+		return err
+	})
+	return loaded, err
 }
 
-// loadPlans stores every layer, config and manifest, then records all the
-// images and their tags in one transaction.
-func (s *Store) loadPlans(ctx context.Context, ar *archive, plans []*loadPlan) ([]LoadedImage, error) {
+func (s *Store) loadPlansLeased(ctx context.Context, ar *archive, plans []*loadPlan) ([]LoadedImage, error) {
 	known, err := s.knownLayers(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var added created
-	// Whatever happens, drop what this load stored and no image uses: all
-	// of it after a failure; a duplicate manifest after a success.
-	defer s.discardUnused(context.WithoutCancel(ctx), &added)
+	// Everything the archive states is named in the lease at once (one
+	// transaction rather than one a layer), before anything is looked at.
+	var chains, blobs []digest.Digest
+	for _, p := range plans {
+		chains = append(chains, ChainIDs(p.diffIDs)...)
+		blobs = append(blobs, p.id)
+		for _, l := range p.layers {
+			blobs = append(blobs, l.blob)
+		}
+		for _, ch := range ChainIDs(p.diffIDs) {
+			if l, ok := known[ch]; ok {
+				blobs = append(blobs, l.Blob)
+			}
+		}
+	}
+	if err := s.protect(ctx, chains, blobs); err != nil {
+		return nil, err
+	}
 
 	done := map[digest.Digest]Layer{} // by chain ID
 	for _, p := range plans {
 		chains := ChainIDs(p.diffIDs)
 		p.stored = make([]Layer, len(chains))
 		for i, chain := range chains {
-			if l, ok := done[chain]; ok {
+			if l, ok := done[chain]; ok && (p.layers[i].blob == "" || p.layers[i].blob == l.Blob) {
 				p.stored[i] = l
 				continue
 			}
-			if l, ok := known[chain]; ok && s.snaps.Exists(chain) && s.content.Exists(l.Blob) {
-				// Already here: docker does not even read it again.
+			if l, ok := known[chain]; ok && (p.layers[i].blob == "" || p.layers[i].blob == l.Blob) && s.snaps.Exists(chain) && s.content.Exists(l.Blob) {
+				// Already here, blob and all: docker does not even read it again.
 				p.stored[i], done[chain] = l, l
 				continue
 			}
@@ -1027,40 +1060,27 @@ func (s *Store) loadPlans(ctx context.Context, ar *archive, plans []*loadPlan) (
 			if i > 0 {
 				parent = chains[i-1]
 			}
-			l, err := s.loadLayer(ctx, ar, parent, p.diffIDs[i], p.layers[i], &added)
+			l, err := s.loadLayer(ctx, ar, parent, p.diffIDs[i], p.layers[i])
 			if err != nil {
 				return nil, fmt.Errorf("load: image %s: layer %s: %w", ShortID(p.id.String()), p.layers[i].name, err)
 			}
 			p.stored[i], done[chain] = l, l
 		}
-		if err := s.putBlob(p.config, &added); err != nil {
-			return nil, err
-		}
+		// The archive's manifest when it describes the layers as stored
+		// (it does, unless a layer was already here with another blob).
 		mraw := p.manifest
 		var m Manifest
-		if mraw == nil || json.Unmarshal(mraw, &m) != nil || !manifestDescribes(&m, p.id, p.stored) {
-			if mraw, err = buildManifest(p.config, p.stored); err != nil {
-				return nil, err
-			}
+		if mraw != nil && (json.Unmarshal(mraw, &m) != nil || !manifestDescribes(&m, p.id, p.stored)) {
+			mraw = nil
 		}
-		if err := s.putBlob(mraw, &added); err != nil {
-			return nil, err
+		st, err := s.stageImage(ctx, CreateOptions{Config: p.config, Manifest: mraw, Layers: p.stored})
+		if err != nil {
+			return nil, fmt.Errorf("load: image %s: %w", ShortID(p.id.String()), err)
 		}
-		p.manifestDigest = digest.FromBytes(mraw)
+		st.rec.Created = p.created
+		p.staged = st
 	}
 	return s.recordLoaded(ctx, plans)
-}
-
-func (s *Store) putBlob(b []byte, added *created) error {
-	d := digest.FromBytes(b)
-	if s.content.Exists(d) {
-		return nil
-	}
-	if _, err := s.content.PutBytes(b); err != nil {
-		return err
-	}
-	added.blobs = append(added.blobs, d)
-	return nil
 }
 
 // knownLayers maps chain IDs to the layers of the images already recorded.
@@ -1080,10 +1100,10 @@ func (s *Store) knownLayers(ctx context.Context) (map[digest.Digest]Layer, error
 	return out, err
 }
 
-// loadLayer stores one layer file of the archive on parent, checking it
-// against diffID (and against the digest and size the format states for the
-// file) before anything is committed.
-func (s *Store) loadLayer(ctx context.Context, ar *archive, parent, diffID digest.Digest, pl planLayer, added *created) (Layer, error) {
+// loadLayer stores one layer file of the archive on parent, as it is in
+// the archive, checking it against diffID (and against the digest and size
+// the format states for the file) before anything is committed.
+func (s *Store) loadLayer(ctx context.Context, ar *archive, parent, diffID digest.Digest, pl planLayer) (Layer, error) {
 	rc, size, err := ar.open(pl.name)
 	if err != nil {
 		return Layer{}, err
@@ -1092,78 +1112,7 @@ func (s *Store) loadLayer(ctx context.Context, ar *archive, parent, diffID diges
 	if pl.size >= 0 && size != pl.size {
 		return Layer{}, errdefs.InvalidArgument("the file is %d bytes, the manifest says %d (corrupt or tampered with)", size, pl.size)
 	}
-	var raw io.Reader = ctxReader{ctx, rc}
-	var check func() error
-	if pl.blob != "" {
-		v := pl.blob.Verifier()
-		raw = io.TeeReader(raw, v)
-		check = func() error {
-			if !v.Verified() {
-				return errdefs.InvalidArgument("its content does not match its digest %s (corrupt or tampered with)", pl.blob)
-			}
-			return nil
-		}
-	}
-	l, snapCreated, blobCreated, err := s.addLayerExpect(ctx, parent, diffID, raw, check)
-	if snapCreated {
-		added.chains = append(added.chains, l.ChainID)
-	}
-	if blobCreated {
-		added.blobs = append(added.blobs, l.Blob)
-	}
-	return l, err
-}
-
-// addLayerExpect stores a layer like AddLayerOn, but only if its
-// uncompressed digest is want and check (called once r has been read to its
-// end) passes; else nothing of it is committed.
-func (s *Store) addLayerExpect(ctx context.Context, parent, want digest.Digest, r io.Reader, check func() error) (l Layer, snapCreated, blobCreated bool, err error) {
-	plain, _, err := layer.DecompressStream(r)
-	if err != nil {
-		return Layer{}, false, false, err
-	}
-	defer plain.Close()
-	w, err := s.content.Writer()
-	if err != nil {
-		return Layer{}, false, false, err
-	}
-	defer w.Abort()
-	_, snapCreated, err = s.snaps.Prepare(ctx, func(dir string) (digest.Digest, error) {
-		tee := io.TeeReader(plain, w)
-		n, err := layer.Apply(ctx, dir, tee)
-		if err != nil {
-			return "", err
-		}
-		if _, err := io.Copy(io.Discard, tee); err != nil {
-			return "", err
-		}
-		if _, err := io.Copy(io.Discard, r); err != nil { // what follows a compressed stream
-			return "", err
-		}
-		if got := w.Digest(); got != want {
-			return "", errdefs.InvalidArgument("its content has digest %s, but the image configuration says %s (corrupt or tampered with)", got, want)
-		}
-		if check != nil {
-			if err := check(); err != nil {
-				return "", err
-			}
-		}
-		l.Size, l.DiffID, l.ChainID = n, want, want
-		if parent != "" {
-			l.ChainID = digest.FromString(parent.String() + " " + want.String())
-		}
-		return l.ChainID, nil
-	})
-	if err != nil {
-		return Layer{}, false, false, err
-	}
-	blobCreated = !s.content.Exists(want)
-	blob, size, err := w.Commit(want)
-	if err != nil {
-		return l, snapCreated, false, err
-	}
-	l.Blob, l.BlobSize, l.MediaType = blob, size, MediaTypeImageLayer
-	return l, snapCreated, blobCreated, nil
+	return s.IngestLayer(ctx, rc, LayerSource{Parent: parent, Blob: pl.blob, DiffID: diffID, MediaType: pl.mediaType})
 }
 
 // recordLoaded records the images and moves their tags, all at once.
@@ -1176,30 +1125,15 @@ func (s *Store) recordLoaded(ctx context.Context, plans []*loadPlan) ([]LoadedIm
 	err := s.meta.Update(ctx, func(tx *metadata.Tx) error {
 		loaded = nil
 		for _, p := range plans {
-			// Checked under the write lock, as in Create: image removal
-			// collects unreferenced snapshots and blobs under it.
-			for _, l := range p.stored {
-				if !s.snaps.Exists(l.ChainID) || !s.content.Exists(l.Blob) {
-					return errdefs.Unavailable("load: layer %s vanished while the image was being loaded (removed concurrently): try again", l.ChainID)
-				}
+			st := p.staged
+			if p.parent != "" && (inArchive[p.parent] || tx.Has(metadata.BucketImages, p.parent.String())) {
+				st.rec.Parent = p.parent
 			}
-			if !s.content.Exists(p.id) || !s.content.Exists(p.manifestDigest) {
-				return errdefs.Unavailable("load: image %s vanished while it was being loaded (removed concurrently): try again", ShortID(p.id.String()))
-			}
-			var rec Record
-			if tx.Get(metadata.BucketImages, p.id.String(), &rec) != nil {
-				// A new image; an existing one keeps its record (manifest,
-				// repo digests) and only gains tags, as with docker.
-				rec = Record{ID: p.id, ManifestDigest: p.manifestDigest, Layers: p.stored, Created: p.created}
-				for _, l := range p.stored {
-					rec.Size += l.Size
-				}
-				if p.parent != "" && (inArchive[p.parent] || tx.Has(metadata.BucketImages, p.parent.String())) {
-					rec.Parent = p.parent
-				}
-				if err := tx.Put(metadata.BucketImages, rec.ID.String(), rec); err != nil {
-					return err
-				}
+			// A new image; an existing one keeps its record (manifest,
+			// repo digests) and only gains tags, as with docker.
+			rec, err := s.putImageTx(tx, st, true)
+			if err != nil {
+				return fmt.Errorf("load: %w", err)
 			}
 			li := LoadedImage{ID: p.id}
 			for _, t := range p.tags {
@@ -1222,45 +1156,4 @@ func (s *Store) recordLoaded(ctx context.Context, plans []*loadPlan) ([]LoadedIm
 		return nil, err
 	}
 	return loaded, nil
-}
-
-// discardUnused removes the snapshots and blobs of added that no image
-// record references, under the write lock so that no concurrent import can
-// start to reference them meanwhile.
-func (s *Store) discardUnused(ctx context.Context, added *created) {
-	if len(added.chains) == 0 && len(added.blobs) == 0 {
-		return
-	}
-	// Best effort: leftovers are unreferenced, and the next image removal
-	// collects them.
-	_ = s.meta.Update(ctx, func(tx *metadata.Tx) error {
-		usedChains := map[digest.Digest]bool{}
-		usedBlobs := map[digest.Digest]bool{}
-		err := tx.ForEach(metadata.BucketImages, func(_ string, raw []byte) error {
-			var r Record
-			if err := json.Unmarshal(raw, &r); err != nil {
-				return err
-			}
-			usedBlobs[r.ID], usedBlobs[r.ManifestDigest] = true, true
-			for _, l := range r.Layers {
-				usedChains[l.ChainID], usedBlobs[l.Blob] = true, true
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		var errs []error
-		for _, c := range added.chains {
-			if !usedChains[c] {
-				errs = append(errs, s.snaps.Remove(c))
-			}
-		}
-		for _, b := range added.blobs {
-			if !usedBlobs[b] {
-				errs = append(errs, s.content.Delete(b))
-			}
-		}
-		return errors.Join(errs...)
-	})
 }

@@ -124,7 +124,18 @@ func compress(t *testing.T, data []byte, c layer.Compression) []byte {
 // makeImage stores layers (bottom first) and records an image over them.
 func makeImage(t *testing.T, s *Store, ref, comment string, layers ...[]byte) *Image {
 	t.Helper()
-	ctx := context.Background()
+	var img *Image
+	err := s.WithLease(context.Background(), func(ctx context.Context) error {
+		img = makeImageLeased(ctx, t, s, ref, comment, layers...)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+func makeImageLeased(ctx context.Context, t *testing.T, s *Store, ref, comment string, layers ...[]byte) *Image {
 	var stored []Layer
 	var parent digest.Digest
 	for _, l := range layers {
@@ -474,9 +485,15 @@ func TestArchiveLoadDocker2010(t *testing.T) {
 	if !slices.Equal(img.ChainIDs(), wantChains) || img.Created.Format(time.RFC3339) != "2023-05-19T20:19:24Z" {
 		t.Fatalf("record %+v", img.Record)
 	}
+	// Blobs are kept as they came: layer 0 gzip, the others plain tars.
+	gz := digest.FromBytes([]byte(la.files[la.entries[la.dirs[0]+"/layer.tar"]].data))
 	for i, l := range img.Layers {
-		if l.Blob != l.DiffID || !s.content.Exists(l.Blob) {
-			t.Errorf("layer %d blob %s (diffID %s) missing", i, l.Blob, l.DiffID)
+		want, mt := l.DiffID, MediaTypeImageLayer
+		if i == 0 {
+			want, mt = gz, MediaTypeImageLayerGzip
+		}
+		if l.Blob != want || l.MediaType != mt || !s.content.Exists(l.Blob) {
+			t.Errorf("layer %d blob %s %s (diffID %s), want %s %s", i, l.Blob, l.MediaType, l.DiffID, want, mt)
 		}
 	}
 	if b, err := os.ReadFile(filepath.Join(s.snaps.Dir(wantChains[0]), "etc/os-release")); err != nil || string(b) != baseLayer.data {
@@ -676,8 +693,8 @@ func TestArchiveLoadOCILayout(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// Stored uncompressed: the archive's manifest (gzip) is not kept.
-			if img.Layers[0].Blob != digest.FromBytes(l1) || img.ManifestDigest == digest.FromBytes(manifest) {
+			// Kept as it came: the gzip blob and the archive's manifest.
+			if img.Layers[0].Blob != digest.FromBytes(l1gz) || img.ManifestDigest != digest.FromBytes(manifest) {
 				t.Errorf("record %+v", img.Record)
 			}
 		})

@@ -21,12 +21,15 @@ import (
 type Record struct {
 	ID             digest.Digest `json:"id"` // the config digest
 	ManifestDigest digest.Digest `json:"manifest"`
-	RepoDigests    []string      `json:"repoDigests,omitempty"`
-	Layers         []Layer       `json:"layers"`
-	Created        time.Time     `json:"created"`
-	Size           int64         `json:"size"`
-	Parent         digest.Digest `json:"parent,omitempty"`
-	LastTagTime    time.Time     `json:"lastTagTime,omitzero"`
+	// IndexDigest is the index (manifest list) the image was created
+	// from, when it came in one (a pull of a multi-platform image).
+	IndexDigest digest.Digest `json:"index,omitempty"`
+	RepoDigests []string      `json:"repoDigests,omitempty"`
+	Layers      []Layer       `json:"layers"`
+	Created     time.Time     `json:"created"`
+	Size        int64         `json:"size"`
+	Parent      digest.Digest `json:"parent,omitempty"`
+	LastTagTime time.Time     `json:"lastTagTime,omitzero"`
 }
 
 // Layer is one layer of an image.
@@ -280,43 +283,77 @@ type RemoveResult struct {
 	Deleted  []string
 }
 
-// Remove untags or deletes an image like `docker rmi`.
+// Remove untags or deletes an image like `docker rmi`. What the deletion
+// leaves unreferenced is marked inside the transaction and swept after it
+// (gc.go).
 func (s *Store) Remove(ctx context.Context, ref string, force bool) (*RemoveResult, error) {
 	res := &RemoveResult{}
+	var tr trashed
 	err := s.meta.Update(ctx, func(tx *metadata.Tx) error {
-		rec, err := ResolveTx(tx, ref)
-		if err != nil {
+		*res, tr = RemoveResult{}, trashed{}
+		deleted, err := removeTx(tx, ref, force, res)
+		if err != nil || !deleted {
 			return err
 		}
-		tags := tagsOf(tx, rec.ID)
-		byID := strings.HasPrefix(rec.ID.Encoded(), strings.TrimPrefix(ref, "sha256:")) && !tagMatches(tags, ref)
-		users := containersUsing(tx, rec.ID)
-		if !byID && len(tags) > 1 {
-			named, _ := ParseReference(ref)
-			if err := tx.Delete(metadata.BucketTags, named.String()); err != nil {
-				return err
-			}
-			res.Untagged = append(res.Untagged, FamiliarString(named.String()))
-			return nil
+		tr, err = s.markTx(tx, nil)
+		return err
+	})
+	if err := s.sweep(tr, err); err != nil {
+		return res, err
+	}
+	if len(res.Deleted) > 0 {
+		s.sweepLeftovers()
+	}
+	return res, nil
+}
+
+// removeTx is docker's rmi decision; it reports whether the image record
+// was deleted.
+func removeTx(tx *metadata.Tx, ref string, force bool, res *RemoveResult) (bool, error) {
+	rec, err := ResolveTx(tx, ref)
+	if err != nil {
+		return false, err
+	}
+	tags := tagsOf(tx, rec.ID)
+	byID := strings.HasPrefix(rec.ID.Encoded(), strings.TrimPrefix(ref, "sha256:")) && !tagMatches(tags, ref)
+	users := containersUsing(tx, rec.ID)
+	if !byID {
+		named, _ := ParseReference(ref)
+		if len(tags) <= 1 && len(users) > 0 && !force {
+			// Untagging would leave the container's image dangling:
+			// docker wants that forced.
+			return false, errdefs.Conflict("conflict: unable to remove repository reference %q (must force) - container %s is using its referenced image %s", ref, ShortID(users[0].ID), ShortID(rec.ID.String()))
 		}
-		if byID && len(tags) > 1 && !force {
-			return errdefs.Conflict("conflict: unable to delete %s (must be forced) - image is referenced in multiple repositories", ShortID(rec.ID.String()))
+		if err := tx.Delete(metadata.BucketTags, named.String()); err != nil {
+			return false, err
+		}
+		res.Untagged = append(res.Untagged, FamiliarString(named.String()))
+		if len(tags) > 1 {
+			return false, nil
+		}
+		for _, rd := range rec.RepoDigests {
+			res.Untagged = append(res.Untagged, FamiliarString(rd))
+		}
+		if len(users) > 0 {
+			// Forced: the image stays, untagged, for its containers
+			// (running ones keep running; docker's quiet conflict).
+			return false, clearRepoDigests(tx, rec)
+		}
+	} else {
+		if len(tags) > 1 && !force {
+			return false, errdefs.Conflict("conflict: unable to delete %s (must be forced) - image is referenced in multiple repositories", ShortID(rec.ID.String()))
 		}
 		for _, c := range users {
 			if c.State.Running || c.State.Paused {
-				return errdefs.Conflict("conflict: unable to delete %s (cannot be forced) - image is being used by running container %s", ShortID(rec.ID.String()), ShortID(c.ID))
+				return false, errdefs.Conflict("conflict: unable to delete %s (cannot be forced) - image is being used by running container %s", ShortID(rec.ID.String()), ShortID(c.ID))
 			}
 		}
 		if len(users) > 0 && !force {
-			if byID {
-				return errdefs.Conflict("conflict: unable to delete %s (must be forced) - image is being used by stopped container %s", ShortID(rec.ID.String()), ShortID(users[0].ID))
-			}
-			named, _ := ParseReference(ref)
-			return errdefs.Conflict("conflict: unable to remove repository reference %q (must force) - container %s is using its referenced image %s", FamiliarString(named.String()), ShortID(users[0].ID), ShortID(rec.ID.String()))
+			return false, errdefs.Conflict("conflict: unable to delete %s (must be forced) - image is being used by stopped container %s", ShortID(rec.ID.String()), ShortID(users[0].ID))
 		}
 		for _, t := range tags {
 			if err := tx.Delete(metadata.BucketTags, t); err != nil {
-				return err
+				return false, err
 			}
 			res.Untagged = append(res.Untagged, FamiliarString(t))
 		}
@@ -324,15 +361,25 @@ func (s *Store) Remove(ctx context.Context, ref string, force bool) (*RemoveResu
 			res.Untagged = append(res.Untagged, FamiliarString(rd))
 		}
 		if len(users) > 0 {
-			return nil // a stopped container keeps the image alive, untagged
+			// A stopped container keeps the image alive, untagged: its
+			// layers are its rootfs.
+			return false, clearRepoDigests(tx, rec)
 		}
-		if err := tx.Delete(metadata.BucketImages, rec.ID.String()); err != nil {
-			return err
-		}
-		res.Deleted = append(res.Deleted, rec.ID.String())
-		return s.collectTx(tx)
-	})
-	return res, err
+	}
+	if err := tx.Delete(metadata.BucketImages, rec.ID.String()); err != nil {
+		return false, err
+	}
+	res.Deleted = append(res.Deleted, rec.ID.String())
+	return true, nil
+}
+
+// clearRepoDigests drops the repo digests Remove reported as untagged.
+func clearRepoDigests(tx *metadata.Tx, rec *Record) error {
+	if len(rec.RepoDigests) == 0 {
+		return nil
+	}
+	rec.RepoDigests = nil
+	return tx.Put(metadata.BucketImages, rec.ID.String(), rec)
 }
 
 func tagMatches(tags []string, ref string) bool {
@@ -346,45 +393,4 @@ func tagMatches(tags []string, ref string) bool {
 		}
 	}
 	return false
-}
-
-// collectTx deletes the snapshots and blobs that no image references any
-// more. It runs inside the write transaction, so no import can record a
-// reference to a snapshot while it is being removed.
-func (s *Store) collectTx(tx *metadata.Tx) error {
-	usedChains := map[digest.Digest]bool{}
-	usedBlobs := map[digest.Digest]bool{}
-	err := tx.ForEach(metadata.BucketImages, func(_ string, raw []byte) error {
-		var r Record
-		if err := json.Unmarshal(raw, &r); err != nil {
-			return err
-		}
-		usedBlobs[r.ID] = true
-		usedBlobs[r.ManifestDigest] = true
-		for _, l := range r.Layers {
-			usedChains[l.ChainID] = true
-			usedBlobs[l.Blob] = true
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	chains, err := s.snaps.List()
-	if err != nil {
-		return err
-	}
-	for _, c := range chains {
-		if !usedChains[c] {
-			if err := s.snaps.Remove(c); err != nil {
-				return err
-			}
-		}
-	}
-	return s.content.Walk(func(d digest.Digest, _ int64) error {
-		if !usedBlobs[d] {
-			return s.content.Delete(d)
-		}
-		return nil
-	})
 }

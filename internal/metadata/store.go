@@ -32,10 +32,11 @@ const (
 	BucketNames      = "names"      // container name -> container ID
 	BucketVolumes    = "volumes"    // volume name -> volume record
 	BucketEvents     = "events"     // time-ordered key -> event
+	BucketLeases     = "leases"     // lease ID -> what an image ingest in progress protects
 )
 
 // SchemaVersion is the version this build writes.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // migrations[i] moves a store from version i to i+1.
 var migrations = []func(*bolt.Tx) error{
@@ -46,6 +47,13 @@ var migrations = []func(*bolt.Tx) error{
 			}
 		}
 		return nil
+	},
+	// 2: leases protect the blobs and snapshots of an ingest in progress
+	// from image garbage collection. Existing images need no change: their
+	// layer blobs (uncompressed tars) and manifests stay valid.
+	func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists([]byte(BucketLeases))
+		return err
 	},
 }
 

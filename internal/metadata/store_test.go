@@ -106,3 +106,44 @@ func TestConcurrentUpdates(t *testing.T) {
 		t.Fatalf("count = %d, want %d", count, n)
 	}
 }
+
+// TestMigrateV1AddsLeases: a store of schema 1 (before leases) keeps its
+// records and gains the leases bucket.
+func TestMigrateV1AddsLeases(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s, err := Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := s.open(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = h.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.DeleteBucket([]byte(BucketLeases)); err != nil {
+			return err
+		}
+		if err := tx.Bucket([]byte(BucketImages)).Put([]byte("sha256:aa"), []byte(`{"id":"sha256:aa"}`)); err != nil {
+			return err
+		}
+		return tx.Bucket([]byte(BucketMeta)).Put([]byte("schema_version"), []byte("1"))
+	})
+	h.close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Update(ctx, func(tx *Tx) error {
+		if !tx.Has(BucketImages, "sha256:aa") {
+			return errors.New("image record lost")
+		}
+		return tx.PutRaw(BucketLeases, "l", []byte("{}"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

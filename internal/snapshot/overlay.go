@@ -27,7 +27,7 @@ type Snapshotter struct {
 
 // New returns a snapshotter rooted at root (berth's --root).
 func New(root string) (*Snapshotter, error) {
-	for _, d := range []string{"snapshots", "containers"} {
+	for _, d := range []string{"snapshots", filepath.Join("snapshots", linkDir), "containers"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o700); err != nil {
 			return nil, fmt.Errorf("snapshotter: %w", err)
 		}
@@ -52,7 +52,7 @@ func (s *Snapshotter) Exists(chainID digest.Digest) bool {
 // already exists (another process made it meanwhile) the new copy is dropped.
 // Callers that know the chain ID beforehand check Exists first.
 func (s *Snapshotter) Prepare(ctx context.Context, extract func(dir string) (digest.Digest, error)) (chainID digest.Digest, created bool, err error) {
-	tmp, err := os.MkdirTemp(filepath.Join(s.root, "snapshots"), "tmp-")
+	tmp, err := os.MkdirTemp(filepath.Join(s.root, "snapshots"), fmt.Sprintf("tmp-%d-", os.Getpid()))
 	if err != nil {
 		return "", false, err
 	}
@@ -79,28 +79,88 @@ func (s *Snapshotter) Prepare(ctx context.Context, extract func(dir string) (dig
 	final := filepath.Join(s.root, "snapshots", chainID.Encoded())
 	if err := os.Rename(tmp, final); err != nil {
 		if s.Exists(chainID) {
-			return chainID, false, nil
+			return chainID, false, s.ensureLink(chainID)
 		}
 		return "", false, fmt.Errorf("commit snapshot %s: %w", chainID, err)
 	}
-	return chainID, true, nil
+	return chainID, true, s.ensureLink(chainID)
 }
 
 // Remove deletes the snapshot chainID; the caller makes sure nothing uses it.
 func (s *Snapshotter) Remove(chainID digest.Digest) error {
-	if err := chainID.Validate(); err != nil {
-		return errdefs.InvalidArgument("invalid chain ID %q: %v", chainID, err)
-	}
-	dir := filepath.Join(s.root, "snapshots", chainID.Encoded())
-	// Rename first so that a half-removed snapshot is never taken as whole.
-	trash := filepath.Join(s.root, "snapshots", "rm-"+chainID.Encoded())
-	if err := os.Rename(dir, trash); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
+	trash, err := s.Trash(chainID)
+	if err != nil || trash == "" {
 		return err
 	}
 	return fsutil.RemoveAll(trash)
+}
+
+// Trash moves the snapshot chainID aside (one rename, so that a
+// half-removed snapshot is never taken as whole) and returns where it went
+// for Sweep, or "" when there was no such snapshot. Garbage collection
+// trashes inside its metadata transaction and sweeps after it.
+func (s *Snapshotter) Trash(chainID digest.Digest) (string, error) {
+	if err := chainID.Validate(); err != nil {
+		return "", errdefs.InvalidArgument("invalid chain ID %q: %v", chainID, err)
+	}
+	dir := filepath.Join(s.root, "snapshots", chainID.Encoded())
+	// A unique name: the same chain may be made and trashed again before
+	// an earlier trash of it is swept.
+	trash, err := os.MkdirTemp(filepath.Join(s.root, "snapshots"), fmt.Sprintf("rm-%d-%s-", os.Getpid(), chainID.Encoded()[:12]))
+	if err != nil {
+		return "", err
+	}
+	// unix.Rename: os.Rename refuses to replace the empty directory.
+	if err := unix.Rename(dir, trash); err != nil {
+		os.Remove(trash)
+		if errors.Is(err, fs.ErrNotExist) {
+			s.removeLink(chainID)
+			return "", nil
+		}
+		return "", err
+	}
+	s.removeLink(chainID)
+	return trash, nil
+}
+
+// Restore puts a snapshot Trash moved back (its collection was called
+// off). When the chain was made again meanwhile, the trashed copy is
+// dropped.
+func (s *Snapshotter) Restore(name string, chainID digest.Digest) error {
+	if err := chainID.Validate(); err != nil {
+		return errdefs.InvalidArgument("invalid chain ID %q: %v", chainID, err)
+	}
+	if err := os.Rename(name, filepath.Join(s.root, "snapshots", chainID.Encoded())); err != nil {
+		if s.Exists(chainID) {
+			return fsutil.RemoveAll(name)
+		}
+		return err
+	}
+	return s.ensureLink(chainID)
+}
+
+// Sweep deletes trashed snapshots: those named, or when names is nil what
+// processes that died left: their trash and their half-extracted layers
+// (the entries carry their pid).
+func (s *Snapshotter) Sweep(names []string) error {
+	if names == nil {
+		ents, err := os.ReadDir(filepath.Join(s.root, "snapshots"))
+		if err != nil {
+			return err
+		}
+		for _, e := range ents {
+			if fsutil.OwnerDead(e.Name(), "rm-") || fsutil.OwnerDead(e.Name(), "tmp-") {
+				names = append(names, filepath.Join(s.root, "snapshots", e.Name()))
+			}
+		}
+	}
+	var errs []error
+	for _, n := range names {
+		if err := fsutil.RemoveAll(n); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // List returns the chain IDs of all committed snapshots.
@@ -198,7 +258,8 @@ type MountOptions struct {
 }
 
 // Mount stacks the snapshots chainIDs (bottom layer first, as in an image's
-// rootfs) under container id's upper dir at target.
+// rootfs) under container id's upper dir at target. See mount_linux.go for
+// how the layers are named to the kernel.
 func (s *Snapshotter) Mount(id string, chainIDs []digest.Digest, target string, mo ...MountOptions) error {
 	if len(chainIDs) == 0 {
 		return errdefs.InvalidArgument("image has no layers")
@@ -206,38 +267,8 @@ func (s *Snapshotter) Mount(id string, chainIDs []digest.Digest, target string, 
 	if mounted, _ := IsMountPoint(target); mounted {
 		return nil
 	}
-	lowers := make([]string, 0, len(chainIDs)+1)
-	if _, err := os.Stat(s.InitDir(id)); err == nil {
-		lowers = append(lowers, s.InitDir(id))
-	}
-	for i := len(chainIDs) - 1; i >= 0; i-- {
-		dir := s.Dir(chainIDs[i])
-		if _, err := os.Stat(dir); err != nil {
-			return errdefs.NotFound("layer %s of the image is missing from the store: %v", chainIDs[i], err)
-		}
-		lowers = append(lowers, dir)
-	}
-	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", strings.Join(lowers, ":"),
-		filepath.Join(s.ContainerDir(id), "upper"), filepath.Join(s.ContainerDir(id), "work"))
-	if len(mo) > 0 && mo[0].Volatile {
-		opts += ",volatile"
-	}
-	if len(opts) >= unix.Getpagesize() {
-		return errdefs.InvalidArgument("image has too many layers (%d) for one overlay mount", len(chainIDs))
-	}
-	if err := os.MkdirAll(target, 0o755); err != nil {
-		return err
-	}
-	err := unix.Mount("overlay", target, "overlay", 0, opts)
-	if err != nil && len(mo) > 0 && mo[0].Volatile {
-		// Kernels before 5.10 lack "volatile": mount without it.
-		opts = strings.TrimSuffix(opts, ",volatile")
-		err = unix.Mount("overlay", target, "overlay", 0, opts)
-	}
-	if err != nil {
-		return fmt.Errorf("mount container %s rootfs: %w", id, err)
-	}
-	return nil
+	volatile := len(mo) > 0 && mo[0].Volatile
+	return s.mountOverlay(id, chainIDs, target, volatile)
 }
 
 // Unmount detaches a container rootfs; an unmounted target is fine.

@@ -2,12 +2,17 @@ package snapshot
 
 import (
 	"context"
+	"encoding/base32"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/berth-dev/berth/internal/digest"
+	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/testutil"
 )
 
@@ -49,7 +54,7 @@ func TestPrepareIsOncePerChain(t *testing.T) {
 		t.Fatalf("snapshots %v", list)
 	}
 	ents, _ := os.ReadDir(filepath.Join(s.root, "snapshots"))
-	if len(ents) != 1 {
+	if len(ents) != 2 { // the snapshot and the l/ links
 		t.Fatalf("leftovers in snapshots: %v", ents)
 	}
 	if err := s.Remove(id1); err != nil {
@@ -113,5 +118,69 @@ func TestMountStacksLayers(t *testing.T) {
 	if err := s.Mount("c1", []digest.Digest{digest.FromString("missing")}, target); err == nil {
 		Unmount(target)
 		t.Fatal("mounting a missing layer succeeded")
+	}
+}
+
+// TestMountManyLayers stacks 125 layers (docker runs such images; full
+// lowerdir paths stopped berth at 41) and refuses, before mounting
+// anything, a stack whose options the kernel cannot read.
+func TestMountManyLayers(t *testing.T) {
+	testutil.RequiresRoot(t)
+	root := t.TempDir()
+	s, err := New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var chains []digest.Digest
+	for i := range 150 {
+		ch, _, err := s.Prepare(ctx, writeFiles(map[string]string{fmt.Sprintf("f%03d", i): fmt.Sprint(i), "top": fmt.Sprint(i)}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		chains = append(chains, ch)
+	}
+	// A store from before the links: the mount makes the missing one.
+	os.Remove(s.linkPath(chains[3]))
+	if err := s.CreateContainerLayer("c1"); err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(root, "mnt")
+	t.Cleanup(func() { Unmount(target) })
+	if err := s.Mount("c1", chains[:125], target); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"f000": "0", "f003": "3", "f124": "124", "top": "124"} {
+		if b, err := os.ReadFile(filepath.Join(target, name)); err != nil || string(b) != want {
+			t.Errorf("%s: %q, %v; want %q", name, b, err, want)
+		}
+	}
+	if err := Unmount(target); err != nil {
+		t.Fatal(err)
+	}
+	err = s.Mount("c1", chains, target)
+	if !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "too many layers (150)") {
+		t.Fatalf("150 layers: %v, want a too-many-layers error", err)
+	}
+	if mounted, _ := IsMountPoint(target); mounted {
+		t.Fatal("something was mounted after the refusal")
+	}
+	// Removing a snapshot removes its link.
+	if err := s.Remove(chains[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(s.linkPath(chains[0])); !os.IsNotExist(err) {
+		t.Fatalf("link of a removed snapshot: %v", err)
+	}
+}
+
+func TestLinkNameIsBase32OfTheChainID(t *testing.T) {
+	for _, s := range []string{"", "a", "layer"} {
+		d := digest.FromString(s)
+		raw, _ := hex.DecodeString(d.Encoded()[:32])
+		want := base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(raw)
+		if got := LinkName(d); got != want {
+			t.Errorf("LinkName(%s) = %s, want %s", d, got, want)
+		}
 	}
 }

@@ -382,7 +382,8 @@ func TestImageCommands(t *testing.T) {
 	}
 	// The layer went with the last image that used it.
 	snaps, _ := os.ReadDir(filepath.Join(e.root, "snapshots"))
-	if len(snaps) != 0 {
-		t.Fatalf("snapshots left: %v", snaps)
+	links, _ := os.ReadDir(filepath.Join(e.root, "snapshots", "l"))
+	if len(snaps) != 1 || snaps[0].Name() != "l" || len(links) != 0 {
+		t.Fatalf("snapshots left: %v, links %v", snaps, links)
 	}
 }
