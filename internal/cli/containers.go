@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -36,6 +37,9 @@ func (a *app) containerCommand() *cobra.Command {
 // docker's stop/kill/rm/... and collecting errors. Containers are handled
 // concurrently (each waits mostly on its own processes), but reported in
 // the order given.
+// errSkip from forEach's fn: nothing to print for this argument, and no failure.
+var errSkip = errors.New("skipped")
+
 func (a *app) forEach(args []string, fn func(ref string) error) error {
 	const workers = 8
 	errs := make([]error, len(args))
@@ -53,6 +57,9 @@ func (a *app) forEach(args []string, fn func(ref string) error) error {
 	wg.Wait()
 	var failed []error
 	for i, ref := range args {
+		if errs[i] == errSkip {
+			continue
+		}
 		if errs[i] != nil {
 			failed = append(failed, errs[i])
 			continue
@@ -89,7 +96,7 @@ func (a *app) startCommand() *cobra.Command {
 					return err
 				}
 				defer att.Close()
-				return a.stream(ctx, att, c, interactive && c.Config.OpenStdin, !c.Config.Tty, in, out)
+				return a.stream(ctx, att, c.ID, c.Config.Tty, interactive && c.Config.OpenStdin, !c.Config.Tty, in, out)
 			}
 			return a.forEach(args, func(ref string) error {
 				_, err := e.Containers.Start(ctx, ref, container.StartOptions{})
@@ -163,7 +170,15 @@ func (a *app) rmCommand() *cobra.Command {
 		Short:   "Remove one or more containers",
 		Args:    minArgs(1),
 		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
-			return a.forEach(args, func(ref string) error { return e.Containers.Remove(ctx, ref, opts) })
+			return a.forEach(args, func(ref string) error {
+				err := e.Containers.Remove(ctx, ref, opts)
+				if err != nil && opts.Force && errdefs.IsNotFound(err) {
+					// docker's rm -f says so and carries on: exit 0.
+					fmt.Fprintf(a.stderr, "Error response from daemon: %v\n", err)
+					return errSkip
+				}
+				return err
+			})
 		}),
 	}
 	cmd.Flags().BoolVarP(&opts.Force, "force", "f", false, "Force the removal of a running container (uses SIGKILL)")
@@ -280,7 +295,7 @@ func (a *app) attachCommand() *cobra.Command {
 			defer att.Close()
 			in, _ := a.stdin.(*os.File)
 			out, _ := a.stdout.(*os.File)
-			return a.stream(ctx, att, c, stdin, sigProxy && !c.Config.Tty, in, out)
+			return a.stream(ctx, att, c.ID, c.Config.Tty, stdin, sigProxy && !c.Config.Tty, in, out)
 		}),
 	}
 	cmd.Flags().BoolVar(&noStdin, "no-stdin", false, "Do not attach STDIN")

@@ -10,6 +10,8 @@ import (
 	"text/template"
 	"time"
 	"unicode/utf8"
+
+	"github.com/berth-dev/berth/internal/errdefs"
 )
 
 // humanDuration renders a duration the way docker's ps and images do
@@ -114,9 +116,9 @@ func parseFormat(format string) (tmpl *template.Template, table, jsonOut bool, e
 		f = strings.TrimSpace(strings.TrimPrefix(f, "table"))
 	}
 	f = strings.NewReplacer(`\t`, "\t", `\n`, "\n").Replace(f)
-	tmpl, err = template.New("format").Funcs(templateFuncs).Parse(f)
+	tmpl, err = template.New("").Funcs(templateFuncs).Parse(f)
 	if err != nil {
-		return nil, false, false, usageError{fmt.Errorf("template parsing error: %v", err)}
+		return nil, false, false, &templateError{msg: fmt.Sprintf("template parsing error: %v", err), code: errdefs.ExitFailure}
 	}
 	return tmpl, table, false, nil
 }
@@ -152,7 +154,7 @@ func renderRows[T any](w io.Writer, format string, rows []T, headers map[string]
 	for _, r := range rows {
 		var buf bytes.Buffer
 		if err := tmpl.Execute(&buf, r); err != nil {
-			return fmt.Errorf("template: %v", err)
+			return &templateError{msg: fmt.Sprintf("failed to execute template: %v", err), code: errdefs.ExitFailure}
 		}
 		fmt.Fprintln(out, strings.TrimRight(buf.String(), "\n"))
 	}
@@ -209,9 +211,9 @@ func printJSON(w io.Writer, v any) error {
 // formatEach renders each object with a Go template (docker's inspect -f).
 func formatEach(w io.Writer, format string, objs []any) error {
 	f := strings.NewReplacer(`\t`, "\t", `\n`, "\n").Replace(format)
-	tmpl, err := template.New("inspect").Funcs(templateFuncs).Parse(f)
+	tmpl, err := template.New("").Funcs(templateFuncs).Parse(f)
 	if err != nil {
-		return usageError{fmt.Errorf("template parsing error: %v", err)}
+		return &templateError{msg: fmt.Sprintf("template parsing error: %v", err), code: errdefs.ExitTemplate}
 	}
 	for _, o := range objs {
 		// Templates see the JSON shape (docker's field names, maps for objects).
@@ -225,7 +227,7 @@ func formatEach(w io.Writer, format string, objs []any) error {
 		dec.Decode(&generic)
 		var buf bytes.Buffer
 		if err := tmpl.Execute(&buf, generic); err != nil {
-			return fmt.Errorf("template: %v", err)
+			return &templateError{msg: fmt.Sprintf("template parsing error: %v", err), code: errdefs.ExitFailure}
 		}
 		fmt.Fprintln(w, buf.String())
 	}

@@ -150,7 +150,7 @@ func ParseBytes(s string) (int64, error) {
 // the image's VOLUMEs into inspect's Mounts, creating named and anonymous
 // volumes. Later requests for the same target replace earlier ones; a user
 // mount replaces an image VOLUME.
-func (s *Service) planMounts(c *Container, imageVolumes map[string]struct{}) ([]MountInfo, error) {
+func (s *Service) planMounts(c *Container, imageVolumes map[string]struct{}, inherited []MountSpec) ([]MountInfo, error) {
 	hc := &c.HostConfig
 	byTarget := map[string]MountSpec{}
 	var order []string
@@ -170,6 +170,9 @@ func (s *Service) planMounts(c *Container, imageVolumes map[string]struct{}) ([]
 		// An image's VOLUME is a path in the container: a relative one
 		// is taken from its root, as docker resolves it there.
 		add(MountSpec{Type: "volume", Target: filepath.Join("/", v), Anonymous: true})
+	}
+	for _, m := range inherited {
+		add(m)
 	}
 	for _, b := range hc.Binds {
 		m, err := ParseVolumeFlag(b)
