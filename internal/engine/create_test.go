@@ -39,9 +39,13 @@ func TestValidateCreate(t *testing.T) {
 		{"health retries", func(r *ContainerCreateRequest) { r.Config.Healthcheck = &HealthConfig{Retries: -1} }, "Retries in Healthcheck cannot be negative"},
 		{"restart unknown", func(r *ContainerCreateRequest) { r.HostConfig.RestartPolicy.Name = "sometimes" },
 			"invalid restart policy: unknown policy 'sometimes'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'"},
-		{"restart count", func(r *ContainerCreateRequest) { r.HostConfig.RestartPolicy = RestartPolicy{Name: "always", MaximumRetryCount: 3} },
+		{"restart count", func(r *ContainerCreateRequest) {
+			r.HostConfig.RestartPolicy = RestartPolicy{Name: "always", MaximumRetryCount: 3}
+		},
 			"invalid restart policy: maximum retry count can only be used with 'on-failure'"},
-		{"restart negative", func(r *ContainerCreateRequest) { r.HostConfig.RestartPolicy = RestartPolicy{Name: "on-failure", MaximumRetryCount: -1} },
+		{"restart negative", func(r *ContainerCreateRequest) {
+			r.HostConfig.RestartPolicy = RestartPolicy{Name: "on-failure", MaximumRetryCount: -1}
+		},
 			"invalid restart policy: maximum retry count cannot be negative"},
 		{"autoremove restart", func(r *ContainerCreateRequest) {
 			r.HostConfig.AutoRemove = true
