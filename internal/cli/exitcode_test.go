@@ -52,7 +52,7 @@ func TestExitCode(t *testing.T) {
 		{"exec cannot invoke", "berth exec", &errdefs.ExitStatus{Code: 126, Msg: `exec: "/etc": permission denied`}, 126, "berth: exec: \"/etc\": permission denied\n"},
 		{"exec on a stopped container", "berth exec", errdefs.Conflict("Container x is not running"), 1, "Error response from daemon: Container x is not running"},
 		{"cli's own failure", "berth attach", cliError{errors.New("You cannot attach to a stopped container, start it first")}, 1, "You cannot attach to a stopped container, start it first\n"},
-		{"cli's own failure in run", "berth run", cliError{errors.New("the input device is not a TTY")}, 125, "berth: the input device is not a TTY\n\nRun 'berth run --help'"},
+		{"cli's own failure in run", "berth run", cliError{errors.New("the input device is not a TTY")}, 1, "the input device is not a TTY\n"},
 		{"wrapped not found", "berth start", fmt.Errorf("start: %w", notFound), 1, "Error response from daemon: start: No such container"},
 	}
 	for _, tc := range tests {

@@ -88,7 +88,8 @@ type (
 	// parseError: the flags of run/create do not make a request (exit
 	// 125 for both, as docker's CLI refuses them before the engine sees them).
 	parseError struct{ error }
-	// cliError: a failure found by the CLI, printed as it is (exit 1).
+	// cliError: a failure found by the CLI, printed as it is (exit 1,
+	// even for run: docker's "the input device is not a TTY").
 	cliError struct{ error }
 	// templateError: a --format that does not parse or run; Code is
 	// docker's exit code for the command (64 for inspect, version, info
@@ -140,7 +141,8 @@ func exitCode(path string, err error) int {
 	case errors.As(err, &te):
 		return te.code
 	}
-	if run, _ := isRunOrCreate(path); run {
+	var ce cliError
+	if run, _ := isRunOrCreate(path); run && !errors.As(err, &ce) {
 		return errdefs.ExitEngine
 	}
 	return errdefs.ExitCode(err)
@@ -149,7 +151,7 @@ func exitCode(path string, err error) int {
 // errorText words a failure as docker's CLI does (with berth's name).
 func errorText(cmd *cobra.Command, err error) string {
 	path := cmd.CommandPath()
-	run, create := isRunOrCreate(path)
+	run, _ := isRunOrCreate(path)
 	var (
 		st *errdefs.ExitStatus
 		te *templateError
@@ -180,9 +182,6 @@ func errorText(cmd *cobra.Command, err error) string {
 	case errors.As(err, &pe):
 		return fmt.Sprintf("berth: %s\n\nRun '%s --help' for more information\n", pe.error, path)
 	case errors.As(err, &ce):
-		if run || create {
-			return fmt.Sprintf("berth: %s\n\nRun '%s --help' for more information\n", ce.error, path)
-		}
 		return ce.Error() + "\n"
 	case run:
 		return fmt.Sprintf("berth: Error response from daemon: %s\n\nRun '%s --help' for more information\n", err, path)

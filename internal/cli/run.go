@@ -42,7 +42,7 @@ func (a *app) runCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := checkCIDFile(f.cidfile); err != nil {
+			if err := checkCIDFile(f.cidfile, true); err != nil {
 				return err
 			}
 			run := engine.RunRequest{ContainerCreateRequest: req, Attach: !detach, Created: func(id string) error { return writeCIDFile(f.cidfile, id) }}
@@ -87,7 +87,7 @@ func (a *app) createCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := checkCIDFile(f.cidfile); err != nil {
+			if err := checkCIDFile(f.cidfile, false); err != nil {
 				return err
 			}
 			res, err := e.CreateContainer(ctx, req)
@@ -118,12 +118,18 @@ func (a *app) noImage(ref string, err error) error {
 	return errdefs.NotFound("pull access denied for %s: berth cannot reach a registry yet; import or load the image first", ref)
 }
 
-func checkCIDFile(path string) error {
+// checkCIDFile refuses a --cidfile that exists, before anything is
+// created: exit 125 for run, 1 for create, as docker's CLI.
+func checkCIDFile(path string, run bool) error {
 	if path == "" {
 		return nil
 	}
 	if _, err := os.Stat(path); err == nil {
-		return parseError{fmt.Errorf("container ID file found, make sure the other container isn't running or delete %s", path)}
+		err := fmt.Errorf("container ID file found, make sure the other container isn't running or delete %s", path)
+		if run {
+			return parseError{err}
+		}
+		return cliError{err}
 	}
 	return nil
 }

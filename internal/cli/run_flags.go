@@ -350,9 +350,9 @@ func isHexID(s string) bool {
 	return s != ""
 }
 
-func parseRestartPolicy(s string) (container.RestartPolicy, error) {
+func parseRestartPolicy(s string) (engine.RestartPolicy, error) {
 	name, count, hasCount := strings.Cut(s, ":")
-	rp := container.RestartPolicy{Name: name}
+	rp := engine.RestartPolicy{Name: name}
 	switch name {
 	case "", "no":
 		rp.Name = "no"
@@ -378,7 +378,7 @@ func parseRestartPolicy(s string) (container.RestartPolicy, error) {
 }
 
 // parseUlimit reads "nofile=1024:2048" or "nproc=512".
-func parseUlimit(s string) (*container.Ulimit, error) {
+func parseUlimit(s string) (*engine.Ulimit, error) {
 	name, val, ok := strings.Cut(s, "=")
 	if !ok {
 		return nil, fmt.Errorf("invalid ulimit argument: %s", s)
@@ -401,7 +401,7 @@ func parseUlimit(s string) (*container.Ulimit, error) {
 	if soft > hard && hard != -1 {
 		return nil, fmt.Errorf("ulimit soft limit must be less than or equal to hard limit: %d > %d", soft, hard)
 	}
-	return &container.Ulimit{Name: name, Soft: soft, Hard: hard}, nil
+	return &engine.Ulimit{Name: name, Soft: soft, Hard: hard}, nil
 }
 
 // readEnv merges --env-file files and -e values; "KEY" alone takes the

@@ -17,6 +17,10 @@ func TestExitCodesLikeDocker(t *testing.T) {
 	e.must("run", "--name", "e1", "busybox", "true")
 	e.must("volume", "create", "v1")
 	out := filepath.Join(e.dir, "cp-out")
+	cid := filepath.Join(e.dir, "cid")
+	if err := os.WriteFile(cid, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		args   []string
 		code   int
@@ -85,6 +89,11 @@ func TestExitCodesLikeDocker(t *testing.T) {
 		{[]string{"create", "--volumes-from", "nosuch", "busybox", "true"}, 1, "Error response from daemon: No such container: nosuch"},
 		{[]string{"create", "--restart", "always", "--rm", "busybox", "true"}, 125, "berth: conflicting options: cannot specify both --restart and --rm\n\nRun 'berth create --help' for more information"},
 		{[]string{"create", "--ulimit", "bogus=1", "busybox", "true"}, 125, `invalid argument "bogus=1" for "--ulimit" flag: invalid ulimit type: bogus`},
+		{[]string{"create", "--cidfile", cid, "busybox", "true"}, 1, "container ID file found, make sure the other container isn't running or delete " + cid},
+		{[]string{"run", "--cidfile", cid, "busybox", "true"}, 125, "berth: container ID file found, make sure the other container isn't running or delete " + cid},
+		{[]string{"run", "-it", "busybox", "true"}, 1, "the input device is not a TTY"},
+		{[]string{"run", "--stop-signal", "BOGUS", "busybox", "true"}, 125, "berth: Error response from daemon: Invalid signal: BOGUS"},
+		{[]string{"run", "--network", "nosuchnet", "busybox", "true"}, 125, "berth: Error response from daemon: network nosuchnet not found"},
 		// run: every failure before the container runs exits 125.
 		{[]string{"run", "nosuchimage"}, 125, "Unable to find image 'nosuchimage:latest' locally"},
 		{[]string{"run", "busybox", "nosuchcmd"}, 127, "executable file not found"},
