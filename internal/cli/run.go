@@ -12,7 +12,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/berth-dev/berth/internal/container"
 	"github.com/berth-dev/berth/internal/engine"
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/image"
@@ -145,7 +144,7 @@ func writeCIDFile(path, id string) error {
 }
 
 // stream runs an attachment until the container exits.
-func (a *app) stream(ctx context.Context, att *container.Attachment, id string, tty, stdin, proxySignals bool, in, out *os.File) error {
+func (a *app) stream(ctx context.Context, att *engine.Attachment, id string, tty, stdin, proxySignals bool, in, out *os.File) error {
 	e, err := a.engine(ctx)
 	if err != nil {
 		return err

@@ -158,6 +158,16 @@ func TestFailedRunLeavesNothing(t *testing.T) {
 	}
 	e.must("rm", "plain")
 	e.assertNothingLeft("rm of the created container")
+
+	// A name already taken is found only when the record is written, after
+	// the anonymous volume was made: that volume goes too.
+	e.must("create", "--name", "taken", "busybox", "true")
+	if r := e.run("run", "--name", "taken", "-v", "/anon", "busybox", "true"); r.code != 125 || !strings.Contains(r.stderr, "is already in use") {
+		t.Fatalf("run with a taken name: %s", r)
+	}
+	if out := strings.TrimSpace(e.must("volume", "ls", "-q")); out != "" {
+		t.Fatalf("volumes left after a name conflict: %q", out)
+	}
 }
 
 // assertNothingLeft fails unless e holds no container, no container
