@@ -15,6 +15,7 @@ import (
 	"github.com/berth-dev/berth/internal/engine"
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/image"
+	"github.com/berth-dev/berth/internal/runtime"
 )
 
 // createFlags are the flags `create` and `run` share, as docker names them.
@@ -291,7 +292,7 @@ func (f *createFlags) buildRequest(fl *pflag.FlagSet, args []string) (engine.Con
 	}
 	for _, s := range f.sysctls {
 		k, v, ok := strings.Cut(s, "=")
-		if !ok {
+		if !ok || runtime.ValidateSysctls(map[string]string{k: v}, false) != nil {
 			return o, usageError{fmt.Errorf("invalid argument %q for \"--sysctl\" flag: sysctl '%s' is not allowed", s, s)}
 		}
 		if hc.Sysctls == nil {

@@ -102,9 +102,7 @@ func ParseMountFlag(v string) (MountSpec, error) {
 		if m.Source == "" {
 			return m, errdefs.InvalidArgument("invalid mount config for type \"bind\": field Source must not be empty")
 		}
-		if _, err := os.Stat(m.Source); err != nil {
-			return m, errdefs.InvalidArgument("invalid mount config for type \"bind\": bind source path does not exist: %s", m.Source)
-		}
+		// Whether the source exists is the engine's to judge (docker's daemon does).
 	case "volume":
 		m.Anonymous = m.Source == ""
 	case "tmpfs":

@@ -133,9 +133,13 @@ func parseVolumesFrom(spec string) (ref, mode string, err error) {
 // host are the facts of the host a request is judged against.
 type host struct {
 	cpus int
+	// unavailableCPU is runtime.UnavailableCPU (nil in tests: not checked).
+	unavailableCPU func(list string) (cpu int, online string, found, ok bool)
 }
 
-func hostLimits() host { return host{cpus: goruntime.NumCPU()} }
+func hostLimits() host {
+	return host{cpus: goruntime.NumCPU(), unavailableCPU: runtime.UnavailableCPU}
+}
 
 // minMemory is docker's smallest memory limit and reservation.
 const minMemory = 6 << 20
@@ -206,10 +210,8 @@ func validateCreate(req *ContainerCreateRequest, h host) error {
 	if err := container.ValidateSecurityOpts(hc.SecurityOpt); err != nil {
 		return err
 	}
-	for k := range hc.Sysctls {
-		if k == "" {
-			return errdefs.InvalidArgument("invalid sysctl: the name is empty")
-		}
+	if err := runtime.ValidateSysctls(hc.Sysctls, hc.NetworkMode == "host"); err != nil {
+		return err
 	}
 	if err := validateLogConfig(&hc.LogConfig); err != nil {
 		return err
@@ -305,8 +307,15 @@ func validateResources(r *Resources, h host) error {
 	if r.CPUShares < 0 {
 		return errdefs.InvalidArgument("invalid CPU shares (%d): value must be a positive integer", r.CPUShares)
 	}
-	if r.CpusetCpus != "" && !validCPUList(r.CpusetCpus) {
-		return errdefs.InvalidArgument("Invalid value %s for cpuset cpus", r.CpusetCpus)
+	if r.CpusetCpus != "" {
+		if !validCPUList(r.CpusetCpus) {
+			return errdefs.InvalidArgument("Invalid value %s for cpuset cpus: invalid format: %s", r.CpusetCpus, r.CpusetCpus)
+		}
+		if h.unavailableCPU != nil {
+			if _, online, found, ok := h.unavailableCPU(r.CpusetCpus); ok && found {
+				return errdefs.InvalidArgument("Requested CPUs are not available - requested %s, available: %s", r.CpusetCpus, online)
+			}
+		}
 	}
 	seen := map[string]bool{}
 	for _, u := range r.Ulimits {
@@ -434,7 +443,7 @@ func validateMounts(hc *HostConfig) error {
 	}
 	for target := range hc.Tmpfs {
 		if !strings.HasPrefix(target, "/") {
-			return errdefs.InvalidArgument("invalid tmpfs mount %q: the mount path must be absolute", target)
+			return errdefs.InvalidArgument("invalid mount path: '%s' mount path must be absolute", target)
 		}
 	}
 	for _, vf := range hc.VolumesFrom {

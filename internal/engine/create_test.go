@@ -77,7 +77,14 @@ func TestValidateCreate(t *testing.T) {
 		{"cpu period", func(r *ContainerCreateRequest) { r.HostConfig.CPUPeriod = 100 },
 			"CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)"},
 		{"cpu quota", func(r *ContainerCreateRequest) { r.HostConfig.CPUQuota = 100 }, "CPU cfs quota can not be less than 1ms (i.e. 1000)"},
-		{"cpuset", func(r *ContainerCreateRequest) { r.HostConfig.CpusetCpus = "0-x" }, "Invalid value 0-x for cpuset cpus"},
+		{"cpuset", func(r *ContainerCreateRequest) { r.HostConfig.CpusetCpus = "0-x" }, "Invalid value 0-x for cpuset cpus: invalid format: 0-x"},
+		{"sysctl", func(r *ContainerCreateRequest) { r.HostConfig.Sysctls = map[string]string{"kernel.foo": "1"} },
+			`sysctl "kernel.foo" is not allowed: only namespaced sysctls (kernel.msg*, kernel.sem, kernel.shm*, fs.mqueue.*, net.*, kernel.domainname) can be set per container`},
+		{"sysctl net on host", func(r *ContainerCreateRequest) {
+			r.HostConfig.NetworkMode = "host"
+			r.HostConfig.Sysctls = map[string]string{"net.ipv4.ip_forward": "1"}
+		}, `sysctl "net.ipv4.ip_forward" cannot be set with --network host: it would change the host's network settings`},
+		{"sysctl net", func(r *ContainerCreateRequest) { r.HostConfig.Sysctls = map[string]string{"net.ipv4.ip_forward": "1"} }, ""},
 		{"ulimit name", func(r *ContainerCreateRequest) { r.HostConfig.Ulimits = []*Ulimit{{Name: "bogus", Soft: 1, Hard: 1}} }, "invalid ulimit type: bogus"},
 		{"ulimit order", func(r *ContainerCreateRequest) { r.HostConfig.Ulimits = []*Ulimit{{Name: "nofile", Soft: 5, Hard: 2}} },
 			"ulimit soft limit must be less than or equal to hard limit: 5 > 2"},
@@ -103,7 +110,7 @@ func TestValidateCreate(t *testing.T) {
 		{"mount relative", func(r *ContainerCreateRequest) { r.HostConfig.Mounts = []MountSpec{{Type: "volume", Target: "x"}} },
 			`invalid mount config for type "volume": invalid mount path: 'x' mount path must be absolute`},
 		{"tmpfs relative", func(r *ContainerCreateRequest) { r.HostConfig.Tmpfs = map[string]string{"x": ""} },
-			`invalid tmpfs mount "x": the mount path must be absolute`},
+			`invalid mount path: 'x' mount path must be absolute`},
 		{"volumes-from mode", func(r *ContainerCreateRequest) { r.HostConfig.VolumesFrom = []string{"c:rx"} }, "invalid mode: rx"},
 		{"volumes-from ok", func(r *ContainerCreateRequest) { r.HostConfig.VolumesFrom = []string{"c:ro", "d"} }, ""},
 	}
@@ -138,6 +145,12 @@ func TestValidateCreateDefaults(t *testing.T) {
 	if hc.NetworkMode != "none" || hc.RestartPolicy.Name != "no" || hc.LogConfig.Type != "json-file" || hc.LogConfig.Config == nil {
 		t.Fatalf("defaults: network %q restart %q log %q %v", hc.NetworkMode, hc.RestartPolicy.Name, hc.LogConfig.Type, hc.LogConfig.Config)
 	}
+	req.HostConfig.CpusetCpus = "0,3"
+	offline := host{cpus: 2, unavailableCPU: func(string) (int, string, bool, bool) { return 3, "0-1", true, true }}
+	if err := validateCreate(&req, offline); err == nil || err.Error() != "Requested CPUs are not available - requested 0,3, available: 0-1" {
+		t.Fatalf("offline CPU: %v", err)
+	}
+	req.HostConfig.CpusetCpus = ""
 	req.HostConfig.NetworkMode = "nosuchnet"
 	if err := validateCreate(&req, host{cpus: 1}); !errdefs.IsNotFound(err) {
 		t.Fatalf("unknown network: %v, want NotFound", err)

@@ -94,6 +94,13 @@ func TestExitCodesLikeDocker(t *testing.T) {
 		{[]string{"run", "-it", "busybox", "true"}, 1, "the input device is not a TTY"},
 		{[]string{"run", "--stop-signal", "BOGUS", "busybox", "true"}, 125, "berth: Error response from daemon: Invalid signal: BOGUS"},
 		{[]string{"run", "--network", "nosuchnet", "busybox", "true"}, 125, "berth: Error response from daemon: network nosuchnet not found"},
+		{[]string{"run", "--cpuset-cpus", "999", "busybox", "true"}, 125, "Error response from daemon: Requested CPUs are not available - requested 999, available: "},
+		{[]string{"create", "--cpuset-cpus", "999", "busybox", "true"}, 1, "Error response from daemon: Requested CPUs are not available - requested 999, available: "},
+		{[]string{"create", "--sysctl", "kernel.foo=1", "busybox", "true"}, 125, `invalid argument "kernel.foo=1" for "--sysctl" flag: sysctl 'kernel.foo=1' is not allowed`},
+		{[]string{"create", "--tmpfs", "rel", "busybox", "true"}, 1, "Error response from daemon: invalid mount path: 'rel' mount path must be absolute"},
+		{[]string{"create", "-w", "rel", "busybox", "true"}, 1, "Error response from daemon: the working directory 'rel' is invalid, it needs to be an absolute path"},
+		{[]string{"create", "--mount", "type=bind,src=/nonexistent-berth,dst=/x", "busybox", "true"}, 1, `invalid mount config for type "bind": bind source path does not exist: /nonexistent-berth`},
+		{[]string{"create", "--health-retries", "-1", "busybox", "true"}, 125, "berth: --health-retries cannot be negative"},
 		// run: every failure before the container runs exits 125.
 		{[]string{"run", "nosuchimage"}, 125, "Unable to find image 'nosuchimage:latest' locally"},
 		{[]string{"run", "busybox", "nosuchcmd"}, 127, "executable file not found"},
