@@ -103,16 +103,9 @@ type (
 func (e unknownCommandError) Error() string { return "unknown command: " + e.name }
 func (e *templateError) Error() string      { return e.msg }
 
-// isRunOrCreate tells the commands whose engine failures exit 125.
-func isRunOrCreate(path string) (run, create bool) {
-	switch path {
-	case "berth run", "berth container run":
-		return true, false
-	case "berth create", "berth container create":
-		return false, true
-	}
-	return false, false
-}
+// isRun tells the command whose engine failures exit 125. (docker's
+// create exits 1 for them, 125 only for its flags: parseError.)
+func isRun(path string) bool { return path == "berth run" || path == "berth container run" }
 
 // exitCode is the one mapping from a failed command to docker's exit code:
 // the status an error carries (a container's, 126/127 for a command that
@@ -142,7 +135,7 @@ func exitCode(path string, err error) int {
 		return te.code
 	}
 	var ce cliError
-	if run, _ := isRunOrCreate(path); run && !errors.As(err, &ce) {
+	if isRun(path) && !errors.As(err, &ce) {
 		return errdefs.ExitEngine
 	}
 	return errdefs.ExitCode(err)
@@ -151,7 +144,7 @@ func exitCode(path string, err error) int {
 // errorText words a failure as docker's CLI does (with berth's name).
 func errorText(cmd *cobra.Command, err error) string {
 	path := cmd.CommandPath()
-	run, _ := isRunOrCreate(path)
+	run := isRun(path)
 	var (
 		st *errdefs.ExitStatus
 		te *templateError
