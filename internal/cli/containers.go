@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -98,10 +99,24 @@ func (a *app) startCommand() *cobra.Command {
 				defer att.Close()
 				return a.stream(ctx, att, c.ID, c.Config.Tty, interactive && c.Config.OpenStdin, !c.Config.Tty, in, out)
 			}
-			return a.forEach(args, func(ref string) error {
+			var mu sync.Mutex
+			var failed []string
+			err := a.forEach(args, func(ref string) error {
 				_, err := e.Containers.Start(ctx, ref, container.StartOptions{})
+				if err != nil {
+					mu.Lock()
+					failed = append(failed, ref)
+					mu.Unlock()
+				}
 				return err
 			})
+			if err == nil {
+				return nil
+			}
+			// docker: each daemon error, then the list of what did not start.
+			fmt.Fprintf(a.stderr, "Error response from daemon: %v\n", err)
+			slices.SortFunc(failed, func(x, y string) int { return slices.Index(args, x) - slices.Index(args, y) })
+			return cliError{fmt.Errorf("Error: failed to start containers: %s", strings.Join(failed, ", "))}
 		}),
 	}
 	cmd.Flags().BoolVarP(&attach, "attach", "a", false, "Attach STDOUT/STDERR and forward signals")
@@ -290,6 +305,9 @@ func (a *app) attachCommand() *cobra.Command {
 			stdin := !noStdin && c.Config.OpenStdin
 			att, err := e.Containers.Attach(ctx, c.ID, container.AttachOptions{Stdin: stdin, Stdout: true, Stderr: true})
 			if err != nil {
+				if errdefs.IsConflict(err) {
+					return cliError{err} // docker's CLI finds a stopped or paused container itself
+				}
 				return err
 			}
 			defer att.Close()

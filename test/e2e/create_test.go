@@ -70,7 +70,7 @@ func TestExitCodesLikeDocker(t *testing.T) {
 		{[]string{"exec", "r1", "/etc"}, 126, "permission denied"},
 		{[]string{"exec", "nosuch", "ls"}, 1, "Error response from daemon: No such container: nosuch"},
 		{[]string{"exec", "e1", "ls"}, 1, "is not running"},
-		{[]string{"start", "nosuch"}, 1, "Error response from daemon: No such container: nosuch"},
+		{[]string{"start", "nosuch"}, 1, "Error response from daemon: No such container: nosuch\nError: failed to start containers: nosuch"},
 		{[]string{"stop", "nosuch"}, 1, "Error response from daemon: No such container: nosuch"},
 		{[]string{"restart", "nosuch"}, 1, "Error response from daemon: No such container: nosuch"},
 		{[]string{"logs", "nosuch"}, 1, "Error response from daemon: No such container: nosuch"},
