@@ -3,7 +3,6 @@ package cli
 import (
 	"archive/tar"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -133,16 +132,9 @@ func (a *app) cpCommand() *cobra.Command {
 	return cmd
 }
 
-// cpExit reports a failed cp as docker's CLI does: the message and exit
-// status 1 (not 125: docker cp has no engine/command distinction).
-func cpExit(a *app, err error) error {
-	var st *errdefs.ExitStatus
-	if err == nil || errors.As(err, &st) || errors.Is(err, context.Canceled) {
-		return err
-	}
-	fmt.Fprintf(a.stderr, "Error: %s\n", err)
-	return &errdefs.ExitStatus{Code: 1}
-}
+// cpExit: a failed cp is reported at the edge like any other command
+// (exit 1, docker's words).
+func cpExit(_ *app, err error) error { return err }
 
 // splitCpArg splits "container:path"; a local path starting with / or . is
 // never a container reference, like docker.

@@ -2,8 +2,10 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,6 +37,9 @@ func (a *app) containerCommand() *cobra.Command {
 // docker's stop/kill/rm/... and collecting errors. Containers are handled
 // concurrently (each waits mostly on its own processes), but reported in
 // the order given.
+// errSkip from forEach's fn: nothing to print for this argument, and no failure.
+var errSkip = errors.New("skipped")
+
 func (a *app) forEach(args []string, fn func(ref string) error) error {
 	const workers = 8
 	errs := make([]error, len(args))
@@ -52,6 +57,9 @@ func (a *app) forEach(args []string, fn func(ref string) error) error {
 	wg.Wait()
 	var failed []error
 	for i, ref := range args {
+		if errs[i] == errSkip {
+			continue
+		}
 		if errs[i] != nil {
 			failed = append(failed, errs[i])
 			continue
@@ -88,12 +96,26 @@ func (a *app) startCommand() *cobra.Command {
 					return err
 				}
 				defer att.Close()
-				return a.stream(ctx, att, c, interactive && c.Config.OpenStdin, !c.Config.Tty, in, out)
+				return a.stream(ctx, att, c.ID, c.Config.Tty, interactive && c.Config.OpenStdin, !c.Config.Tty, in, out)
 			}
-			return a.forEach(args, func(ref string) error {
+			var mu sync.Mutex
+			var failed []string
+			err := a.forEach(args, func(ref string) error {
 				_, err := e.Containers.Start(ctx, ref, container.StartOptions{})
+				if err != nil {
+					mu.Lock()
+					failed = append(failed, ref)
+					mu.Unlock()
+				}
 				return err
 			})
+			if err == nil {
+				return nil
+			}
+			// docker: each daemon error, then the list of what did not start.
+			fmt.Fprintf(a.stderr, "Error response from daemon: %v\n", err)
+			slices.SortFunc(failed, func(x, y string) int { return slices.Index(args, x) - slices.Index(args, y) })
+			return cliError{fmt.Errorf("Error: failed to start containers: %s", strings.Join(failed, ", "))}
 		}),
 	}
 	cmd.Flags().BoolVarP(&attach, "attach", "a", false, "Attach STDOUT/STDERR and forward signals")
@@ -162,7 +184,15 @@ func (a *app) rmCommand() *cobra.Command {
 		Short:   "Remove one or more containers",
 		Args:    minArgs(1),
 		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
-			return a.forEach(args, func(ref string) error { return e.Containers.Remove(ctx, ref, opts) })
+			return a.forEach(args, func(ref string) error {
+				err := e.Containers.Remove(ctx, ref, opts)
+				if err != nil && opts.Force && errdefs.IsNotFound(err) {
+					// docker's rm -f says so and carries on: exit 0.
+					fmt.Fprintf(a.stderr, "Error response from daemon: %v\n", err)
+					return errSkip
+				}
+				return err
+			})
 		}),
 	}
 	cmd.Flags().BoolVarP(&opts.Force, "force", "f", false, "Force the removal of a running container (uses SIGKILL)")
@@ -274,12 +304,15 @@ func (a *app) attachCommand() *cobra.Command {
 			stdin := !noStdin && c.Config.OpenStdin
 			att, err := e.Containers.Attach(ctx, c.ID, container.AttachOptions{Stdin: stdin, Stdout: true, Stderr: true})
 			if err != nil {
+				if errdefs.IsConflict(err) {
+					return cliError{err} // docker's CLI finds a stopped or paused container itself
+				}
 				return err
 			}
 			defer att.Close()
 			in, _ := a.stdin.(*os.File)
 			out, _ := a.stdout.(*os.File)
-			return a.stream(ctx, att, c, stdin, sigProxy && !c.Config.Tty, in, out)
+			return a.stream(ctx, att, c.ID, c.Config.Tty, stdin, sigProxy && !c.Config.Tty, in, out)
 		}),
 	}
 	cmd.Flags().BoolVar(&noStdin, "no-stdin", false, "Do not attach STDIN")

@@ -86,9 +86,9 @@ func parseFormat(format string) (tmpl *template.Template, table, jsonOut bool, e
 		f = strings.TrimSpace(strings.TrimPrefix(f, "table"))
 	}
 	f = strings.NewReplacer(`\t`, "\t", `\n`, "\n").Replace(f)
-	tmpl, err = template.New("format").Funcs(templateFuncs).Parse(f)
+	tmpl, err = template.New("").Funcs(templateFuncs).Parse(f)
 	if err != nil {
-		return nil, false, false, usageError{fmt.Errorf("template parsing error: %v", err)}
+		return nil, false, false, &templateError{msg: fmt.Sprintf("template parsing error: %v", err), code: errdefs.ExitFailure}
 	}
 	return tmpl, table, false, nil
 }
@@ -124,7 +124,7 @@ func renderRows[T any](w io.Writer, format string, rows []T, headers map[string]
 	for _, r := range rows {
 		var buf bytes.Buffer
 		if err := tmpl.Execute(&buf, r); err != nil {
-			return fmt.Errorf("template: %v", err)
+			return &templateError{msg: fmt.Sprintf("failed to execute template: %v", err), code: errdefs.ExitFailure}
 		}
 		fmt.Fprintln(out, strings.TrimRight(buf.String(), "\n"))
 	}
@@ -191,7 +191,7 @@ func formatInspect(w io.Writer, format string, objs []any) ([]error, error) {
 	f := strings.NewReplacer(`\t`, "\t", `\n`, "\n").Replace(format)
 	tmpl, err := template.New("").Funcs(templateFuncs).Parse(f)
 	if err != nil {
-		return nil, &errdefs.ExitStatus{Code: exitTemplateParse, Msg: fmt.Sprintf("template parsing error: %v", err)}
+		return nil, &templateError{msg: fmt.Sprintf("template parsing error: %v", err), code: errdefs.ExitTemplate}
 	}
 	var out bytes.Buffer
 	var errs []error
@@ -204,7 +204,7 @@ func formatInspect(w io.Writer, format string, objs []any) ([]error, error) {
 		if err := tmpl.Execute(&buf, o); err != nil {
 			buf.Reset()
 			if err := executeRaw(tmpl, &buf, o); err != nil {
-				errs = append(errs, templateError{err})
+				errs = append(errs, objectTemplateError{err})
 				continue
 			}
 		}
@@ -238,14 +238,12 @@ func executeRaw(tmpl *template.Template, w io.Writer, o any) error {
 	return strict.Option("missingkey=error").Execute(w, generic)
 }
 
-// exitTemplateParse is the status docker's CLI exits with when a --format
-// template does not parse; one that fails while running exits 1.
-const exitTemplateParse = 64
+// objectTemplateError is a --format template that failed on an object.
+type objectTemplateError struct{ err error }
 
-// templateError is a --format template that failed on an object.
-type templateError struct{ err error }
-
-func (e templateError) Error() string { return fmt.Sprintf("template parsing error: %v", e.err) }
+func (e objectTemplateError) Error() string {
+	return fmt.Sprintf("template parsing error: %v", e.err)
+}
 
 // formatEach renders objs with a template (version -f, info -f): a
 // failing template is an error of exit status 1.
@@ -263,7 +261,7 @@ func formatEach(w io.Writer, format string, objs []any) error {
 func inspectErrors(errs []error) error {
 	tmplFailed := false
 	for _, e := range errs {
-		if _, ok := e.(templateError); ok {
+		if _, ok := e.(objectTemplateError); ok {
 			tmplFailed = true
 		}
 	}
@@ -273,9 +271,9 @@ func inspectErrors(errs []error) error {
 	msgs := make([]string, len(errs))
 	for i, e := range errs {
 		msgs[i] = e.Error()
-		if _, ok := e.(templateError); !ok {
+		if _, ok := e.(objectTemplateError); !ok {
 			msgs[i] = "Error: " + msgs[i]
 		}
 	}
-	return &errdefs.ExitStatus{Code: 1, Msg: strings.Join(msgs, "\n")}
+	return &templateError{msg: strings.Join(msgs, "\n"), code: errdefs.ExitFailure}
 }

@@ -69,33 +69,133 @@ func Execute(ctx context.Context, args []string) int {
 	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		return 130 // interrupted by a signal: quiet, like docker's CLI
 	}
+	if name, ok := strings.CutPrefix(err.Error(), "unknown command \""); ok {
+		name, _, _ = strings.Cut(name, "\"")
+		err = unknownCommandError{name}
+	}
 	return a.report(cmd, err)
 }
 
-// usageError marks flag and argument errors (exit 125 with a usage hint).
-type usageError struct{ error }
-
-func (a *app) report(cmd *cobra.Command, err error) int {
-	var st *errdefs.ExitStatus
-	if errors.As(err, &st) {
-		if st.Msg != "" {
-			fmt.Fprintf(a.stderr, "berth: %s\n", st.Msg)
-		}
-		return st.Code
+// Kinds of failure the CLI itself reports; anything else that reaches the
+// edge came from the engine and is worded as docker words a daemon error.
+type (
+	// usageError: a flag docker's CLI would refuse (exit 125, usage hint).
+	usageError struct{ error }
+	// argsError: a wrong number of arguments (exit 1, usage hint).
+	argsError struct{ error }
+	// unknownCommandError: no such (sub)command (exit 1).
+	unknownCommandError struct{ name string }
+	// parseError: the flags of run/create do not make a request (exit
+	// 125 for both, as docker's CLI refuses them before the engine sees them).
+	parseError struct{ error }
+	// cliError: a failure found by the CLI, printed as it is (exit 1,
+	// even for run: docker's "the input device is not a TTY").
+	cliError struct{ error }
+	// templateError: a --format that does not parse or run; Code is
+	// docker's exit code for the command (64 for inspect, version, info
+	// and events; 1 for the list commands).
+	templateError struct {
+		msg  string
+		code int
 	}
-	var ue usageError
-	if errors.As(err, &ue) || isCobraUsageError(err) {
-		fmt.Fprintf(a.stderr, "berth: %s\nSee '%s --help'.\n", err, cmd.CommandPath())
+)
+
+func (e unknownCommandError) Error() string { return "unknown command: " + e.name }
+func (e *templateError) Error() string      { return e.msg }
+
+// isRun tells the command whose engine failures exit 125. (docker's
+// create exits 1 for them, 125 only for its flags: parseError.)
+func isRun(path string) bool { return path == "berth run" || path == "berth container run" }
+
+// exitCode is the one mapping from a failed command to docker's exit code:
+// the status an error carries (a container's, 126/127 for a command that
+// could not run); 125 for flag errors and for run's engine failures; 1
+// for everything else (create's engine failures included, as docker's CLI
+// does); 64 for a template of inspect, version, info or events that does
+// not parse.
+func exitCode(path string, err error) int {
+	var (
+		st *errdefs.ExitStatus
+		te *templateError
+		ae argsError
+		uc unknownCommandError
+		ue usageError
+		pe parseError
+	)
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &st):
+		return st.Code
+	case errors.As(err, &ae), errors.As(err, &uc):
+		return errdefs.ExitFailure
+	case errors.As(err, &ue), isCobraFlagError(err), errors.As(err, &pe):
+		return errdefs.ExitEngine
+	case errors.As(err, &te):
+		return te.code
+	}
+	var ce cliError
+	if isRun(path) && !errors.As(err, &ce) {
 		return errdefs.ExitEngine
 	}
-	fmt.Fprintf(a.stderr, "Error: %s\n", err)
 	return errdefs.ExitCode(err)
 }
 
-func isCobraUsageError(err error) bool {
+// errorText words a failure as docker's CLI does (with berth's name).
+func errorText(cmd *cobra.Command, err error) string {
+	path := cmd.CommandPath()
+	run := isRun(path)
+	var (
+		st *errdefs.ExitStatus
+		te *templateError
+		ae argsError
+		uc unknownCommandError
+		ue usageError
+		pe parseError
+		ce cliError
+	)
+	switch {
+	case errors.As(err, &st):
+		switch {
+		case st.Msg == "":
+			return ""
+		case run:
+			// The command could not start (126/127): docker words it as the daemon's error.
+			return fmt.Sprintf("berth: Error response from daemon: %s\n\nRun '%s --help' for more information\n", st.Msg, path)
+		}
+		return "berth: " + st.Msg + "\n"
+	case errors.As(err, &uc):
+		return fmt.Sprintf("berth: unknown command: %s %s\n\nRun '%s --help' for more information\n", path, uc.name, path)
+	case errors.As(err, &ae):
+		return fmt.Sprintf("berth: %s\n\nUsage:  %s\n\nSee '%s --help' for more information\n", ae.error, useLine(cmd), path)
+	case errors.As(err, &ue), isCobraFlagError(err):
+		return fmt.Sprintf("%s\n\nUsage:  %s\n\nRun '%s --help' for more information\n", err, useLine(cmd), path)
+	case errors.As(err, &te):
+		return te.msg + "\n"
+	case errors.As(err, &pe):
+		return fmt.Sprintf("berth: %s\n\nRun '%s --help' for more information\n", pe.error, path)
+	case errors.As(err, &ce):
+		return ce.Error() + "\n"
+	case run:
+		return fmt.Sprintf("berth: Error response from daemon: %s\n\nRun '%s --help' for more information\n", err, path)
+	}
+	return "Error response from daemon: " + err.Error() + "\n"
+}
+
+// useLine is the command's usage line as docker prints it (no "[flags]").
+func useLine(cmd *cobra.Command) string { return strings.TrimSuffix(cmd.UseLine(), " [flags]") }
+
+func (a *app) report(cmd *cobra.Command, err error) int {
+	fmt.Fprint(a.stderr, errorText(cmd, err))
+	return exitCode(cmd.CommandPath(), err)
+}
+
+// isCobraFlagError recognises the flag errors cobra returns without
+// passing them through the flag error function.
+func isCobraFlagError(err error) bool {
 	msg := err.Error()
-	for _, p := range []string{"unknown flag", "unknown shorthand flag", "flag needs an argument", "invalid argument", "unknown command", "requires", "accepts", "bad flag syntax", "if any flags in the group"} {
-		if strings.HasPrefix(msg, p) || strings.Contains(msg, "\""+p) {
+	for _, p := range []string{"unknown flag", "unknown shorthand flag", "flag needs an argument", "invalid argument", "bad flag syntax", "if any flags in the group"} {
+		if strings.HasPrefix(msg, p) {
 			return true
 		}
 	}
@@ -235,7 +335,7 @@ func (a *app) runMonitor(ctx context.Context, args []string) int {
 func exactArgs(n int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) != n {
-			return usageError{fmt.Errorf("%q requires exactly %d argument%s.\nUsage:  %s", cmd.CommandPath(), n, plural(n), cmd.UseLine())}
+			return argsError{fmt.Errorf("'%s' requires exactly %d argument%s", cmd.CommandPath(), n, plural(n))}
 		}
 		return nil
 	}
@@ -244,7 +344,7 @@ func exactArgs(n int) cobra.PositionalArgs {
 func minArgs(n int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) < n {
-			return usageError{fmt.Errorf("%q requires at least %d argument%s.\nUsage:  %s", cmd.CommandPath(), n, plural(n), cmd.UseLine())}
+			return argsError{fmt.Errorf("'%s' requires at least %d argument%s", cmd.CommandPath(), n, plural(n))}
 		}
 		return nil
 	}
@@ -253,7 +353,7 @@ func minArgs(n int) cobra.PositionalArgs {
 func rangeArgs(lo, hi int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) < lo || len(args) > hi {
-			return usageError{fmt.Errorf("%q requires at least %d and at most %d arguments.\nUsage:  %s", cmd.CommandPath(), lo, hi, cmd.UseLine())}
+			return argsError{fmt.Errorf("'%s' requires at least %d and at most %d arguments", cmd.CommandPath(), lo, hi)}
 		}
 		return nil
 	}
@@ -261,7 +361,10 @@ func rangeArgs(lo, hi int) cobra.PositionalArgs {
 
 func noArgs(cmd *cobra.Command, args []string) error {
 	if len(args) > 0 {
-		return usageError{fmt.Errorf("%q accepts no arguments.\nUsage:  %s", cmd.CommandPath(), cmd.UseLine())}
+		if cmd.HasSubCommands() {
+			return unknownCommandError{args[0]} // `berth container foo`
+		}
+		return argsError{fmt.Errorf("'%s' accepts no arguments", cmd.CommandPath())}
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/berth-dev/berth/internal/container"
+	"github.com/berth-dev/berth/internal/engine"
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/term"
@@ -27,39 +28,39 @@ func (a *app) runCommand() *cobra.Command {
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			opts, err := f.options(cmd.Flags(), args)
+			req, err := f.request(cmd.Flags(), args)
 			if err != nil {
 				return err
 			}
 			if f.tty && !detach && f.interactive {
 				if in, ok := a.stdin.(*os.File); !ok || !term.IsTerminal(in) {
-					return errdefs.InvalidArgument("the input device is not a TTY")
+					return cliError{errors.New("the input device is not a TTY")}
 				}
 			}
 			e, err := a.engine(ctx)
 			if err != nil {
 				return err
 			}
-			// The container's monitor starts first: its process start-up
-			// overlaps creating the container and mounting its files.
-			opts.ID = container.NewID()
-			monitor, err := e.Containers.PrestartMonitor(opts.ID)
-			if err != nil {
+			if err := checkCIDFile(f.cidfile, true); err != nil {
 				return err
 			}
-			defer monitor.Close()
-			c, err := a.createContainer(ctx, opts, f.cidfile)
+			run := engine.RunRequest{ContainerCreateRequest: req, Attach: !detach, Created: func(id string) error { return writeCIDFile(f.cidfile, id) }}
+			out, _ := a.stdout.(*os.File)
+			if f.tty && out != nil {
+				h, w := term.Size(out)
+				run.ConsoleHeight, run.ConsoleWidth = uint(h), uint(w)
+			}
+			res, err := e.RunContainer(ctx, run)
 			if err != nil {
-				return err
+				return a.noImage(req.Config.Image, err)
 			}
 			if detach {
-				if _, err := e.Containers.Start(ctx, c.ID, container.StartOptions{Monitor: monitor}); err != nil {
-					return err
-				}
-				fmt.Fprintln(a.stdout, c.ID)
+				fmt.Fprintln(a.stdout, res.ID)
 				return nil
 			}
-			return a.startAttached(ctx, c, f.interactive, sigProxy && !f.tty, monitor)
+			defer res.Attachment.Close()
+			in, _ := a.stdin.(*os.File)
+			return a.stream(ctx, res.Attachment, res.ID, res.Tty, f.interactive, sigProxy && !f.tty, in, out)
 		},
 	}
 	f.register(cmd.Flags())
@@ -76,15 +77,26 @@ func (a *app) createCommand() *cobra.Command {
 		Short: "Create a new container",
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts, err := f.options(cmd.Flags(), args)
+			ctx := cmd.Context()
+			req, err := f.request(cmd.Flags(), args)
 			if err != nil {
 				return err
 			}
-			c, err := a.createContainer(cmd.Context(), opts, f.cidfile)
+			e, err := a.engine(ctx)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintln(a.stdout, c.ID)
+			if err := checkCIDFile(f.cidfile, false); err != nil {
+				return err
+			}
+			res, err := e.CreateContainer(ctx, req)
+			if err != nil {
+				return a.noImage(req.Config.Image, err)
+			}
+			if err := writeCIDFile(f.cidfile, res.ID); err != nil {
+				return err
+			}
+			fmt.Fprintln(a.stdout, res.ID)
 			return nil
 		},
 	}
@@ -92,63 +104,47 @@ func (a *app) createCommand() *cobra.Command {
 	return cmd
 }
 
-// createContainer creates the container, saying docker's words about a
-// missing image first.
-func (a *app) createContainer(ctx context.Context, opts container.CreateOptions, cidfile string) (*container.Container, error) {
-	e, err := a.engine(ctx)
-	if err != nil {
-		return nil, err
+// noImage says docker's words about a missing image (berth cannot pull
+// yet); other errors pass.
+func (a *app) noImage(ref string, err error) error {
+	if !errdefs.IsNotFound(err) || !strings.HasPrefix(err.Error(), "No such image: ") {
+		return err
 	}
-	if cidfile != "" {
-		if _, err := os.Stat(cidfile); err == nil {
-			return nil, errdefs.InvalidArgument("container ID file found, make sure the other container isn't running or delete %s", cidfile)
-		}
+	if named, perr := image.ParseReference(ref); perr == nil {
+		ref = image.FamiliarString(named.String())
 	}
-	c, err := e.Containers.Create(ctx, opts)
-	if err != nil {
-		if errdefs.IsNotFound(err) && strings.HasPrefix(err.Error(), "No such image: ") {
-			ref := opts.Config.Image
-			if named, perr := image.ParseReference(ref); perr == nil {
-				ref = image.FamiliarString(named.String())
-			}
-			fmt.Fprintf(a.stderr, "Unable to find image '%s' locally\n", ref)
-			return nil, errdefs.NotFound("pull access denied for %s: berth cannot reach a registry yet; import or load the image first", ref)
-		}
-		return nil, err
-	}
-	if cidfile != "" {
-		if err := os.WriteFile(cidfile, []byte(c.ID), 0o644); err != nil {
-			return nil, fmt.Errorf("write container ID file: %w", err)
-		}
-	}
-	e.Containers.Emit(ctx, container.ContainerEvent(c, "create"))
-	return c, nil
+	fmt.Fprintf(a.stderr, "Unable to find image '%s' locally\n", ref)
+	return errdefs.NotFound("pull access denied for %s: berth cannot reach a registry yet; import or load the image first", ref)
 }
 
-// startAttached starts c with its streams attached to the terminal and
-// returns its exit status as an error (nil for 0).
-func (a *app) startAttached(ctx context.Context, c *container.Container, stdin, proxySignals bool, monitor *container.PendingMonitor) error {
-	e, err := a.engine(ctx)
-	if err != nil {
-		return err
+// checkCIDFile refuses a --cidfile that exists, before anything is
+// created: exit 125 for run, 1 for create, as docker's CLI.
+func checkCIDFile(path string, run bool) error {
+	if path == "" {
+		return nil
 	}
-	so := container.StartOptions{Attach: true, Monitor: monitor}
-	in, _ := a.stdin.(*os.File)
-	out, _ := a.stdout.(*os.File)
-	if c.Config.Tty && out != nil {
-		h, w := term.Size(out)
-		so.ConsoleHeight, so.ConsoleWidth = uint(h), uint(w)
+	if _, err := os.Stat(path); err == nil {
+		err := fmt.Errorf("container ID file found, make sure the other container isn't running or delete %s", path)
+		if run {
+			return parseError{err}
+		}
+		return cliError{err}
 	}
-	att, err := e.Containers.Start(ctx, c.ID, so)
-	if err != nil {
-		return err
+	return nil
+}
+
+func writeCIDFile(path, id string) error {
+	if path == "" {
+		return nil
 	}
-	defer att.Close()
-	return a.stream(ctx, att, c, stdin, proxySignals, in, out)
+	if err := os.WriteFile(path, []byte(id), 0o644); err != nil {
+		return fmt.Errorf("write container ID file: %w", err)
+	}
+	return nil
 }
 
 // stream runs an attachment until the container exits.
-func (a *app) stream(ctx context.Context, att *container.Attachment, c *container.Container, stdin, proxySignals bool, in, out *os.File) error {
+func (a *app) stream(ctx context.Context, att *engine.Attachment, id string, tty, stdin, proxySignals bool, in, out *os.File) error {
 	e, err := a.engine(ctx)
 	if err != nil {
 		return err
@@ -157,7 +153,7 @@ func (a *app) stream(ctx context.Context, att *container.Attachment, c *containe
 	if stdin {
 		input = a.stdin
 	}
-	if c.Config.Tty && in != nil && term.IsTerminal(in) && stdin {
+	if tty && in != nil && term.IsTerminal(in) && stdin {
 		restore, err := term.MakeRaw(in)
 		if err == nil {
 			defer restore()
@@ -175,7 +171,7 @@ func (a *app) stream(ctx context.Context, att *container.Attachment, c *containe
 	go func() {
 		for s := range sigs {
 			if s == syscall.SIGWINCH {
-				if c.Config.Tty && out != nil {
+				if tty && out != nil {
 					h, w := term.Size(out)
 					att.Resize(h, w)
 				}
@@ -184,7 +180,7 @@ func (a *app) stream(ctx context.Context, att *container.Attachment, c *containe
 			att.Signal(s.(syscall.Signal))
 		}
 	}()
-	if c.Config.Tty && out != nil {
+	if tty && out != nil {
 		if h, w := term.Size(out); h > 0 {
 			att.Resize(h, w)
 		}
@@ -193,7 +189,7 @@ func (a *app) stream(ctx context.Context, att *container.Attachment, c *containe
 	exit, err := att.Stream(context.WithoutCancel(ctx), input, a.stdout, a.stderr)
 	if err != nil {
 		// The monitor vanished (killed?): report what the store says.
-		got, gerr := e.Containers.Get(ctx, c.ID)
+		got, gerr := e.Containers.Get(ctx, id)
 		if gerr != nil {
 			return fmt.Errorf("lost the container's output stream: %w", err)
 		}
@@ -203,7 +199,7 @@ func (a *app) stream(ctx context.Context, att *container.Attachment, c *containe
 		return exitStatus(got.State.ExitCode)
 	}
 	if exit.Error != "" {
-		fmt.Fprintf(a.stderr, "Error: %s\n", exit.Error)
+		fmt.Fprintf(a.stderr, "Error response from daemon: %s\n", exit.Error)
 	}
 	return exitStatus(exit.ExitCode)
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -11,8 +12,10 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/berth-dev/berth/internal/container"
+	"github.com/berth-dev/berth/internal/engine"
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/image"
+	"github.com/berth-dev/berth/internal/runtime"
 )
 
 // createFlags are the flags `create` and `run` share, as docker names them.
@@ -20,7 +23,7 @@ type createFlags struct {
 	name, hostname, workdir, user, entrypoint string
 	entrypointSet                             bool
 	env, envFiles, labels, labelFiles         []string
-	volumes, mounts, tmpfs                    []string
+	volumes, mounts, tmpfs, volumesFrom       []string
 	readOnly, privileged, init, interactive   bool
 	tty, rm                                   bool
 	memory, memorySwap, memoryReservation     string
@@ -65,6 +68,7 @@ func (f *createFlags) register(fl *pflag.FlagSet) {
 	fl.StringArrayVar(&f.labelFiles, "label-file", nil, "Read in a line delimited file of labels")
 	fl.StringArrayVarP(&f.volumes, "volume", "v", nil, "Bind mount a volume")
 	fl.StringArrayVar(&f.mounts, "mount", nil, "Attach a filesystem mount to the container")
+	fl.StringArrayVar(&f.volumesFrom, "volumes-from", nil, "Mount volumes from the specified container(s)")
 	fl.StringArrayVar(&f.tmpfs, "tmpfs", nil, "Mount a tmpfs directory")
 	fl.BoolVar(&f.readOnly, "read-only", false, "Mount the container's root filesystem as read only")
 	fl.BoolVar(&f.privileged, "privileged", false, "Give extended privileges to this container")
@@ -122,11 +126,22 @@ func (f *createFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&f.uts, "uts", "", "UTS namespace to use")
 }
 
-// options turns the flags and the IMAGE [COMMAND] [ARG...] arguments into a
-// create request, validating everything before anything is created.
-func (f *createFlags) options(fl *pflag.FlagSet, args []string) (container.CreateOptions, error) {
-	var o container.CreateOptions
+// request turns the flags and the IMAGE [COMMAND] [ARG...] arguments into
+// a create request. It refuses only what docker's CLI refuses (values that
+// do not parse, flags that conflict); the engine judges the request.
+func (f *createFlags) request(fl *pflag.FlagSet, args []string) (engine.ContainerCreateRequest, error) {
+	req, err := f.buildRequest(fl, args)
+	var ue usageError
+	if err != nil && !errors.As(err, &ue) {
+		err = parseError{err}
+	}
+	return req, err
+}
+
+func (f *createFlags) buildRequest(fl *pflag.FlagSet, args []string) (engine.ContainerCreateRequest, error) {
+	var o engine.ContainerCreateRequest
 	o.Name = f.name
+	o.Platform = f.platform
 	cfg := &o.Config
 	hc := &o.HostConfig
 	cfg.Image = args[0]
@@ -160,12 +175,7 @@ func (f *createFlags) options(fl *pflag.FlagSet, args []string) (container.Creat
 		return o, err
 	}
 	cfg.Labels = labels
-	if f.stopSignal != "" {
-		if _, err := container.ParseSignal(f.stopSignal); err != nil {
-			return o, err
-		}
-		cfg.StopSignal = f.stopSignal
-	}
+	cfg.StopSignal = f.stopSignal
 	if fl.Changed("stop-timeout") {
 		t := f.stopTimeout
 		cfg.StopTimeout = &t
@@ -180,23 +190,23 @@ func (f *createFlags) options(fl *pflag.FlagSet, args []string) (container.Creat
 		cfg.ExposedPorts[p] = struct{}{}
 	}
 	if f.noHealthcheck {
-		if f.healthCmd != "" {
+		if f.healthCmd != "" || f.healthInterval != 0 || f.healthTimeout != 0 || f.healthRetries != 0 || f.healthStartPeriod != 0 || f.healthStartInterval != 0 {
 			return o, errdefs.InvalidArgument("--no-healthcheck conflicts with --health-* options")
 		}
-		cfg.Healthcheck = &image.Healthcheck{Test: []string{"NONE"}}
+		cfg.Healthcheck = &engine.CreateHealthConfig{Test: []string{"NONE"}}
 	} else if f.healthCmd != "" || f.healthInterval != 0 || f.healthTimeout != 0 || f.healthRetries != 0 || f.healthStartPeriod != 0 || f.healthStartInterval != 0 {
-		for name, d := range map[string]time.Duration{"--health-interval": f.healthInterval, "--health-timeout": f.healthTimeout, "--health-start-period": f.healthStartPeriod, "--health-start-interval": f.healthStartInterval} {
-			if d < 0 {
-				return o, errdefs.InvalidArgument("%s cannot be negative", name)
-			}
-			if d != 0 && d < time.Millisecond && name != "--health-start-period" {
-				return o, errdefs.InvalidArgument("%s must be at least 1ms", name)
+		for _, d := range []struct {
+			flag string
+			v    time.Duration
+		}{{"--health-interval", f.healthInterval}, {"--health-timeout", f.healthTimeout}, {"--health-start-period", f.healthStartPeriod}, {"--health-start-interval", f.healthStartInterval}} {
+			if d.v < 0 {
+				return o, errdefs.InvalidArgument("%s cannot be negative", d.flag)
 			}
 		}
 		if f.healthRetries < 0 {
 			return o, errdefs.InvalidArgument("--health-retries cannot be negative")
 		}
-		hcfg := &image.Healthcheck{Interval: f.healthInterval, Timeout: f.healthTimeout, StartPeriod: f.healthStartPeriod, StartInterval: f.healthStartInterval, Retries: f.healthRetries}
+		hcfg := &engine.CreateHealthConfig{Interval: f.healthInterval, Timeout: f.healthTimeout, StartPeriod: f.healthStartPeriod, StartInterval: f.healthStartInterval, Retries: f.healthRetries}
 		if f.healthCmd != "" {
 			hcfg.Test = []string{"CMD-SHELL", f.healthCmd}
 		}
@@ -211,53 +221,29 @@ func (f *createFlags) options(fl *pflag.FlagSet, args []string) (container.Creat
 	hc.DNS, hc.DNSSearch, hc.DNSOptions = f.dns, f.dnsSearch, f.dnsOptions
 	hc.ExtraHosts = f.addHosts
 	hc.OomKillDisable = f.oomKillDisable
-	if f.oomScoreAdj < -1000 || f.oomScoreAdj > 1000 {
-		return o, errdefs.InvalidArgument("invalid value %d, range for oom score adj is [-1000, 1000]", f.oomScoreAdj)
-	}
 	hc.OomScoreAdj = f.oomScoreAdj
 	hc.Runtime = f.runtimeName
-	if err := container.ValidateSecurityOpts(f.securityOpt); err != nil {
-		return o, err
-	}
 	hc.SecurityOpt = f.securityOpt
+	hc.VolumesFrom = f.volumesFrom
 	if f.init {
 		t := true
 		hc.Init = &t
 	}
-	switch f.network {
-	case "", "default", "bridge":
-		hc.NetworkMode = "none"
-		if f.network == "bridge" {
-			return o, errdefs.InvalidArgument("bridge networking is not available yet: use --network none or --network host")
-		}
-	case "none", "host":
-		hc.NetworkMode = f.network
-	default:
-		return o, errdefs.InvalidArgument("network %s not found: berth supports --network none and --network host so far", f.network)
-	}
+	hc.NetworkMode = f.network
 	if len(f.publish) > 0 || f.publishAll {
 		return o, errdefs.InvalidArgument("publishing ports (-p/-P) needs bridge networking, which is not available yet; use --network host to serve on the host's ports")
 	}
-	for _, ns := range []struct{ flag, val string }{{"--ipc", f.ipc}, {"--pid", f.pid}, {"--uts", f.uts}} {
-		if ns.val != "" && ns.val != "private" && !(ns.flag == "--ipc" && ns.val == "shareable") {
-			return o, errdefs.InvalidArgument("%s=%s is not supported yet", ns.flag, ns.val)
-		}
-	}
+	hc.IpcMode, hc.PidMode, hc.UTSMode = f.ipc, f.pid, f.uts
 	if f.pull == "always" {
 		return o, errdefs.InvalidArgument("--pull=always needs a registry, which berth cannot reach yet")
 	}
-	if f.platform != "" && f.platform != "linux" && !strings.HasPrefix(f.platform, "linux/") {
-		return o, errdefs.InvalidArgument("platform %q is not supported on this host", f.platform)
-	}
 
-	// Resources.
+	// Resources: sizes parse here, as docker's flags do; their limits are
+	// the engine's to judge.
 	if f.memory != "" {
 		n, err := container.ParseBytes(f.memory)
 		if err != nil {
-			return o, errdefs.InvalidArgument("invalid argument %q for \"-m, --memory\" flag: %v", f.memory, err)
-		}
-		if n > 0 && n < 6<<20 {
-			return o, errdefs.InvalidArgument("Minimum memory limit allowed is 6MB")
+			return o, usageError{fmt.Errorf("invalid argument %q for \"-m, --memory\" flag: %v", f.memory, err)}
 		}
 		hc.Memory = n
 	}
@@ -267,13 +253,7 @@ func (f *createFlags) options(fl *pflag.FlagSet, args []string) (container.Creat
 		} else {
 			n, err := container.ParseBytes(f.memorySwap)
 			if err != nil {
-				return o, errdefs.InvalidArgument("invalid argument %q for \"--memory-swap\" flag: %v", f.memorySwap, err)
-			}
-			if hc.Memory == 0 {
-				return o, errdefs.InvalidArgument("You should always set the Memory limit when using Memoryswap limit, see usage")
-			}
-			if n < hc.Memory {
-				return o, errdefs.InvalidArgument("Minimum memoryswap limit should be larger than memory limit, see usage")
+				return o, usageError{fmt.Errorf("invalid argument %q for \"--memory-swap\" flag: %v", f.memorySwap, err)}
 			}
 			hc.MemorySwap = n
 		}
@@ -281,27 +261,21 @@ func (f *createFlags) options(fl *pflag.FlagSet, args []string) (container.Creat
 	if f.memoryReservation != "" {
 		n, err := container.ParseBytes(f.memoryReservation)
 		if err != nil {
-			return o, errdefs.InvalidArgument("invalid argument %q for \"--memory-reservation\" flag: %v", f.memoryReservation, err)
+			return o, usageError{fmt.Errorf("invalid argument %q for \"--memory-reservation\" flag: %v", f.memoryReservation, err)}
 		}
 		hc.MemoryReservation = n
 	}
 	if f.shmSize != "" {
 		n, err := container.ParseBytes(f.shmSize)
 		if err != nil || n <= 0 {
-			return o, errdefs.InvalidArgument("invalid argument %q for \"--shm-size\" flag", f.shmSize)
+			return o, usageError{fmt.Errorf("invalid argument %q for \"--shm-size\" flag: invalid size", f.shmSize)}
 		}
 		hc.ShmSize = n
 	}
-	if f.cpus < 0 {
-		return o, errdefs.InvalidArgument("invalid argument \"%v\" for \"--cpus\" flag: range of CPUs is from 0.01 to the number of CPUs", f.cpus)
-	}
-	if f.cpus > 0 {
-		if f.cpuQuota != 0 || f.cpuPeriod != 0 {
-			return o, errdefs.InvalidArgument("Conflicting options: Nano CPUs and CPU Period cannot both be set")
-		}
+	if f.cpus != 0 {
 		hc.NanoCPUs = int64(f.cpus * 1e9)
-		if hc.NanoCPUs < 1e7 {
-			return o, errdefs.InvalidArgument("Range of CPUs is from 0.01 to the number of CPUs available")
+		if hc.NanoCPUs == 0 {
+			hc.NanoCPUs = -1 // below 1e-9: still a (refused) request, not "unset"
 		}
 	}
 	hc.CPUShares, hc.CPUQuota, hc.CPUPeriod, hc.CpusetCpus = f.cpuShares, f.cpuQuota, f.cpuPeriod, f.cpusetCpus
@@ -312,14 +286,14 @@ func (f *createFlags) options(fl *pflag.FlagSet, args []string) (container.Creat
 	for _, u := range f.ulimits {
 		ul, err := parseUlimit(u)
 		if err != nil {
-			return o, err
+			return o, usageError{fmt.Errorf("invalid argument %q for \"--ulimit\" flag: %v", u, err)}
 		}
 		hc.Ulimits = append(hc.Ulimits, ul)
 	}
 	for _, s := range f.sysctls {
 		k, v, ok := strings.Cut(s, "=")
-		if !ok {
-			return o, errdefs.InvalidArgument("invalid --sysctl %q: use key=value", s)
+		if !ok || runtime.ValidateSysctls(map[string]string{k: v}, false) != nil {
+			return o, usageError{fmt.Errorf("invalid argument %q for \"--sysctl\" flag: sysctl '%s' is not allowed", s, s)}
 		}
 		if hc.Sysctls == nil {
 			hc.Sysctls = map[string]string{}
@@ -327,12 +301,7 @@ func (f *createFlags) options(fl *pflag.FlagSet, args []string) (container.Creat
 		hc.Sysctls[k] = v
 	}
 
-	// Mounts: parse early so bad specs fail before anything is created.
-	for _, v := range f.volumes {
-		if _, err := container.ParseVolumeFlag(v); err != nil {
-			return o, err
-		}
-	}
+	// Mounts: --mount's syntax is the CLI's; -v is judged by the engine.
 	hc.Binds = f.volumes
 	for _, m := range f.mounts {
 		ms, err := container.ParseMountFlag(m)
@@ -343,9 +312,6 @@ func (f *createFlags) options(fl *pflag.FlagSet, args []string) (container.Creat
 	}
 	for _, t := range f.tmpfs {
 		target, opts, _ := strings.Cut(t, ":")
-		if !strings.HasPrefix(target, "/") {
-			return o, errdefs.InvalidArgument("invalid --tmpfs %q: the mount path must be absolute", t)
-		}
 		if hc.Tmpfs == nil {
 			hc.Tmpfs = map[string]string{}
 		}
@@ -359,33 +325,18 @@ func (f *createFlags) options(fl *pflag.FlagSet, args []string) (container.Creat
 	}
 	hc.RestartPolicy = rp
 	if f.rm && rp.Name != "no" {
-		return o, errdefs.InvalidArgument("Conflicting options: --restart and --rm")
+		return o, errdefs.InvalidArgument("conflicting options: cannot specify both --restart and --rm")
 	}
 	hc.LogConfig.Type = f.logDriver
-	if hc.LogConfig.Type == "" {
-		hc.LogConfig.Type = "json-file"
-	}
 	if len(f.logOpts) > 0 {
 		hc.LogConfig.Config = map[string]string{}
 		for _, lo := range f.logOpts {
 			k, v, ok := strings.Cut(lo, "=")
 			if !ok {
-				return o, errdefs.InvalidArgument("invalid --log-opt %q: use key=value", lo)
+				return o, errdefs.InvalidArgument("invalid key value pair format in log options: %s", lo)
 			}
 			hc.LogConfig.Config[k] = v
 		}
-	}
-	if hc.LogConfig.Type == "json-file" {
-		if _, err := container.LogWriterOptions(hc.LogConfig.Config); err != nil {
-			return o, err
-		}
-	} else if hc.LogConfig.Type != "none" {
-		return o, errdefs.InvalidArgument("logging driver %q is not supported: use json-file or none", hc.LogConfig.Type)
-	} else if len(hc.LogConfig.Config) > 0 {
-		return o, errdefs.InvalidArgument("the none logging driver takes no options")
-	}
-	if hc.LogConfig.Config == nil {
-		hc.LogConfig.Config = map[string]string{}
 	}
 	return o, nil
 }
@@ -400,9 +351,9 @@ func isHexID(s string) bool {
 	return s != ""
 }
 
-func parseRestartPolicy(s string) (container.RestartPolicy, error) {
+func parseRestartPolicy(s string) (engine.CreateRestartPolicy, error) {
 	name, count, hasCount := strings.Cut(s, ":")
-	rp := container.RestartPolicy{Name: name}
+	rp := engine.CreateRestartPolicy{Name: name}
 	switch name {
 	case "", "no":
 		rp.Name = "no"
@@ -428,30 +379,30 @@ func parseRestartPolicy(s string) (container.RestartPolicy, error) {
 }
 
 // parseUlimit reads "nofile=1024:2048" or "nproc=512".
-func parseUlimit(s string) (*container.Ulimit, error) {
+func parseUlimit(s string) (*engine.CreateUlimit, error) {
 	name, val, ok := strings.Cut(s, "=")
 	if !ok {
-		return nil, errdefs.InvalidArgument("invalid ulimit argument: %s", s)
+		return nil, fmt.Errorf("invalid ulimit argument: %s", s)
 	}
 	known := map[string]bool{"core": true, "cpu": true, "data": true, "fsize": true, "locks": true, "memlock": true, "msgqueue": true, "nice": true, "nofile": true, "nproc": true, "rss": true, "rtprio": true, "rttime": true, "sigpending": true, "stack": true, "as": true}
 	if !known[name] {
-		return nil, errdefs.InvalidArgument("invalid ulimit type: %s", name)
+		return nil, fmt.Errorf("invalid ulimit type: %s", name)
 	}
 	softS, hardS, hasHard := strings.Cut(val, ":")
 	soft, err := strconv.ParseInt(softS, 10, 64)
 	if err != nil {
-		return nil, errdefs.InvalidArgument("invalid ulimit argument: %s", s)
+		return nil, fmt.Errorf("invalid ulimit argument: %s", s)
 	}
 	hard := soft
 	if hasHard {
 		if hard, err = strconv.ParseInt(hardS, 10, 64); err != nil {
-			return nil, errdefs.InvalidArgument("invalid ulimit argument: %s", s)
+			return nil, fmt.Errorf("invalid ulimit argument: %s", s)
 		}
 	}
 	if soft > hard && hard != -1 {
-		return nil, errdefs.InvalidArgument("ulimit soft limit must be less than or equal to hard limit: %d > %d", soft, hard)
+		return nil, fmt.Errorf("ulimit soft limit must be less than or equal to hard limit: %d > %d", soft, hard)
 	}
-	return &container.Ulimit{Name: name, Soft: soft, Hard: hard}, nil
+	return &engine.CreateUlimit{Name: name, Soft: soft, Hard: hard}, nil
 }
 
 // readEnv merges --env-file files and -e values; "KEY" alone takes the
@@ -461,10 +412,8 @@ func readEnv(files, vals []string) ([]string, error) {
 	add := func(kv, where string) error {
 		k, _, hasValue := strings.Cut(kv, "=")
 		if k == "" {
-			return errdefs.InvalidArgument("invalid environment variable %q%s: no name", kv, where)
-		}
-		if strings.ContainsAny(k, " \t") {
-			return errdefs.InvalidArgument("invalid environment variable %q%s: the name contains whitespace", kv, where)
+			// docker refuses only a missing name: "BAD NAME=1" is taken as it is.
+			return errdefs.InvalidArgument("invalid environment variable: %s%s", kv, where)
 		}
 		if !hasValue {
 			v, ok := os.LookupEnv(k)

@@ -20,7 +20,7 @@ func joinErrors(errs []error) error {
 	for i, e := range errs {
 		msgs[i] = e.Error()
 	}
-	return &multiError{msg: strings.Join(msgs, "\nError: "), first: errs[0]}
+	return &multiError{msg: strings.Join(msgs, "\nError response from daemon: "), first: errs[0]}
 }
 
 type multiError struct {

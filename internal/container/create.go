@@ -26,6 +26,11 @@ type CreateOptions struct {
 	Name       string
 	Config     Config
 	HostConfig HostConfig
+	// Inherited are the mounts of the containers named by
+	// HostConfig.VolumesFrom, resolved by the caller: they come after
+	// the image's VOLUMEs and before -v, --mount and --tmpfs, which may
+	// replace them.
+	Inherited []MountSpec
 }
 
 // Create makes a container from an image, like `docker create`.
@@ -67,11 +72,17 @@ func (s *Service) Create(ctx context.Context, opts CreateOptions) (*Container, e
 		return nil, errdefs.InvalidArgument("No command specified")
 	}
 	c.Path, c.Args = argv[0], argv[1:]
-	if c.Config.Hostname == "" {
-		c.Config.Hostname = c.ID[:12]
-	}
 	if err := normaliseHostConfig(&c.HostConfig); err != nil {
 		return nil, err
+	}
+	if c.Config.Hostname == "" {
+		c.Config.Hostname = c.ID[:12]
+		if c.HostConfig.NetworkMode == "host" {
+			// docker: a host-network container is named as the host is.
+			if h, err := os.Hostname(); err == nil {
+				c.Config.Hostname = h
+			}
+		}
 	}
 	if c.HostConfig.Runtime == "" {
 		c.HostConfig.Runtime = s.opts.Runtime
@@ -88,21 +99,24 @@ func (s *Service) Create(ctx context.Context, opts CreateOptions) (*Container, e
 	if c.HostConfig.LogConfig.Type == "json-file" {
 		c.LogPath = filepath.Join(dir, c.ID+"-json.log")
 	}
-	mounts, err := s.planMounts(c, imgCfg.Config.Volumes)
-	if err != nil {
-		return nil, err
-	}
-	c.Mounts = mounts
-
 	// Everything on disk first, then the record: a failure before the
 	// record is written leaves nothing a later command would see, and the
-	// deferred cleanup removes the files.
+	// deferred cleanup removes the files and the anonymous volumes made
+	// for the container.
 	ok := false
 	defer func() {
 		if !ok {
 			s.snaps.RemoveContainerLayer(c.ID)
+			for _, v := range c.Internal.AnonymousVolumes {
+				s.volumes.Remove(context.WithoutCancel(ctx), v, true)
+			}
 		}
 	}()
+	mounts, err := s.planMounts(c, imgCfg.Config.Volumes, opts.Inherited)
+	if err != nil {
+		return nil, err
+	}
+	c.Mounts = mounts
 	if err := s.snaps.CreateContainerLayer(c.ID); err != nil {
 		return nil, err
 	}

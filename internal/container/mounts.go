@@ -102,9 +102,7 @@ func ParseMountFlag(v string) (MountSpec, error) {
 		if m.Source == "" {
 			return m, errdefs.InvalidArgument("invalid mount config for type \"bind\": field Source must not be empty")
 		}
-		if _, err := os.Stat(m.Source); err != nil {
-			return m, errdefs.InvalidArgument("invalid mount config for type \"bind\": bind source path does not exist: %s", m.Source)
-		}
+		// Whether the source exists is the engine's to judge (docker's daemon does).
 	case "volume":
 		m.Anonymous = m.Source == ""
 	case "tmpfs":
@@ -150,7 +148,7 @@ func ParseBytes(s string) (int64, error) {
 // the image's VOLUMEs into inspect's Mounts, creating named and anonymous
 // volumes. Later requests for the same target replace earlier ones; a user
 // mount replaces an image VOLUME.
-func (s *Service) planMounts(c *Container, imageVolumes map[string]struct{}) ([]MountInfo, error) {
+func (s *Service) planMounts(c *Container, imageVolumes map[string]struct{}, inherited []MountSpec) ([]MountInfo, error) {
 	hc := &c.HostConfig
 	byTarget := map[string]MountSpec{}
 	var order []string
@@ -170,6 +168,9 @@ func (s *Service) planMounts(c *Container, imageVolumes map[string]struct{}) ([]
 		// An image's VOLUME is a path in the container: a relative one
 		// is taken from its root, as docker resolves it there.
 		add(MountSpec{Type: "volume", Target: filepath.Join("/", v), Anonymous: true})
+	}
+	for _, m := range inherited {
+		add(m)
 	}
 	for _, b := range hc.Binds {
 		m, err := ParseVolumeFlag(b)

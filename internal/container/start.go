@@ -65,6 +65,7 @@ func (s *Service) Start(ctx context.Context, ref string, opts StartOptions) (*At
 	}
 	if err := s.prepareBundle(c, opts); err != nil {
 		s.abortStart(ctx, c)
+		s.recordStartFailure(ctx, c, err)
 		return nil, err
 	}
 	tr.mark("mount + bundle")

@@ -97,12 +97,17 @@ func (e *ExitStatus) Error() string {
 
 // Exit codes used by docker's CLI.
 const (
-	ExitEngine        = 125 // the engine itself failed (bad flag, missing image, ...)
+	ExitFailure       = 1   // any failed command but run/create
+	ExitTemplate      = 64  // a --format template that does not parse (inspect, version, info, events)
+	ExitEngine        = 125 // run/create failed in the engine, or a flag was wrong
 	ExitCannotInvoke  = 126 // the command exists but cannot be run
 	ExitCommandAbsent = 127 // the command was not found
 )
 
-// ExitCode maps err to the exit code docker's CLI would use.
+// ExitCode maps err to the exit code docker's CLI uses for a failed
+// command other than run and create: the status an error carries (a
+// container's, or a CLI failure's), else 1. The CLI's edge adds what
+// depends on the command (run and create, see internal/cli).
 func ExitCode(err error) int {
 	if err == nil {
 		return 0
@@ -111,7 +116,7 @@ func ExitCode(err error) int {
 	if errors.As(err, &st) {
 		return st.Code
 	}
-	return ExitEngine
+	return ExitFailure
 }
 
 // ToHTTP maps err to the HTTP status the Docker Engine API uses for it.

@@ -107,10 +107,10 @@ func TestArchiveSaveLoad(t *testing.T) {
 func TestArchiveLoadRefusesGarbage(t *testing.T) {
 	e := newEnv(t)
 	r := e.runIn([]byte(strings.Repeat("not a tar ", 100)), "load")
-	if r.code != 125 || !strings.Contains(r.stderr, "invalid archive") {
+	if r.code != 1 || !strings.Contains(r.stderr, "invalid archive") {
 		t.Fatalf("load of garbage: %s", r)
 	}
-	if r := e.run("save", "-o", filepath.Join(e.dir, "x.tar"), "nosuch"); r.code != 125 || !strings.Contains(r.stderr, "No such image") {
+	if r := e.run("save", "-o", filepath.Join(e.dir, "x.tar"), "nosuch"); r.code != 1 || !strings.Contains(r.stderr, "No such image") {
 		t.Fatalf("save of a missing image: %s", r)
 	}
 	if _, err := os.Stat(filepath.Join(e.dir, "x.tar")); err == nil {

@@ -52,7 +52,7 @@ func TestCorruptedMetadataDatabase(t *testing.T) {
 		{[]string{"volume", "create", "another"}, 0},
 		{[]string{"rm", "keep"}, 0},
 		{[]string{"run", "--rm", "busybox", "true"}, 125},
-		{[]string{"create", "busybox", "true"}, 125},
+		{[]string{"create", "busybox", "true"}, 1},
 	}
 	for name, corrupt := range corruptions {
 		t.Run(name, func(t *testing.T) {

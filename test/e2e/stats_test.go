@@ -54,7 +54,7 @@ func TestStats(t *testing.T) {
 		t.Errorf("stats json: %v", row)
 	}
 
-	if r := e.run("stats", "--no-stream", "nosuch"); r.code != 125 || !strings.Contains(r.stderr, "No such container: nosuch") {
+	if r := e.run("stats", "--no-stream", "nosuch"); r.code != 1 || !strings.Contains(r.stderr, "No such container: nosuch") {
 		t.Fatalf("stats of an unknown container: %s", r)
 	}
 
@@ -98,7 +98,7 @@ func TestTop(t *testing.T) {
 	}
 
 	e.must("stop", "-t", "0", "sl")
-	if r := e.run("top", "sl"); r.code != 125 || !strings.Contains(r.stderr, "is not running") {
+	if r := e.run("top", "sl"); r.code != 1 || !strings.Contains(r.stderr, "is not running") {
 		t.Fatalf("top of a stopped container: %s", r)
 	}
 }
