@@ -47,7 +47,7 @@ func (a *app) execCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			start := engine.ExecStartRequest{Detach: detach, Tty: req.Tty}
+			start := engine.ExecStartRequest{Container: req.Container, Detach: detach, Tty: req.Tty}
 			if req.Tty && out != nil {
 				if h, w := term.Size(out); h > 0 && w > 0 {
 					start.ConsoleSize = &[2]uint{uint(h), uint(w)}

@@ -96,6 +96,8 @@ func (s *Service) ExecCreate(ctx context.Context, ref string, cfg ExecConfig) (s
 	if err != nil {
 		return "", err
 	}
+	s.Emit(ctx, Event{Type: "container", Action: "exec_create: " + joinArgs(cfg.Cmd), ID: c.ID,
+		Attributes: map[string]string{"name": c.ShortName(), "image": c.Config.Image, "execID": id}})
 	return id, nil
 }
 
@@ -167,9 +169,24 @@ func endExecs(c *Container) {
 
 // ExecInspect finds exec session id in any container.
 func (s *Service) ExecInspect(ctx context.Context, id string) (*ExecInfo, error) {
-	all, err := s.List(ctx)
-	if err != nil {
-		return nil, err
+	return s.findExec(ctx, id, "")
+}
+
+// findExec finds session id, in container hint first when given (a
+// caller that created the session knows its container: no need to read
+// every record).
+func (s *Service) findExec(ctx context.Context, id, hint string) (*ExecInfo, error) {
+	var all []*Container
+	if hint != "" {
+		if c, err := s.Get(ctx, hint); err == nil && c.Internal.Execs[id] != nil {
+			all = []*Container{c}
+		}
+	}
+	if all == nil {
+		var err error
+		if all, err = s.List(ctx); err != nil {
+			return nil, err
+		}
 	}
 	for _, c := range all {
 		if e, ok := c.Internal.Execs[id]; ok {
@@ -196,6 +213,9 @@ type ExecStartOptions struct {
 	Detach bool
 	// ConsoleHeight and ConsoleWidth size a new terminal.
 	ConsoleHeight, ConsoleWidth uint16
+	// Container, when known, is the session's container (a hint: the
+	// session is found without reading every container's record).
+	Container string
 }
 
 // execStartMsg asks a monitor to start a session (FrameExecStart).
@@ -228,7 +248,7 @@ type execResizeMsg struct {
 // over; the process goes on (and its exit is recorded) if the caller
 // closes it or goes away.
 func (s *Service) ExecStart(ctx context.Context, id string, opts ExecStartOptions) (*Attachment, error) {
-	info, err := s.ExecInspect(ctx, id)
+	info, err := s.findExec(ctx, id, opts.Container)
 	if err != nil {
 		return nil, err
 	}
@@ -238,7 +258,7 @@ func (s *Service) ExecStart(ctx context.Context, id string, opts ExecStartOption
 		}
 		return nil, errdefs.Conflict("Error: Exec command %s has already run", id)
 	}
-	c, err := s.Get(ctx, info.ContainerID)
+	c, err := s.lockedGet(ctx, info.ContainerID)
 	if err != nil {
 		return nil, err
 	}

@@ -160,11 +160,18 @@ func (m *monitor) serveExec(cl *monClient, payload []byte) {
 		}
 	}
 	// The client went away (or was done): the process goes on, without
-	// its stdin, its output drained and dropped.
+	// its stdin; as in a shell pipeline whose reader exited, it gets
+	// EPIPE if it writes to its stdout or stderr again (a terminal's
+	// output is drained and dropped).
 	p.mu.Lock()
 	p.client = nil
 	p.mu.Unlock()
 	p.closeStdin()
+	if !p.tty {
+		for _, o := range p.outs {
+			o.r.Close()
+		}
+	}
 }
 
 // startExec starts the process of session req.ID and records it running.
@@ -178,20 +185,9 @@ func (m *monitor) startExec(req execStartMsg) (*execProc, error) {
 	}
 	x.started[req.ID] = true
 	x.mu.Unlock()
-	c, err := m.s.lockedGet(ctx, m.id)
-	if err != nil {
-		return nil, err
-	}
-	sess := c.Internal.Execs[req.ID]
-	if sess == nil {
-		return nil, errNoSuchExec(req.ID)
-	}
-	if sess.Started {
-		return nil, errdefs.Conflict("Error: Exec command %s has already run", req.ID)
-	}
-	if err := execAllowed(c); err != nil {
-		return nil, err
-	}
+	// The client found the session in the record, not started, and the
+	// container running; this monitor starts it once (started). A
+	// session started by an earlier run's monitor is marked in the record.
 	p, rio, cleanup, err := m.execStdio(req)
 	if err != nil {
 		return nil, m.execFailed(req.ID, err)

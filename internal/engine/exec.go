@@ -37,8 +37,11 @@ type ExecCreateResponse struct {
 
 // ExecStartRequest is Docker's exec start body.
 type ExecStartRequest struct {
-	Detach bool `json:"Detach"`
-	Tty    bool `json:"Tty"`
+	// Container, when known, is the session's container: a hint that
+	// spares reading every container's record to find the session.
+	Container string `json:"-"`
+	Detach    bool   `json:"Detach"`
+	Tty       bool   `json:"Tty"`
 	// ConsoleSize is the initial terminal size, [height, width].
 	ConsoleSize *[2]uint `json:"ConsoleSize,omitempty"`
 }
@@ -94,7 +97,7 @@ func (e *Engine) ExecCreate(ctx context.Context, req ExecCreateRequest) (ExecCre
 // ExecStart starts session id. Detached, it returns (nil, nil) once the
 // process runs; else the stream of its I/O.
 func (e *Engine) ExecStart(ctx context.Context, id string, req ExecStartRequest) (ExecStream, error) {
-	opts := container.ExecStartOptions{Detach: req.Detach}
+	opts := container.ExecStartOptions{Detach: req.Detach, Container: req.Container}
 	if req.ConsoleSize != nil {
 		opts.ConsoleHeight, opts.ConsoleWidth = uint16(req.ConsoleSize[0]), uint16(req.ConsoleSize[1])
 	}
