@@ -71,6 +71,8 @@ const maxEndedExecs = 32
 // ExecCreate records a new exec session in the running container ref and
 // returns its ID.
 func (s *Service) ExecCreate(ctx context.Context, ref string, cfg ExecConfig) (string, error) {
+	tr := newTracer("exec")
+	defer tr.mark("create session")
 	c, err := s.Get(ctx, ref)
 	if err != nil {
 		return "", err
@@ -248,10 +250,12 @@ type execResizeMsg struct {
 // over; the process goes on (and its exit is recorded) if the caller
 // closes it or goes away.
 func (s *Service) ExecStart(ctx context.Context, id string, opts ExecStartOptions) (*Attachment, error) {
+	tr := newTracer("exec")
 	info, err := s.findExec(ctx, id, opts.Container)
 	if err != nil {
 		return nil, err
 	}
+	tr.mark("find session")
 	if info.Started {
 		if info.Running {
 			return nil, errdefs.Conflict("Error: Exec command %s is already running", id)
@@ -269,6 +273,7 @@ func (s *Service) ExecStart(ctx context.Context, id string, opts ExecStartOption
 	if err != nil {
 		return nil, err
 	}
+	tr.mark("process spec")
 	conn, err := s.dialMonitor(ctx, c.ID)
 	if err != nil {
 		return nil, err
@@ -283,6 +288,7 @@ func (s *Service) ExecStart(ctx context.Context, id string, opts ExecStartOption
 		return nil, err
 	}
 	ready, err := readExecReady(ctx, att)
+	tr.mark("monitor started it")
 	if err != nil {
 		att.Close()
 		return nil, fmt.Errorf("exec: the container's monitor did not answer: %w", err)

@@ -99,9 +99,10 @@ type execProc struct {
 	// console receives the terminal while the process starts.
 	console *execConsole
 
-	outs    []outputStream
-	outputs sync.WaitGroup
-	exited  chan struct{}
+	outs     []outputStream
+	outputs  sync.WaitGroup
+	exited   chan struct{}
+	recorded chan struct{} // closed once the record says it runs
 }
 
 // serveExec starts the session cl asks for and, unless detached, serves
@@ -122,17 +123,19 @@ func (m *monitor) serveExec(cl *monClient, payload []byte) {
 		cl.fw.writeJSON(FrameReady, r)
 		return
 	}
-	cl.fw.writeJSON(FrameReady, execReadyMsg{Pid: p.pid})
 	if !req.Detach {
+		cl.fw.writeJSON(FrameReady, execReadyMsg{Pid: p.pid})
 		p.client = cl // before the output flows: none of it is lost
 	}
 	m.execs.wg.Add(1)
 	go func() {
 		defer m.execs.wg.Done()
-		m.runExec(p)
+		m.runExec(p, req.Detach)
 	}()
 	m.execs.settleLater()
 	if req.Detach {
+		<-p.recorded
+		cl.fw.writeJSON(FrameReady, execReadyMsg{Pid: p.pid})
 		return
 	}
 	var buf []byte
@@ -193,6 +196,7 @@ func (m *monitor) startExec(req execStartMsg) (*execProc, error) {
 		return nil, m.execFailed(req.ID, err)
 	}
 	pidFile := filepath.Join(m.bundle, "exec-"+req.ID[:min(len(req.ID), 16)]+".pid")
+	m.tr.mark("exec: stdio ready")
 	x.reap.mu.Lock()
 	_, err = m.rt.Exec(ctx, m.id, req.Process, pidFile, rio, true)
 	if err == nil {
@@ -202,6 +206,7 @@ func (m *monitor) startExec(req execStartMsg) (*execProc, error) {
 		}
 	}
 	x.reap.mu.Unlock()
+	m.tr.mark("exec: runtime exec")
 	os.Remove(pidFile)
 	if err == nil && req.Process.Terminal {
 		err = p.receiveTerminal()
@@ -226,17 +231,6 @@ func (m *monitor) startExec(req execStartMsg) (*execProc, error) {
 	if req.Process.Terminal && req.Process.ConsoleSize != nil {
 		p.resize(uint16(req.Process.ConsoleSize.Height), uint16(req.Process.ConsoleSize.Width))
 	}
-	if _, err := m.s.update(ctx, m.id, func(c *Container) error {
-		if e := c.Internal.Execs[req.ID]; e != nil {
-			e.Started, e.Running, e.Pid = true, true, p.pid
-			c.ExecIDs = liveExecIDs(c.Internal.Execs)
-		}
-		return nil
-	}); err != nil {
-		p.signal(unix.SIGKILL)
-		go m.runExec(p) // reaps it
-		return nil, err
-	}
 	x.mu.Lock()
 	x.running[req.ID] = p
 	x.mu.Unlock()
@@ -254,7 +248,7 @@ type execConsole struct {
 // the client attaches and /dev/null for the others. cleanup closes what
 // only the start needs, the process's ends included.
 func (m *monitor) execStdio(req execStartMsg) (p *execProc, rio runtime.IO, cleanup func(), err error) {
-	p = &execProc{id: req.ID, pidfd: -1, tty: req.Process.Terminal, exited: make(chan struct{})}
+	p = &execProc{id: req.ID, pidfd: -1, tty: req.Process.Terminal, exited: make(chan struct{}), recorded: make(chan struct{})}
 	var theirs []*os.File
 	var dir string
 	cleanup = func() {
@@ -360,12 +354,41 @@ func (m *monitor) execFailed(id string, err error) error {
 
 // runExec relays the process's output until it has exited and its output
 // is drained, then records its exit and tells the client.
-func (m *monitor) runExec(p *execProc) {
+func (m *monitor) runExec(p *execProc, detached bool) {
 	for _, o := range p.outs {
 		p.outputs.Add(1)
 		go p.pump(o)
 	}
-	ws := runtime.WaitPid(p.pid)
+	waited := make(chan unix.WaitStatus, 1)
+	go func() { waited <- runtime.WaitPid(p.pid) }()
+	// The session is recorded running here, beside the attached client's
+	// stream rather than in its way, and only if the process is still
+	// running a moment later: a quick command (most are) gets one write
+	// for its start and exit. A detached start is answered once the
+	// record says it runs, so that an inspect right after finds it so.
+	var ws unix.WaitStatus
+	exited := false
+	if !detached {
+		select {
+		case ws = <-waited:
+			exited = true
+		case <-time.After(quickExit):
+		}
+	}
+	if !exited {
+		m.s.update(context.Background(), m.id, func(c *Container) error {
+			if e := c.Internal.Execs[p.id]; e != nil {
+				e.Started, e.Running, e.Pid = true, true, p.pid
+				c.ExecIDs = liveExecIDs(c.Internal.Execs)
+			}
+			return nil
+		})
+		m.tr.mark("exec: record running")
+	}
+	close(p.recorded)
+	if !exited {
+		ws = <-waited
+	}
 	code := runtime.ExitCode(ws)
 	p.mu.Lock()
 	unix.Close(p.pidfd)
@@ -376,16 +399,19 @@ func (m *monitor) runExec(p *execProc) {
 	delete(x.reap.own, p.pid)
 	x.reap.mu.Unlock()
 	close(p.exited)
+	m.tr.mark("exec: exited")
 	p.outputs.Wait()
 	p.closeAll()
+	m.tr.mark("exec: output drained")
 	m.s.update(context.Background(), m.id, func(c *Container) error {
 		if e := c.Internal.Execs[p.id]; e != nil {
-			e.Running, e.Pid = false, 0
+			e.Started, e.Running, e.Pid = true, false, 0
 			e.ExitCode, e.Ended = &code, time.Now().UTC()
 			c.ExecIDs = liveExecIDs(c.Internal.Execs)
 		}
 		return nil
 	})
+	m.tr.mark("exec: record exit")
 	x.mu.Lock()
 	delete(x.running, p.id)
 	x.mu.Unlock()
@@ -452,6 +478,10 @@ func (p *execProc) pump(o outputStream) {
 		o.r.Close()
 	}
 }
+
+// quickExit is how long an attached session's process may take to exit
+// and still have its start and exit recorded in one write.
+const quickExit = 20 * time.Millisecond
 
 // drainIdle is how long output may pause, once the process has exited,
 // before the monitor stops copying it. What the process itself wrote is
