@@ -152,18 +152,18 @@ func liveExecIDs(execs map[string]*ExecSession) []string {
 	return ids
 }
 
-// endExecs marks every session still running as ended (its container
-// stopped under it) and clears ExecIDs. Called in the monitor's exit
-// record.
+// endExecs records the end of the sessions still running (their container
+// stopped under them: 137, killed with its pid namespace), drops those
+// never started (they cannot start any more) and clears ExecIDs. Called
+// in the monitor's exit record.
 func endExecs(c *Container) {
-	for _, e := range c.Internal.Execs {
-		if e.Running || !e.Started {
-			e.Started, e.Running, e.Pid = true, false, 0
-			if e.ExitCode == nil {
-				code := 137 // killed with the container's pid namespace
-				e.ExitCode = &code
-			}
-			e.Ended = time.Now().UTC()
+	for id, e := range c.Internal.Execs {
+		switch {
+		case !e.Started:
+			delete(c.Internal.Execs, id)
+		case e.Running:
+			code := 137
+			e.Running, e.Pid, e.ExitCode, e.Ended = false, 0, &code, time.Now().UTC()
 		}
 	}
 	c.ExecIDs = nil

@@ -74,6 +74,13 @@ func newMonitorExecs() *monitorExecs {
 	return &monitorExecs{started: map[string]bool{}, running: map[string]*execProc{}, reap: newReapGuard()}
 }
 
+// forget drops id from started: the record tells from now on.
+func (x *monitorExecs) forget(id string) {
+	x.mu.Lock()
+	delete(x.started, id)
+	x.mu.Unlock()
+}
+
 // waitAll waits, at most d, until every session's exit is recorded. They
 // end with the container's pid namespace, so this is quick.
 func (x *monitorExecs) waitAll(d time.Duration) {
@@ -188,9 +195,24 @@ func (m *monitor) startExec(req execStartMsg) (*execProc, error) {
 	}
 	x.started[req.ID] = true
 	x.mu.Unlock()
-	// The client found the session in the record, not started, and the
-	// container running; this monitor starts it once (started). A
-	// session started by an earlier run's monitor is marked in the record.
+	// Once started here (started), and never if the record says it ran:
+	// it may have, and ended, since the client read the record.
+	c, err := m.s.lockedGet(ctx, m.id)
+	if err != nil {
+		x.forget(req.ID)
+		return nil, err
+	}
+	if sess := c.Internal.Execs[req.ID]; sess == nil || sess.Started {
+		x.forget(req.ID)
+		if sess == nil {
+			return nil, errNoSuchExec(req.ID)
+		}
+		return nil, errdefs.Conflict("Error: Exec command %s has already run", req.ID)
+	}
+	if err := execAllowed(c); err != nil {
+		x.forget(req.ID)
+		return nil, err
+	}
 	p, rio, cleanup, err := m.execStdio(req)
 	if err != nil {
 		return nil, m.execFailed(req.ID, err)
@@ -349,6 +371,7 @@ func (m *monitor) execFailed(id string, err error) error {
 		}
 		return nil
 	})
+	m.execs.forget(id)
 	return err
 }
 
@@ -414,6 +437,9 @@ func (m *monitor) runExec(p *execProc, detached bool) {
 	m.tr.mark("exec: record exit")
 	x.mu.Lock()
 	delete(x.running, p.id)
+	// The record says it ran from now on: the monitor need not
+	// remember it (a monitor may live for a great many execs).
+	delete(x.started, p.id)
 	x.mu.Unlock()
 	m.s.Emit(context.Background(), Event{Type: "container", Action: "exec_die", ID: m.id, Attributes: map[string]string{
 		"name": m.c.ShortName(), "image": m.c.Config.Image, "execID": p.id, "exitCode": strconv.Itoa(code)}})
