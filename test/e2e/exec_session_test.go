@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -99,6 +100,24 @@ func TestExecSessionLifecycle(t *testing.T) {
 		}
 		e.must("exec", name, "touch", "/go-detached")
 		waitExecExit(t, eng, created.ID, 4)
+	})
+
+	t.Run("flags", func(t *testing.T) {
+		envFile := filepath.Join(t.TempDir(), "env")
+		if err := os.WriteFile(envFile, []byte("FROM_FILE=f\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out := e.must("exec", "-e", "A=1", "--env-file", envFile, "-w", "/tmp", "-u", "nobody", name,
+			"sh", "-c", `echo "$A $FROM_FILE $(pwd) $(id -u)"`)
+		if out != "1 f /tmp 65534\n" {
+			t.Fatalf("exec -e --env-file -w -u: %q", out)
+		}
+		e.must("exec", "--privileged", name, "true")
+		// -dt: a detached session with a terminal of its own.
+		e.must("exec", "-dt", name, "sh", "-c", "tty > /dt.tmp; mv /dt.tmp /dt")
+		eventually(t, 20*time.Second, "the detached terminal session", func() bool {
+			return strings.HasPrefix(e.run("exec", name, "cat", "/dt").stdout, "/dev/pts/")
+		})
 	})
 
 	t.Run("not-found", func(t *testing.T) {
