@@ -46,6 +46,8 @@ type monitor struct {
 	remove, removeVolumes bool
 	// deleted is closed once the runtime has deleted the last run.
 	deleted chan struct{}
+	// execs are the exec sessions the monitor runs (monitor_exec.go).
+	execs *monitorExecs
 }
 
 // waitDeleted waits for the runtime to finish deleting the previous run.
@@ -89,10 +91,11 @@ func (s *Service) RunMonitor(ctx context.Context, id string, starter *os.File, a
 	// A subreaper must reap what it adopts (see reapAdopted).
 	reapCtx, stopReaping := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopReaping()
-	go reapAdopted(reapCtx)
+	execs := newMonitorExecs()
+	go reapAdopted(reapCtx, execs.reap)
 	tr := newTracer("monitor")
 	writeMonitorPid(filepath.Join(s.BundleDir(id), "monitor.pid"))
-	m := &monitor{tr: tr, s: s, id: id, bundle: s.BundleDir(id), clients: map[*monClient]struct{}{}}
+	m := &monitor{tr: tr, s: s, id: id, bundle: s.BundleDir(id), clients: map[*monClient]struct{}{}, execs: execs}
 	var first *monClient
 	if starter != nil {
 		conn, err := net.FileConn(starter)
@@ -170,6 +173,7 @@ func (s *Service) RunMonitor(ctx context.Context, id string, starter *os.File, a
 		m.waitDeleted()
 	}
 	// Final bookkeeping, then tell clients and go.
+	m.execs.waitAll(2 * time.Second)
 	snapshot.Unmount(s.RootfsDir(id))
 	m.mu.Lock()
 	remove, removeVolumes := m.remove, m.removeVolumes
@@ -185,6 +189,7 @@ func (s *Service) RunMonitor(ctx context.Context, id string, starter *os.File, a
 		}
 		c.Internal.ExitedAt = time.Now()
 		c.Internal.MonitorPid, c.Internal.MonitorStart = 0, 0
+		endExecs(c)
 		if c.HostConfig.AutoRemove || remove {
 			c.State.Status = "removing" // one transaction fewer on the removal path
 		}
@@ -571,6 +576,12 @@ func (m *monitor) serveClient(cl *monClient) {
 			}
 		case FrameDetach:
 			return
+		case FrameExecStart:
+			// The connection now carries the session's I/O.
+			m.serveExec(cl, payload)
+			return
+		case FrameExecResize:
+			m.resizeExec(cl, payload)
 		case FrameRemove:
 			var rm removeMsg
 			json.Unmarshal(payload, &rm)

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -22,7 +23,7 @@ import (
 // the host's pid namespace (exec helpers, runtime commands) and for the
 // container's init, which is pid 1 of its namespace; an adopted process
 // is in a nested namespace and is never its pid 1.
-func reapAdopted(ctx context.Context) {
+func reapAdopted(ctx context.Context, g *reapGuard) {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, unix.SIGCHLD)
 	defer signal.Stop(sigs)
@@ -30,7 +31,7 @@ func reapAdopted(ctx context.Context) {
 	// of a zombie; signals that merge are covered by scanning every
 	// child on each, so an idle monitor stays asleep.
 	for {
-		reapAdoptedOnce()
+		reapAdoptedOnce(g)
 		select {
 		case <-ctx.Done():
 			return
@@ -39,10 +40,13 @@ func reapAdopted(ctx context.Context) {
 	}
 }
 
-// reapAdoptedOnce reaps every exited adopted child there is now.
-func reapAdoptedOnce() {
+// reapAdoptedOnce reaps every exited adopted child there is now, but
+// those the monitor waits for itself (exec sessions, see reapGuard).
+func reapAdoptedOnce(g *reapGuard) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	for _, pid := range ownChildren() {
-		if !adoptedFromContainer(pid) {
+		if g.own[pid] || !adoptedFromContainer(pid) {
 			continue
 		}
 		var info unix.Siginfo
@@ -86,3 +90,15 @@ func adoptedFromContainer(pid int) bool {
 	}
 	return false
 }
+
+// reapGuard keeps reapAdopted off the adopted processes the monitor waits
+// for itself: the processes of exec sessions, which the exec helper leaves
+// to the monitor once they run. The monitor holds mu from the start of
+// such a process until its pid is in own, so the process cannot be reaped
+// (its exit code lost) in between.
+type reapGuard struct {
+	mu  sync.Mutex
+	own map[int]bool
+}
+
+func newReapGuard() *reapGuard { return &reapGuard{own: map[int]bool{}} }

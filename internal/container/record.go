@@ -239,4 +239,6 @@ type Internal struct {
 	NoCopyVolumes    []string `json:"noCopyVolumes,omitempty"`
 	// ExitedAt backs docker's `--filter exited` and restart back-off.
 	ExitedAt time.Time `json:"exitedAt,omitzero"`
+	// Execs are the container's exec sessions (see exec.go).
+	Execs map[string]*ExecSession `json:"execs,omitempty"`
 }

@@ -20,6 +20,8 @@ type hostInfo interface {
 	// rlimitHard is the calling process's hard limit of a resource named
 	// as --ulimit names it ("nofile").
 	rlimitHard(name string) (uint64, error)
+	// nrOpen is the kernel's ceiling of RLIMIT_NOFILE (fs.nr_open).
+	nrOpen() (uint64, error)
 	// ownCapabilities are the bounding and effective capability sets of
 	// the calling process: berth cannot give a container more than its
 	// bounding set, nor raise limits without CAP_SYS_RESOURCE.
@@ -58,6 +60,14 @@ func (liveHost) rlimitHard(name string) (uint64, error) {
 		return 0, err
 	}
 	return rl.Max, nil
+}
+
+func (liveHost) nrOpen() (uint64, error) {
+	raw, err := os.ReadFile("/proc/sys/fs/nr_open")
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseUint(strings.TrimSpace(string(raw)), 10, 64)
 }
 
 // ownCapabilities asks the kernel directly (prctl and capget are much

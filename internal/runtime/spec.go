@@ -28,9 +28,11 @@ const InitDestination = "/sbin/docker-init"
 
 // Default RLIMIT_NOFILE of a container: what Docker 25+ containers get
 // under systemd's defaults (soft 1024 for select(2)-safety, hard 524288).
-// It is written into every spec so that a container's limits do not depend
-// on the shell or service that ran berth; the hard limit is lowered to the
-// host's when the host allows less (see buildRlimits).
+// It is written into every spec, and exec'd processes get the spec's, so
+// that a container's limits do not depend on the shell or service that ran
+// berth. Only the kernel's ceiling (fs.nr_open) lowers it, or, where berth
+// lacks CAP_SYS_RESOURCE and so cannot raise a hard limit, berth's own
+// hard limit (see buildRlimits).
 const (
 	defaultNofileSoft = 1024
 	defaultNofileHard = 524288
@@ -260,9 +262,9 @@ var rlimitNames = []string{
 // Explicit values are passed as given, even above berth's own hard limit:
 // the runtime, running as root with CAP_SYS_RESOURCE, may raise it (as
 // Docker allows). Without that capability such a value is refused here,
-// with the limit that would work. The default is different: berth never
-// asks for more than the host's current hard limit on its own initiative,
-// so it is clamped to it (and its soft limit to that).
+// with the limit that would work. The default is the same for every
+// caller: only clamped to the kernel's fs.nr_open, and, without
+// CAP_SYS_RESOURCE, to berth's own hard limit (its soft limit with it).
 func buildRlimits(ulimits []Ulimit, h hostInfo) ([]specs.POSIXRlimit, error) {
 	out := make([]specs.POSIXRlimit, 0, len(ulimits)+1)
 	for _, u := range ulimits {
@@ -286,10 +288,15 @@ func buildRlimits(ulimits []Ulimit, h hostInfo) ([]specs.POSIXRlimit, error) {
 	}
 	if !slices.ContainsFunc(out, func(r specs.POSIXRlimit) bool { return r.Type == "RLIMIT_NOFILE" }) {
 		soft, hard := uint64(defaultNofileSoft), uint64(defaultNofileHard)
-		if hostHard, err := h.rlimitHard("nofile"); err == nil {
-			hard = min(hard, hostHard)
-			soft = min(soft, hard)
+		if nrOpen, err := h.nrOpen(); err == nil {
+			hard = min(hard, nrOpen)
 		}
+		if _, eff, err := h.ownCapabilities(); err != nil || !slices.Contains(eff, "CAP_SYS_RESOURCE") {
+			if hostHard, err := h.rlimitHard("nofile"); err == nil {
+				hard = min(hard, hostHard)
+			}
+		}
+		soft = min(soft, hard)
 		out = append(out, specs.POSIXRlimit{Type: "RLIMIT_NOFILE", Soft: soft, Hard: hard})
 	}
 	return out, nil

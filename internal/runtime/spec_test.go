@@ -16,8 +16,9 @@ import (
 
 // fakeHost describes a machine for generate.
 type fakeHost struct {
-	nofile uint64
-	hard   map[string]uint64 // other resources' hard limits; absent: unlimited
+	nofile    uint64
+	nrOpenMax uint64            // fs.nr_open; 0: the kernel's default
+	hard      map[string]uint64 // other resources' hard limits; absent: unlimited
 	// bounding and effective capabilities of berth; nil: all the kernel's.
 	bounding, effective []string
 	kern                kernelVersion
@@ -37,6 +38,13 @@ func (h fakeHost) rlimitHard(name string) (uint64, error) {
 		return v, nil
 	}
 	return math.MaxUint64, nil
+}
+
+func (h fakeHost) nrOpen() (uint64, error) {
+	if h.nrOpenMax == 0 {
+		return 1 << 20, nil
+	}
+	return h.nrOpenMax, nil
 }
 
 func (h fakeHost) ownCapabilities() ([]string, []string, error) {
@@ -667,12 +675,18 @@ func TestGenerateRlimits(t *testing.T) {
 		name     string
 		ulimits  []Ulimit
 		hostHard uint64
-		want     []specs.POSIXRlimit
-		err      string
+		// noSysResource: berth lacks CAP_SYS_RESOURCE.
+		noSysResource bool
+		nrOpen        uint64
+		want          []specs.POSIXRlimit
+		err           string
 	}{
 		{name: "default", hostHard: 1 << 20, want: []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 1024, Hard: 524288}}},
-		{name: "default clamped to host hard", hostHard: 4096, want: []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 1024, Hard: 4096}}},
-		{name: "default soft clamped too", hostHard: 512, want: []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 512, Hard: 512}}},
+		// Issue 8.11: the caller's shell does not matter.
+		{name: "default whatever the caller's limit", hostHard: 512, want: []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 1024, Hard: 524288}}},
+		{name: "default clamped to nr_open", hostHard: 512, nrOpen: 4096, want: []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 1024, Hard: 4096}}},
+		{name: "default clamped to own hard without CAP_SYS_RESOURCE", hostHard: 4096, noSysResource: true, want: []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 1024, Hard: 4096}}},
+		{name: "default soft clamped too", hostHard: 512, noSysResource: true, want: []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 512, Hard: 512}}},
 		{
 			name: "explicit passed as given", hostHard: 4096,
 			ulimits: []Ulimit{{Name: "nofile", Soft: 100000, Hard: 200000}, {Name: "nproc", Soft: 10, Hard: 20}},
@@ -692,7 +706,10 @@ func TestGenerateRlimits(t *testing.T) {
 			opts := baseOpts(t)
 			opts.Ulimits = tc.ulimits
 			h := testHost()
-			h.nofile = tc.hostHard
+			h.nofile, h.nrOpenMax = tc.hostHard, tc.nrOpen
+			if tc.noSysResource {
+				h.effective = slices.DeleteFunc(supportedCapabilities(), func(c string) bool { return c == "CAP_SYS_RESOURCE" })
+			}
 			s, err := generate(opts, h)
 			if tc.err != "" {
 				if !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), tc.err) {
