@@ -462,6 +462,10 @@ func (a *app) pruneContainers(ctx context.Context, filters []string) (int64, err
 			return 0, errdefs.InvalidArgument("invalid filter '%s'", k)
 		}
 	}
+	// What crashed commands left goes first (prune is where users look).
+	if err := e.Containers.Sweep(ctx); err != nil {
+		return 0, err
+	}
 	ctrs, err := e.Containers.List(ctx)
 	if err != nil {
 		return 0, err
@@ -469,7 +473,7 @@ func (a *app) pruneContainers(ctx context.Context, filters []string) (int64, err
 	var reclaimed int64
 	header := false
 	for _, c := range ctrs {
-		if c.State.Running || c.State.Paused || c.State.Restarting {
+		if c.State.Running || c.State.Paused || c.State.Restarting || c.State.Status == "removing" {
 			continue
 		}
 		if !until.IsZero() && c.Created.After(until) || !matchLabels(labels, c.Config.Labels) {
@@ -477,8 +481,8 @@ func (a *app) pruneContainers(ctx context.Context, filters []string) (int64, err
 		}
 		size := volume.DirSize(e.Snapshots.UpperDir(c.ID))
 		if err := e.Containers.Remove(ctx, c.ID, container.RemoveOptions{}); err != nil {
-			if errdefs.IsNotFound(err) {
-				continue
+			if errdefs.IsNotFound(err) || errdefs.IsConflict(err) {
+				continue // removed, started or being removed meanwhile
 			}
 			return reclaimed, err
 		}

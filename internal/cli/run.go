@@ -43,6 +43,7 @@ func (a *app) runCommand() *cobra.Command {
 			// The container's monitor starts first: its process start-up
 			// overlaps creating the container and mounting its files.
 			opts.ID = container.NewID()
+			opts.StartPending = true
 			monitor, err := e.Containers.PrestartMonitor(opts.ID)
 			if err != nil {
 				return err

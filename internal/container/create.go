@@ -14,6 +14,7 @@ import (
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/metadata"
+	"github.com/berth-dev/berth/internal/runtime"
 )
 
 // CreateOptions is a container to create: the shape of docker's create
@@ -26,6 +27,10 @@ type CreateOptions struct {
 	Name       string
 	Config     Config
 	HostConfig HostConfig
+	// StartPending says that the caller starts the container next (run):
+	// should it die first, reconciliation removes a --rm container, as
+	// the run would have.
+	StartPending bool
 }
 
 // Create makes a container from an image, like `docker create`.
@@ -40,6 +45,22 @@ func (s *Service) Create(ctx context.Context, opts CreateOptions) (*Container, e
 		return nil, err
 	}
 	tr := newTracer("create")
+	s.sweepCrashed(ctx, "")
+	// The container's lock is held while its files are made and its
+	// record written: a sweep that finds files without a record knows
+	// by the lock whether a create is still at work on them.
+	l, err := s.lock(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	created := false
+	defer func() {
+		if created && opts.StartPending {
+			l.release() // start takes over the mark (see ctrLock.release)
+		} else {
+			l.unlock()
+		}
+	}()
 	img, err := s.images.Resolve(ctx, opts.Config.Image)
 	if err != nil {
 		return nil, err
@@ -81,6 +102,10 @@ func (s *Service) Create(ctx context.Context, opts CreateOptions) (*Container, e
 	}
 	c.Internal.RuntimeBinary = c.HostConfig.Runtime
 	c.State = State{Status: "created", StartedAt: ZeroTime, FinishedAt: ZeroTime}
+	if opts.StartPending {
+		start, _ := runtime.ProcessStartTime(os.Getpid())
+		c.Internal.StartPendingBy = &Owner{Pid: os.Getpid(), Start: start}
+	}
 	dir := s.StateDir(c.ID)
 	c.HostsPath = filepath.Join(dir, "hosts")
 	c.HostnamePath = filepath.Join(dir, "hostname")
@@ -137,7 +162,7 @@ func (s *Service) Create(ctx context.Context, opts CreateOptions) (*Container, e
 	if err != nil {
 		return nil, err
 	}
-	ok = true
+	ok, created = true, true
 	tr.mark("record")
 	return c, nil
 }

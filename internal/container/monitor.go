@@ -341,6 +341,7 @@ func (m *monitor) runOnce(ctx context.Context, attempt int) (exitStatus, error) 
 			c.State.ExitCode, c.State.OOMKilled = 0, false
 		}
 		c.Internal.MonitorPid, c.Internal.MonitorStart = os.Getpid(), myStart
+		c.Internal.StartPendingBy = nil // it runs: no longer its starter's
 		if c.Config.Healthcheck != nil && !healthDisabled(c.Config.Healthcheck) {
 			c.State.Health = &Health{Status: "starting", Log: []HealthLog{}}
 		}
