@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -135,36 +136,66 @@ func (s *Service) Create(ctx context.Context, opts CreateOptions) (*Container, e
 		return nil, err
 	}
 	tr.mark("layer dirs + etc files")
-	err = s.meta.Update(ctx, func(tx *metadata.Tx) error {
-		if !tx.Has(metadata.BucketImages, c.Image) {
-			return image.ErrNoSuchImage(opts.Config.Image)
+	for attempt := 0; ; attempt++ {
+		err = s.meta.Update(ctx, func(tx *metadata.Tx) error { return s.putNewRecord(tx, c, opts) })
+		var gone errVolumeGone
+		if !errors.As(err, &gone) || attempt == 2 {
+			break
 		}
-		name := strings.TrimPrefix(opts.Name, "/")
-		if name == "" {
-			for retry := 0; ; retry++ {
-				name = generateName(retry)
-				if !tx.Has(metadata.BucketNames, name) {
-					break
-				}
-			}
-		} else if owner := tx.GetRaw(metadata.BucketNames, name); owner != nil {
-			return errdefs.Conflict("Conflict. The container name \"/%s\" is already in use by container \"%s\". You have to remove (or rename) that container to be able to reuse that name.", name, owner)
+		// A volume was removed after planMounts made sure of it: make
+		// sure again.
+		c.Internal.AnonymousVolumes, c.Internal.NoCopyVolumes = nil, nil
+		if c.Mounts, err = s.planMounts(c, imgCfg.Config.Volumes); err != nil {
+			return nil, err
 		}
-		c.Name = "/" + name
-		if tx.Has(metadata.BucketContainers, c.ID) {
-			return errdefs.Conflict("container ID %s is already in use", c.ID)
-		}
-		if err := tx.PutRaw(metadata.BucketNames, name, []byte(c.ID)); err != nil {
-			return err
-		}
-		return tx.Put(metadata.BucketContainers, c.ID, c)
-	})
+	}
 	if err != nil {
 		return nil, err
 	}
 	ok, created = true, true
 	tr.mark("record")
 	return c, nil
+}
+
+// errVolumeGone is a volume that a concurrent `volume rm` or prune removed
+// while the container using it was created.
+type errVolumeGone string
+
+func (e errVolumeGone) Error() string {
+	return fmt.Sprintf("volume %s was removed while the container was created: try again", string(e))
+}
+
+// putNewRecord writes the record of new container c and its name. The
+// volumes it mounts must still exist: volume rm decides that a volume is
+// unused, and removes it, within one transaction too.
+func (s *Service) putNewRecord(tx *metadata.Tx, c *Container, opts CreateOptions) error {
+	for _, m := range c.Mounts {
+		if m.Type == "volume" && !tx.Has(metadata.BucketVolumes, m.Name) {
+			return errVolumeGone(m.Name)
+		}
+	}
+	if !tx.Has(metadata.BucketImages, c.Image) {
+		return image.ErrNoSuchImage(opts.Config.Image)
+	}
+	name := strings.TrimPrefix(opts.Name, "/")
+	if name == "" {
+		for retry := 0; ; retry++ {
+			name = generateName(retry)
+			if !tx.Has(metadata.BucketNames, name) {
+				break
+			}
+		}
+	} else if owner := tx.GetRaw(metadata.BucketNames, name); owner != nil {
+		return errdefs.Conflict("Conflict. The container name \"/%s\" is already in use by container \"%s\". You have to remove (or rename) that container to be able to reuse that name.", name, owner)
+	}
+	c.Name = "/" + name
+	if tx.Has(metadata.BucketContainers, c.ID) {
+		return errdefs.Conflict("container ID %s is already in use", c.ID)
+	}
+	if err := tx.PutRaw(metadata.BucketNames, name, []byte(c.ID)); err != nil {
+		return err
+	}
+	return tx.Put(metadata.BucketContainers, c.ID, c)
 }
 
 // mergeImageConfig fills what the user left unset from the image, with

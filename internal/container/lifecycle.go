@@ -335,6 +335,9 @@ func (s *Service) Pause(ctx context.Context, ref string) error {
 		return errdefs.Conflict("Container %s is already paused", c.ID)
 	}
 	if err := s.runtimeFor(c).Pause(ctx, c.ID); err != nil {
+		if s.exitedMeanwhile(ctx, c) {
+			return errdefs.Conflict("Container %s is not running", c.ID)
+		}
 		return err
 	}
 	_, err = s.update(ctx, c.ID, func(c *Container) error {
@@ -363,6 +366,9 @@ func (s *Service) Unpause(ctx context.Context, ref string) error {
 		return errdefs.Conflict("Container %s is not paused", c.ID)
 	}
 	if err := s.runtimeFor(c).Resume(ctx, c.ID); err != nil {
+		if s.exitedMeanwhile(ctx, c) {
+			return errdefs.Conflict("Container %s is not paused", c.ID)
+		}
 		return err
 	}
 	_, err = s.update(ctx, c.ID, func(c *Container) error {
@@ -442,4 +448,16 @@ func (s *Service) Restore(ctx context.Context) ([]string, error) {
 		started = append(started, c.ID)
 	}
 	return started, errors.Join(errs...)
+}
+
+// exitedMeanwhile reports whether c's run ended after its record was read
+// (its monitor, which records that, may not have yet): a runtime call
+// that failed on it gets docker's answer for a stopped container then.
+func (s *Service) exitedMeanwhile(ctx context.Context, c *Container) bool {
+	st, err := s.runtimeFor(c).State(ctx, c.ID)
+	if err != nil || st == nil || st.Status == "stopped" {
+		return true
+	}
+	now, err := s.lockedGet(ctx, c.ID)
+	return err != nil || now.Internal.MonitorPid != c.Internal.MonitorPid || now.State.StartedAt != c.State.StartedAt
 }

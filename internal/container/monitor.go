@@ -184,9 +184,12 @@ func (s *Service) RunMonitor(ctx context.Context, id string, starter *os.File, a
 			c.State.Health.Status = "unhealthy"
 		}
 		c.Internal.ExitedAt = time.Now()
-		c.Internal.MonitorPid, c.Internal.MonitorStart = 0, 0
 		if c.HostConfig.AutoRemove || remove {
 			c.State.Status = "removing" // one transaction fewer on the removal path
+			// The monitor stays recorded: the removal is its own, and
+			// reconciliation finishes it only if the monitor dies.
+		} else {
+			c.Internal.MonitorPid, c.Internal.MonitorStart = 0, 0
 		}
 		return nil
 	})
