@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/lockfile"
 )
 
 // A container lock makes one process the owner of a container's state
@@ -38,7 +40,7 @@ func (s *Service) lock(ctx context.Context, id string) (*ctrLock, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := flockCtx(ctx, l.f); err != nil {
+		if err := lockfile.Flock(ctx, l.f, unix.LOCK_EX); err != nil {
 			l.f.Close()
 			return nil, fmt.Errorf("wait for another berth process working on container %s: %w", shortID(id), err)
 		}
@@ -115,50 +117,6 @@ func (l *ctrLock) release() {
 	}
 	l.f.Close()
 	l.f = nil
-}
-
-// flockCtx takes an exclusive flock on f, giving up when ctx ends. The
-// uncontended case costs one system call; a contended one waits in a
-// blocking flock on a second descriptor of the same file, which is
-// released if ctx ended first.
-func flockCtx(ctx context.Context, f *os.File) error {
-	err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-	if err == nil || !errors.Is(err, unix.EWOULDBLOCK) {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	// flock locks belong to the open file description: a dup shares
-	// it, so the waiter's success is f's.
-	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	done := make(chan error, 1)
-	go func() {
-		var err error
-		for {
-			if err = unix.Flock(fd, unix.LOCK_EX); err != unix.EINTR {
-				break
-			}
-		}
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		unix.Close(fd)
-		return err
-	case <-ctx.Done():
-		// The waiter may still get the lock: drop it then.
-		go func() {
-			if <-done == nil {
-				unix.Flock(fd, unix.LOCK_UN)
-			}
-			unix.Close(fd)
-		}()
-		return ctx.Err()
-	}
 }
 
 func shortID(id string) string {
