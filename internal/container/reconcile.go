@@ -70,8 +70,24 @@ func (s *Service) Reconcile(ctx context.Context, ref string) (*Container, error)
 }
 
 // lockRef resolves ref, takes its container's lock and returns the
-// container's record read under the lock, reconciled.
+// container's record read under the lock, reconciled. A full ID (what
+// run and scripts pass) is locked without resolving it first.
 func (s *Service) lockRef(ctx context.Context, ref string) (*Container, *ctrLock, error) {
+	if validID(ref) {
+		l, err := s.lock(ctx, ref)
+		if err != nil {
+			return nil, nil, err
+		}
+		c, err := s.reconcileLocked(ctx, ref)
+		if err == nil {
+			return c, l, nil
+		}
+		l.unlock()
+		if !errdefs.IsNotFound(err) {
+			return nil, nil, err
+		}
+		// Maybe a name or prefix that looks like an ID: resolve it.
+	}
 	var c *Container
 	err := s.meta.View(ctx, func(tx *metadata.Tx) error {
 		var err error
@@ -297,27 +313,6 @@ func (s *Service) Sweep(ctx context.Context) error {
 		errs = append(errs, s.reconcileAbandoned(ctx, l))
 	}
 	return errors.Join(errs...)
-}
-
-// lockStart is lockRef for Start, which `run` calls with the full ID of
-// the container it just created: that skips resolving the reference.
-func (s *Service) lockStart(ctx context.Context, ref string) (*Container, *ctrLock, error) {
-	if !validID(ref) {
-		return s.lockRef(ctx, ref)
-	}
-	l, err := s.lock(ctx, ref)
-	if err != nil {
-		return nil, nil, err
-	}
-	c, err := s.reconcileLocked(ctx, ref)
-	if err != nil {
-		l.unlock()
-		if errdefs.IsNotFound(err) {
-			return s.lockRef(ctx, ref) // maybe a name that looks like an ID
-		}
-		return nil, nil, err
-	}
-	return c, l, nil
 }
 
 // waitMonitorGone waits until no monitor of c runs any more: the one of

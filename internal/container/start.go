@@ -40,7 +40,7 @@ type StartOptions struct {
 // returns the attached stream.
 func (s *Service) Start(ctx context.Context, ref string, opts StartOptions) (*Attachment, error) {
 	tr := newTracer("start")
-	c, l, err := s.lockStart(ctx, ref)
+	c, l, err := s.lockRef(ctx, ref)
 	tr.mark("get record")
 	if err != nil {
 		return nil, err
