@@ -239,7 +239,30 @@ func TestCrashedRunsAreReconciled(t *testing.T) {
 			cancel()
 			t.Fatal(err)
 		}
-		time.Sleep(time.Duration(i) * time.Millisecond) // the moment of the crash is what varies
+		// The moment of the crash is what varies: i ms after the
+		// command started, or (every other run) i/2 % 8 ms after its
+		// container's directory appeared, which lands in create and start.
+		if i%2 == 1 {
+			dirs := filepath.Join(e.root, "containers")
+			known := map[string]bool{}
+			ents, _ := os.ReadDir(dirs)
+			for _, d := range ents {
+				known[d.Name()] = true
+			}
+		poll:
+			for end := time.Now().Add(time.Second); time.Now().Before(end); {
+				now, _ := os.ReadDir(dirs)
+				for _, d := range now {
+					if !known[d.Name()] {
+						break poll
+					}
+				}
+				time.Sleep(200 * time.Microsecond)
+			}
+			time.Sleep(time.Duration(i/2%8) * time.Millisecond)
+		} else {
+			time.Sleep(time.Duration(i) * time.Millisecond)
+		}
 		cli.Process.Kill()
 		cli.Wait()
 		cancel()
@@ -255,15 +278,14 @@ func TestCrashedRunsAreReconciled(t *testing.T) {
 		}
 		return true
 	})
+	before := e.state(t)
+	locks, _ := os.ReadDir(filepath.Join(e.runroot, "locks"))
+	t.Logf("after the crashes: %d containers %v, %d abandoned transitions, %d mounted, problems:\n%s",
+		len(before.status), countValues(before.status), len(locks), len(before.mounts), strings.Join(before.check(), "\n"))
 	e.must("run", "--rm", "busybox", "true") // the next mutating command
-	if bad := e.state(t).check(); len(bad) > 0 {
-		t.Errorf("after the next command:\n%s", strings.Join(bad, "\n"))
-	}
+	settled(t, e, "after the next command")
 	e.must("container", "prune", "-f")
-	s := e.state(t)
-	if bad := s.check(); len(bad) > 0 {
-		t.Errorf("after prune:\n%s", strings.Join(bad, "\n"))
-	}
+	s := settled(t, e, "after prune")
 	for id, st := range s.status {
 		if st != "running" {
 			t.Errorf("prune left %s %s", st, id)
@@ -280,4 +302,33 @@ func TestCrashedRunsAreReconciled(t *testing.T) {
 		t.Errorf("lock files left: %v", ents)
 	}
 	assertNoLeftovers(t, e)
+}
+
+// settled waits until the state passes check (a monitor that has just
+// removed its container exits only after its command returned) and
+// reports what is still wrong at the deadline.
+func settled(t *testing.T, e *env, when string) stateOf {
+	t.Helper()
+	var s stateOf
+	var bad []string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s = e.state(t)
+		if bad = s.check(); len(bad) == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(bad) > 0 {
+		t.Errorf("%s:\n%s", when, strings.Join(bad, "\n"))
+	}
+	return s
+}
+
+func countValues(m map[string]string) map[string]int {
+	n := map[string]int{}
+	for _, v := range m {
+		n[v]++
+	}
+	return n
 }
