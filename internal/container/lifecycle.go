@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -287,8 +285,8 @@ func (s *Service) removeStopped(ctx context.Context, c *Container, volumes bool)
 			return err
 		}
 	}
-	if _, err := os.Stat(filepath.Join(s.runtimeRoot(), c.ID)); err == nil {
-		s.runtimeFor(c).Delete(ctx, c.ID, true)
+	if rt := s.runtimeFor(c); rt.HasState(c.ID) {
+		rt.Delete(ctx, c.ID, true)
 	}
 	if err := snapshot.Unmount(s.RootfsDir(c.ID)); err != nil {
 		return err

@@ -249,12 +249,11 @@ func (s *Service) reconcileAbandoned(ctx context.Context, l *ctrLock) error {
 // state, rootfs mount, bundle and layer directories. The caller holds id's
 // lock, so no create of it is in flight.
 func (s *Service) removeOrphan(ctx context.Context, id string) error {
-	if _, err := os.Stat(filepath.Join(s.runtimeRoot(), id)); err == nil {
+	if rt := s.orphanRuntime(id); rt != nil {
 		pid, start := readMonitorPid(filepath.Join(s.BundleDir(id), "monitor.pid"))
 		if pid != 0 && processAlive(pid, start) {
 			return nil // its monitor is still taking it down
 		}
-		rt := runtime.New(s.opts.Runtime, s.runtimeRoot(), s.opts.Self)
 		rt.Kill(ctx, id, syscall.SIGKILL, true)
 		waitGone(ctx, rt, id, 5*time.Second)
 		rt.Delete(ctx, id, true)
@@ -266,6 +265,23 @@ func (s *Service) removeOrphan(ctx context.Context, id string) error {
 		return err
 	}
 	return s.snaps.RemoveContainerLayer(id)
+}
+
+// orphanRuntime is the runtime that holds state of container id, which
+// has no record to name it: the built-in runtime, or an OCI runtime
+// binary (they share one state root; the configured one, else runc).
+func (s *Service) orphanRuntime(id string) runtime.Runtime {
+	if rt := runtime.New(runtime.BuiltinName, s.runtimeRoot(), s.opts.Self); rt.HasState(id) {
+		return rt
+	}
+	name := s.opts.Runtime
+	if name == runtime.BuiltinName {
+		name = "runc"
+	}
+	if rt := runtime.New(name, s.runtimeRoot(), s.opts.Self); rt.HasState(id) {
+		return rt
+	}
+	return nil
 }
 
 // Sweep reconciles every container and removes container files that no
@@ -297,7 +313,8 @@ func (s *Service) Sweep(ctx context.Context) error {
 	}
 	// Files without a record: a create or removal that died.
 	orphans := map[string]bool{}
-	for _, dir := range []string{filepath.Dir(s.StateDir("x")), filepath.Dir(s.BundleDir("x")), s.runtimeRoot()} {
+	for _, dir := range []string{filepath.Dir(s.StateDir("x")), filepath.Dir(s.BundleDir("x")), s.runtimeRoot(),
+		filepath.Join(s.runtimeRoot(), runtime.BuiltinName)} {
 		entries, _ := os.ReadDir(dir)
 		for _, e := range entries {
 			if id := e.Name(); validID(id) && !ids[id] {

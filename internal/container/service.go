@@ -162,7 +162,7 @@ func (s *Service) stale(c *Container) bool {
 		if c.State.Status != "created" {
 			return false
 		}
-		if _, err := os.Stat(filepath.Join(s.runtimeRoot(), c.ID)); err != nil {
+		if !s.runtimeFor(c).HasState(c.ID) {
 			return false
 		}
 		pid, start := readMonitorPid(filepath.Join(s.BundleDir(c.ID), "monitor.pid"))
