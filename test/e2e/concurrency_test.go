@@ -35,11 +35,11 @@ var stressAnswers = []string{
 // rm and prune) for a while, then checks that nothing was lost (every
 // record is consistent with the processes, mounts and files on the host)
 // and, once everything is removed, that nothing is left behind. It runs
-// 20 s (BERTH_STRESS_DURATION to change); the random choices come from a
+// 30 s (BERTH_STRESS_DURATION to change); the random choices come from a
 // fixed seed per worker, logged for a rerun.
 func TestConcurrentStress(t *testing.T) {
 	e := newEnv(t)
-	duration := 20 * time.Second
+	duration := 30 * time.Second
 	if v := os.Getenv("BERTH_STRESS_DURATION"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
@@ -69,6 +69,7 @@ func TestConcurrentStress(t *testing.T) {
 		func(r *rand.Rand) []string { return []string{"rm", pick(r, names)} },
 		func(r *rand.Rand) []string { return []string{"rm", "-f", pick(r, names)} },
 		func(r *rand.Rand) []string { return []string{"container", "prune", "-f"} },
+		func(r *rand.Rand) []string { return []string{"system", "prune", "-f", "--volumes"} },
 		func(r *rand.Rand) []string { return []string{"volume", "rm", pick(r, vols)} },
 		func(r *rand.Rand) []string { return []string{"volume", "prune", "-a", "-f"} },
 		func(r *rand.Rand) []string { return []string{"ps", "-a"} },
