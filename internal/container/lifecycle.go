@@ -102,12 +102,14 @@ func (s *Service) Stop(ctx context.Context, ref string, timeout *int, signal str
 		return err
 	}
 	defer l.unlock()
-	return s.stopLocked(ctx, c, timeout, signal)
+	return s.stopLocked(ctx, c, l, timeout, signal)
 }
 
-// stopLocked stops c; the caller holds its lock. The lock is held while
-// the monitor takes the container down: monitors never wait for it.
-func (s *Service) stopLocked(ctx context.Context, c *Container, timeout *int, signal string) error {
+// stopLocked stops c; the caller holds its lock l, and holds it again on
+// return. During the grace period the lock is let go, so that a `kill`
+// or `rm -f` need not wait for it (as with docker); the SIGKILL after it
+// goes only to the run that was asked to stop.
+func (s *Service) stopLocked(ctx context.Context, c *Container, l *ctrLock, timeout *int, signal string) error {
 	c, err := s.update(ctx, c.ID, func(c *Container) error { c.Internal.ManualStop = true; return nil })
 	if err != nil {
 		return err
@@ -134,35 +136,52 @@ func (s *Service) stopLocked(ctx context.Context, c *Container, timeout *int, si
 			return err
 		}
 	}
+	stopped := func() error {
+		s.Emit(ctx, Event{Type: "container", Action: "stop", ID: c.ID, Attributes: map[string]string{"name": c.ShortName(), "image": c.Config.Image}})
+		return nil
+	}
 	if c.State.Running && t != 0 {
 		s.signal(ctx, c, sig)
 		if t > 0 {
+			run := c.State.StartedAt
+			l.unlock()
 			wctx, cancel := context.WithTimeout(ctx, time.Duration(t)*time.Second)
 			werr := s.waitMonitor(wctx, c.ID)
 			cancel()
-			if werr == nil {
-				s.Emit(ctx, Event{Type: "container", Action: "stop", ID: c.ID, Attributes: map[string]string{"name": c.ShortName(), "image": c.Config.Image}})
-				return nil
+			if err := s.relock(ctx, l); err != nil {
+				return err
 			}
+			if werr == nil {
+				return stopped()
+			}
+			now, err := s.reconcileLocked(ctx, c.ID)
+			if errdefs.IsNotFound(err) {
+				return stopped() // removed meanwhile
+			}
+			if err != nil {
+				return err
+			}
+			if !now.State.Running && !now.State.Restarting || now.State.StartedAt != run {
+				return stopped() // it stopped (and maybe was started again) meanwhile
+			}
+			c = now
 		}
 	}
 	s.signal(ctx, c, syscall.SIGKILL)
 	if err := s.waitMonitor(ctx, c.ID); err != nil {
 		return err
 	}
-	s.Emit(ctx, Event{Type: "container", Action: "stop", ID: c.ID, Attributes: map[string]string{"name": c.ShortName(), "image": c.Config.Image}})
-	return nil
+	return stopped()
 }
 
 // Restart stops then starts a container.
-// One lock is held across both, so no other transition comes between.
 func (s *Service) Restart(ctx context.Context, ref string, timeout *int, signal string) error {
 	c, l, err := s.lockRef(ctx, ref)
 	if err != nil {
 		return err
 	}
 	defer l.unlock()
-	if err := s.stopLocked(ctx, c, timeout, signal); err != nil {
+	if err := s.stopLocked(ctx, c, l, timeout, signal); err != nil {
 		return err
 	}
 	if c, err = s.reconcileLocked(ctx, c.ID); err != nil {

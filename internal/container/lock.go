@@ -51,6 +51,16 @@ func (s *Service) lock(ctx context.Context, id string) (*ctrLock, error) {
 	}
 }
 
+// relock takes again the lock l that its holder let go.
+func (s *Service) relock(ctx context.Context, l *ctrLock) error {
+	n, err := s.lock(ctx, l.id())
+	if err != nil {
+		return err
+	}
+	*l = *n
+	return nil
+}
+
 // tryLock takes id's lock if nobody holds it.
 func (s *Service) tryLock(id string) (*ctrLock, bool, error) {
 	for {

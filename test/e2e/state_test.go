@@ -332,3 +332,36 @@ func countValues(m map[string]string) map[string]int {
 	}
 	return n
 }
+
+// TestKillDuringStop: a stop waiting out its grace period does not hold
+// the container: kill goes through at once (as with docker), and the stop
+// then returns.
+func TestKillDuringStop(t *testing.T) {
+	e := newEnv(t)
+	id := strings.TrimSpace(e.must("run", "-d", "--name", "stubborn", "busybox", "sh", "-c", "trap 'touch /got-term' TERM; while true; do sleep 1; done"))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	stop := e.command(ctx, "stop", "-t", "100", "stubborn")
+	if err := stop.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop.Wait() }()
+	eventually(t, 10*time.Second, "the container got the stop's SIGTERM", func() bool {
+		_, err := os.Stat(filepath.Join(e.root, "containers", id, "upper", "got-term"))
+		return err == nil
+	})
+	// Far less than the stop's grace period: a kill that waited for the
+	// stop would miss it.
+	kctx, kcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer kcancel()
+	if out, err := e.command(kctx, "kill", "stubborn").CombinedOutput(); err != nil {
+		t.Fatalf("kill during stop: %v\n%s", err, out)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if st := e.inspect("stubborn", "{{.State.Status}} {{.State.ExitCode}}"); st != "exited 137" {
+		t.Fatalf("after kill: %s", st)
+	}
+}
