@@ -28,6 +28,7 @@ var stressAnswers = []string{
 	"stop the container before removing or force remove",
 	"volume is in use",
 	"no such volume",
+	"was removed while the container was created",
 }
 
 // TestConcurrentStress drives containers and volumes from several berth

@@ -338,7 +338,12 @@ func countValues(m map[string]string) map[string]int {
 // then returns.
 func TestKillDuringStop(t *testing.T) {
 	e := newEnv(t)
-	id := strings.TrimSpace(e.must("run", "-d", "--name", "stubborn", "busybox", "sh", "-c", "trap 'touch /got-term' TERM; while true; do sleep 1; done"))
+	id := strings.TrimSpace(e.must("run", "-d", "--name", "stubborn", "busybox", "sh", "-c", "trap 'touch /got-term' TERM; touch /ready; while true; do sleep 1; done"))
+	upper := filepath.Join(e.root, "containers", id, "upper")
+	eventually(t, 10*time.Second, "the container's trap set", func() bool {
+		_, err := os.Stat(filepath.Join(upper, "ready"))
+		return err == nil
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	stop := e.command(ctx, "stop", "-t", "100", "stubborn")
@@ -348,7 +353,7 @@ func TestKillDuringStop(t *testing.T) {
 	stopped := make(chan error, 1)
 	go func() { stopped <- stop.Wait() }()
 	eventually(t, 10*time.Second, "the container got the stop's SIGTERM", func() bool {
-		_, err := os.Stat(filepath.Join(e.root, "containers", id, "upper", "got-term"))
+		_, err := os.Stat(filepath.Join(upper, "got-term"))
 		return err == nil
 	})
 	// Far less than the stop's grace period: a kill that waited for the
