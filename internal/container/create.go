@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/metadata"
+	"github.com/berth-dev/berth/internal/runtime"
 )
 
 // CreateOptions is a container to create: the shape of docker's create
@@ -31,6 +33,10 @@ type CreateOptions struct {
 	// the image's VOLUMEs and before -v, --mount and --tmpfs, which may
 	// replace them.
 	Inherited []MountSpec
+	// StartPending says that the caller starts the container next (run):
+	// should it die first, reconciliation removes a --rm container, as
+	// the run would have.
+	StartPending bool
 }
 
 // Create makes a container from an image, like `docker create`.
@@ -45,6 +51,22 @@ func (s *Service) Create(ctx context.Context, opts CreateOptions) (*Container, e
 		return nil, err
 	}
 	tr := newTracer("create")
+	s.sweepCrashed(ctx, "")
+	// The container's lock is held while its files are made and its
+	// record written: a sweep that finds files without a record knows
+	// by the lock whether a create is still at work on them.
+	l, err := s.lock(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	created := false
+	defer func() {
+		if created && opts.StartPending {
+			l.release() // start takes over the mark (see ctrLock.release)
+		} else {
+			l.unlock()
+		}
+	}()
 	img, err := s.images.Resolve(ctx, opts.Config.Image)
 	if err != nil {
 		return nil, err
@@ -92,6 +114,10 @@ func (s *Service) Create(ctx context.Context, opts CreateOptions) (*Container, e
 	}
 	c.Internal.RuntimeBinary = c.HostConfig.Runtime
 	c.State = State{Status: "created", StartedAt: ZeroTime, FinishedAt: ZeroTime}
+	if opts.StartPending {
+		start, _ := runtime.ProcessStartTime(os.Getpid())
+		c.Internal.StartPendingBy = &Owner{Pid: os.Getpid(), Start: start}
+	}
 	dir := s.StateDir(c.ID)
 	c.HostsPath = filepath.Join(dir, "hosts")
 	c.HostnamePath = filepath.Join(dir, "hostname")
@@ -124,36 +150,69 @@ func (s *Service) Create(ctx context.Context, opts CreateOptions) (*Container, e
 		return nil, err
 	}
 	tr.mark("layer dirs + etc files")
-	err = s.meta.Update(ctx, func(tx *metadata.Tx) error {
-		if !tx.Has(metadata.BucketImages, c.Image) {
-			return image.ErrNoSuchImage(opts.Config.Image)
+	for attempt := 0; ; attempt++ {
+		err = s.meta.Update(ctx, func(tx *metadata.Tx) error { return s.putNewRecord(tx, c, opts) })
+		var gone errVolumeGone
+		if !errors.As(err, &gone) || attempt == 2 {
+			break
 		}
-		name := strings.TrimPrefix(opts.Name, "/")
-		if name == "" {
-			for retry := 0; ; retry++ {
-				name = generateName(retry)
-				if !tx.Has(metadata.BucketNames, name) {
-					break
-				}
-			}
-		} else if owner := tx.GetRaw(metadata.BucketNames, name); owner != nil {
-			return errdefs.Conflict("Conflict. The container name \"/%s\" is already in use by container \"%s\". You have to remove (or rename) that container to be able to reuse that name.", name, owner)
+		// A volume was removed after planMounts made sure of it: make
+		// sure again (with new anonymous volumes: the first plan's go).
+		for _, v := range c.Internal.AnonymousVolumes {
+			s.volumes.Remove(context.WithoutCancel(ctx), v, true)
 		}
-		c.Name = "/" + name
-		if tx.Has(metadata.BucketContainers, c.ID) {
-			return errdefs.Conflict("container ID %s is already in use", c.ID)
+		c.Internal.AnonymousVolumes, c.Internal.NoCopyVolumes = nil, nil
+		if c.Mounts, err = s.planMounts(c, imgCfg.Config.Volumes, opts.Inherited); err != nil {
+			return nil, err
 		}
-		if err := tx.PutRaw(metadata.BucketNames, name, []byte(c.ID)); err != nil {
-			return err
-		}
-		return tx.Put(metadata.BucketContainers, c.ID, c)
-	})
+	}
 	if err != nil {
 		return nil, err
 	}
-	ok = true
+	ok, created = true, true
 	tr.mark("record")
 	return c, nil
+}
+
+// errVolumeGone is a volume that a concurrent `volume rm` or prune removed
+// while the container using it was created.
+type errVolumeGone string
+
+func (e errVolumeGone) Error() string {
+	return fmt.Sprintf("volume %s was removed while the container was created: try again", string(e))
+}
+
+// putNewRecord writes the record of new container c and its name. The
+// volumes it mounts must still exist: volume rm decides that a volume is
+// unused, and removes it, within one transaction too.
+func (s *Service) putNewRecord(tx *metadata.Tx, c *Container, opts CreateOptions) error {
+	for _, m := range c.Mounts {
+		if m.Type == "volume" && !tx.Has(metadata.BucketVolumes, m.Name) {
+			return errVolumeGone(m.Name)
+		}
+	}
+	if !tx.Has(metadata.BucketImages, c.Image) {
+		return image.ErrNoSuchImage(opts.Config.Image)
+	}
+	name := strings.TrimPrefix(opts.Name, "/")
+	if name == "" {
+		for retry := 0; ; retry++ {
+			name = generateName(retry)
+			if !tx.Has(metadata.BucketNames, name) {
+				break
+			}
+		}
+	} else if owner := tx.GetRaw(metadata.BucketNames, name); owner != nil {
+		return errdefs.Conflict("Conflict. The container name \"/%s\" is already in use by container \"%s\". You have to remove (or rename) that container to be able to reuse that name.", name, owner)
+	}
+	c.Name = "/" + name
+	if tx.Has(metadata.BucketContainers, c.ID) {
+		return errdefs.Conflict("container ID %s is already in use", c.ID)
+	}
+	if err := tx.PutRaw(metadata.BucketNames, name, []byte(c.ID)); err != nil {
+		return err
+	}
+	return tx.Put(metadata.BucketContainers, c.ID, c)
 }
 
 // mergeImageConfig fills what the user left unset from the image, with

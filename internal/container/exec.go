@@ -98,8 +98,7 @@ func (s *Service) ExecCreate(ctx context.Context, ref string, cfg ExecConfig) (s
 	if err != nil {
 		return "", err
 	}
-	s.Emit(ctx, Event{Type: "container", Action: "exec_create: " + joinArgs(cfg.Cmd), ID: c.ID,
-		Attributes: map[string]string{"name": c.ShortName(), "image": c.Config.Image, "execID": id}})
+	s.Emit(ctx, ContainerEvent(c, "exec_create: "+joinArgs(cfg.Cmd), "execID", id))
 	return id, nil
 }
 
@@ -297,8 +296,7 @@ func (s *Service) ExecStart(ctx context.Context, id string, opts ExecStartOption
 		att.Close()
 		return nil, ready.err()
 	}
-	s.Emit(ctx, Event{Type: "container", Action: "exec_start: " + joinArgs(info.Config.Cmd), ID: c.ID,
-		Attributes: map[string]string{"name": c.ShortName(), "image": c.Config.Image, "execID": id}})
+	s.Emit(ctx, ContainerEvent(c, "exec_start: "+joinArgs(info.Config.Cmd), "execID", id))
 	if opts.Detach {
 		att.Close()
 		return nil, nil

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -55,22 +53,25 @@ var signalsByName = map[string]syscall.Signal{
 
 // Kill sends sig to a running container's main process.
 func (s *Service) Kill(ctx context.Context, ref string, sig syscall.Signal) error {
-	c, err := s.Get(ctx, ref)
+	c, l, err := s.lockRef(ctx, ref)
 	if err != nil {
 		return err
 	}
+	defer l.unlock()
 	if !c.State.Running {
 		return errdefs.Conflict("Cannot kill container: %s: container %s is not running", ref, c.ID)
 	}
 	if sig == syscall.SIGKILL || sig == syscall.SIGTERM || sig == syscall.SIGINT {
 		// docker kill is a manual stop for the restart policy.
 		if c.HostConfig.RestartPolicy.Name != "no" {
-			s.update(ctx, c.ID, func(c *Container) error { c.Internal.ManualStop = true; return nil })
+			if _, err := s.update(ctx, c.ID, func(c *Container) error { c.Internal.ManualStop = true; return nil }); err != nil {
+				return err
+			}
 		}
 	}
 	s.Emit(ctx, ContainerEvent(c, "kill", "signal", strconv.Itoa(int(sig))))
 	if err := s.signal(ctx, c, sig); err != nil {
-		if c2, gerr := s.Get(ctx, c.ID); gerr == nil && !c2.State.Running {
+		if c2, gerr := s.lockedGet(ctx, c.ID); gerr == nil && !s.observe(c2).State.Running {
 			return errdefs.Conflict("Cannot kill container: %s: container %s is not running", ref, c.ID)
 		}
 		return err
@@ -96,11 +97,20 @@ func (s *Service) signal(ctx context.Context, c *Container, sig syscall.Signal) 
 // Stop stops a container like `docker stop`: its stop signal, then SIGKILL
 // after timeout (nil: the container's StopTimeout or 10 s).
 func (s *Service) Stop(ctx context.Context, ref string, timeout *int, signal string) error {
-	c, err := s.Get(ctx, ref)
+	c, l, err := s.lockRef(ctx, ref)
 	if err != nil {
 		return err
 	}
-	c, err = s.update(ctx, c.ID, func(c *Container) error { c.Internal.ManualStop = true; return nil })
+	defer l.unlock()
+	return s.stopLocked(ctx, c, l, timeout, signal)
+}
+
+// stopLocked stops c; the caller holds its lock l, and holds it again on
+// return. During the grace period the lock is let go, so that a `kill`
+// or `rm -f` need not wait for it (as with docker); the SIGKILL after it
+// goes only to the run that was asked to stop.
+func (s *Service) stopLocked(ctx context.Context, c *Container, l *ctrLock, timeout *int, signal string) error {
+	c, err := s.update(ctx, c.ID, func(c *Container) error { c.Internal.ManualStop = true; return nil })
 	if err != nil {
 		return err
 	}
@@ -126,17 +136,36 @@ func (s *Service) Stop(ctx context.Context, ref string, timeout *int, signal str
 			return err
 		}
 	}
+	stopped := func() error {
+		s.Emit(ctx, ContainerEvent(c, "stop"))
+		return nil
+	}
 	if c.State.Running && t != 0 {
 		s.Emit(ctx, ContainerEvent(c, "kill", "signal", strconv.Itoa(int(sig)))) // docker: kill, die, stop
 		s.signal(ctx, c, sig)
 		if t > 0 {
+			run := c.State.StartedAt
+			l.unlock()
 			wctx, cancel := context.WithTimeout(ctx, time.Duration(t)*time.Second)
 			werr := s.waitMonitor(wctx, c.ID)
 			cancel()
-			if werr == nil {
-				s.Emit(ctx, ContainerEvent(c, "stop"))
-				return nil
+			if err := s.relock(ctx, l); err != nil {
+				return err
 			}
+			if werr == nil {
+				return stopped()
+			}
+			now, err := s.reconcileLocked(ctx, c.ID)
+			if errdefs.IsNotFound(err) {
+				return stopped() // removed meanwhile
+			}
+			if err != nil {
+				return err
+			}
+			if !now.State.Running && !now.State.Restarting || now.State.StartedAt != run {
+				return stopped() // it stopped (and maybe was started again) meanwhile
+			}
+			c = now
 		}
 	}
 	if c.State.Running {
@@ -146,23 +175,27 @@ func (s *Service) Stop(ctx context.Context, ref string, timeout *int, signal str
 	if err := s.waitMonitor(ctx, c.ID); err != nil {
 		return err
 	}
-	s.Emit(ctx, ContainerEvent(c, "stop"))
-	return nil
+	return stopped()
 }
 
 // Restart stops then starts a container.
 func (s *Service) Restart(ctx context.Context, ref string, timeout *int, signal string) error {
-	if err := s.Stop(ctx, ref, timeout, signal); err != nil {
+	c, l, err := s.lockRef(ctx, ref)
+	if err != nil {
 		return err
 	}
-	_, err := s.Start(ctx, ref, StartOptions{})
-	if err == nil {
-		c, _ := s.Get(ctx, ref)
-		if c != nil {
-			s.Emit(ctx, ContainerEvent(c, "restart"))
-		}
+	defer l.unlock()
+	if err := s.stopLocked(ctx, c, l, timeout, signal); err != nil {
+		return err
 	}
-	return err
+	if c, err = s.reconcileLocked(ctx, c.ID); err != nil {
+		return err
+	}
+	if _, err := s.startLocked(ctx, c, StartOptions{}); err != nil {
+		return err
+	}
+	s.Emit(ctx, ContainerEvent(c, "restart"))
+	return nil
 }
 
 // RemoveOptions are `rm` flags.
@@ -173,9 +206,16 @@ type RemoveOptions struct {
 
 // Remove deletes a container like `docker rm`.
 func (s *Service) Remove(ctx context.Context, ref string, opts RemoveOptions) error {
-	c, err := s.Get(ctx, ref)
+	s.sweepCrashed(ctx, "")
+	c, l, err := s.lockRef(ctx, ref)
 	if err != nil {
 		return err
+	}
+	defer l.unlock()
+	if c.State.Status == "removing" {
+		// Its monitor is removing it (reconciliation finishes a removal
+		// whose remover died).
+		return errdefs.Conflict("removal of container %s is already in progress", c.ShortName())
 	}
 	if c.State.Running || c.State.Restarting || c.State.Paused {
 		if !opts.Force {
@@ -211,7 +251,7 @@ func (s *Service) Remove(ctx context.Context, ref string, opts RemoveOptions) er
 		if err != nil {
 			return fmt.Errorf("cannot remove container %q: it did not stop: %w", c.Name, err)
 		}
-		if c, err = s.Get(ctx, c.ID); err != nil {
+		if c, err = s.reconcileLocked(ctx, c.ID); err != nil {
 			if errdefs.IsNotFound(err) {
 				return nil
 			}
@@ -271,8 +311,8 @@ func (s *Service) removeStopped(ctx context.Context, c *Container, volumes bool)
 			return err
 		}
 	}
-	if _, err := os.Stat(filepath.Join(s.runtimeRoot(), c.ID)); err == nil {
-		s.runtimeFor(c).Delete(ctx, c.ID, true)
+	if rt := s.runtimeFor(c); rt.HasState(c.ID) {
+		rt.Delete(ctx, c.ID, true)
 	}
 	if err := snapshot.Unmount(s.RootfsDir(c.ID)); err != nil {
 		return err
@@ -307,10 +347,11 @@ func (s *Service) removeStopped(ctx context.Context, c *Container, volumes bool)
 
 // Pause freezes a running container.
 func (s *Service) Pause(ctx context.Context, ref string) error {
-	c, err := s.Get(ctx, ref)
+	c, l, err := s.lockRef(ctx, ref)
 	if err != nil {
 		return err
 	}
+	defer l.unlock()
 	if !c.State.Running {
 		return errdefs.Conflict("Container %s is not running", c.ID)
 	}
@@ -318,26 +359,55 @@ func (s *Service) Pause(ctx context.Context, ref string) error {
 		return errdefs.Conflict("Container %s is already paused", c.ID)
 	}
 	if err := s.runtimeFor(c).Pause(ctx, c.ID); err != nil {
+		if s.exitedMeanwhile(ctx, c) {
+			return errdefs.Conflict("Container %s is not running", c.ID)
+		}
 		return err
 	}
-	_, err = s.update(ctx, c.ID, func(c *Container) error { c.State.Paused, c.State.Status = true, "paused"; return nil })
+	_, err = s.update(ctx, c.ID, func(c *Container) error {
+		if !c.State.Running {
+			// It exited meanwhile (its monitor recorded that).
+			return errdefs.Conflict("Container %s is not running", c.ID)
+		}
+		c.State.Paused, c.State.Status = true, "paused"
+		return nil
+	})
+	if err != nil {
+		return err
+	}
 	s.Emit(ctx, ContainerEvent(c, "pause"))
 	return err
 }
 
 // Unpause thaws a paused container.
 func (s *Service) Unpause(ctx context.Context, ref string) error {
-	c, err := s.Get(ctx, ref)
+	c, l, err := s.lockRef(ctx, ref)
 	if err != nil {
 		return err
 	}
+	defer l.unlock()
 	if !c.State.Paused {
 		return errdefs.Conflict("Container %s is not paused", c.ID)
 	}
 	if err := s.runtimeFor(c).Resume(ctx, c.ID); err != nil {
+		if s.exitedMeanwhile(ctx, c) {
+			return errdefs.Conflict("Container %s is not paused", c.ID)
+		}
 		return err
 	}
-	_, err = s.update(ctx, c.ID, func(c *Container) error { c.State.Paused, c.State.Status = false, "running"; return nil })
+	_, err = s.update(ctx, c.ID, func(c *Container) error {
+		if !c.State.Paused {
+			return nil
+		}
+		c.State.Paused = false
+		if c.State.Running {
+			c.State.Status = "running"
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
 	s.Emit(ctx, ContainerEvent(c, "unpause"))
 	return err
 }
@@ -373,15 +443,19 @@ func (s *Service) Rename(ctx context.Context, ref, newName string) error {
 // Restore brings back what a daemon's start brings back after a reboot or
 // a crash: containers with restart policy "always", and "unless-stopped"
 // ones that the user had not stopped. Records of containers whose monitor
-// is gone are reconciled first (List does that). It returns the IDs it
-// started, and the errors of those it could not.
+// is gone, and whatever crashed transitions left, are reconciled first
+// (Sweep). It returns the IDs it started, and the errors of those it
+// could not.
 func (s *Service) Restore(ctx context.Context) ([]string, error) {
+	var errs []error
+	if err := s.Sweep(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	ctrs, err := s.List(ctx)
 	if err != nil {
 		return nil, err
 	}
 	var started []string
-	var errs []error
 	for _, c := range ctrs {
 		if c.State.Running || c.State.Restarting || c.State.Status == "removing" {
 			continue
@@ -398,4 +472,16 @@ func (s *Service) Restore(ctx context.Context) ([]string, error) {
 		started = append(started, c.ID)
 	}
 	return started, errors.Join(errs...)
+}
+
+// exitedMeanwhile reports whether c's run ended after its record was read
+// (its monitor, which records that, may not have yet): a runtime call
+// that failed on it gets docker's answer for a stopped container then.
+func (s *Service) exitedMeanwhile(ctx context.Context, c *Container) bool {
+	st, err := s.runtimeFor(c).State(ctx, c.ID)
+	if err != nil || st == nil || st.Status == "stopped" {
+		return true
+	}
+	now, err := s.lockedGet(ctx, c.ID)
+	return err != nil || now.Internal.MonitorPid != c.Internal.MonitorPid || now.State.StartedAt != c.State.StartedAt
 }

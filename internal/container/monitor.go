@@ -188,10 +188,13 @@ func (s *Service) RunMonitor(ctx context.Context, id string, starter *os.File, a
 			c.State.Health.Status = "unhealthy"
 		}
 		c.Internal.ExitedAt = time.Now()
-		c.Internal.MonitorPid, c.Internal.MonitorStart = 0, 0
 		endExecs(c)
 		if c.HostConfig.AutoRemove || remove {
 			c.State.Status = "removing" // one transaction fewer on the removal path
+			// The monitor stays recorded: the removal is its own, and
+			// reconciliation finishes it only if the monitor dies.
+		} else {
+			c.Internal.MonitorPid, c.Internal.MonitorStart = 0, 0
 		}
 		return nil
 	})
@@ -346,6 +349,7 @@ func (m *monitor) runOnce(ctx context.Context, attempt int) (exitStatus, error) 
 			c.State.ExitCode, c.State.OOMKilled = 0, false
 		}
 		c.Internal.MonitorPid, c.Internal.MonitorStart = os.Getpid(), myStart
+		c.Internal.StartPendingBy = nil // it runs: no longer its starter's
 		if c.Config.Healthcheck != nil && !healthDisabled(c.Config.Healthcheck) {
 			c.State.Health = &Health{Status: "starting", Log: []HealthLog{}}
 		}

@@ -441,8 +441,7 @@ func (m *monitor) runExec(p *execProc, detached bool) {
 	// remember it (a monitor may live for a great many execs).
 	delete(x.started, p.id)
 	x.mu.Unlock()
-	m.s.Emit(context.Background(), Event{Type: "container", Action: "exec_die", ID: m.id, Attributes: map[string]string{
-		"name": m.c.ShortName(), "image": m.c.Config.Image, "execID": p.id, "exitCode": strconv.Itoa(code)}})
+	m.s.Emit(context.Background(), ContainerEvent(m.c, "exec_die", "execID", p.id, "exitCode", strconv.Itoa(code)))
 	p.mu.Lock()
 	cl := p.client
 	p.client = nil

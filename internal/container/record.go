@@ -241,4 +241,16 @@ type Internal struct {
 	ExitedAt time.Time `json:"exitedAt,omitzero"`
 	// Execs are the container's exec sessions (see exec.go).
 	Execs map[string]*ExecSession `json:"execs,omitempty"`
+	// StartPendingBy is the process that created the container to start
+	// it at once (run); the monitor clears it once the container runs. If
+	// that process dies first, a --rm container is removed by
+	// reconciliation, as its run would have done.
+	StartPendingBy *Owner `json:"startPendingBy,omitempty"`
+}
+
+// Owner names a process by pid and start time (so that a reused pid is
+// not taken for it).
+type Owner struct {
+	Pid   int    `json:"pid"`
+	Start uint64 `json:"start"`
 }

@@ -116,8 +116,10 @@ func resolveTx(tx *metadata.Tx, ref string) (*Container, error) {
 	return nil, errdefs.InvalidArgument("multiple IDs found with provided prefix: %s", ref)
 }
 
-// Get returns a container's record, reconciled with the processes that
-// actually run (a monitor killed with -9 is noticed here).
+// Get returns a container's record as observed now. It never writes: a
+// container whose monitor died is shown as its reconciliation will record
+// it (see observe), and Reconcile, called by the next transition, writes
+// that.
 func (s *Service) Get(ctx context.Context, ref string) (*Container, error) {
 	var c *Container
 	err := s.meta.View(ctx, func(tx *metadata.Tx) error {
@@ -128,13 +130,10 @@ func (s *Service) Get(ctx context.Context, ref string) (*Container, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.stale(c) {
-		return s.reconcile(ctx, c.ID)
-	}
-	return c, nil
+	return s.observe(c), nil
 }
 
-// List returns all containers, newest first, reconciled.
+// List returns all containers, newest first, as observed (see Get).
 func (s *Service) List(ctx context.Context) ([]*Container, error) {
 	var out []*Container
 	err := s.meta.View(ctx, func(tx *metadata.Tx) error {
@@ -143,19 +142,12 @@ func (s *Service) List(ctx context.Context) ([]*Container, error) {
 			if err := json.Unmarshal(raw, &c); err != nil {
 				return fmt.Errorf("container record %s: %w", k, err)
 			}
-			out = append(out, &c)
+			out = append(out, s.observe(&c))
 			return nil
 		})
 	})
 	if err != nil {
 		return nil, err
-	}
-	for i, c := range out {
-		if s.stale(c) {
-			if fixed, err := s.reconcile(ctx, c.ID); err == nil {
-				out[i] = fixed
-			}
-		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
 	return out, nil
@@ -170,7 +162,7 @@ func (s *Service) stale(c *Container) bool {
 		if c.State.Status != "created" {
 			return false
 		}
-		if _, err := os.Stat(filepath.Join(s.runtimeRoot(), c.ID)); err != nil {
+		if !s.runtimeFor(c).HasState(c.ID) {
 			return false
 		}
 		pid, start := readMonitorPid(filepath.Join(s.BundleDir(c.ID), "monitor.pid"))
@@ -199,50 +191,6 @@ func readMonitorPid(path string) (int, uint64) {
 	pid, _ := strconv.Atoi(f[0])
 	start, _ := strconv.ParseUint(f[1], 10, 64)
 	return pid, start
-}
-
-// reconcile repairs the record of a container whose monitor died: the
-// container is stopped (nothing would collect its output or exit status any
-// more), its rootfs unmounted, and it is recorded as exited.
-func (s *Service) reconcile(ctx context.Context, id string) (*Container, error) {
-	c, err := s.lockedGet(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if !s.stale(c) {
-		return c, nil
-	}
-	rt := s.runtimeFor(c)
-	if st, err := rt.State(ctx, id); err == nil && st != nil {
-		rt.Kill(ctx, id, syscall.SIGKILL, true)
-		waitGone(ctx, rt, id, 5*time.Second)
-	}
-	rt.Delete(ctx, id, true)
-	snapshot.Unmount(s.RootfsDir(id))
-	return s.update(ctx, id, func(c *Container) error {
-		if c.Internal.MonitorPid == 0 {
-			// Died while starting: the record never said it ran.
-			if c.State.Status == "created" {
-				c.State.Error = "the container's monitor process died while starting it"
-			}
-			return nil
-		}
-		if processAlive(c.Internal.MonitorPid, c.Internal.MonitorStart) {
-			return nil // a new monitor took over meanwhile
-		}
-		wasRunning := c.State.Running || c.State.Restarting
-		c.Internal.MonitorPid, c.Internal.MonitorStart = 0, 0
-		c.State.Running, c.State.Paused, c.State.Restarting = false, false, false
-		c.State.Pid = 0
-		if wasRunning {
-			c.State.Status = "exited"
-			c.State.ExitCode = 137
-			c.State.Error = "the container's monitor process died; the container was stopped"
-			c.State.FinishedAt = FormatTime(time.Now())
-			c.Internal.ExitedAt = time.Now()
-		}
-		return nil
-	})
 }
 
 func waitGone(ctx context.Context, rt runtime.Runtime, id string, timeout time.Duration) {

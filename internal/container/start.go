@@ -40,15 +40,31 @@ type StartOptions struct {
 // returns the attached stream.
 func (s *Service) Start(ctx context.Context, ref string, opts StartOptions) (*Attachment, error) {
 	tr := newTracer("start")
-	c, err := s.Get(ctx, ref)
+	c, l, err := s.lockRef(ctx, ref)
 	tr.mark("get record")
 	if err != nil {
 		return nil, err
 	}
+	defer l.unlock()
+	att, err := s.startLocked(ctx, c, opts)
+	if err == nil {
+		s.sweepCrashed(ctx, c.ID)
+	}
+	return att, err
+}
+
+// startLocked starts c; the caller holds its lock, which it keeps until
+// the monitor reports the container running (or why not), so that of two
+// concurrent starts exactly one starts it and the other sees it running.
+func (s *Service) startLocked(ctx context.Context, c *Container, opts StartOptions) (*Attachment, error) {
+	var err error
+	tr := newTracer("start locked")
 	if c.State.Paused {
 		return nil, errdefs.Conflict("cannot start a paused container, try unpause instead")
 	}
-	if c.State.Running || c.State.Restarting {
+	if c.State.Running || c.State.Restarting || c.State.Status == "created" && s.monitorAlive(c) {
+		// Running, or a monitor is starting it (its starter died after
+		// handing it over).
 		if opts.Attach {
 			return s.Attach(ctx, c.ID, AttachOptions{Stdin: c.Config.OpenStdin, Stdout: true, Stderr: true})
 		}
@@ -56,6 +72,11 @@ func (s *Service) Start(ctx context.Context, ref string, opts StartOptions) (*At
 	}
 	if c.State.Status == "removing" || c.State.Dead {
 		return nil, errdefs.Conflict("container %s is marked for removal and cannot be started", c.ShortName())
+	}
+	// The monitor of the previous run may still be finishing (runtime
+	// delete): a new run of the same ID must not overlap with it.
+	if err := s.waitMonitorGone(ctx, c); err != nil {
+		return nil, err
 	}
 	// A previous manual stop no longer applies once the user starts it again.
 	if c.Internal.ManualStop {

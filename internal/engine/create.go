@@ -41,6 +41,9 @@ type ContainerCreateRequest struct {
 	// id is the ID chosen ahead by RunContainer, whose monitor is started
 	// before the container exists.
 	id string
+	// startPending: RunContainer starts the container next (see
+	// container.CreateOptions.StartPending).
+	startPending bool
 }
 
 // ContainerCreateResponse is docker's create response.
@@ -71,6 +74,7 @@ func (e *Engine) createContainer(ctx context.Context, req ContainerCreateRequest
 	}
 	c, err := e.Containers.Create(ctx, container.CreateOptions{
 		ID: req.id, Name: req.Name, Config: req.Config, HostConfig: req.HostConfig, Inherited: inherited,
+		StartPending: req.startPending,
 	})
 	if err != nil {
 		return nil, err

@@ -66,13 +66,17 @@ func (e *Engine) PruneContainers(ctx context.Context, f filters.Args) (*Containe
 	if err != nil {
 		return nil, err
 	}
+	// What crashed commands left goes first (prune is where users look).
+	if err := e.Containers.Sweep(ctx); err != nil {
+		return nil, err
+	}
 	ctrs, err := e.Containers.List(ctx)
 	if err != nil {
 		return nil, err
 	}
 	rep := &ContainerPruneReport{}
 	for _, c := range ctrs {
-		if c.State.Running || c.State.Paused || c.State.Restarting {
+		if c.State.Running || c.State.Paused || c.State.Restarting || c.State.Status == "removing" {
 			continue
 		}
 		if !until.IsZero() && c.Created.After(until) || !f.MatchLabels(c.Config.Labels) {
@@ -81,7 +85,7 @@ func (e *Engine) PruneContainers(ctx context.Context, f filters.Args) (*Containe
 		size := volume.DirSize(e.Snapshots.UpperDir(c.ID))
 		if err := e.Containers.Remove(ctx, c.ID, container.RemoveOptions{}); err != nil {
 			if errdefs.IsNotFound(err) || errdefs.IsConflict(err) {
-				continue // gone or started meanwhile
+				continue // gone, started or being removed meanwhile
 			}
 			return rep, err
 		}

@@ -48,7 +48,7 @@ func (e *Engine) RunContainer(ctx context.Context, req RunRequest) (*RunResult, 
 	// The container's monitor starts first: its process start-up
 	// overlaps creating the container and mounting its files. It exits,
 	// having touched nothing, if it is closed without a container.
-	req.id = container.NewID()
+	req.id, req.startPending = container.NewID(), true
 	monitor, err := e.Containers.PrestartMonitor(req.id)
 	if err != nil {
 		return nil, err

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/lockfile"
 )
 
 // Buckets of the current schema.
@@ -181,7 +182,7 @@ func (h *handle) close() {
 }
 
 // open takes the store's lock file (shared for readers, exclusive for
-// writers) with a blocking flock, which wakes as soon as the holder is done,
+// writers) with a blocking flock (as long as ctx allows), which wakes as soon as the holder is done,
 // unlike bbolt's own lock, which polls every 50 ms; then bbolt's lock is
 // always free at once.
 func (s *Store) open(ctx context.Context, write bool) (*handle, error) {
@@ -193,13 +194,7 @@ func (s *Store) open(ctx context.Context, write bool) (*handle, error) {
 	if write {
 		how = unix.LOCK_EX
 	}
-	for {
-		err = unix.Flock(int(lf.Fd()), how)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	if err != nil {
+	if err = lockfile.Flock(ctx, lf, how); err != nil {
 		lf.Close()
 		return nil, fmt.Errorf("lock metadata store: %w", err)
 	}

@@ -6,6 +6,7 @@ package volume
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"sort"
@@ -39,11 +40,14 @@ type record struct {
 type Store struct {
 	root string
 	meta *metadata.Store
+	// removeTree deletes a volume's tree once it is in the trash (a seam
+	// for tests).
+	removeTree func(dir string) error
 }
 
 // NewStore returns a volume store keeping data under root/volumes.
 func NewStore(root string, meta *metadata.Store) *Store {
-	return &Store{root: filepath.Join(root, "volumes"), meta: meta}
+	return &Store{root: filepath.Join(root, "volumes"), meta: meta, removeTree: fsutil.RemoveAll}
 }
 
 // validName reports whether s matches docker's name rule
@@ -181,7 +185,9 @@ func usersTx(tx *metadata.Tx, name string) []string {
 }
 
 // Remove deletes a volume and its data; a volume in use is refused even
-// with force (force only ignores a missing volume), like docker.
+// with force (force only ignores a missing volume), like docker. The
+// record goes and the tree moves to the trash in one transaction; the
+// tree is deleted after it, so no other berth process waits on the walk.
 func (s *Store) Remove(ctx context.Context, name string, force bool) error {
 	if !validName(name) {
 		if force {
@@ -189,7 +195,9 @@ func (s *Store) Remove(ctx context.Context, name string, force bool) error {
 		}
 		return errdefs.NotFound("get %s: no such volume", name)
 	}
-	return s.meta.Update(ctx, func(tx *metadata.Tx) error {
+	s.emptyTrash()
+	var trashed string
+	err := s.meta.Update(ctx, func(tx *metadata.Tx) error {
 		if !tx.Has(metadata.BucketVolumes, name) {
 			if force {
 				return nil
@@ -202,16 +210,28 @@ func (s *Store) Remove(ctx context.Context, name string, force bool) error {
 		if err := tx.Delete(metadata.BucketVolumes, name); err != nil {
 			return err
 		}
-		return fsutil.RemoveAll(filepath.Join(s.root, name))
+		var err error
+		trashed, err = s.toTrash(name)
+		return err
 	})
+	if err != nil {
+		s.fromTrash(trashed, name)
+		return err
+	}
+	if trashed != "" {
+		return s.removeTree(trashed)
+	}
+	return nil
 }
 
 // Prune removes unused volumes: anonymous ones only unless all is set
 // (docker 23+ semantics). It returns the names removed and bytes reclaimed.
+// Like Remove, it deletes the trees after its transaction.
 func (s *Store) Prune(ctx context.Context, all bool, labelFilter func(map[string]string) bool) ([]string, int64, error) {
-	var removed []string
-	var reclaimed int64
+	s.emptyTrash()
+	var removed, trashed []string
 	err := s.meta.Update(ctx, func(tx *metadata.Tx) error {
+		removed, trashed = nil, nil
 		var candidates []record
 		tx.ForEach(metadata.BucketVolumes, func(_ string, raw []byte) error {
 			var r record
@@ -227,18 +247,31 @@ func (s *Store) Prune(ctx context.Context, all bool, labelFilter func(map[string
 			if labelFilter != nil && !labelFilter(r.Labels) {
 				continue
 			}
-			reclaimed += DirSize(filepath.Join(s.root, r.Name))
 			if err := tx.Delete(metadata.BucketVolumes, r.Name); err != nil {
 				return err
 			}
-			if err := fsutil.RemoveAll(filepath.Join(s.root, r.Name)); err != nil {
+			dir, err := s.toTrash(r.Name)
+			if err != nil {
 				return err
 			}
 			removed = append(removed, r.Name)
+			trashed = append(trashed, dir)
 		}
 		return nil
 	})
-	return removed, reclaimed, err
+	if err != nil {
+		for i, dir := range trashed {
+			s.fromTrash(dir, removed[i])
+		}
+		return nil, 0, err
+	}
+	var reclaimed int64
+	var errs []error
+	for _, dir := range trashed {
+		reclaimed += DirSize(dir)
+		errs = append(errs, s.removeTree(dir))
+	}
+	return removed, reclaimed, errors.Join(errs...)
 }
 
 // maxSizeDepth bounds how deep DirSize descends: it holds a descriptor
