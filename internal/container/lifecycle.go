@@ -267,6 +267,9 @@ func (s *Service) removeStopped(ctx context.Context, c *Container, volumes bool)
 	if _, err := os.Stat(filepath.Join(s.runtimeRoot(), c.ID)); err == nil {
 		s.runtimeFor(c).Delete(ctx, c.ID, true)
 	}
+	if err := s.detachNetwork(ctx, c, true); err != nil {
+		return err
+	}
 	if err := snapshot.Unmount(s.RootfsDir(c.ID)); err != nil {
 		return err
 	}

@@ -111,6 +111,11 @@ func (s *Service) prepareBundle(c *Container, opts StartOptions) error {
 		}
 	}
 	so := specOptions(c, rootfs, s.opts.Root, opts)
+	if ownNetNS(c) {
+		// The namespace is made before the runtime starts the container
+		// and kept across its restarts (attachNetwork).
+		so.NetworkMode = "ns:" + s.netnsPath(c.ID)
+	}
 	if c.HostConfig.Init != nil && *c.HostConfig.Init && so.InitPath == "" {
 		return errNoInit
 	}
