@@ -171,7 +171,7 @@ func (a *app) topLevelCommands() []topLevelCommand {
 		short("inspect", a.inspectCommand), short("rename", a.renameCommand), short("pause", a.pauseCommand),
 		short("unpause", a.unpauseCommand), short("events", a.eventsCommand), short("rmi", a.rmiCommand),
 		short("tag", a.tagCommand), short("history", a.historyCommand), short("top", a.topCommand),
-		short("stats", a.statsCommand), short("export", a.exportCommand), short("commit", a.commitCommand),
+		short("stats", a.statsCommand), short("update", a.updateCommand), short("export", a.exportCommand), short("commit", a.commitCommand),
 		short("diff", a.diffCommand), short("cp", a.cpCommand), short("save", a.saveCommand),
 		short("load", a.loadCommand),
 	}

@@ -194,6 +194,8 @@ func specOptions(c *Container, rootfs, root string, so StartOptions) runtime.Spe
 			CPUQuota:          hc.CPUQuota,
 			CPUPeriod:         hc.CPUPeriod,
 			CpusetCpus:        hc.CpusetCpus,
+			CpusetMems:        hc.CpusetMems,
+			BlkioWeight:       hc.BlkioWeight,
 			OOMKillDisable:    hc.OomKillDisable,
 		},
 		Annotations: map[string]string{"io.berth.container.name": c.ShortName()},
