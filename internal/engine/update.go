@@ -140,4 +140,3 @@ func checkUpdate(r *UpdateRequest, h runtime.HostResources, res *UpdateResult) e
 	}
 	return nil
 }
-
