@@ -57,7 +57,8 @@ func run(ctx context.Context, c *config) error {
 	defer unmountUnder(work)
 	c.work, c.root, c.runroot = work, filepath.Join(work, "root"), filepath.Join(work, "run")
 	c.berth = filepath.Join(work, "berth")
-	build := exec.Command("go", "build", "-o", c.berth, "./cmd/berth")
+	// berth and its start-path binary, side by side as installed.
+	build := exec.Command("go", "build", "-o", work+"/", "./cmd/berth", "./cmd/berth-shim")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("build: %v\n%s", err, out)
