@@ -240,7 +240,14 @@ func (c *config) runcAlone() (time.Duration, error) {
 		return 0, err
 	}
 	spec["root"] = map[string]any{"path": rootfs}
-	spec["linux"].(map[string]any)["cgroupsPath"] = "/berth-bench/runc"
+	linux := spec["linux"].(map[string]any)
+	linux["cgroupsPath"] = "/berth-bench/runc"
+	// berth makes the network namespace itself (under its runroot, gone
+	// with the container); runc alone makes a new one, as berth's runtime
+	// used to.
+	for _, ns := range linux["namespaces"].([]any) {
+		delete(ns.(map[string]any), "path")
+	}
 	raw, _ = json.Marshal(spec)
 	os.WriteFile(filepath.Join(bundle, "config.json"), raw, 0o644)
 	state := filepath.Join(c.work, "runc-state")
