@@ -120,7 +120,7 @@ func ensureNetNS(path string) error {
 	if unix.Statfs(path, &st) == nil && st.Type == unix.NSFS_MAGIC {
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	if err := sharedMountDir(filepath.Dir(path)); err != nil {
 		return err
 	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDONLY|unix.O_CLOEXEC, 0o400)
@@ -204,4 +204,45 @@ func validateExtraHosts(hosts []string) error {
 		}
 	}
 	return nil
+}
+
+// sharedMountDir makes dir a mount point of its own with shared
+// propagation, once, as ip-netns does for /run/netns: a mount namespace
+// made while a container runs (any host service with a private /tmp, any
+// other container before its pivot_root) copies the namespace files
+// mounted there, and only a shared mount carries their unmount to those
+// copies, so that a removed container's namespace is freed.
+func sharedMountDir(dir string) error {
+	if isMountRoot(dir) {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	lock, err := os.OpenFile(dir+".lock", os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		return err
+	}
+	if isMountRoot(dir) { // made by another process meanwhile
+		return nil
+	}
+	if err := unix.Mount(dir, dir, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("bind-mount %s: %w", dir, err)
+	}
+	if err := unix.Mount("", dir, "", unix.MS_SHARED|unix.MS_REC, ""); err != nil {
+		unix.Unmount(dir, unix.MNT_DETACH)
+		return fmt.Errorf("make %s shared: %w", dir, err)
+	}
+	return nil
+}
+
+// isMountRoot reports whether dir is the root of a mount.
+func isMountRoot(dir string) bool {
+	var stx unix.Statx_t
+	err := unix.Statx(unix.AT_FDCWD, dir, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_TYPE, &stx)
+	return err == nil && stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 && stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0
 }

@@ -37,8 +37,15 @@ func (s *Service) Update(ctx context.Context, ref string, u UpdateOptions) (*Con
 	if err := mergeUpdate(&next, u); err != nil {
 		return nil, err
 	}
-	if c.State.Running || c.State.Restarting || c.State.Paused {
+	switch {
+	case c.State.Running:
 		if err := s.applyLive(ctx, &next, u); err != nil {
+			return nil, fmt.Errorf("Cannot update container %s: %w", c.ID, err)
+		}
+	case c.State.Restarting:
+		// Between two runs, as Docker: nothing to change live, but the
+		// monitor's next run must have the new limits.
+		if err := s.rewriteSpec(&next, specOptions(&next, s.RootfsDir(c.ID), s.opts.Root, StartOptions{})); err != nil {
 			return nil, fmt.Errorf("Cannot update container %s: %w", c.ID, err)
 		}
 	}
