@@ -49,10 +49,15 @@ func (s *Service) Update(ctx context.Context, ref string, u UpdateOptions) (*Con
 			return nil, fmt.Errorf("Cannot update container %s: %w", c.ID, err)
 		}
 	}
-	return s.update(ctx, c.ID, func(rec *Container) error {
+	updated, err := s.update(ctx, c.ID, func(rec *Container) error {
 		// Merged again into the record as it is now, under the lock.
 		return mergeUpdate(rec, u)
 	})
+	if err != nil {
+		return nil, err
+	}
+	s.Emit(ctx, Event{Type: "container", Action: "update", ID: c.ID, Attributes: map[string]string{"name": c.ShortName(), "image": c.Config.Image}})
+	return updated, nil
 }
 
 // mergeUpdate applies u to c's HostConfig with Docker's rules and
