@@ -57,7 +57,8 @@ func run(ctx context.Context, c *config) error {
 	defer unmountUnder(work)
 	c.work, c.root, c.runroot = work, filepath.Join(work, "root"), filepath.Join(work, "run")
 	c.berth = filepath.Join(work, "berth")
-	build := exec.Command("go", "build", "-o", c.berth, "./cmd/berth")
+	// berth and its start-path binary, side by side as installed.
+	build := exec.Command("go", "build", "-o", work+"/", "./cmd/berth", "./cmd/berth-shim")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("build: %v\n%s", err, out)
@@ -239,7 +240,14 @@ func (c *config) runcAlone() (time.Duration, error) {
 		return 0, err
 	}
 	spec["root"] = map[string]any{"path": rootfs}
-	spec["linux"].(map[string]any)["cgroupsPath"] = "/berth-bench/runc"
+	linux := spec["linux"].(map[string]any)
+	linux["cgroupsPath"] = "/berth-bench/runc"
+	// berth makes the network namespace itself (under its runroot, gone
+	// with the container); runc alone makes a new one, as berth's runtime
+	// used to.
+	for _, ns := range linux["namespaces"].([]any) {
+		delete(ns.(map[string]any), "path")
+	}
 	raw, _ = json.Marshal(spec)
 	os.WriteFile(filepath.Join(bundle, "config.json"), raw, 0o644)
 	state := filepath.Join(c.work, "runc-state")

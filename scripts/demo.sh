@@ -4,7 +4,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
-CGO_ENABLED=0 go build -o bin/berth ./cmd/berth
+CGO_ENABLED=0 go build -o bin/ ./cmd/berth ./cmd/berth-shim
 # Its own --root and --runroot: the demo never sees, let alone touches,
 # the containers, images or volumes of the machine's own berth.
 work=$(mktemp -d)

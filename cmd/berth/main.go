@@ -5,30 +5,19 @@ import (
 	"context"
 	"os"
 	"os/signal"
-	goruntime "runtime"
 	"syscall"
 
+	"github.com/berth-dev/berth/cmd/internal/hidden"
 	"github.com/berth-dev/berth/internal/cli"
-	"github.com/berth-dev/berth/internal/runtime"
 )
 
-func init() {
-	// The built-in runtime's init sets up namespaces, credentials and
-	// seccomp per thread and must execve from that same thread: keep main
-	// on the main thread from the start.
-	if len(os.Args) > 1 && os.Args[1] == "_init" {
-		goruntime.LockOSThread()
-	}
-}
+func init() { hidden.LockThreadIfNeeded(os.Args) }
 
 func main() {
-	if len(os.Args) > 1 {
-		switch os.Args[1] {
-		case "_init":
-			os.Exit(runtime.InitMain(os.Args[2:]))
-		case "_exec":
-			os.Exit(runtime.ExecMain(os.Args[2:]))
-		}
+	// The start-path commands normally run from berth-shim; berth answers
+	// them too when installed alone.
+	if c, ok := hidden.Lookup(os.Args); ok {
+		os.Exit(c.Main(os.Args[2:]))
 	}
 	if cli.IsRuntimeName(os.Args[0]) {
 		// berth-runc: runc's command line over the built-in runtime,

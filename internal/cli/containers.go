@@ -29,7 +29,7 @@ func (a *app) containerCommand() *cobra.Command {
 		a.killCommand(), a.rmCommand(), a.logsCommand(), a.waitCommand(), a.attachCommand(), a.execCommand(),
 		a.containerInspectCommand(), a.renameCommand(), a.pauseCommand(), a.unpauseCommand(), a.containerPruneCommand(),
 		a.exportCommand(), a.commitCommand(), a.diffCommand(), a.cpCommand(),
-		a.topCommand(), a.statsCommand())
+		a.topCommand(), a.statsCommand(), a.updateCommand())
 	return cmd
 }
 

@@ -5,7 +5,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -52,9 +51,6 @@ func (a *app) engine(ctx context.Context) (*engine.Engine, error) {
 // Execute runs berth with args and returns the process exit code.
 func Execute(ctx context.Context, args []string) int {
 	a := &app{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}
-	if len(args) > 0 && args[0] == "_monitor" {
-		return a.runMonitor(ctx, args[1:])
-	}
 	if len(args) > 0 && args[0] == "runtime" {
 		return RuntimeMain(context.WithoutCancel(ctx), "berth runtime", args[1:])
 	}
@@ -271,7 +267,7 @@ func (a *app) topLevelCommands() []topLevelCommand {
 		short("inspect", a.inspectCommand), short("rename", a.renameCommand), short("pause", a.pauseCommand),
 		short("unpause", a.unpauseCommand), short("events", a.eventsCommand), short("rmi", a.rmiCommand),
 		short("tag", a.tagCommand), short("history", a.historyCommand), short("top", a.topCommand),
-		short("stats", a.statsCommand), short("export", a.exportCommand), short("commit", a.commitCommand),
+		short("stats", a.statsCommand), short("update", a.updateCommand), short("export", a.exportCommand), short("commit", a.commitCommand),
 		short("diff", a.diffCommand), short("cp", a.cpCommand), short("save", a.saveCommand),
 		short("load", a.loadCommand),
 	}
@@ -303,32 +299,6 @@ func envOr(key, def string) string {
 		return v
 	}
 	return def
-}
-
-// runMonitor is the hidden `_monitor` entry point, parsed without cobra to
-// keep the monitor's start-up and memory small.
-func (a *app) runMonitor(ctx context.Context, args []string) int {
-	fs := flag.NewFlagSet("_monitor", flag.ContinueOnError)
-	fs.StringVar(&a.cfg.Root, "root", engine.DefaultRoot, "")
-	fs.StringVar(&a.cfg.RunRoot, "runroot", engine.DefaultRunRoot, "")
-	fs.StringVar(&a.cfg.Runtime, "runtime", runtime.DefaultName, "")
-	fs.BoolVar(&a.cfg.Debug, "debug", false, "")
-	await := fs.Bool("await", false, "")
-	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
-		fmt.Fprintln(a.stderr, "usage: berth _monitor [--root DIR] [--runroot DIR] [--runtime NAME] [--await] ID")
-		return 2
-	}
-	starter := os.NewFile(3, "attach")
-	e, err := a.engine(ctx)
-	if err != nil {
-		return 1
-	}
-	// The monitor must not die with the terminal or the CLI that started it.
-	ignoreMonitorSignals()
-	if err := e.Containers.RunMonitor(context.Background(), fs.Arg(0), starter, *await); err != nil {
-		return 1
-	}
-	return 0
 }
 
 // exactArgs, minArgs: docker's argument count messages.

@@ -146,10 +146,12 @@ func (s *Service) Create(ctx context.Context, opts CreateOptions) (*Container, e
 	if err := s.snaps.CreateContainerLayer(c.ID); err != nil {
 		return nil, err
 	}
-	if err := writeEtcFiles(c); err != nil {
+	// /etc/hosts and friends are written at start, once the container's
+	// addresses are known (attachNetwork).
+	if err := validateExtraHosts(c.HostConfig.ExtraHosts); err != nil {
 		return nil, err
 	}
-	tr.mark("layer dirs + etc files")
+	tr.mark("layer dirs")
 	for attempt := 0; ; attempt++ {
 		err = s.meta.Update(ctx, func(tx *metadata.Tx) error { return s.putNewRecord(tx, c, opts) })
 		var gone errVolumeGone
@@ -324,8 +326,10 @@ func normaliseHostConfig(hc *HostConfig) error {
 }
 
 // writeEtcFiles writes the container's /etc/hosts, /etc/hostname and
-// /etc/resolv.conf, which the runtime bind-mounts.
-func writeEtcFiles(c *Container) error {
+// /etc/resolv.conf, which the runtime bind-mounts, in Docker's format:
+// the loopback entries, --add-host entries, then the container's own
+// addresses from att with its hostname.
+func writeEtcFiles(c *Container, att *NetworkAttachment) error {
 	hostname := c.Config.Hostname
 	if err := os.WriteFile(c.HostnamePath, []byte(hostname+"\n"), 0o644); err != nil {
 		return err
@@ -344,6 +348,12 @@ func writeEtcFiles(c *Container) error {
 			return errdefs.InvalidArgument("invalid --add-host %q: use host:ip", h)
 		}
 		fmt.Fprintf(&hosts, "%s\t%s\n", ip, name)
+	}
+	if att != nil {
+		for _, ip := range att.Addresses {
+			names := append([]string{hostname}, att.Aliases...)
+			fmt.Fprintf(&hosts, "%s\t%s\n", ip, strings.Join(names, " "))
+		}
 	}
 	if err := os.WriteFile(c.HostsPath, hosts.Bytes(), 0o644); err != nil {
 		return err

@@ -314,6 +314,9 @@ func (s *Service) removeStopped(ctx context.Context, c *Container, volumes bool)
 	if rt := s.runtimeFor(c); rt.HasState(c.ID) {
 		rt.Delete(ctx, c.ID, true)
 	}
+	if err := s.detachNetwork(ctx, c, true); err != nil {
+		return err
+	}
 	if err := snapshot.Unmount(s.RootfsDir(c.ID)); err != nil {
 		return err
 	}

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -175,6 +174,7 @@ func (s *Service) RunMonitor(ctx context.Context, id string, starter *os.File, a
 	// Final bookkeeping, then tell clients and go.
 	m.execs.waitAll(2 * time.Second)
 	snapshot.Unmount(s.RootfsDir(id))
+	s.detachNetwork(ctx, m.c, true)
 	m.mu.Lock()
 	remove, removeVolumes := m.remove, m.removeVolumes
 	m.mu.Unlock()
@@ -229,6 +229,9 @@ func (m *monitor) runOnce(ctx context.Context, attempt int) (exitStatus, error) 
 	rt := m.rt
 	if rt.HasState(m.id) {
 		rt.Delete(ctx, m.id, true) // leftovers of a crashed predecessor
+	}
+	if err := m.s.attachNetwork(ctx, c); err != nil {
+		return exitStatus{}, err
 	}
 	pidFile := filepath.Join(m.bundle, "init.pid")
 	os.Remove(pidFile)
@@ -409,7 +412,8 @@ func (m *monitor) runOnce(ctx context.Context, attempt int) (exitStatus, error) 
 	}
 	m.mu.Unlock()
 	st := exitStatus{code: runtime.ExitCode(ws)}
-	st.oom = oomKilled(CgroupsPath(m.id))
+	st.oom, _ = rt.OOMKilled(ctx, m.id)
+	m.s.detachNetwork(ctx, c, false)
 	m.tr.mark("drain output")
 	// The runtime's delete (a process of its own) overlaps with the
 	// unmount and the exit record; whoever needs it done waits on deleted.
@@ -421,28 +425,6 @@ func (m *monitor) runOnce(ctx context.Context, attempt int) (exitStatus, error) 
 	}()
 	m.deleted = deleted
 	return st, nil
-}
-
-// oomKilled reads the OOM-kill counter of the container's memory cgroup
-// (v1 memory.oom_control or v2 memory.events).
-func oomKilled(cgroupsPath string) bool {
-	for _, p := range []string{
-		filepath.Join("/sys/fs/cgroup/memory", cgroupsPath, "memory.oom_control"),
-		filepath.Join("/sys/fs/cgroup", cgroupsPath, "memory.events"),
-		filepath.Join("/sys/fs/cgroup/unified", cgroupsPath, "memory.events"),
-	} {
-		raw, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(raw), "\n") {
-			f := strings.Fields(line)
-			if len(f) == 2 && f[0] == "oom_kill" && f[1] != "0" {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 type outputStream struct {
@@ -654,6 +636,9 @@ func (m *monitor) fail(first *monClient, err error, code int) {
 	}()
 	ctx := context.Background()
 	snapshot.Unmount(m.s.RootfsDir(m.id))
+	if m.c != nil {
+		m.s.detachNetwork(ctx, m.c, true)
+	}
 	c, uerr := m.s.update(ctx, m.id, func(c *Container) error {
 		c.State.Running, c.State.Restarting = false, false
 		if c.State.Status == "restarting" || c.State.Status == "running" {

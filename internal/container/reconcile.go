@@ -139,6 +139,7 @@ func (s *Service) reconcileLocked(ctx context.Context, id string) (*Container, e
 		}
 		rt.Delete(ctx, id, true)
 		snapshot.Unmount(s.RootfsDir(id))
+		s.detachNetwork(ctx, c, true)
 		c, err = s.update(ctx, id, func(c *Container) error {
 			if !s.stale(c) {
 				return nil // a new monitor took over meanwhile
@@ -158,6 +159,9 @@ func (s *Service) reconcileLocked(ctx context.Context, id string) (*Container, e
 		if err := snapshot.Unmount(s.RootfsDir(id)); err != nil {
 			return nil, err
 		}
+	}
+	if err := releaseNetNS(s.netnsPath(id)); err != nil {
+		return nil, err
 	}
 	switch {
 	case c.State.Status == "removing":
@@ -261,6 +265,9 @@ func (s *Service) removeOrphan(ctx context.Context, id string) error {
 	if err := snapshot.Unmount(s.RootfsDir(id)); err != nil {
 		return err
 	}
+	if err := releaseNetNS(s.netnsPath(id)); err != nil {
+		return err
+	}
 	if err := fsutil.RemoveAll(s.BundleDir(id)); err != nil {
 		return err
 	}
@@ -271,14 +278,14 @@ func (s *Service) removeOrphan(ctx context.Context, id string) error {
 // has no record to name it: the built-in runtime, or an OCI runtime
 // binary (they share one state root; the configured one, else runc).
 func (s *Service) orphanRuntime(id string) runtime.Runtime {
-	if rt := runtime.New(runtime.BuiltinName, s.runtimeRoot(), s.opts.Self); rt.HasState(id) {
+	if rt := s.opts.NewRuntime(runtime.BuiltinName); rt.HasState(id) {
 		return rt
 	}
 	name := s.opts.Runtime
 	if name == runtime.BuiltinName {
 		name = "runc"
 	}
-	if rt := runtime.New(name, s.runtimeRoot(), s.opts.Self); rt.HasState(id) {
+	if rt := s.opts.NewRuntime(name); rt.HasState(id) {
 		return rt
 	}
 	return nil

@@ -159,9 +159,11 @@ type Resources struct {
 	CPUShares         int64     `json:"CpuShares"`
 	Memory            int64     `json:"Memory"`
 	NanoCPUs          int64     `json:"NanoCpus"`
+	BlkioWeight       uint16    `json:"BlkioWeight"`
 	CPUPeriod         int64     `json:"CpuPeriod"`
 	CPUQuota          int64     `json:"CpuQuota"`
 	CpusetCpus        string    `json:"CpusetCpus"`
+	CpusetMems        string    `json:"CpusetMems"`
 	MemoryReservation int64     `json:"MemoryReservation"`
 	MemorySwap        int64     `json:"MemorySwap"`
 	OomKillDisable    bool      `json:"OomKillDisable"`

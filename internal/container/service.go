@@ -37,6 +37,11 @@ type Options struct {
 	Self string
 	// Debug passes berth's --debug to monitors.
 	Debug bool
+	// NewRuntime returns the runtime called name (runtime.New over the
+	// runroot when nil); tests give a fake.
+	NewRuntime func(name string) runtime.Runtime
+	// Network attaches containers to their networks (NoNetwork when nil).
+	Network NetworkAttacher
 }
 
 // Service runs containers.
@@ -46,6 +51,7 @@ type Service struct {
 	images  *image.Store
 	snaps   *snapshot.Snapshotter
 	volumes VolumeStore
+	network NetworkAttacher
 }
 
 // NewService wires the container service.
@@ -53,7 +59,14 @@ func NewService(opts Options, meta *metadata.Store, images *image.Store, volumes
 	if opts.Runtime == "" {
 		opts.Runtime = runtime.DefaultName
 	}
-	return &Service{opts: opts, meta: meta, images: images, snaps: images.Snapshots(), volumes: volumes}
+	if opts.NewRuntime == nil {
+		root, self := filepath.Join(opts.RunRoot, "runtime"), opts.Self
+		opts.NewRuntime = func(name string) runtime.Runtime { return runtime.New(name, root, self) }
+	}
+	if opts.Network == nil {
+		opts.Network = NoNetwork()
+	}
+	return &Service{opts: opts, meta: meta, images: images, snaps: images.Snapshots(), volumes: volumes, network: opts.Network}
 }
 
 func (s *Service) runtimeFor(c *Container) runtime.Runtime {
@@ -61,7 +74,7 @@ func (s *Service) runtimeFor(c *Container) runtime.Runtime {
 	if name == "" {
 		name = s.opts.Runtime
 	}
-	return runtime.New(name, s.runtimeRoot(), s.opts.Self)
+	return s.opts.NewRuntime(name)
 }
 
 // runtimeRoot is the runtime's state directory (runc --root).

@@ -133,6 +133,11 @@ func (s *Service) prepareBundle(c *Container, opts StartOptions) error {
 		}
 	}
 	so := specOptions(c, rootfs, s.opts.Root, opts)
+	if ownNetNS(c) {
+		// The namespace is made before the runtime starts the container
+		// and kept across its restarts (attachNetwork).
+		so.NetworkMode = "ns:" + s.netnsPath(c.ID)
+	}
 	if c.HostConfig.Init != nil && *c.HostConfig.Init && so.InitPath == "" {
 		return errNoInit
 	}
@@ -211,6 +216,8 @@ func specOptions(c *Container, rootfs, root string, so StartOptions) runtime.Spe
 			CPUQuota:          hc.CPUQuota,
 			CPUPeriod:         hc.CPUPeriod,
 			CpusetCpus:        hc.CpusetCpus,
+			CpusetMems:        hc.CpusetMems,
+			BlkioWeight:       hc.BlkioWeight,
 			OOMKillDisable:    hc.OomKillDisable,
 		},
 		Annotations: map[string]string{"io.berth.container.name": c.ShortName()},

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/berth-dev/berth/internal/runtime"
 )
 
 // Stats is one reading of a container's resource usage: cumulative counters
@@ -98,8 +100,9 @@ func CPUPercent(prev, cur *Stats) float64 {
 	return cpuDelta / sysDelta * float64(cpus) * 100
 }
 
-// Stats takes one reading of a container's resource usage from its cgroup
-// (v1 or v2) and, for its network counters, from its init's /proc entry.
+// Stats takes one reading of a container's resource usage: its cgroup's
+// counters from the runtime, the host's CPU time and memory, and, for its
+// network counters, its init's /proc entry.
 func (s *Service) Stats(ctx context.Context, ref string) (*Stats, error) {
 	c, err := s.Get(ctx, ref)
 	if err != nil {
@@ -111,7 +114,11 @@ func (s *Service) Stats(ctx context.Context, ref string) (*Stats, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	st, err := hostStatPaths().sample(CgroupsPath(c.ID), c.State.Pid, c.HostConfig.NetworkMode != "host")
+	cg, err := s.runtimeFor(c).Stats(ctx, c.ID)
+	var st *Stats
+	if err == nil {
+		st, err = hostProc.sample(cg, c.State.Pid, c.HostConfig.NetworkMode != "host")
+	}
 	if err != nil {
 		// The container may have stopped (and its cgroup been removed)
 		// since it was looked up.
@@ -124,35 +131,23 @@ func (s *Service) Stats(ctx context.Context, ref string) (*Stats, error) {
 	return st, nil
 }
 
-// statPaths are where a reading comes from: the cgroup mount root and the
-// proc file system. Tests point them at fixture trees.
-//
-// The counters are read by hand rather than through containerd/cgroups: a
-// reading is a dozen small files in two well-documented layouts, and the
-// library would add its protobuf metrics types to every CLI call's binary.
-type statPaths struct {
-	cgroupRoot string
-	procRoot   string
-}
+// procRoot is where the host-wide part of a reading comes from: the proc
+// file system. Tests point it at a fixture tree.
+type procRoot string
 
-func hostStatPaths() statPaths { return statPaths{cgroupRoot: "/sys/fs/cgroup", procRoot: "/proc"} }
+const hostProc procRoot = "/proc"
 
-// sample reads the counters of the cgroup cgPath (e.g. "/berth/<id>"); pid
-// is the container's init, whose network namespace is read when withNet.
-func (p statPaths) sample(cgPath string, pid int, withNet bool) (*Stats, error) {
-	st := &Stats{}
-	var err error
-	if cgroup2Root(p.cgroupRoot) {
-		err = readCgroup2(filepath.Join(p.cgroupRoot, cgPath), st)
-	} else {
-		err = readCgroup1(p.cgroupRoot, cgPath, st)
-	}
-	if err != nil {
-		return nil, err
+// sample completes the cgroup reading cg of a container whose init is pid
+// with the host's CPU time and memory, and the counters of the init's
+// network namespace when withNet.
+func (p procRoot) sample(cg *runtime.CgroupStats, pid int, withNet bool) (*Stats, error) {
+	st := &Stats{
+		CPUUsage: cg.CPUUsage, MemoryRaw: cg.MemoryRaw, MemoryLimit: cg.MemoryLimit, MemoryStat: cg.MemoryStat,
+		PIDs: cg.PIDs, PIDsLimit: cg.PIDsLimit, BlockRead: cg.BlockRead, BlockWrite: cg.BlockWrite,
 	}
 	// Read /proc/stat right after the cgroup's CPU counter so that both
 	// deltas of CPUPercent cover the same interval.
-	raw, err := os.ReadFile(filepath.Join(p.procRoot, "stat"))
+	raw, err := os.ReadFile(filepath.Join(string(p), "stat"))
 	if err != nil {
 		return nil, err
 	}
@@ -161,7 +156,7 @@ func (p statPaths) sample(cgPath string, pid int, withNet bool) (*Stats, error) 
 	}
 	st.Read = time.Now()
 
-	raw, err = os.ReadFile(filepath.Join(p.procRoot, "meminfo"))
+	raw, err = os.ReadFile(filepath.Join(string(p), "meminfo"))
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +168,7 @@ func (p statPaths) sample(cgPath string, pid int, withNet bool) (*Stats, error) 
 	st.MemoryUsage = memoryUsageNoCache(st.MemoryRaw, st.MemoryStat)
 
 	if withNet && pid > 0 {
-		raw, err := os.ReadFile(filepath.Join(p.procRoot, strconv.Itoa(pid), "net", "dev"))
+		raw, err := os.ReadFile(filepath.Join(string(p), strconv.Itoa(pid), "net", "dev"))
 		if err != nil {
 			return nil, err
 		}
@@ -182,112 +177,6 @@ func (p statPaths) sample(cgPath string, pid int, withNet bool) (*Stats, error) 
 		}
 	}
 	return st, nil
-}
-
-// cgroup2Root reports whether root is a cgroup v2 (unified) mount: only the
-// root of a v2 hierarchy carries cgroup.controllers, while a v1 or hybrid
-// /sys/fs/cgroup is a tmpfs holding one directory per controller.
-func cgroup2Root(root string) bool {
-	_, err := os.Stat(filepath.Join(root, "cgroup.controllers"))
-	return err == nil
-}
-
-// readCgroup1 reads the v1 controllers mounted under root, each at
-// root/<controller>.
-func readCgroup1(root, cgPath string, st *Stats) error {
-	cpuDir := filepath.Join(v1ControllerDir(root, "cpuacct"), cgPath)
-	var err error
-	if st.CPUUsage, err = readUint(filepath.Join(cpuDir, "cpuacct.usage")); err != nil {
-		return err
-	}
-
-	memDir := filepath.Join(root, "memory", cgPath)
-	if st.MemoryRaw, err = readUint(filepath.Join(memDir, "memory.usage_in_bytes")); err != nil {
-		return err
-	}
-	if st.MemoryLimit, err = readLimit(filepath.Join(memDir, "memory.limit_in_bytes")); err != nil {
-		return err
-	}
-	if st.MemoryStat, err = readFlatKeyed(filepath.Join(memDir, "memory.stat")); err != nil {
-		return err
-	}
-
-	// A kernel may lack the pids or blkio controller: report zeros.
-	pidsDir := filepath.Join(root, "pids", cgPath)
-	st.PIDs, _ = readUint(filepath.Join(pidsDir, "pids.current"))
-	st.PIDsLimit, _ = readLimit(filepath.Join(pidsDir, "pids.max"))
-
-	// The throttle layer counts every request; the CFQ/BFQ files only those
-	// of devices using that scheduler. Take the first file that lists a
-	// device.
-	blkDir := filepath.Join(root, "blkio", cgPath)
-	for _, name := range []string{
-		"blkio.throttle.io_service_bytes",
-		"blkio.throttle.io_service_bytes_recursive",
-		"blkio.io_service_bytes_recursive",
-		"blkio.bfq.io_service_bytes_recursive",
-	} {
-		raw, err := os.ReadFile(filepath.Join(blkDir, name))
-		if err != nil {
-			continue
-		}
-		r, w, found := parseBlkioV1(raw)
-		if found {
-			st.BlockRead, st.BlockWrite = r, w
-			break
-		}
-	}
-	return nil
-}
-
-// v1ControllerDir finds a v1 controller's mount: distributions mount cpuacct
-// on its own or together with cpu ("cpu,cpuacct", with symlinks by either
-// name, usually).
-func v1ControllerDir(root, controller string) string {
-	dir := filepath.Join(root, controller)
-	if _, err := os.Stat(dir); err == nil {
-		return dir
-	}
-	for _, alt := range []string{"cpu,cpuacct", "cpuacct,cpu"} {
-		if strings.Contains(alt, controller) {
-			if _, err := os.Stat(filepath.Join(root, alt)); err == nil {
-				return filepath.Join(root, alt)
-			}
-		}
-	}
-	return dir
-}
-
-// readCgroup2 reads the v2 cgroup directory dir.
-func readCgroup2(dir string, st *Stats) error {
-	cpu, err := readFlatKeyed(filepath.Join(dir, "cpu.stat"))
-	if err != nil {
-		return err
-	}
-	usec, ok := cpu["usage_usec"]
-	if !ok {
-		return fmt.Errorf("%s: no usage_usec", filepath.Join(dir, "cpu.stat"))
-	}
-	st.CPUUsage = usec * 1000
-
-	if st.MemoryRaw, err = readUint(filepath.Join(dir, "memory.current")); err != nil {
-		return err
-	}
-	if st.MemoryLimit, err = readLimit(filepath.Join(dir, "memory.max")); err != nil {
-		return err
-	}
-	if st.MemoryStat, err = readFlatKeyed(filepath.Join(dir, "memory.stat")); err != nil {
-		return err
-	}
-
-	// pids and io are absent when the controllers are not enabled for the
-	// subtree: report zeros.
-	st.PIDs, _ = readUint(filepath.Join(dir, "pids.current"))
-	st.PIDsLimit, _ = readLimit(filepath.Join(dir, "pids.max"))
-	if raw, err := os.ReadFile(filepath.Join(dir, "io.stat")); err == nil {
-		st.BlockRead, st.BlockWrite = parseIOStat(raw)
-	}
-	return nil
 }
 
 // memoryUsageNoCache applies docker's rule for MEM USAGE: the raw usage minus
@@ -315,115 +204,6 @@ func effectiveMemoryLimit(limit, hostMem uint64) uint64 {
 		return hostMem
 	}
 	return limit
-}
-
-func readUint(path string) (uint64, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return 0, err
-	}
-	v, err := strconv.ParseUint(strings.TrimSpace(string(raw)), 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", path, err)
-	}
-	return v, nil
-}
-
-// readLimit reads a limit file; "max" (v2) means unlimited and yields 0.
-func readLimit(path string) (uint64, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return 0, err
-	}
-	s := strings.TrimSpace(string(raw))
-	if s == "max" {
-		return 0, nil
-	}
-	v, err := strconv.ParseUint(s, 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", path, err)
-	}
-	return v, nil
-}
-
-func readFlatKeyed(path string) (map[string]uint64, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	return parseFlatKeyed(raw), nil
-}
-
-// parseFlatKeyed parses "key value" lines (memory.stat, cpu.stat); lines
-// that do not fit are skipped.
-func parseFlatKeyed(raw []byte) map[string]uint64 {
-	m := map[string]uint64{}
-	sc := bufio.NewScanner(bytes.NewReader(raw))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) != 2 {
-			continue
-		}
-		if v, err := strconv.ParseUint(f[1], 10, 64); err == nil {
-			m[f[0]] = v
-		}
-	}
-	return m
-}
-
-// parseBlkioV1 sums the Read and Write lines ("8:0 Read 4096") of a v1
-// blkio io_service_bytes file over all devices; found tells whether any
-// device line was present (a cgroup without I/O lists only "Total 0").
-func parseBlkioV1(raw []byte) (read, write uint64, found bool) {
-	sc := bufio.NewScanner(bytes.NewReader(raw))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) != 3 || !strings.Contains(f[0], ":") {
-			continue
-		}
-		v, err := strconv.ParseUint(f[2], 10, 64)
-		if err != nil {
-			continue
-		}
-		found = true
-		switch strings.ToLower(f[1]) {
-		case "read":
-			read += v
-		case "write":
-			write += v
-		}
-	}
-	return read, write, found
-}
-
-// parseIOStat sums rbytes and wbytes of a v2 io.stat
-// ("8:0 rbytes=4096 wbytes=0 rios=1 wios=0 dbytes=0 dios=0") over all
-// devices.
-func parseIOStat(raw []byte) (read, write uint64) {
-	sc := bufio.NewScanner(bytes.NewReader(raw))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) < 2 {
-			continue
-		}
-		for _, kv := range f[1:] {
-			k, v, ok := strings.Cut(kv, "=")
-			if !ok {
-				continue
-			}
-			n, err := strconv.ParseUint(v, 10, 64)
-			if err != nil {
-				continue
-			}
-			switch k {
-			case "rbytes":
-				read += n
-			case "wbytes":
-				write += n
-			}
-		}
-	}
-	return read, write
 }
 
 // userHZ is the unit of /proc/stat's times: USER_HZ, 100 on every Linux

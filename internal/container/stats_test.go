@@ -1,15 +1,14 @@
 package container
 
 import (
-	"errors"
 	"math"
 	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
-)
 
-const cgID = "0123456789abcdef"
+	"github.com/berth-dev/berth/internal/runtime"
+)
 
 // writeTree writes files (relative path -> content) under dir.
 func writeTree(t *testing.T, dir string, files map[string]string) {
@@ -59,44 +58,26 @@ func procFixture() map[string]string {
 
 const hostMem = 2048000 * 1024
 
-func merge(ms ...map[string]string) map[string]string {
-	out := map[string]string{}
-	for _, m := range ms {
-		for k, v := range m {
-			out[k] = v
-		}
-	}
-	return out
-}
-
+// TestSample checks how a cgroup reading is completed with the host's
+// CPU time and memory and the init's network counters (the cgroup
+// reading itself is tested in internal/runtime/cgroups).
 func TestSample(t *testing.T) {
-	v1 := "cgroup/"
-	v1cpu := v1 + "cpuacct/berth/" + cgID + "/"
-	v1mem := v1 + "memory/berth/" + cgID + "/"
-	v1pids := v1 + "pids/berth/" + cgID + "/"
-	v1blk := v1 + "blkio/berth/" + cgID + "/"
-	v2 := "cgroup/berth/" + cgID + "/"
 	wantNets := map[string]NetworkStats{
 		"eth0": {RxBytes: 1500, RxPackets: 12, RxErrors: 1, RxDropped: 2, TxBytes: 700, TxPackets: 8, TxErrors: 3, TxDropped: 4},
 		"eth1": {RxBytes: 500, RxPackets: 3, TxBytes: 300, TxPackets: 2},
 	}
-
 	tests := []struct {
 		name    string
-		files   map[string]string
+		cg      runtime.CgroupStats
 		withNet bool
 		want    Stats
 	}{
 		{
 			name: "v1 limited",
-			files: map[string]string{
-				v1cpu + "cpuacct.usage":                   "123456789\n",
-				v1mem + "memory.usage_in_bytes":           "10485760\n",
-				v1mem + "memory.limit_in_bytes":           "67108864\n",
-				v1mem + "memory.stat":                     "cache 4096\ninactive_file 1024\ntotal_inactive_file 2097152\ntotal_rss 8388608\n",
-				v1pids + "pids.current":                   "3\n",
-				v1pids + "pids.max":                       "100\n",
-				v1blk + "blkio.throttle.io_service_bytes": "8:0 Read 4096\n8:0 Write 8192\n8:0 Sync 0\n8:0 Async 12288\n8:0 Total 12288\n8:16 Read 1000\n8:16 Write 0\nTotal 13288\n",
+			cg: runtime.CgroupStats{
+				CPUUsage: 123456789, MemoryRaw: 10485760, MemoryLimit: 67108864,
+				MemoryStat: map[string]uint64{"cache": 4096, "inactive_file": 1024, "total_inactive_file": 2097152, "total_rss": 8388608},
+				PIDs:       3, PIDsLimit: 100, BlockRead: 5096, BlockWrite: 8192,
 			},
 			withNet: true,
 			want: Stats{
@@ -109,69 +90,36 @@ func TestSample(t *testing.T) {
 			},
 		},
 		{
-			// cpu and cpuacct mounted together; no limit (v1's page-aligned
-			// maximum); no pids controller; throttle stats empty, CFQ ones not.
-			name: "v1 unlimited, combined cpu,cpuacct",
-			files: map[string]string{
-				v1 + "cpu,cpuacct/berth/" + cgID + "/cpuacct.usage": "42\n",
-				v1mem + "memory.usage_in_bytes":                     "4096\n",
-				v1mem + "memory.limit_in_bytes":                     "9223372036854771712\n",
-				v1mem + "memory.stat":                               "total_inactive_file 8192\n",
-				v1blk + "blkio.throttle.io_service_bytes":           "Total 0\n",
-				v1blk + "blkio.io_service_bytes_recursive":          "8:0 Read 10\n8:0 Write 20\nTotal 30\n",
+			name: "v1 unlimited (page-aligned maximum)",
+			cg: runtime.CgroupStats{
+				CPUUsage: 42, MemoryRaw: 4096, MemoryLimit: 9223372036854771712,
+				MemoryStat: map[string]uint64{"total_inactive_file": 8192},
 			},
 			want: Stats{
 				CPUUsage: 42, SystemCPUUsage: 63_800_000_000, OnlineCPUs: 2,
 				MemoryRaw: 4096, MemoryUsage: 4096, MemoryLimit: hostMem,
 				MemoryStat: map[string]uint64{"total_inactive_file": 8192},
-				BlockRead:  10, BlockWrite: 20,
 			},
 		},
 		{
-			name: "v2 limited",
-			files: map[string]string{
-				"cgroup/cgroup.controllers": "cpuset cpu io memory pids\n",
-				v2 + "cpu.stat":             "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\n",
-				v2 + "memory.current":       "3145728\n",
-				v2 + "memory.max":           "67108864\n",
-				v2 + "memory.stat":          "anon 2097152\nfile 1048576\ninactive_file 1048576\n",
-				v2 + "pids.current":         "2\n",
-				v2 + "pids.max":             "max\n",
-				v2 + "io.stat":              "8:0 rbytes=4096 wbytes=512 rios=1 wios=1 dbytes=0 dios=0\n253:0 rbytes=100 wbytes=0 rios=1 wios=0 dbytes=0 dios=0\n",
+			name: "v2 unlimited",
+			cg: runtime.CgroupStats{
+				CPUUsage: 7000, MemoryRaw: 1000, MemoryStat: map[string]uint64{"inactive_file": 5000},
 			},
 			withNet: true,
-			want: Stats{
-				CPUUsage: 1_500_000, SystemCPUUsage: 63_800_000_000, OnlineCPUs: 2,
-				MemoryRaw: 3145728, MemoryUsage: 2097152, MemoryLimit: 67108864,
-				MemoryStat: map[string]uint64{"anon": 2097152, "file": 1048576, "inactive_file": 1048576},
-				PIDs:       2,
-				BlockRead:  4196, BlockWrite: 512,
-				Networks: wantNets,
-			},
-		},
-		{
-			// memory.max "max"; pids and io controllers not enabled.
-			name: "v2 unlimited, no pids or io",
-			files: map[string]string{
-				"cgroup/cgroup.controllers": "memory\n",
-				v2 + "cpu.stat":             "usage_usec 7\n",
-				v2 + "memory.current":       "1000\n",
-				v2 + "memory.max":           "max\n",
-				v2 + "memory.stat":          "inactive_file 5000\n",
-			},
 			want: Stats{
 				CPUUsage: 7000, SystemCPUUsage: 63_800_000_000, OnlineCPUs: 2,
 				MemoryRaw: 1000, MemoryUsage: 1000, MemoryLimit: hostMem,
 				MemoryStat: map[string]uint64{"inactive_file": 5000},
+				Networks:   wantNets,
 			},
 		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			writeTree(t, dir, merge(procFixture(), tc.files))
-			p := statPaths{cgroupRoot: filepath.Join(dir, "cgroup"), procRoot: filepath.Join(dir, "proc")}
-			got, err := p.sample(CgroupsPath(cgID), 42, tc.withNet)
+			writeTree(t, dir, procFixture())
+			got, err := procRoot(filepath.Join(dir, "proc")).sample(&tc.cg, 42, tc.withNet)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -181,22 +129,6 @@ func TestSample(t *testing.T) {
 			got.Read = tc.want.Read
 			if !reflect.DeepEqual(*got, tc.want) {
 				t.Errorf("got  %+v\nwant %+v", *got, tc.want)
-			}
-		})
-	}
-}
-
-func TestSampleMissingCgroup(t *testing.T) {
-	for name, files := range map[string]map[string]string{
-		"v1": {"cgroup/memory/berth/other/memory.usage_in_bytes": "1\n"},
-		"v2": {"cgroup/cgroup.controllers": "memory\n"},
-	} {
-		t.Run(name, func(t *testing.T) {
-			dir := t.TempDir()
-			writeTree(t, dir, merge(procFixture(), files))
-			p := statPaths{cgroupRoot: filepath.Join(dir, "cgroup"), procRoot: filepath.Join(dir, "proc")}
-			if _, err := p.sample(CgroupsPath(cgID), 42, true); !errors.Is(err, os.ErrNotExist) {
-				t.Fatalf("sample of a missing cgroup: %v, want not-exist", err)
 			}
 		})
 	}
@@ -284,28 +216,6 @@ func TestMemoryPercent(t *testing.T) {
 	}
 	if got := (&Stats{MemoryUsage: 1}).MemoryPercent(); got != 0 {
 		t.Errorf("MemoryPercent without limit = %v, want 0", got)
-	}
-}
-
-func TestParseBlkioV1(t *testing.T) {
-	tests := []struct {
-		name        string
-		in          string
-		read, write uint64
-		found       bool
-	}{
-		{"empty cgroup", "Total 0\n", 0, 0, false},
-		{"lower-case ops", "8:0 read 1\n8:0 write 2\n8:0 total 3\n", 1, 2, true},
-		{"two devices", "8:0 Read 1\n8:0 Write 2\n8:16 Read 10\n8:16 Write 20\nTotal 33\n", 11, 22, true},
-		{"garbage", "what is this\n8:0 Read x\n", 0, 0, false},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			r, w, found := parseBlkioV1([]byte(tc.in))
-			if r != tc.read || w != tc.write || found != tc.found {
-				t.Errorf("parseBlkioV1 = %d, %d, %v; want %d, %d, %v", r, w, found, tc.read, tc.write, tc.found)
-			}
-		})
 	}
 }
 

@@ -87,7 +87,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	images := image.NewStore(meta, cs, snaps)
 	vols := volume.NewStore(cfg.Root, meta)
 	ctrs := container.NewService(container.Options{
-		Root: cfg.Root, RunRoot: cfg.RunRoot, Runtime: cfg.Runtime, Self: cfg.Self, Debug: cfg.Debug,
+		Root: cfg.Root, RunRoot: cfg.RunRoot, Runtime: cfg.Runtime, Self: StartPathBinary(cfg.Self), Debug: cfg.Debug,
 	}, meta, images, vols)
 	return &Engine{Config: cfg, Meta: meta, Content: cs, Snapshots: snaps, Images: images, Volumes: vols, Containers: ctrs}, nil
 }

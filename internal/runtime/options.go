@@ -74,6 +74,7 @@ type Resources struct {
 	CPUQuota          int64
 	CPUPeriod         int64
 	CpusetCpus        string
+	CpusetMems        string
 	PidsLimit         int64 // <=0 unlimited
 	BlkioWeight       uint16
 	OOMKillDisable    bool

@@ -1,8 +1,10 @@
 package runtime
 
 import (
+	"os"
 	"slices"
 	"strconv"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -111,6 +113,12 @@ func buildResources(r Resources, h hostInfo) (*specs.LinuxResources, error) {
 		}
 		cpu.Cpus = r.CpusetCpus
 	}
+	if r.CpusetMems != "" {
+		if _, err := parseCPUList(r.CpusetMems); err != nil {
+			return nil, errdefs.InvalidArgument("invalid --cpuset-mems %q: %v; use a list such as 0-1", r.CpusetMems, err)
+		}
+		cpu.Mems = r.CpusetMems
+	}
 	if *cpu != (specs.LinuxCPU{}) {
 		out.CPU = cpu
 	}
@@ -130,3 +138,48 @@ func buildResources(r Resources, h hostInfo) (*specs.LinuxResources, error) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// BuildResources is the linux.resources of r on this host, checked as for
+// a new container (see Runtime.Update).
+func BuildResources(r Resources) (*specs.LinuxResources, error) {
+	return buildResources(r, liveHost{})
+}
+
+// HostResources is what the host offers that resource flags are checked
+// against.
+type HostResources struct {
+	NumCPU int
+	// CPUs and Mems are the online CPUs and memory nodes, e.g. "0-3".
+	CPUs, Mems string
+	// BlkioWeight tells whether a weight-aware I/O scheduler is there.
+	BlkioWeight bool
+}
+
+// ReadHostResources describes this host.
+func ReadHostResources() HostResources {
+	h := liveHost{}
+	out := HostResources{NumCPU: h.numCPU(), BlkioWeight: h.blkioWeightSupported()}
+	out.CPUs, _ = h.onlineCPUs()
+	if b, err := os.ReadFile("/sys/devices/system/node/online"); err == nil {
+		out.Mems = strings.TrimSpace(string(b))
+	} else {
+		out.Mems = "0" // a kernel without NUMA has node 0 only
+	}
+	return out
+}
+
+// ListContains reports whether every number of the kernel list want
+// ("0-2,4") is in the list have; ok is false when want is not a list.
+func ListContains(have, want string) (contains, ok bool) {
+	w, err := parseCPUList(want)
+	if err != nil || len(w) == 0 {
+		return false, false
+	}
+	h, _ := parseCPUList(have)
+	for _, c := range w {
+		if !slices.Contains(h, c) {
+			return false, true
+		}
+	}
+	return true, true
+}

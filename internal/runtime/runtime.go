@@ -47,6 +47,15 @@ type Runtime interface {
 	// the caller must Wait for it. With detach it returns (nil, nil) once
 	// proc runs. The host pid goes to pidFile when set.
 	Exec(ctx context.Context, id string, proc *specs.Process, pidFile string, io IO, detach bool) (*exec.Cmd, error)
+	// Stats reads the counters of the container's cgroup (v1 or v2).
+	Stats(ctx context.Context, id string) (*CgroupStats, error)
+	// OOMKilled reports whether the kernel's OOM killer killed a process
+	// of the container. It is asked once the init has exited, before
+	// Delete.
+	OOMKilled(ctx context.Context, id string) (bool, error)
+	// Update changes the cgroup limits of a running container to those
+	// set in res; limits res leaves unset stay as they are.
+	Update(ctx context.Context, id string, res *specs.LinuxResources) error
 }
 
 // BuiltinName is the --runtime name of berth's own runtime.

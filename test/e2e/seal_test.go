@@ -52,30 +52,37 @@ done
 while ! [ -e /t/stop ]; do usleep 50000; done
 `
 
-// berthCopy copies the berth binary to dir/berth.
+// berthCopy copies the berth binary to dir/berth, with the start-path
+// binary (which the init and exec helpers run from) beside it.
 func berthCopy(t *testing.T, dir string) string {
 	t.Helper()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(dir, "berth")
-	raw, err := os.ReadFile(berthBin)
-	if err != nil {
-		t.Fatal(err)
+	for _, name := range []string{"berth", "berth-shim"} {
+		raw, err := os.ReadFile(filepath.Join(filepath.Dir(berthBin), name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), raw, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := os.WriteFile(path, raw, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return filepath.Join(dir, "berth")
 }
 
-func fileSum(t *testing.T, path string) [sha256.Size]byte {
+// fileSum sums the berth binary at path and the berth-shim beside it.
+func fileSum(t *testing.T, path string) [2][sha256.Size]byte {
 	t.Helper()
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
+	var out [2][sha256.Size]byte
+	for i, name := range []string{path, filepath.Join(filepath.Dir(path), "berth-shim")} {
+		raw, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = sha256.Sum256(raw)
 	}
-	return sha256.Sum256(raw)
+	return out
 }
 
 // runBin runs berth from bin against e's root.
