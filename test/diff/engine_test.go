@@ -101,6 +101,7 @@ func dockerEngine(t *testing.T, dir, busyboxTar string) *engine {
 		}
 		return nil
 	}
+	var e *engine
 	host := os.Getenv("BERTH_DIFF_DOCKER_HOST")
 	if host == "" {
 		dockerd, err := exec.LookPath("dockerd")
@@ -111,8 +112,15 @@ func dockerEngine(t *testing.T, dir, busyboxTar string) *engine {
 			return nil
 		}
 		host = startDockerd(t, dockerd, filepath.Join(dir, "dockerd"))
+		// Before the daemon stops (cleanups run last first): what the
+		// cases made goes the ordinary way.
+		t.Cleanup(func() {
+			if e != nil {
+				resetContainers(e)
+			}
+		})
 	}
-	e := &engine{kind: "docker", bin: docker, base: []string{"-H", host}, paths: map[string]string{filepath.Join(dir, "dockerd", "data"): "<root>"}}
+	e = &engine{kind: "docker", bin: docker, base: []string{"-H", host}, paths: map[string]string{filepath.Join(dir, "dockerd", "data"): "<root>"}}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		r := e.exec([]string{"version", "--format", "{{.Server.Version}}"}, "", 10*time.Second)
@@ -188,9 +196,7 @@ func startDockerd(t *testing.T, dockerd, dir string) string {
 // resetDocker brings the Docker engine back to only busybox:latest: no
 // containers, volumes or other images.
 func resetDocker(t *testing.T, e *engine) {
-	if ids := strings.Fields(e.exec([]string{"ps", "-aq"}, "", time.Minute).stdout); len(ids) > 0 {
-		e.exec(append([]string{"rm", "-f", "-v"}, ids...), "", 2*time.Minute)
-	}
+	resetContainers(e)
 	if vols := strings.Fields(e.exec([]string{"volume", "ls", "-q"}, "", time.Minute).stdout); len(vols) > 0 {
 		e.exec(append([]string{"volume", "rm", "-f"}, vols...), "", time.Minute)
 	}
@@ -217,6 +223,13 @@ func resetDocker(t *testing.T, e *engine) {
 		if r := e.exec([]string{"import", "-", "busybox:latest"}, string(tar), time.Minute); r.code != 0 {
 			t.Fatalf("docker import: %s", r)
 		}
+	}
+}
+
+// resetContainers removes every container of the Docker engine.
+func resetContainers(e *engine) {
+	if ids := strings.Fields(e.exec([]string{"ps", "-aq"}, "", time.Minute).stdout); len(ids) > 0 {
+		e.exec(append([]string{"rm", "-f", "-v"}, ids...), "", 2*time.Minute)
 	}
 }
 

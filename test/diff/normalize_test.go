@@ -1,6 +1,8 @@
 package diff
 
 import (
+	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -52,8 +54,13 @@ func normalize(out string, paths map[string]string, mode string) []string {
 		return nil
 	}
 	lines := strings.Split(out, "\n")
+	host, _ := os.Hostname()
 	for i, l := range lines {
 		l = strings.TrimRight(manySpaces.ReplaceAllString(l, "  "), " \t\r")
+		if host != "" && l == host {
+			// --network host: the machine's name, wherever the suite runs.
+			l = "<hostname>"
+		}
 		if mode == "nonum" {
 			l = digits.ReplaceAllString(l, "N")
 		}
@@ -99,6 +106,41 @@ func TestSplitArgs(t *testing.T) {
 		got, err := splitArgs(in)
 		if err != nil || strings.Join(got, "|") != strings.Join(want, "|") {
 			t.Errorf("splitArgs(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+}
+
+// TestGoldenFilesMatchCases: every case has a golden file with its checked
+// commands, in order, and no golden file is left over from a removed case
+// (checked without root or Docker, so a stale file shows everywhere).
+func TestGoldenFilesMatchCases(t *testing.T) {
+	cases, err := parseCases(filepath.Join("testdata", "cases.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, c := range cases {
+		names[c.name] = true
+		want, err := readGolden(goldenPath(c.name))
+		if err != nil {
+			t.Errorf("case %s: %v", c.name, err)
+			continue
+		}
+		steps := checkedSteps(c)
+		if len(want) != len(steps) {
+			t.Errorf("case %s: golden file has %d steps, the case %d (go test ./test/diff -update -case %s)", c.name, len(want), len(steps), c.name)
+			continue
+		}
+		for i, s := range steps {
+			if want[i].cmd != s.cmd {
+				t.Errorf("case %s step %d: golden %q, case %q", c.name, i+1, want[i].cmd, s.cmd)
+			}
+		}
+	}
+	files, _ := filepath.Glob(filepath.Join("testdata", "golden", "*.golden"))
+	for _, f := range files {
+		if name := strings.TrimSuffix(filepath.Base(f), ".golden"); !names[name] {
+			t.Errorf("%s: no such case in cases.txt", f)
 		}
 	}
 }

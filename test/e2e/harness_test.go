@@ -27,10 +27,15 @@ var berthBin string
 // or timed-out test left: containers, monitors, cgroups, mounts, files.
 var suiteDir string
 
+// suitePrefix names the suite directories. Not "berth...": the paths of
+// t.TempDir() show in containers' command lines, and tests look there for
+// berth's own processes by that name.
+const suitePrefix = "e2e-suite"
+
 func TestMain(m *testing.M) {
 	flag.Parse()
 	// What an earlier run killed outright (kill -9) left is swept here.
-	dir, err := testutil.NewSuiteDir("berth-e2e")
+	dir, err := testutil.NewSuiteDir(suitePrefix)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

@@ -58,7 +58,7 @@ func TestHarnessCleansUp(t *testing.T) {
 				log, _ := os.ReadFile(out.Name())
 				t.Fatalf("the leaker started no container (id %q):\n%s", id, tail(string(log), 3000))
 			}
-			prefix := fmt.Sprintf("%s/berth-e2e-%d-", os.TempDir(), cmd.Process.Pid)
+			prefix := fmt.Sprintf("%s/%s-%d-", os.TempDir(), suitePrefix, cmd.Process.Pid)
 			var left []string
 			if mode == "panic" {
 				// The test's cleanups ran: nothing runs or is mounted any
@@ -72,7 +72,7 @@ func TestHarnessCleansUp(t *testing.T) {
 			}
 			if mode != "timeout" {
 				// What the next run does first.
-				testutil.SweepStale("berth-e2e")
+				testutil.SweepStale(suitePrefix)
 			}
 			left = append(left, leftovers(id, prefix)...)
 			if len(left) > 0 {
