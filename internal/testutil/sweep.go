@@ -76,7 +76,9 @@ func SweepDir(dir string) {
 		}
 	}
 	// Monitors first, so that none restarts a container being killed:
-	// every process of a binary below dir, or a monitor of a root below it.
+	// every process of a binary below dir or naming a path below it (a
+	// monitor of a root there; a private dockerd, its containerd and
+	// shims, whose containers the cgroups below then take care of).
 	procs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, p := range procs {
 		pid, _ := strconv.Atoi(filepath.Base(p))
@@ -85,14 +87,7 @@ func SweepDir(dir string) {
 		}
 		exe, _ := os.Readlink(filepath.Join(p, "exe"))
 		raw, _ := os.ReadFile(filepath.Join(p, "cmdline"))
-		args := strings.Split(string(raw), "\x00")
-		kill := strings.HasPrefix(exe, dir+"/")
-		if len(args) > 1 && args[1] == "_monitor" {
-			for _, a := range args[2:] {
-				kill = kill || strings.HasPrefix(a, dir+"/")
-			}
-		}
-		if kill {
+		if strings.HasPrefix(exe, dir+"/") || strings.Contains(string(raw), dir+"/") {
 			unix.Kill(pid, unix.SIGKILL)
 		}
 	}
@@ -132,10 +127,12 @@ func unescapeMount(s string) string {
 }
 
 // killCgroup kills what is left in a container's cgroups (berth puts them
-// at /berth/<id> in every hierarchy) and removes them.
+// at /berth/<id> in every hierarchy, dockerd at /docker/<id>) and removes
+// them.
 func killCgroup(id string) {
 	var cgs []string
-	for _, pat := range []string{"/sys/fs/cgroup/*/berth/" + id, "/sys/fs/cgroup/berth/" + id} {
+	for _, pat := range []string{"/sys/fs/cgroup/*/berth/" + id, "/sys/fs/cgroup/berth/" + id,
+		"/sys/fs/cgroup/*/docker/" + id, "/sys/fs/cgroup/docker/" + id} {
 		m, _ := filepath.Glob(pat)
 		cgs = append(cgs, m...)
 	}
@@ -185,9 +182,12 @@ func OnTimeoutOrSignal(sweep func()) (stop func()) {
 		case s := <-sigs:
 			fmt.Fprintf(os.Stderr, "got %v: sweeping the test roots\n", s)
 			sweep()
+			sweep()
 			os.Exit(2)
 		case <-timer:
 			fmt.Fprintln(os.Stderr, "about to hit -timeout: sweeping the test roots first")
+			sweep()
+			// The tests still run: once more for what they made meanwhile.
 			sweep()
 			debug.SetTraceback("all")
 			panic("test timed out (swept the test roots)")
