@@ -14,7 +14,10 @@ fi
 echo "== go vet"
 go vet ./...
 echo "== go test"
-# -p 2: two packages at a time on these 2-core machines.
+# -p 2: two packages at a time on these 2-core machines. ./... includes
+# the differential suite (test/diff): berth against Docker's golden
+# outputs and, in the same run, against a private dockerd (docker.io,
+# installed by deps.sh); with CI=true a missing dockerd fails it.
 go test -p 2 -count=1 -timeout 30m ./... "$@"
 echo "== end-to-end tests again, with runc as the runtime"
 # The first pass ran containers with berth's built-in runtime (the

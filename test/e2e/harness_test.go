@@ -5,6 +5,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -21,12 +22,28 @@ import (
 // berthBin is built once by TestMain.
 var berthBin string
 
+// suiteDir holds everything the tests make on the host (the binary, every
+// root, every t.TempDir), so that one sweep removes what a failed, panicked
+// or timed-out test left: containers, monitors, cgroups, mounts, files.
+var suiteDir string
+
+// suitePrefix names the suite directories. Not "berth...": the paths of
+// t.TempDir() show in containers' command lines, and tests look there for
+// berth's own processes by that name.
+const suitePrefix = "e2e-suite"
+
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "berth-e2e-bin-")
+	flag.Parse()
+	// What an earlier run killed outright (kill -9) left is swept here.
+	dir, err := testutil.NewSuiteDir(suitePrefix)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	suiteDir = dir
+	// t.TempDir() and the berth processes' temporary files go there too.
+	os.Setenv("TMPDIR", dir)
+	stop := testutil.OnTimeoutOrSignal(func() { testutil.SweepDir(dir) })
 	berthBin = filepath.Join(dir, "berth")
 	// berth and, next to it, the start-path binary it runs containers with.
 	build := exec.Command("go", "build", "-o", dir+"/", "github.com/berth-dev/berth/cmd/berth", "github.com/berth-dev/berth/cmd/berth-shim")
@@ -34,10 +51,12 @@ func TestMain(m *testing.M) {
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build berth:", err)
+		testutil.SweepDir(dir)
 		os.Exit(1)
 	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	stop()
+	testutil.SweepDir(dir)
 	os.Exit(code)
 }
 
@@ -54,7 +73,7 @@ func newEnv(t testing.TB) *env {
 	t.Helper()
 	testutil.RequiresRoot(t)
 	testutil.RequiresBinary(t, "runc")
-	dir, err := os.MkdirTemp("", "berth-e2e-")
+	dir, err := os.MkdirTemp(suiteDir, "env-")
 	if err != nil {
 		t.Fatal(err)
 	}
