@@ -1,15 +1,10 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/berth-dev/berth/internal/testutil"
 )
@@ -167,52 +162,16 @@ func TestExitCodesLikeDocker(t *testing.T) {
 // TestExitCodesOfDockerItself runs the same table against a private dockerd,
 // so that the table stays docker's and not berth's.
 func TestExitCodesOfDockerItself(t *testing.T) {
-	testutil.RequiresRoot(t)
-	dockerd := testutil.RequiresBinary(t, "dockerd")
-	docker := testutil.RequiresBinary(t, "docker")
-	testutil.RequiresBinary(t, "containerd")
-	dir, err := os.MkdirTemp("", "dkcmp-") // "berth" in a path would be rewritten to "docker"
-	if err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(dir, "docker.sock")
-	logFile, err := os.Create(filepath.Join(dir, "dockerd.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := exec.Command(dockerd,
-		"--data-root", filepath.Join(dir, "data"), "--exec-root", filepath.Join(dir, "exec"),
-		"-H", "unix://"+sock, "--pidfile", filepath.Join(dir, "docker.pid"),
-		"--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-masq=false")
-	d.Stdout, d.Stderr = logFile, logFile
-	d.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := d.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		stopDockerd(t, d, dir)
-		logFile.Close()
-		unmountUnder(dir)
-		os.RemoveAll(dir)
-	})
+	// "berth" in its path would be rewritten to "docker" by the comparison.
+	d := testutil.StartDockerd(t, "dkcmp-")
 	dk := func(args ...string) result {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, docker, args...)
-		cmd.Env = append(os.Environ(), "DOCKER_HOST=unix://"+sock, "DOCKER_CONFIG="+filepath.Join(dir, "config"))
-		var out, errb bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		err := cmd.Run()
-		r := result{stdout: out.String(), stderr: errb.String()}
-		if ee, ok := err.(*exec.ExitError); ok {
-			r.code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatalf("docker %v: %v", args, err)
+		r := d.Run(nil, args...)
+		if r.Code < 0 {
+			t.Fatalf("docker %v: %s", args, r.Stderr)
 		}
-		return r
+		return result{stdout: r.Stdout, stderr: r.Stderr, code: r.Code}
 	}
-	eventually(t, 30*time.Second, "dockerd to answer", func() bool { return dk("version").code == 0 })
 	for _, args := range [][]string{
 		{"import", testutil.BusyboxTar(t), "busybox:latest"},
 		{"run", "-d", "--name", "r1", "--network", "none", "busybox", "sleep", "1000"},
@@ -224,7 +183,7 @@ func TestExitCodesOfDockerItself(t *testing.T) {
 		}
 	}
 	t.Cleanup(func() { dk("rm", "-f", "r1") })
-	checkExitCases(t, "docker", dk, exitCases(t, dir))
+	checkExitCases(t, "docker", dk, exitCases(t, d.Dir))
 }
 
 // TestFailedRunLeavesNothing: a run refused by the engine leaves no

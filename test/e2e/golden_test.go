@@ -1,18 +1,13 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/berth-dev/berth/internal/testutil"
 )
@@ -226,55 +221,13 @@ func lineDiff(a, b string) string {
 // privateDockerd starts a dockerd of the test's own and returns a runner
 // of the docker CLI against it; it is stopped by its pid at cleanup.
 func privateDockerd(t *testing.T) func(stdin []byte, args ...string) result {
-	testutil.RequiresRoot(t)
-	dockerd := testutil.RequiresBinary(t, "dockerd")
-	docker := testutil.RequiresBinary(t, "docker")
-	dir, err := os.MkdirTemp("", "berth-golden-dockerd-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(dir, "docker.sock")
-	logFile, err := os.Create(filepath.Join(dir, "dockerd.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := exec.Command(dockerd,
-		"--data-root", filepath.Join(dir, "data"), "--exec-root", filepath.Join(dir, "exec"),
-		"-H", "unix://"+sock, "--pidfile", filepath.Join(dir, "docker.pid"),
-		"--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-masq=false")
-	d.Stdout, d.Stderr = logFile, logFile
-	d.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := d.Start(); err != nil {
-		t.Fatal(err)
-	}
-	run := func(stdin []byte, args ...string) result {
+	d := testutil.StartDockerd(t, "berth-golden-dockerd-")
+	return func(stdin []byte, args ...string) result {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, docker, append([]string{"-H", "unix://" + sock}, args...)...)
-		var out, errb bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		if stdin != nil {
-			cmd.Stdin = bytes.NewReader(stdin)
+		r := d.Run(stdin, args...)
+		if r.Code < 0 {
+			t.Fatalf("docker %v: %s", args, r.Stderr)
 		}
-		err := cmd.Run()
-		r := result{stdout: out.String(), stderr: errb.String()}
-		if ee, ok := err.(*exec.ExitError); ok {
-			r.code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatalf("docker %v: %v", args, err)
-		}
-		return r
+		return result{stdout: r.Stdout, stderr: r.Stderr, code: r.Code}
 	}
-	t.Cleanup(func() {
-		if ids := strings.Fields(run(nil, "ps", "-aq").stdout); len(ids) > 0 {
-			run(nil, append([]string{"rm", "-f", "-v"}, ids...)...)
-		}
-		stopDockerd(t, d, dir)
-		logFile.Close()
-		unmountUnder(dir)
-		os.RemoveAll(dir)
-	})
-	eventually(t, 30*time.Second, "dockerd to answer", func() bool { return run(nil, "version").code == 0 })
-	return run
 }
