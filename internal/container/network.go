@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/runtime"
 )
 
 // NetworkAttacher connects containers to their networks. It is the seam
@@ -146,7 +147,7 @@ func ensureNetNS(path string) error {
 		}
 		err = unix.Mount("/proc/thread-self/ns/net", path, "", unix.MS_BIND, "")
 		if err == nil {
-			err = loopbackUp()
+			err = runtime.LoopbackUp()
 		}
 		if serr := unix.Setns(back, unix.CLONE_NEWNET); serr != nil {
 			errc <- errors.Join(err, fmt.Errorf("return to the host's network namespace: %w", serr))
@@ -170,27 +171,6 @@ func releaseNetNS(path string) error {
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
-	}
-	return nil
-}
-
-// loopbackUp brings up lo in the calling thread's network namespace.
-func loopbackUp() error {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("configuring lo: %w", err)
-	}
-	defer unix.Close(fd)
-	ifr, err := unix.NewIfreq("lo")
-	if err != nil {
-		return err
-	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("reading lo's flags: %w", err)
-	}
-	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
-	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("bringing up lo: %w", err)
 	}
 	return nil
 }

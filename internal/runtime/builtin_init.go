@@ -152,7 +152,7 @@ func initContainer(c *compiledSpec, cg *cgroups.Manager, console *os.File, creat
 	for _, ns := range spec.Linux.Namespaces {
 		switch {
 		case ns.Type == specs.NetworkNamespace && ns.Path == "":
-			if err := loopbackUp(); err != nil {
+			if err := LoopbackUp(); err != nil {
 				return err
 			}
 		case ns.Path != "":
@@ -299,9 +299,10 @@ func hasNamespace(spec *specs.Spec, t specs.LinuxNamespaceType) bool {
 	return false
 }
 
-// loopbackUp brings up lo in a new network namespace, as every runtime
-// Docker uses does: a --network none container still has 127.0.0.1.
-func loopbackUp() error {
+// LoopbackUp brings up lo in the calling thread's (new) network namespace,
+// as every runtime Docker uses does: a --network none container still has
+// 127.0.0.1.
+func LoopbackUp() error {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("configuring lo: %w", err)
