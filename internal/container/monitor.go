@@ -37,7 +37,10 @@ type monitor struct {
 	clients map[*monClient]struct{}
 	stdin   io.WriteCloser // the container's stdin, when -i
 	pty     *os.File       // the PTY master, when -t
-	initPid int
+	// initFd is a pidfd of the current run's init (-1 between runs):
+	// clients' signals go through it, so that none can reach a process
+	// that took the pid of an init already reaped.
+	initFd int
 	tr      *tracer
 	// remove is set by a client's FrameRemove: no restart, and the
 	// container is removed (with its anonymous volumes when removeVolumes)
@@ -94,7 +97,7 @@ func (s *Service) RunMonitor(ctx context.Context, id string, starter *os.File, a
 	go reapAdopted(reapCtx, execs.reap)
 	tr := newTracer("monitor")
 	writeMonitorPid(filepath.Join(s.BundleDir(id), "monitor.pid"))
-	m := &monitor{tr: tr, s: s, id: id, bundle: s.BundleDir(id), clients: map[*monClient]struct{}{}, execs: execs}
+	m := &monitor{tr: tr, s: s, id: id, bundle: s.BundleDir(id), clients: map[*monClient]struct{}{}, execs: execs, initFd: -1}
 	var first *monClient
 	if starter != nil {
 		conn, err := net.FileConn(starter)
@@ -330,7 +333,16 @@ func (m *monitor) runOnce(ctx context.Context, attempt int) (exitStatus, error) 
 		rt.Delete(ctx, m.id, true)
 		return exitStatus{}, err
 	}
-	m.initPid = pid
+	initFd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		rt.Kill(ctx, m.id, syscall.SIGKILL, true)
+		runtime.WaitPid(pid)
+		rt.Delete(ctx, m.id, true)
+		return exitStatus{}, fmt.Errorf("open the container's init (pid %d): %w", pid, err)
+	}
+	m.mu.Lock()
+	m.initFd = initFd
+	m.mu.Unlock()
 	waitCh := make(chan unix.WaitStatus, 1)
 	go func() { waitCh <- runtime.WaitPid(pid) }()
 	var copiers sync.WaitGroup
@@ -361,6 +373,10 @@ func (m *monitor) runOnce(ctx context.Context, attempt int) (exitStatus, error) 
 	if err != nil {
 		rt.Kill(ctx, m.id, syscall.SIGKILL, true)
 		<-waitCh
+		m.mu.Lock()
+		unix.Close(m.initFd)
+		m.initFd = -1
+		m.mu.Unlock()
 		rt.Delete(ctx, m.id, true)
 		return exitStatus{}, err
 	}
@@ -384,6 +400,10 @@ func (m *monitor) runOnce(ctx context.Context, attempt int) (exitStatus, error) 
 		releaseIdleMemory()
 		ws = <-waitCh
 	}
+	m.mu.Lock()
+	unix.Close(m.initFd)
+	m.initFd = -1
+	m.mu.Unlock()
 	enableMonitorGC()
 	m.tr.mark("container exited")
 	stopHealth()
@@ -557,8 +577,8 @@ func (m *monitor) serveClient(cl *monClient) {
 				m.mu.Unlock()
 			}
 		case FrameSignal:
-			if len(payload) == 4 && m.initPid > 0 {
-				unix.Kill(m.initPid, unix.Signal(binary.BigEndian.Uint32(payload)))
+			if len(payload) == 4 {
+				m.signalInit(unix.Signal(binary.BigEndian.Uint32(payload)))
 			}
 		case FrameDetach:
 			return
@@ -575,10 +595,17 @@ func (m *monitor) serveClient(cl *monClient) {
 			m.remove, m.removeVolumes = true, rm.Volumes
 			m.mu.Unlock()
 			// Killing the init of a pid namespace ends every process in it.
-			if m.initPid > 0 {
-				unix.Kill(m.initPid, unix.SIGKILL)
-			}
+			m.signalInit(unix.SIGKILL)
 		}
+	}
+}
+
+// signalInit sends sig to the current run's init, if one runs.
+func (m *monitor) signalInit(sig unix.Signal) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.initFd >= 0 {
+		unix.PidfdSendSignal(m.initFd, sig, nil, 0)
 	}
 }
 
@@ -689,6 +716,12 @@ func (m *monitor) sleepUnlessStopped(ctx context.Context, d time.Duration) bool 
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		time.Sleep(min(50*time.Millisecond, time.Until(deadline)))
+		m.mu.Lock()
+		remove := m.remove // rm -f arrived during the back-off
+		m.mu.Unlock()
+		if remove {
+			return false
+		}
 		if c, err := m.s.lockedGet(ctx, m.id); err != nil || c.Internal.ManualStop {
 			return false
 		}
