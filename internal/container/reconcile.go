@@ -48,6 +48,7 @@ func markMonitorDead(c *Container, now time.Time) {
 		c.State.FinishedAt = FormatTime(now)
 		c.Internal.ExitedAt = now
 	}
+	endExecs(c) // they died with the container
 }
 
 // observe is the state of c as reconciliation would record it.

@@ -342,3 +342,44 @@ func parentPid(t *testing.T, pid int) int {
 	t.Fatalf("no PPid for %d", pid)
 	return 0
 }
+
+// TestExecSessionsEndWithADeadMonitor: a monitor killed with -9 takes its
+// container and its exec sessions down; reads show the sessions ended (137)
+// at once, and the next transition records it.
+func TestExecSessionsEndWithADeadMonitor(t *testing.T) {
+	e := newEnv(t)
+	name := uniqueName("xdead")
+	e.must("run", "-d", "--name", name, "busybox", "sleep", "1000")
+	eng := e.openEngine(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	created, err := eng.ExecCreate(ctx, engine.ExecCreateRequest{Container: name, Cmd: []string{"sleep", "1000"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stream, err := eng.ExecStart(ctx, created.ID, engine.ExecStartRequest{Detach: true}); err != nil {
+		t.Fatal(err)
+	} else if stream != nil {
+		stream.Close()
+	}
+	eventually(t, 20*time.Second, "the session running", func() bool {
+		st, err := eng.ExecInspect(ctx, created.ID)
+		return err == nil && st.Running
+	})
+	if err := unix.Kill(monitorPid(t, e, name), unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	ended := func(when string) {
+		t.Helper()
+		eventually(t, 20*time.Second, "the session ended "+when, func() bool {
+			st, err := eng.ExecInspect(ctx, created.ID)
+			return err == nil && !st.Running && st.ExitCode != nil && *st.ExitCode == 137
+		})
+	}
+	ended("as read")
+	e.must("stop", name) // reconciles the container
+	ended("as recorded")
+	if ids := e.inspect(name, "{{json .ExecIDs}}"); ids != "null" && ids != "[]" {
+		t.Fatalf("ExecIDs after the container died: %s", ids)
+	}
+}
