@@ -1,7 +1,11 @@
 package cli
 
 import (
+	"go/ast"
 	"go/build"
+	"go/parser"
+	"go/token"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -34,5 +38,34 @@ func TestImportsOnlyTheEngine(t *testing.T) {
 		if !stdlib && !allowed[imp] {
 			t.Errorf("internal/cli imports %s: the CLI may use only internal/engine (with errdefs, filters, term), cobra and the standard library; add a use case to the engine instead", imp)
 		}
+	}
+}
+
+// TestNoServiceThroughTheEngine: the engine's service fields (Containers,
+// Images, Volumes, Meta, Content, Snapshots) reach the services without an
+// import; the CLI calls the engine's use cases instead. (A syntactic
+// check: a method or field selected through one of those names.)
+func TestNoServiceThroughTheEngine(t *testing.T) {
+	services := map[string]bool{"Containers": true, "Images": true, "Volumes": true, "Meta": true, "Content": true, "Snapshots": true}
+	pkg, err := build.ImportDir(".", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	for _, name := range pkg.GoFiles {
+		f, err := parser.ParseFile(fset, filepath.Join(pkg.Dir, name), nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			sel, ok := n.(*ast.SelectorExpr)
+			if !ok {
+				return true
+			}
+			if inner, ok := sel.X.(*ast.SelectorExpr); ok && services[inner.Sel.Name] {
+				t.Errorf("%s: %s.%s reaches a service below the engine; call an engine use case", fset.Position(sel.Pos()), inner.Sel.Name, sel.Sel.Name)
+			}
+			return true
+		})
 	}
 }
