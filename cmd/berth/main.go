@@ -5,10 +5,12 @@ import (
 	"context"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/berth-dev/berth/cmd/internal/hidden"
 	"github.com/berth-dev/berth/internal/cli"
+	"github.com/berth-dev/berth/internal/runtime/ocicli"
 )
 
 func init() { hidden.LockThreadIfNeeded(os.Args) }
@@ -19,13 +21,20 @@ func main() {
 	if c, ok := hidden.Lookup(os.Args); ok {
 		os.Exit(c.Main(os.Args[2:]))
 	}
-	if cli.IsRuntimeName(os.Args[0]) {
-		// berth-runc: runc's command line over the built-in runtime,
-		// which handles signals itself (run and exec relay them).
-		os.Exit(cli.RuntimeMain(context.Background(), os.Args[0], os.Args[1:]))
+	// runc's command line over the built-in runtime, for other engines
+	// and OCI tools: as berth-runc (or runc), or as `berth runtime`. It
+	// handles signals itself (run and exec relay them), and is no part
+	// of the docker CLI (internal/cli).
+	if ocicli.IsRuntimeName(os.Args[0]) {
+		os.Exit(ocicli.Main(context.Background(), filepath.Base(os.Args[0]), os.Args[1:]))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	code := cli.Execute(ctx, os.Args[1:])
+	var code int
+	if len(os.Args) > 1 && os.Args[1] == "runtime" {
+		code = ocicli.Main(context.WithoutCancel(ctx), "berth runtime", os.Args[2:])
+	} else {
+		code = cli.Execute(ctx, os.Args[1:])
+	}
 	stop()
 	os.Exit(code)
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/berth-dev/berth/internal/engine"
 	"github.com/berth-dev/berth/internal/errdefs"
-	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/term"
 )
 
@@ -29,7 +28,7 @@ func (a *app) saveCommand() *cobra.Command {
 				if e, err = a.engine(ctx); err != nil {
 					return err
 				}
-				return e.SaveImages(ctx, w, args)
+				return e.ImageSave(ctx, w, args)
 			})
 			return err
 		},
@@ -64,16 +63,16 @@ func (a *app) loadCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			imgs, err := e.LoadImages(ctx, r)
+			imgs, err := e.ImageLoad(ctx, r)
 			if err != nil {
 				return err
 			}
 			for _, img := range imgs {
 				for _, t := range img.RepoTags {
 					if old, ok := img.Replaced[t]; ok {
-						fmt.Fprintf(a.stdout, "The image %s already exists, renaming the old one with ID %s to empty string\n", image.FamiliarString(t), old)
+						fmt.Fprintf(a.stdout, "The image %s already exists, renaming the old one with ID %s to empty string\n", t, old)
 					}
-					fmt.Fprintf(a.stdout, "Loaded image: %s\n", image.FamiliarString(t))
+					fmt.Fprintf(a.stdout, "Loaded image: %s\n", t)
 				}
 				if len(img.RepoTags) == 0 {
 					fmt.Fprintf(a.stdout, "Loaded image ID: %s\n", img.ID)

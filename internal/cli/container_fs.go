@@ -11,10 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/berth-dev/berth/internal/container"
 	"github.com/berth-dev/berth/internal/engine"
 	"github.com/berth-dev/berth/internal/errdefs"
-	"github.com/berth-dev/berth/internal/layer"
 	"github.com/berth-dev/berth/internal/term"
 )
 
@@ -25,7 +23,7 @@ func (a *app) exportCommand() *cobra.Command {
 		Short: "Export a container's filesystem as a tar archive",
 		Args:  exactArgs(1),
 		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
-			return a.writeOutput(output, func(w io.Writer) error { return e.Containers.Export(ctx, args[0], w) })
+			return a.writeOutput(output, func(w io.Writer) error { return e.ContainerExport(ctx, args[0], w) })
 		}),
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "Write to a file, instead of STDOUT")
@@ -58,7 +56,7 @@ func (a *app) writeOutput(path string, fn func(io.Writer) error) error {
 }
 
 func (a *app) commitCommand() *cobra.Command {
-	var opts container.CommitOptions
+	var opts engine.ContainerCommitRequest
 	cmd := &cobra.Command{
 		Use:   "commit [OPTIONS] CONTAINER [REPOSITORY[:TAG]]",
 		Short: "Create a new image from a container's changes",
@@ -67,7 +65,7 @@ func (a *app) commitCommand() *cobra.Command {
 			if len(args) == 2 {
 				opts.Reference = args[1]
 			}
-			img, err := e.Containers.Commit(ctx, args[0], opts)
+			img, err := e.ContainerCommit(ctx, args[0], opts)
 			if err != nil {
 				return err
 			}
@@ -77,7 +75,7 @@ func (a *app) commitCommand() *cobra.Command {
 	}
 	fl := cmd.Flags()
 	fl.StringVarP(&opts.Author, "author", "a", "", "Author (e.g., \"John Hannibal Smith <hannibal@a-team.com>\")")
-	fl.StringVarP(&opts.Message, "message", "m", "", "Commit message")
+	fl.StringVarP(&opts.Comment, "message", "m", "", "Commit message")
 	fl.StringArrayVarP(&opts.Changes, "change", "c", nil, "Apply Dockerfile instruction to the created image")
 	fl.BoolVarP(&opts.Pause, "pause", "p", true, "Pause container during commit")
 	return cmd
@@ -89,7 +87,7 @@ func (a *app) diffCommand() *cobra.Command {
 		Short: "Inspect changes to files or directories on a container's filesystem",
 		Args:  exactArgs(1),
 		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
-			changes, err := e.Containers.Changes(ctx, args[0])
+			changes, err := e.ContainerChanges(ctx, args[0])
 			if err != nil {
 				return err
 			}
@@ -102,7 +100,7 @@ func (a *app) diffCommand() *cobra.Command {
 }
 
 func (a *app) cpCommand() *cobra.Command {
-	var opts container.CopyOptions
+	var opts cpOptions
 	var quiet bool
 	cmd := &cobra.Command{
 		Use:   "cp [OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n\tberth cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH",
@@ -148,16 +146,22 @@ func splitCpArg(arg string) (ctr, path string) {
 	return "", arg
 }
 
-func (a *app) copyFromContainer(ctx context.Context, ref, src, dst string, opts container.CopyOptions) error {
+// cpOptions are cp's -a and -L.
+type cpOptions struct {
+	Archive    bool // keep uid/gid; otherwise files belong to root (into a container) or to the caller (out of one)
+	FollowLink bool // -L: copy what a source symlink points to
+}
+
+func (a *app) copyFromContainer(ctx context.Context, ref, src, dst string, opts cpOptions) error {
 	e, err := a.engine(ctx)
 	if err != nil {
 		return err
 	}
+	get := engine.ContainerArchiveRequest{FollowLink: opts.FollowLink, Archive: opts.Archive}
 	if dst == "-" {
-		_, err := e.Containers.CopyFromContainer(ctx, ref, src, opts, a.stdout)
-		return err
+		return e.ContainerArchive(ctx, ref, src, get, a.stdout)
 	}
-	srcInfo, err := e.Containers.StatInContainer(ctx, ref, src, opts.FollowLink)
+	srcInfo, err := e.ContainerStatPath(ctx, ref, src, opts.FollowLink)
 	if err != nil {
 		return err
 	}
@@ -187,7 +191,7 @@ func (a *app) copyFromContainer(ctx context.Context, ref, src, dst string, opts 
 		// Contents only: into the existing directory, or a new one.
 		if name != "" {
 			extractDir = filepath.Join(extractDir, name)
-			if err := os.Mkdir(extractDir, srcInfo.Mode().Perm()); err != nil && !os.IsExist(err) {
+			if err := os.Mkdir(extractDir, srcInfo.Mode.Perm()); err != nil && !os.IsExist(err) {
 				return err
 			}
 		}
@@ -195,8 +199,7 @@ func (a *app) copyFromContainer(ctx context.Context, ref, src, dst string, opts 
 	}
 	pr, pw := io.Pipe()
 	go func() {
-		_, err := e.Containers.CopyFromContainer(ctx, ref, src, opts, pw)
-		pw.CloseWithError(err)
+		pw.CloseWithError(e.ContainerArchive(ctx, ref, src, get, pw))
 	}()
 	var in io.Reader = pr
 	if name != "" && name != base {
@@ -205,18 +208,18 @@ func (a *app) copyFromContainer(ctx context.Context, ref, src, dst string, opts 
 		defer pr2.Close()
 		in = pr2
 	}
-	_, err = layer.ApplyWithOptions(ctx, extractDir, in, layer.ApplyOptions{LiteralWhiteouts: true, NoLchown: !opts.Archive, KeepDirs: true})
+	err = engine.ExtractArchive(ctx, extractDir, in, opts.Archive)
 	pr.Close()
 	return err
 }
 
-func (a *app) copyToContainer(ctx context.Context, src, ref, dst string, opts container.CopyOptions) error {
+func (a *app) copyToContainer(ctx context.Context, src, ref, dst string, opts cpOptions) error {
 	e, err := a.engine(ctx)
 	if err != nil {
 		return err
 	}
 	if src == "-" {
-		return e.Containers.CopyToContainer(ctx, ref, dst, a.stdin)
+		return e.ContainerExtractToDir(ctx, ref, dst, a.stdin)
 	}
 	// The top entry keeps the name given (a followed link's, not its
 	// target's); "SRC/." copies the contents only.
@@ -240,7 +243,7 @@ func (a *app) copyToContainer(ctx context.Context, src, ref, dst string, opts co
 	}
 	// Like docker, a destination that is a symlink is followed, inside
 	// the container's root.
-	dstInfo, err := e.Containers.StatInContainer(ctx, ref, dst, true)
+	dstInfo, err := e.ContainerStatPath(ctx, ref, dst, true)
 	if err == nil && dstInfo.LinkTarget != "" && !dstInfo.IsDir() && !strings.HasSuffix(dst, "/") && !strings.HasSuffix(dst, "/.") {
 		dst = dstInfo.LinkTarget // a file: written where the link leads
 	}
@@ -259,8 +262,8 @@ func (a *app) copyToContainer(ctx context.Context, src, ref, dst string, opts co
 		dstDir, name = filepath.Dir(filepath.Clean("/"+dst)), filepath.Base(filepath.Clean("/"+dst))
 	}
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(container.TarPath(ctx, pw, filepath.Clean(src), name, opts.Archive)) }()
-	err = e.Containers.CopyToContainer(ctx, ref, dstDir, pr)
+	go func() { pw.CloseWithError(engine.TarHostPath(ctx, pw, filepath.Clean(src), name, opts.Archive)) }()
+	err = e.ContainerExtractToDir(ctx, ref, dstDir, pr)
 	pr.Close()
 	return err
 }

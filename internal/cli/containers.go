@@ -13,8 +13,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/berth-dev/berth/internal/container"
-	"github.com/berth-dev/berth/internal/container/logfile"
 	"github.com/berth-dev/berth/internal/engine"
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/filters"
@@ -80,28 +78,24 @@ func (a *app) startCommand() *cobra.Command {
 				if len(args) > 1 {
 					return usageError{fmt.Errorf("you cannot start and attach multiple containers at once")}
 				}
-				c, err := e.Containers.Get(ctx, args[0])
-				if err != nil {
-					return err
-				}
 				in, _ := a.stdin.(*os.File)
 				out, _ := a.stdout.(*os.File)
-				so := container.StartOptions{Attach: true}
-				if c.Config.Tty && out != nil {
+				req := engine.ContainerStartRequest{Attach: true}
+				if out != nil {
 					h, w := term.Size(out)
-					so.ConsoleHeight, so.ConsoleWidth = uint(h), uint(w)
+					req.ConsoleHeight, req.ConsoleWidth = uint(h), uint(w)
 				}
-				att, err := e.Containers.Start(ctx, c.ID, so)
+				res, err := e.ContainerStart(ctx, args[0], req)
 				if err != nil {
 					return err
 				}
-				defer att.Close()
-				return a.stream(ctx, att, c.ID, c.Config.Tty, interactive && c.Config.OpenStdin, !c.Config.Tty, in, out)
+				defer res.Attachment.Close()
+				return a.stream(ctx, res.Attachment, res.ID, res.Tty, interactive && res.OpenStdin, !res.Tty, in, out)
 			}
 			var mu sync.Mutex
 			var failed []string
 			err := a.forEach(args, func(ref string) error {
-				_, err := e.Containers.Start(ctx, ref, container.StartOptions{})
+				_, err := e.ContainerStart(ctx, ref, engine.ContainerStartRequest{})
 				if err != nil {
 					mu.Lock()
 					failed = append(failed, ref)
@@ -124,15 +118,15 @@ func (a *app) startCommand() *cobra.Command {
 }
 
 func (a *app) stopCommand() *cobra.Command {
-	return a.stopLikeCommand("stop", "Stop one or more running containers", (*container.Service).Stop)
+	return a.stopLikeCommand("stop", "Stop one or more running containers", (*engine.Engine).ContainerStop)
 }
 
 func (a *app) restartCommand() *cobra.Command {
-	return a.stopLikeCommand("restart", "Restart one or more containers", (*container.Service).Restart)
+	return a.stopLikeCommand("restart", "Restart one or more containers", (*engine.Engine).ContainerRestart)
 }
 
 // stopLikeCommand builds stop and restart, which share docker's -t and -s.
-func (a *app) stopLikeCommand(name, short string, op func(*container.Service, context.Context, string, *int, string) error) *cobra.Command {
+func (a *app) stopLikeCommand(name, short string, op func(*engine.Engine, context.Context, string, engine.ContainerStopRequest) error) *cobra.Command {
 	var timeout int
 	var signal string
 	cmd := &cobra.Command{
@@ -149,7 +143,9 @@ func (a *app) stopLikeCommand(name, short string, op func(*container.Service, co
 			if cmd.Flags().Changed("time") {
 				t = &timeout
 			}
-			return a.forEach(args, func(ref string) error { return op(e.Containers, ctx, ref, t, signal) })
+			return a.forEach(args, func(ref string) error {
+				return op(e, ctx, ref, engine.ContainerStopRequest{Timeout: t, Signal: signal})
+			})
 		},
 	}
 	cmd.Flags().IntVarP(&timeout, "time", "t", 10, "Seconds to wait before killing the container")
@@ -164,11 +160,10 @@ func (a *app) killCommand() *cobra.Command {
 		Short: "Kill one or more running containers",
 		Args:  minArgs(1),
 		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
-			sig, err := container.ParseSignal(signal)
-			if err != nil {
+			if err := engine.CheckSignal(signal); err != nil {
 				return err
 			}
-			return a.forEach(args, func(ref string) error { return e.Containers.Kill(ctx, ref, sig) })
+			return a.forEach(args, func(ref string) error { return e.ContainerKill(ctx, ref, signal) })
 		}),
 	}
 	cmd.Flags().StringVarP(&signal, "signal", "s", "KILL", "Signal to send to the container")
@@ -176,8 +171,7 @@ func (a *app) killCommand() *cobra.Command {
 }
 
 func (a *app) rmCommand() *cobra.Command {
-	var opts container.RemoveOptions
-	var link bool
+	var opts engine.ContainerRemoveRequest
 	cmd := &cobra.Command{
 		Use:     "rm [OPTIONS] CONTAINER [CONTAINER...]",
 		Aliases: []string{"remove"},
@@ -185,7 +179,7 @@ func (a *app) rmCommand() *cobra.Command {
 		Args:    minArgs(1),
 		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
 			return a.forEach(args, func(ref string) error {
-				err := e.Containers.Remove(ctx, ref, opts)
+				err := e.ContainerRemove(ctx, ref, opts)
 				if err != nil && opts.Force && errdefs.IsNotFound(err) {
 					// docker's rm -f says so and carries on: exit 0.
 					fmt.Fprintf(a.stderr, "Error response from daemon: %v\n", err)
@@ -196,8 +190,8 @@ func (a *app) rmCommand() *cobra.Command {
 		}),
 	}
 	cmd.Flags().BoolVarP(&opts.Force, "force", "f", false, "Force the removal of a running container (uses SIGKILL)")
-	cmd.Flags().BoolVarP(&opts.Volumes, "volumes", "v", false, "Remove anonymous volumes associated with the container")
-	cmd.Flags().BoolVarP(&link, "link", "l", false, "Remove the specified link")
+	cmd.Flags().BoolVarP(&opts.RemoveVolumes, "volumes", "v", false, "Remove anonymous volumes associated with the container")
+	cmd.Flags().BoolVarP(&opts.RemoveLink, "link", "l", false, "Remove the specified link")
 	return cmd
 }
 
@@ -210,7 +204,7 @@ func (a *app) logsCommand() *cobra.Command {
 		Args:  exactArgs(1),
 		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
 			var err error
-			opts := container.LogsOptions{Follow: follow, Tail: -1}
+			opts := engine.ContainerLogsRequest{Follow: follow, Timestamps: timestamps, Tail: -1}
 			if tail != "all" && tail != "" {
 				n, err := strconv.Atoi(tail)
 				if err != nil {
@@ -229,17 +223,7 @@ func (a *app) logsCommand() *cobra.Command {
 					return err
 				}
 			}
-			return e.Containers.Logs(ctx, args[0], opts, func(en logfile.Entry) error {
-				w := a.stdout
-				if en.Stream == "stderr" {
-					w = a.stderr
-				}
-				if timestamps {
-					fmt.Fprintf(w, "%s ", en.Time.UTC().Format("2006-01-02T15:04:05.000000000Z"))
-				}
-				_, err := w.Write(en.Log)
-				return err
-			})
+			return e.ContainerLogs(ctx, args[0], opts, a.stdout, a.stderr)
 		}),
 	}
 	fl := cmd.Flags()
@@ -277,12 +261,12 @@ func (a *app) waitCommand() *cobra.Command {
 		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
 			var errs []error
 			for _, ref := range args {
-				code, err := e.Containers.Wait(ctx, ref)
+				res, err := e.ContainerWait(ctx, ref)
 				if err != nil {
 					errs = append(errs, err)
 					continue
 				}
-				fmt.Fprintln(a.stdout, code)
+				fmt.Fprintln(a.stdout, res.StatusCode)
 			}
 			return joinErrors(errs)
 		}),
@@ -297,22 +281,17 @@ func (a *app) attachCommand() *cobra.Command {
 		Short: "Attach local standard input, output, and error streams to a running container",
 		Args:  exactArgs(1),
 		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
-			c, err := e.Containers.Get(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			stdin := !noStdin && c.Config.OpenStdin
-			att, err := e.Containers.Attach(ctx, c.ID, container.AttachOptions{Stdin: stdin, Stdout: true, Stderr: true})
+			res, err := e.ContainerAttach(ctx, args[0], engine.ContainerAttachRequest{Stdin: !noStdin, Stdout: true, Stderr: true})
 			if err != nil {
 				if errdefs.IsConflict(err) {
 					return cliError{err} // docker's CLI finds a stopped or paused container itself
 				}
 				return err
 			}
-			defer att.Close()
+			defer res.Attachment.Close()
 			in, _ := a.stdin.(*os.File)
 			out, _ := a.stdout.(*os.File)
-			return a.stream(ctx, att, c.ID, c.Config.Tty, stdin, sigProxy && !c.Config.Tty, in, out)
+			return a.stream(ctx, res.Attachment, res.ID, res.Tty, res.Stdin, sigProxy && !res.Tty, in, out)
 		}),
 	}
 	cmd.Flags().BoolVar(&noStdin, "no-stdin", false, "Do not attach STDIN")
@@ -369,7 +348,7 @@ func (a *app) renameCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return e.Containers.Rename(cmd.Context(), args[0], args[1])
+			return e.ContainerRename(cmd.Context(), args[0], args[1])
 		},
 	}
 }
@@ -384,7 +363,7 @@ func (a *app) pauseCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.forEach(args, func(ref string) error { return e.Containers.Pause(cmd.Context(), ref) })
+			return a.forEach(args, func(ref string) error { return e.ContainerPause(cmd.Context(), ref) })
 		},
 	}
 }
@@ -399,7 +378,7 @@ func (a *app) unpauseCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.forEach(args, func(ref string) error { return e.Containers.Unpause(cmd.Context(), ref) })
+			return a.forEach(args, func(ref string) error { return e.ContainerUnpause(cmd.Context(), ref) })
 		},
 	}
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/berth-dev/berth/internal/engine"
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/filters"
-	"github.com/berth-dev/berth/internal/image"
 )
 
 func (a *app) imageCommand() *cobra.Command {
@@ -27,7 +26,7 @@ func (a *app) imageCommand() *cobra.Command {
 }
 
 func (a *app) importCommand() *cobra.Command {
-	var opts image.ImportOptions
+	var opts engine.ImageImportRequest
 	cmd := &cobra.Command{
 		Use:   "import [OPTIONS] file|URL|- [REPOSITORY[:TAG]]",
 		Short: "Import the contents from a tarball to create a filesystem image",
@@ -51,7 +50,7 @@ func (a *app) importCommand() *cobra.Command {
 				r = f
 			}
 			opts.Source = src
-			img, err := e.Images.Import(ctx, r, opts)
+			img, err := e.ImageImport(ctx, r, opts)
 			if err != nil {
 				return err
 			}
@@ -109,7 +108,7 @@ func (a *app) imagesCommand() *cobra.Command {
 			for _, img := range imgs {
 				id := img.ID
 				if !noTrunc {
-					id = image.ShortID(id)
+					id = engine.ShortID(id)
 				}
 				base := imageRow{
 					ID: id, CreatedSince: humanDuration(now.Sub(img.CreatedAt)) + " ago",
@@ -170,16 +169,18 @@ func (a *app) rmiCommand() *cobra.Command {
 		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
 			var errs []error
 			for _, ref := range args {
-				res, err := e.RemoveImage(ctx, ref, force)
+				items, err := e.ImageRemove(ctx, ref, engine.ImageRemoveRequest{Force: force, NoPrune: noPrune})
 				if err != nil {
 					errs = append(errs, err)
 					continue
 				}
-				for _, u := range res.Untagged {
-					fmt.Fprintf(a.stdout, "Untagged: %s\n", u)
-				}
-				for _, d := range res.Deleted {
-					fmt.Fprintf(a.stdout, "Deleted: %s\n", d)
+				for _, it := range items {
+					if it.Untagged != "" {
+						fmt.Fprintf(a.stdout, "Untagged: %s\n", it.Untagged)
+					}
+					if it.Deleted != "" {
+						fmt.Fprintf(a.stdout, "Deleted: %s\n", it.Deleted)
+					}
 				}
 			}
 			return joinErrors(errs)
@@ -196,7 +197,7 @@ func (a *app) tagCommand() *cobra.Command {
 		Short: "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE",
 		Args:  exactArgs(2),
 		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
-			_, err := e.TagImage(ctx, args[0], args[1])
+			_, err := e.ImageTag(ctx, args[0], args[1])
 			return err
 		}),
 	}
@@ -231,7 +232,7 @@ func (a *app) historyCommand() *cobra.Command {
 					r.Size = fmt.Sprint(h.Size)
 				}
 				if !noTrunc && r.ID != "<missing>" {
-					r.ID = image.ShortID(r.ID)
+					r.ID = engine.ShortID(r.ID)
 				}
 				if !h.Created.IsZero() {
 					r.CreatedSince = humanDuration(now.Sub(h.Created)) + " ago"

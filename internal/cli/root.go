@@ -14,7 +14,6 @@ import (
 
 	"github.com/berth-dev/berth/internal/engine"
 	"github.com/berth-dev/berth/internal/errdefs"
-	"github.com/berth-dev/berth/internal/runtime"
 )
 
 // Version is set at build time with -ldflags "-X ...cli.Version=...".
@@ -51,9 +50,6 @@ func (a *app) engine(ctx context.Context) (*engine.Engine, error) {
 // Execute runs berth with args and returns the process exit code.
 func Execute(ctx context.Context, args []string) int {
 	a := &app{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}
-	if len(args) > 0 && args[0] == "runtime" {
-		return RuntimeMain(context.WithoutCancel(ctx), "berth runtime", args[1:])
-	}
 	root := a.newRootCommand(args)
 	root.SetArgs(args)
 	root.SetOut(a.stdout)
@@ -214,7 +210,7 @@ func (a *app) newRootCommand(args []string) *cobra.Command {
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.cfg.Root, "root", envOr("BERTH_ROOT", engine.DefaultRoot), "Root directory of persistent state (env BERTH_ROOT)")
 	pf.StringVar(&a.cfg.RunRoot, "runroot", envOr("BERTH_RUNROOT", engine.DefaultRunRoot), "Root directory of runtime state (env BERTH_RUNROOT)")
-	pf.StringVar(&a.cfg.Runtime, "runtime", envOr("BERTH_RUNTIME", runtime.DefaultName), "container runtime: \"berth\" (built in) or an OCI runtime binary (runc, crun, ...)")
+	pf.StringVar(&a.cfg.Runtime, "runtime", envOr("BERTH_RUNTIME", engine.DefaultRuntime), "container runtime: \"berth\" (built in) or an OCI runtime binary (runc, crun, ...)")
 	pf.BoolVarP(&a.cfg.Debug, "debug", "D", false, "Enable debug output")
 
 	root.AddGroup(&cobra.Group{ID: "common", Title: "Common Commands:"}, &cobra.Group{ID: "management", Title: "Management Commands:"})

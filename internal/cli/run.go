@@ -14,7 +14,6 @@ import (
 
 	"github.com/berth-dev/berth/internal/engine"
 	"github.com/berth-dev/berth/internal/errdefs"
-	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/term"
 )
 
@@ -110,8 +109,8 @@ func (a *app) noImage(ref string, err error) error {
 	if !errdefs.IsNotFound(err) || !strings.HasPrefix(err.Error(), "No such image: ") {
 		return err
 	}
-	if named, perr := image.ParseReference(ref); perr == nil {
-		ref = image.FamiliarString(named.String())
+	if named, perr := engine.ParseReference(ref); perr == nil {
+		ref = engine.FamiliarString(named)
 	}
 	fmt.Fprintf(a.stderr, "Unable to find image '%s' locally\n", ref)
 	return errdefs.NotFound("pull access denied for %s: berth cannot reach a registry yet; import or load the image first", ref)
@@ -189,7 +188,7 @@ func (a *app) stream(ctx context.Context, att *engine.Attachment, id string, tty
 	exit, err := att.Stream(context.WithoutCancel(ctx), input, a.stdout, a.stderr)
 	if err != nil {
 		// The monitor vanished (killed?): report what the store says.
-		got, gerr := e.Containers.Get(ctx, id)
+		got, gerr := e.ContainerInspect(ctx, id, false)
 		if gerr != nil {
 			return fmt.Errorf("lost the container's output stream: %w", err)
 		}

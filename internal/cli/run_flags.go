@@ -11,11 +11,8 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/berth-dev/berth/internal/container"
 	"github.com/berth-dev/berth/internal/engine"
 	"github.com/berth-dev/berth/internal/errdefs"
-	"github.com/berth-dev/berth/internal/image"
-	"github.com/berth-dev/berth/internal/runtime"
 )
 
 // createFlags are the flags `create` and `run` share, as docker names them.
@@ -145,7 +142,7 @@ func (f *createFlags) buildRequest(fl *pflag.FlagSet, args []string) (engine.Con
 	cfg := &o.Config
 	hc := &o.HostConfig
 	cfg.Image = args[0]
-	if _, err := image.ParseReference(args[0]); err != nil && !isHexID(args[0]) {
+	if _, err := engine.ParseReference(args[0]); err != nil && !isHexID(args[0]) {
 		return o, err
 	}
 	if len(args) > 1 {
@@ -241,7 +238,7 @@ func (f *createFlags) buildRequest(fl *pflag.FlagSet, args []string) (engine.Con
 	// Resources: sizes parse here, as docker's flags do; their limits are
 	// the engine's to judge.
 	if f.memory != "" {
-		n, err := container.ParseBytes(f.memory)
+		n, err := engine.ParseBytes(f.memory)
 		if err != nil {
 			return o, usageError{fmt.Errorf("invalid argument %q for \"-m, --memory\" flag: %v", f.memory, err)}
 		}
@@ -251,7 +248,7 @@ func (f *createFlags) buildRequest(fl *pflag.FlagSet, args []string) (engine.Con
 		if f.memorySwap == "-1" {
 			hc.MemorySwap = -1
 		} else {
-			n, err := container.ParseBytes(f.memorySwap)
+			n, err := engine.ParseBytes(f.memorySwap)
 			if err != nil {
 				return o, usageError{fmt.Errorf("invalid argument %q for \"--memory-swap\" flag: %v", f.memorySwap, err)}
 			}
@@ -259,14 +256,14 @@ func (f *createFlags) buildRequest(fl *pflag.FlagSet, args []string) (engine.Con
 		}
 	}
 	if f.memoryReservation != "" {
-		n, err := container.ParseBytes(f.memoryReservation)
+		n, err := engine.ParseBytes(f.memoryReservation)
 		if err != nil {
 			return o, usageError{fmt.Errorf("invalid argument %q for \"--memory-reservation\" flag: %v", f.memoryReservation, err)}
 		}
 		hc.MemoryReservation = n
 	}
 	if f.shmSize != "" {
-		n, err := container.ParseBytes(f.shmSize)
+		n, err := engine.ParseBytes(f.shmSize)
 		if err != nil || n <= 0 {
 			return o, usageError{fmt.Errorf("invalid argument %q for \"--shm-size\" flag: invalid size", f.shmSize)}
 		}
@@ -292,7 +289,7 @@ func (f *createFlags) buildRequest(fl *pflag.FlagSet, args []string) (engine.Con
 	}
 	for _, s := range f.sysctls {
 		k, v, ok := strings.Cut(s, "=")
-		if !ok || runtime.ValidateSysctls(map[string]string{k: v}, false) != nil {
+		if !ok || !engine.ValidSysctl(k, v) {
 			return o, usageError{fmt.Errorf("invalid argument %q for \"--sysctl\" flag: sysctl '%s' is not allowed", s, s)}
 		}
 		if hc.Sysctls == nil {
@@ -304,7 +301,7 @@ func (f *createFlags) buildRequest(fl *pflag.FlagSet, args []string) (engine.Con
 	// Mounts: --mount's syntax is the CLI's; -v is judged by the engine.
 	hc.Binds = f.volumes
 	for _, m := range f.mounts {
-		ms, err := container.ParseMountFlag(m)
+		ms, err := engine.ParseMountFlag(m)
 		if err != nil {
 			return o, err
 		}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/berth-dev/berth/internal/container"
 	"github.com/berth-dev/berth/internal/engine"
 	"github.com/berth-dev/berth/internal/term"
 )
@@ -24,10 +23,11 @@ func (a *app) topCommand() *cobra.Command {
 		Short: "Display the running processes of a container",
 		Args:  minArgs(1),
 		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
-			titles, procs, err := e.Containers.Top(ctx, args[0], args[1:])
+			top, err := e.ContainerTop(ctx, args[0], args[1:])
 			if err != nil {
 				return err
 			}
+			titles, procs := top.Titles, top.Processes
 			// docker's layout: columns at least 20 wide, 3 spaces apart.
 			w := tabwriter.NewWriter(a.stdout, 20, 1, 3, ' ', 0)
 			fmt.Fprintln(w, strings.Join(titles, "\t"))
@@ -110,12 +110,12 @@ func (a *app) stats(ctx context.Context, e *engine.Engine, refs []string, o stat
 	if len(refs) > 0 {
 		var errs []error
 		for _, ref := range refs {
-			c, err := e.Containers.Get(ctx, ref)
+			c, err := e.ContainerInspect(ctx, ref, false)
 			if err != nil {
 				errs = append(errs, err)
 				continue
 			}
-			named = append(named, statsTarget{ref: ref, id: c.ID, name: c.ShortName()})
+			named = append(named, statsTarget{ref: ref, id: c.ID, name: strings.TrimPrefix(c.Name, "/")})
 		}
 		if err := joinErrors(errs); err != nil {
 			return err
@@ -126,20 +126,22 @@ func (a *app) stats(ctx context.Context, e *engine.Engine, refs []string, o stat
 			return named, nil
 		}
 		// Without names the set follows containers as they start and stop.
-		ctrs, err := e.Containers.List(ctx)
+		ctrs, err := e.ListContainers(ctx, engine.ContainerListRequest{All: o.all})
 		if err != nil {
 			return nil, err
 		}
 		var ts []statsTarget
 		for _, c := range ctrs {
-			if o.all || c.State.Running {
-				ts = append(ts, statsTarget{ref: statsID(c.ID, o.noTrunc), id: c.ID, name: c.ShortName()})
+			var name string
+			if len(c.Names) > 0 {
+				name = strings.TrimPrefix(c.Names[0], "/")
 			}
+			ts = append(ts, statsTarget{ref: statsID(c.ID, o.noTrunc), id: c.ID, name: name})
 		}
 		return ts, nil
 	}
 
-	prev := map[string]*container.Stats{}
+	prev := map[string]*engine.ContainerStats{}
 	round := func() ([]statsRow, error) {
 		ts, err := targets()
 		if err != nil {
@@ -150,7 +152,7 @@ func (a *app) stats(ctx context.Context, e *engine.Engine, refs []string, o stat
 			return nil, err
 		}
 		rows := make([]statsRow, len(ts))
-		next := map[string]*container.Stats{}
+		next := map[string]*engine.ContainerStats{}
 		for i, t := range ts {
 			rows[i] = a.statsRowOf(t, prev[t.id], readings[i], o.noTrunc)
 			if readings[i] != nil {
@@ -197,14 +199,14 @@ func (a *app) stats(ctx context.Context, e *engine.Engine, refs []string, o stat
 // sampleStats reads all targets at once (one goroutine each), so that a
 // round takes as long as its slowest reading, not their sum. A failed
 // reading is nil.
-func sampleStats(ctx context.Context, e *engine.Engine, ts []statsTarget) []*container.Stats {
-	out := make([]*container.Stats, len(ts))
+func sampleStats(ctx context.Context, e *engine.Engine, ts []statsTarget) []*engine.ContainerStats {
+	out := make([]*engine.ContainerStats, len(ts))
 	var wg sync.WaitGroup
 	for i, t := range ts {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if st, err := e.Containers.Stats(ctx, t.id); err == nil {
+			if st, err := e.ContainerStatsOnce(ctx, t.id); err == nil {
 				out[i] = st
 			}
 		}()
@@ -222,7 +224,7 @@ func statsID(id string, noTrunc bool) string {
 
 // statsRowOf renders a reading as docker does: memory in binary units,
 // network and block I/O in decimal ones, "--" when there is no reading.
-func (a *app) statsRowOf(t statsTarget, prev, cur *container.Stats, noTrunc bool) statsRow {
+func (a *app) statsRowOf(t statsTarget, prev, cur *engine.ContainerStats, noTrunc bool) statsRow {
 	r := statsRow{Container: t.ref, ID: statsID(t.id, noTrunc), Name: t.name}
 	if cur == nil {
 		r.CPUPerc, r.MemUsage, r.MemPerc, r.NetIO, r.BlockIO, r.PIDs = "--", "-- / --", "--", "--", "--", "--"
@@ -232,7 +234,7 @@ func (a *app) statsRowOf(t statsTarget, prev, cur *container.Stats, noTrunc bool
 		r.Name = cur.Name
 	}
 	rx, tx := cur.NetIO()
-	r.CPUPerc = fmt.Sprintf("%.2f%%", container.CPUPercent(prev, cur))
+	r.CPUPerc = fmt.Sprintf("%.2f%%", engine.CPUPercent(prev, cur))
 	r.MemUsage = binarySize(float64(cur.MemoryUsage)) + " / " + binarySize(float64(cur.MemoryLimit))
 	r.MemPerc = fmt.Sprintf("%.2f%%", cur.MemoryPercent())
 	r.NetIO = humanSize(int64(rx)) + " / " + humanSize(int64(tx))

@@ -375,7 +375,7 @@ func (a *app) systemRestoreCommand() *cobra.Command {
 		Short: "Restart containers whose restart policy asks for it (run at boot)",
 		Args:  noArgs,
 		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, _ []string) error {
-			started, err := e.Containers.Restore(ctx)
+			started, err := e.SystemRestore(ctx)
 			for _, id := range started {
 				fmt.Fprintln(a.stdout, id)
 			}

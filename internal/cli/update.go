@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/berth-dev/berth/internal/container"
 	"github.com/berth-dev/berth/internal/engine"
 	"github.com/berth-dev/berth/internal/errdefs"
 )
@@ -68,7 +67,7 @@ func (a *app) updateCommand() *cobra.Command {
 				*b.dst = -1
 				continue
 			}
-			n, err := container.ParseBytes(b.val)
+			n, err := engine.ParseBytes(b.val)
 			if err != nil {
 				return usageError{fmt.Errorf("invalid argument %q for \"--%s\" flag: %v", b.val, b.flag, err)}
 			}

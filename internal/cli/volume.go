@@ -11,7 +11,6 @@ import (
 
 	"github.com/berth-dev/berth/internal/engine"
 	"github.com/berth-dev/berth/internal/filters"
-	"github.com/berth-dev/berth/internal/volume"
 )
 
 func (a *app) volumeCommand() *cobra.Command {
@@ -21,7 +20,7 @@ func (a *app) volumeCommand() *cobra.Command {
 }
 
 func (a *app) volumeCreateCommand() *cobra.Command {
-	var opts volume.CreateOptions
+	var opts engine.VolumeCreateRequest
 	var labels, driverOpts []string
 	cmd := &cobra.Command{
 		Use:   "create [OPTIONS] [VOLUME]",
@@ -43,12 +42,12 @@ func (a *app) volumeCreateCommand() *cobra.Command {
 			}
 			for _, o := range driverOpts {
 				k, v, _ := strings.Cut(o, "=")
-				if opts.Opts == nil {
-					opts.Opts = map[string]string{}
+				if opts.DriverOpts == nil {
+					opts.DriverOpts = map[string]string{}
 				}
-				opts.Opts[k] = v
+				opts.DriverOpts[k] = v
 			}
-			v, err := e.CreateVolume(ctx, opts)
+			v, err := e.VolumeCreate(ctx, opts)
 			if err != nil {
 				return err
 			}
@@ -137,7 +136,7 @@ func (a *app) volumeRmCommand() *cobra.Command {
 		Args:    minArgs(1),
 		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
 			return a.forEach(args, func(name string) error {
-				return e.RemoveVolume(ctx, name, force)
+				return e.VolumeRemove(ctx, name, force)
 			})
 		}),
 	}

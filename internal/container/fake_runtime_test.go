@@ -262,7 +262,7 @@ func openFakeService(ctx context.Context, root, runroot string) (*Service, *imag
 	if err != nil {
 		return nil, nil, err
 	}
-	images := image.NewStore(meta, cs, snaps)
+	images := image.NewStore(meta, cs, snaps, Users{})
 	return NewService(fakeOptions(root, runroot), meta, images, nil), images, nil
 }
 

@@ -84,8 +84,11 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	images := image.NewStore(meta, cs, snaps)
-	vols := volume.NewStore(cfg.Root, meta)
+	// The image and volume stores ask the container package which
+	// containers use an image or a volume.
+	users := container.Users{}
+	images := image.NewStore(meta, cs, snaps, users)
+	vols := volume.NewStore(cfg.Root, meta, users)
 	ctrs := container.NewService(container.Options{
 		Root: cfg.Root, RunRoot: cfg.RunRoot, Runtime: cfg.Runtime, Self: StartPathBinary(cfg.Self), Debug: cfg.Debug,
 	}, meta, images, vols)

@@ -114,9 +114,34 @@ func (e *Engine) imageEvent(action string, id digest.Digest, name string) contai
 	return ev
 }
 
-// RemoveImage is `docker rmi`: it untags or deletes, and emits Docker's
-// untag and delete events.
-func (e *Engine) RemoveImage(ctx context.Context, ref string, force bool) (*image.RemoveResult, error) {
+// ImageRemove is DELETE /images/{name} (`docker rmi`): it untags or
+// deletes, emits Docker's untag and delete events, and reports what it
+// did as Docker does: the untagged references, then the deleted IDs.
+func (e *Engine) ImageRemove(ctx context.Context, ref string, req ImageRemoveRequest) ([]ImageDeleteResponseItem, error) {
+	res, err := e.removeImage(ctx, ref, req.Force)
+	if err != nil {
+		return nil, err
+	}
+	items := []ImageDeleteResponseItem{}
+	for _, u := range res.Untagged {
+		items = append(items, ImageDeleteResponseItem{Untagged: u})
+	}
+	for _, d := range res.Deleted {
+		items = append(items, ImageDeleteResponseItem{Deleted: d})
+	}
+	return items, nil
+}
+
+// ImageRemoveRequest is the query of DELETE /images/{name}. (berth never
+// deletes untagged parents: its images have none, so noprune changes
+// nothing.)
+type ImageRemoveRequest struct {
+	Force   bool
+	NoPrune bool
+}
+
+// removeImage untags or deletes ref and emits the events of it.
+func (e *Engine) removeImage(ctx context.Context, ref string, force bool) (*image.RemoveResult, error) {
 	img, err := e.Images.Resolve(ctx, ref)
 	if err != nil {
 		return nil, err
@@ -135,8 +160,9 @@ func (e *Engine) RemoveImage(ctx context.Context, ref string, force bool) (*imag
 	return res, nil
 }
 
-// TagImage is `docker tag`; it returns the normalised target.
-func (e *Engine) TagImage(ctx context.Context, source, target string) (string, error) {
+// ImageTag is POST /images/{name}/tag (`docker tag`); it returns the
+// normalised target.
+func (e *Engine) ImageTag(ctx context.Context, source, target string) (string, error) {
 	ref, err := e.Images.Tag(ctx, source, target)
 	if err != nil {
 		return "", err
@@ -147,9 +173,22 @@ func (e *Engine) TagImage(ctx context.Context, source, target string) (string, e
 	return ref, nil
 }
 
-// LoadImages is `docker load`, with a load event per image loaded.
-func (e *Engine) LoadImages(ctx context.Context, r io.Reader) ([]image.LoadedImage, error) {
+// LoadedImage is an image that ImageLoad stored: Docker's "Loaded
+// image: NAME" for each of its RepoTags (familiar references, in the
+// archive's order), "Loaded image ID: ID" when it has none.
+type LoadedImage struct {
+	ID       string
+	RepoTags []string
+	// Replaced maps each tag of RepoTags that pointed at another image
+	// before the load to that image's ID (Docker's "renaming the old one").
+	Replaced map[string]string
+}
+
+// ImageLoad is POST /images/load (`docker load`), with a load event per
+// image loaded. On failure nothing is reported as loaded.
+func (e *Engine) ImageLoad(ctx context.Context, r io.Reader) ([]LoadedImage, error) {
 	imgs, err := e.Images.Load(ctx, r)
+	out := make([]LoadedImage, 0, len(imgs))
 	for _, img := range imgs {
 		names := img.RepoTags
 		if len(names) == 0 {
@@ -158,21 +197,46 @@ func (e *Engine) LoadImages(ctx context.Context, r io.Reader) ([]image.LoadedIma
 		for _, t := range names {
 			e.Emit(ctx, e.imageEvent("load", img.ID, image.FamiliarString(t)))
 		}
+		li := LoadedImage{ID: img.ID.String()}
+		for _, t := range img.RepoTags {
+			ft := image.FamiliarString(t)
+			li.RepoTags = append(li.RepoTags, ft)
+			if old, ok := img.Replaced[t]; ok {
+				if li.Replaced == nil {
+					li.Replaced = map[string]string{}
+				}
+				li.Replaced[ft] = old.String()
+			}
+		}
+		out = append(out, li)
 	}
-	return imgs, err
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
-// CreateVolume is `docker volume create`.
-func (e *Engine) CreateVolume(ctx context.Context, opts volume.CreateOptions) (*volume.Volume, error) {
-	v, err := e.Volumes.Create(ctx, opts)
-	if err == nil {
-		e.Emit(ctx, volumeEvent("create", v.Name))
-	}
-	return v, err
+// VolumeCreateRequest is the body of POST /volumes/create.
+type VolumeCreateRequest struct {
+	Name       string            `json:"Name"`
+	Driver     string            `json:"Driver"`
+	DriverOpts map[string]string `json:"DriverOpts"`
+	Labels     map[string]string `json:"Labels"`
 }
 
-// RemoveVolume is `docker volume rm`.
-func (e *Engine) RemoveVolume(ctx context.Context, name string, force bool) error {
+// VolumeCreate is POST /volumes/create (`docker volume create`): it
+// returns the new volume's inspect document.
+func (e *Engine) VolumeCreate(ctx context.Context, req VolumeCreateRequest) (*Volume, error) {
+	v, err := e.Volumes.Create(ctx, volume.CreateOptions{Name: req.Name, Driver: req.Driver, Opts: req.DriverOpts, Labels: req.Labels})
+	if err != nil {
+		return nil, err
+	}
+	e.Emit(ctx, volumeEvent("create", v.Name))
+	return volumeDocument(v), nil
+}
+
+// VolumeRemove is DELETE /volumes/{name} (`docker volume rm`).
+func (e *Engine) VolumeRemove(ctx context.Context, name string, force bool) error {
 	existed := true
 	if _, err := e.Volumes.Get(ctx, name); err != nil {
 		existed = false
@@ -188,8 +252,9 @@ func volumeEvent(action, name string) container.Event {
 	return container.Event{Type: "volume", Action: action, ID: name, Attributes: map[string]string{"driver": "local"}}
 }
 
-// SaveImages is `docker save`, with a save event per image named.
-func (e *Engine) SaveImages(ctx context.Context, w io.Writer, refs []string) error {
+// ImageSave is GET /images/get (`docker save`): the images refs name, as
+// one tar archive written to w, with a save event per image named.
+func (e *Engine) ImageSave(ctx context.Context, w io.Writer, refs []string) error {
 	if err := e.Images.Save(ctx, w, refs); err != nil {
 		return err
 	}

@@ -159,7 +159,7 @@ func (e *Engine) PruneImages(ctx context.Context, f filters.Args) (*ImagePruneRe
 		}
 		// Forced only past the tags: a container made meanwhile keeps
 		// the image (Remove then only untags it).
-		res, err := e.RemoveImage(ctx, id, true)
+		res, err := e.removeImage(ctx, id, true)
 		if err != nil {
 			if errdefs.IsNotFound(err) || errdefs.IsConflict(err) {
 				continue

@@ -45,7 +45,7 @@ func newTestStore(t *testing.T) *Store {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return NewStore(meta, cs, snaps)
+	return NewStore(meta, cs, snaps, noUsers{})
 }
 
 // tarFile is an entry of a tar built by a test.

@@ -62,11 +62,28 @@ type Store struct {
 	meta    *metadata.Store
 	content *content.Store
 	snaps   *snapshot.Snapshotter
+	users   Users
 }
 
-// NewStore wires an image store.
-func NewStore(meta *metadata.Store, cs *content.Store, snaps *snapshot.Snapshotter) *Store {
-	return &Store{meta: meta, content: cs, snaps: snaps}
+// Users tells which containers use an image. The container package keeps
+// the container records; the image store asks it rather than reading
+// them. It answers inside the caller's metadata transaction, so the
+// answer holds until the removal it decides commits.
+type Users interface {
+	ImageUsersTx(tx *metadata.Tx, imageID string) []ContainerUse
+}
+
+// ContainerUse is a container that uses an image, as rmi needs it:
+// Running is true for a running or paused container.
+type ContainerUse struct {
+	ID      string
+	Running bool
+}
+
+// NewStore wires an image store; users answers which containers use an
+// image (the container package's).
+func NewStore(meta *metadata.Store, cs *content.Store, snaps *snapshot.Snapshotter, users Users) *Store {
+	return &Store{meta: meta, content: cs, snaps: snaps, users: users}
 }
 
 // Content is the blob store behind the images.
@@ -255,28 +272,6 @@ func setTag(tx *metadata.Tx, ref string, rec *Record) error {
 	return tx.PutRaw(metadata.BucketTags, ref, []byte(rec.ID.String()))
 }
 
-// containerUse is the part of a container record that image removal needs.
-type containerUse struct {
-	ID    string `json:"Id"`
-	Image string `json:"Image"`
-	State struct {
-		Running bool `json:"Running"`
-		Paused  bool `json:"Paused"`
-	} `json:"State"`
-}
-
-func containersUsing(tx *metadata.Tx, id digest.Digest) []containerUse {
-	var out []containerUse
-	tx.ForEach(metadata.BucketContainers, func(_ string, raw []byte) error {
-		var c containerUse
-		if json.Unmarshal(raw, &c) == nil && c.Image == id.String() {
-			out = append(out, c)
-		}
-		return nil
-	})
-	return out
-}
-
 // RemoveResult lists what Remove did, in docker's words.
 type RemoveResult struct {
 	Untagged []string
@@ -291,7 +286,7 @@ func (s *Store) Remove(ctx context.Context, ref string, force bool) (*RemoveResu
 	var tr trashed
 	err := s.meta.Update(ctx, func(tx *metadata.Tx) error {
 		*res, tr = RemoveResult{}, trashed{}
-		deleted, err := removeTx(tx, ref, force, res)
+		deleted, err := removeTx(tx, s.users, ref, force, res)
 		if err != nil || !deleted {
 			return err
 		}
@@ -309,14 +304,14 @@ func (s *Store) Remove(ctx context.Context, ref string, force bool) (*RemoveResu
 
 // removeTx is docker's rmi decision; it reports whether the image record
 // was deleted.
-func removeTx(tx *metadata.Tx, ref string, force bool, res *RemoveResult) (bool, error) {
+func removeTx(tx *metadata.Tx, u Users, ref string, force bool, res *RemoveResult) (bool, error) {
 	rec, err := ResolveTx(tx, ref)
 	if err != nil {
 		return false, err
 	}
 	tags := tagsOf(tx, rec.ID)
 	byID := strings.HasPrefix(rec.ID.Encoded(), strings.TrimPrefix(ref, "sha256:")) && !tagMatches(tags, ref)
-	users := containersUsing(tx, rec.ID)
+	users := u.ImageUsersTx(tx, rec.ID.String())
 	if !byID {
 		named, _ := ParseReference(ref)
 		if len(tags) <= 1 && len(users) > 0 && !force {
@@ -344,7 +339,7 @@ func removeTx(tx *metadata.Tx, ref string, force bool, res *RemoveResult) (bool,
 			return false, errdefs.Conflict("conflict: unable to delete %s (must be forced) - image is referenced in multiple repositories", ShortID(rec.ID.String()))
 		}
 		for _, c := range users {
-			if c.State.Running || c.State.Paused {
+			if c.Running {
 				return false, errdefs.Conflict("conflict: unable to delete %s (cannot be forced) - image is being used by running container %s", ShortID(rec.ID.String()), ShortID(c.ID))
 			}
 		}

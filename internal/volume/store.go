@@ -43,11 +43,21 @@ type Store struct {
 	// removeTree deletes a volume's tree once it is in the trash (a seam
 	// for tests).
 	removeTree func(dir string) error
+	users      Users
 }
 
-// NewStore returns a volume store keeping data under root/volumes.
-func NewStore(root string, meta *metadata.Store) *Store {
-	return &Store{root: filepath.Join(root, "volumes"), meta: meta, removeTree: fsutil.RemoveAll}
+// Users tells which containers mount a volume. The container package
+// keeps the container records; the volume store asks it rather than
+// reading them. It answers inside the caller's metadata transaction, so
+// that no container starts using the volume before a removal commits.
+type Users interface {
+	VolumeUsersTx(tx *metadata.Tx, name string) []string
+}
+
+// NewStore returns a volume store keeping data under root/volumes; users
+// answers which containers mount a volume (the container package's).
+func NewStore(root string, meta *metadata.Store, users Users) *Store {
+	return &Store{root: filepath.Join(root, "volumes"), meta: meta, removeTree: fsutil.RemoveAll, users: users}
 }
 
 // validName reports whether s matches docker's name rule
@@ -165,25 +175,6 @@ func (s *Store) List(ctx context.Context) ([]*Volume, error) {
 	return out, err
 }
 
-// usersTx returns the IDs of containers that mount volume name.
-func usersTx(tx *metadata.Tx, name string) []string {
-	var ids []string
-	tx.ForEach(metadata.BucketContainers, func(id string, raw []byte) error {
-		var c struct {
-			Mounts []struct{ Type, Name string }
-		}
-		if json.Unmarshal(raw, &c) == nil {
-			for _, m := range c.Mounts {
-				if m.Type == "volume" && m.Name == name {
-					ids = append(ids, id)
-				}
-			}
-		}
-		return nil
-	})
-	return ids
-}
-
 // Remove deletes a volume and its data; a volume in use is refused even
 // with force (force only ignores a missing volume), like docker. The
 // record goes and the tree moves to the trash in one transaction; the
@@ -204,7 +195,7 @@ func (s *Store) Remove(ctx context.Context, name string, force bool) error {
 			}
 			return errdefs.NotFound("get %s: no such volume", name)
 		}
-		if users := usersTx(tx, name); len(users) > 0 {
+		if users := s.users.VolumeUsersTx(tx, name); len(users) > 0 {
 			return errdefs.Conflict("remove %s: volume is in use - [%s]", name, users[0])
 		}
 		if err := tx.Delete(metadata.BucketVolumes, name); err != nil {
@@ -241,7 +232,7 @@ func (s *Store) Prune(ctx context.Context, all bool, labelFilter func(map[string
 			return nil
 		})
 		for _, r := range candidates {
-			if !validName(r.Name) || (!all && !r.Anonymous) || len(usersTx(tx, r.Name)) > 0 {
+			if !validName(r.Name) || (!all && !r.Anonymous) || len(s.users.VolumeUsersTx(tx, r.Name)) > 0 {
 				continue
 			}
 			if labelFilter != nil && !labelFilter(r.Labels) {

@@ -5,20 +5,32 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/metadata"
 )
 
+// fakeUsers is the container package's answer to "who mounts volume X":
+// a fixed table of volume name -> container IDs.
+type fakeUsers map[string][]string
+
+func (u fakeUsers) VolumeUsersTx(_ *metadata.Tx, name string) []string { return u[name] }
+
 func newStore(t *testing.T) (*Store, *metadata.Store) {
+	t.Helper()
+	return newStoreWithUsers(t, fakeUsers{})
+}
+
+func newStoreWithUsers(t *testing.T, users Users) (*Store, *metadata.Store) {
 	t.Helper()
 	dir := t.TempDir()
 	meta, err := metadata.Open(context.Background(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return NewStore(dir, meta), meta
+	return NewStore(dir, meta, users), meta
 }
 
 func TestCreateGetRemove(t *testing.T) {
@@ -71,17 +83,12 @@ func TestCreateGetRemove(t *testing.T) {
 }
 
 func TestInUseAndPrune(t *testing.T) {
-	s, meta := newStore(t)
+	s, _ := newStoreWithUsers(t, fakeUsers{"used": {"c1"}})
 	ctx := context.Background()
 	s.Create(ctx, CreateOptions{Name: "used"})
 	s.Create(ctx, CreateOptions{Name: "named"})
 	s.Ensure(ctx, "anon1234", true)
-	meta.Update(ctx, func(tx *metadata.Tx) error {
-		return tx.Put(metadata.BucketContainers, "c1", map[string]any{
-			"Mounts": []map[string]string{{"Type": "volume", "Name": "used"}},
-		})
-	})
-	if err := s.Remove(ctx, "used", true); !errdefs.IsConflict(err) {
+	if err := s.Remove(ctx, "used", true); !errdefs.IsConflict(err) || !strings.Contains(err.Error(), "[c1]") {
 		t.Fatalf("removing a volume in use: %v", err)
 	}
 	removed, _, err := s.Prune(ctx, false, nil)

@@ -128,6 +128,6 @@ func openServices(ctx context.Context, o container.Options) (*container.Service,
 	if err != nil {
 		return nil, err
 	}
-	images := image.NewStore(meta, cs, snaps)
-	return container.NewService(o, meta, images, volume.NewStore(o.Root, meta)), nil
+	images := image.NewStore(meta, cs, snaps, container.Users{})
+	return container.NewService(o, meta, images, volume.NewStore(o.Root, meta, container.Users{})), nil
 }
