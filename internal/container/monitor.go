@@ -41,7 +41,7 @@ type monitor struct {
 	// clients' signals go through it, so that none can reach a process
 	// that took the pid of an init already reaped.
 	initFd int
-	tr      *tracer
+	tr     *tracer
 	// remove is set by a client's FrameRemove: no restart, and the
 	// container is removed (with its anonymous volumes when removeVolumes)
 	// as soon as it exits.
