@@ -25,7 +25,7 @@ var stressAnswers = []string{
 	"cannot start a paused container",
 	"removal of container",
 	"marked for removal",
-	"stop the container before removing or force remove",
+	"You cannot remove a ",
 	"volume is in use",
 	"no such volume",
 	"was removed while the container was created",
