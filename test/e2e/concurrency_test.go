@@ -117,6 +117,11 @@ func TestConcurrentStress(t *testing.T) {
 	// way (a --rm one being removed, an on-failure one restarting) settle
 	// first.
 	var bad []string
+	defer func() {
+		if t.Failed() && len(bad) > 0 {
+			t.Logf("still inconsistent: %s", strings.Join(bad, "; "))
+		}
+	}()
 	eventually(t, 30*time.Second, "a consistent state", func() bool {
 		s := e.state(t)
 		bad = s.check()
