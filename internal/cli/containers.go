@@ -27,7 +27,7 @@ func (a *app) containerCommand() *cobra.Command {
 		a.killCommand(), a.rmCommand(), a.logsCommand(), a.waitCommand(), a.attachCommand(), a.execCommand(),
 		a.containerInspectCommand(), a.renameCommand(), a.pauseCommand(), a.unpauseCommand(), a.containerPruneCommand(),
 		a.exportCommand(), a.commitCommand(), a.diffCommand(), a.cpCommand(),
-		a.topCommand(), a.statsCommand(), a.updateCommand())
+		a.topCommand(), a.statsCommand(), a.updateCommand(), a.portCommand())
 	return cmd
 }
 
@@ -163,7 +163,15 @@ func (a *app) killCommand() *cobra.Command {
 			if err := engine.CheckSignal(signal); err != nil {
 				return err
 			}
-			return a.forEach(args, func(ref string) error { return e.ContainerKill(ctx, ref, signal) })
+			return a.forEach(args, func(ref string) error {
+				err := e.ContainerKill(ctx, ref, signal)
+				if err != nil && !errdefs.IsConflict(err) {
+					// docker's daemon names the kill in every error but
+					// "is not running".
+					err = fmt.Errorf("Cannot kill container: %s: %w", ref, err)
+				}
+				return err
+			})
 		}),
 	}
 	cmd.Flags().StringVarP(&signal, "signal", "s", "KILL", "Signal to send to the container")
@@ -205,11 +213,9 @@ func (a *app) logsCommand() *cobra.Command {
 		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
 			var err error
 			opts := engine.ContainerLogsRequest{Follow: follow, Timestamps: timestamps, Tail: -1}
-			if tail != "all" && tail != "" {
-				n, err := strconv.Atoi(tail)
-				if err != nil {
-					return usageError{fmt.Errorf("invalid value for --tail: %q (a number or \"all\")", tail)}
-				}
+			// As docker's daemon: a tail that is not a number (or is
+			// negative) means all the lines.
+			if n, err := strconv.Atoi(tail); err == nil && n >= 0 {
 				opts.Tail = n
 			}
 			now := time.Now()

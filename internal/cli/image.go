@@ -49,7 +49,9 @@ func (a *app) importCommand() *cobra.Command {
 				defer f.Close()
 				r = f
 			}
-			opts.Source = src
+			// docker's CLI streams a file as it streams stdin: only a URL
+			// is named in the image's comment.
+			opts.Source = "-"
 			img, err := e.ImageImport(ctx, r, opts)
 			if err != nil {
 				return err
@@ -103,7 +105,6 @@ func (a *app) imagesCommand() *cobra.Command {
 				return err
 			}
 			var rows []imageRow
-			seen := map[string]bool{}
 			now := time.Now()
 			for _, img := range imgs {
 				id := img.ID
@@ -128,10 +129,6 @@ func (a *app) imagesCommand() *cobra.Command {
 				for _, t := range img.RepoTags {
 					r := base
 					r.Repository, r.Tag = splitRepoTag(t)
-					if quiet && seen[id] {
-						continue
-					}
-					seen[id] = true
 					rows = append(rows, r)
 				}
 			}
@@ -141,7 +138,9 @@ func (a *app) imagesCommand() *cobra.Command {
 				}
 				return nil
 			}
-			if format == "" {
+			// -q prints one ID per row, as docker's (an image tagged
+			// twice shows twice). A bare "table" is the default table.
+			if format == "" || strings.TrimSpace(format) == "table" {
 				format = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
 				if digests {
 					format = "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"

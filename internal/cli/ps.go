@@ -29,6 +29,10 @@ type psRow struct {
 	Labels     string `json:"Labels"`
 	Mounts     string `json:"Mounts"`
 	Networks   string `json:"Networks"`
+	// LocalVolumes and Platform are in docker's rows too (Platform is
+	// null where the engine does not report the image's platform).
+	LocalVolumes string `json:"LocalVolumes"`
+	Platform     any    `json:"Platform"`
 
 	labels map[string]string
 }
@@ -39,7 +43,7 @@ func (r psRow) Label(key string) string { return r.labels[key] }
 var psHeaders = map[string]string{
 	"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT", "RunningFor": "CREATED",
 	"Ports": "PORTS", "State": "STATE", "Status": "STATUS", "Size": "SIZE", "Names": "NAMES", "Labels": "LABELS",
-	"Mounts": "MOUNTS", "Networks": "NETWORKS", "Label": "LABEL",
+	"Mounts": "MOUNTS", "Networks": "NETWORKS", "Label": "LABEL", "LocalVolumes": "LOCAL VOLUMES", "Platform": "PLATFORM",
 }
 
 func (a *app) psCommand() *cobra.Command {
@@ -47,7 +51,8 @@ func (a *app) psCommand() *cobra.Command {
 	var last int
 	var format string
 	flt := filters.NewFlag()
-	cmd := &cobra.Command{
+	var cmd *cobra.Command
+	cmd = &cobra.Command{
 		Use:     "ps [OPTIONS]",
 		Aliases: []string{"ls", "list"},
 		Short:   "List containers",
@@ -55,6 +60,17 @@ func (a *app) psCommand() *cobra.Command {
 		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, _ []string) error {
 			if latest {
 				last = 1
+			}
+			if format != "" {
+				// docker's ps tries the template on an empty row first (a
+				// bad field fails even with no rows) and computes sizes
+				// when the template shows them.
+				if err := checkRowTemplate[psRow](format); err != nil {
+					return err
+				}
+				if !quiet && !cmd.Flags().Changed("size") && formatUsesField(format, "Size") {
+					size = true
+				}
 			}
 			ctrs, err := e.ListContainers(ctx, engine.ContainerListRequest{All: all, Limit: max(last, 0), Size: size, Filters: flt.Args})
 			if err != nil {
@@ -107,7 +123,11 @@ func psRowOf(c engine.ContainerSummary, now time.Time, noTrunc, size bool) psRow
 	}
 	sort.Strings(labels)
 	var mounts []string
+	local := 0
 	for _, m := range c.Mounts {
+		if m.Type == "volume" && m.Driver == "local" {
+			local++
+		}
 		n := m.Name
 		if n == "" {
 			n = m.Source
@@ -123,7 +143,8 @@ func psRowOf(c engine.ContainerSummary, now time.Time, noTrunc, size bool) psRow
 		RunningFor: humanDuration(now.Sub(c.CreatedAt)) + " ago",
 		State:      c.State, Status: c.Status, Names: strings.TrimPrefix(c.Names[0], "/"),
 		Labels: strings.Join(labels, ","), Mounts: strings.Join(mounts, ","), Networks: c.HostConfig.NetworkMode,
-		labels: c.Labels,
+		LocalVolumes: strconv.Itoa(local),
+		labels:       c.Labels,
 	}
 	if size {
 		r.Size = fmt.Sprintf("%s (virtual %s)", humanSize(c.SizeRw), humanSize(c.SizeRootFs))

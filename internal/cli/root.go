@@ -265,7 +265,7 @@ func (a *app) topLevelCommands() []topLevelCommand {
 		short("tag", a.tagCommand), short("history", a.historyCommand), short("top", a.topCommand),
 		short("stats", a.statsCommand), short("update", a.updateCommand), short("export", a.exportCommand), short("commit", a.commitCommand),
 		short("diff", a.diffCommand), short("cp", a.cpCommand), short("save", a.saveCommand),
-		short("load", a.loadCommand),
+		short("load", a.loadCommand), short("port", a.portCommand),
 	}
 }
 

@@ -51,7 +51,7 @@ func (a *app) runCommand() *cobra.Command {
 			}
 			res, err := e.RunContainer(ctx, run)
 			if err != nil {
-				return a.noImage(req.Config.Image, err)
+				return a.noImage(req.Config.Image, f.pull, err)
 			}
 			if detach {
 				fmt.Fprintln(a.stdout, res.ID)
@@ -90,7 +90,7 @@ func (a *app) createCommand() *cobra.Command {
 			}
 			res, err := e.CreateContainer(ctx, req)
 			if err != nil {
-				return a.noImage(req.Config.Image, err)
+				return a.noImage(req.Config.Image, f.pull, err)
 			}
 			if err := writeCIDFile(f.cidfile, res.ID); err != nil {
 				return err
@@ -104,13 +104,17 @@ func (a *app) createCommand() *cobra.Command {
 }
 
 // noImage says docker's words about a missing image (berth cannot pull
-// yet); other errors pass.
-func (a *app) noImage(ref string, err error) error {
+// yet); other errors pass. With --pull never docker does not try to pull,
+// so it only names the image.
+func (a *app) noImage(ref, pull string, err error) error {
 	if !errdefs.IsNotFound(err) || !strings.HasPrefix(err.Error(), "No such image: ") {
 		return err
 	}
 	if named, perr := engine.ParseReference(ref); perr == nil {
 		ref = engine.FamiliarString(named)
+	}
+	if pull == "never" {
+		return errdefs.NotFound("No such image: %s", ref)
 	}
 	fmt.Fprintf(a.stderr, "Unable to find image '%s' locally\n", ref)
 	return errdefs.NotFound("pull access denied for %s: berth cannot reach a registry yet; import or load the image first", ref)

@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berth-dev/berth/internal/engine"
+	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/filters"
 )
 
@@ -106,8 +107,13 @@ func (a *app) eventsCommand() *cobra.Command {
 				}
 				var err error
 				f := strings.NewReplacer(`\t`, "\t", `\n`, "\n").Replace(format)
-				if tmpl, err = template.New("events").Funcs(templateFuncs).Parse(f); err != nil {
-					return usageError{fmt.Errorf("template parsing error: %v", err)}
+				// As docker's CLI, the template is tried on an empty
+				// message before any event comes: a bad one fails at once.
+				if tmpl, err = template.New("").Funcs(templateFuncs).Parse(f); err == nil {
+					err = tmpl.Execute(io.Discard, engine.EventMessage{})
+				}
+				if err != nil {
+					return &templateError{msg: fmt.Sprintf("Error parsing format: %v", err), code: errdefs.ExitTemplate}
 				}
 			}
 			return e.Events(ctx, req, func(m engine.EventMessage) error {

@@ -71,6 +71,10 @@ type volumeRow struct {
 	Scope      string `json:"Scope"`
 	Size       string `json:"Size"`
 	Links      string `json:"Links"`
+	// Cluster volumes' fields, "N/A" for local ones as in docker's rows.
+	Availability string `json:"Availability"`
+	Group        string `json:"Group"`
+	Status       string `json:"Status"`
 }
 
 func (a *app) volumeLsCommand() *cobra.Command {
@@ -93,7 +97,7 @@ func (a *app) volumeLsCommand() *cobra.Command {
 				for _, k := range slices.Sorted(maps.Keys(v.Labels)) {
 					ls = append(ls, k+"="+v.Labels[k])
 				}
-				rows = append(rows, volumeRow{Name: v.Name, Driver: v.Driver, Mountpoint: v.Mountpoint, Labels: strings.Join(ls, ","), Scope: v.Scope, Size: "N/A", Links: "N/A"})
+				rows = append(rows, volumeRow{Name: v.Name, Driver: v.Driver, Mountpoint: v.Mountpoint, Labels: strings.Join(ls, ","), Scope: v.Scope, Size: "N/A", Links: "N/A", Availability: "N/A", Group: "N/A", Status: "N/A"})
 			}
 			if quiet {
 				for _, r := range rows {
@@ -101,10 +105,10 @@ func (a *app) volumeLsCommand() *cobra.Command {
 				}
 				return nil
 			}
-			if format == "" {
+			if format == "" || strings.TrimSpace(format) == "table" {
 				format = "table {{.Driver}}\t{{.Name}}"
 			}
-			return renderRows(a.stdout, format, rows, map[string]string{"Name": "VOLUME NAME", "Driver": "DRIVER", "Mountpoint": "MOUNTPOINT", "Labels": "LABELS", "Scope": "SCOPE", "Size": "SIZE", "Links": "LINKS"})
+			return renderRows(a.stdout, format, rows, map[string]string{"Name": "VOLUME NAME", "Driver": "DRIVER", "Mountpoint": "MOUNTPOINT", "Labels": "LABELS", "Scope": "SCOPE", "Size": "SIZE", "Links": "LINKS", "Availability": "AVAILABILITY", "Group": "GROUP", "Status": "STATUS"})
 		}),
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "Only display volume names")

@@ -270,6 +270,10 @@ func (s *Service) ExecStart(ctx context.Context, id string, opts ExecStartOption
 	}
 	proc, err := s.execProcess(ctx, c, info.Config, opts)
 	if err != nil {
+		var uerr *userError
+		if errors.As(err, &uerr) {
+			return nil, s.execStartFailed(ctx, c.ID, id, uerr.err)
+		}
 		return nil, err
 	}
 	tr.mark("process spec")
@@ -326,7 +330,7 @@ func (s *Service) execProcess(ctx context.Context, c *Container, cfg ExecConfig,
 	if cfg.User != "" {
 		u, err := s.resolveRunningUser(ctx, c, cfg.User)
 		if err != nil {
-			return nil, err
+			return nil, &userError{err}
 		}
 		proc.User = u
 	}

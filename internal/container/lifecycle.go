@@ -219,10 +219,12 @@ func (s *Service) Remove(ctx context.Context, ref string, opts RemoveOptions) er
 	}
 	if c.State.Running || c.State.Restarting || c.State.Paused {
 		if !opts.Force {
+			// docker's words, which scripts match.
+			procedure := "Stop the container before attempting removal or force remove"
 			if c.State.Paused {
-				return errdefs.Conflict("cannot remove container %q: container is paused and must be unpaused first", c.Name)
+				procedure = "Unpause and then stop the container before attempting removal or force remove"
 			}
-			return errdefs.Conflict("cannot remove container %q: container is %s: stop the container before removing or force remove", c.Name, c.State.Status)
+			return errdefs.Conflict("You cannot remove a %s container %s. %s", c.State.Status, c.ID, procedure)
 		}
 		if c.State.Running {
 			s.Emit(ctx, ContainerEvent(c, "kill", "signal", strconv.Itoa(int(syscall.SIGKILL)))) // docker: kill, die, destroy

@@ -358,11 +358,8 @@ func (p *execProc) receiveTerminal() error {
 // execFailed records that session id could not start (exit code 126,
 // or the runtime's 126/127) and returns err.
 func (m *monitor) execFailed(id string, err error) error {
-	code := 126
-	var st *errdefs.ExitStatus
-	if errors.As(err, &st) {
-		code = st.Code
-	}
+	st := cannotInvoke(err)
+	code := st.Code
 	m.s.update(context.Background(), m.id, func(c *Container) error {
 		if e := c.Internal.Execs[id]; e != nil {
 			e.Started, e.Running = true, false
@@ -372,7 +369,7 @@ func (m *monitor) execFailed(id string, err error) error {
 		return nil
 	})
 	m.execs.forget(id)
-	return err
+	return st
 }
 
 // runExec relays the process's output until it has exited and its output

@@ -168,8 +168,11 @@ func contentSize(r io.Reader) (int64, error) {
 		if err != nil {
 			return 0, errdefs.InvalidArgument("read layer: %v", err)
 		}
-		if hdr.Typeflag == tar.TypeReg {
+		switch hdr.Typeflag {
+		case tar.TypeReg:
 			n += hdr.Size
+		case tar.TypeSymlink:
+			n += int64(len(hdr.Linkname)) // as layer.Apply counts it
 		}
 	}
 }

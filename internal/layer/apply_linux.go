@@ -27,8 +27,9 @@ const paxXattrPrefix = "SCHILY.xattr."
 
 // Apply extracts the uncompressed tar stream r into directory root (which
 // exists, usually empty, it is a fresh snapshot dir that will be an
-// overlayfs lower layer). It returns the number of bytes of regular file
-// content written.
+// overlayfs lower layer). It returns the layer's size as docker counts
+// it: the bytes of regular file content written plus the length of each
+// symlink's target (hard links count once, as the file they name).
 //
 // OCI whiteouts become overlayfs whiteouts: `dir/.wh.name` is written as a
 // character device 0/0 at dir/name, and `dir/.wh..wh..opq` sets
@@ -298,6 +299,9 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 		}); err != nil {
 			return err
 		}
+		// docker's layer size counts a symlink's own size: the length
+		// of its target.
+		a.written += int64(len(hdr.Linkname))
 		return a.nodeMeta(hdr, pfd, base, false)
 
 	case tar.TypeLink:

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -35,6 +36,18 @@ type step struct {
 	out    string   // stdout mode: "" (exact), "ignore", "sorted", "nonum"
 	want   string   // poll: the stdout (trimmed) to wait for, else exit 0 is enough
 	line   int
+	berth  *berthExpect // a deliberate difference: what berth must do instead
+}
+
+// berthExpect is a checked step where berth differs from the golden
+// (Docker Engine 20.10) on purpose: berth is compared with this, Docker
+// still with the golden file.
+type berthExpect struct {
+	reason string
+	exit   *int     // nil: the golden's exit code
+	out    []string // with outSet: berth's stdout lines ({nofile-soft}... expanded)
+	outSet bool
+	stderr []string // key phrases berth's stderr must contain; nil: the step's own check
 }
 
 var caseName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
@@ -46,6 +59,9 @@ var caseName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
 //	stdin: TEXT     (for the next command; \n is a newline)
 //	want: TEXT      (for the previous poll: the stdout to wait for)
 //	stderr: PHRASE  out: ignore|sorted|nonum   (for the previous checked command)
+//	differs: REASON (the previous checked command differs on purpose), then
+//	berth-exit: N   berth-out: LINE (repeated; "(none)": no output)
+//	berth-stderr: PHRASE
 func parseCases(path string) ([]*testCase, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -131,6 +147,39 @@ func parseCases(path string) ([]*testCase, error) {
 				return nil, fail("want: must follow a poll: line")
 			}
 			cur.steps[len(cur.steps)-1].want = val
+		case "differs":
+			s := lastChecked()
+			if s == nil {
+				return nil, fail("differs: must follow a run: or host: line")
+			}
+			if val == "" {
+				return nil, fail("differs: needs the reason")
+			}
+			if s.berth != nil {
+				return nil, fail("differs: given twice for one step")
+			}
+			s.berth = &berthExpect{reason: val}
+		case "berth-exit", "berth-out", "berth-stderr":
+			s := lastChecked()
+			if s == nil || s.berth == nil {
+				return nil, fail("%s: must follow a differs: line", key)
+			}
+			b := s.berth
+			switch key {
+			case "berth-exit":
+				code, err := strconv.Atoi(val)
+				if err != nil {
+					return nil, fail("berth-exit: want a number, got %q", val)
+				}
+				b.exit = &code
+			case "berth-out":
+				b.outSet = true
+				if val != "(none)" {
+					b.out = append(b.out, val)
+				}
+			case "berth-stderr":
+				b.stderr = append(b.stderr, val)
+			}
 		case "out":
 			s := lastChecked()
 			if s == nil {
@@ -154,6 +203,9 @@ func parseCases(path string) ([]*testCase, error) {
 		for _, s := range c.steps {
 			if s.kind == kRun || s.kind == kHost {
 				checked++
+			}
+			if b := s.berth; b != nil && b.exit == nil && !b.outSet && b.stderr == nil {
+				return nil, fmt.Errorf("%s:%d: differs: says nothing of what berth does (berth-exit:, berth-out:, berth-stderr:)", path, s.line)
 			}
 		}
 		if checked == 0 {

@@ -25,7 +25,7 @@ var stressAnswers = []string{
 	"cannot start a paused container",
 	"removal of container",
 	"marked for removal",
-	"stop the container before removing or force remove",
+	"You cannot remove a ",
 	"volume is in use",
 	"no such volume",
 	"was removed while the container was created",
@@ -117,6 +117,11 @@ func TestConcurrentStress(t *testing.T) {
 	// way (a --rm one being removed, an on-failure one restarting) settle
 	// first.
 	var bad []string
+	defer func() {
+		if t.Failed() && len(bad) > 0 {
+			t.Logf("still inconsistent: %s", strings.Join(bad, "; "))
+		}
+	}()
 	eventually(t, 30*time.Second, "a consistent state", func() bool {
 		s := e.state(t)
 		bad = s.check()

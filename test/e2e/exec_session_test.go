@@ -131,6 +131,35 @@ func TestExecSessionLifecycle(t *testing.T) {
 		}
 	})
 
+	// A start that fails once the session is to run (its user or its
+	// working directory missing) exits 126 and is recorded so, as
+	// Docker's (the runtime refuses the exec there).
+	t.Run("cannot-start", func(t *testing.T) {
+		for _, tc := range []struct {
+			args []string
+			msg  string
+		}{
+			{[]string{"-u", "nosuchuser"}, "unable to find user nosuchuser"},
+			{[]string{"-w", "/nonexistent"}, "/nonexistent"},
+		} {
+			r := e.run(append(append([]string{"exec"}, tc.args...), name, "true")...)
+			if r.code != 126 || !strings.Contains(r.stderr, tc.msg) {
+				t.Errorf("exec %v: %s, want exit 126 and %q", tc.args, r, tc.msg)
+			}
+		}
+		created, err := eng.ExecCreate(ctx, engine.ExecCreateRequest{Container: name, User: "nosuchuser", Cmd: []string{"true"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = eng.ExecStart(ctx, created.ID, engine.ExecStartRequest{Container: name, Detach: true})
+		if errdefs.ExitCode(err) != 126 {
+			t.Fatalf("start of a session whose user is missing: %v, want exit status 126", err)
+		}
+		if st, err := eng.ExecInspect(ctx, created.ID); err != nil || st.Running || st.ExitCode == nil || *st.ExitCode != 126 {
+			t.Fatalf("inspect after the failed start: %+v, %v; want exited 126", st, err)
+		}
+	})
+
 	t.Run("paused-stopped", func(t *testing.T) {
 		other := uniqueName("xs-stop")
 		e.must("run", "-d", "--name", other, "busybox", "sleep", "1000")

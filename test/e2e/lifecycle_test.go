@@ -67,7 +67,7 @@ func TestDetachedLifecycle(t *testing.T) {
 		t.Fatalf("rm of a stopped container: %s", r)
 	}
 	e.must("run", "-d", "--name", "web", "busybox", "sleep", "1000")
-	if r := e.run("rm", "web"); r.code == 0 || !strings.Contains(r.stderr, "stop the container before removing or force remove") {
+	if r := e.run("rm", "web"); r.code == 0 || !strings.Contains(r.stderr, "Stop the container before attempting removal or force remove") {
 		t.Fatalf("rm of a running container: %s", r)
 	}
 	if r := e.run("run", "-d", "--name", "web", "busybox", "true"); r.code != 125 || !strings.Contains(r.stderr, "is already in use") {

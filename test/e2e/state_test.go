@@ -80,9 +80,14 @@ func (e *env) monitors() map[string]int {
 	return n
 }
 
+// live tells the states whose container has its process: a paused one
+// keeps its monitor, mount and cgroup as a running one does.
+func live(status string) bool { return status == "running" || status == "paused" }
+
 // check reports every container file, mount, monitor or cgroup that no
-// container explains: a running container has one monitor, its mount and
-// cgroup; any other container has none of them and is not a --rm one.
+// container explains: a running (or paused) container has one monitor, its
+// mount and cgroup; any other container has none of them and is not a
+// --rm one.
 func (s stateOf) check() []string {
 	var bad []string
 	for id := range s.dirs {
@@ -91,15 +96,15 @@ func (s stateOf) check() []string {
 		}
 	}
 	for id, n := range s.monitors {
-		if s.status[id] != "running" {
+		if !live(s.status[id]) {
 			bad = append(bad, fmt.Sprintf("%d monitors of a %q container %s", n, s.status[id], id))
 		}
 	}
 	for id, st := range s.status {
 		switch {
-		case st == "running":
+		case live(st):
 			if s.monitors[id] != 1 {
-				bad = append(bad, fmt.Sprintf("running container %s has %d monitors", id, s.monitors[id]))
+				bad = append(bad, fmt.Sprintf("%s container %s has %d monitors", st, id, s.monitors[id]))
 			}
 		case s.autoRm[id]:
 			bad = append(bad, fmt.Sprintf("--rm container %s left %s", id, st))
