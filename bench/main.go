@@ -139,6 +139,7 @@ func run(ctx context.Context, c *config) error {
 	// exec'd process (an exec session), so its memory after many is kept
 	// too.
 	execMed := c.median(func() error { _, err := c.b("exec", id, "true"); return err })
+	time.Sleep(500 * time.Millisecond) // as for the idle figure: let it settle
 	monAfterExec := monitorRSS(c, id)
 	var shim int
 	var dexec time.Duration
