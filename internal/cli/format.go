@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -95,11 +96,15 @@ func parseFormat(format string) (tmpl *template.Template, table, jsonOut bool, e
 
 // renderRows prints rows with a format: a Go template, "table TEMPLATE" with
 // headers (taken from headers by field name), or "json".
-func renderRows[T any](w io.Writer, format string, rows []T, headers map[string]string) error {
+func renderRows[T any](dst io.Writer, format string, rows []T, headers map[string]string) error {
 	tmpl, table, jsonOut, err := parseFormat(format)
 	if err != nil {
 		return err
 	}
+	// One write for the whole listing, not one per cell: `ps -a` of 500
+	// containers made 4,000 write calls.
+	w := bufio.NewWriterSize(dst, 64<<10)
+	defer w.Flush()
 	if jsonOut {
 		for _, r := range rows {
 			b, err := json.Marshal(r)
@@ -129,9 +134,11 @@ func renderRows[T any](w io.Writer, format string, rows []T, headers map[string]
 		fmt.Fprintln(out, strings.TrimRight(buf.String(), "\n"))
 	}
 	if tw != nil {
-		return tw.Flush()
+		if err := tw.Flush(); err != nil {
+			return err
+		}
 	}
-	return nil
+	return w.Flush()
 }
 
 // headerTemplate replaces each {{.Field}} of a table template by its
