@@ -96,18 +96,25 @@ func run(ctx context.Context, c *config) error {
 			return err
 		}
 	}
-	berthRun := c.median(runOnce())
-	berthRunc := c.median(runOnce("--runtime", "runc"))
+	// berth and its anchors take turns, so that a change in the machine's
+	// speed (these VMs vary) hits them alike.
+	runs := []func() error{runOnce(), runOnce("--runtime", "runc")}
+	if dockerOK {
+		runs = append(runs, func() error { return sh("docker", "run", "--rm", "--network", "none", "busybox", "true") })
+	}
+	if podmanOK {
+		runs = append(runs, func() error { return sh(podmanRun("--rm", "--network", "none", "busybox", "true")...) })
+	}
+	meds := c.medians(runs...)
+	berthRun, berthRunc := meds[0], meds[1]
 	row("`run --rm --network none busybox true`", berthRun, runcMed, "runc alone: create+start+wait+delete, same spec")
 	row("same, berth with `--runtime runc`", berthRunc, runcMed, "runc alone")
 	fmt.Printf("| berth's own overhead around runc | %s | | |\n", ms(berthRunc-runcMed))
 	if dockerOK {
-		d := c.median(func() error { return sh("docker", "run", "--rm", "--network", "none", "busybox", "true") })
-		row("`run --rm --network none busybox true`", berthRun, d, "Docker")
+		row("`run --rm --network none busybox true`", berthRun, meds[2], "Docker")
 	}
 	if podmanOK {
-		p := c.median(func() error { return sh(podmanRun("--rm", "--network", "none", "busybox", "true")...) })
-		row("`run --rm --network none busybox true`", berthRun, p, "Podman")
+		row("`run --rm --network none busybox true`", berthRun, meds[len(meds)-1], "Podman")
 	}
 
 	// 2. 50 sequential run -d, then rm -f of all 50: berth's figures are
@@ -138,21 +145,27 @@ func run(ctx context.Context, c *config) error {
 	// 3b. exec into that container: the monitor starts and waits for each
 	// exec'd process (an exec session), so its memory after many is kept
 	// too.
-	execMed := c.median(func() error { _, err := c.b("exec", id, "true"); return err })
-	time.Sleep(500 * time.Millisecond) // as for the idle figure: let it settle
-	monAfterExec := monitorRSS(c, id)
+	execs := []func() error{func() error { _, err := c.b("exec", id, "true"); return err }}
 	var shim int
-	var dexec time.Duration
+	var did string
 	if dockerOK {
-		did, err := output("docker", "run", "-d", "busybox", "sleep", "1000")
-		if err == nil {
-			did = strings.TrimSpace(did)
+		if out, err := output("docker", "run", "-d", "busybox", "sleep", "1000"); err == nil {
+			did = strings.TrimSpace(out)
 			time.Sleep(500 * time.Millisecond)
 			shim = shimRSS(did)
-			dexec = c.median(func() error { return sh("docker", "exec", did, "true") })
-			sh("docker", "rm", "-f", did)
+			execs = append(execs, func() error { return sh("docker", "exec", did, "true") })
 		}
 	}
+	execMeds := c.medians(execs...)
+	execMed, dexec := execMeds[0], time.Duration(0)
+	if len(execMeds) > 1 {
+		dexec = execMeds[1]
+	}
+	if did != "" {
+		sh("docker", "rm", "-f", did)
+	}
+	time.Sleep(500 * time.Millisecond) // as for the idle figure: let it settle
+	monAfterExec := monitorRSS(c, id)
 	fmt.Printf("| idle container's monitor RSS | %.1f MiB | %s | %s |\n", float64(mon)/1024, kib(shim, "Docker shim"), ratioStr(float64(mon), float64(shim)))
 	row("`exec CONTAINER true`", execMed, dexec, "Docker")
 	fmt.Printf("| monitor RSS after those execs | %.1f MiB | %s | %s |\n", float64(monAfterExec)/1024, kib(shim, "Docker shim, idle"), ratioStr(float64(monAfterExec), float64(shim)))
@@ -177,13 +190,17 @@ func run(ctx context.Context, c *config) error {
 			return err
 		}
 	}
-	psMed := c.median(func() error { _, err := c.b("ps", "-a"); return err })
-	var dps time.Duration
+	lists := []func() error{func() error { _, err := c.b("ps", "-a"); return err }}
 	if dockerOK {
 		for i := 0; i < 500; i++ {
 			sh("docker", "create", "--name", "berthbench-ps"+strconv.Itoa(i), "busybox", "true")
 		}
-		dps = c.median(func() error { return sh("docker", "ps", "-a") })
+		lists = append(lists, func() error { return sh("docker", "ps", "-a") })
+	}
+	psMeds := c.medians(lists...)
+	psMed, dps := psMeds[0], time.Duration(0)
+	if dockerOK {
+		dps = psMeds[1]
 		ids, _ := output("docker", "ps", "-aq", "--filter", "name=berthbench-")
 		if f := strings.Fields(ids); len(f) > 0 {
 			sh(append([]string{"docker", "rm", "-f"}, f...)...)
@@ -202,6 +219,39 @@ func (c *config) b(args ...string) (string, error) {
 		return out.String(), fmt.Errorf("berth %s: %v: %s", strings.Join(args, " "), err, errb.String())
 	}
 	return out.String(), nil
+}
+
+// medians times fns in turns, c.n rounds, and returns the median of each
+// (0 for one that failed).
+func (c *config) medians(fns ...func() error) []time.Duration {
+	ds := make([][]time.Duration, len(fns))
+	failed := make([]bool, len(fns))
+	for _, fn := range fns {
+		fn() // warm caches
+	}
+	for i := 0; i < c.n; i++ {
+		for j, fn := range fns {
+			if failed[j] {
+				continue
+			}
+			start := time.Now()
+			if err := fn(); err != nil {
+				fmt.Fprintln(os.Stderr, "bench:", err)
+				failed[j] = true
+				continue
+			}
+			ds[j] = append(ds[j], time.Since(start))
+		}
+	}
+	out := make([]time.Duration, len(fns))
+	for j := range fns {
+		if failed[j] || len(ds[j]) == 0 {
+			continue
+		}
+		sort.Slice(ds[j], func(a, b int) bool { return ds[j][a] < ds[j][b] })
+		out[j] = ds[j][len(ds[j])/2]
+	}
+	return out
 }
 
 func (c *config) median(fn func() error) time.Duration {
