@@ -117,16 +117,25 @@ func run(ctx context.Context, c *config) error {
 		row("`run --rm --network none busybox true`", berthRun, meds[len(meds)-1], "Podman")
 	}
 
-	// 2. 50 sequential run -d, then rm -f of all 50: berth's figures are
-	// the medians of fiftyRounds rounds (a round takes a second or two;
-	// Docker's and Podman's take minutes, so they run once).
-	startAll, rmAll := c.fiftyMedian("berth", fiftyRounds)
+	// 2. 50 sequential run -d, then rm -f of all 50: medians of
+	// fiftyRounds rounds for berth (a round takes a second or two) and of
+	// dockerFiftyRounds for Docker (a quarter of a minute each), taking
+	// turns so that the VM's drift hits both; Podman's (minutes) once.
+	var bStarts, bRms, dStarts, dRms []time.Duration
+	for r := range fiftyRounds {
+		s, rm := c.fifty("berth")
+		bStarts, bRms = append(bStarts, s), append(bRms, rm)
+		if dockerOK && r < dockerFiftyRounds {
+			s, rm := c.fifty("docker")
+			dStarts, dRms = append(dStarts, s), append(dRms, rm)
+		}
+	}
+	startAll, rmAll := medianOf(bStarts), medianOf(bRms)
 	row("50 × `run -d busybox sleep 1000`", startAll, 0, "")
 	row("`rm -f` of those 50", rmAll, 0, "")
 	if dockerOK {
-		ds, dr := c.fifty("docker")
-		row("50 × `run -d busybox sleep 1000`", startAll, ds, "Docker")
-		row("`rm -f` of those 50", rmAll, dr, "Docker")
+		row("50 × `run -d busybox sleep 1000`", startAll, medianOf(dStarts), "Docker")
+		row("`rm -f` of those 50", rmAll, medianOf(dRms), "Docker")
 	}
 	if podmanOK {
 		ps, pr := c.fifty("podman")
@@ -207,7 +216,7 @@ func run(ctx context.Context, c *config) error {
 		}
 	}
 	row("`ps -a` with 500 containers", psMed, dps, "Docker")
-	fmt.Printf("\nmedians of %d runs (berth's 50 × run -d: of %d rounds); ratio = berth / anchor (below 1 is faster)\n", c.n, fiftyRounds)
+	fmt.Printf("\nmedians of %d runs (50 × run -d: of %d rounds for berth, %d for Docker); ratio = berth / anchor (below 1 is faster)\n", c.n, fiftyRounds, dockerFiftyRounds)
 	return nil
 }
 
@@ -322,22 +331,21 @@ func (c *config) runcAlone() (time.Duration, error) {
 	return med, nil
 }
 
-// fiftyRounds is how many times the bench runs berth's 50 × run -d.
-const fiftyRounds = 5
+// fiftyRounds is how many times the bench runs berth's 50 × run -d, and
+// dockerFiftyRounds Docker's.
+const (
+	fiftyRounds       = 5
+	dockerFiftyRounds = 3
+)
 
-// fiftyMedian runs fifty rounds times and returns the medians.
-func (c *config) fiftyMedian(engine string, rounds int) (time.Duration, time.Duration) {
-	var starts, rms []time.Duration
-	for range rounds {
-		s, r := c.fifty(engine)
-		if s == 0 {
-			return 0, 0
-		}
-		starts, rms = append(starts, s), append(rms, r)
+// medianOf is the median of ds; 0 when any is 0 (a failed round).
+func medianOf(ds []time.Duration) time.Duration {
+	if len(ds) == 0 || slices.Contains(ds, 0) {
+		return 0
 	}
-	slices.Sort(starts)
-	slices.Sort(rms)
-	return starts[len(starts)/2], rms[len(rms)/2]
+	ds = slices.Clone(ds)
+	slices.Sort(ds)
+	return ds[len(ds)/2]
 }
 
 func (c *config) fifty(engine string) (time.Duration, time.Duration) {
