@@ -71,6 +71,11 @@ func (s *Service) Kill(ctx context.Context, ref string, sig syscall.Signal) erro
 	}
 	s.Emit(ctx, ContainerEvent(c, "kill", "signal", strconv.Itoa(int(sig))))
 	if err := s.signal(ctx, c, sig); err != nil {
+		// The runtime no longer knows it: it exited meanwhile, and its
+		// monitor has not recorded that yet.
+		if errdefs.IsNotFound(err) {
+			return errdefs.Conflict("Cannot kill container: %s: container %s is not running", ref, c.ID)
+		}
 		if c2, gerr := s.lockedGet(ctx, c.ID); gerr == nil && !s.observe(c2).State.Running {
 			return errdefs.Conflict("Cannot kill container: %s: container %s is not running", ref, c.ID)
 		}
