@@ -407,7 +407,9 @@ func (s *Service) ExecResize(ctx context.Context, id string, height, width uint1
 	if err != nil {
 		return err
 	}
-	if !info.Running {
+	// The record may not say yet that a session just started runs: the
+	// monitor, which runs it, answers for sessions that did not end.
+	if info.ExitCode != nil {
 		return errdefs.Conflict("Exec %s is not running", id)
 	}
 	conn, err := s.dialMonitor(ctx, info.ContainerID)
