@@ -192,15 +192,45 @@ func (s *Service) findExec(ctx context.Context, id, hint string) (*ExecInfo, err
 	for _, c := range all {
 		if e, ok := c.Internal.Execs[id]; ok {
 			info := &ExecInfo{ExecSession: *e, ContainerID: c.ID}
-			if info.Running && !c.State.Running {
+			switch {
+			case info.Running && !c.State.Running:
 				// Its monitor died with the container (kill -9): the
 				// process went with the pid namespace.
 				info.Running, info.Pid = false, 0
+			case !info.Running && info.ExitCode == nil && c.State.Running:
+				// Started a moment ago, maybe: the monitor knows before
+				// the record does.
+				if pid := s.execPid(ctx, c.ID, id); pid > 0 {
+					info.Running, info.Pid = true, pid
+				}
 			}
 			return info, nil
 		}
 	}
 	return nil, errNoSuchExec(id)
+}
+
+// execPid asks container ctr's monitor for the pid of session id's
+// process: 0 when it does not run (or the monitor cannot be asked).
+func (s *Service) execPid(ctx context.Context, ctr, id string) int {
+	conn, err := s.dialMonitor(ctx, ctr)
+	if err != nil {
+		return 0
+	}
+	defer conn.Close()
+	if err := (&frameWriter{w: conn}).writeJSON(FrameExecState, execResizeMsg{ID: id}); err != nil {
+		return 0
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	kind, payload, err := readFrame(conn, nil)
+	if err != nil || kind != FrameReady {
+		return 0
+	}
+	var r execReadyMsg
+	if json.Unmarshal(payload, &r) != nil {
+		return 0
+	}
+	return r.Pid
 }
 
 func errNoSuchExec(id string) error {

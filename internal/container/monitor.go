@@ -588,6 +588,8 @@ func (m *monitor) serveClient(cl *monClient) {
 			return
 		case FrameExecResize:
 			m.resizeExec(cl, payload)
+		case FrameExecState:
+			m.execState(cl, payload)
 		case FrameRemove:
 			var rm removeMsg
 			json.Unmarshal(payload, &rm)

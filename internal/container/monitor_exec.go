@@ -37,6 +37,10 @@ const (
 	// FrameExecResize (client -> monitor) is a JSON execResizeMsg; the
 	// monitor answers with FrameReady.
 	FrameExecResize byte = 0x27
+	// FrameExecState (client -> monitor) names a session (JSON
+	// execResizeMsg with its ID only); the monitor answers with FrameReady
+	// carrying the process's pid while it runs, none otherwise.
+	FrameExecState byte = 0x28
 )
 
 // monitorExecs are a monitor's exec sessions.
@@ -570,6 +574,21 @@ func (p *execProc) closeAll() {
 
 // resizeExec sets the terminal size of a running session for a client
 // other than the one attached (Docker's exec resize).
+// execState tells whether a session's process runs, and its pid: the
+// record says so only a moment after the start (see runExec).
+func (m *monitor) execState(cl *monClient, payload []byte) {
+	var req execResizeMsg
+	json.Unmarshal(payload, &req)
+	m.execs.mu.Lock()
+	p := m.execs.running[req.ID]
+	m.execs.mu.Unlock()
+	msg := execReadyMsg{}
+	if p != nil {
+		msg.Pid = p.pid
+	}
+	cl.fw.writeJSON(FrameReady, msg)
+}
+
 func (m *monitor) resizeExec(cl *monClient, payload []byte) {
 	var req execResizeMsg
 	if err := json.Unmarshal(payload, &req); err != nil {
