@@ -344,13 +344,9 @@ func (e *Engine) ListImages(ctx context.Context, req ImageListRequest) ([]ImageS
 	if err := f.Validate(imageListFilters...); err != nil {
 		return nil, err
 	}
-	var dangling *bool
-	if f.Contains("dangling") {
-		b, err := f.GetBoolOrDefault("dangling", false)
-		if err != nil {
-			return nil, err
-		}
-		dangling = &b
+	dangling, err := optionalBool(f, "dangling")
+	if err != nil {
+		return nil, err
 	}
 	var before, since, until time.Time
 	for _, k := range []string{"before", "since"} {
@@ -462,13 +458,9 @@ func (e *Engine) ListVolumes(ctx context.Context, req VolumeListRequest) ([]Volu
 	if err := f.Validate(volumeListFilters...); err != nil {
 		return nil, err
 	}
-	var dangling *bool
-	if f.Contains("dangling") {
-		b, err := f.GetBoolOrDefault("dangling", false)
-		if err != nil {
-			return nil, err
-		}
-		dangling = &b
+	dangling, err := optionalBool(f, "dangling")
+	if err != nil {
+		return nil, err
 	}
 	vols, err := e.Volumes.List(ctx)
 	if err != nil {
@@ -513,4 +505,16 @@ func (e *Engine) volumeUsers(ctx context.Context) (map[string]int64, error) {
 		}
 	}
 	return users, nil
+}
+
+// optionalBool is a true/false filter that may be absent (nil).
+func optionalBool(f filters.Args, key string) (*bool, error) {
+	if !f.Contains(key) {
+		return nil, nil
+	}
+	b, err := f.GetBoolOrDefault(key, false)
+	if err != nil {
+		return nil, err
+	}
+	return &b, nil
 }
