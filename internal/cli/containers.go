@@ -39,7 +39,10 @@ func (a *app) containerCommand() *cobra.Command {
 var errSkip = errors.New("skipped")
 
 func (a *app) forEach(args []string, fn func(ref string) error) error {
-	const workers = 8
+	// As docker's CLI: up to 50 at once (its parallelOperation). Much of
+	// a removal or stop waits on the kernel (process exit, unmounts), not
+	// on a CPU.
+	const workers = 50
 	errs := make([]error, len(args))
 	sem := make(chan struct{}, workers)
 	var wg sync.WaitGroup
