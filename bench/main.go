@@ -2,7 +2,7 @@
 // installed, against Docker and Podman, in the same run. It prints medians
 // and ratios; the figures go to bench/README.md.
 //
-//	go run ./bench [-n 20] [-docker] [-podman]
+//	go run ./bench [-n 20] [-docker] [-podman] [-sections core,network]
 package main
 
 import (
@@ -31,6 +31,8 @@ type config struct {
 	root    string
 	runroot string
 	work    string
+	// sections are the groups of measurements to run (-sections).
+	sections map[string]bool
 }
 
 func main() {
@@ -38,7 +40,12 @@ func main() {
 	flag.IntVar(&c.n, "n", 20, "repetitions per latency measurement")
 	flag.BoolVar(&c.docker, "docker", true, "measure Docker too when its engine answers")
 	flag.BoolVar(&c.podman, "podman", true, "measure Podman too when installed")
+	sections := flag.String("sections", "core,network", "measurement groups to run: core, network")
 	flag.Parse()
+	c.sections = map[string]bool{}
+	for _, s := range strings.Split(*sections, ",") {
+		c.sections[strings.TrimSpace(s)] = true
+	}
 	if err := run(context.Background(), &c); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -82,8 +89,25 @@ func run(ctx context.Context, c *config) error {
 		defer sh("podman", "--runtime", "runc", "rm", "-af")
 	}
 	fmt.Printf("# berth benchmarks, %s, %d CPUs, runc %s\n\n", time.Now().UTC().Format("2006-01-02"), numCPU(), runcVersion())
-	fmt.Printf("| measurement | berth | anchor | ratio |\n|---|---|---|---|\n")
+	if c.sections["core"] {
+		fmt.Printf("| measurement | berth | anchor | ratio |\n|---|---|---|---|\n")
+		if err := c.coreRows(dockerOK, podmanOK); err != nil {
+			return err
+		}
+		fmt.Printf("\nmedians of %d runs (50 × run -d: of %d rounds for berth, %d for Docker); ratio = berth / anchor (below 1 is faster)\n", c.n, fiftyRounds, dockerFiftyRounds)
+	}
+	if c.sections["network"] {
+		fmt.Printf("\n| network measurement | berth | anchor | ratio |\n|---|---|---|---|\n")
+		if err := c.networkRows(dockerOK); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
+// coreRows measures the container lifecycle: run --rm, 50 × run -d and
+// their rm -f, monitor memory, ps -a.
+func (c *config) coreRows(dockerOK, podmanOK bool) error {
 	// 1. run --rm true: berth with its built-in runtime (the default) and
 	// with runc, against runc alone, Docker and Podman.
 	runcMed, err := c.runcAlone()
@@ -216,7 +240,6 @@ func run(ctx context.Context, c *config) error {
 		}
 	}
 	row("`ps -a` with 500 containers", psMed, dps, "Docker")
-	fmt.Printf("\nmedians of %d runs (50 × run -d: of %d rounds for berth, %d for Docker); ratio = berth / anchor (below 1 is faster)\n", c.n, fiftyRounds, dockerFiftyRounds)
 	return nil
 }
 
