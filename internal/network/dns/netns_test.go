@@ -235,6 +235,31 @@ func TestServerInNetNS(t *testing.T) {
 	s2.Close()
 }
 
+// TestStartFailsCleanly: a namespace where the address is taken (by
+// another server) gives an error and leaves no thread in the namespace.
+func TestStartFailsCleanly(t *testing.T) {
+	hostNS, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := OpenRegistry(t.TempDir())
+	up := newNetNS(t)
+	s, err := Start(context.Background(), Config{NetNSPath: up}, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s2, err := Start(context.Background(), Config{NetNSPath: up}, reg); !errors.Is(err, unix.EADDRINUSE) {
+		if s2 != nil {
+			s2.Close()
+		}
+		t.Fatalf("a second server in one namespace: %v", err)
+	}
+	if nses := threadNetNSes(t); len(nses) != 1 || nses[hostNS] == nil {
+		t.Fatalf("threads outside the host's network namespace %s: %v", hostNS, nses)
+	}
+}
+
 func TestStartRejects(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "file")
 	os.WriteFile(file, nil, 0o600)

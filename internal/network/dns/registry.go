@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 
@@ -271,8 +272,10 @@ func validateEntry(e Entry) error {
 		return errdefs.InvalidArgument("the DNS entry of container %s has no name", e.ContainerID)
 	}
 	for _, n := range e.Names {
-		if n == "" || len(n) > maxNameLen || strings.ContainsFunc(n, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
-			return errdefs.InvalidArgument("invalid DNS name %q for container %s: use letters, digits, '-', '_' and '.' (at most %d)", n, e.ContainerID, maxNameLen)
+		// Docker does not restrict aliases; only what cannot be a name
+		// on the wire (or in the table) is refused.
+		if n == "" || len(n) > maxNameLen || !utf8.ValidString(n) || strings.ContainsFunc(n, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+			return errdefs.InvalidArgument("invalid DNS name %q for container %s: no spaces or control characters, at most %d bytes", n, e.ContainerID, maxNameLen)
 		}
 	}
 	if e.IPv4.IsValid() && !e.IPv4.Is4() {
@@ -315,7 +318,10 @@ func (r *Registry) current(networkID string) (*table, error) {
 		return old, nil
 	}
 	if err != nil { // no table (any longer)
-		if old != nil && old.file != nil {
+		if old != nil && old.file == nil {
+			return old, nil
+		}
+		if old != nil {
 			old.file.Close()
 		}
 		t := &table{}
