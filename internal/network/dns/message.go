@@ -47,12 +47,16 @@ type resolver interface {
 	addrs(name string, v6 bool) (addrs []netip.Addr, known bool, err error)
 	// ptr returns the name of the container with address a.
 	ptr(a netip.Addr) (name string, ok bool, err error)
+	// rotation is the round-robin offset of the next answer of a family.
+	// A and AAAA count apart: resolvers ask both for each lookup, and one
+	// shared count would give A answers every other offset only.
+	rotation(v6 bool) uint32
 }
 
 // decide parses raw and answers it from r, or says it must be forwarded.
-// rotate is the query's round-robin offset. A nil resp without forward
-// means the packet is dropped (it is not a query).
-func decide(raw []byte, tcp bool, r resolver, rotate uint32) decision {
+// A nil resp without forward means the packet is dropped (it is not a
+// query).
+func decide(raw []byte, tcp bool, r resolver) decision {
 	var p dnsmessage.Parser
 	h, err := p.Start(raw)
 	if err != nil {
@@ -124,6 +128,10 @@ func decide(raw []byte, tcp bool, r resolver, rotate uint32) decision {
 		}
 		if q.question.Type != dnsmessage.TypeA && !v6 {
 			addrs = nil // a container name has addresses only: NODATA
+		}
+		var rotate uint32
+		if len(addrs) > 1 {
+			rotate = r.rotation(v6)
 		}
 		return decision{resp: answerAddrs(q, addrs, rotate)}
 	}

@@ -23,6 +23,8 @@ func fixture(t testing.TB) *Server {
 		Entry{Network: "net1", ContainerID: "c4", Names: []string{"api-2", "api"}, IPv4: ip("10.0.0.5")},
 		Entry{Network: "net1", ContainerID: "c5", Names: []string{"api-3", "api"}, IPv4: ip("10.0.0.6")},
 		Entry{Network: "net1", ContainerID: "c6", Names: []string{"v6only"}, IPv6: ip("fd00::6")},
+		Entry{Network: "net1", ContainerID: "c7", Names: []string{"pair-1", "pair"}, IPv4: ip("10.0.0.7"), IPv6: ip("fd00::7")},
+		Entry{Network: "net1", ContainerID: "c8", Names: []string{"pair-2", "pair"}, IPv4: ip("10.0.0.8"), IPv6: ip("fd00::8")},
 		Entry{Network: "net2", ContainerID: "c9", Names: []string{"secret", "web"}, IPv4: ip("10.9.0.2")},
 	)
 	for i := range 100 {
@@ -71,7 +73,7 @@ func TestDecide(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			raw := buildQuery(t, 0x1234, tc.qname, tc.typ, nil)
-			d := decide(raw, false, s, 0)
+			d := decide(raw, false, s)
 			if tc.rcode == forward {
 				if !d.forward || d.resp != nil {
 					t.Fatalf("not forwarded: %+v", d)
@@ -108,40 +110,58 @@ func TestDecide(t *testing.T) {
 func TestDecideFirstNetwork(t *testing.T) {
 	s := fixture(t)
 	s.SetNetworks([]string{"net2", "net1"})
-	r := parseReply(t, decide(buildQuery(t, 1, "web.", dnsmessage.TypeA, nil), false, s, 0).resp)
+	r := parseReply(t, decide(buildQuery(t, 1, "web.", dnsmessage.TypeA, nil), false, s).resp)
 	if !slices.Equal(r.addrs, []netip.Addr{netip.MustParseAddr("10.9.0.2")}) {
 		t.Fatalf("web on net2 first: %v", r.addrs)
 	}
 	// ... but an AAAA comes from the network that has one.
-	r = parseReply(t, decide(buildQuery(t, 1, "web.", dnsmessage.TypeAAAA, nil), false, s, 0).resp)
+	r = parseReply(t, decide(buildQuery(t, 1, "web.", dnsmessage.TypeAAAA, nil), false, s).resp)
 	if !slices.Equal(r.addrs, []netip.Addr{netip.MustParseAddr("fd00::2")}) {
 		t.Fatalf("AAAA web: %v", r.addrs)
 	}
 	s.SetNetworks(nil)
-	if d := decide(buildQuery(t, 1, "web.", dnsmessage.TypeA, nil), false, s, 0); !d.forward {
+	if d := decide(buildQuery(t, 1, "web.", dnsmessage.TypeA, nil), false, s); !d.forward {
 		t.Fatal("a container on no network resolved a name")
 	}
 }
 
 func TestDecideRoundRobin(t *testing.T) {
 	s := fixture(t)
-	raw := buildQuery(t, 7, "api.", dnsmessage.TypeA, nil)
-	all := []netip.Addr{netip.MustParseAddr("10.0.0.4"), netip.MustParseAddr("10.0.0.5"), netip.MustParseAddr("10.0.0.6")}
-	firsts := map[netip.Addr]bool{}
-	for rotate := range uint32(3) {
-		r := parseReply(t, decide(raw, false, s, rotate).resp)
-		if len(r.addrs) != 3 {
-			t.Fatalf("rotation %d: %v", rotate, r.addrs)
-		}
-		firsts[r.addrs[0]] = true
-		sorted := slices.Clone(r.addrs)
-		slices.SortFunc(sorted, netip.Addr.Compare)
-		if !slices.Equal(sorted, all) {
-			t.Fatalf("rotation %d: %v, want the addresses %v", rotate, r.addrs, all)
-		}
+	ip := netip.MustParseAddr
+	tests := []struct {
+		name string
+		typ  dnsmessage.Type
+		all  []netip.Addr
+	}{
+		{"api.", dnsmessage.TypeA, []netip.Addr{ip("10.0.0.4"), ip("10.0.0.5"), ip("10.0.0.6")}},
+		{"pair.", dnsmessage.TypeA, []netip.Addr{ip("10.0.0.7"), ip("10.0.0.8")}},
+		{"pair.", dnsmessage.TypeAAAA, []netip.Addr{ip("fd00::7"), ip("fd00::8")}},
 	}
-	if len(firsts) != 3 {
-		t.Fatalf("three queries began with %d distinct addresses, want 3", len(firsts))
+	for _, tc := range tests {
+		t.Run(tc.name+tc.typ.String(), func(t *testing.T) {
+			firsts := map[netip.Addr]bool{}
+			for i := range len(tc.all) {
+				// Each lookup asks for A and AAAA, as resolvers do;
+				// the answers of each family still rotate through
+				// every address.
+				var r parsed
+				for _, typ := range []dnsmessage.Type{dnsmessage.TypeA, dnsmessage.TypeAAAA} {
+					d := decide(buildQuery(t, 7, tc.name, typ, nil), false, s)
+					if typ == tc.typ {
+						r = parseReply(t, d.resp)
+					}
+				}
+				sorted := slices.Clone(r.addrs)
+				slices.SortFunc(sorted, netip.Addr.Compare)
+				if !slices.Equal(sorted, tc.all) {
+					t.Fatalf("lookup %d: %v, want the addresses %v", i, r.addrs, tc.all)
+				}
+				firsts[r.addrs[0]] = true
+			}
+			if len(firsts) != len(tc.all) {
+				t.Fatalf("%d lookups began with %d distinct addresses", len(tc.all), len(firsts))
+			}
+		})
 	}
 }
 
@@ -164,7 +184,7 @@ func TestDecideTruncation(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			resp := decide(tc.raw, tc.tcp, s, 0).resp
+			resp := decide(tc.raw, tc.tcp, s).resp
 			r := parseReply(t, resp)
 			if len(resp) > tc.limit || r.header.Truncated != tc.truncated || len(r.addrs) == 0 {
 				t.Fatalf("%d bytes, TC %v, %d answers", len(resp), r.header.Truncated, len(r.addrs))

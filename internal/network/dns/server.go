@@ -46,7 +46,8 @@ type Server struct {
 	timeout  time.Duration
 
 	networks atomic.Pointer[[]string]
-	rotation atomic.Uint32
+	rotate4  atomic.Uint32 // round-robin counts, see resolver
+	rotate6  atomic.Uint32
 	forwards chan struct{} // semaphore of forwards in flight
 	tcpConns chan struct{} // semaphore of client TCP connections
 
@@ -272,7 +273,15 @@ func (s *Server) decide(raw []byte, tcp bool) (d decision) {
 			d = decision{resp: rawError(raw, 2 /* SERVFAIL */)}
 		}
 	}()
-	return decide(raw, tcp, s, s.rotation.Add(1))
+	return decide(raw, tcp, s)
+}
+
+// rotation implements resolver.
+func (s *Server) rotation(v6 bool) uint32 {
+	if v6 {
+		return s.rotate6.Add(1)
+	}
+	return s.rotate4.Add(1)
 }
 
 // addrs implements resolver over the registry: the first of the
