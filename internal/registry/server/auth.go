@@ -276,15 +276,13 @@ func (s *Server) allowed(r *http.Request, need access) bool {
 	if s.auth == nil {
 		return true
 	}
-	if s.cfg.TokenAuth {
-		h := r.Header.Get("Authorization")
-		tok, ok := strings.CutPrefix(h, "Bearer ")
-		if !ok {
-			return false
-		}
+	if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && s.cfg.TokenAuth {
 		c, ok := s.auth.verify(strings.TrimSpace(tok))
 		return ok && c.grants(need)
 	}
+	// Basic credentials are accepted in token mode too: docker's daemon
+	// sends them to /v1/search, and they open no more than a token
+	// would (every user may do everything).
 	user, pass, ok := r.BasicAuth()
 	return ok && s.auth.check(user, pass)
 }

@@ -142,6 +142,16 @@ func TestTokenAuth(t *testing.T) {
 	if w := do(t, s, req{method: "POST", target: "/v2/other/blobs/uploads/?mount=" + d + "&from=team/app", header: bearer(push)}); w.Code != 401 {
 		t.Fatalf("mount into a repository without push: %d", w.Code)
 	}
+	// Basic credentials work too (docker's daemon sends them to /v1/search).
+	if w := do(t, s, req{method: "GET", target: "/v1/search?q=team", header: basic("alice", "s3cret")}); w.Code != 200 {
+		t.Fatalf("search with Basic credentials in token mode: %d", w.Code)
+	}
+	expect(t, do(t, s, req{method: "GET", target: "/v1/search?q=team", header: basic("alice", "x")}), 401, codeUnauthorized)
+	// A mount asks for the source's pull scope too.
+	w = do(t, s, req{method: "POST", target: "/v2/team/app/blobs/uploads/?mount=" + d + "&from=elsewhere", header: bearer(push)})
+	if got := w.Header().Get("WWW-Authenticate"); w.Code != 401 || !strings.Contains(got, `scope="repository:team/app:push repository:elsewhere:pull"`) {
+		t.Fatalf("mount challenge: %d %q", w.Code, got)
+	}
 	// The OAuth2 password grant.
 	w = do(t, s, req{method: "POST", target: "/token", body: []byte("grant_type=password&username=alice&password=s3cret&service=berth-registry&scope=registry:catalog:*"),
 		header: map[string]string{"Content-Type": "application/x-www-form-urlencoded"}})

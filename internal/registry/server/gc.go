@@ -198,8 +198,13 @@ func (s *Server) sweepUploads(now time.Time) int {
 		if !validUploadID(id) {
 			continue
 		}
-		mt, ok := modTime(s.dataPath(id))
-		if ok && now.Sub(mt) < uploadTTL {
+		// Untouched: the directory (made when the session began) and its
+		// data (written by every chunk) are both old, or the data is not
+		// there at all.
+		if dt, ok := modTime(s.store.uploadDir(id)); !ok || now.Sub(dt) < uploadTTL {
+			continue
+		}
+		if mt, ok := modTime(s.dataPath(id)); ok && now.Sub(mt) < uploadTTL {
 			continue
 		}
 		s.sessMu.Lock()

@@ -104,6 +104,7 @@ func TestGCCollects(t *testing.T) {
 	age(t, s)
 	old := time.Now().Add(-2 * uploadTTL)
 	os.Chtimes(s.dataPath(abandoned), old, old)
+	os.Chtimes(s.store.uploadDir(abandoned), old, old)
 	st := gc(t, s)
 	for _, d := range []string{orphan, sha([]byte("dropped")), sha(gone)} {
 		if blobExists(s, d) {

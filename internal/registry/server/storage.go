@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -222,6 +221,3 @@ func modTime(path string) (time.Time, bool) {
 	}
 	return fi.ModTime(), true
 }
-
-// copyN is io.CopyN without the short-read error for exact counts.
-func copyAll(dst io.Writer, src io.Reader) (int64, error) { return io.Copy(dst, src) }
