@@ -14,7 +14,7 @@ import (
 // in docker.
 func (a *app) registryCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "registry", Short: "Run a private registry", Args: noArgs, RunE: func(c *cobra.Command, _ []string) error { return c.Help() }}
-	cmd.AddCommand(a.registryServeCommand())
+	cmd.AddCommand(a.registryServeCommand(), a.registryGCCommand())
 	return cmd
 }
 
@@ -66,5 +66,33 @@ stderr, one line each.`,
 	f.DurationVar(&req.GCInterval, "gc-interval", 0, "Collect garbage online this often (e.g. 1h; 0: never)")
 	f.DurationVar(&req.GCGrace, "gc-grace", 0, "Spare blobs pushed within this window from garbage collection (default 1h)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "Do not log requests")
+	return cmd
+}
+
+func (a *app) registryGCCommand() *cobra.Command {
+	var req engine.RegistryGCRequest
+	cmd := &cobra.Command{
+		Use:   "garbage-collect [OPTIONS]",
+		Short: "Remove blobs no manifest references",
+		Long: `Remove blobs no manifest references, sparing those pushed within the
+grace window. When a registry server serves the root, it is asked to
+collect (online, while it keeps serving) and logs what it removed.`,
+		Args: noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			res, err := engine.RegistryGC(c.Context(), req)
+			if err != nil {
+				return err
+			}
+			if res.Online {
+				fmt.Fprintf(a.stdout, "asked the registry server (pid %d) to collect garbage; it logs what it removes\n", res.PID)
+				return nil
+			}
+			fmt.Fprintf(a.stdout, "removed %d blobs (%d bytes), %d repository links, %d abandoned uploads\n", res.BlobsRemoved, res.BytesFreed, res.LinksRemoved, res.Uploads)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&req.Root, "root", "/var/lib/berth-registry", "Directory that holds the registry's content")
+	f.DurationVar(&req.GCGrace, "gc-grace", 0, "Spare blobs pushed within this window (default 1h)")
 	return cmd
 }

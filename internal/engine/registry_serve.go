@@ -2,7 +2,11 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"io"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/berth-dev/berth/internal/errdefs"
@@ -51,7 +55,82 @@ func RegistryServe(ctx context.Context, req RegistryServeRequest) error {
 	if err != nil {
 		return errdefs.InvalidArgument("registry serve: %w", err)
 	}
-	return srv.ListenAndServe(ctx, server.ListenConfig{
-		Addr: req.Addr, TLSCert: req.TLSCert, TLSKey: req.TLSKey, GCInterval: req.GCInterval, Ready: req.Ready,
+	// SIGUSR1 collects garbage now: `berth registry garbage-collect`
+	// sends it to the server that holds the root.
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
+	now := make(chan struct{}, 1)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-usr1:
+				select {
+				case now <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	err = srv.ListenAndServe(ctx, server.ListenConfig{
+		Addr: req.Addr, TLSCert: req.TLSCert, TLSKey: req.TLSKey, GCInterval: req.GCInterval, GCNow: now, Ready: req.Ready,
 	})
+	var locked *server.LockedError
+	if errors.As(err, &locked) {
+		return errdefs.Conflict("registry serve: %s: another registry serves it", locked)
+	}
+	return err
+}
+
+// RegistryGCRequest asks for a garbage collection of a registry root.
+type RegistryGCRequest struct {
+	Root    string
+	GCGrace time.Duration
+}
+
+// RegistryGCResult is what a collection did; when a server holds the
+// root, the server collects (Online, PID) and logs what it removed.
+type RegistryGCResult struct {
+	Online       bool
+	PID          int
+	BlobsRemoved int
+	BytesFreed   int64
+	LinksRemoved int
+	Uploads      int
+}
+
+// RegistryGC collects garbage in a registry root now: in this process
+// when no server runs on it, else by asking that server (SIGUSR1), whose
+// collection is safe while it serves.
+func RegistryGC(ctx context.Context, req RegistryGCRequest) (RegistryGCResult, error) {
+	if req.Root == "" {
+		return RegistryGCResult{}, errdefs.InvalidArgument("registry garbage-collect: --root is required")
+	}
+	if _, err := os.Stat(req.Root); err != nil {
+		return RegistryGCResult{}, errdefs.NotFound("registry garbage-collect: %w", err)
+	}
+	srv, err := server.New(server.Config{Root: req.Root, GCGrace: req.GCGrace})
+	if err != nil {
+		return RegistryGCResult{}, err
+	}
+	// The lock file names this process while it collects: a signal
+	// meant for a server must not end it.
+	signal.Ignore(syscall.SIGUSR1)
+	defer signal.Reset(syscall.SIGUSR1)
+	unlock, err := srv.Lock()
+	var locked *server.LockedError
+	if errors.As(err, &locked) && locked.PID > 0 {
+		if err := syscall.Kill(locked.PID, syscall.SIGUSR1); err != nil {
+			return RegistryGCResult{}, errdefs.Unavailable("registry garbage-collect: signal the registry server (pid %d): %w", locked.PID, err)
+		}
+		return RegistryGCResult{Online: true, PID: locked.PID}, nil
+	}
+	if err != nil {
+		return RegistryGCResult{}, err
+	}
+	defer unlock()
+	st, err := srv.GC(ctx)
+	return RegistryGCResult{BlobsRemoved: st.BlobsRemoved, BytesFreed: st.BytesFreed, LinksRemoved: st.LinksRemoved, Uploads: st.Uploads}, err
 }

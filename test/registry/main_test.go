@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -51,7 +52,7 @@ func TestMain(m *testing.M) {
 type registry struct {
 	addr string // host:port
 	root string
-	log  *os.File
+	stop func() // interrupts it and waits; also run at cleanup
 }
 
 // serve starts `berth registry serve` on a free loopback port with its
@@ -68,17 +69,21 @@ func serve(t *testing.T, args ...string) *registry {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	})
+	var once sync.Once
+	r.stop = func() {
+		once.Do(func() {
+			cmd.Process.Signal(os.Interrupt)
+			done := make(chan struct{})
+			go func() { cmd.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(15 * time.Second):
+				cmd.Process.Kill()
+				<-done
+			}
+		})
+	}
+	t.Cleanup(r.stop)
 	// The first line names the address; the rest (the request log) goes
 	// to a file shown when the test fails.
 	sc := bufio.NewScanner(stderr)

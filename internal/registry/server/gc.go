@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"time"
@@ -232,19 +233,30 @@ func (s *Server) sweepUploads(now time.Time) int {
 	return n
 }
 
-// RunGC collects every interval until ctx ends, reporting each run.
-func (s *Server) RunGC(ctx context.Context, interval time.Duration, report func(GCStats, error)) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
+// RunGC collects every interval (if not zero) and whenever now delivers,
+// until ctx ends, reporting each run.
+func (s *Server) RunGC(ctx context.Context, interval time.Duration, now <-chan struct{}, report func(GCStats, error)) {
+	var tick <-chan time.Time
+	if interval > 0 {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		tick = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-			st, err := s.GC(ctx)
-			if report != nil {
-				report(st, err)
-			}
+		case <-tick:
+		case <-now:
+		}
+		st, err := s.GC(ctx)
+		if report != nil {
+			report(st, err)
 		}
 	}
+}
+
+func (st GCStats) String() string {
+	return fmt.Sprintf("%d manifests, %d digests in use; removed %d links, %d blobs (%d bytes), %d abandoned uploads",
+		st.Manifests, st.Marked, st.LinksRemoved, st.BlobsRemoved, st.BytesFreed, st.Uploads)
 }

@@ -17,6 +17,8 @@ type ListenConfig struct {
 	TLSCert, TLSKey string
 	// GCInterval runs the garbage collector that often; zero: never.
 	GCInterval time.Duration
+	// GCNow runs it whenever a value arrives (on demand).
+	GCNow <-chan struct{}
 	// Ready is told the address once the listener is open.
 	Ready func(addr string)
 }
@@ -27,6 +29,11 @@ func (s *Server) ListenAndServe(ctx context.Context, lc ListenConfig) error {
 	if (lc.TLSCert == "") != (lc.TLSKey == "") {
 		return fmt.Errorf("--tls-cert and --tls-key go together")
 	}
+	unlock, err := s.Lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	ln, err := net.Listen("tcp", lc.Addr)
 	if err != nil {
 		return err
@@ -46,8 +53,8 @@ func (s *Server) ListenAndServe(ctx context.Context, lc ListenConfig) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if lc.GCInterval > 0 {
-		go s.RunGC(ctx, lc.GCInterval, func(st GCStats, err error) {
+	if lc.GCInterval > 0 || lc.GCNow != nil {
+		go s.RunGC(ctx, lc.GCInterval, lc.GCNow, func(st GCStats, err error) {
 			if s.cfg.Log == nil {
 				return
 			}
@@ -55,7 +62,7 @@ func (s *Server) ListenAndServe(ctx context.Context, lc ListenConfig) error {
 				fmt.Fprintf(s.cfg.Log, "gc: %v\n", err)
 				return
 			}
-			fmt.Fprintf(s.cfg.Log, "gc: %d manifests, %d digests in use; removed %d links, %d blobs (%d bytes), %d abandoned uploads\n", st.Manifests, st.Marked, st.LinksRemoved, st.BlobsRemoved, st.BytesFreed, st.Uploads)
+			fmt.Fprintf(s.cfg.Log, "gc: %s\n", st)
 		})
 	}
 	errc := make(chan error, 1)
