@@ -65,6 +65,9 @@ stderr, one line each.`,
 	f.BoolVar(&req.ReadOnly, "read-only", false, "Refuse every write")
 	f.DurationVar(&req.GCInterval, "gc-interval", 0, "Collect garbage online this often (e.g. 1h; 0: never)")
 	f.DurationVar(&req.GCGrace, "gc-grace", 0, "Spare blobs pushed within this window from garbage collection (default 1h)")
+	f.StringVar(&req.ProxyRemoteURL, "proxy-remote-url", "", "Serve as a pull-through cache of this registry (e.g. https://registry-1.docker.io)")
+	f.StringVar(&req.ProxyUsername, "proxy-username", "", "User to log in to the --proxy-remote-url registry as")
+	f.StringVar(&req.ProxyPasswordFile, "proxy-password-file", "", "File holding --proxy-username's password")
 	f.BoolVarP(&quiet, "quiet", "q", false, "Do not log requests")
 	return cmd
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -31,6 +32,12 @@ type RegistryServeRequest struct {
 	// GCGrace spares blobs younger than it (0: an hour).
 	GCInterval time.Duration
 	GCGrace    time.Duration
+	// ProxyRemoteURL makes it a pull-through cache of that registry,
+	// logged in to as ProxyUsername with the password in
+	// ProxyPasswordFile (anonymous when empty).
+	ProxyRemoteURL    string
+	ProxyUsername     string
+	ProxyPasswordFile string
 	// Log receives a line per request (nil: none).
 	Log io.Writer
 	// Ready is told the listening address.
@@ -48,9 +55,18 @@ func RegistryServe(ctx context.Context, req RegistryServeRequest) error {
 	if req.TokenAuth && req.Htpasswd == "" {
 		return errdefs.InvalidArgument("registry serve: token auth needs --htpasswd to check credentials against")
 	}
+	var proxyPassword string
+	if req.ProxyPasswordFile != "" {
+		b, err := os.ReadFile(req.ProxyPasswordFile)
+		if err != nil {
+			return errdefs.InvalidArgument("registry serve: --proxy-password-file: %w", err)
+		}
+		proxyPassword = strings.TrimRight(string(b), "\r\n")
+	}
 	srv, err := server.New(server.Config{
 		Root: req.Root, Htpasswd: req.Htpasswd, TokenAuth: req.TokenAuth, Realm: req.Realm,
 		ReadOnly: req.ReadOnly, GCGrace: req.GCGrace, Log: req.Log,
+		ProxyRemoteURL: req.ProxyRemoteURL, ProxyUsername: req.ProxyUsername, ProxyPassword: proxyPassword,
 	})
 	if err != nil {
 		return errdefs.InvalidArgument("registry serve: %w", err)

@@ -259,3 +259,30 @@ func TestInteropAuthTLS(t *testing.T) {
 		})
 	}
 }
+
+// TestPullThroughCache: berth as a pull-through cache of docker-registry;
+// skopeo pulls through it with every digest kept (images and an index),
+// and a push to it is refused. (The unit tests cover an upstream gone.)
+func TestPullThroughCache(t *testing.T) {
+	sk := skopeo{t: t, bin: testutil.RequiresBinary(t, "skopeo")}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	sk.ctx = ctx
+	src := t.TempDir()
+	_, v1, multi := ociLayout(t, src)
+	dr := dockerRegistry(t)
+	sk.run("copy", "-q", "--dest-tls-verify=false", "--preserve-digests", "oci:"+src+":v1", "docker://"+dr+"/library/img:v1")
+	sk.run("copy", "-q", "--dest-tls-verify=false", "--preserve-digests", "--all", "oci:"+src+":multi", "docker://"+dr+"/library/img:multi")
+	p := serve(t, "--proxy-remote-url", "http://"+dr)
+	out := t.TempDir()
+	sk.run("copy", "-q", "--src-tls-verify=false", "--preserve-digests", "docker://"+p.addr+"/library/img:v1", "oci:"+out+":v1")
+	sk.run("copy", "-q", "--src-tls-verify=false", "--preserve-digests", "--all", "docker://"+p.addr+"/library/img:multi", "oci:"+out+":multi")
+	for ref, want := range map[string]string{"v1": v1, "multi": multi} {
+		if got := sk.rawDigest("docker://" + p.addr + "/library/img:" + ref); got != want {
+			t.Errorf("%s through the cache: %s, want %s", ref, got, want)
+		}
+	}
+	if _, err := exec.CommandContext(ctx, sk.bin, "--insecure-policy", "copy", "-q", "--dest-tls-verify=false", "oci:"+src+":v1", "docker://"+p.addr+"/library/pushed:v1").CombinedOutput(); err == nil {
+		t.Error("push to the cache accepted")
+	}
+}

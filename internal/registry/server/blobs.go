@@ -19,6 +19,11 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request, name, ref strin
 	if err != nil {
 		return err
 	}
+	if s.proxy != nil {
+		if err := s.proxyBlob(r, name, d); err != nil {
+			return err
+		}
+	}
 	if r.Method == http.MethodHead {
 		// A client that asks whether a blob exists is about to name it in
 		// a manifest: spare it from a collection running meanwhile (the

@@ -94,6 +94,11 @@ func (s *Server) resolve(name, ref string) (digest, error) {
 }
 
 func (s *Server) getManifest(w http.ResponseWriter, r *http.Request, name, ref string) error {
+	if s.proxy != nil {
+		if err := s.proxyManifest(r, name, ref); err != nil {
+			return err
+		}
+	}
 	d, err := s.resolve(name, ref)
 	if err != nil {
 		return err

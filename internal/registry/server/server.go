@@ -37,6 +37,11 @@ type Config struct {
 	GCGrace time.Duration
 	// Log receives one line per request; nil: none.
 	Log io.Writer
+	// ProxyRemoteURL makes the server a pull-through cache of this
+	// upstream registry (read-only to clients); ProxyUsername and
+	// ProxyPassword log in to it (anonymous when empty).
+	ProxyRemoteURL               string
+	ProxyUsername, ProxyPassword string
 }
 
 // maxManifestSize is the largest manifest accepted (the spec's 4 MiB).
@@ -47,6 +52,7 @@ type Server struct {
 	cfg   Config
 	store *store
 	auth  *authenticator
+	proxy *proxy // nil unless a pull-through cache
 
 	// gcMu orders writes against the garbage collector's deletes: a write
 	// holds it shared, a delete of one collected file exclusive.
@@ -82,6 +88,11 @@ func New(cfg Config) (*Server, error) {
 		}
 	} else if cfg.TokenAuth {
 		return nil, fmt.Errorf("token auth needs an htpasswd file to check credentials against")
+	}
+	if cfg.ProxyRemoteURL != "" {
+		if s.proxy, err = newProxy(cfg.ProxyRemoteURL, cfg.ProxyUsername, cfg.ProxyPassword); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -207,6 +218,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	if write && s.cfg.ReadOnly {
 		writeError(w, r, errorf(http.StatusMethodNotAllowed, codeUnsupported, "the registry is read-only"))
+		return
+	}
+	if write && s.proxy != nil {
+		writeError(w, r, errorf(http.StatusMethodNotAllowed, codeUnsupported, "the registry is a pull-through cache of %s: push there", s.proxy.base))
 		return
 	}
 	var err error

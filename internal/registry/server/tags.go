@@ -51,6 +51,9 @@ func nextLink(w http.ResponseWriter, path string, n int, last string) {
 }
 
 func (s *Server) tagsList(w http.ResponseWriter, r *http.Request, name string) error {
+	if s.proxy != nil && s.proxyTags(w, r, name) {
+		return nil
+	}
 	if !s.store.repoExists(name) {
 		return errorf(http.StatusNotFound, codeNameUnknown, "repository %s is not known to this registry", name)
 	}
