@@ -122,7 +122,7 @@ type route struct {
 func parseRoute(escaped string) (route, bool) {
 	rest, ok := strings.CutPrefix(escaped, "/v2/")
 	if !ok {
-		return route{}, escaped == "/v2" && false
+		return route{}, false
 	}
 	if rest == "" {
 		return route{kind: "base"}, true
