@@ -2,7 +2,8 @@
 // v1.1 (pull, push, chunked and monolithic uploads, cross-repository
 // mounts, tags, catalog, deletes, the referrers API) over a filesystem
 // store, with htpasswd basic or token auth, a read-only mode, Docker
-// Hub's /v1/search and an online garbage collector.
+// Hub's /v1/search, an online garbage collector and a pull-through cache
+// mode.
 package server
 
 import (
