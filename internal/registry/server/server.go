@@ -101,11 +101,24 @@ func New(cfg Config) (*Server, error) {
 // Root is the absolute storage directory.
 func (s *Server) Root() string { return s.store.root }
 
+// maxRecent bounds the touched set between collections (a server that
+// never collects would otherwise grow it forever): past it, entries
+// older than the grace window, which no collection would spare anyway,
+// are dropped.
+const maxRecent = 1 << 16
+
 func (s *Server) touch(ds ...digest) {
 	now := time.Now()
 	s.recentMu.Lock()
 	for _, d := range ds {
 		s.recent[d] = now
+	}
+	if len(s.recent) > maxRecent {
+		for d, t := range s.recent {
+			if now.Sub(t) > s.cfg.GCGrace {
+				delete(s.recent, d)
+			}
+		}
 	}
 	s.recentMu.Unlock()
 }
