@@ -60,8 +60,9 @@ type Server struct {
 	gcMu sync.RWMutex
 	// recent holds digests a write or a HEAD has touched lately, which the
 	// collector spares (the push that HEADed a blob will name it next).
-	recentMu sync.Mutex
-	recent   map[digest]time.Time
+	recentMu    sync.Mutex
+	recent      map[digest]time.Time
+	recentLimit int
 
 	sessMu   sync.Mutex
 	sessions map[string]*session
@@ -113,12 +114,15 @@ func (s *Server) touch(ds ...digest) {
 	for _, d := range ds {
 		s.recent[d] = now
 	}
-	if len(s.recent) > maxRecent {
+	if len(s.recent) > max(maxRecent, s.recentLimit) {
 		for d, t := range s.recent {
 			if now.Sub(t) > s.cfg.GCGrace {
 				delete(s.recent, d)
 			}
 		}
+		// What remains is young: let it double before the next pass, so
+		// that the passes cost O(1) per touch.
+		s.recentLimit = 2 * len(s.recent)
 	}
 	s.recentMu.Unlock()
 }
