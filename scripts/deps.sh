@@ -2,10 +2,11 @@
 # Installs what berth needs at run time and in its tests on Debian: an OCI
 # runtime (runc; crun too, for --runtime), a static busybox for the base
 # image, Go, and Debian's docker.io (a private dockerd drives the built-in
-# runtime in an end-to-end test). Safe to run again.
+# runtime in an end-to-end test), and Debian's docker-registry and skopeo
+# (peers of `berth registry serve` in test/registry). Safe to run again.
 set -eu
 need=""
-for pkg in runc crun busybox-static tini iproute2 ca-certificates docker.io; do
+for pkg in runc crun busybox-static tini iproute2 ca-certificates docker.io docker-registry skopeo; do
 	dpkg -s "$pkg" >/dev/null 2>&1 || need="$need $pkg"
 done
 if [ -n "$need" ]; then
