@@ -239,6 +239,20 @@ func TestAddEndpointUndo(t *testing.T) {
 	if linkExists(ep3.HostIfName) {
 		t.Errorf("veth %s remains after a failed attach", ep3.HostIfName)
 	}
+	// Release: ports go at once, the veth with its namespace.
+	ns5 := newNS(t)
+	ep5 := p.endpoint(n, ns5, "5", 6, PortMapping{Proto: "udp", HostPort: port.HostPort, ContainerPort: 53})
+	if err := p.AddEndpoint(ctx, n, ep5); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.ReleaseEndpoint(ctx, n, ep5); err != nil {
+		t.Fatal(err)
+	}
+	if list := nftList(t, p.Table()); strings.Contains(list, ep5.Addresses[0].Addr().String()) {
+		t.Errorf("rules of the released endpoint remain:\n%s", list)
+	}
+	unmountNS(ns5)
+	waitGone(t, ep5.HostIfName)
 	// A namespace that is gone: removal still works.
 	ep4 := p.endpoint(n, newNS(t), "4", 5)
 	if err := p.AddEndpoint(ctx, n, ep4); err != nil {

@@ -32,12 +32,12 @@ func randHex(n int) string {
 // cleanup deletes them even when the test fails.
 type testPlane struct {
 	*Dataplane
-	t    *testing.T
+	t    testing.TB
 	tag  string // unique, 6 hex digits
 	nets []Network
 }
 
-func newTestPlane(t *testing.T) *testPlane {
+func newTestPlane(t testing.TB) *testPlane {
 	t.Helper()
 	testutil.RequiresRoot(t)
 	tag := randHex(6)
@@ -101,7 +101,7 @@ func (p *testPlane) endpoint(n Network, ns, name string, i int, ports ...PortMap
 
 // newNS makes a network namespace bound to a file under the test's
 // temporary directory, with lo up; cleanup unmounts it.
-func newNS(t *testing.T) string {
+func newNS(t testing.TB) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "netns")
 	if err := os.WriteFile(path, nil, 0o600); err != nil {
@@ -184,7 +184,7 @@ func inNS(path string, fn func() error) error {
 
 // serve answers on TCP and UDP port in the namespace with the address
 // the client came from.
-func serve(t *testing.T, ns string, port int) {
+func serve(t testing.TB, ns string, port int) {
 	t.Helper()
 	var ln net.Listener
 	var pc net.PacketConn
@@ -345,4 +345,19 @@ func outside(t *testing.T, tag string) (ns string, hostAddr, nsAddr netip.Addr) 
 		t.Fatalf("outside namespace: %v", err)
 	}
 	return ns, hostAddr, nsAddr
+}
+
+func unmountNS(path string) { unix.Unmount(path, unix.MNT_DETACH) }
+
+// waitGone polls until the link is gone (the kernel deletes a dead
+// namespace's devices in the background).
+func waitGone(t testing.TB, name string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for linkExists(name) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still exists 10s after its namespace went", name)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }

@@ -45,7 +45,10 @@ const (
 	mapDNAT6   = "dnat6"
 
 	chainForward = "berth-forward"
-	chainPorts   = "ports"
+	// markerChain is an empty chain whose presence says the static part
+	// of the table is this version's; change its name with that part.
+	markerChain = "ruleset-1"
+	chainPorts  = "ports"
 )
 
 func toChain(bridge string) string       { return "to-" + bridge }
@@ -309,6 +312,7 @@ func staticChains() []chainSpec {
 		iif = expr.MetaKeyIIFNAME
 	)
 	return []chainSpec{
+		{name: markerChain},
 		{name: UserChain, keep: true},
 		{
 			// Docker 28's guard: route_localnet on a bridge (needed for
