@@ -402,3 +402,57 @@ func TestReservePortsConflict(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentAttach: several berth processes (here Dataplanes sharing
+// a table and lock directory, in goroutines) set up one network and
+// attach their containers at once; all get through and see each other.
+func TestConcurrentAttach(t *testing.T) {
+	ctx := context.Background()
+	p := newTestPlane(t)
+	n := p.network("c", false)
+	const workers = 6
+	eps := make([]Endpoint, workers)
+	for i := range eps {
+		ports := []PortMapping{{Proto: "tcp", HostPort: uint16(43000 + i), ContainerPort: 8000}}
+		eps[i] = p.endpoint(n, newNS(t), strconv.Itoa(i), i+2, ports...)
+	}
+	errs := make(chan error, workers)
+	for i := range workers {
+		go func() {
+			d := New(WithTable(p.Table()), WithLockDir(p.opts.lockDir))
+			if err := d.EnsureNetwork(ctx, n); err != nil {
+				errs <- fmt.Errorf("worker %d: EnsureNetwork: %w", i, err)
+				return
+			}
+			errs <- d.AddEndpoint(ctx, n, eps[i])
+		}()
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if t.Failed() {
+		return
+	}
+	serve(t, eps[0].NetNSPath, 8000)
+	for i := 1; i < workers; i++ {
+		mustReach(t, eps[i].NetNSPath, "tcp", ap(eps[0].Addresses[0].Addr(), 8000), eps[i].Addresses[0].Addr().String())
+	}
+	mustReach(t, "", "tcp", ap(netip.MustParseAddr("127.0.0.1"), 43000), n.Gateways[0].String())
+	// And all leave at once.
+	for i := range workers {
+		go func() { errs <- New(WithTable(p.Table()), WithLockDir(p.opts.lockDir)).RemoveEndpoint(ctx, n, eps[i]) }()
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	list := nftList(t, p.Table())
+	for _, ep := range eps {
+		if linkExists(ep.HostIfName) || strings.Contains(list, ep.ContainerID[:20]) {
+			t.Errorf("endpoint %s remains", ep.HostIfName)
+		}
+	}
+}
