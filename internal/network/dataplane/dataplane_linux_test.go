@@ -239,6 +239,23 @@ func TestAddEndpointUndo(t *testing.T) {
 	if linkExists(ep3.HostIfName) {
 		t.Errorf("veth %s remains after a failed attach", ep3.HostIfName)
 	}
+	// A restart: released, its namespace kept, attached again. The pair
+	// is reused, not remade.
+	before, err := netlink.LinkByName(ep1.HostIfName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.ReleaseEndpoint(ctx, n, ep1); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AddEndpoint(ctx, n, ep1); err != nil {
+		t.Fatalf("attach after release: %v", err)
+	}
+	if after, err := netlink.LinkByName(ep1.HostIfName); err != nil || after.Attrs().Index != before.Attrs().Index {
+		t.Errorf("veth %s was remade (index %d, now %v %v)", ep1.HostIfName, before.Attrs().Index, after, err)
+	}
+	serve(t, ns1, 80)
+	mustReach(t, "", "tcp", ap(netip.MustParseAddr("127.0.0.1"), port.HostPort), n.Gateways[0].String())
 	// Release: ports go at once, the veth with its namespace.
 	ns5 := newNS(t)
 	ep5 := p.endpoint(n, ns5, "5", 6, PortMapping{Proto: "udp", HostPort: port.HostPort, ContainerPort: 53})

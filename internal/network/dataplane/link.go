@@ -140,19 +140,18 @@ func (d *Dataplane) addVeth(n Network, ep Endpoint) (err error) {
 		PeerHardwareAddr: ep.MAC,
 		PeerNamespace:    netlink.NsFd(nsFd),
 	}
+	h, err := netlink.NewHandleAt(netns.NsHandle(nsFd), unix.NETLINK_ROUTE)
+	if err != nil {
+		return fmt.Errorf("container %s: netlink in %s: %w", ep.ContainerID, ep.NetNSPath, err)
+	}
+	defer h.Close()
 	if err := netlink.LinkAdd(veth); err != nil {
 		if !errors.Is(err, unix.EEXIST) {
 			d.deleteLink(ep.HostIfName) // LinkAdd may fail after creating it (enslaving)
 			return fmt.Errorf("container %s: creating veth %s: %w", ep.ContainerID, ep.HostIfName, err)
 		}
-		// A leftover of a crashed attach has this endpoint's name: replace it.
-		if _, lerr := netlink.LinkByName(ep.HostIfName); lerr != nil {
-			return errdefs.Conflict("container %s: interface %s exists in the container's namespace: %v", ep.ContainerID, ep.IfName, err)
-		}
-		d.deleteLink(ep.HostIfName)
-		if err := netlink.LinkAdd(veth); err != nil {
-			d.deleteLink(ep.HostIfName)
-			return fmt.Errorf("container %s: creating veth %s: %w", ep.ContainerID, ep.HostIfName, err)
+		if err := d.reuseOrReplaceVeth(h, br, veth, ep); err != nil {
+			return err
 		}
 	}
 	defer func() {
@@ -168,11 +167,6 @@ func (d *Dataplane) addVeth(n Network, ep Endpoint) (err error) {
 			return fmt.Errorf("container %s: hairpin mode on %s: %w", ep.ContainerID, ep.HostIfName, err)
 		}
 	}
-	h, err := netlink.NewHandleAt(netns.NsHandle(nsFd), unix.NETLINK_ROUTE)
-	if err != nil {
-		return fmt.Errorf("container %s: netlink in %s: %w", ep.ContainerID, ep.NetNSPath, err)
-	}
-	defer h.Close()
 	peer, err := h.LinkByName(ep.IfName)
 	if err != nil {
 		return fmt.Errorf("container %s: %s in its namespace: %w", ep.ContainerID, ep.IfName, err)
@@ -182,7 +176,7 @@ func (d *Dataplane) addVeth(n Network, ep Endpoint) (err error) {
 		if a.Addr().Is6() {
 			addr.Flags = unix.IFA_F_NODAD // usable at once; IPAM guarantees uniqueness
 		}
-		if err := h.AddrAdd(peer, addr); err != nil {
+		if err := h.AddrReplace(peer, addr); err != nil {
 			return fmt.Errorf("container %s: address %s on %s: %w", ep.ContainerID, a, ep.IfName, err)
 		}
 	}
@@ -191,9 +185,39 @@ func (d *Dataplane) addVeth(n Network, ep Endpoint) (err error) {
 	}
 	for _, gw := range ep.Gateways {
 		r := &netlink.Route{LinkIndex: peer.Attrs().Index, Gw: gw.AsSlice(), Family: addrFamily(gw)}
-		if err := h.RouteAdd(r); err != nil {
+		if err := h.RouteReplace(r); err != nil {
 			return fmt.Errorf("container %s: default route via %s: %w", ep.ContainerID, gw, err)
 		}
+	}
+	return nil
+}
+
+// reuseOrReplaceVeth handles a veth that exists already: the pair of an
+// earlier attach of this endpoint whose namespace lives on (a restart
+// after ReleaseEndpoint, a crashed monitor) is kept, as deleting it costs
+// RCU grace periods; a leftover of another shape is replaced; an
+// interface of the container's name that is not ours is a conflict.
+func (d *Dataplane) reuseOrReplaceVeth(h *netlink.Handle, br netlink.Link, veth *netlink.Veth, ep Endpoint) error {
+	host, err := netlink.LinkByName(ep.HostIfName)
+	if err != nil {
+		return errdefs.Conflict("container %s: interface %s exists in the container's namespace", ep.ContainerID, ep.IfName)
+	}
+	peer, perr := h.LinkByName(ep.IfName)
+	if perr == nil && host.Type() == "veth" && peer.Type() == "veth" &&
+		host.Attrs().MasterIndex == br.Attrs().Index &&
+		host.Attrs().ParentIndex == peer.Attrs().Index && peer.Attrs().ParentIndex == host.Attrs().Index &&
+		(len(ep.MAC) == 0 || peer.Attrs().HardwareAddr.String() == ep.MAC.String()) {
+		if host.Attrs().Flags&net.FlagUp == 0 {
+			if err := netlink.LinkSetUp(host); err != nil {
+				return fmt.Errorf("container %s: bringing %s up: %w", ep.ContainerID, ep.HostIfName, err)
+			}
+		}
+		return nil
+	}
+	d.deleteLink(ep.HostIfName)
+	if err := netlink.LinkAdd(veth); err != nil {
+		d.deleteLink(ep.HostIfName)
+		return fmt.Errorf("container %s: creating veth %s: %w", ep.ContainerID, ep.HostIfName, err)
 	}
 	return nil
 }
