@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/berth-dev/berth/internal/errdefs"
@@ -203,6 +204,15 @@ func TestIPv6(t *testing.T) {
 	mustReach(t, ns2, "tcp", ap(v6, 8000), ep2.Addresses[1].Addr().String())
 	mustReach(t, "", "tcp", ap(gw6, ports[0].HostPort), gw6.String())
 	mustReach(t, "", "tcp", ap(n.Gateways[0], ports[0].HostPort), n.Gateways[0].String())
+	// [::1] is not translated: refused at once by the reserving socket,
+	// so that clients fall back to 127.0.0.1.
+	if _, err := ask("", "tcp", ap(netip.IPv6Loopback(), ports[0].HostPort), reach); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("[::1]:%d: %v, want connection refused", ports[0].HostPort, err)
+	}
+	bad := p.endpoint(n, ns2, "b", 4, PortMapping{Proto: "tcp", HostIP: netip.IPv6Loopback(), HostPort: 1, ContainerPort: 1})
+	if err := p.AddEndpoint(ctx, n, bad); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("publishing on ::1: %v, want an invalid argument", err)
+	}
 }
 
 // TestAddEndpointUndo: a failed attach leaves no veth and no rule.

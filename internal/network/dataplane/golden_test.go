@@ -79,7 +79,7 @@ func TestRulesetGolden(t *testing.T) {
 			endpoint(internalNet, "c3", "veth4", []string{"10.99.0.2/24"}, tcp("", 8081, 80)),
 		}},
 		{"ipv6-network", []Network{v6Net}, []Endpoint{
-			endpoint(v6Net, "c4", "veth5", []string{"172.20.0.2/16", "fd00:b::2/64"}, tcp("", 8082, 80), tcp("::1", 8083, 80), tcp("0.0.0.0", 8084, 80)),
+			endpoint(v6Net, "c4", "veth5", []string{"172.20.0.2/16", "fd00:b::2/64"}, tcp("", 8082, 80), tcp("fd00:b::1", 8083, 80), tcp("0.0.0.0", 8084, 80)),
 		}},
 		{"two-networks", []Network{appNet, otherNet}, []Endpoint{
 			endpoint(appNet, "x", "veth6", []string{"172.18.0.5/16"}),

@@ -47,7 +47,7 @@ const (
 	chainForward = "berth-forward"
 	// markerChain is an empty chain whose presence says the static part
 	// of the table is this version's; change its name with that part.
-	markerChain = "ruleset-1"
+	markerChain = "ruleset-2"
 	chainPorts  = "ports"
 )
 
@@ -339,9 +339,14 @@ func staticChains() []chainSpec {
 			},
 		},
 		{
+			// ::1 cannot be translated to a container (IPv6 has no
+			// route_localnet): left alone, a connection to [::1]:port
+			// meets the reserving socket, is refused at once, and the
+			// client falls back to 127.0.0.1.
 			name: "output", typ: nftables.ChainTypeNAT, hook: nftables.ChainHookOutput, prio: nftables.ChainPriorityNATDest,
 			hookText: "type nat hook output priority dstnat; policy accept;",
 			rules: []*rule{
+				newRule().addr(true, netip.PrefixFrom(netip.IPv6Loopback(), 128)).verdict(expr.VerdictReturn, ""),
 				newRule().fibDaddrLocal().verdict(expr.VerdictJump, chainPorts),
 			},
 		},
@@ -484,6 +489,9 @@ func endpointElements(n Network, ep Endpoint) ([]element, error) {
 			return nil, fmt.Errorf("port mapping %s %d:%d: ports must be set", pm.Proto, pm.HostPort, pm.ContainerPort)
 		}
 		hostIP := pm.HostIP
+		if hostIP.IsLoopback() && hostIP.Is6() {
+			return nil, fmt.Errorf("port %d: publishing on ::1 is not supported (IPv6 has no route_localnet): publish on 127.0.0.1 or on every address", pm.HostPort)
+		}
 		if !hostIP.IsValid() && n.HostBinding.IsValid() {
 			hostIP = n.HostBinding
 		}
