@@ -324,6 +324,9 @@ func (d *Dataplane) RemoveEndpoint(ctx context.Context, n Network, ep Endpoint) 
 	if err := d.removeElements(els); err != nil {
 		return fmt.Errorf("container %s: unpublishing ports: %w", ep.ContainerID, err)
 	}
+	if len(els) > 0 {
+		forgetFlows(ep)
+	}
 	return d.deleteLink(ep.HostIfName)
 }
 
@@ -354,6 +357,9 @@ func (d *Dataplane) ReleaseEndpoint(ctx context.Context, n Network, ep Endpoint)
 	defer unlock()
 	if err := d.removeElements(els); err != nil {
 		return fmt.Errorf("container %s: unpublishing ports: %w", ep.ContainerID, err)
+	}
+	if len(els) > 0 {
+		forgetFlows(ep)
 	}
 	return nil
 }

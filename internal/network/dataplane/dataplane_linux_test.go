@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/vishvananda/netlink"
@@ -482,4 +483,75 @@ func TestConcurrentAttach(t *testing.T) {
 			t.Errorf("endpoint %s remains", ep.HostIfName)
 		}
 	}
+}
+
+// TestUDPFlowFollowsThePort: a UDP client that keeps sending to a
+// published port reaches the next container published there, not the
+// removed one its conntrack entry pointed to.
+func TestUDPFlowFollowsThePort(t *testing.T) {
+	ctx := context.Background()
+	p := newTestPlane(t)
+	n := p.network("f", false)
+	if err := p.EnsureNetwork(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	ports := reserve(t, p, []PortMapping{{Proto: "udp", ContainerPort: 8000}})
+	ns1, ns2 := newNS(t), newNS(t)
+	ep1, ep2 := p.endpoint(n, ns1, "1", 2, ports...), p.endpoint(n, ns2, "2", 3, ports...)
+	udpName(t, ns1, 8000, "one")
+	udpName(t, ns2, 8000, "two")
+	client, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	to := net.UDPAddrFromAddrPort(ap(netip.MustParseAddr("127.0.0.1"), ports[0].HostPort))
+	send := func() string {
+		buf := make([]byte, 16)
+		client.SetDeadline(time.Now().Add(reach))
+		if _, err := client.WriteTo([]byte("?"), to); err != nil {
+			return err.Error()
+		}
+		n, _, err := client.ReadFrom(buf)
+		if err != nil {
+			return err.Error()
+		}
+		return string(buf[:n])
+	}
+	for i, step := range []struct {
+		ep   Endpoint
+		want string
+	}{{ep1, "one"}, {ep2, "two"}} {
+		if err := p.AddEndpoint(ctx, n, step.ep); err != nil {
+			t.Fatal(err)
+		}
+		if got := send(); got != step.want {
+			t.Fatalf("step %d: answer %q, want %q", i, got, step.want)
+		}
+		if err := p.ReleaseEndpoint(ctx, n, step.ep); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func udpName(t *testing.T, ns string, port int, name string) {
+	var pc net.PacketConn
+	if err := inNS(ns, func() error {
+		var err error
+		pc, err = net.ListenPacket("udp", fmt.Sprintf(":%d", port))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 16)
+		for {
+			_, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			pc.WriteTo([]byte(name), from)
+		}
+	}()
 }

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"sync"
 
 	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -152,4 +154,39 @@ func bindPort(addr netip.Addr, port uint16, typ, proto int) (int, uint16, error)
 		port = uint16(s.Port)
 	}
 	return fd, port, nil
+}
+
+// forgetFlows deletes the conntrack entries of UDP and SCTP flows to an
+// endpoint's addresses. A UDP client that keeps sending to a published
+// port keeps its entry, and with it the translation to this container,
+// for as long as it sends: without this, a container published on the
+// same port next would never see it. TCP needs nothing: a new
+// connection makes a new entry. It dumps the whole table, so it runs only
+// for endpoints that publish such ports, and it is best effort: a flow
+// left behind times out.
+func forgetFlows(ep Endpoint) {
+	var protos []uint8
+	for _, pm := range ep.Ports {
+		p := protoNumbers[pm.Proto]
+		if p != unix.IPPROTO_TCP && !slices.Contains(protos, p) {
+			protos = append(protos, p)
+		}
+	}
+	for _, a := range ep.Addresses {
+		fam := netlink.FAMILY_V4
+		if a.Addr().Is6() {
+			fam = netlink.FAMILY_V6
+		}
+		var filters []netlink.CustomConntrackFilter
+		for _, p := range protos {
+			f := &netlink.ConntrackFilter{}
+			if f.AddIP(netlink.ConntrackReplySrcIP, a.Addr().AsSlice()) != nil || f.AddProtocol(p) != nil {
+				continue
+			}
+			filters = append(filters, f)
+		}
+		if len(filters) > 0 {
+			netlink.ConntrackDeleteFilters(netlink.ConntrackTable, netlink.InetFamily(fam), filters...)
+		}
+	}
 }
