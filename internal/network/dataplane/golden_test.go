@@ -32,6 +32,11 @@ var (
 		ID: "1e7e0000000cccc", Bridge: "br-1e7e0000000c", Internal: true, ICC: true,
 		Subnets: []netip.Prefix{mustPrefix("10.99.0.0/24")}, Gateways: []netip.Addr{mustAddr("10.99.0.1")},
 	}
+	boundNet = Network{
+		ID: "b1d0000000eeee", Bridge: "br-b1d0000000ee", Masquerade: true, ICC: true,
+		Subnets: []netip.Prefix{mustPrefix("172.21.0.0/16")}, Gateways: []netip.Addr{mustAddr("172.21.0.1")},
+		HostBinding: mustAddr("127.0.0.1"),
+	}
 	v6Net = Network{
 		ID: "5ix0000000dddd", Bridge: "br-5ix0000000dd", Masquerade: true, ICC: true,
 		Subnets:  []netip.Prefix{mustPrefix("172.20.0.0/16"), mustPrefix("fd00:b::/64")},
@@ -74,6 +79,9 @@ func TestRulesetGolden(t *testing.T) {
 		}},
 		{"user-network", []Network{appNet}, []Endpoint{
 			endpoint(appNet, "db", "veth3", []string{"172.18.0.2/16"}, tcp("192.0.2.10", 5432, 5432)),
+		}},
+		{"host-binding", []Network{boundNet}, []Endpoint{
+			endpoint(boundNet, "web", "veth8", []string{"172.21.0.2/16"}, tcp("", 8080, 80), tcp("0.0.0.0", 8081, 81)),
 		}},
 		{"internal-network", []Network{internalNet}, []Endpoint{
 			endpoint(internalNet, "c3", "veth4", []string{"10.99.0.2/24"}, tcp("", 8081, 80)),

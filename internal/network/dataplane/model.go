@@ -492,7 +492,9 @@ func endpointElements(n Network, ep Endpoint) ([]element, error) {
 		if hostIP.IsLoopback() && hostIP.Is6() {
 			return nil, fmt.Errorf("port %d: publishing on ::1 is not supported (IPv6 has no route_localnet): publish on 127.0.0.1 or on every address", pm.HostPort)
 		}
-		if !hostIP.IsValid() && n.HostBinding.IsValid() {
+		if !hostIP.IsValid() && n.HostBinding.IsValid() && !n.HostBinding.IsUnspecified() {
+			// The caller should pass it in HostIP too, so that
+			// ReservePorts reserves the port there only.
 			hostIP = n.HostBinding
 		}
 		for _, v6 := range []bool{false, true} {
