@@ -79,29 +79,63 @@ func (d *Dataplane) ReservePorts(ctx context.Context, ports []PortMapping) (io.C
 		if !pm.HostIP.IsValid() {
 			addrs = []netip.Addr{netip.IPv4Unspecified(), netip.IPv6Unspecified()}
 		}
+		fds, err := reserveOne(pm, addrs, typ, proto)
+		if err != nil {
+			r.Close()
+			return nil, err
+		}
+		r.fds = append(r.fds, fds...)
+	}
+	return r, nil
+}
+
+// reserveOne binds one mapping's port on each address. A port the kernel
+// picks (HostPort 0) on the first address may be taken on the second:
+// then it tries again with another.
+func reserveOne(pm *PortMapping, addrs []netip.Addr, typ, proto int) ([]int, error) {
+	pick := pm.HostPort == 0
+	for attempt := 0; ; attempt++ {
+		var fds []int
+		var err error
+		port := pm.HostPort
 		for j, a := range addrs {
-			fd, port, err := bindPort(a, pm.HostPort, typ, proto)
+			var fd int
+			var got uint16
+			fd, got, err = bindPort(a, port, typ, proto)
 			if err != nil {
-				implicitV6 := !pm.HostIP.IsValid() && j == 1
+				implicitV6 := j == 1
 				if implicitV6 && (errors.Is(err, unix.EAFNOSUPPORT) || errors.Is(err, unix.EADDRNOTAVAIL)) {
+					err = nil
 					continue // no IPv6 on this host
 				}
 				if proto == unix.IPPROTO_SCTP && (errors.Is(err, unix.EPROTONOSUPPORT) || errors.Is(err, unix.ESOCKTNOSUPPORT)) {
+					err = nil
 					continue // no SCTP stack here: nothing else can bind it either
 				}
-				r.Close()
-				if errors.Is(err, unix.EADDRINUSE) {
-					return nil, &PortInUseError{Mapping: *pm, Addr: netip.AddrPortFrom(a, pm.HostPort), Err: err}
-				}
-				return nil, fmt.Errorf("reserving %s port %s: %w", pm.Proto, netip.AddrPortFrom(a, pm.HostPort), err)
+				err = reserveError(pm, netip.AddrPortFrom(a, port), err)
+				break
 			}
-			r.fds = append(r.fds, fd)
-			// A free port picked on the first address is then asked
-			// for on the second.
+			fds = append(fds, fd)
+			port = got // a picked port is then asked for on the next address
+		}
+		if err == nil {
 			pm.HostPort = port
+			return fds, nil
+		}
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		if !pick || attempt == 10 || !errors.Is(err, unix.EADDRINUSE) {
+			return nil, err
 		}
 	}
-	return r, nil
+}
+
+func reserveError(pm *PortMapping, at netip.AddrPort, err error) error {
+	if errors.Is(err, unix.EADDRINUSE) {
+		return &PortInUseError{Mapping: *pm, Addr: at, Err: err}
+	}
+	return fmt.Errorf("reserving %s port %s: %w", pm.Proto, at, err)
 }
 
 func sockType(proto string) (typ, p int, err error) {
