@@ -240,7 +240,11 @@ func (r *rule) dnatMap(v6, byAddr bool, set string) *rule {
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg32(off)},
 		&expr.Payload{DestRegister: reg32(off + 4), Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
 		&expr.Lookup{SourceRegister: reg1, DestRegister: reg1, IsDestRegSet: true, SetName: set})
-	return r.add(fmt.Sprintf("dnat %s to %smeta l4proto . th dport map @%s", word, key, set),
+	proto := ""
+	if !byAddr {
+		proto = "meta nfproto " + map[bool]string{false: "ipv4", true: "ipv6"}[v6] + " "
+	}
+	return r.add(fmt.Sprintf("%sdnat %s to %smeta l4proto . th dport map @%s", proto, word, key, set),
 		&expr.NAT{Type: expr.NATTypeDestNAT, Family: fam, RegAddrMin: reg1, RegProtoMin: reg32(alen)})
 }
 
@@ -344,7 +348,7 @@ func staticChains() []chainSpec {
 			// meets the reserving socket, is refused at once, and the
 			// client falls back to 127.0.0.1.
 			name: "output", typ: nftables.ChainTypeNAT, hook: nftables.ChainHookOutput, prio: nftables.ChainPriorityNATDest,
-			hookText: "type nat hook output priority dstnat; policy accept;",
+			hookText: "type nat hook output priority -100; policy accept;",
 			rules: []*rule{
 				newRule().addr(true, netip.PrefixFrom(netip.IPv6Loopback(), 128)).verdict(expr.VerdictReturn, ""),
 				newRule().fibDaddrLocal().verdict(expr.VerdictJump, chainPorts),
@@ -526,7 +530,7 @@ func endpointElements(n Network, ep Endpoint) ([]element, error) {
 				}
 			}
 			els = append(els, element{set: set, key: key, val: val, comment: tag,
-				text: fmt.Sprintf("%s : %s comment %q", keyText, valText, tag)})
+				text: fmt.Sprintf("%s comment %q : %s", keyText, tag, valText)})
 		}
 	}
 	return els, nil

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -26,8 +27,14 @@ func (d *Dataplane) newBatch() (*batch, error) {
 	}
 	b := &batch{c: c, table: &nftables.Table{Name: d.opts.table, Family: nftables.TableFamilyINet}, sets: map[string]*nftables.Set{}}
 	for _, s := range staticSets() {
-		b.sets[s.name] = &nftables.Set{Table: b.table, Name: s.name, KeyType: s.key, DataType: s.data, IsMap: s.isMap,
+		set := &nftables.Set{Table: b.table, Name: s.name, KeyType: s.key, DataType: s.data, IsMap: s.isMap,
 			Concatenation: strings.Contains(s.key.Name, " . ")}
+		if s.key == nftables.TypeIFName {
+			// Only said for nft's listing: interface names are
+			// strings, which nft keeps in host byte order.
+			set.KeyByteOrder = binaryutil.NativeEndian
+		}
+		b.sets[s.name] = set
 	}
 	return b, nil
 }
