@@ -2,7 +2,6 @@ package dataplane
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -173,8 +172,9 @@ func (d *Dataplane) chainNames(b *batch) (map[string]bool, error) {
 	return have, nil
 }
 
-// RemoveNetwork removes a network's rules and bridge. Endpoints still on
-// the bridge go with it. Idempotent.
+// RemoveNetwork removes a network's rules and bridge, and the veths still
+// on it (their published ports are for RemoveEndpoint or Reconcile).
+// Idempotent.
 func (d *Dataplane) RemoveNetwork(ctx context.Context, n Network) error {
 	if err := validateNetwork(n); err != nil {
 		return err
@@ -440,5 +440,3 @@ func addrFamily(a netip.Addr) int {
 	}
 	return unix.AF_INET6
 }
-
-var errNotBridge = errors.New("exists and is not a bridge")

@@ -350,18 +350,17 @@ func TestReconcile(t *testing.T) {
 	if got := nftList(t, p.Table()); got != list {
 		t.Errorf("second Reconcile changed the ruleset:\n%s\nwas:\n%s", got, list)
 	}
-	// And RemoveNetwork takes the rest.
-	if err := p.RemoveEndpoint(ctx, keep, epK); err != nil {
-		t.Fatal(err)
-	}
+	// And RemoveNetwork takes the rest, a veth still on the bridge too.
 	if err := p.RemoveNetwork(ctx, keep); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.RemoveNetwork(ctx, keep); err != nil {
 		t.Fatalf("second RemoveNetwork: %v", err)
 	}
-	if linkExists(keep.Bridge) {
-		t.Errorf("bridge %s remains", keep.Bridge)
+	for _, name := range []string{keep.Bridge, epK.HostIfName} {
+		if linkExists(name) {
+			t.Errorf("%s remains after RemoveNetwork", name)
+		}
 	}
 	if list := nftList(t, p.Table()); strings.Contains(list, keep.Bridge) {
 		t.Errorf("rules of %s remain:\n%s", keep.Bridge, list)

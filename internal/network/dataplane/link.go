@@ -106,6 +106,18 @@ func (d *Dataplane) deleteBridge(name, networkID string) error {
 	if link.Type() != "bridge" || link.Attrs().Alias != d.bridgeAlias(networkID) {
 		return nil // not ours: leave it
 	}
+	// Deleting a bridge only releases its ports.
+	links, err := netlink.LinkList()
+	if err != nil {
+		return fmt.Errorf("network %s: listing links: %w", networkID, err)
+	}
+	for _, l := range links {
+		if l.Attrs().MasterIndex == link.Attrs().Index && l.Type() == "veth" {
+			if err := netlink.LinkDel(l); err != nil && !isLinkNotFound(err) {
+				return fmt.Errorf("network %s: deleting %s: %w", networkID, l.Attrs().Name, err)
+			}
+		}
+	}
 	if err := netlink.LinkDel(link); err != nil && !isLinkNotFound(err) && !errors.Is(err, unix.ENODEV) {
 		return fmt.Errorf("network %s: deleting bridge %s: %w", networkID, name, err)
 	}

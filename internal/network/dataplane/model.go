@@ -75,7 +75,6 @@ func (r *rule) String() string { return strings.Join(r.text, " ") }
 // concatenations continue in the 4-byte registers after it.
 const (
 	reg1 = unix.NFT_REG_1
-	reg9 = unix.NFT_REG32_01 // 4 bytes after reg 1's first word
 )
 
 // reg32 is the 4-byte register at byte offset off from reg 1.
