@@ -10,6 +10,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
@@ -53,6 +54,11 @@ func (d *Dataplane) ensureBridge(n Network) error {
 			return fmt.Errorf("network %s: marking bridge %s: %w", n.ID, n.Bridge, err)
 		}
 	}
+	if !n.ICC {
+		if err := enableBridgeNetfilter(n, link.Attrs().Index); err != nil {
+			return err
+		}
+	}
 	if link.Attrs().MTU != n.mtu() {
 		if err := netlink.LinkSetMTU(link, n.mtu()); err != nil {
 			return fmt.Errorf("network %s: MTU of %s: %w", n.ID, n.Bridge, err)
@@ -92,6 +98,31 @@ func (d *Dataplane) ensureBridge(n Network) error {
 	// the replies) as martians. The guard chain keeps containers from
 	// using it to reach the host's loopback.
 	return writeSysctl("/proc/sys/net/ipv4/conf/"+n.Bridge+"/route_localnet", "1")
+}
+
+// enableBridgeNetfilter makes the bridge pass its bridged traffic to the
+// IP hooks (br_netfilter), where berth's forward chain drops traffic
+// between its ports when ICC is off. It is set on this bridge only, not
+// through the host-wide bridge-nf-call-iptables; the module itself must
+// be loaded (berth runs no modprobe; Docker does, for the same reason).
+func enableBridgeNetfilter(n Network, index int) error {
+	if _, err := os.Stat("/proc/sys/net/bridge"); err != nil {
+		return errdefs.Unavailable("network %s: com.docker.network.bridge.enable_icc=false needs the br_netfilter kernel module: run modprobe br_netfilter", n.ID)
+	}
+	req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_ACK)
+	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	msg.Index = int32(index)
+	req.AddData(msg)
+	info := nl.NewRtAttr(unix.IFLA_LINKINFO, nil)
+	info.AddRtAttr(nl.IFLA_INFO_KIND, nl.NonZeroTerminated("bridge"))
+	data := info.AddRtAttr(nl.IFLA_INFO_DATA, nil)
+	data.AddRtAttr(nl.IFLA_BR_NF_CALL_IPTABLES, []byte{1})
+	data.AddRtAttr(nl.IFLA_BR_NF_CALL_IP6TABLES, []byte{1})
+	req.AddData(info)
+	if _, err := req.Execute(unix.NETLINK_ROUTE, 0); err != nil {
+		return fmt.Errorf("network %s: br_netfilter on %s: %w", n.ID, n.Bridge, err)
+	}
+	return nil
 }
 
 // deleteBridge deletes a bridge if it is berth's (by its alias).
