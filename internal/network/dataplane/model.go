@@ -281,18 +281,18 @@ type element struct {
 	text    string
 }
 
-var (
-	// nft's inet_proto and inet_service, padded to register words in
-	// concatenations.
-	dnat4IPKey = nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService)
-	dnat6IPKey = nftables.MustConcatSetType(nftables.TypeIP6Addr, nftables.TypeInetProto, nftables.TypeInetService)
-	dnatKey    = nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeInetService)
-	dnat4Val   = nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetService)
-	dnat6Val   = nftables.MustConcatSetType(nftables.TypeIP6Addr, nftables.TypeInetService)
-)
-
 // staticSets are the table's sets and maps.
 func staticSets() []setSpec {
+	// Made here, not as package variables: every process that links the
+	// dataplane (each container's monitor) would pay for them at init.
+	cat := nftables.MustConcatSetType
+	var (
+		dnat4IPKey = cat(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService)
+		dnat6IPKey = cat(nftables.TypeIP6Addr, nftables.TypeInetProto, nftables.TypeInetService)
+		dnatKey    = cat(nftables.TypeInetProto, nftables.TypeInetService)
+		dnat4Val   = cat(nftables.TypeIPAddr, nftables.TypeInetService)
+		dnat6Val   = cat(nftables.TypeIP6Addr, nftables.TypeInetService)
+	)
 	vm := func(name string) setSpec {
 		return setSpec{name: name, key: nftables.TypeIFName, data: nftables.TypeVerdict, isMap: true, typeText: "ifname : verdict"}
 	}
@@ -306,7 +306,7 @@ func staticSets() []setSpec {
 	}
 }
 
-var loopback4 = netip.MustParsePrefix("127.0.0.0/8")
+var loopback4 = netip.PrefixFrom(netip.AddrFrom4([4]byte{127, 0, 0, 0}), 8)
 
 // staticChains are the chains that do not depend on any network.
 func staticChains() []chainSpec {
@@ -464,7 +464,18 @@ func short(s string, n int) string {
 	return s
 }
 
-var protoNumbers = map[string]byte{"tcp": unix.IPPROTO_TCP, "udp": unix.IPPROTO_UDP, "sctp": unix.IPPROTO_SCTP}
+// protoNumber is the IP protocol number of "tcp", "udp" or "sctp".
+func protoNumber(name string) (byte, bool) {
+	switch name {
+	case "tcp":
+		return unix.IPPROTO_TCP, true
+	case "udp":
+		return unix.IPPROTO_UDP, true
+	case "sctp":
+		return unix.IPPROTO_SCTP, true
+	}
+	return 0, false
+}
 
 // endpointElements are the DNAT map elements of an endpoint's published
 // ports. A mapping whose family the endpoint has no address of is
@@ -484,7 +495,7 @@ func endpointElements(n Network, ep Endpoint) ([]element, error) {
 	tag := endpointTag(ep.ContainerID, ep.NetworkID)
 	var els []element
 	for _, pm := range ep.Ports {
-		proto, ok := protoNumbers[pm.Proto]
+		proto, ok := protoNumber(pm.Proto)
 		if !ok {
 			return nil, fmt.Errorf("port %d: unknown protocol %q (want tcp, udp or sctp)", pm.HostPort, pm.Proto)
 		}

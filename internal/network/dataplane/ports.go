@@ -201,7 +201,7 @@ func bindPort(addr netip.Addr, port uint16, typ, proto int) (int, uint16, error)
 func forgetFlows(ep Endpoint) {
 	var protos []uint8
 	for _, pm := range ep.Ports {
-		p := protoNumbers[pm.Proto]
+		p, _ := protoNumber(pm.Proto)
 		if p != unix.IPPROTO_TCP && !slices.Contains(protos, p) {
 			protos = append(protos, p)
 		}
