@@ -16,6 +16,18 @@ import (
 // Dataplane makes the kernel match berth's networks and endpoints. It is
 // stateless and cheap to make; any number of berth processes may use it
 // at once.
+//
+// A container's life, as its monitor would drive it:
+//
+//	closer, err := d.ReservePorts(ctx, ports)  // held while it runs; fills HostPort 0
+//	err = d.EnsureNetwork(ctx, n)              // nothing to do when set up already
+//	err = d.AddEndpoint(ctx, n, ep)            // ep.Ports = ports
+//	... the container runs, is restarted (AddEndpoint again keeps the veth) ...
+//	err = d.ReleaseEndpoint(ctx, n, ep)        // stops for good; then unmount ep.NetNSPath
+//	closer.Close()
+//
+// RemoveEndpoint instead of ReleaseEndpoint for a disconnect while the
+// namespace lives on; Reconcile after a crash or a reboot.
 type Dataplane struct {
 	opts options
 }

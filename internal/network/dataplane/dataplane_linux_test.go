@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
 )
 
@@ -341,6 +342,21 @@ func TestReconcile(t *testing.T) {
 	}
 	if !linkExists(epK.HostIfName) {
 		t.Fatalf("Reconcile did not restore %s", epK.HostIfName)
+	}
+	mustReach(t, "", "tcp", ap(netip.MustParseAddr("127.0.0.1"), ports[0].HostPort), keep.Gateways[0].String())
+	// The whole table gone (as after a reboot; the namespace lives on
+	// here): Reconcile writes it again.
+	c, err := nftables.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.DelTable(&nftables.Table{Name: p.Table(), Family: nftables.TableFamilyINet})
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	mustNotReach(t, "", "tcp", ap(netip.MustParseAddr("127.0.0.1"), ports[0].HostPort))
+	if err := p.Reconcile(ctx, []Network{keep}, []Endpoint{epK}); err != nil {
+		t.Fatalf("Reconcile without a table: %v", err)
 	}
 	mustReach(t, "", "tcp", ap(netip.MustParseAddr("127.0.0.1"), ports[0].HostPort), keep.Gateways[0].String())
 	// Reconcile again changes nothing.
