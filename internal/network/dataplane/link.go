@@ -31,7 +31,9 @@ func (d *Dataplane) ensureBridge(n Network) error {
 		// An address set at creation never changes: otherwise the
 		// bridge takes the lowest of its ports' and every container's
 		// neighbour entry for the gateway goes stale on each attach.
-		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: n.Bridge, MTU: n.mtu(), HardwareAddr: mac, Alias: alias, TxQLen: -1}}
+		// The alias that marks it as berth's is set below: the kernel
+		// ignores one given at creation.
+		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: n.Bridge, MTU: n.mtu(), HardwareAddr: mac, TxQLen: -1}}
 		if err := netlink.LinkAdd(br); err != nil && !errors.Is(err, unix.EEXIST) {
 			return fmt.Errorf("network %s: creating bridge %s: %w", n.ID, n.Bridge, err)
 		}
@@ -44,9 +46,9 @@ func (d *Dataplane) ensureBridge(n Network) error {
 		return fmt.Errorf("network %s: addresses of %s: %w", n.ID, n.Bridge, err)
 	}
 	if link.Type() != "bridge" || link.Attrs().Alias != alias {
-		// The kernel takes no alias at creation, so a crash may leave
-		// our bridge without it: adopt a bridge with no alias and no
-		// address but ours; anything else is somebody else's.
+		// Just made (here or by another berth process), or left
+		// without its alias by a crash: adopt a bridge with no alias
+		// and no address but ours; anything else is somebody else's.
 		if link.Type() != "bridge" || link.Attrs().Alias != "" || !onlyGateways(have, n) {
 			return errdefs.Conflict("network %s: interface %s exists and is not this network's bridge (type %s, alias %q)", n.ID, n.Bridge, link.Type(), link.Attrs().Alias)
 		}
