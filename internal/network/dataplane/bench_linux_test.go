@@ -1,0 +1,153 @@
+package dataplane
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"testing"
+)
+
+// BenchmarkEndpoint is what a container on a bridge pays in the dataplane
+// over --network none: AddEndpoint, then ReleaseEndpoint (the stop path:
+// the veth goes with the namespace) or RemoveEndpoint (disconnect: the
+// veth is deleted, which waits for RCU grace periods), with no port and
+// with two published ports.
+//
+//	go test -run '^$' -bench Endpoint -benchtime 100x ./internal/network/dataplane/
+func BenchmarkEndpoint(b *testing.B) {
+	two := []PortMapping{{Proto: "tcp", HostPort: 47001, ContainerPort: 80}, {Proto: "udp", HostPort: 47001, ContainerPort: 53}}
+	for _, bc := range []struct {
+		name    string
+		ports   []PortMapping
+		release bool
+	}{
+		{"add+release/no-ports", nil, true},
+		{"add+release/two-ports", two, true},
+		{"add+remove/no-ports", nil, false},
+		{"add+remove/two-ports", two, false},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			ctx := context.Background()
+			p := newTestPlane(b)
+			n := p.network("x", false)
+			if err := p.EnsureNetwork(ctx, n); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for range b.N {
+				// A fresh namespace each time, as each container has one;
+				// its making and unmounting is not timed (--network none
+				// pays for it too).
+				b.StopTimer()
+				ns := newNS(b)
+				ep := p.endpoint(n, ns, "1", 2, bc.ports...)
+				b.StartTimer()
+				if err := p.AddEndpoint(ctx, n, ep); err != nil {
+					b.Fatal(err)
+				}
+				var err error
+				if bc.release {
+					err = p.ReleaseEndpoint(ctx, n, ep)
+				} else {
+					err = p.RemoveEndpoint(ctx, n, ep)
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				unmountNS(ns)
+				waitGone(b, ep.HostIfName)
+				b.StartTimer()
+			}
+		})
+	}
+}
+
+// BenchmarkThroughput sends 256 MiB over TCP from the host to a receiver
+// in a container's namespace, straight to its address and through a port
+// published on 127.0.0.1, and, as the anchor, to a receiver on the host's
+// loopback. MB/s are comparable within one run only.
+//
+//	go test -run '^$' -bench Throughput -benchtime 4x ./internal/network/dataplane/
+func BenchmarkThroughput(b *testing.B) {
+	ctx := context.Background()
+	p := newTestPlane(b)
+	n := p.network("t", false)
+	if mtu := os.Getenv("BERTH_BENCH_MTU"); mtu != "" {
+		n.MTU, _ = strconv.Atoi(mtu)
+	}
+	if err := p.EnsureNetwork(ctx, n); err != nil {
+		b.Fatal(err)
+	}
+	ports := []PortMapping{{Proto: "tcp", HostIP: netip.MustParseAddr("127.0.0.1"), ContainerPort: 9000}}
+	c, err := p.ReservePorts(ctx, ports)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	ns := newNS(b)
+	ep := p.endpoint(n, ns, "1", 2, ports...)
+	if err := p.AddEndpoint(ctx, n, ep); err != nil {
+		b.Fatal(err)
+	}
+	sink(b, ns, 9000)
+	sink(b, "", 9001)
+	const size = 256 << 20
+	for _, bc := range []struct {
+		name string
+		to   netip.AddrPort
+	}{
+		{"loopback", netip.MustParseAddrPort("127.0.0.1:9001")},
+		{"container-address", netip.AddrPortFrom(ep.Addresses[0].Addr(), 9000)},
+		{"published-127.0.0.1", netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), ports[0].HostPort)},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(size)
+			buf := make([]byte, 1<<20)
+			for range b.N {
+				conn, err := net.Dial("tcp", bc.to.String())
+				if err != nil {
+					b.Fatal(err)
+				}
+				for sent := 0; sent < size; sent += len(buf) {
+					if _, err := conn.Write(buf); err != nil {
+						b.Fatal(err)
+					}
+				}
+				conn.(*net.TCPConn).CloseWrite()
+				io.Copy(io.Discard, conn) // the sink closes when it has read all
+				conn.Close()
+			}
+		})
+	}
+}
+
+// sink accepts connections on port in the namespace and reads them to
+// the end.
+func sink(b testing.TB, ns string, port int) {
+	var ln net.Listener
+	if err := inNS(ns, func() error {
+		var err error
+		ln, err = net.Listen("tcp", fmt.Sprintf(":%d", port))
+		return err
+	}); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				io.Copy(io.Discard, c)
+				c.Close()
+			}()
+		}
+	}()
+}

@@ -1,0 +1,454 @@
+package dataplane
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+
+	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/lockfile"
+	"github.com/google/nftables"
+	"golang.org/x/sys/unix"
+)
+
+// Dataplane makes the kernel match berth's networks and endpoints. It is
+// stateless and cheap to make; any number of berth processes may use it
+// at once.
+//
+// A container's life, as its monitor would drive it:
+//
+//	closer, err := d.ReservePorts(ctx, ports)  // held while it runs; fills HostPort 0
+//	err = d.EnsureNetwork(ctx, n)              // nothing to do when set up already
+//	err = d.AddEndpoint(ctx, n, ep)            // ep.Ports = ports
+//	... the container runs, is restarted (AddEndpoint again keeps the veth) ...
+//	err = d.ReleaseEndpoint(ctx, n, ep)        // stops for good; then unmount ep.NetNSPath
+//	closer.Close()
+//
+// RemoveEndpoint instead of ReleaseEndpoint for a disconnect while the
+// namespace lives on; Reconcile after a crash or a reboot.
+type Dataplane struct {
+	opts options
+}
+
+type options struct {
+	table   string
+	lockDir string
+}
+
+// Option changes a Dataplane's defaults.
+type Option func(*options)
+
+// WithTable names berth's nftables table (default "berth"). Bridges are
+// marked as berth's with this name (their interface alias is
+// "<table>:<network ID>"), so a Dataplane with another table name never
+// sees or reconciles them: tests use their own.
+func WithTable(name string) Option { return func(o *options) { o.table = name } }
+
+// WithLockDir sets the directory of the lock file that keeps Reconcile
+// from running beside an attach (default /run/berth-dataplane).
+func WithLockDir(dir string) Option { return func(o *options) { o.lockDir = dir } }
+
+// New returns a Dataplane.
+func New(opts ...Option) *Dataplane {
+	o := options{table: "berth", lockDir: "/run/berth-dataplane"}
+	for _, f := range opts {
+		f(&o)
+	}
+	return &Dataplane{opts: o}
+}
+
+// Table is the name of berth's nftables table (family inet).
+func (d *Dataplane) Table() string { return d.opts.table }
+
+func (d *Dataplane) bridgeAlias(networkID string) string { return d.opts.table + ":" + networkID }
+
+// lock takes the dataplane lock: shared for changes of single networks
+// and endpoints (they never clash: each touches its own links, chains and
+// map keys), exclusive for Reconcile, which removes what it was not told
+// about and must not remove an endpoint being attached meanwhile.
+func (d *Dataplane) lock(ctx context.Context, how int) (func(), error) {
+	if err := os.MkdirAll(d.opts.lockDir, 0o700); err != nil {
+		return nil, fmt.Errorf("dataplane lock: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(d.opts.lockDir, d.opts.table+".lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("dataplane lock: %w", err)
+	}
+	if err := lockfile.Flock(ctx, f, how); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("dataplane lock %s: %w", f.Name(), err)
+	}
+	return func() { f.Close() }, nil
+}
+
+func validateNetwork(n Network) error {
+	if n.ID == "" {
+		return errdefs.InvalidArgument("dataplane: network without an ID")
+	}
+	if n.Bridge == "" || len(n.Bridge) >= unix.IFNAMSIZ {
+		return errdefs.InvalidArgument("network %s: bridge name %q must be 1 to %d characters", n.ID, n.Bridge, unix.IFNAMSIZ-1)
+	}
+	if len(n.Gateways) != len(n.Subnets) {
+		return errdefs.InvalidArgument("network %s: %d subnets but %d gateways", n.ID, len(n.Subnets), len(n.Gateways))
+	}
+	for i, s := range n.Subnets {
+		if !s.Contains(n.Gateways[i]) {
+			return errdefs.InvalidArgument("network %s: gateway %s is not in subnet %s", n.ID, n.Gateways[i], s)
+		}
+	}
+	return nil
+}
+
+func (n Network) mtu() int {
+	if n.MTU > 0 {
+		return n.MTU
+	}
+	return 1500
+}
+
+func (n Network) hasV6() bool {
+	for _, s := range n.Subnets {
+		if s.Addr().Is6() {
+			return true
+		}
+	}
+	return false
+}
+
+// EnsureNetwork creates or completes a network's bridge, sysctls and
+// rules. It is idempotent and safe beside other berth processes doing the
+// same.
+func (d *Dataplane) EnsureNetwork(ctx context.Context, n Network) error {
+	if err := validateNetwork(n); err != nil {
+		return err
+	}
+	unlock, err := d.lock(ctx, unix.LOCK_SH)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return d.ensureNetwork(n)
+}
+
+func (d *Dataplane) ensureNetwork(n Network) error {
+	if err := ensureForwarding(n.hasV6()); err != nil {
+		return err
+	}
+	if err := d.ensureBridge(n); err != nil {
+		return err
+	}
+	b, err := d.newBatch()
+	if err != nil {
+		return err
+	}
+	// What is there already is left alone: rewriting it would delete
+	// rules, and a transaction that deletes anything waits for an RCU
+	// grace period (10-30 ms measured here).
+	have, err := d.chainNames(b)
+	if err != nil {
+		return fmt.Errorf("network %s: listing nftables chains: %w", n.ID, err)
+	}
+	chains, els := networkObjects(n)
+	if have[markerChain] && have[chains[0].name] {
+		return nil
+	}
+	if !have[markerChain] {
+		if err := b.ensureStatic(); err != nil {
+			return err
+		}
+	}
+	b.addChains(chains)
+	if err := b.addElements(els); err != nil {
+		return err
+	}
+	if err := b.flush(); err != nil {
+		return fmt.Errorf("network %s: nftables table inet %s: %w", n.ID, d.opts.table, err)
+	}
+	return nil
+}
+
+// chainNames are the names of the chains in berth's table.
+func (d *Dataplane) chainNames(b *batch) (map[string]bool, error) {
+	chains, err := b.c.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return nil, err
+	}
+	have := map[string]bool{}
+	for _, c := range chains {
+		if c.Table.Name == d.opts.table {
+			have[c.Name] = true
+		}
+	}
+	return have, nil
+}
+
+// RemoveNetwork removes a network's rules and bridge, and the veths still
+// on it (their published ports are for RemoveEndpoint or Reconcile).
+// Idempotent.
+func (d *Dataplane) RemoveNetwork(ctx context.Context, n Network) error {
+	if err := validateNetwork(n); err != nil {
+		return err
+	}
+	unlock, err := d.lock(ctx, unix.LOCK_SH)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return d.removeNetwork(n)
+}
+
+func (d *Dataplane) removeNetwork(n Network) error {
+	if err := d.removeNetworkRules(n.Bridge); err != nil {
+		return fmt.Errorf("network %s: removing the rules of %s: %w", n.ID, n.Bridge, err)
+	}
+	return d.deleteBridge(n.Bridge, n.ID)
+}
+
+// removeNetworkRules deletes a bridge's chains and dispatch elements in
+// one transaction. What to delete is read from the kernel first, so that
+// it works whatever shape (internal, masquerading) the network had; a
+// concurrent removal of the same network makes the transaction fail with
+// ENOENT, and it is tried again.
+func (d *Dataplane) removeNetworkRules(bridge string) error {
+	var err error
+	for range 3 {
+		if err = d.removeNetworkRulesOnce(bridge); err == nil || !isNotExist(err) {
+			break
+		}
+	}
+	return err
+}
+
+func (d *Dataplane) removeNetworkRulesOnce(bridge string) error {
+	b, err := d.newBatch()
+	if err != nil {
+		return err
+	}
+	if _, err := b.c.ListTableOfFamily(d.opts.table, nftables.TableFamilyINet); err != nil {
+		if isNotExist(err) {
+			return nil
+		}
+		return err
+	}
+	key := string(ifnameKey(bridge))
+	var els []element
+	for _, s := range []string{setBridges, mapFwdOut, mapFwdIn, mapNATOut, mapNATIn} {
+		got, err := b.c.GetSetElements(b.sets[s])
+		if err != nil {
+			return err
+		}
+		for _, g := range got {
+			if string(g.Key) == key {
+				els = append(els, element{set: s, key: g.Key})
+			}
+		}
+	}
+	if err := b.delElements(els, false); err != nil {
+		return err
+	}
+	b.delChains([]chainSpec{{name: toChain(bridge)}, {name: masqToChain(bridge)}, {name: masqFromChain(bridge)}})
+	return b.flush()
+}
+
+// AddEndpoint attaches a container's network namespace to a network and
+// publishes its ports. On failure it leaves nothing behind.
+func (d *Dataplane) AddEndpoint(ctx context.Context, n Network, ep Endpoint) (err error) {
+	if err := validateEndpoint(n, ep); err != nil {
+		return err
+	}
+	els, err := endpointElements(n, ep)
+	if err != nil {
+		return errdefs.InvalidArgument("container %s: %v", ep.ContainerID, err)
+	}
+	unlock, err := d.lock(ctx, unix.LOCK_SH)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := d.addVeth(n, ep); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			d.deleteLink(ep.HostIfName)
+		}
+	}()
+	if len(els) > 0 {
+		b, err := d.newBatch()
+		if err != nil {
+			return err
+		}
+		if err := b.addElements(els); err != nil {
+			return err
+		}
+		if err := b.flush(); err != nil {
+			if isExist(err) {
+				return errdefs.Conflict("container %s: a published port is already allocated to another container: %v", ep.ContainerID, err)
+			}
+			if isNotExist(err) {
+				return errdefs.Conflict("container %s: network %s is not set up (EnsureNetwork first): %v", ep.ContainerID, n.ID, err)
+			}
+			return fmt.Errorf("container %s: publishing ports: %w", ep.ContainerID, err)
+		}
+	}
+	return nil
+}
+
+func validateEndpoint(n Network, ep Endpoint) error {
+	if err := validateNetwork(n); err != nil {
+		return err
+	}
+	if ep.NetworkID != n.ID {
+		return errdefs.InvalidArgument("endpoint of container %s is on network %s, not %s", ep.ContainerID, ep.NetworkID, n.ID)
+	}
+	if ep.HostIfName == "" || len(ep.HostIfName) >= unix.IFNAMSIZ || ep.IfName == "" || len(ep.IfName) >= unix.IFNAMSIZ {
+		return errdefs.InvalidArgument("container %s: interface names %q and %q must be 1 to %d characters", ep.ContainerID, ep.HostIfName, ep.IfName, unix.IFNAMSIZ-1)
+	}
+	for _, a := range ep.Addresses {
+		ok := false
+		for _, s := range n.Subnets {
+			ok = ok || s.Contains(a.Addr())
+		}
+		if !ok {
+			return errdefs.InvalidArgument("container %s: address %s is in no subnet of network %s", ep.ContainerID, a, n.ID)
+		}
+	}
+	return nil
+}
+
+// RemoveEndpoint removes a container's ports and veth pair. Idempotent:
+// the container, its namespace or the whole network may be gone.
+func (d *Dataplane) RemoveEndpoint(ctx context.Context, n Network, ep Endpoint) error {
+	if err := validateEndpoint(n, ep); err != nil {
+		return err
+	}
+	els, err := endpointElements(n, ep)
+	if err != nil {
+		return errdefs.InvalidArgument("container %s: %v", ep.ContainerID, err)
+	}
+	unlock, err := d.lock(ctx, unix.LOCK_SH)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := d.removeElements(els); err != nil {
+		return fmt.Errorf("container %s: unpublishing ports: %w", ep.ContainerID, err)
+	}
+	if len(els) > 0 {
+		forgetFlows(ep)
+	}
+	return d.deleteLink(ep.HostIfName)
+}
+
+// ReleaseEndpoint is RemoveEndpoint for a container whose network
+// namespace is being destroyed (its processes gone, NetNSPath about to be
+// unmounted): it unpublishes the ports and leaves the veth pair to the
+// kernel, which deletes it with the namespace, in the background. Deleting
+// a network device blocks the caller for RCU grace periods (10-25 ms
+// measured here, several times the whole budget of a bridge attachment),
+// a namespace's devices go without anyone waiting. A namespace that stays
+// alive keeps its veth: use RemoveEndpoint for a disconnect; Reconcile
+// removes veths of endpoints it is not given.
+func (d *Dataplane) ReleaseEndpoint(ctx context.Context, n Network, ep Endpoint) error {
+	if err := validateEndpoint(n, ep); err != nil {
+		return err
+	}
+	els, err := endpointElements(n, ep)
+	if err != nil {
+		return errdefs.InvalidArgument("container %s: %v", ep.ContainerID, err)
+	}
+	if len(els) == 0 {
+		return nil
+	}
+	unlock, err := d.lock(ctx, unix.LOCK_SH)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := d.removeElements(els); err != nil {
+		return fmt.Errorf("container %s: unpublishing ports: %w", ep.ContainerID, err)
+	}
+	if len(els) > 0 {
+		forgetFlows(ep)
+	}
+	return nil
+}
+
+// removeElements deletes DNAT elements in one transaction: adding each
+// first makes the delete idempotent. If a key now maps to another
+// container (ours went and another took the port), that add fails; then
+// only the keys still mapping to our values are deleted.
+func (d *Dataplane) removeElements(els []element) error {
+	if len(els) == 0 {
+		return nil
+	}
+	b, err := d.newBatch()
+	if err != nil {
+		return err
+	}
+	if err := b.delElements(els, true); err != nil {
+		return err
+	}
+	err = b.flush()
+	switch {
+	case err == nil:
+		return nil
+	case isNotExist(err):
+		return nil // no table or map: nothing to remove
+	case !isExist(err):
+		return err
+	}
+	mine, err := d.presentElements(els)
+	if err != nil || len(mine) == 0 {
+		return err
+	}
+	if b, err = d.newBatch(); err != nil {
+		return err
+	}
+	if err := b.delElements(mine, false); err != nil {
+		return err
+	}
+	return b.flush()
+}
+
+// presentElements are those of els that are in the kernel with the same
+// value.
+func (d *Dataplane) presentElements(els []element) ([]element, error) {
+	b, err := d.newBatch()
+	if err != nil {
+		return nil, err
+	}
+	have := map[string]map[string]string{}
+	var out []element
+	for _, e := range els {
+		m, ok := have[e.set]
+		if !ok {
+			got, err := b.c.GetSetElements(b.sets[e.set])
+			if err != nil {
+				if isNotExist(err) {
+					continue
+				}
+				return nil, err
+			}
+			m = map[string]string{}
+			for _, g := range got {
+				m[string(g.Key)] = string(g.Val)
+			}
+			have[e.set] = m
+		}
+		if v, ok := m[string(e.key)]; ok && v == string(e.val) {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// addrFamily is the netlink family of an address.
+func addrFamily(a netip.Addr) int {
+	if a.Is4() {
+		return unix.AF_INET
+	}
+	return unix.AF_INET6
+}

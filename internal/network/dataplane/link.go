@@ -1,0 +1,352 @@
+package dataplane
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+
+	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// ensureBridge creates the bridge or completes it: up, MTU, gateway
+// addresses, route_localnet. A link of that name that is not berth's
+// bridge for this network is a conflict, never taken over.
+func (d *Dataplane) ensureBridge(n Network) error {
+	alias := d.bridgeAlias(n.ID)
+	link, err := netlink.LinkByName(n.Bridge)
+	if err != nil {
+		if !isLinkNotFound(err) {
+			return fmt.Errorf("network %s: bridge %s: %w", n.ID, n.Bridge, err)
+		}
+		mac := make(net.HardwareAddr, 6)
+		rand.Read(mac)
+		mac[0] = mac[0]&^1 | 2 // unicast, locally administered
+		// An address set at creation never changes: otherwise the
+		// bridge takes the lowest of its ports' and every container's
+		// neighbour entry for the gateway goes stale on each attach.
+		// The alias that marks it as berth's is set below: the kernel
+		// ignores one given at creation.
+		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: n.Bridge, MTU: n.mtu(), HardwareAddr: mac, TxQLen: -1}}
+		if err := netlink.LinkAdd(br); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("network %s: creating bridge %s: %w", n.ID, n.Bridge, err)
+		}
+		if link, err = netlink.LinkByName(n.Bridge); err != nil {
+			return fmt.Errorf("network %s: bridge %s: %w", n.ID, n.Bridge, err)
+		}
+	}
+	have, err := netlink.AddrList(link, unix.AF_UNSPEC)
+	if err != nil {
+		return fmt.Errorf("network %s: addresses of %s: %w", n.ID, n.Bridge, err)
+	}
+	if link.Type() != "bridge" || link.Attrs().Alias != alias {
+		// Just made (here or by another berth process), or left
+		// without its alias by a crash: adopt a bridge with no alias
+		// and no address but ours; anything else is somebody else's.
+		if link.Type() != "bridge" || link.Attrs().Alias != "" || !onlyGateways(have, n) {
+			return errdefs.Conflict("network %s: interface %s exists and is not this network's bridge (type %s, alias %q)", n.ID, n.Bridge, link.Type(), link.Attrs().Alias)
+		}
+		if err := netlink.LinkSetAlias(link, alias); err != nil {
+			return fmt.Errorf("network %s: marking bridge %s: %w", n.ID, n.Bridge, err)
+		}
+	}
+	if !n.ICC {
+		if err := enableBridgeNetfilter(n, link.Attrs().Index); err != nil {
+			return err
+		}
+	}
+	if link.Attrs().MTU != n.mtu() {
+		if err := netlink.LinkSetMTU(link, n.mtu()); err != nil {
+			return fmt.Errorf("network %s: MTU of %s: %w", n.ID, n.Bridge, err)
+		}
+	}
+	if n.hasV6() {
+		if err := writeSysctl("/proc/sys/net/ipv6/conf/"+n.Bridge+"/disable_ipv6", "0"); err != nil {
+			return err
+		}
+	}
+	for i, s := range n.Subnets {
+		want := netip.PrefixFrom(n.Gateways[i], s.Bits())
+		found := false
+		for _, a := range have {
+			if p, ok := netipPrefix(a.IPNet); ok && p == want {
+				found = true
+			}
+		}
+		if found {
+			continue
+		}
+		addr := &netlink.Addr{IPNet: ipNet(want)}
+		if want.Addr().Is6() {
+			addr.Flags = unix.IFA_F_NODAD // the gateway must answer at once
+		}
+		if err := netlink.AddrAdd(link, addr); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("network %s: address %s on %s: %w", n.ID, want, n.Bridge, err)
+		}
+	}
+	if link.Attrs().Flags&net.FlagUp == 0 {
+		if err := netlink.LinkSetUp(link); err != nil {
+			return fmt.Errorf("network %s: bringing %s up: %w", n.ID, n.Bridge, err)
+		}
+	}
+	// Ports published on 127.0.0.1 are DNATed to the bridge with their
+	// 127/8 source; without route_localnet the kernel drops them (and
+	// the replies) as martians. The guard chain keeps containers from
+	// using it to reach the host's loopback.
+	return writeSysctl("/proc/sys/net/ipv4/conf/"+n.Bridge+"/route_localnet", "1")
+}
+
+// enableBridgeNetfilter makes the bridge pass its bridged traffic to the
+// IP hooks (br_netfilter), where berth's forward chain drops traffic
+// between its ports when ICC is off. It is set on this bridge only, not
+// through the host-wide bridge-nf-call-iptables; the module itself must
+// be loaded (berth runs no modprobe; Docker does, for the same reason).
+func enableBridgeNetfilter(n Network, index int) error {
+	if _, err := os.Stat("/proc/sys/net/bridge"); err != nil {
+		return errdefs.Unavailable("network %s: com.docker.network.bridge.enable_icc=false needs the br_netfilter kernel module: run modprobe br_netfilter", n.ID)
+	}
+	req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_ACK)
+	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	msg.Index = int32(index)
+	req.AddData(msg)
+	info := nl.NewRtAttr(unix.IFLA_LINKINFO, nil)
+	info.AddRtAttr(nl.IFLA_INFO_KIND, nl.NonZeroTerminated("bridge"))
+	data := info.AddRtAttr(nl.IFLA_INFO_DATA, nil)
+	data.AddRtAttr(nl.IFLA_BR_NF_CALL_IPTABLES, []byte{1})
+	data.AddRtAttr(nl.IFLA_BR_NF_CALL_IP6TABLES, []byte{1})
+	req.AddData(info)
+	if _, err := req.Execute(unix.NETLINK_ROUTE, 0); err != nil {
+		return fmt.Errorf("network %s: br_netfilter on %s: %w", n.ID, n.Bridge, err)
+	}
+	return nil
+}
+
+// deleteBridge deletes a bridge if it is berth's (by its alias).
+func (d *Dataplane) deleteBridge(name, networkID string) error {
+	link, err := netlink.LinkByName(name)
+	if err != nil {
+		if isLinkNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("network %s: bridge %s: %w", networkID, name, err)
+	}
+	if link.Type() != "bridge" || link.Attrs().Alias != d.bridgeAlias(networkID) {
+		return nil // not ours: leave it
+	}
+	// Deleting a bridge only releases its ports.
+	links, err := netlink.LinkList()
+	if err != nil {
+		return fmt.Errorf("network %s: listing links: %w", networkID, err)
+	}
+	for _, l := range links {
+		if l.Attrs().MasterIndex == link.Attrs().Index && l.Type() == "veth" {
+			if err := netlink.LinkDel(l); err != nil && !isLinkNotFound(err) {
+				return fmt.Errorf("network %s: deleting %s: %w", networkID, l.Attrs().Name, err)
+			}
+		}
+	}
+	if err := netlink.LinkDel(link); err != nil && !isLinkNotFound(err) && !errors.Is(err, unix.ENODEV) {
+		return fmt.Errorf("network %s: deleting bridge %s: %w", networkID, name, err)
+	}
+	return nil
+}
+
+// addVeth creates the veth pair with its container end made directly in
+// the container's namespace under its final name, MAC and MTU (one
+// request, no move or rename), then sets addresses and routes inside.
+func (d *Dataplane) addVeth(n Network, ep Endpoint) (err error) {
+	br, err := netlink.LinkByName(n.Bridge)
+	if err != nil {
+		if isLinkNotFound(err) {
+			return errdefs.Conflict("container %s: network %s has no bridge %s (EnsureNetwork first)", ep.ContainerID, n.ID, n.Bridge)
+		}
+		return fmt.Errorf("container %s: bridge %s: %w", ep.ContainerID, n.Bridge, err)
+	}
+	nsFd, err := unix.Open(ep.NetNSPath, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("container %s: network namespace %s: %w", ep.ContainerID, ep.NetNSPath, err)
+	}
+	defer unix.Close(nsFd)
+	mtu := ep.MTU
+	if mtu <= 0 {
+		mtu = n.mtu()
+	}
+	veth := &netlink.Veth{
+		LinkAttrs: netlink.LinkAttrs{
+			Name: ep.HostIfName, MTU: mtu, MasterIndex: br.Attrs().Index, Flags: net.FlagUp, TxQLen: -1,
+		},
+		PeerName:         ep.IfName,
+		PeerHardwareAddr: ep.MAC,
+		PeerNamespace:    netlink.NsFd(nsFd),
+	}
+	h, err := netlink.NewHandleAt(netns.NsHandle(nsFd), unix.NETLINK_ROUTE)
+	if err != nil {
+		return fmt.Errorf("container %s: netlink in %s: %w", ep.ContainerID, ep.NetNSPath, err)
+	}
+	defer h.Close()
+	if err := netlink.LinkAdd(veth); err != nil {
+		if !errors.Is(err, unix.EEXIST) {
+			d.deleteLink(ep.HostIfName) // LinkAdd may fail after creating it (enslaving)
+			return fmt.Errorf("container %s: creating veth %s: %w", ep.ContainerID, ep.HostIfName, err)
+		}
+		if err := d.reuseOrReplaceVeth(h, br, veth, ep); err != nil {
+			return err
+		}
+	}
+	defer func() {
+		if err != nil {
+			d.deleteLink(ep.HostIfName) // takes the container end, its addresses and routes with it
+		}
+	}()
+	if len(ep.Ports) > 0 {
+		// A container reaching its own published port: with br_netfilter
+		// the translated packet is bridged back out of the port it came
+		// in by, which a bridge does only in hairpin mode.
+		if err := netlink.LinkSetHairpin(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: ep.HostIfName}}, true); err != nil {
+			return fmt.Errorf("container %s: hairpin mode on %s: %w", ep.ContainerID, ep.HostIfName, err)
+		}
+	}
+	peer, err := h.LinkByName(ep.IfName)
+	if err != nil {
+		return fmt.Errorf("container %s: %s in its namespace: %w", ep.ContainerID, ep.IfName, err)
+	}
+	for _, a := range ep.Addresses {
+		addr := &netlink.Addr{IPNet: ipNet(a)}
+		if a.Addr().Is6() {
+			addr.Flags = unix.IFA_F_NODAD // usable at once; IPAM guarantees uniqueness
+		}
+		if err := h.AddrReplace(peer, addr); err != nil {
+			return fmt.Errorf("container %s: address %s on %s: %w", ep.ContainerID, a, ep.IfName, err)
+		}
+	}
+	if err := h.LinkSetUp(peer); err != nil {
+		return fmt.Errorf("container %s: bringing %s up: %w", ep.ContainerID, ep.IfName, err)
+	}
+	for _, gw := range ep.Gateways {
+		r := &netlink.Route{LinkIndex: peer.Attrs().Index, Gw: gw.AsSlice(), Family: addrFamily(gw)}
+		if err := h.RouteReplace(r); err != nil {
+			return fmt.Errorf("container %s: default route via %s: %w", ep.ContainerID, gw, err)
+		}
+	}
+	return nil
+}
+
+// reuseOrReplaceVeth handles a veth that exists already: the pair of an
+// earlier attach of this endpoint whose namespace lives on (a restart
+// after ReleaseEndpoint, a crashed monitor) is kept, as deleting it costs
+// RCU grace periods; a leftover of another shape is replaced; an
+// interface of the container's name that is not ours is a conflict.
+func (d *Dataplane) reuseOrReplaceVeth(h *netlink.Handle, br netlink.Link, veth *netlink.Veth, ep Endpoint) error {
+	host, err := netlink.LinkByName(ep.HostIfName)
+	if err != nil {
+		return errdefs.Conflict("container %s: interface %s exists in the container's namespace", ep.ContainerID, ep.IfName)
+	}
+	peer, perr := h.LinkByName(ep.IfName)
+	if perr == nil && host.Type() == "veth" && peer.Type() == "veth" &&
+		host.Attrs().MasterIndex == br.Attrs().Index &&
+		host.Attrs().ParentIndex == peer.Attrs().Index && peer.Attrs().ParentIndex == host.Attrs().Index &&
+		(len(ep.MAC) == 0 || peer.Attrs().HardwareAddr.String() == ep.MAC.String()) {
+		if host.Attrs().Flags&net.FlagUp == 0 {
+			if err := netlink.LinkSetUp(host); err != nil {
+				return fmt.Errorf("container %s: bringing %s up: %w", ep.ContainerID, ep.HostIfName, err)
+			}
+		}
+		return nil
+	}
+	d.deleteLink(ep.HostIfName)
+	if err := netlink.LinkAdd(veth); err != nil {
+		d.deleteLink(ep.HostIfName)
+		return fmt.Errorf("container %s: creating veth %s: %w", ep.ContainerID, ep.HostIfName, err)
+	}
+	return nil
+}
+
+// deleteLink deletes a host interface (and a veth's peer with it); a
+// missing one is not an error.
+func (d *Dataplane) deleteLink(name string) error {
+	link, err := netlink.LinkByName(name)
+	if err != nil {
+		if isLinkNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("interface %s: %w", name, err)
+	}
+	if err := netlink.LinkDel(link); err != nil && !isLinkNotFound(err) && !errors.Is(err, unix.ENODEV) {
+		return fmt.Errorf("deleting interface %s: %w", name, err)
+	}
+	return nil
+}
+
+func isLinkNotFound(err error) bool {
+	var nf netlink.LinkNotFoundError
+	return errors.As(err, &nf) || errors.Is(err, unix.ENODEV)
+}
+
+func ipNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+func netipPrefix(n *net.IPNet) (netip.Prefix, bool) {
+	if n == nil {
+		return netip.Prefix{}, false
+	}
+	a, ok := netip.AddrFromSlice(n.IP)
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	ones, _ := n.Mask.Size()
+	return netip.PrefixFrom(a.Unmap(), ones), true
+}
+
+// ensureForwarding turns on IP forwarding (and IPv6 forwarding for
+// networks with IPv6 subnets), as Docker does.
+func ensureForwarding(v6 bool) error {
+	if err := writeSysctl("/proc/sys/net/ipv4/ip_forward", "1"); err != nil {
+		return err
+	}
+	if v6 {
+		return writeSysctl("/proc/sys/net/ipv6/conf/all/forwarding", "1")
+	}
+	return nil
+}
+
+// writeSysctl writes a value unless it is already there (a write of the
+// same value to forwarding still resets interfaces' settings).
+func writeSysctl(path, val string) error {
+	b, err := os.ReadFile(path)
+	if err == nil && len(b) > 0 && string(b[:len(b)-1]) == val {
+		return nil
+	}
+	if err := os.WriteFile(path, []byte(val), 0o644); err != nil {
+		return fmt.Errorf("sysctl %s=%s: %w", path, val, err)
+	}
+	return nil
+}
+
+// onlyGateways: every address on the link is one of the network's
+// gateways (IPv6 link-local addresses aside).
+func onlyGateways(have []netlink.Addr, n Network) bool {
+	for _, a := range have {
+		p, ok := netipPrefix(a.IPNet)
+		if !ok {
+			return false
+		}
+		if p.Addr().IsLinkLocalUnicast() {
+			continue
+		}
+		found := false
+		for i, s := range n.Subnets {
+			found = found || p == netip.PrefixFrom(n.Gateways[i], s.Bits())
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}

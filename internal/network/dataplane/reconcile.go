@@ -1,0 +1,212 @@
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/google/nftables"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Reconcile makes the kernel match the given networks and endpoints after
+// a crash or reboot: berth's bridges, veths, chains and published ports
+// that are not listed are removed; listed networks are ensured, and
+// listed endpoints whose veth is gone are attached again when their
+// namespace still exists. It holds the dataplane lock exclusively, so no
+// attach runs meanwhile; the caller must build its lists under its own
+// lock, the one its attaches take before recording an endpoint.
+func (d *Dataplane) Reconcile(ctx context.Context, nets []Network, eps []Endpoint) error {
+	byID := map[string]Network{}
+	bridges := map[string]bool{}
+	for _, n := range nets {
+		if err := validateNetwork(n); err != nil {
+			return err
+		}
+		byID[n.ID] = n
+		bridges[n.Bridge] = true
+	}
+	unlock, err := d.lock(ctx, unix.LOCK_EX)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	var errs []error
+	for _, n := range nets {
+		if err := d.ensureNetwork(n); err != nil {
+			errs = append(errs, err)
+		}
+	}
+
+	links, err := netlink.LinkList()
+	if err != nil {
+		return fmt.Errorf("reconcile: listing links: %w", err)
+	}
+	wantVeth := map[string]bool{}
+	for _, ep := range eps {
+		wantVeth[ep.HostIfName] = true
+	}
+	// Our bridges (listed or stale) by index, to find the veths on them.
+	ours := map[int]bool{}
+	prefix := d.opts.table + ":"
+	for _, l := range links {
+		a := l.Attrs()
+		if l.Type() != "bridge" || !strings.HasPrefix(a.Alias, prefix) {
+			continue
+		}
+		// Veths on stale bridges go too: deleting a bridge only
+		// releases them.
+		ours[a.Index] = true
+		id := strings.TrimPrefix(a.Alias, prefix)
+		if n, ok := byID[id]; ok && n.Bridge == a.Name {
+			continue
+		}
+		if err := d.removeNetworkRules(a.Name); err != nil {
+			errs = append(errs, fmt.Errorf("reconcile: rules of stale bridge %s: %w", a.Name, err))
+		}
+		if err := netlink.LinkDel(l); err != nil && !isLinkNotFound(err) {
+			errs = append(errs, fmt.Errorf("reconcile: deleting stale bridge %s: %w", a.Name, err))
+		}
+	}
+	present := map[string]bool{}
+	for _, l := range links {
+		a := l.Attrs()
+		if l.Type() != "veth" || !ours[a.MasterIndex] {
+			continue
+		}
+		if wantVeth[a.Name] {
+			present[a.Name] = true
+			continue
+		}
+		if err := netlink.LinkDel(l); err != nil && !isLinkNotFound(err) {
+			errs = append(errs, fmt.Errorf("reconcile: deleting stale veth %s: %w", a.Name, err))
+		}
+	}
+
+	// Chains and dispatch elements of bridges that are not listed (the
+	// bridge itself may be gone already, after a reboot or a crash).
+	if stale, err := d.staleRuleBridges(bridges); err != nil {
+		errs = append(errs, err)
+	} else {
+		for _, br := range stale {
+			if err := d.removeNetworkRules(br); err != nil {
+				errs = append(errs, fmt.Errorf("reconcile: rules of stale bridge %s: %w", br, err))
+			}
+		}
+	}
+
+	// Endpoints: attach again what lost its veth, then make the DNAT maps
+	// hold exactly the listed endpoints' ports.
+	var want []element
+	for _, ep := range eps {
+		n, ok := byID[ep.NetworkID]
+		if !ok {
+			errs = append(errs, fmt.Errorf("reconcile: endpoint of container %s: network %s is not listed", ep.ContainerID, ep.NetworkID))
+			continue
+		}
+		if err := validateEndpoint(n, ep); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		els, err := endpointElements(n, ep)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if !present[ep.HostIfName] {
+			if _, err := netlink.LinkByName(ep.HostIfName); err == nil {
+				present[ep.HostIfName] = true // on a bridge that was just remade? keep
+			} else if err := d.addVeth(n, ep); err != nil {
+				if errors.Is(err, unix.ENOENT) {
+					continue // its namespace is gone: the caller's records are stale
+				}
+				errs = append(errs, fmt.Errorf("reconcile: %w", err))
+				continue
+			}
+		}
+		want = append(want, els...)
+	}
+	if err := d.syncDNAT(want); err != nil {
+		errs = append(errs, fmt.Errorf("reconcile: published ports: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// staleRuleBridges are the bridges that have chains or a dispatch
+// element in the table but are not listed.
+func (d *Dataplane) staleRuleBridges(listed map[string]bool) ([]string, error) {
+	b, err := d.newBatch()
+	if err != nil {
+		return nil, err
+	}
+	chains, err := b.c.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return nil, fmt.Errorf("reconcile: listing chains: %w", err)
+	}
+	seen := map[string]bool{}
+	var stale []string
+	note := func(br string) {
+		if br != "" && !listed[br] && !seen[br] {
+			seen[br] = true
+			stale = append(stale, br)
+		}
+	}
+	for _, c := range chains {
+		if c.Table.Name != d.opts.table {
+			continue
+		}
+		for _, p := range []string{"masq-from-", "masq-to-", "to-"} {
+			if strings.HasPrefix(c.Name, p) {
+				note(strings.TrimPrefix(c.Name, p))
+				break
+			}
+		}
+	}
+	got, err := b.c.GetSetElements(b.sets[setBridges])
+	if err != nil && !isNotExist(err) {
+		return nil, fmt.Errorf("reconcile: listing bridges: %w", err)
+	}
+	for _, e := range got {
+		note(strings.TrimRight(string(e.Key), "\x00"))
+	}
+	return stale, nil
+}
+
+// syncDNAT makes the DNAT maps hold exactly want, in one transaction.
+func (d *Dataplane) syncDNAT(want []element) error {
+	b, err := d.newBatch()
+	if err != nil {
+		return err
+	}
+	wanted := map[string]bool{}
+	for _, e := range want {
+		wanted[e.set+"\x00"+string(e.key)+"\x00"+string(e.val)] = true
+	}
+	var del []element
+	for _, s := range []string{mapDNAT4IP, mapDNAT4, mapDNAT6IP, mapDNAT6} {
+		got, err := b.c.GetSetElements(b.sets[s])
+		if err != nil {
+			if isNotExist(err) {
+				continue
+			}
+			return err
+		}
+		for _, g := range got {
+			k := s + "\x00" + string(g.Key) + "\x00" + string(g.Val)
+			if wanted[k] {
+				continue
+			}
+			del = append(del, element{set: s, key: g.Key})
+		}
+	}
+	if err := b.delElements(del, false); err != nil {
+		return err
+	}
+	if err := b.addElements(want); err != nil {
+		return err
+	}
+	return b.flush()
+}
