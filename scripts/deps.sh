@@ -5,7 +5,7 @@
 # runtime in an end-to-end test). Safe to run again.
 set -eu
 need=""
-for pkg in runc crun busybox-static tini iproute2 ca-certificates docker.io; do
+for pkg in runc crun busybox-static tini iproute2 ca-certificates docker.io docker-registry skopeo; do
 	dpkg -s "$pkg" >/dev/null 2>&1 || need="$need $pkg"
 done
 if [ -n "$need" ]; then

@@ -21,7 +21,7 @@ func (a *app) imageCommand() *cobra.Command {
 	ls.Use, ls.Aliases = "ls [OPTIONS] [REPOSITORY[:TAG]]", []string{"list"}
 	rm := a.rmiCommand()
 	rm.Use, rm.Aliases = "rm [OPTIONS] IMAGE [IMAGE...]", []string{"remove"}
-	cmd.AddCommand(ls, rm, a.importCommand(), a.tagCommand(), a.historyCommand(), a.imageInspectCommand(), a.imagePruneCommand(), a.saveCommand(), a.loadCommand())
+	cmd.AddCommand(ls, rm, a.importCommand(), a.tagCommand(), a.historyCommand(), a.imageInspectCommand(), a.imagePruneCommand(), a.saveCommand(), a.loadCommand(), a.pullCommand(), a.pushCommand())
 	return cmd
 }
 
