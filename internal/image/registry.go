@@ -7,8 +7,12 @@ package image
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"slices"
+	"time"
 
 	"github.com/berth-dev/berth/internal/digest"
 	"github.com/berth-dev/berth/internal/errdefs"
@@ -99,5 +103,26 @@ func (s *Store) AddRepoDigest(ctx context.Context, id digest.Digest, rd string) 
 		}
 		rec.RepoDigests = append(rec.RepoDigests, rd)
 		return tx.Put(metadata.BucketImages, id.String(), rec)
+	})
+}
+
+// RetainLayers keeps layers for ttl although no image references them:
+// those a failed pull completed, so that the next pull resumes from them
+// (docker keeps them too). The retention lease names no process; it is
+// written while the caller's lease still protects the layers.
+func (s *Store) RetainLayers(ctx context.Context, layers []Layer, ttl time.Duration) error {
+	if len(layers) == 0 {
+		return nil
+	}
+	var b [8]byte
+	rand.Read(b[:])
+	now := time.Now().UTC()
+	rec := leaseRecord{ID: fmt.Sprintf("retain-%d-%s", now.UnixNano(), hex.EncodeToString(b[:])), Created: now, Expires: now.Add(ttl)}
+	for _, l := range layers {
+		rec.Chains = append(rec.Chains, l.ChainID)
+		rec.Blobs = append(rec.Blobs, l.Blob)
+	}
+	return s.meta.Update(ctx, func(tx *metadata.Tx) error {
+		return tx.Put(metadata.BucketLeases, rec.ID, rec)
 	})
 }

@@ -242,6 +242,10 @@ func pullAccess(ref image.Reference, err error) error {
 	return err
 }
 
+// retainFailed is how long the layers of a failed pull are kept for the
+// next attempt.
+const retainFailed = time.Hour
+
 // fetchLayers stores every layer of a manifest under ctx's lease, those
 // not yet stored downloaded and extracted at once, several at a time.
 func (c *Client) fetchLayers(ctx context.Context, st *image.Store, r *repo, descs []image.Descriptor, diffIDs []digest.Digest, em *emitter) ([]image.Layer, error) {
@@ -306,6 +310,16 @@ func (c *Client) fetchLayers(ctx context.Context, st *image.Store, r *repo, desc
 	}
 	wg.Wait()
 	if firstErr != nil {
+		// What was stored stays for the next attempt.
+		var done []image.Layer
+		for _, i := range todo {
+			if layers[i].ChainID != "" {
+				done = append(done, layers[i])
+			}
+		}
+		if err := st.RetainLayers(context.WithoutCancel(ctx), done, retainFailed); err != nil {
+			return nil, errors.Join(firstErr, err)
+		}
 		return nil, firstErr
 	}
 	if err := ctx.Err(); err != nil {

@@ -287,3 +287,78 @@ func TestPullRetriesAndResumes(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestPullResumesAfterFailure: the layers a failed pull completed are
+// kept (GC included) and the next pull downloads only the rest.
+func TestPullResumesAfterFailure(t *testing.T) {
+	ctx := context.Background()
+	good := makeLayer(t, layer.Gzip, "a", strings.Repeat("kept\n", 1000))
+	bad := makeLayer(t, layer.Gzip, "b", strings.Repeat("failed\n", 1000))
+	img := buildImage(t, image.MediaTypeImageManifest, "amd64", good, bad)
+	f := newFake(t)
+	f.add("team/app", "1", img)
+	badPath := "/v2/team/app/blobs/" + digest.FromBytes(bad).String()
+	goodPath := "/v2/team/app/blobs/" + digest.FromBytes(good).String()
+	f.fault = statusFault(badPath, http.StatusInternalServerError)
+	st := newStore(t)
+	c := testClient(t, Options{MaxConcurrentDownloads: 1}, nil)
+	ref := mustRef(t, f.host()+"/team/app:1")
+	if _, err := c.Pull(ctx, st, ref, PullOptions{}); err == nil {
+		t.Fatal("pull succeeded")
+	}
+	if imgs, _ := st.List(ctx); len(imgs) != 0 {
+		t.Fatalf("a failed pull recorded %d images", len(imgs))
+	}
+	if err := st.Collect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !st.Content().Exists(digest.FromBytes(good)) {
+		t.Fatal("the completed layer was not kept")
+	}
+	f.fault = nil
+	var lines []string
+	if _, err := c.Pull(ctx, st, ref, PullOptions{Progress: func(p Progress) { lines = append(lines, p.ID+" "+p.Status) }}); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.count(goodPath); n != 1 {
+		t.Errorf("the kept layer was downloaded %d times", n)
+	}
+	if !strings.Contains(strings.Join(lines, "\n"), ShortID(digest.FromBytes(good))+" Already exists") {
+		t.Errorf("progress:\n%s", strings.Join(lines, "\n"))
+	}
+}
+
+// TestPullUnderCollection: a collection during a pull takes nothing the
+// pull has stored (its lease protects it).
+func TestPullUnderCollection(t *testing.T) {
+	ctx := context.Background()
+	first := makeLayer(t, layer.Gzip, "a", strings.Repeat("first\n", 1000))
+	second := makeLayer(t, layer.Gzip, "b", strings.Repeat("second\n", 1000))
+	img := buildImage(t, image.MediaTypeImageManifest, "amd64", first, second)
+	f := newFake(t)
+	f.add("team/app", "1", img)
+	st := newStore(t)
+	secondPath := "/v2/team/app/blobs/" + digest.FromBytes(second).String()
+	f.fault = func(w http.ResponseWriter, r *http.Request, n int) bool {
+		if r.URL.Path == secondPath {
+			// The first layer is stored by now: collect meanwhile.
+			if err := st.Collect(ctx); err != nil {
+				t.Error(err)
+			}
+		}
+		return false
+	}
+	c := testClient(t, Options{MaxConcurrentDownloads: 1}, nil)
+	if _, err := c.Pull(ctx, st, mustRef(t, f.host()+"/team/app:1"), PullOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.Resolve(ctx, f.host()+"/team/app:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range got.Layers {
+		if !st.Content().Exists(l.Blob) || !st.Snapshots().Exists(l.ChainID) {
+			t.Errorf("layer %s lost to the collection", l.Blob)
+		}
+	}
+}
