@@ -336,12 +336,14 @@ func transient(err error) bool {
 		errors.Is(err, io.ErrUnexpectedEOF) {
 		return true
 	}
-	var ne net.Error
-	if errors.As(err, &ne) {
+	// A broken or stalled connection; not a protocol or TLS mismatch,
+	// which another try would meet again (*url.Error is a net.Error).
+	var oe *net.OpError
+	if errors.As(err, &oe) {
 		return true
 	}
-	var oe *net.OpError
-	return errors.As(err, &oe)
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // retryAfter is a retry delay a response asks for.
