@@ -198,3 +198,31 @@ func TestSearch(t *testing.T) {
 		t.Fatalf("%+v %v", res, err)
 	}
 }
+
+func TestParseChallenge(t *testing.T) {
+	tests := []struct {
+		in     string
+		scheme string
+		params map[string]string
+	}{
+		{`Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/busybox:pull"`, "bearer",
+			map[string]string{"realm": "https://auth.docker.io/token", "service": "registry.docker.io", "scope": "repository:library/busybox:pull"}},
+		{`Basic realm="Registry Realm"`, "basic", map[string]string{"realm": "Registry Realm"}},
+		{`Basic realm=plain, charset="UTF-8"`, "basic", map[string]string{"realm": "plain", "charset": "UTF-8"}},
+		{`Negotiate, Bearer realm="https://x/token",scope="a b"`, "bearer", map[string]string{"realm": "https://x/token", "scope": "a b"}},
+		{`Bearer realm="with \"quotes\""`, "bearer", map[string]string{"realm": `with "quotes"`}},
+		{``, "", nil},
+	}
+	for _, tc := range tests {
+		c := parseChallenge(tc.in)
+		if c.scheme != tc.scheme || len(c.params) != len(tc.params) {
+			t.Errorf("%s: got %+v", tc.in, c)
+			continue
+		}
+		for k, v := range tc.params {
+			if c.params[k] != v {
+				t.Errorf("%s: %s=%q, want %q", tc.in, k, c.params[k], v)
+			}
+		}
+	}
+}

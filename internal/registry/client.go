@@ -19,10 +19,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
-
 	"github.com/berth-dev/berth/internal/errdefs"
 )
 
@@ -50,8 +46,9 @@ type Client struct {
 	backoff    time.Duration
 	maxBackoff time.Duration
 
-	mu    sync.Mutex
-	bases map[string]http.RoundTripper // per host: TLS policy applied
+	mu      sync.Mutex
+	bases   map[string]http.RoundTripper // per host: TLS policy applied
+	schemes map[string]string            // per host: what its ping answered on
 }
 
 // New returns a client; creds may be nil (anonymous).
@@ -65,7 +62,7 @@ func New(opts Options, creds Keychain) *Client {
 	if opts.CertsDirs == nil {
 		opts.CertsDirs = DefaultCertsDirs
 	}
-	return &Client{opts: opts, creds: creds, attempts: 5, backoff: 250 * time.Millisecond, maxBackoff: 8 * time.Second, bases: map[string]http.RoundTripper{}}
+	return &Client{opts: opts, creds: creds, attempts: 5, backoff: 250 * time.Millisecond, maxBackoff: 8 * time.Second, bases: map[string]http.RoundTripper{}, schemes: map[string]string{}}
 }
 
 // SetRetry changes the retry policy (tests make it quick).
@@ -207,43 +204,19 @@ type repo struct {
 // open authenticates to repository path on ep for actions ("pull",
 // "push"); extra are more scopes (a mount's source repository).
 func (c *Client) open(ctx context.Context, ep endpoint, path string, actions []string, extra ...string) (*repo, error) {
-	base, err := c.base(ep.host)
-	if err != nil {
-		return nil, err
-	}
-	var opts []name.Option
-	if ep.scheme == "http" || c.opts.insecure(ep.host) {
-		opts = append(opts, name.Insecure)
-	}
-	reg, err := name.NewRegistry(ep.host, opts...)
-	if err != nil {
-		return nil, errdefs.InvalidArgument("registry %s: %v", ep.host, err)
-	}
-	auth := authn.Anonymous
+	var cred AuthConfig
 	if !ep.mirror && c.creds != nil {
-		a, err := c.creds.Get(ctx, ep.origin)
-		if err != nil {
+		var err error
+		if cred, err = c.creds.Get(ctx, ep.origin); err != nil {
 			return nil, err
 		}
-		if !a.Empty() {
-			auth = authenticator(a)
-		}
 	}
-	scopes := []string{"repository:" + path + ":" + strings.Join(actions, ",")}
-	scopes = append(scopes, extra...)
-	var rt http.RoundTripper
-	err = c.retry(ctx, func() (bool, error) {
-		var err error
-		rt, err = transport.NewWithContext(ctx, reg, auth, base, scopes)
-		if err != nil {
-			return transient(err), c.handshakeError(ep, path, err)
-		}
-		return false, nil
-	})
+	scopes := append([]string{"repository:" + path + ":" + strings.Join(actions, ",")}, extra...)
+	t, err := c.handshake(ctx, ep.host, ep.scheme, cred, scopes)
 	if err != nil {
 		return nil, err
 	}
-	return &repo{c: c, ep: ep, path: path, hc: newHTTPClient(rt)}, nil
+	return &repo{c: c, ep: ep, path: path, hc: newHTTPClient(t)}, nil
 }
 
 func newHTTPClient(rt http.RoundTripper) *http.Client {
@@ -253,34 +226,6 @@ func newHTTPClient(rt http.RoundTripper) *http.Client {
 		}
 		return nil
 	}}
-}
-
-func authenticator(a AuthConfig) authn.Authenticator {
-	return authn.FromConfig(authn.AuthConfig{Username: a.Username, Password: a.Password, Auth: a.Auth, IdentityToken: a.IdentityToken, RegistryToken: a.RegistryToken})
-}
-
-// handshakeError words a failed ping or token exchange.
-func (c *Client) handshakeError(ep endpoint, path string, err error) error {
-	var te *transport.Error
-	if errors.As(err, &te) {
-		return statusError(te.StatusCode, ep.String()+"/"+path, diagnostics(te))
-	}
-	if errdefs.IsInvalidArgument(err) || errors.Is(err, errdefs.ErrForbidden) {
-		return err
-	}
-	return errdefs.Unavailable("registry %s: %v", ep, err)
-}
-
-func diagnostics(te *transport.Error) string {
-	var parts []string
-	for _, d := range te.Errors {
-		s := strings.ToLower(string(d.Code))
-		if d.Message != "" {
-			s += ": " + d.Message
-		}
-		parts = append(parts, s)
-	}
-	return strings.Join(parts, "; ")
 }
 
 // statusError classes an HTTP failure: what names registry and
@@ -327,10 +272,6 @@ func transient(err error) bool {
 	// once rather than after a minute of back-off.
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, syscall.ECONNREFUSED) {
 		return false
-	}
-	var te *transport.Error
-	if errors.As(err, &te) {
-		return te.StatusCode == http.StatusTooManyRequests || te.StatusCode >= 500
 	}
 	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
 		errors.Is(err, io.ErrUnexpectedEOF) {

@@ -1,9 +1,10 @@
 // Package registry is berth's registry client: pull, push, login and
-// search over the distribution protocol. go-containerregistry's transport
-// does the handshake (ping, Basic, the bearer token flow of Docker Hub and
-// distribution); the requests, their retries and resumption, the transfer
-// engine (downloads extracted while they stream, in parallel), mirrors and
-// the TLS policy are berth's.
+// search over the distribution protocol: the handshake (ping, Basic, the
+// bearer token flow of Docker Hub and distribution), requests with their
+// retries and resumption, the transfer engine (downloads extracted while
+// they stream, in parallel), mirrors and the TLS policy.
+// go-containerregistry's in-process registry serves its tests; its
+// client packages are not linked (see auth.go for why).
 package registry
 
 import (
@@ -133,6 +134,14 @@ func (o *Options) insecure(host string) bool {
 	ip := net.ParseIP(h)
 	if ip != nil && ip.IsLoopback() {
 		return true
+	}
+	// A mirror configured with an http:// URL was asked for as such.
+	for _, ms := range o.Mirrors {
+		for _, m := range ms {
+			if rest, ok := strings.CutPrefix(m, "http://"); ok && strings.TrimRight(rest, "/") == host {
+				return true
+			}
+		}
 	}
 	for _, r := range o.InsecureRegistries {
 		if r == host || r == h {

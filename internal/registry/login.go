@@ -11,9 +11,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
-
 	"github.com/berth-dev/berth/internal/errdefs"
 )
 
@@ -31,45 +28,21 @@ func NormalizeServer(s string) string {
 // registry has one), and returns the identity token the registry gave,
 // if any.
 func (c *Client) Login(ctx context.Context, host string, a AuthConfig) (string, error) {
-	ep := endpoint{host: apiHost(host), origin: host}
-	base, err := c.base(ep.host)
+	api := apiHost(host)
+	t, err := c.handshake(ctx, api, "", a, nil)
+	endpointURL := "https://" + api + "/v2/"
 	if err != nil {
-		return "", err
-	}
-	var opts []name.Option
-	if c.opts.insecure(ep.host) {
-		opts = append(opts, name.Insecure)
-	}
-	reg, err := name.NewRegistry(ep.host, opts...)
-	if err != nil {
-		return "", errdefs.InvalidArgument("registry %s: %v", host, err)
-	}
-	var rt http.RoundTripper
-	err = c.retry(ctx, func() (bool, error) {
-		var err error
-		rt, err = transport.NewWithContext(ctx, reg, authenticator(a), base, nil)
-		if err != nil {
-			return transient(err), err
-		}
-		return false, nil
-	})
-	endpointURL := "https://" + ep.host + "/v2/"
-	if err != nil {
-		var te *transport.Error
-		if errors.As(err, &te) && (te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden) {
+		var he *httpError
+		if errors.As(err, &he) && (he.code == http.StatusUnauthorized || he.code == http.StatusForbidden) {
 			return "", errdefs.Forbidden("Get %q: unauthorized: incorrect username or password", endpointURL)
 		}
-		if errdefs.IsInvalidArgument(err) || errors.Is(err, errdefs.ErrForbidden) {
-			return "", err
-		}
-		return "", errdefs.Unavailable("Get %q: %v", endpointURL, unwrapURLError(err))
+		return "", err
 	}
-	hc := newHTTPClient(rt)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpointURL, nil)
 	if err != nil {
 		return "", err
 	}
-	res, err := hc.Do(req)
+	res, err := newHTTPClient(t).Do(req)
 	if err != nil {
 		return "", errdefs.Unavailable("Get %q: %v", endpointURL, unwrapURLError(err))
 	}
