@@ -2,13 +2,24 @@ package registry
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
+	"math/big"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/image"
@@ -224,5 +235,63 @@ func TestParseChallenge(t *testing.T) {
 				t.Errorf("%s: %s=%q, want %q", tc.in, k, c.params[k], v)
 			}
 		}
+	}
+}
+
+// TestCertsDir: a registry's CA from certs.d/<host:port>/ca.crt is
+// trusted, and a client key pair there is presented; without them the
+// TLS handshake fails.
+func TestCertsDir(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(r.TLS.PeerCertificates) == 0 {
+			w.WriteHeader(http.StatusForbidden)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	srv.TLS = &tls.Config{ClientAuth: tls.RequestClientCert}
+	srv.StartTLS()
+	defer srv.Close()
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	host := "example.com:" + port // a name the test server's certificate holds, not loopback
+	certs := t.TempDir()
+	dir := filepath.Join(certs, host)
+	os.MkdirAll(dir, 0o755)
+	get := func() (int, error) {
+		c := New(Options{CertsDirs: []string{certs}}, nil)
+		rt, err := c.base(host)
+		if err != nil {
+			return 0, err
+		}
+		rt.(*policyTransport).inner.(*http.Transport).DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, srv.Listener.Addr().String())
+		}
+		res, err := (&http.Client{Transport: rt}).Get("https://" + host + "/v2/")
+		if err != nil {
+			return 0, err
+		}
+		res.Body.Close()
+		return res.StatusCode, nil
+	}
+	if _, err := get(); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("without the CA: %v", err)
+	}
+	os.WriteFile(filepath.Join(dir, "ca.crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644)
+	if code, err := get(); err != nil || code != http.StatusForbidden {
+		t.Fatalf("with the CA, no client certificate: %d %v", code, err)
+	}
+	// A client pair: a self-signed certificate and its key.
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "berth"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	kder, _ := x509.MarshalECPrivateKey(key)
+	os.WriteFile(filepath.Join(dir, "client.cert"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	os.WriteFile(filepath.Join(dir, "client.key"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+	if code, err := get(); err != nil || code != http.StatusOK {
+		t.Fatalf("with a client pair: %d %v", code, err)
+	}
+	os.Remove(filepath.Join(dir, "client.cert"))
+	if _, err := get(); err == nil || !strings.Contains(err.Error(), "no matching .cert") {
+		t.Errorf("a key without its certificate: %v", err)
 	}
 }
