@@ -78,6 +78,9 @@ func (b *bench) run(ctx context.Context) error {
 		return fmt.Errorf("skopeo copy to the registry: %v\n%s", err, out)
 	}
 	dockerOK := b.docker && exec.Command("docker", "version").Run() == nil
+	if dockerOK {
+		dockerRmiAll() // the bench's dockerd is its own: an earlier run's layers would be reused
+	}
 	fmt.Printf("# pull and push of an 11-layer image: %.0f MB, %.0f MB compressed; %d runs, medians; registry docker-registry on %s\n\n", float64(size)/1e6, float64(csize)/1e6, b.n, reg)
 	fmt.Printf("| measurement | berth | anchor | ratio |\n|---|---|---|---|\n")
 
@@ -102,8 +105,7 @@ func (b *bench) run(ctx context.Context) error {
 		skopeoT = append(skopeoT, d)
 		os.RemoveAll(oci)
 		if dockerOK {
-			exec.Command("docker", "rmi", "-f", ref).Run()
-			exec.Command("docker", "image", "prune", "-f").Run()
+			dockerRmiAll()
 			d, _, err = b.timed("", "docker", "pull", "-q", ref)
 			if err != nil {
 				return err
@@ -342,6 +344,15 @@ func startRegistry(dir string) (string, func(), error) {
 			return "", nil, fmt.Errorf("docker-registry did not start: %v", err)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// dockerRmiAll removes every image of the (private) dockerd, so that no
+// layer of an earlier pull is reused.
+func dockerRmiAll() {
+	out, _ := exec.Command("docker", "images", "-aq").Output()
+	if ids := strings.Fields(string(out)); len(ids) > 0 {
+		exec.Command("docker", append([]string{"rmi", "-f"}, ids...)...).Run()
 	}
 }
 
