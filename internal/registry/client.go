@@ -426,7 +426,7 @@ func responseError(res *http.Response, what string) error {
 	if json.Unmarshal(raw, &doc) == nil {
 		var parts []string
 		for _, e := range doc.Errors {
-			s := strings.ToLower(e.Code)
+			s := strings.ToLower(strings.ReplaceAll(e.Code, "_", " ")) // distribution's wording of its codes
 			if e.Message != "" {
 				s += ": " + e.Message
 			}

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
@@ -360,5 +361,35 @@ func TestPullUnderCollection(t *testing.T) {
 		if !st.Content().Exists(l.Blob) || !st.Snapshots().Exists(l.ChainID) {
 			t.Errorf("layer %s lost to the collection", l.Blob)
 		}
+	}
+}
+
+// TestPullForeignLayer: a foreign layer the registry does not have is
+// fetched from its URL, as dockerd does, and verified the same way.
+func TestPullForeignLayer(t *testing.T) {
+	ctx := context.Background()
+	foreign := makeLayer(t, layer.Gzip, "f", "foreign\n")
+	img := buildImage(t, MediaTypeDockerManifest, "amd64", foreign)
+	var m image.Manifest
+	json.Unmarshal(img.manifest.raw, &m)
+	elsewhere := newFake(t)
+	elsewhere.blobs[digest.FromBytes(foreign)] = foreign
+	m.Layers[0].MediaType = MediaTypeDockerForeignLayer
+	m.Layers[0].URLs = []string{elsewhere.srv.URL + "/v2/x/blobs/" + digest.FromBytes(foreign).String()}
+	raw, _ := json.Marshal(m)
+	img.manifest.raw, img.digest = raw, digest.FromBytes(raw)
+	f := newFake(t)
+	f.add("team/win", "1", img)
+	delete(f.blobs, digest.FromBytes(foreign))
+	st := newStore(t)
+	if _, err := testClient(t, Options{}, nil).Pull(ctx, st, mustRef(t, f.host()+"/team/win:1"), PullOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.Resolve(ctx, f.host()+"/team/win:1")
+	if err != nil || got.Layers[0].MediaType != MediaTypeDockerForeignLayer || got.ManifestDigest != img.digest {
+		t.Fatalf("%+v %v", got, err)
+	}
+	if elsewhere.count("/v2/x/blobs/"+digest.FromBytes(foreign).String()) != 1 {
+		t.Error("the layer's URL was not used")
 	}
 }

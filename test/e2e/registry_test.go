@@ -146,6 +146,11 @@ func TestRegistryPushPull(t *testing.T) {
 	if out := b.must("images", "--digests", "--format", "{{.Repository}} {{.Tag}} {{.Digest}}", reg+"/team/busybox"); strings.TrimSpace(out) != reg+"/team/busybox 1 "+digest {
 		t.Errorf("images --digests: %q", out)
 	}
+	// A tag of another repository has no digest of its own (docker's).
+	b.must("tag", ref, "local/copy:1")
+	if out := b.must("images", "--digests", "--format", "{{.Repository}} {{.Digest}}", "local/copy"); out != "local/copy <none>\n" {
+		t.Errorf("images --digests of a local tag: %q", out)
+	}
 	if q := b.must("pull", "-q", ref); q != ref+"\n" {
 		t.Errorf("pull -q: %q", q)
 	}
