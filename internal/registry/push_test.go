@@ -3,6 +3,7 @@ package registry
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	ggcr "github.com/google/go-containerregistry/pkg/registry"
 
 	"github.com/berth-dev/berth/internal/digest"
+	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/layer"
 )
@@ -26,12 +28,18 @@ type mountingRegistry struct {
 	mu    sync.Mutex
 	log   []string
 	has   map[string]bool // "repo@digest": blobs each repository got
+	fail  func(r *http.Request) bool
 }
 
 func (m *mountingRegistry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	m.mu.Lock()
 	m.log = append(m.log, r.Method+" "+r.URL.Path+"?"+r.URL.RawQuery)
+	fail := m.fail
 	m.mu.Unlock()
+	if fail != nil && fail(r) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
 	repo, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/v2/"), "/blobs/")
 	q := r.URL.Query()
 	switch {
@@ -205,5 +213,38 @@ func TestPushMissing(t *testing.T) {
 	_, err := testClient(t, Options{}, nil).Push(context.Background(), st, mustRef(t, "127.0.0.1:1/team/none:1"), PushOptions{})
 	if err == nil || err.Error() != "An image does not exist locally with the tag: 127.0.0.1:1/team/none" {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// TestPushRetries: a 503 on an upload is retried with a new session; a
+// registry that keeps failing gives a one-line error naming it.
+func TestPushRetries(t *testing.T) {
+	ctx := context.Background()
+	reg := &mountingRegistry{has: map[string]bool{}, inner: ggcr.New(ggcr.Logger(log.New(io.Discard, "", 0)))}
+	srv := httptest.NewServer(reg)
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	st := newStore(t)
+	if _, err := st.Import(ctx, bytes.NewReader(makeLayer(t, layer.Gzip, "x", "retry me")), image.ImportOptions{Reference: host + "/team/app:1", Source: "-"}); err != nil {
+		t.Fatal(err)
+	}
+	puts := 0
+	reg.fail = func(r *http.Request) bool {
+		if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/blobs/uploads/") {
+			puts++
+			return puts == 1
+		}
+		return false
+	}
+	if _, err := testClient(t, Options{}, nil).Push(ctx, st, mustRef(t, host+"/team/app:1"), PushOptions{}); err != nil {
+		t.Fatalf("push with one 503: %v", err)
+	}
+	reg.fail = func(r *http.Request) bool { return r.Method == http.MethodPut }
+	if _, err := st.Tag(ctx, host+"/team/app:1", host+"/team/new:1"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := testClient(t, Options{}, nil).Push(ctx, st, mustRef(t, host+"/team/new:1"), PushOptions{})
+	if !errors.Is(err, errdefs.ErrUnavailable) || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), host+"/team/new") || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("push to a failing registry: %v", err)
 	}
 }
