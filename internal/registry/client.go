@@ -129,6 +129,10 @@ func (c *Client) base(host string) (http.RoundTripper, error) {
 		ForceAttemptHTTP2:     true,
 		// Layers come compressed; asking for gzip would change the bytes.
 		DisableCompression: true,
+		// Fewer, larger socket reads and writes for layers (net/http's
+		// default is 4 KiB); a few connections at a time.
+		ReadBufferSize:  256 << 10,
+		WriteBufferSize: 256 << 10,
 	}
 	rt := &policyTransport{inner: t, host: host, allowHTTP: c.opts.insecure(host)}
 	c.bases[host] = rt
