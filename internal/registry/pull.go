@@ -191,6 +191,9 @@ func (c *Client) pullFrom(ctx context.Context, st *image.Store, ep endpoint, ref
 	if explicit && (cfg.OS != want.OS || cfg.Architecture != want.Architecture) {
 		return PullResult{}, errdefs.NotFound("image with reference %s was found but does not match the specified platform: wanted %s, actual: %s/%s", ref.Familiar(), platformString(want), cfg.OS, cfg.Architecture)
 	}
+	if !explicit && cfg.OS != "" && cfg.OS != want.OS {
+		return PullResult{}, errdefs.InvalidArgument("image operating system %q cannot be used on this platform (%s@%s)", cfg.OS, r.name(), doc.digest)
+	}
 	if len(cfg.RootFS.DiffIDs) != len(m.Layers) {
 		return PullResult{}, errdefs.InvalidArgument("manifest %s@%s lists %d layers, its configuration %d", r.name(), doc.digest, len(m.Layers), len(cfg.RootFS.DiffIDs))
 	}
