@@ -283,6 +283,10 @@ func transient(err error) bool {
 	}
 	// A broken or stalled connection; not a protocol or TLS mismatch,
 	// which another try would meet again (*url.Error is a net.Error).
+	var dns *net.DNSError
+	if errors.As(err, &dns) && dns.IsNotFound {
+		return false // no such host: no point in asking again
+	}
 	var oe *net.OpError
 	if errors.As(err, &oe) {
 		return true
