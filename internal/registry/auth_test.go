@@ -11,13 +11,16 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -293,5 +296,29 @@ func TestCertsDir(t *testing.T) {
 	os.Remove(filepath.Join(dir, "client.cert"))
 	if _, err := get(); err == nil || !strings.Contains(err.Error(), "no matching .cert") {
 		t.Errorf("a key without its certificate: %v", err)
+	}
+}
+
+// TestTransient: which failures are tried again.
+func TestTransient(t *testing.T) {
+	op := func(err error) error { return &net.OpError{Op: "read", Net: "tcp", Err: err} }
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"connection reset", &url.Error{Op: "Get", URL: "x", Err: op(syscall.ECONNRESET)}, true},
+		{"broken pipe", op(syscall.EPIPE), true},
+		{"truncated body", io.ErrUnexpectedEOF, true},
+		{"connection refused", &url.Error{Op: "Get", URL: "x", Err: op(syscall.ECONNREFUSED)}, false},
+		{"no such host", &url.Error{Op: "Get", URL: "x", Err: &net.DNSError{Err: "no such host", Name: "x", IsNotFound: true}}, false},
+		{"https to an http server", &url.Error{Op: "Get", URL: "x", Err: errors.New("http: server gave HTTP response to HTTPS client")}, false},
+		{"canceled", context.Canceled, false},
+		{"registry error", errdefs.InvalidArgument("bad"), false},
+	}
+	for _, tc := range tests {
+		if got := transient(tc.err); got != tc.want {
+			t.Errorf("%s: transient = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }
