@@ -445,10 +445,6 @@ func responseError(res *http.Response, what string) error {
 	return statusError(res.StatusCode, what, detail)
 }
 
-func timeAfter(d time.Duration) <-chan time.Time { return time.After(d) }
-
-func ioLimit(r io.Reader, n int64) io.Reader { return io.LimitReader(r, n) }
-
 // nextLink is the next page a Link header (RFC 5988, rel="next") names,
 // resolved against the request's URL.
 func nextLink(h string, base *url.URL) string {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/berth-dev/berth/internal/digest"
 	"github.com/berth-dev/berth/internal/errdefs"
@@ -247,7 +248,7 @@ func (b *blobReader) Read(p []byte) (int, error) {
 		case <-b.ctx.Done():
 			b.err = b.ctx.Err()
 			return 0, b.err
-		case <-timeAfter(delay):
+		case <-time.After(delay):
 		}
 		delay = min(delay*2, b.r.c.maxBackoff)
 	}

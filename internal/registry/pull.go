@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	goruntime "runtime"
 	"strings"
 	"sync"
@@ -476,7 +477,7 @@ func (c *Client) tagsFrom(ctx context.Context, ep endpoint, ref image.Reference)
 		var doc struct {
 			Tags []string `json:"tags"`
 		}
-		err = json.NewDecoder(ioLimit(res.Body, maxManifestSize)).Decode(&doc)
+		err = json.NewDecoder(io.LimitReader(res.Body, maxManifestSize)).Decode(&doc)
 		res.Body.Close()
 		if err != nil {
 			return nil, errdefs.InvalidArgument("tags of %s: %v", r.name(), err)

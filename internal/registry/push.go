@@ -164,7 +164,7 @@ func (c *Client) pushOne(ctx context.Context, st *image.Store, ref image.Referen
 	cfgDigest := digest.FromBytes(cfgRaw)
 	if _, err := r.uploadBlob(ctx, cfgDigest, int64(len(cfgRaw)), func() (io.ReadCloser, error) {
 		return io.NopCloser(strings.NewReader(string(cfgRaw))), nil
-	}, nil, nil); err != nil {
+	}, nil); err != nil {
 		return PushResult{}, pushAccess(ref, err)
 	}
 	mdigest := digest.FromBytes(manifest)
@@ -222,7 +222,7 @@ func (c *Client) pushLayer(ctx context.Context, st *image.Store, r *repo, l imag
 			return nil, err
 		}
 		return &countingReader{ReadCloser: f, n: &sent}, nil
-	}, from, nil)
+	}, from)
 	close(stop)
 	<-done
 	if err != nil {
@@ -254,7 +254,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // uploadBlob makes blob d present in the repository: "exists" when it
 // was, "mounted:<repo>" when mounted from another repository, "pushed"
 // when sent (monolithically: POST for a session, PUT of the bytes).
-func (r *repo) uploadBlob(ctx context.Context, d digest.Digest, size int64, open func() (io.ReadCloser, error), from []string, _ func(int64)) (string, error) {
+func (r *repo) uploadBlob(ctx context.Context, d digest.Digest, size int64, open func() (io.ReadCloser, error), from []string) (string, error) {
 	what := fmt.Sprintf("blob %s@%s", r.name(), d)
 	res, err := r.do(ctx, http.MethodHead, r.url("blobs/"+d.String()), nil, nil, what, http.StatusOK, http.StatusNotFound)
 	if err != nil {
