@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -320,5 +321,51 @@ func TestTransient(t *testing.T) {
 		if got := transient(tc.err); got != tc.want {
 			t.Errorf("%s: transient = %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestBearerMoreScope: a token is for the scopes asked; a request for
+// another repository (a mount's source) gets a 401 naming the scope it
+// needs, and the transport fetches a token for it and tries once more.
+func TestBearerMoreScope(t *testing.T) {
+	var srv *httptest.Server
+	var tokens []string
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/token" {
+			scopes := strings.Join(r.URL.Query()["scope"], " ")
+			tokens = append(tokens, scopes)
+			json.NewEncoder(w).Encode(map[string]string{"access_token": "tok:" + scopes})
+			return
+		}
+		repo := "none"
+		if p := strings.TrimPrefix(r.URL.Path, "/v2/"); p != "" {
+			repo, _, _ = strings.Cut(p, "/manifests/")
+		}
+		need := "repository:" + repo + ":pull"
+		got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer tok:")
+		if r.URL.Path == "/v2/" && strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") || strings.Contains(got, need) {
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="%s/token",service="fake",scope="%s"`, srv.URL, need))
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	c := testClient(t, Options{}, nil)
+	r, err := c.open(context.Background(), endpoint{host: host, origin: host}, "team/a", []string{"pull"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.hc.Get("http://" + host + "/v2/team/b/manifests/1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("status %d after the scope upgrade; tokens asked: %q", res.StatusCode, tokens)
+	}
+	if last := tokens[len(tokens)-1]; last != "repository:team/a:pull repository:team/b:pull" {
+		t.Errorf("tokens asked: %q", tokens)
 	}
 }
