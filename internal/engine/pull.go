@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berth-dev/berth/internal/container"
+	"github.com/berth-dev/berth/internal/digest"
 	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/registry"
 )
@@ -194,7 +196,7 @@ func (e *Engine) ImagePull(ctx context.Context, req ImagePullRequest) (ImagePull
 	out := ImagePullResult{Reference: ref.String()}
 	for _, r := range res {
 		out.Images = append(out.Images, PulledImage{Reference: r.Reference, Digest: r.Digest.String(), ID: r.ID.String(), UpToDate: r.UpToDate})
-		e.Emit(ctx, e.imageEvent("pull", r.ID, image.FamiliarString(r.Reference)))
+		e.Emit(ctx, e.refEvent("pull", r.ID, r.Reference))
 	}
 	return out, nil
 }
@@ -208,3 +210,15 @@ func ParseNormalizedName(s string) (Reference, error) { return image.ParseNormal
 
 // DefaultConfigFile is berth's registry configuration (daemon.json keys).
 const DefaultConfigFile = registry.DefaultConfigFile
+
+// refEvent is dockerd's event of a pull or push: the actor is the
+// familiar reference, its name attribute the familiar repository, with
+// the image's labels.
+func (e *Engine) refEvent(action string, id digest.Digest, ref string) container.Event {
+	ev := e.imageEvent(action, id, "")
+	ev.ID = image.FamiliarString(ref)
+	if r, err := image.ParseNormalized(ref); err == nil {
+		ev.Attributes["name"] = r.FamiliarName()
+	}
+	return ev
+}

@@ -54,7 +54,7 @@ func (e *Engine) ImagePush(ctx context.Context, req ImagePushRequest) (ImagePush
 		t := ref
 		t.Tag = r.Tag
 		if img, ierr := e.Images.Resolve(ctx, t.String()); ierr == nil {
-			e.Emit(ctx, e.imageEvent("push", img.ID, t.Familiar()))
+			e.Emit(ctx, e.refEvent("push", img.ID, t.String()))
 		}
 	}
 	return out, err

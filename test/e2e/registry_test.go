@@ -146,6 +146,13 @@ func TestRegistryPushPull(t *testing.T) {
 	if out := b.must("images", "--digests", "--format", "{{.Repository}} {{.Tag}} {{.Digest}}", reg+"/team/busybox"); strings.TrimSpace(out) != reg+"/team/busybox 1 "+digest {
 		t.Errorf("images --digests: %q", out)
 	}
+	// Docker's pull event: the reference, its repository as the name.
+	if out := b.must("events", "--since", "1h", "--until", "0s", "--filter", "type=image", "--filter", "event=pull", "--format", `{{.Action}} {{.Actor.ID}} {{index .Actor.Attributes "name"}}`); out != "pull "+ref+" "+reg+"/team/busybox\n" {
+		t.Errorf("pull events: %q", out)
+	}
+	if out := a.must("events", "--since", "1h", "--until", "0s", "--filter", "type=image", "--filter", "event=push", "--format", `{{.Action}} {{.Actor.ID}}`); !strings.HasPrefix(out, "push "+ref+"\n") {
+		t.Errorf("push events: %q", out)
+	}
 	// A tag of another repository has no digest of its own (docker's).
 	b.must("tag", ref, "local/copy:1")
 	if out := b.must("images", "--digests", "--format", "{{.Repository}} {{.Digest}}", "local/copy"); out != "local/copy <none>\n" {
