@@ -16,7 +16,4 @@ require (
 	golang.org/x/sys v0.49.0
 )
 
-require (
-	cyphar.com/go-pathrs v0.2.5 // indirect
-	github.com/inconshreveable/mousetrap v1.1.0 // indirect
-)
+require github.com/inconshreveable/mousetrap v1.1.0 // indirect
