@@ -21,7 +21,7 @@ func (a *app) imageCommand() *cobra.Command {
 	ls.Use, ls.Aliases = "ls [OPTIONS] [REPOSITORY[:TAG]]", []string{"list"}
 	rm := a.rmiCommand()
 	rm.Use, rm.Aliases = "rm [OPTIONS] IMAGE [IMAGE...]", []string{"remove"}
-	cmd.AddCommand(ls, rm, a.importCommand(), a.tagCommand(), a.historyCommand(), a.imageInspectCommand(), a.imagePruneCommand(), a.saveCommand(), a.loadCommand())
+	cmd.AddCommand(ls, rm, a.importCommand(), a.tagCommand(), a.historyCommand(), a.imageInspectCommand(), a.imagePruneCommand(), a.saveCommand(), a.loadCommand(), a.pullCommand(), a.pushCommand())
 	return cmd
 }
 
@@ -117,18 +117,35 @@ func (a *app) imagesCommand() *cobra.Command {
 					Size:      humanSize(img.Size), VirtualSize: humanSize(img.Size), Digest: "<none>",
 					Containers: "N/A", SharedSize: "N/A", UniqueSize: "N/A",
 				}
-				if len(img.RepoDigests) > 0 {
-					_, base.Digest, _ = strings.Cut(img.RepoDigests[0], "@")
+				// A row's digest is the repo digest of its own repository
+				// (docker's); an image known only by digest shows as
+				// REPOSITORY <none> DIGEST.
+				digestOf := func(repo string) string {
+					for _, rd := range img.RepoDigests {
+						if name, d, _ := strings.Cut(rd, "@"); name == repo {
+							return d
+						}
+					}
+					return "<none>"
 				}
 				if len(img.RepoTags) == 0 {
-					r := base
-					r.Repository, r.Tag = "<none>", "<none>"
-					rows = append(rows, r)
+					if len(img.RepoDigests) == 0 {
+						r := base
+						r.Repository, r.Tag = "<none>", "<none>"
+						rows = append(rows, r)
+					}
+					for _, rd := range img.RepoDigests {
+						r := base
+						r.Repository, r.Digest, _ = strings.Cut(rd, "@")
+						r.Tag = "<none>"
+						rows = append(rows, r)
+					}
 					continue
 				}
 				for _, t := range img.RepoTags {
 					r := base
 					r.Repository, r.Tag = splitRepoTag(t)
+					r.Digest = digestOf(r.Repository)
 					rows = append(rows, r)
 				}
 			}

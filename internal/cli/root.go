@@ -212,6 +212,7 @@ func (a *app) newRootCommand(args []string) *cobra.Command {
 	pf.StringVar(&a.cfg.RunRoot, "runroot", envOr("BERTH_RUNROOT", engine.DefaultRunRoot), "Root directory of runtime state (env BERTH_RUNROOT)")
 	pf.StringVar(&a.cfg.Runtime, "runtime", envOr("BERTH_RUNTIME", engine.DefaultRuntime), "container runtime: \"berth\" (built in) or an OCI runtime binary (runc, crun, ...)")
 	pf.BoolVarP(&a.cfg.Debug, "debug", "D", false, "Enable debug output")
+	pf.StringVar(&a.cfg.RegistryConfig, "config-file", envOr("BERTH_CONFIG_FILE", engine.DefaultConfigFile), "Registry configuration: insecure-registries, registry-mirrors... in daemon.json's keys (env BERTH_CONFIG_FILE)")
 
 	root.AddGroup(&cobra.Group{ID: "common", Title: "Common Commands:"}, &cobra.Group{ID: "management", Title: "Management Commands:"})
 	commands := a.topLevelCommands()
@@ -267,6 +268,8 @@ func (a *app) topLevelCommands() []topLevelCommand {
 		short("stats", a.statsCommand), short("update", a.updateCommand), short("export", a.exportCommand), short("commit", a.commitCommand),
 		short("diff", a.diffCommand), short("cp", a.cpCommand), short("save", a.saveCommand),
 		short("load", a.loadCommand), short("port", a.portCommand),
+		common("pull", a.pullCommand), common("push", a.pushCommand), common("login", a.loginCommand),
+		common("logout", a.logoutCommand), common("search", a.searchCommand),
 	}
 }
 
@@ -278,7 +281,7 @@ func commandName(args []string) string {
 		switch {
 		case arg == "--":
 			return ""
-		case arg == "--root" || arg == "--runroot" || arg == "--runtime":
+		case arg == "--root" || arg == "--runroot" || arg == "--runtime" || arg == "--config-file":
 			i++ // its value follows
 		case strings.HasPrefix(arg, "-"):
 			if arg == "-h" || arg == "--help" || arg == "-v" || arg == "--version" {

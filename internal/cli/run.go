@@ -49,9 +49,17 @@ func (a *app) runCommand() *cobra.Command {
 				h, w := term.Size(out)
 				run.ConsoleHeight, run.ConsoleWidth = uint(h), uint(w)
 			}
+			if err := a.pullAlways(ctx, e, req.Config.Image, f.pull, f.platform); err != nil {
+				return err
+			}
 			res, err := e.RunContainer(ctx, run)
 			if err != nil {
-				return a.noImage(req.Config.Image, f.pull, err)
+				if err = a.pullMissing(ctx, e, req.Config.Image, f.pull, f.platform, err); err != nil {
+					return err
+				}
+				if res, err = e.RunContainer(ctx, run); err != nil {
+					return err
+				}
 			}
 			if detach {
 				fmt.Fprintln(a.stdout, res.ID)
@@ -88,9 +96,17 @@ func (a *app) createCommand() *cobra.Command {
 			if err := checkCIDFile(f.cidfile, false); err != nil {
 				return err
 			}
+			if err := a.pullAlways(ctx, e, req.Config.Image, f.pull, f.platform); err != nil {
+				return err
+			}
 			res, err := e.CreateContainer(ctx, req)
 			if err != nil {
-				return a.noImage(req.Config.Image, f.pull, err)
+				if err = a.pullMissing(ctx, e, req.Config.Image, f.pull, f.platform, err); err != nil {
+					return err
+				}
+				if res, err = e.CreateContainer(ctx, req); err != nil {
+					return err
+				}
 			}
 			if err := writeCIDFile(f.cidfile, res.ID); err != nil {
 				return err
@@ -103,21 +119,37 @@ func (a *app) createCommand() *cobra.Command {
 	return cmd
 }
 
-// noImage says docker's words about a missing image (berth cannot pull
-// yet); other errors pass. With --pull never docker does not try to pull,
-// so it only names the image.
-func (a *app) noImage(ref, pull string, err error) error {
+// pullMissing handles create's "No such image" as docker's CLI does:
+// with --pull missing (the default) it says "Unable to find image" and
+// pulls, its progress on stderr, and returns nil for the caller to try
+// again; with --pull never it only names the image. Other errors pass.
+func (a *app) pullMissing(ctx context.Context, e *engine.Engine, ref, policy, platform string, err error) error {
 	if !errdefs.IsNotFound(err) || !strings.HasPrefix(err.Error(), "No such image: ") {
 		return err
 	}
-	if named, perr := engine.ParseReference(ref); perr == nil {
-		ref = engine.FamiliarString(named)
+	full, perr := engine.ParseReference(ref)
+	if perr != nil {
+		return err
 	}
-	if pull == "never" {
-		return errdefs.NotFound("No such image: %s", ref)
+	if policy == "never" {
+		return errdefs.NotFound("No such image: %s", engine.FamiliarString(full))
 	}
-	fmt.Fprintf(a.stderr, "Unable to find image '%s' locally\n", ref)
-	return errdefs.NotFound("pull access denied for %s: berth cannot reach a registry yet; import or load the image first", ref)
+	fmt.Fprintf(a.stderr, "Unable to find image '%s' locally\n", engine.FamiliarString(full))
+	_, err = a.pull(ctx, e, engine.ImagePullRequest{Reference: full, Platform: platform}, false, a.stderr)
+	return err
+}
+
+// pullAlways pulls before create with --pull always.
+func (a *app) pullAlways(ctx context.Context, e *engine.Engine, ref, policy, platform string) error {
+	if policy != "always" {
+		return nil
+	}
+	full, err := engine.ParseReference(ref)
+	if err != nil {
+		return err
+	}
+	_, err = a.pull(ctx, e, engine.ImagePullRequest{Reference: full, Platform: platform}, false, a.stderr)
+	return err
 }
 
 // checkCIDFile refuses a --cidfile that exists, before anything is

@@ -231,8 +231,10 @@ func (f *createFlags) buildRequest(fl *pflag.FlagSet, args []string) (engine.Con
 		return o, errdefs.InvalidArgument("publishing ports (-p/-P) needs bridge networking, which is not available yet; use --network host to serve on the host's ports")
 	}
 	hc.IpcMode, hc.PidMode, hc.UTSMode = f.ipc, f.pid, f.uts
-	if f.pull == "always" {
-		return o, errdefs.InvalidArgument("--pull=always needs a registry, which berth cannot reach yet")
+	switch f.pull {
+	case "always", "missing", "never":
+	default:
+		return o, parseError{fmt.Errorf("invalid pull option: '%s': must be one of \"always\", \"missing\" or \"never\"", f.pull)}
 	}
 
 	// Resources: sizes parse here, as docker's flags do; their limits are

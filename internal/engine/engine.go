@@ -31,6 +31,9 @@ type Config struct {
 	// Self is the berth binary monitors run from; os.Executable() if empty.
 	Self  string
 	Debug bool
+	// RegistryConfig is berth's daemon.json (insecure registries,
+	// mirrors, concurrency); "" for /etc/berth/daemon.json.
+	RegistryConfig string
 }
 
 // Engine is the set of services over one root.

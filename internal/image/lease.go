@@ -164,7 +164,10 @@ func leaseAlive(rec *leaseRecord, now time.Time) bool {
 	if now.After(rec.Expires) {
 		return false
 	}
-	if rec.PID <= 0 {
+	if rec.PID == 0 {
+		return true // a retention lease (RetainLayers): kept until it expires
+	}
+	if rec.PID < 0 {
 		return false
 	}
 	start := procStart(rec.PID)

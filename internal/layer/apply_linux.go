@@ -732,11 +732,16 @@ func timespec(t time.Time) unix.Timespec {
 	return unix.Timespec{Sec: t.Unix(), Nsec: int64(t.Nanosecond())}
 }
 
-// copyToFD copies r into fd through buf.
+// copyToFD copies r into fd through buf, filled before each write: a
+// decompressor yields at most its window (32 KiB for gzip) per read, and
+// a write per read would be four times the system calls.
 func copyToFD(fd int, r io.Reader, buf []byte) (int64, error) {
 	var total int64
 	for {
-		n, rerr := r.Read(buf)
+		n, rerr := io.ReadFull(r, buf)
+		if rerr == io.ErrUnexpectedEOF {
+			rerr = io.EOF
+		}
 		for off := 0; off < n; {
 			m, err := unix.Write(fd, buf[off:n])
 			if err == unix.EINTR {

@@ -43,6 +43,16 @@ func TestMain(m *testing.M) {
 	suiteDir = dir
 	// t.TempDir() and the berth processes' temporary files go there too.
 	os.Setenv("TMPDIR", dir)
+	// Registries off loopback are out of reach (a dead proxy on
+	// loopback): a test that pulls from Docker Hub by mistake fails at
+	// once without leaving the machine. Nobody's registry configuration
+	// or credentials are read.
+	for k, v := range map[string]string{
+		"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9", "NO_PROXY": "", "https_proxy": "", "http_proxy": "", "no_proxy": "",
+		"BERTH_CONFIG_FILE": filepath.Join(dir, "daemon.json"), "DOCKER_CONFIG": filepath.Join(dir, "docker-config"),
+	} {
+		os.Setenv(k, v)
+	}
 	stop := testutil.OnTimeoutOrSignal(func() { testutil.SweepDir(dir) })
 	berthBin = filepath.Join(dir, "berth")
 	// berth and, next to it, the start-path binary it runs containers with.
@@ -66,6 +76,7 @@ type env struct {
 	root    string
 	runroot string
 	dir     string
+	extra   []string // more environment for berth (KEY=value)
 }
 
 // newEnv prepares a root with the busybox image imported as busybox:latest.
@@ -115,7 +126,7 @@ func (r result) String() string {
 
 func (e *env) command(ctx context.Context, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, berthBin, append([]string{"--root", e.root, "--runroot", e.runroot}, args...)...)
-	cmd.Env = append(os.Environ(), "BERTH_ROOT=", "BERTH_RUNROOT=")
+	cmd.Env = append(append(os.Environ(), "BERTH_ROOT=", "BERTH_RUNROOT="), e.extra...)
 	return cmd
 }
 
