@@ -222,9 +222,10 @@ func (d *Dataplane) RemoveDNSRedirect(ctx context.Context, netnsPath string) err
 }
 
 // dnsFlows matches the conntrack entries of connections to
-// 127.0.0.11:53 that do not reach the given port of their protocol: those
-// NAT sent to a former server (a UDP client keeping its source port would
-// be sent there until the entry times out, 30 s to minutes).
+// 127.0.0.11:53, of the protocols it has a port for, that do not reach
+// that port: those NAT sent to a former server (a UDP client keeping its
+// source port would be sent there until the entry times out, 30 s to
+// minutes) or that went untranslated.
 type dnsFlows map[uint8]uint16
 
 func (f dnsFlows) MatchConntrackFlow(flow *netlink.ConntrackFlow) bool {
@@ -232,7 +233,7 @@ func (f dnsFlows) MatchConntrackFlow(flow *netlink.ConntrackFlow) bool {
 		return false
 	}
 	port, ok := f[flow.Forward.Protocol]
-	return !ok || flow.Reverse.SrcPort != port
+	return ok && flow.Reverse.SrcPort != port
 }
 
 // forgetDNSFlows deletes the connections dnsFlows(ports) matches, in the

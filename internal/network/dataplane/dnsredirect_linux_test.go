@@ -3,13 +3,16 @@ package dataplane
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/nftables"
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/errdefs"
@@ -53,6 +56,59 @@ func tablesIn(t *testing.T, ns string) []string {
 	return names
 }
 
+// ruleHandles are the handles of the DNS chain's rules in the namespace.
+func ruleHandles(t *testing.T, ns, table string) []uint64 {
+	t.Helper()
+	f, err := os.Open(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	c, err := nftables.New(nftables.WithNetNSFd(int(f.Fd())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := &nftables.Table{Name: table, Family: nftables.TableFamilyIPv4}
+	rules, err := c.GetRules(tb, &nftables.Chain{Name: dnsChain, Table: tb})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []uint64
+	for _, r := range rules {
+		out = append(out, r.Handle)
+	}
+	return out
+}
+
+func TestDNSFlows(t *testing.T) {
+	flow := func(proto uint8, dst string, dport, replyPort uint16) *netlink.ConntrackFlow {
+		f := &netlink.ConntrackFlow{}
+		f.Forward = netlink.IPTuple{Protocol: proto, SrcIP: net.ParseIP("127.0.0.1"), DstIP: net.ParseIP(dst), SrcPort: 40000, DstPort: dport}
+		f.Reverse = netlink.IPTuple{Protocol: proto, SrcIP: net.ParseIP(dst), DstIP: net.ParseIP("127.0.0.1"), SrcPort: replyPort, DstPort: 40000}
+		return f
+	}
+	match := dnsFlows{unix.IPPROTO_UDP: 41000, unix.IPPROTO_TCP: 42000}
+	for _, tc := range []struct {
+		name string
+		flow *netlink.ConntrackFlow
+		want bool
+	}{
+		{"udp to a former port", flow(unix.IPPROTO_UDP, "127.0.0.11", 53, 39000), true},
+		{"tcp to a former port", flow(unix.IPPROTO_TCP, "127.0.0.11", 53, 39000), true},
+		{"udp untranslated", flow(unix.IPPROTO_UDP, "127.0.0.11", 53, 53), true},
+		{"udp to the server", flow(unix.IPPROTO_UDP, "127.0.0.11", 53, 41000), false},
+		{"tcp to the server", flow(unix.IPPROTO_TCP, "127.0.0.11", 53, 42000), false},
+		{"udp to the tcp port", flow(unix.IPPROTO_UDP, "127.0.0.11", 53, 42000), true},
+		{"another address", flow(unix.IPPROTO_UDP, "127.0.0.1", 53, 39000), false},
+		{"another port", flow(unix.IPPROTO_UDP, "127.0.0.11", 5353, 39000), false},
+		{"sctp", flow(unix.IPPROTO_SCTP, "127.0.0.11", 53, 39000), false},
+	} {
+		if got := match.MatchConntrackFlow(tc.flow); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
 // normalise drops indentation and blank lines.
 func normalise(s string) string {
 	var lines []string
@@ -90,6 +146,15 @@ func TestDNSRedirect(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(40001, 40002)
+	before := ruleHandles(t, ns, p.DNSTable())
+	// The same ports again: nothing is rewritten.
+	if err := p.RedirectDNS(ctx, ns, 40001, 40002); err != nil {
+		t.Fatal(err)
+	}
+	check(40001, 40002)
+	if got := ruleHandles(t, ns, p.DNSTable()); !slices.Equal(got, before) {
+		t.Fatalf("the same ports rewrote the rules: handles %v, then %v", before, got)
+	}
 	if err := p.RedirectDNS(ctx, ns, 40003, 40004); err != nil {
 		t.Fatal(err)
 	}

@@ -8,9 +8,11 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/network/dataplane"
+	"github.com/berth-dev/berth/internal/testutil"
 )
 
 // inNetNS runs fn on a thread inside the namespace at nsPath; sockets fn
@@ -143,8 +146,9 @@ func ownNAT(t *testing.T, nsPath string) {
 
 // TestRedirectedServer: with Config.Redirect the server listens on
 // ports of the kernel's choosing and the dataplane's redirect has a
-// resolver in the namespace reach it at 127.0.0.11:53 over UDP and TCP,
-// replies coming from port 53, while a process of the container listens
+// resolver in the namespace (a raw socket, Go's resolver, busybox's
+// nslookup) reach it at 127.0.0.11:53 over UDP and TCP, replies coming
+// from port 53, while a process of the container listens
 // on port 53 of every address and gets its own traffic (and has NAT
 // rules of its own). A restart on the
 // same ports and on others keeps answering (also a client keeping its
@@ -153,6 +157,7 @@ func ownNAT(t *testing.T, nsPath string) {
 // namespace.
 func TestRedirectedServer(t *testing.T) {
 	ctx := context.Background()
+	busybox := testutil.RequiresBinary(t, "busybox")
 	nsPath := newNetNS(t)
 	tag := make([]byte, 3)
 	rand.Read(tag)
@@ -249,6 +254,16 @@ func TestRedirectedServer(t *testing.T) {
 		defer cancel()
 		if got, err := res.LookupNetIP(lctx, "ip4", "web."); err != nil || !slices.Equal(got, []netip.Addr{web}) {
 			t.Errorf("%s: Go resolver: %v %v", round, got, err)
+		}
+		// busybox's nslookup, as in a container (its UDP socket is
+		// connected too).
+		var out []byte
+		err = inNetNS(t, nsPath, func() (err error) {
+			out, err = exec.Command(busybox, "nslookup", "web.", ServerIP).CombinedOutput()
+			return err
+		})
+		if err != nil || !strings.Contains(string(out), "Address: "+web.String()) {
+			t.Errorf("%s: busybox nslookup: %v\n%s", round, err, out)
 		}
 		// The container's own server gets what is not for 127.0.0.11.
 		if raw, _, err := askUDP(netip.MustParseAddrPort("127.0.0.1:53"), 3); err != nil || string(raw) != "own" {
