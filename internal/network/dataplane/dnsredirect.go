@@ -98,7 +98,7 @@ func RenderDNSRedirect(table string, udpPort, tcpPort uint16) string {
 // namespace) it is left alone if it has the same ports; otherwise it is
 // replaced in one transaction and the connections conntrack still sends
 // to other ports are forgotten, so that a client keeping its socket
-// reaches the new server at once. That path costs ~20 ms (deleting
+// reaches the new server at once. That path costs ~15 ms (deleting
 // rules waits for RCU grace periods, and the conntrack dump walks the
 // host's whole table): a restarted server should ask for its former
 // ports first (dns.Config.Ports).
