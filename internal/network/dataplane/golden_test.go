@@ -119,3 +119,20 @@ func TestRulesetGolden(t *testing.T) {
 		})
 	}
 }
+
+func TestDNSRedirectGolden(t *testing.T) {
+	got := RenderDNSRedirect("berth-dns", 40001, 40002)
+	path := filepath.Join("testdata", "dns-redirect.nft")
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to write it)", err)
+	}
+	if !bytes.Equal(want, []byte(got)) {
+		t.Errorf("DNS redirect differs from %s (run with -update after checking):\n%s", path, got)
+	}
+}

@@ -60,18 +60,44 @@ type Server struct {
 	conns  map[io.Closer]struct{} // client and upstream connections to close on Close
 }
 
-// Start opens UDP and TCP sockets on 127.0.0.11:53 inside the network
+// Start opens UDP and TCP sockets on 127.0.0.11 inside the network
 // namespace at cfg.NetNSPath and serves them from the calling process
 // until Close. ctx bounds the start only.
+//
+// Without cfg.Redirect the sockets are on port 53. With it they are on
+// cfg.Ports if free, else on ports the kernel picks (Server.Ports), and
+// cfg.Redirect installs the redirect of 127.0.0.11:53 to them before
+// Start returns (replacing the one of an earlier server in the
+// namespace). Close leaves the redirect: it goes with the namespace, the
+// next Start replaces it, and the dataplane's RemoveDNSRedirect removes
+// it from a namespace that lives on.
 func Start(ctx context.Context, cfg Config, reg *Registry) (*Server, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	udp, tcp, err := listenInNetNS(cfg.NetNSPath, netip.AddrPortFrom(netip.MustParseAddr(ServerIP), 53))
+	ports := Ports{UDP: 53, TCP: 53}
+	if cfg.Redirect != nil {
+		ports = cfg.Ports
+	}
+	udp, tcp, err := listenInNetNS(cfg.NetNSPath, ports, cfg.Redirect != nil)
 	if err != nil {
 		return nil, err
 	}
-	return serve(cfg, reg, udp, tcp, upstreamTimeout), nil
+	s := serve(cfg, reg, udp, tcp, upstreamTimeout)
+	if cfg.Redirect != nil {
+		p := s.Ports()
+		if err := cfg.Redirect.RedirectDNS(ctx, cfg.NetNSPath, p.UDP, p.TCP); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("DNS server in %s: %w", cfg.NetNSPath, err)
+		}
+	}
+	return s, nil
+}
+
+// Ports are the ports the server listens on at 127.0.0.11: 53 and 53
+// unless Config.Redirect was set.
+func (s *Server) Ports() Ports {
+	return Ports{UDP: s.udp.LocalAddr().(*net.UDPAddr).AddrPort().Port(), TCP: s.tcp.Addr().(*net.TCPAddr).AddrPort().Port()}
 }
 
 // serve starts serving on sockets already open.
@@ -331,11 +357,13 @@ func (s *Server) ptr(a netip.Addr) (string, bool, error) {
 	return "", false, nil
 }
 
-// listenInNetNS opens the server's sockets inside the network namespace
-// at nsPath. A goroutine locked to its thread enters the namespace, opens
-// them and goes back; should it fail to go back, it stays locked and Go
-// ends the thread with the goroutine instead of reusing it elsewhere.
-func listenInNetNS(nsPath string, at netip.AddrPort) (*net.UDPConn, *net.TCPListener, error) {
+// listenInNetNS opens the server's sockets on ServerIP and ports inside
+// the network namespace at nsPath; with fallback, on ports the kernel
+// picks where those are taken. A goroutine locked to its thread enters
+// the namespace, opens them and goes back; should it fail to go back, it
+// stays locked and Go ends the thread with the goroutine instead of
+// reusing it elsewhere.
+func listenInNetNS(nsPath string, ports Ports, fallback bool) (*net.UDPConn, *net.TCPListener, error) {
 	ns, err := os.Open(nsPath)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open the network namespace for the DNS server: %w", err)
@@ -365,7 +393,7 @@ func listenInNetNS(nsPath string, at netip.AddrPort) (*net.UDPConn, *net.TCPList
 			done <- result{err: fmt.Errorf("enter the network namespace %s: %w", nsPath, err)}
 			return
 		}
-		udp, tcp, err := listen(at)
+		udp, tcp, err := listen(ports, fallback)
 		if serr := unix.Setns(back, unix.CLONE_NEWNET); serr != nil {
 			if err == nil {
 				udp.Close()
@@ -384,14 +412,21 @@ func listenInNetNS(nsPath string, at netip.AddrPort) (*net.UDPConn, *net.TCPList
 	return r.udp, r.tcp, nil
 }
 
-// listen opens the UDP socket and the TCP listener on at, in the calling
-// thread's network namespace.
-func listen(at netip.AddrPort) (*net.UDPConn, *net.TCPListener, error) {
-	udp, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(at))
+// listen opens the UDP socket and the TCP listener on ServerIP, in the
+// calling thread's network namespace.
+func listen(ports Ports, fallback bool) (*net.UDPConn, *net.TCPListener, error) {
+	ip := netip.MustParseAddr(ServerIP)
+	udp, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, ports.UDP)))
+	if errors.Is(err, unix.EADDRINUSE) && fallback && ports.UDP != 0 {
+		udp, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
+	}
 	if err != nil {
 		return nil, nil, err
 	}
-	tcp, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(at))
+	tcp, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(netip.AddrPortFrom(ip, ports.TCP)))
+	if errors.Is(err, unix.EADDRINUSE) && fallback && ports.TCP != 0 {
+		tcp, err = net.ListenTCP("tcp", net.TCPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
+	}
 	if err != nil {
 		udp.Close()
 		return nil, nil, err
