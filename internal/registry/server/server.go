@@ -36,6 +36,9 @@ type Config struct {
 	// GCGrace protects blobs and links younger than it from the garbage
 	// collector (a push uploads blobs before its manifest); zero: 1 hour.
 	GCGrace time.Duration
+	// BodyTimeout ends a request whose body sends nothing for that long;
+	// zero: a minute.
+	BodyTimeout time.Duration
 	// Log receives one line per request; nil: none.
 	Log io.Writer
 	// ProxyRemoteURL makes the server a pull-through cache of this
@@ -64,8 +67,9 @@ type Server struct {
 	recent      map[digest]time.Time
 	recentLimit int
 
-	sessMu   sync.Mutex
-	sessions map[string]*session
+	sessMu      sync.Mutex
+	sessions    map[string]*session
+	maxSessions int
 }
 
 // New opens (creating) the store under cfg.Root.
@@ -83,7 +87,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, store: st, recent: map[digest]time.Time{}, sessions: map[string]*session{}}
+	s := &Server{cfg: cfg, store: st, recent: map[digest]time.Time{}, sessions: map[string]*session{}, maxSessions: defaultMaxSessions}
 	if cfg.Htpasswd != "" {
 		if s.auth, err = newAuthenticator(cfg, st.root); err != nil {
 			return nil, err
@@ -178,6 +182,7 @@ func parseRoute(escaped string) (route, bool) {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	lw := &logWriter{ResponseWriter: w, status: http.StatusOK}
+	defer s.withBodyTimeout(w, r)()
 	s.serve(lw, r)
 	if s.cfg.Log != nil {
 		fmt.Fprintf(s.cfg.Log, "%s %s %s %d %d %s\n", start.UTC().Format(time.RFC3339), r.Method, r.URL.RequestURI(), lw.status, lw.n, time.Since(start).Round(time.Microsecond))

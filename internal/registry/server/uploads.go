@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // session is an upload in progress. Its bytes are in uploads/<id>/data;
@@ -24,6 +25,52 @@ type session struct {
 	size   int64
 	h      hash.Hash // sha256 of data[:size], or nil when unknown
 	closed bool
+	used   time.Time // last looked up; under Server.sessMu
+}
+
+// Open upload sessions are bounded: each holds a directory, two files
+// and memory, and a client may open them faster than the collector
+// (which may not even run) removes the abandoned ones. At the bound, the
+// sessions idle longest past sessionIdle are dropped to make room; when
+// none is, a new upload is refused with 429 until one ends.
+const (
+	defaultMaxSessions = 4096
+	sessionIdle        = 15 * time.Minute
+)
+
+// admitSession makes room for one more session, or refuses it.
+func (s *Server) admitSession() error {
+	now := time.Now()
+	s.sessMu.Lock()
+	full := len(s.sessions) >= s.maxSessions
+	var idle []*session
+	if full {
+		for _, ss := range s.sessions {
+			if now.Sub(ss.used) > sessionIdle {
+				idle = append(idle, ss)
+			}
+		}
+	}
+	s.sessMu.Unlock()
+	if !full {
+		return nil
+	}
+	for _, ss := range idle {
+		// A session a request holds is in use, however old its lookup.
+		if ss.mu.TryLock() {
+			if !ss.closed {
+				s.endSession(ss)
+			}
+			ss.mu.Unlock()
+		}
+	}
+	s.sessMu.Lock()
+	full = len(s.sessions) >= s.maxSessions
+	s.sessMu.Unlock()
+	if full {
+		return errorf(http.StatusTooManyRequests, codeTooManyRequests, "%d uploads are in progress, the most this registry keeps open: finish or cancel one, or retry later", s.maxSessions)
+	}
+	return nil
 }
 
 func uploadUnknown(id string) *apiError {
@@ -34,6 +81,9 @@ func (s *Server) dataPath(id string) string { return filepath.Join(s.store.uploa
 
 // newSession makes uploads/<id> with an empty data file.
 func (s *Server) newSession(name string) (*session, error) {
+	if err := s.admitSession(); err != nil {
+		return nil, err
+	}
 	id := randomHex(16)
 	dir := s.store.uploadDir(id)
 	if err := os.Mkdir(dir, 0o755); err != nil {
@@ -49,7 +99,7 @@ func (s *Server) newSession(name string) (*session, error) {
 		return nil, err
 	}
 	f.Close()
-	ss := &session{id: id, repo: name, h: sha256.New()}
+	ss := &session{id: id, repo: name, h: sha256.New(), used: time.Now()}
 	s.sessMu.Lock()
 	s.sessions[id] = ss
 	s.sessMu.Unlock()
@@ -71,6 +121,9 @@ func (s *Server) session(name, id string) (*session, error) {
 			ss = &session{id: id, repo: string(repo), size: fi.Size()}
 			s.sessions[id] = ss
 		}
+	}
+	if ss != nil && ss.repo == name {
+		ss.used = time.Now()
 	}
 	s.sessMu.Unlock()
 	if ss == nil || ss.repo != name {

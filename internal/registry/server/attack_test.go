@@ -1,0 +1,154 @@
+package server
+
+// Regression tests of attacks on the server: each names what it tries.
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// forge signs claims with key as the server's tokens are signed.
+func forge(key []byte, c claims) string {
+	body, _ := json.Marshal(c)
+	mac := hmac.New(sha256.New, key)
+	mac.Write(body)
+	enc := base64.RawURLEncoding
+	return enc.EncodeToString(body) + "." + enc.EncodeToString(mac.Sum(nil))
+}
+
+// A token.key left empty or short (a crash while it was first written)
+// must not become the signing key: anyone could sign tokens with it.
+func TestTokenKeyCutShort(t *testing.T) {
+	for _, short := range []string{"", "0123456789"} {
+		root := t.TempDir()
+		if err := os.WriteFile(filepath.Join(root, "token.key"), []byte(short), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s := newTestServer(t, Config{Root: root, Htpasswd: htpasswd(t, "alice", "s3cret"), TokenAuth: true})
+		c := claims{Issuer: "berth-registry", Subject: "mallory", Audience: "berth-registry", Expires: time.Now().Add(time.Hour).Unix(),
+			Access: []tokenAccess{{Type: "repository", Name: "team/app", Actions: []string{"*"}}}}
+		w := do(t, s, req{method: "GET", target: "/v2/team/app/tags/list", header: map[string]string{"Authorization": "Bearer " + forge([]byte(short), c)}})
+		expect(t, w, 401, codeUnauthorized)
+		key, err := os.ReadFile(filepath.Join(root, "token.key"))
+		if err != nil || len(key) < 32 {
+			t.Fatalf("key file after start: %d bytes, %v", len(key), err)
+		}
+		// And the key is stable across a restart.
+		again := newTestServer(t, Config{Root: root, Htpasswd: htpasswd(t, "alice", "s3cret"), TokenAuth: true})
+		if string(again.auth.key) != string(s.auth.key) {
+			t.Fatal("key changed across a restart")
+		}
+	}
+}
+
+// An unknown user must cost a bcrypt comparison of the users' own cost
+// (htpasswd -B defaults to 5; a fixed cost 10 tells names apart by
+// time), and an entry that only looks like bcrypt is refused at start.
+func TestHtpasswdCosts(t *testing.T) {
+	s := newTestServer(t, Config{Htpasswd: htpasswd(t, "alice", "s3cret")}) // bcrypt.MinCost
+	if c, err := bcrypt.Cost(s.auth.dummy); err != nil || c != bcrypt.MinCost {
+		t.Fatalf("unknown-user hash cost %d (%v), want %d", c, err, bcrypt.MinCost)
+	}
+	p := filepath.Join(t.TempDir(), "htpasswd")
+	os.WriteFile(p, []byte("alice:$2y$garbage\n"), 0o600)
+	if _, err := New(Config{Root: t.TempDir(), Htpasswd: p}); err == nil || !strings.Contains(err.Error(), "alice") {
+		t.Fatalf("a broken bcrypt entry: %v", err)
+	}
+}
+
+// A client that starts a body and then sends nothing (slow drip,
+// Content-Length larger than what comes) must not hold its request
+// forever.
+func TestStalledBodyEnds(t *testing.T) {
+	s := newTestServer(t, Config{BodyTimeout: 200 * time.Millisecond})
+	ts := httptest.NewServer(s)
+	defer ts.Close()
+	client := &http.Client{Timeout: 30 * time.Second}
+	for _, method := range []string{"PATCH", "PUT", "POST-monolithic", "PUT-manifest"} {
+		resp, err := client.Post(ts.URL+"/v2/stall/blobs/uploads/", "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		loc := ts.URL + resp.Header.Get("Location")
+		target, m := loc, method
+		switch method {
+		case "PUT":
+			target += "?digest=" + sha([]byte("x"))
+		case "POST-monolithic":
+			target, m = ts.URL+"/v2/stall/blobs/uploads/?digest="+sha([]byte("x")), "POST"
+		case "PUT-manifest":
+			target, m = ts.URL+"/v2/stall/manifests/latest", "PUT"
+		}
+		pr, pw := io.Pipe()
+		go func() { pw.Write([]byte("some bytes")) }() // and then nothing
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		// The transport waits for its body writer: end it with the request.
+		go func() { <-ctx.Done(); pw.CloseWithError(ctx.Err()) }()
+		hr, _ := http.NewRequestWithContext(ctx, m, target, pr)
+		hr.ContentLength = 1 << 20
+		resp, err = client.Do(hr)
+		cancel()
+		pw.Close()
+		if err != nil {
+			if ctx.Err() != nil {
+				t.Fatalf("%s: the server still waits for the body", method)
+			}
+			continue // the server closed the connection: fine
+		}
+		resp.Body.Close()
+		if resp.StatusCode < 400 {
+			t.Fatalf("%s: stalled body answered %d", method, resp.StatusCode)
+		}
+	}
+}
+
+// Upload sessions are bounded; idle ones make room for new ones.
+func TestUploadSessionsBounded(t *testing.T) {
+	s := newTestServer(t, Config{})
+	s.maxSessions = 3
+	var locs []string
+	for i := 0; i < 3; i++ {
+		w := do(t, s, req{method: "POST", target: "/v2/many/blobs/uploads/"})
+		if w.Code != 202 {
+			t.Fatalf("session %d: %d", i, w.Code)
+		}
+		locs = append(locs, w.Header().Get("Location"))
+	}
+	expect(t, do(t, s, req{method: "POST", target: "/v2/many/blobs/uploads/"}), 429, codeTooManyRequests)
+	expect(t, do(t, s, req{method: "POST", target: "/v2/many/blobs/uploads/?digest=" + sha([]byte("x")), body: []byte("x")}), 429, codeTooManyRequests)
+	// A session in use keeps its place; an idle one gives it up.
+	s.sessMu.Lock()
+	for _, ss := range s.sessions {
+		ss.used = time.Now().Add(-2 * sessionIdle)
+	}
+	s.sessMu.Unlock()
+	busy, err := s.session("many", strings.TrimPrefix(locs[0], "/v2/many/blobs/uploads/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.sessMu.Lock()
+	busy.used = time.Now().Add(-2 * sessionIdle)
+	s.sessMu.Unlock()
+	if w := do(t, s, req{method: "POST", target: "/v2/many/blobs/uploads/"}); w.Code != 202 {
+		t.Fatalf("after idle sessions: %d %s", w.Code, w.Body.String())
+	}
+	busy.mu.Unlock()
+	if w := do(t, s, req{method: "GET", target: locs[0]}); w.Code != 204 {
+		t.Fatalf("the busy session was dropped: %d", w.Code)
+	}
+	expect(t, do(t, s, req{method: "GET", target: locs[1]}), 404, codeBlobUploadUnknown)
+}
