@@ -152,3 +152,107 @@ func TestUploadSessionsBounded(t *testing.T) {
 	}
 	expect(t, do(t, s, req{method: "GET", target: locs[1]}), 404, codeBlobUploadUnknown)
 }
+
+// Symbolic links planted in the storage tree (by a local user, a
+// restored backup) that lead out of the root are never followed: the
+// server neither writes nor reads through them.
+func TestPlantedSymlinksStayInRoot(t *testing.T) {
+	outside := t.TempDir()
+	secret := filepath.Join(outside, "secret")
+	// Each case starts from an outside dir holding only the secret.
+	reset := func(t *testing.T) {
+		ents, _ := os.ReadDir(outside)
+		for _, e := range ents {
+			os.RemoveAll(filepath.Join(outside, e.Name()))
+		}
+		if err := os.WriteFile(secret, []byte("top secret"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	plant := func(t *testing.T, s *Server, rel, target string) {
+		t.Helper()
+		p := rel
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(s.Root(), rel)
+		}
+		os.RemoveAll(p)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	untouched := func(t *testing.T) {
+		t.Helper()
+		ents, _ := os.ReadDir(outside)
+		if len(ents) != 1 {
+			t.Fatalf("the server wrote outside its root: %v", ents)
+		}
+		if b, _ := os.ReadFile(secret); string(b) != "top secret" {
+			t.Fatalf("the server changed a file outside its root: %q", b)
+		}
+	}
+	blob := []byte("a layer")
+	d, _ := parseDigest(sha(blob))
+
+	t.Run("repository dir", func(t *testing.T) {
+		reset(t)
+		s := newTestServer(t, Config{})
+		plant(t, s, "repositories/evil", outside)
+		w := do(t, s, req{method: "POST", target: "/v2/evil/blobs/uploads/?digest=" + d.String(), body: blob})
+		if w.Code < 400 {
+			t.Errorf("push through a planted repository link: %d", w.Code)
+		}
+		putManifest(t, s, "evil", "latest", []byte(`{"schemaVersion":2,"mediaType":"`+mtOCIIndex+`","manifests":[]}`), mtOCIIndex)
+		untouched(t)
+	})
+	t.Run("blob prefix dir", func(t *testing.T) {
+		reset(t)
+		s := newTestServer(t, Config{})
+		plant(t, s, filepath.Join("blobs", "sha256", d.hex[:2]), outside)
+		w := do(t, s, req{method: "POST", target: "/v2/r/blobs/uploads/?digest=" + d.String(), body: blob})
+		if w.Code < 400 {
+			t.Errorf("push through a planted blob dir link: %d", w.Code)
+		}
+		untouched(t)
+	})
+	t.Run("upload data", func(t *testing.T) {
+		reset(t)
+		s := newTestServer(t, Config{})
+		w := do(t, s, req{method: "POST", target: "/v2/r/blobs/uploads/"})
+		loc := w.Header().Get("Location")
+		id := loc[strings.LastIndexByte(loc, '/')+1:]
+		plant(t, s, s.dataPath(id), secret)
+		s.sessions = map[string]*session{} // as after a restart
+		do(t, s, req{method: "PATCH", target: loc, body: []byte(" appended")})
+		do(t, s, req{method: "PUT", target: loc + "?digest=" + sha([]byte("top secret")), body: nil})
+		untouched(t)
+		w = do(t, s, req{method: "GET", target: "/v2/r/blobs/" + sha([]byte("top secret"))})
+		if strings.Contains(w.Body.String(), "top secret") {
+			t.Fatal("an upload committed a file from outside the root")
+		}
+	})
+	t.Run("blob file read", func(t *testing.T) {
+		reset(t)
+		s := newTestServer(t, Config{})
+		pushBlob(t, s, "r", blob)
+		plant(t, s, s.store.blobPath(d), secret)
+		w := do(t, s, req{method: "GET", target: "/v2/r/blobs/" + d.String()})
+		if strings.Contains(w.Body.String(), "top secret") {
+			t.Fatal("served a file outside the root")
+		}
+	})
+	t.Run("tmp and uploads dirs", func(t *testing.T) {
+		reset(t)
+		for _, dir := range []string{"tmp", "uploads"} {
+			root := t.TempDir()
+			os.Symlink(outside, filepath.Join(root, dir))
+			if s, err := New(Config{Root: root}); err == nil {
+				do(t, s, req{method: "POST", target: "/v2/r/blobs/uploads/?digest=" + d.String(), body: blob})
+				do(t, s, req{method: "POST", target: "/v2/r/blobs/uploads/"})
+			}
+			untouched(t)
+		}
+	})
+}

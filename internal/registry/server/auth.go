@@ -12,7 +12,6 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -46,7 +45,7 @@ type authenticator struct {
 	valid map[[32]byte]time.Time // credentials bcrypt accepted, until when
 }
 
-func newAuthenticator(cfg Config, root string) (*authenticator, error) {
+func newAuthenticator(cfg Config, root *os.Root) (*authenticator, error) {
 	users, err := readHtpasswd(cfg.Htpasswd)
 	if err != nil {
 		return nil, err
@@ -64,7 +63,7 @@ func newAuthenticator(cfg Config, root string) (*authenticator, error) {
 		return nil, err
 	}
 	if cfg.TokenAuth {
-		if a.key, err = tokenKey(filepath.Join(root, "token.key")); err != nil {
+		if a.key, err = tokenKey(root, "token.key"); err != nil {
 			return nil, err
 		}
 	}
@@ -108,9 +107,9 @@ const minKeyLen = 32
 // tokenKey reads the signing key, making it on first use. The key is
 // written whole to a temporary file and linked into place, so no process
 // ever reads a part of it; a short key is replaced.
-func tokenKey(path string) ([]byte, error) {
+func tokenKey(root *os.Root, path string) ([]byte, error) {
 	for attempt := 0; ; attempt++ {
-		key, err := os.ReadFile(path)
+		key, err := root.ReadFile(path)
 		if err == nil && len(key) >= minKeyLen {
 			return key, nil
 		}
@@ -122,17 +121,17 @@ func tokenKey(path string) ([]byte, error) {
 		}
 		if err == nil {
 			// Too short to be safe: its tokens are not worth keeping.
-			if err := os.Remove(path); err != nil {
+			if err := root.Remove(path); err != nil {
 				return nil, err
 			}
 		}
 		tmp := path + "." + randomHex(8)
-		if err := writeSynced(tmp, []byte(randomHex(32))); err != nil {
-			os.Remove(tmp)
+		if err := writeSynced(root, tmp, []byte(randomHex(32))); err != nil {
+			root.Remove(tmp)
 			return nil, err
 		}
-		err = os.Link(tmp, path) // fails if a concurrent start made one: read it
-		os.Remove(tmp)
+		err = root.Link(tmp, path) // fails if a concurrent start made one: read it
+		root.Remove(tmp)
 		if err != nil && !errors.Is(err, fs.ErrExist) {
 			return nil, err
 		}
@@ -141,8 +140,8 @@ func tokenKey(path string) ([]byte, error) {
 
 // writeSynced writes a new private file and syncs it, so that a crash
 // after it is linked into place cannot leave it empty.
-func writeSynced(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+func writeSynced(root *os.Root, path string, b []byte) error {
+	f, err := root.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,6 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -211,7 +210,7 @@ func (s *Server) proxyManifest(r *http.Request, name, ref string) error {
 		if err != nil {
 			return err
 		}
-		if exists(s.store.manifestLinkPath(name, d)) {
+		if s.store.exists(s.store.manifestLinkPath(name, d)) {
 			return nil
 		}
 	} else if !validTag(ref) {
@@ -287,11 +286,11 @@ func (s *Server) proxyManifest(r *http.Request, name, ref string) error {
 // downloaded to a temporary file, hashed on the way, and committed only
 // when the digest matches.
 func (s *Server) proxyBlob(r *http.Request, name string, d digest) error {
-	if exists(s.store.blobLinkPath(name, d)) && exists(s.store.blobPath(d)) {
+	if s.store.exists(s.store.blobLinkPath(name, d)) && s.store.exists(s.store.blobPath(d)) {
 		return nil
 	}
 	return s.proxy.once("blob "+name+"@"+d.String(), func() error {
-		if exists(s.store.blobLinkPath(name, d)) && exists(s.store.blobPath(d)) {
+		if s.store.exists(s.store.blobLinkPath(name, d)) && s.store.exists(s.store.blobPath(d)) {
 			return nil
 		}
 		// Not tied to the first client's request: the others wait on it.
@@ -306,11 +305,10 @@ func (s *Server) proxyBlob(r *http.Request, name string, d digest) error {
 			return nil // not found upstream: the handler answers 404
 		}
 		defer resp.Body.Close()
-		f, err := s.store.tempFile()
+		f, tmp, err := s.store.tempFile()
 		if err != nil {
 			return err
 		}
-		tmp := f.Name()
 		h := newHash(d.alg)
 		_, err = io.Copy(io.MultiWriter(f, h), resp.Body)
 		if err == nil {
@@ -318,18 +316,18 @@ func (s *Server) proxyBlob(r *http.Request, name string, d digest) error {
 		}
 		f.Close()
 		if err != nil {
-			os.Remove(tmp)
+			s.store.remove(tmp)
 			return upstreamError("blob "+d.String()+" of "+name, nil, err)
 		}
 		if got := hexString(h.Sum(nil)); got != d.hex {
-			os.Remove(tmp)
+			s.store.remove(tmp)
 			return errorf(http.StatusBadGateway, codeDigestInvalid, "upstream sent %s:%s for blob %s of %s: not stored", d.alg, got, d, name)
 		}
 		s.gcMu.RLock()
 		defer s.gcMu.RUnlock()
 		s.touch(d)
 		if err := s.store.commitBlobFile(d, tmp); err != nil {
-			os.Remove(tmp)
+			s.store.remove(tmp)
 			return err
 		}
 		return s.linkBlob(name, d)

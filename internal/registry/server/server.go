@@ -89,7 +89,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, store: st, recent: map[digest]time.Time{}, sessions: map[string]*session{}, maxSessions: defaultMaxSessions}
 	if cfg.Htpasswd != "" {
-		if s.auth, err = newAuthenticator(cfg, st.root); err != nil {
+		if s.auth, err = newAuthenticator(cfg, st.r); err != nil {
 			return nil, err
 		}
 	} else if cfg.TokenAuth {

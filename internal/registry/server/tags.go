@@ -57,7 +57,7 @@ func (s *Server) tagsList(w http.ResponseWriter, r *http.Request, name string) e
 	if !s.store.repoExists(name) {
 		return errorf(http.StatusNotFound, codeNameUnknown, "repository %s is not known to this registry", name)
 	}
-	all, err := listDir(filepath.Join(s.store.repoPath(name), "_tags"))
+	all, err := s.store.listDir(filepath.Join(s.store.repoPath(name), "_tags"))
 	if err != nil {
 		return err
 	}

@@ -86,16 +86,16 @@ func (s *Server) newSession(name string) (*session, error) {
 	}
 	id := randomHex(16)
 	dir := s.store.uploadDir(id)
-	if err := os.Mkdir(dir, 0o755); err != nil {
+	if err := s.store.r.Mkdir(dir, 0o755); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "repo"), []byte(name), 0o644); err != nil {
-		os.RemoveAll(dir)
+	if err := s.store.r.WriteFile(filepath.Join(dir, "repo"), []byte(name), 0o644); err != nil {
+		s.store.removeAll(dir)
 		return nil, err
 	}
-	f, err := os.OpenFile(s.dataPath(id), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	f, err := s.store.r.OpenFile(s.dataPath(id), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
-		os.RemoveAll(dir)
+		s.store.removeAll(dir)
 		return nil, err
 	}
 	f.Close()
@@ -115,8 +115,8 @@ func (s *Server) session(name, id string) (*session, error) {
 	s.sessMu.Lock()
 	ss := s.sessions[id]
 	if ss == nil {
-		repo, err := os.ReadFile(filepath.Join(s.store.uploadDir(id), "repo"))
-		fi, serr := os.Stat(s.dataPath(id))
+		repo, err := s.store.readFile(filepath.Join(s.store.uploadDir(id), "repo"))
+		fi, serr := s.store.stat(s.dataPath(id))
 		if err == nil && serr == nil {
 			ss = &session{id: id, repo: string(repo), size: fi.Size()}
 			s.sessions[id] = ss
@@ -143,7 +143,7 @@ func (s *Server) endSession(ss *session) {
 	s.sessMu.Lock()
 	delete(s.sessions, ss.id)
 	s.sessMu.Unlock()
-	os.RemoveAll(s.store.uploadDir(ss.id))
+	s.store.removeAll(s.store.uploadDir(ss.id))
 }
 
 func (s *Server) sessionHeaders(w http.ResponseWriter, ss *session) {
@@ -214,7 +214,7 @@ func (s *Server) mount(r *http.Request, name string, d digest, from string) (boo
 	}
 	s.gcMu.RLock()
 	defer s.gcMu.RUnlock()
-	if from != "" && !exists(s.store.blobLinkPath(from, d)) || !exists(s.store.blobPath(d)) {
+	if from != "" && !s.store.exists(s.store.blobLinkPath(from, d)) || !s.store.exists(s.store.blobPath(d)) {
 		return false, nil
 	}
 	if err := s.linkBlob(name, d); err != nil {
@@ -264,7 +264,7 @@ func (s *Server) checkRange(w http.ResponseWriter, r *http.Request, ss *session)
 
 // appendBody appends body to the session's data, hashing as it goes.
 func (s *Server) appendBody(ss *session, body io.Reader) error {
-	f, err := os.OpenFile(s.dataPath(ss.id), os.O_WRONLY|os.O_APPEND, 0)
+	f, err := s.store.r.OpenFile(s.dataPath(ss.id), os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		return err
 	}
@@ -281,7 +281,7 @@ func (s *Server) appendBody(ss *session, body io.Reader) error {
 		// What was read and what was written may differ now: finishing
 		// will hash the file. The size is what the file holds.
 		ss.h = nil
-		if fi, serr := os.Stat(s.dataPath(ss.id)); serr == nil {
+		if fi, serr := s.store.stat(s.dataPath(ss.id)); serr == nil {
 			ss.size = fi.Size()
 		}
 		return errorf(http.StatusBadRequest, codeBlobUploadInvalid, "reading the chunk failed after %d bytes: %v", n, err)
@@ -329,7 +329,7 @@ func (s *Server) finishUpload(w http.ResponseWriter, r *http.Request, name, id s
 // blob store, linked to the session's repository.
 func (s *Server) commit(w http.ResponseWriter, ss *session, want digest) error {
 	path := s.dataPath(ss.id)
-	f, err := os.Open(path)
+	f, err := s.store.open(path)
 	if err != nil {
 		return err
 	}
