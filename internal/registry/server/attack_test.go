@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -255,4 +256,172 @@ func TestPlantedSymlinksStayInRoot(t *testing.T) {
 			untouched(t)
 		}
 	})
+}
+
+// Numbers in queries are the client's: a page far past the end (whose
+// offset overflows an int) answers an empty page, not a panic.
+func TestSearchPageOverflow(t *testing.T) {
+	s := newTestServer(t, Config{})
+	pushBlob(t, s, "team/app", []byte("x"))
+	for _, q := range []string{"page=9223372036854775807", "page=368934881474191033&n=50", "page=4611686018427387905&n=2", "page=2", "page=-1&n=-5"} {
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					t.Errorf("%s: panic %v", q, r)
+				}
+			}()
+			w := do(t, s, req{method: "GET", target: "/v1/search?q=team&" + q})
+			var v struct {
+				Results []searchResult `json:"results"`
+			}
+			json.Unmarshal(w.Body.Bytes(), &v)
+			if want := strings.HasPrefix(q, "page=-1"); w.Code != 200 || (len(v.Results) == 1) != want {
+				t.Errorf("%s: %d %s", q, w.Code, w.Body.String())
+			}
+		}()
+	}
+	for _, q := range []string{"n=9223372036854775807", "n=99999999999999999999", "n=-1", "last=" + strings.Repeat("z", 5000)} {
+		w := do(t, s, req{method: "GET", target: "/v2/_catalog?" + q})
+		if w.Code != 200 && errCode(w) != codePaginationInvalid {
+			t.Errorf("catalog %s: %d %s", q, w.Code, w.Body.String())
+		}
+	}
+}
+
+// An upload belongs to the repository that began it: another repository
+// can neither read, extend, finish nor cancel it.
+func TestUploadsStayInTheirRepository(t *testing.T) {
+	s := newTestServer(t, Config{})
+	w := do(t, s, req{method: "POST", target: "/v2/a/blobs/uploads/"})
+	loc := w.Header().Get("Location")
+	id := loc[strings.LastIndexByte(loc, '/')+1:]
+	do(t, s, req{method: "PATCH", target: loc, body: []byte("secret part")})
+	for _, m := range []string{"GET", "PATCH", "PUT", "DELETE"} {
+		expect(t, do(t, s, req{method: m, target: "/v2/b/blobs/uploads/" + id + "?digest=" + sha([]byte("secret part")), body: []byte("")}), 404, codeBlobUploadUnknown)
+	}
+	s.sessions = map[string]*session{} // and after a restart
+	expect(t, do(t, s, req{method: "PUT", target: "/v2/b/blobs/uploads/" + id + "?digest=" + sha([]byte("secret part"))}), 404, codeBlobUploadUnknown)
+	if w := do(t, s, req{method: "PUT", target: loc + "?digest=" + sha([]byte("secret part"))}); w.Code != 201 {
+		t.Fatalf("the owner's upload was disturbed: %d %s", w.Code, w.Body.String())
+	}
+	expect(t, do(t, s, req{method: "HEAD", target: "/v2/b/blobs/" + sha([]byte("secret part"))}), 404, "")
+}
+
+// Content must match the digest it is stored under, whatever the
+// algorithm; a mismatch leaves nothing behind.
+func TestDigestsAreChecked(t *testing.T) {
+	s := newTestServer(t, Config{})
+	m := []byte(`{"schemaVersion":2,"mediaType":"` + mtOCIIndex + `","manifests":[]}`)
+	other := []byte(`{"schemaVersion":2,"mediaType":"` + mtOCIIndex + `","manifests":[] }`)
+	for _, ref := range []string{sha(other), sha512of(other)} {
+		expect(t, putManifest(t, s, "r", ref, m, mtOCIIndex), 400, codeDigestInvalid)
+	}
+	w := putManifest(t, s, "r", sha512of(m), m, mtOCIIndex)
+	if w.Code != 201 || w.Header().Get("Docker-Content-Digest") != sha512of(m) {
+		t.Fatalf("sha512 manifest: %d %v", w.Code, w.Header())
+	}
+	w = do(t, s, req{method: "HEAD", target: "/v2/r/manifests/" + sha512of(m)})
+	if w.Code != 200 || w.Header().Get("Content-Length") != fmt.Sprint(len(m)) || w.Header().Get("Docker-Content-Digest") != sha512of(m) {
+		t.Fatalf("HEAD sha512 manifest: %d %v", w.Code, w.Header())
+	}
+	expect(t, putManifest(t, s, "r", "sha384:"+strings.Repeat("a", 96), m, mtOCIIndex), 400, codeDigestInvalid)
+	// Blobs: monolithic and chunked, sha256 and sha512.
+	for _, want := range []string{sha([]byte("other")), sha512of([]byte("other"))} {
+		expect(t, do(t, s, req{method: "POST", target: "/v2/r/blobs/uploads/?digest=" + want, body: []byte("content")}), 400, codeDigestInvalid)
+		loc := do(t, s, req{method: "POST", target: "/v2/r/blobs/uploads/"}).Header().Get("Location")
+		do(t, s, req{method: "PATCH", target: loc, body: []byte("content")})
+		expect(t, do(t, s, req{method: "PUT", target: loc + "?digest=" + want}), 400, codeDigestInvalid)
+		expect(t, do(t, s, req{method: "GET", target: loc}), 404, codeBlobUploadUnknown)
+	}
+	for _, dir := range []string{"uploads", "tmp"} {
+		if ents, _ := os.ReadDir(filepath.Join(s.Root(), dir)); len(ents) != 0 {
+			t.Errorf("%s/ keeps %d entries after refused uploads", dir, len(ents))
+		}
+	}
+	for _, d := range []string{sha([]byte("content")), sha512of([]byte("content"))} {
+		if blobExists(s, d) {
+			t.Errorf("refused content stored as %s", d)
+		}
+	}
+	// Ranges past the end are refused; HEAD tells the true size.
+	d := pushBlob(t, s, "r", []byte("0123456789"))
+	if w := do(t, s, req{method: "GET", target: "/v2/r/blobs/" + d, header: map[string]string{"Range": "bytes=10-20"}}); w.Code != 416 {
+		t.Errorf("range past the end: %d", w.Code)
+	}
+	if w := do(t, s, req{method: "HEAD", target: "/v2/r/blobs/" + d}); w.Header().Get("Content-Length") != "10" || w.Header().Get("Docker-Content-Digest") != d {
+		t.Errorf("HEAD blob: %v", w.Header())
+	}
+}
+
+// Manifests the parser would choke on are refused as MANIFEST_INVALID or
+// SIZE_INVALID, the size enforced while reading (no Content-Length).
+func TestHostileManifests(t *testing.T) {
+	s := newTestServer(t, Config{})
+	deep := []byte(`{"schemaVersion":2,"annotations":` + strings.Repeat(`{"a":`, 20000) + `1` + strings.Repeat(`}`, 20000) + `}`)
+	expect(t, putManifest(t, s, "r", "deep", deep, mtOCIManifest), 400, codeManifestInvalid)
+	expect(t, putManifest(t, s, "r", "notjson", []byte("\x00\x01"), mtOCIManifest), 400, codeManifestInvalid)
+	big := io.MultiReader(strings.NewReader(`{"schemaVersion":2,"x":"`), io.LimitReader(zeros{}, maxManifestSize+10))
+	hr := httptest.NewRequest("PUT", "/v2/r/manifests/big", big)
+	hr.ContentLength = -1
+	hr.Header.Set("Content-Type", mtOCIManifest)
+	w := httptest.NewRecorder()
+	s.ServeHTTP(w, hr)
+	expect(t, w, 413, codeSizeInvalid)
+	// An index naming itself or a missing child is refused.
+	expect(t, putManifest(t, s, "r", "idx", []byte(`{"schemaVersion":2,"mediaType":"`+mtOCIIndex+`","manifests":[{"mediaType":"`+mtOCIIndex+`","digest":"`+sha([]byte("x"))+`","size":1}]}`), mtOCIIndex), 400, codeManifestBlobUnknown)
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = 'a'
+	}
+	return len(p), nil
+}
+
+// Tokens: forged shapes, other audiences, other repositories and actions.
+func TestTokenForgery(t *testing.T) {
+	s := newTestServer(t, Config{Htpasswd: htpasswd(t, "alice", "s3cret"), TokenAuth: true})
+	now := time.Now()
+	ok := claims{Issuer: "berth-registry", Subject: "alice", Audience: "berth-registry", Expires: now.Add(time.Hour).Unix(),
+		Access: []tokenAccess{{Type: "repository", Name: "a", Actions: []string{"pull"}}}}
+	enc := base64.RawURLEncoding
+	body, _ := json.Marshal(ok)
+	for name, tok := range map[string]string{
+		"alg none JWT":   enc.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`)) + "." + enc.EncodeToString(body) + ".",
+		"unsigned":       enc.EncodeToString(body) + ".",
+		"no signature":   enc.EncodeToString(body),
+		"empty":          "",
+		"other key":      forge([]byte(strings.Repeat("k", 64)), ok),
+		"padded base64":  base64.URLEncoding.EncodeToString(body) + "." + strings.Split(s.auth.sign(ok), ".")[1],
+		"other audience": s.auth.sign(claims{Audience: "elsewhere", Expires: ok.Expires, Access: ok.Access}),
+		"expired":        s.auth.sign(claims{Audience: ok.Audience, Expires: now.Add(-time.Second).Unix(), Access: ok.Access}),
+	} {
+		w := do(t, s, req{method: "GET", target: "/v2/a/tags/list", header: map[string]string{"Authorization": "Bearer " + tok}})
+		if w.Code != 401 {
+			t.Errorf("%s: %d", name, w.Code)
+		}
+	}
+	pull := map[string]string{"Authorization": "Bearer " + s.auth.sign(ok)}
+	for _, r := range []req{
+		{method: "GET", target: "/v2/b/tags/list"},
+		{method: "GET", target: "/v2/a/b/tags/list"},
+		{method: "GET", target: "/v2/_catalog"},
+		{method: "GET", target: "/v1/search?q=a"},
+		{method: "POST", target: "/v2/a/blobs/uploads/"},
+		{method: "DELETE", target: "/v2/a/manifests/latest"},
+		{method: "PUT", target: "/v2/a/manifests/latest", body: []byte("{}")},
+	} {
+		r.header = pull
+		expect(t, do(t, s, r), 401, codeUnauthorized)
+	}
+	// A scope for an invalid name or an unknown action is not granted.
+	w := do(t, s, req{method: "GET", target: "/token?scope=repository:a/../b:pull&scope=repository:a:admin&scope=registry:other:*", header: basic("alice", "s3cret")})
+	var v struct{ Token string }
+	json.Unmarshal(w.Body.Bytes(), &v)
+	c, valid := s.auth.verify(v.Token)
+	if !valid || len(c.Access) != 0 {
+		t.Errorf("odd scopes granted: %+v", c)
+	}
 }

@@ -138,7 +138,10 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	pages := (len(match) + size - 1) / size
-	from := min((pg-1)*size, len(match))
+	from := len(match)
+	if pg <= pages { // also keeps (pg-1)*size from overflowing
+		from = (pg - 1) * size
+	}
 	to := min(from+size, len(match))
 	writeJSON(w, struct {
 		NumResults int            `json:"num_results"`
