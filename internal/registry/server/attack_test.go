@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -423,5 +424,38 @@ func TestTokenForgery(t *testing.T) {
 	c, valid := s.auth.verify(v.Token)
 	if !valid || len(c.Access) != 0 {
 		t.Errorf("odd scopes granted: %+v", c)
+	}
+}
+
+// A TLS upstream whose challenge names a plain-HTTP realm does not get
+// the upstream credentials sent in clear text; the cache stores nothing.
+func TestProxyRealmDowngrade(t *testing.T) {
+	var leaked atomic.Bool
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" {
+			leaked.Store(true)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"token":"t"}`)
+	}))
+	defer plain.Close()
+	up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="`+plain.URL+`/token",service="up"`)
+		w.WriteHeader(401)
+	}))
+	defer up.Close()
+	p := newTestServer(t, Config{ProxyRemoteURL: up.URL, ProxyUsername: "alice", ProxyPassword: "up-pw"})
+	p.proxy.client = up.Client()
+	w := do(t, p, req{method: "GET", target: "/v2/library/app/manifests/1.0"})
+	if w.Code < 400 {
+		t.Fatalf("answered %d", w.Code)
+	}
+	if leaked.Load() {
+		t.Fatal("upstream credentials sent to a plain-HTTP realm")
+	}
+	for _, realm := range []string{"file:///etc/passwd", "ftp://x/token", "//nohost"} {
+		if _, err := p.proxy.fetchToken(context.Background(), map[string]string{"realm": realm}, "repository:a:pull"); err == nil {
+			t.Errorf("realm %q accepted", realm)
+		}
 	}
 }

@@ -108,8 +108,13 @@ func (p *proxy) do(ctx context.Context, method, path, name string, header http.H
 
 func (p *proxy) fetchToken(ctx context.Context, params map[string]string, scope string) (string, error) {
 	realm, err := url.Parse(params["realm"])
-	if err != nil || realm.Host == "" {
+	if err != nil || realm.Host == "" || (realm.Scheme != "https" && realm.Scheme != "http") {
 		return "", fmt.Errorf("bad token realm %q", params["realm"])
+	}
+	// The realm receives the upstream credentials: an upstream reached
+	// over TLS must not send them to a plain-HTTP realm.
+	if p.base.Scheme == "https" && realm.Scheme != "https" {
+		return "", fmt.Errorf("token realm %q is not HTTPS though the upstream is: credentials not sent", params["realm"])
 	}
 	q := realm.Query()
 	if s := params["service"]; s != "" {
