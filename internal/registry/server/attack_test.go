@@ -3,6 +3,7 @@ package server
 // Regression tests of attacks on the server: each names what it tries.
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -10,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -456,6 +458,58 @@ func TestProxyRealmDowngrade(t *testing.T) {
 	for _, realm := range []string{"file:///etc/passwd", "ftp://x/token", "//nohost"} {
 		if _, err := p.proxy.fetchToken(context.Background(), map[string]string{"realm": realm}, "repository:a:pull"); err == nil {
 			t.Errorf("realm %q accepted", realm)
+		}
+	}
+}
+
+// lineWriter hands each log line to a channel.
+type lineWriter chan string
+
+func (c lineWriter) Write(b []byte) (int, error) {
+	select {
+	case c <- string(b):
+	default:
+	}
+	return len(b), nil
+}
+
+// A client that asks for a large blob and then reads nothing (slow
+// read) loses its connection after the timeout: the handler ends.
+func TestStalledReaderEnds(t *testing.T) {
+	logs := make(lineWriter, 100)
+	s := newTestServer(t, Config{BodyTimeout: 200 * time.Millisecond, Log: logs})
+	big := bytes.Repeat([]byte("0123456789abcdef"), 4<<20) // 64 MiB: more than socket buffers hold
+	d := pushBlob(t, s, "r", big)
+	ts := httptest.NewServer(s)
+	defer ts.Close()
+	// A well-behaved client still gets all of it, in sendfile chunks.
+	resp, err := http.Get(ts.URL + "/v2/r/blobs/" + d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if n != int64(len(big)) {
+		t.Fatalf("read %d of %d bytes", n, len(big))
+	}
+	for len(logs) > 0 {
+		<-logs
+	}
+	conn, err := net.Dial("tcp", ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /v2/r/blobs/%s HTTP/1.1\r\nHost: x\r\n\r\n", d)
+	deadline := time.After(20 * time.Second)
+	for {
+		select {
+		case l := <-logs:
+			if strings.Contains(l, "/blobs/") {
+				return // the handler gave up on the silent reader
+			}
+		case <-deadline:
+			t.Fatal("the server still writes to a client that reads nothing")
 		}
 	}
 }

@@ -53,16 +53,23 @@ func (b *idleBody) finish() {
 
 var errBodyIdle = errors.New("the client sent nothing for too long")
 
-// withBodyTimeout wraps r's body; the returned func clears the deadline.
-func (s *Server) withBodyTimeout(w http.ResponseWriter, r *http.Request) func() {
+// withBodyTimeout returns a shallow copy of r reading its body under the
+// idle deadline, and a func to call when the handler is done. The
+// server's own request keeps its body: net/http decides by its type how
+// much of an unread body to discard before the response.
+func (s *Server) withBodyTimeout(w http.ResponseWriter, r *http.Request) (*http.Request, func()) {
 	if r.Body == nil || r.Body == http.NoBody {
-		return func() {}
+		return r, func() {}
 	}
-	t := s.cfg.BodyTimeout
-	if t <= 0 {
-		t = defaultBodyTimeout
+	b := &idleBody{ReadCloser: r.Body, rc: http.NewResponseController(w), timeout: s.bodyTimeout()}
+	r2 := r.WithContext(r.Context())
+	r2.Body = b
+	return r2, b.finish
+}
+
+func (s *Server) bodyTimeout() time.Duration {
+	if s.cfg.BodyTimeout > 0 {
+		return s.cfg.BodyTimeout
 	}
-	b := &idleBody{ReadCloser: r.Body, rc: http.NewResponseController(w), timeout: t}
-	r.Body = b
-	return b.finish
+	return defaultBodyTimeout
 }

@@ -36,8 +36,8 @@ type Config struct {
 	// GCGrace protects blobs and links younger than it from the garbage
 	// collector (a push uploads blobs before its manifest); zero: 1 hour.
 	GCGrace time.Duration
-	// BodyTimeout ends a request whose body sends nothing for that long;
-	// zero: a minute.
+	// BodyTimeout ends a request whose body sends nothing, or a response
+	// whose client reads nothing, for that long; zero: a minute.
 	BodyTimeout time.Duration
 	// Log receives one line per request; nil: none.
 	Log io.Writer
@@ -181,8 +181,13 @@ func parseRoute(escaped string) (route, bool) {
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	lw := &logWriter{ResponseWriter: w, status: http.StatusOK}
-	defer s.withBodyTimeout(w, r)()
+	lw := &logWriter{ResponseWriter: w, status: http.StatusOK, rc: http.NewResponseController(w), timeout: s.bodyTimeout()}
+	r, finish := s.withBodyTimeout(w, r)
+	defer finish()
+	lw.renew()
+	// The final flush of the response gets its time too, after the server
+	// has discarded what the handler left of the body (bounded by finish).
+	defer func() { lw.rc.SetWriteDeadline(time.Now().Add(2 * lw.timeout)) }()
 	s.serve(lw, r)
 	if s.cfg.Log != nil {
 		fmt.Fprintf(s.cfg.Log, "%s %s %s %d %d %s\n", start.UTC().Format(time.RFC3339), r.Method, r.URL.RequestURI(), lw.status, lw.n, time.Since(start).Round(time.Microsecond))
@@ -297,12 +302,26 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 // logWriter records the status and size of a response for the log line.
-// It passes io.ReaderFrom through, so http.ServeContent still sends
-// files with sendfile.
+// Every write renews the connection's write deadline: a client that
+// stops reading a response (a slow-read attack, a stuck peer) loses its
+// connection after the timeout instead of holding it and the handler
+// forever, while a large blob that keeps moving is never cut off. Files
+// go out in sendfile-sized chunks through io.ReaderFrom.
 type logWriter struct {
 	http.ResponseWriter
-	status int
-	n      int64
+	status  int
+	n       int64
+	rc      *http.ResponseController
+	timeout time.Duration
+}
+
+// writeChunk is how much one deadline covers when a file is sent.
+const writeChunk = 4 << 20
+
+func (l *logWriter) renew() {
+	if l.rc != nil {
+		l.rc.SetWriteDeadline(time.Now().Add(l.timeout))
+	}
 }
 
 func (l *logWriter) WriteHeader(code int) {
@@ -311,15 +330,37 @@ func (l *logWriter) WriteHeader(code int) {
 }
 
 func (l *logWriter) Write(b []byte) (int, error) {
+	l.renew()
 	n, err := l.ResponseWriter.Write(b)
 	l.n += int64(n)
 	return n, err
 }
 
 func (l *logWriter) ReadFrom(r io.Reader) (int64, error) {
-	n, err := io.Copy(l.ResponseWriter, r)
-	l.n += n
-	return n, err
+	// Unwrap the caller's limit (http.ServeContent's CopyN) so that each
+	// chunk is one *io.LimitedReader of the file, which sendfile takes.
+	limit := int64(-1)
+	if lr, ok := r.(*io.LimitedReader); ok {
+		r, limit = lr.R, lr.N
+	}
+	var total int64
+	for limit != 0 {
+		chunk := int64(writeChunk)
+		if limit > 0 {
+			chunk = min(chunk, limit)
+		}
+		l.renew()
+		n, err := io.Copy(l.ResponseWriter, &io.LimitedReader{R: r, N: chunk})
+		total += n
+		l.n += n
+		if limit > 0 {
+			limit -= n
+		}
+		if err != nil || n < chunk {
+			return total, err
+		}
+	}
+	return total, nil
 }
 
 func (l *logWriter) Unwrap() http.ResponseWriter { return l.ResponseWriter }
