@@ -513,3 +513,32 @@ func TestStalledReaderEnds(t *testing.T) {
 		}
 	}
 }
+
+// Clients choose the repository names a cache asks its upstream about:
+// the upstream tokens it keeps, one per repository, stay bounded.
+func TestProxyTokenCacheBounded(t *testing.T) {
+	var up *httptest.Server
+	up = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/token" {
+			io.WriteString(w, `{"token":"t","expires_in":300}`)
+			return
+		}
+		if r.Header.Get("Authorization") == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="`+up.URL+`/token",service="up"`)
+			w.WriteHeader(401)
+			return
+		}
+		w.WriteHeader(404)
+	}))
+	defer up.Close()
+	p := newTestServer(t, Config{ProxyRemoteURL: up.URL})
+	for i := range maxCachedTokens + 50 {
+		do(t, p, req{method: "GET", target: fmt.Sprintf("/v2/r%d/manifests/latest", i)})
+	}
+	p.proxy.mu.Lock()
+	n := len(p.proxy.tokens)
+	p.proxy.mu.Unlock()
+	if n == 0 || n > maxCachedTokens {
+		t.Fatalf("%d cached tokens", n)
+	}
+}

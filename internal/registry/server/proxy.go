@@ -28,6 +28,9 @@ type proxy struct {
 	flight map[string]*fetchCall  // fetches in progress, by digest
 }
 
+// maxCachedTokens bounds the upstream tokens kept, one per repository.
+const maxCachedTokens = 1024
+
 type cachedToken struct {
 	token string
 	until time.Time
@@ -152,8 +155,20 @@ func (p *proxy) fetchToken(ctx context.Context, params map[string]string, scope 
 	if v.ExpiresIn < 60 {
 		v.ExpiresIn = 60
 	}
+	now := time.Now()
 	p.mu.Lock()
-	p.tokens[scope] = cachedToken{t, time.Now().Add(time.Duration(v.ExpiresIn-10) * time.Second)}
+	// Scopes name repositories the clients choose: keep the cache bounded.
+	if len(p.tokens) >= maxCachedTokens {
+		for k, c := range p.tokens {
+			if !now.Before(c.until) {
+				delete(p.tokens, k)
+			}
+		}
+		if len(p.tokens) >= maxCachedTokens {
+			clear(p.tokens)
+		}
+	}
+	p.tokens[scope] = cachedToken{t, now.Add(time.Duration(v.ExpiresIn-10) * time.Second)}
 	p.mu.Unlock()
 	return t, nil
 }
