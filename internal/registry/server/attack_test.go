@@ -542,3 +542,60 @@ func TestProxyTokenCacheBounded(t *testing.T) {
 		t.Fatalf("%d cached tokens", n)
 	}
 }
+
+// An upstream that lies to the cache: an oversized or non-JSON
+// manifest, a redirect to file:// or to a host that would collect the
+// upstream credentials. Nothing unverified is stored and the
+// credentials stay with the upstream.
+func TestProxyUpstreamLies(t *testing.T) {
+	var leaked atomic.Bool
+	good := []byte("the real layer")
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" {
+			leaked.Store(true)
+		}
+		w.Write(good)
+	}))
+	defer other.Close()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, _, ok := r.BasicAuth(); !ok {
+			w.Header().Set("WWW-Authenticate", `Basic realm="up"`)
+			w.WriteHeader(401)
+			return
+		}
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/manifests/huge"):
+			w.Header().Set("Content-Type", mtOCIManifest)
+			w.Write([]byte(`{"schemaVersion":2,"x":"` + strings.Repeat("a", maxManifestSize) + `"}`))
+		case strings.HasSuffix(r.URL.Path, "/manifests/notjson"):
+			w.Header().Set("Content-Type", mtOCIManifest)
+			w.Write([]byte("<html>"))
+		case strings.HasSuffix(r.URL.Path, "/manifests/file"):
+			http.Redirect(w, r, "file:///etc/passwd", http.StatusFound)
+		case strings.Contains(r.URL.Path, "/blobs/"):
+			http.Redirect(w, r, other.URL+"/cdn/blob", http.StatusTemporaryRedirect)
+		}
+	}))
+	defer up.Close()
+	p := newTestServer(t, Config{ProxyRemoteURL: up.URL, ProxyUsername: "alice", ProxyPassword: "up-pw"})
+	expect(t, do(t, p, req{method: "GET", target: "/v2/x/manifests/huge"}), 502, codeManifestInvalid)
+	expect(t, do(t, p, req{method: "GET", target: "/v2/x/manifests/notjson"}), 502, codeManifestInvalid)
+	expect(t, do(t, p, req{method: "GET", target: "/v2/x/manifests/file"}), 502, codeUnknown)
+	// A blob redirected elsewhere (as registries redirect to a CDN) is
+	// verified there, without the upstream's credentials.
+	if w := do(t, p, req{method: "GET", target: "/v2/x/blobs/" + sha(good)}); w.Code != 200 || w.Body.String() != string(good) {
+		t.Fatalf("redirected blob: %d %s", w.Code, w.Body.String())
+	}
+	if leaked.Load() {
+		t.Fatal("upstream credentials followed a redirect to another host")
+	}
+	expect(t, do(t, p, req{method: "GET", target: "/v2/x/blobs/" + sha([]byte("other"))}), 502, codeDigestInvalid)
+	for _, tag := range []string{"huge", "notjson", "file"} {
+		if p.store.exists(p.store.tagPath("x", tag)) {
+			t.Errorf("tag %s cached", tag)
+		}
+	}
+	if ents, _ := os.ReadDir(filepath.Join(p.Root(), "tmp")); len(ents) != 0 {
+		t.Errorf("tmp/ keeps %d files", len(ents))
+	}
+}

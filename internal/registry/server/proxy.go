@@ -46,8 +46,23 @@ func newProxy(remote, user, pass string) (*proxy, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("invalid proxy remote URL %q: want http(s)://host[:port]", remote)
 	}
-	return &proxy{base: u, user: user, pass: pass, client: &http.Client{Timeout: 10 * time.Minute},
+	client := &http.Client{Timeout: 10 * time.Minute, CheckRedirect: keepCredentialsHome}
+	return &proxy{base: u, user: user, pass: pass, client: client,
 		tokens: map[string]cachedToken{}, flight: map[string]*fetchCall{}}, nil
+}
+
+// keepCredentialsHome follows a redirect (registries send blobs to a
+// CDN) without the Authorization header unless it stays on the same
+// origin: net/http keeps it for another port or scheme of the same
+// host, which could be another service or plain HTTP.
+func keepCredentialsHome(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return fmt.Errorf("stopped after 10 redirects")
+	}
+	if o := via[0].URL; req.URL.Scheme != o.Scheme || req.URL.Host != o.Host {
+		req.Header.Del("Authorization")
+	}
+	return nil
 }
 
 // upstreamError is a failed upstream request, answered as the spec's
