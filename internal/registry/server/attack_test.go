@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -597,5 +598,40 @@ func TestProxyUpstreamLies(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(filepath.Join(p.Root(), "tmp")); len(ents) != 0 {
 		t.Errorf("tmp/ keeps %d files", len(ents))
+	}
+}
+
+// The first client of a cache fetch leaving (its connection closed)
+// does not abort the fetch that other clients of the same manifest wait
+// on: the manifest still arrives in the cache.
+func TestProxyFetchOutlivesFirstClient(t *testing.T) {
+	m := []byte(`{"schemaVersion":2,"mediaType":"` + mtOCIIndex + `","manifests":[]}`)
+	started, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		once.Do(func() { close(started) })
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		w.Header().Set("Content-Type", mtOCIIndex)
+		w.Write(m)
+	}))
+	defer up.Close()
+	p := newTestServer(t, Config{ProxyRemoteURL: up.URL})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		hr := httptest.NewRequest("GET", "/v2/x/manifests/latest", nil).WithContext(ctx)
+		p.ServeHTTP(httptest.NewRecorder(), hr)
+	}()
+	<-started
+	cancel()
+	close(release)
+	<-done // the first client runs the fetch: it is over now
+	if !p.store.exists(p.store.tagPath("x", "latest")) {
+		t.Fatal("the fetch died with its first client")
 	}
 }

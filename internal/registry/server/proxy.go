@@ -252,7 +252,9 @@ func (s *Server) proxyManifest(r *http.Request, name, ref string) error {
 		return nil // resolve refuses it
 	}
 	return s.proxy.once("manifest "+name+"@"+ref, func() error {
-		resp, err := s.proxy.do(r.Context(), http.MethodGet, "/v2/"+name+"/manifests/"+ref, name, http.Header{"Accept": {manifestAccept}})
+		// Not tied to the first client's request: the others wait on it,
+		// and its leaving must not fail them.
+		resp, err := s.proxy.do(context.WithoutCancel(r.Context()), http.MethodGet, "/v2/"+name+"/manifests/"+ref, name, http.Header{"Accept": {manifestAccept}})
 		if err != nil || resp.StatusCode != http.StatusOK {
 			if resp != nil {
 				resp.Body.Close()
