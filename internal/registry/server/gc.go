@@ -34,7 +34,15 @@ const uploadTTL = 24 * time.Hour
 // interleave.
 func (s *Server) GC(ctx context.Context) (GCStats, error) {
 	var st GCStats
+	// The collection's start is taken under the exclusive lock: a write
+	// in flight (holding it shared) has finished, so the listing below
+	// sees what it wrote, and a later write touches its digests after
+	// start, which spares them. Taken without the lock, a manifest push
+	// could touch its blobs before start and link itself after the
+	// listing: neither marked nor spared, its blobs were collected.
+	s.gcMu.Lock()
 	start := time.Now()
+	s.gcMu.Unlock()
 	repos, err := s.store.repositories()
 	if err != nil {
 		return st, err
