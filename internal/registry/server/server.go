@@ -306,7 +306,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 // stops reading a response (a slow-read attack, a stuck peer) loses its
 // connection after the timeout instead of holding it and the handler
 // forever, while a large blob that keeps moving is never cut off. Files
-// go out in sendfile-sized chunks through io.ReaderFrom.
+// go out by sendfile in chunks through io.ReaderFrom.
 type logWriter struct {
 	http.ResponseWriter
 	status  int
@@ -315,8 +315,9 @@ type logWriter struct {
 	timeout time.Duration
 }
 
-// writeChunk is how much one deadline covers when a file is sent.
-const writeChunk = 4 << 20
+// writeChunk is how much one deadline covers when a file is sent: small
+// enough that a slow but live client (256 KiB a minute) is not cut off.
+const writeChunk = 256 << 10
 
 func (l *logWriter) renew() {
 	if l.rc != nil {
