@@ -726,3 +726,28 @@ func gcRaceRound(t *testing.T) {
 		t.Error("no push accepted")
 	}
 }
+
+// With a size limit, an upload that grows past it (in one body or over
+// chunks, whatever Content-Length said) is refused and leaves nothing.
+func TestMaxBlobSize(t *testing.T) {
+	s := newTestServer(t, Config{MaxBlobSize: 10})
+	if w := do(t, s, req{method: "POST", target: "/v2/r/blobs/uploads/?digest=" + sha([]byte("0123456789")), body: []byte("0123456789")}); w.Code != 201 {
+		t.Fatalf("a blob at the limit: %d %s", w.Code, w.Body.String())
+	}
+	expect(t, do(t, s, req{method: "POST", target: "/v2/r/blobs/uploads/?digest=" + sha([]byte("0123456789a")), body: []byte("0123456789a")}), 413, codeSizeInvalid)
+	loc := do(t, s, req{method: "POST", target: "/v2/r/blobs/uploads/"}).Header().Get("Location")
+	if w := do(t, s, req{method: "PATCH", target: loc, body: []byte("01234567")}); w.Code != 202 {
+		t.Fatalf("first chunk: %d", w.Code)
+	}
+	expect(t, do(t, s, req{method: "PATCH", target: loc, body: []byte("89a")}), 413, codeSizeInvalid)
+	expect(t, do(t, s, req{method: "GET", target: loc}), 404, codeBlobUploadUnknown)
+	loc = do(t, s, req{method: "POST", target: "/v2/r/blobs/uploads/"}).Header().Get("Location")
+	hr := httptest.NewRequest("PUT", loc+"?digest="+sha([]byte("x")), io.LimitReader(zeros{}, 1<<30))
+	hr.ContentLength = -1 // a stream that never ends: read up to the limit only
+	w := httptest.NewRecorder()
+	s.ServeHTTP(w, hr)
+	expect(t, w, 413, codeSizeInvalid)
+	if ents, _ := os.ReadDir(filepath.Join(s.Root(), "uploads")); len(ents) != 0 {
+		t.Errorf("uploads/ keeps %d sessions", len(ents))
+	}
+}

@@ -36,6 +36,10 @@ type Config struct {
 	// GCGrace protects blobs and links younger than it from the garbage
 	// collector (a push uploads blobs before its manifest); zero: 1 hour.
 	GCGrace time.Duration
+	// MaxBlobSize refuses a blob upload that grows past it (413
+	// SIZE_INVALID) and cancels it; zero: no limit, as in docker's
+	// registry.
+	MaxBlobSize int64
 	// BodyTimeout ends a request whose body sends nothing, or a response
 	// whose client reads nothing, for that long; zero: a minute.
 	BodyTimeout time.Duration

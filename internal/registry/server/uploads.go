@@ -268,6 +268,11 @@ func (s *Server) appendBody(ss *session, body io.Reader) error {
 	if err != nil {
 		return err
 	}
+	limit := s.cfg.MaxBlobSize
+	if limit > 0 {
+		// One byte past the limit tells a blob too large; no more is read.
+		body = io.LimitReader(body, max(limit-ss.size+1, 0))
+	}
 	var src io.Reader = body
 	if ss.h != nil {
 		src = io.TeeReader(body, ss.h)
@@ -276,6 +281,10 @@ func (s *Server) appendBody(ss *session, body io.Reader) error {
 	ss.size += n
 	if cerr := f.Close(); err == nil {
 		err = cerr
+	}
+	if limit > 0 && ss.size > limit {
+		s.endSession(ss)
+		return errorf(http.StatusRequestEntityTooLarge, codeSizeInvalid, "the blob exceeds this registry's limit of %d bytes (--max-blob-size): upload cancelled", limit)
 	}
 	if err != nil {
 		// What was read and what was written may differ now: finishing
