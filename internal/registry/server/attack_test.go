@@ -751,3 +751,17 @@ func TestMaxBlobSize(t *testing.T) {
 		t.Errorf("uploads/ keeps %d sessions", len(ents))
 	}
 }
+
+// A cache's upstream that streams a blob without end fills no more than
+// the size limit, and nothing is kept.
+func TestProxyEndlessBlob(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(w, io.LimitReader(zeros{}, 1<<30)) // "endless"; the cache stops reading far sooner
+	}))
+	defer up.Close()
+	p := newTestServer(t, Config{ProxyRemoteURL: up.URL, MaxBlobSize: 1 << 20})
+	expect(t, do(t, p, req{method: "GET", target: "/v2/x/blobs/" + sha([]byte("x"))}), 502, codeSizeInvalid)
+	if ents, _ := os.ReadDir(filepath.Join(p.Root(), "tmp")); len(ents) != 0 {
+		t.Errorf("tmp/ keeps %d files", len(ents))
+	}
+}

@@ -347,11 +347,19 @@ func (s *Server) proxyBlob(r *http.Request, name string, d digest) error {
 			return err
 		}
 		h := newHash(d.alg)
-		_, err = io.Copy(io.MultiWriter(f, h), resp.Body)
+		var body io.Reader = resp.Body
+		if limit := s.cfg.MaxBlobSize; limit > 0 {
+			body = io.LimitReader(body, limit+1)
+		}
+		n, err := io.Copy(io.MultiWriter(f, h), body)
 		if err == nil {
 			err = f.Sync()
 		}
 		f.Close()
+		if err == nil && s.cfg.MaxBlobSize > 0 && n > s.cfg.MaxBlobSize {
+			s.store.remove(tmp)
+			return errorf(http.StatusBadGateway, codeSizeInvalid, "upstream blob %s of %s exceeds this registry's limit of %d bytes: not stored", d, name, s.cfg.MaxBlobSize)
+		}
 		if err != nil {
 			s.store.remove(tmp)
 			return upstreamError("blob "+d.String()+" of "+name, nil, err)
