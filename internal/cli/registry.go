@@ -63,6 +63,7 @@ stderr, one line each.`,
 	f.StringVar(&req.TLSCert, "tls-cert", "", "TLS certificate (PEM)")
 	f.StringVar(&req.TLSKey, "tls-key", "", "TLS private key (PEM)")
 	f.BoolVar(&req.ReadOnly, "read-only", false, "Refuse every write")
+	f.StringVar(&req.MaxBlobSize, "max-blob-size", "", "Refuse blob uploads larger than this (e.g. 10g; default: no limit)")
 	f.DurationVar(&req.GCInterval, "gc-interval", 0, "Collect garbage online this often (e.g. 1h; 0: never)")
 	f.DurationVar(&req.GCGrace, "gc-grace", 0, "Spare blobs pushed within this window from garbage collection (default 1h)")
 	f.StringVar(&req.ProxyRemoteURL, "proxy-remote-url", "", "Serve as a pull-through cache of this registry (e.g. https://registry-1.docker.io)")

@@ -28,6 +28,9 @@ type RegistryServeRequest struct {
 	TLSCert   string
 	TLSKey    string
 	ReadOnly  bool
+	// MaxBlobSize refuses larger blob uploads ("2g", "500m", bytes;
+	// empty: no limit).
+	MaxBlobSize string
 	// GCInterval runs the online garbage collector that often (0: never);
 	// GCGrace spares blobs younger than it (0: an hour).
 	GCInterval time.Duration
@@ -55,6 +58,14 @@ func RegistryServe(ctx context.Context, req RegistryServeRequest) error {
 	if req.TokenAuth && req.Htpasswd == "" {
 		return errdefs.InvalidArgument("registry serve: token auth needs --htpasswd to check credentials against")
 	}
+	var maxBlob int64
+	if req.MaxBlobSize != "" {
+		n, err := ParseBytes(req.MaxBlobSize)
+		if err != nil || n <= 0 {
+			return errdefs.InvalidArgument("registry serve: invalid --max-blob-size %q: want a size such as 2g or 500m", req.MaxBlobSize)
+		}
+		maxBlob = n
+	}
 	var proxyPassword string
 	if req.ProxyPasswordFile != "" {
 		b, err := os.ReadFile(req.ProxyPasswordFile)
@@ -65,7 +76,7 @@ func RegistryServe(ctx context.Context, req RegistryServeRequest) error {
 	}
 	srv, err := server.New(server.Config{
 		Root: req.Root, Htpasswd: req.Htpasswd, TokenAuth: req.TokenAuth, Realm: req.Realm,
-		ReadOnly: req.ReadOnly, GCGrace: req.GCGrace, Log: req.Log,
+		ReadOnly: req.ReadOnly, MaxBlobSize: maxBlob, GCGrace: req.GCGrace, Log: req.Log,
 		ProxyRemoteURL: req.ProxyRemoteURL, ProxyUsername: req.ProxyUsername, ProxyPassword: proxyPassword,
 	})
 	if err != nil {

@@ -20,6 +20,8 @@ func TestRegistryServeRefusesBadRequests(t *testing.T) {
 		"non-bcrypt users":    {Addr: "127.0.0.1:0", Root: root, Htpasswd: htpasswd},
 		"bad proxy URL":       {Addr: "127.0.0.1:0", Root: root, ProxyRemoteURL: "registry-1.docker.io"},
 		"missing password":    {Addr: "127.0.0.1:0", Root: root, ProxyRemoteURL: "https://r.example", ProxyPasswordFile: "/nonexistent"},
+		"bad max blob size":   {Addr: "127.0.0.1:0", Root: root, MaxBlobSize: "lots"},
+		"zero max blob size":  {Addr: "127.0.0.1:0", Root: root, MaxBlobSize: "0"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if err := RegistryServe(context.Background(), req); !errdefs.IsInvalidArgument(err) {

@@ -12,7 +12,6 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -37,18 +36,34 @@ type authenticator struct {
 	users map[string][]byte
 	key   []byte
 
+	// dummy is a bcrypt hash of the users' cost, checked against for an
+	// unknown user so that a failure takes as long whoever asks (htpasswd
+	// -B writes cost 5 by default: a fixed cost 10 would tell names apart).
+	dummy []byte
+
 	mu    sync.Mutex
 	valid map[[32]byte]time.Time // credentials bcrypt accepted, until when
 }
 
-func newAuthenticator(cfg Config, root string) (*authenticator, error) {
+func newAuthenticator(cfg Config, root *os.Root) (*authenticator, error) {
 	users, err := readHtpasswd(cfg.Htpasswd)
 	if err != nil {
 		return nil, err
 	}
 	a := &authenticator{cfg: cfg, users: users, valid: map[[32]byte]time.Time{}}
+	cost := bcrypt.MinCost
+	for user, h := range users {
+		c, err := bcrypt.Cost(h)
+		if err != nil {
+			return nil, fmt.Errorf("%s: user %q: invalid bcrypt hash: %v", cfg.Htpasswd, user, err)
+		}
+		cost = max(cost, c)
+	}
+	if a.dummy, err = bcrypt.GenerateFromPassword([]byte(randomHex(8)), cost); err != nil {
+		return nil, err
+	}
 	if cfg.TokenAuth {
-		if a.key, err = tokenKey(filepath.Join(root, "token.key")); err != nil {
+		if a.key, err = tokenKey(root, "token.key"); err != nil {
 			return nil, err
 		}
 	}
@@ -84,28 +99,60 @@ func readHtpasswd(path string) (map[string][]byte, error) {
 	return users, nil
 }
 
-// tokenKey reads the signing key, making it on first use.
-func tokenKey(path string) ([]byte, error) {
-	key, err := os.ReadFile(path)
-	if err == nil && len(key) >= 32 {
-		return key, nil
+// minKeyLen is the shortest signing key accepted: a key file left empty
+// or cut short (a crash while it was first written, a hand-made file)
+// would let anyone sign tokens.
+const minKeyLen = 32
+
+// tokenKey reads the signing key, making it on first use. The key is
+// written whole to a temporary file and linked into place, so no process
+// ever reads a part of it; a short key is replaced.
+func tokenKey(root *os.Root, path string) ([]byte, error) {
+	for attempt := 0; ; attempt++ {
+		key, err := root.ReadFile(path)
+		if err == nil && len(key) >= minKeyLen {
+			return key, nil
+		}
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		if attempt > 0 {
+			return nil, fmt.Errorf("%s: signing key shorter than %d bytes", path, minKeyLen)
+		}
+		if err == nil {
+			// Too short to be safe: its tokens are not worth keeping.
+			if err := root.Remove(path); err != nil {
+				return nil, err
+			}
+		}
+		tmp := path + "." + randomHex(8)
+		if err := writeSynced(root, tmp, []byte(randomHex(32))); err != nil {
+			root.Remove(tmp)
+			return nil, err
+		}
+		err = root.Link(tmp, path) // fails if a concurrent start made one: read it
+		root.Remove(tmp)
+		if err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, err
+		}
 	}
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
-	}
-	key = []byte(randomHex(32))
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, fs.ErrExist) {
-		return os.ReadFile(path)
-	}
+}
+
+// writeSynced writes a new private file and syncs it, so that a crash
+// after it is linked into place cannot leave it empty.
+func writeSynced(root *os.Root, path string, b []byte) error {
+	f, err := root.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	_, err = f.Write(key)
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	return key, err
+	return err
 }
 
 // check verifies a user's password, remembering a success for a minute
@@ -115,7 +162,7 @@ func (a *authenticator) check(user, pass string) bool {
 	hash, ok := a.users[user]
 	if !ok {
 		// Spend the same time as for a known user.
-		bcrypt.CompareHashAndPassword([]byte("$2y$10$aaaaaaaaaaaaaaaaaaaaaOaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"), []byte(pass))
+		bcrypt.CompareHashAndPassword(a.dummy, []byte(pass))
 		return false
 	}
 	k := sha256.Sum256([]byte(user + "\x00" + pass))

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io/fs"
 	"net/http"
-	"os"
 )
 
 func blobUnknown(name string, d digest) *apiError {
@@ -29,7 +28,7 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request, name, ref strin
 		// a manifest: spare it from a collection running meanwhile (the
 		// check and the mark under the collector's shared lock).
 		s.gcMu.RLock()
-		ok := exists(s.store.blobLinkPath(name, d))
+		ok := s.store.exists(s.store.blobLinkPath(name, d))
 		if ok {
 			s.touch(d)
 		}
@@ -37,10 +36,10 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request, name, ref strin
 		if !ok {
 			return blobUnknown(name, d)
 		}
-	} else if !exists(s.store.blobLinkPath(name, d)) {
+	} else if !s.store.exists(s.store.blobLinkPath(name, d)) {
 		return blobUnknown(name, d)
 	}
-	f, err := os.Open(s.store.blobPath(d))
+	f, err := s.store.open(s.store.blobPath(d))
 	if errors.Is(err, fs.ErrNotExist) {
 		return blobUnknown(name, d)
 	}
@@ -68,7 +67,7 @@ func (s *Server) deleteBlob(w http.ResponseWriter, r *http.Request, name, ref st
 	if err != nil {
 		return err
 	}
-	err = os.Remove(s.store.blobLinkPath(name, d))
+	err = s.store.remove(s.store.blobLinkPath(name, d))
 	if errors.Is(err, fs.ErrNotExist) {
 		return blobUnknown(name, d)
 	}

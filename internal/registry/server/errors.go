@@ -24,6 +24,7 @@ const (
 	codeUnsupported         = "UNSUPPORTED"
 	codeRangeInvalid        = "RANGE_INVALID" // a chunk that does not follow the last
 	codePaginationInvalid   = "PAGINATION_NUMBER_INVALID"
+	codeTooManyRequests     = "TOOMANYREQUESTS"
 	codeUnknown             = "UNKNOWN"
 )
 

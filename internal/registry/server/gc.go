@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 )
@@ -35,7 +34,15 @@ const uploadTTL = 24 * time.Hour
 // interleave.
 func (s *Server) GC(ctx context.Context) (GCStats, error) {
 	var st GCStats
+	// The collection's start is taken under the exclusive lock: a write
+	// in flight (holding it shared) has finished, so the listing below
+	// sees what it wrote, and a later write touches its digests after
+	// start, which spares them. Taken without the lock, a manifest push
+	// could touch its blobs before start and link itself after the
+	// listing: neither marked nor spared, its blobs were collected.
+	s.gcMu.Lock()
 	start := time.Now()
+	s.gcMu.Unlock()
 	repos, err := s.store.repositories()
 	if err != nil {
 		return st, err
@@ -45,7 +52,7 @@ func (s *Server) GC(ctx context.Context) (GCStats, error) {
 	for _, name := range repos {
 		mine := map[digest]bool{}
 		repoMarked[name] = mine
-		revs, err := linkedDigests(filepath.Join(s.store.repoPath(name), "_manifests"))
+		revs, err := s.store.linkedDigests(filepath.Join(s.store.repoPath(name), "_manifests"))
 		if err != nil {
 			return st, err
 		}
@@ -55,7 +62,7 @@ func (s *Server) GC(ctx context.Context) (GCStats, error) {
 			}
 			st.Manifests++
 			marked[d], mine[d] = true, true
-			body, err := os.ReadFile(s.store.blobPath(d))
+			body, err := s.store.readFile(s.store.blobPath(d))
 			if err != nil {
 				continue
 			}
@@ -84,14 +91,14 @@ func (s *Server) GC(ctx context.Context) (GCStats, error) {
 		if ok && t.After(cutoff) {
 			return true
 		}
-		mt, ok := modTime(path)
+		mt, ok := s.store.modTime(path)
 		return !ok || mt.After(cutoff)
 	}
 	// Links first, by what each repository's own manifests reference; a
 	// blob still linked from a young link is kept below.
 	linked := map[digest]bool{}
 	for _, name := range repos {
-		links, err := linkedDigests(filepath.Join(s.store.repoPath(name), "_blobs"))
+		links, err := s.store.linkedDigests(filepath.Join(s.store.repoPath(name), "_blobs"))
 		if err != nil {
 			return st, err
 		}
@@ -105,7 +112,7 @@ func (s *Server) GC(ctx context.Context) (GCStats, error) {
 				continue
 			}
 			s.gcMu.Lock()
-			if !spared(d, p) && os.Remove(p) == nil {
+			if !spared(d, p) && s.store.remove(p) == nil {
 				st.LinksRemoved++
 			} else {
 				linked[d] = true
@@ -127,7 +134,7 @@ func (s *Server) GC(ctx context.Context) (GCStats, error) {
 		}
 		s.gcMu.Lock()
 		if !spared(d, p) && !s.linkedAnywhere(repos, d) {
-			if fi, err := os.Stat(p); err == nil && os.Remove(p) == nil {
+			if fi, err := s.store.stat(p); err == nil && s.store.remove(p) == nil {
 				st.BlobsRemoved++
 				st.BytesFreed += fi.Size()
 			}
@@ -149,7 +156,7 @@ func (s *Server) GC(ctx context.Context) (GCStats, error) {
 // known at the start links d (a mount may have linked it since).
 func (s *Server) linkedAnywhere(repos []string, d digest) bool {
 	for _, name := range repos {
-		if exists(s.store.blobLinkPath(name, d)) {
+		if s.store.exists(s.store.blobLinkPath(name, d)) {
 			return true
 		}
 	}
@@ -159,8 +166,8 @@ func (s *Server) linkedAnywhere(repos []string, d digest) bool {
 // allBlobs lists blobs/<alg>/<xx>/<hex>.
 func (s *Server) allBlobs() ([]digest, error) {
 	var out []digest
-	base := filepath.Join(s.store.root, "blobs")
-	algs, err := listDir(base)
+	base := filepath.Join("blobs")
+	algs, err := s.store.listDir(base)
 	if err != nil {
 		return nil, err
 	}
@@ -168,12 +175,12 @@ func (s *Server) allBlobs() ([]digest, error) {
 		if hexLen(alg) == 0 {
 			continue
 		}
-		prefixes, err := listDir(filepath.Join(base, alg))
+		prefixes, err := s.store.listDir(filepath.Join(base, alg))
 		if err != nil {
 			return nil, err
 		}
 		for _, p := range prefixes {
-			hexes, err := listDir(filepath.Join(base, alg, p))
+			hexes, err := s.store.listDir(filepath.Join(base, alg, p))
 			if err != nil {
 				return nil, err
 			}
@@ -190,7 +197,7 @@ func (s *Server) allBlobs() ([]digest, error) {
 // sweepUploads removes sessions untouched for uploadTTL that no request
 // holds; a session in use is never removed.
 func (s *Server) sweepUploads(now time.Time) int {
-	ids, err := listDir(filepath.Join(s.store.root, "uploads"))
+	ids, err := s.store.listDir(filepath.Join("uploads"))
 	if err != nil {
 		return 0
 	}
@@ -202,10 +209,10 @@ func (s *Server) sweepUploads(now time.Time) int {
 		// Untouched: the directory (made when the session began) and its
 		// data (written by every chunk) are both old, or the data is not
 		// there at all.
-		if dt, ok := modTime(s.store.uploadDir(id)); !ok || now.Sub(dt) < uploadTTL {
+		if dt, ok := s.store.modTime(s.store.uploadDir(id)); !ok || now.Sub(dt) < uploadTTL {
 			continue
 		}
-		if mt, ok := modTime(s.dataPath(id)); ok && now.Sub(mt) < uploadTTL {
+		if mt, ok := s.store.modTime(s.dataPath(id)); ok && now.Sub(mt) < uploadTTL {
 			continue
 		}
 		s.sessMu.Lock()
@@ -218,15 +225,15 @@ func (s *Server) sweepUploads(now time.Time) int {
 			s.endSession(ss)
 			ss.mu.Unlock()
 		} else {
-			os.RemoveAll(s.store.uploadDir(id))
+			s.store.removeAll(s.store.uploadDir(id))
 		}
 		n++
 	}
 	// Temporary files left by a crash.
-	if tmps, err := listDir(filepath.Join(s.store.root, "tmp")); err == nil {
+	if tmps, err := s.store.listDir(filepath.Join("tmp")); err == nil {
 		for _, t := range tmps {
-			if mt, ok := modTime(filepath.Join(s.store.root, "tmp", t)); ok && now.Sub(mt) > uploadTTL {
-				os.Remove(filepath.Join(s.store.root, "tmp", t))
+			if mt, ok := s.store.modTime(filepath.Join("tmp", t)); ok && now.Sub(mt) > uploadTTL {
+				s.store.remove(filepath.Join("tmp", t))
 			}
 		}
 	}

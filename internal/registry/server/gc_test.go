@@ -41,7 +41,7 @@ func gc(t *testing.T, s *Server) GCStats {
 
 func blobExists(s *Server, d string) bool {
 	pd, err := parseDigest(d)
-	return err == nil && exists(s.store.blobPath(pd))
+	return err == nil && s.store.exists(s.store.blobPath(pd))
 }
 
 // TestGCSparesAPushInProgress: a push uploads its blobs, then its
@@ -103,8 +103,8 @@ func TestGCCollects(t *testing.T) {
 	s.sessMu.Unlock()
 	age(t, s)
 	old := time.Now().Add(-2 * uploadTTL)
-	os.Chtimes(s.dataPath(abandoned), old, old)
-	os.Chtimes(s.store.uploadDir(abandoned), old, old)
+	s.store.r.Chtimes(s.dataPath(abandoned), old, old)
+	s.store.r.Chtimes(s.store.uploadDir(abandoned), old, old)
 	st := gc(t, s)
 	for _, d := range []string{orphan, sha([]byte("dropped")), sha(gone)} {
 		if blobExists(s, d) {
@@ -116,7 +116,7 @@ func TestGCCollects(t *testing.T) {
 			t.Errorf("%s collected", d)
 		}
 	}
-	if st.Uploads != 1 || exists(s.store.uploadDir(abandoned)) {
+	if st.Uploads != 1 || s.store.exists(s.store.uploadDir(abandoned)) {
 		t.Errorf("abandoned upload: %+v", st)
 	}
 	if w := do(t, s, req{method: "GET", target: "/v2/a/blobs/" + sha([]byte("kept"))}); w.Code != 200 {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -32,13 +31,13 @@ func (e *LockedError) Unwrap() error { return ErrLocked }
 // Lock takes the root's lock file (flock, released when the process
 // ends) and writes this process's id into it.
 func (s *Server) Lock() (unlock func(), err error) {
-	path := filepath.Join(s.store.root, "serve.lock")
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	const path = "serve.lock"
+	f, err := s.store.r.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, err
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		b, _ := os.ReadFile(path)
+		b, _ := s.store.readFile(path)
 		f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
 			pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"mime"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -71,7 +70,7 @@ func (s *Server) resolve(name, ref string) (digest, error) {
 		if err != nil {
 			return digest{}, err
 		}
-		if !exists(s.store.manifestLinkPath(name, d)) {
+		if !s.store.exists(s.store.manifestLinkPath(name, d)) {
 			return digest{}, manifestUnknown(name, ref)
 		}
 		return d, nil
@@ -79,7 +78,7 @@ func (s *Server) resolve(name, ref string) (digest, error) {
 	if !validTag(ref) {
 		return digest{}, manifestInvalid("invalid tag %q: want [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}", ref)
 	}
-	b, err := os.ReadFile(s.store.tagPath(name, ref))
+	b, err := s.store.readFile(s.store.tagPath(name, ref))
 	if errors.Is(err, fs.ErrNotExist) {
 		return digest{}, manifestUnknown(name, ref)
 	}
@@ -87,7 +86,7 @@ func (s *Server) resolve(name, ref string) (digest, error) {
 		return digest{}, err
 	}
 	d, err := parseDigest(string(b))
-	if err != nil || !exists(s.store.manifestLinkPath(name, d)) {
+	if err != nil || !s.store.exists(s.store.manifestLinkPath(name, d)) {
 		return digest{}, manifestUnknown(name, ref)
 	}
 	return d, nil
@@ -103,11 +102,11 @@ func (s *Server) getManifest(w http.ResponseWriter, r *http.Request, name, ref s
 	if err != nil {
 		return err
 	}
-	mt, err := os.ReadFile(s.store.manifestLinkPath(name, d))
+	mt, err := s.store.readFile(s.store.manifestLinkPath(name, d))
 	if err != nil {
 		return manifestUnknown(name, ref)
 	}
-	body, err := os.ReadFile(s.store.blobPath(d))
+	body, err := s.store.readFile(s.store.blobPath(d))
 	if errors.Is(err, fs.ErrNotExist) {
 		return manifestUnknown(name, ref)
 	}
@@ -241,12 +240,12 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, name, ref s
 	s.gcMu.RLock()
 	defer s.gcMu.RUnlock()
 	for _, b := range blobs {
-		if !exists(s.store.blobLinkPath(name, b)) || !exists(s.store.blobPath(b)) {
+		if !s.store.exists(s.store.blobLinkPath(name, b)) || !s.store.exists(s.store.blobPath(b)) {
 			return errorf(http.StatusBadRequest, codeManifestBlobUnknown, "the manifest references blob %s, which repository %s does not have: push it first", b, name).withDetail(map[string]string{"digest": b.String()})
 		}
 	}
 	for _, c := range children {
-		if !exists(s.store.manifestLinkPath(name, c)) {
+		if !s.store.exists(s.store.manifestLinkPath(name, c)) {
 			return errorf(http.StatusBadRequest, codeManifestBlobUnknown, "the index references manifest %s, which repository %s does not have: push it first", c, name).withDetail(map[string]string{"digest": c.String()})
 		}
 	}
@@ -281,7 +280,7 @@ func (s *Server) deleteManifest(w http.ResponseWriter, r *http.Request, name, re
 		if !validTag(ref) {
 			return manifestInvalid("invalid tag %q", ref)
 		}
-		err := os.Remove(s.store.tagPath(name, ref))
+		err := s.store.remove(s.store.tagPath(name, ref))
 		if errors.Is(err, fs.ErrNotExist) {
 			return manifestUnknown(name, ref)
 		}
@@ -296,24 +295,24 @@ func (s *Server) deleteManifest(w http.ResponseWriter, r *http.Request, name, re
 	if err != nil {
 		return err
 	}
-	if body, err := os.ReadFile(s.store.blobPath(d)); err == nil {
+	if body, err := s.store.readFile(s.store.blobPath(d)); err == nil {
 		var m manifest
 		if json.Unmarshal(body, &m) == nil && m.Subject != nil {
 			if subj, err := parseDigest(m.Subject.Digest); err == nil {
-				os.Remove(filepath.Join(s.store.referrersDir(name, subj), d.alg+"-"+d.hex))
+				s.store.remove(filepath.Join(s.store.referrersDir(name, subj), d.alg+"-"+d.hex))
 			}
 		}
 	}
-	tags, err := listDir(filepath.Join(s.store.repoPath(name), "_tags"))
+	tags, err := s.store.listDir(filepath.Join(s.store.repoPath(name), "_tags"))
 	if err != nil {
 		return err
 	}
 	for _, t := range tags {
-		if b, err := os.ReadFile(s.store.tagPath(name, t)); err == nil && bytes.Equal(b, []byte(d.String())) {
-			os.Remove(s.store.tagPath(name, t))
+		if b, err := s.store.readFile(s.store.tagPath(name, t)); err == nil && bytes.Equal(b, []byte(d.String())) {
+			s.store.remove(s.store.tagPath(name, t))
 		}
 	}
-	if err := os.Remove(s.store.manifestLinkPath(name, d)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := s.store.remove(s.store.manifestLinkPath(name, d)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	w.Header().Set("Content-Length", "0")

@@ -8,7 +8,6 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -29,6 +28,9 @@ type proxy struct {
 	flight map[string]*fetchCall  // fetches in progress, by digest
 }
 
+// maxCachedTokens bounds the upstream tokens kept, one per repository.
+const maxCachedTokens = 1024
+
 type cachedToken struct {
 	token string
 	until time.Time
@@ -44,8 +46,23 @@ func newProxy(remote, user, pass string) (*proxy, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("invalid proxy remote URL %q: want http(s)://host[:port]", remote)
 	}
-	return &proxy{base: u, user: user, pass: pass, client: &http.Client{Timeout: 10 * time.Minute},
+	client := &http.Client{Timeout: 10 * time.Minute, CheckRedirect: keepCredentialsHome}
+	return &proxy{base: u, user: user, pass: pass, client: client,
 		tokens: map[string]cachedToken{}, flight: map[string]*fetchCall{}}, nil
+}
+
+// keepCredentialsHome follows a redirect (registries send blobs to a
+// CDN) without the Authorization header unless it stays on the same
+// origin: net/http keeps it for another port or scheme of the same
+// host, which could be another service or plain HTTP.
+func keepCredentialsHome(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return fmt.Errorf("stopped after 10 redirects")
+	}
+	if o := via[0].URL; req.URL.Scheme != o.Scheme || req.URL.Host != o.Host {
+		req.Header.Del("Authorization")
+	}
+	return nil
 }
 
 // upstreamError is a failed upstream request, answered as the spec's
@@ -109,8 +126,13 @@ func (p *proxy) do(ctx context.Context, method, path, name string, header http.H
 
 func (p *proxy) fetchToken(ctx context.Context, params map[string]string, scope string) (string, error) {
 	realm, err := url.Parse(params["realm"])
-	if err != nil || realm.Host == "" {
+	if err != nil || realm.Host == "" || (realm.Scheme != "https" && realm.Scheme != "http") {
 		return "", fmt.Errorf("bad token realm %q", params["realm"])
+	}
+	// The realm receives the upstream credentials: an upstream reached
+	// over TLS must not send them to a plain-HTTP realm.
+	if p.base.Scheme == "https" && realm.Scheme != "https" {
+		return "", fmt.Errorf("token realm %q is not HTTPS though the upstream is: credentials not sent", params["realm"])
 	}
 	q := realm.Query()
 	if s := params["service"]; s != "" {
@@ -148,8 +170,20 @@ func (p *proxy) fetchToken(ctx context.Context, params map[string]string, scope 
 	if v.ExpiresIn < 60 {
 		v.ExpiresIn = 60
 	}
+	now := time.Now()
 	p.mu.Lock()
-	p.tokens[scope] = cachedToken{t, time.Now().Add(time.Duration(v.ExpiresIn-10) * time.Second)}
+	// Scopes name repositories the clients choose: keep the cache bounded.
+	if len(p.tokens) >= maxCachedTokens {
+		for k, c := range p.tokens {
+			if !now.Before(c.until) {
+				delete(p.tokens, k)
+			}
+		}
+		if len(p.tokens) >= maxCachedTokens {
+			clear(p.tokens)
+		}
+	}
+	p.tokens[scope] = cachedToken{t, now.Add(time.Duration(v.ExpiresIn-10) * time.Second)}
 	p.mu.Unlock()
 	return t, nil
 }
@@ -211,14 +245,16 @@ func (s *Server) proxyManifest(r *http.Request, name, ref string) error {
 		if err != nil {
 			return err
 		}
-		if exists(s.store.manifestLinkPath(name, d)) {
+		if s.store.exists(s.store.manifestLinkPath(name, d)) {
 			return nil
 		}
 	} else if !validTag(ref) {
 		return nil // resolve refuses it
 	}
 	return s.proxy.once("manifest "+name+"@"+ref, func() error {
-		resp, err := s.proxy.do(r.Context(), http.MethodGet, "/v2/"+name+"/manifests/"+ref, name, http.Header{"Accept": {manifestAccept}})
+		// Not tied to the first client's request: the others wait on it,
+		// and its leaving must not fail them.
+		resp, err := s.proxy.do(context.WithoutCancel(r.Context()), http.MethodGet, "/v2/"+name+"/manifests/"+ref, name, http.Header{"Accept": {manifestAccept}})
 		if err != nil || resp.StatusCode != http.StatusOK {
 			if resp != nil {
 				resp.Body.Close()
@@ -287,11 +323,11 @@ func (s *Server) proxyManifest(r *http.Request, name, ref string) error {
 // downloaded to a temporary file, hashed on the way, and committed only
 // when the digest matches.
 func (s *Server) proxyBlob(r *http.Request, name string, d digest) error {
-	if exists(s.store.blobLinkPath(name, d)) && exists(s.store.blobPath(d)) {
+	if s.store.exists(s.store.blobLinkPath(name, d)) && s.store.exists(s.store.blobPath(d)) {
 		return nil
 	}
 	return s.proxy.once("blob "+name+"@"+d.String(), func() error {
-		if exists(s.store.blobLinkPath(name, d)) && exists(s.store.blobPath(d)) {
+		if s.store.exists(s.store.blobLinkPath(name, d)) && s.store.exists(s.store.blobPath(d)) {
 			return nil
 		}
 		// Not tied to the first client's request: the others wait on it.
@@ -306,30 +342,37 @@ func (s *Server) proxyBlob(r *http.Request, name string, d digest) error {
 			return nil // not found upstream: the handler answers 404
 		}
 		defer resp.Body.Close()
-		f, err := s.store.tempFile()
+		f, tmp, err := s.store.tempFile()
 		if err != nil {
 			return err
 		}
-		tmp := f.Name()
 		h := newHash(d.alg)
-		_, err = io.Copy(io.MultiWriter(f, h), resp.Body)
+		var body io.Reader = resp.Body
+		if limit := s.cfg.MaxBlobSize; limit > 0 {
+			body = io.LimitReader(body, limit+1)
+		}
+		n, err := io.Copy(io.MultiWriter(f, h), body)
 		if err == nil {
 			err = f.Sync()
 		}
 		f.Close()
+		if err == nil && s.cfg.MaxBlobSize > 0 && n > s.cfg.MaxBlobSize {
+			s.store.remove(tmp)
+			return errorf(http.StatusBadGateway, codeSizeInvalid, "upstream blob %s of %s exceeds this registry's limit of %d bytes: not stored", d, name, s.cfg.MaxBlobSize)
+		}
 		if err != nil {
-			os.Remove(tmp)
+			s.store.remove(tmp)
 			return upstreamError("blob "+d.String()+" of "+name, nil, err)
 		}
 		if got := hexString(h.Sum(nil)); got != d.hex {
-			os.Remove(tmp)
+			s.store.remove(tmp)
 			return errorf(http.StatusBadGateway, codeDigestInvalid, "upstream sent %s:%s for blob %s of %s: not stored", d.alg, got, d, name)
 		}
 		s.gcMu.RLock()
 		defer s.gcMu.RUnlock()
 		s.touch(d)
 		if err := s.store.commitBlobFile(d, tmp); err != nil {
-			os.Remove(tmp)
+			s.store.remove(tmp)
 			return err
 		}
 		return s.linkBlob(name, d)

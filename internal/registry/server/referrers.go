@@ -3,7 +3,6 @@ package server
 import (
 	"encoding/json"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -39,7 +38,7 @@ func (s *Server) referrers(w http.ResponseWriter, r *http.Request, name, ref str
 	}
 	filter := r.URL.Query().Get("artifactType")
 	dir := s.store.referrersDir(name, subject)
-	entries, err := listDir(dir)
+	entries, err := s.store.listDir(dir)
 	if err != nil {
 		return err
 	}
@@ -50,10 +49,10 @@ func (s *Server) referrers(w http.ResponseWriter, r *http.Request, name, ref str
 			continue
 		}
 		// A referrer deleted since (or half-written by a crash) is left out.
-		if !exists(s.store.manifestLinkPath(name, digest{alg, hex})) {
+		if !s.store.exists(s.store.manifestLinkPath(name, digest{alg, hex})) {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join(dir, e))
+		b, err := s.store.readFile(filepath.Join(dir, e))
 		if err != nil {
 			continue
 		}

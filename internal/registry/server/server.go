@@ -36,6 +36,13 @@ type Config struct {
 	// GCGrace protects blobs and links younger than it from the garbage
 	// collector (a push uploads blobs before its manifest); zero: 1 hour.
 	GCGrace time.Duration
+	// MaxBlobSize refuses a blob upload that grows past it (413
+	// SIZE_INVALID) and cancels it; zero: no limit, as in docker's
+	// registry.
+	MaxBlobSize int64
+	// BodyTimeout ends a request whose body sends nothing, or a response
+	// whose client reads nothing, for that long; zero: a minute.
+	BodyTimeout time.Duration
 	// Log receives one line per request; nil: none.
 	Log io.Writer
 	// ProxyRemoteURL makes the server a pull-through cache of this
@@ -64,8 +71,9 @@ type Server struct {
 	recent      map[digest]time.Time
 	recentLimit int
 
-	sessMu   sync.Mutex
-	sessions map[string]*session
+	sessMu      sync.Mutex
+	sessions    map[string]*session
+	maxSessions int
 }
 
 // New opens (creating) the store under cfg.Root.
@@ -83,9 +91,9 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, store: st, recent: map[digest]time.Time{}, sessions: map[string]*session{}}
+	s := &Server{cfg: cfg, store: st, recent: map[digest]time.Time{}, sessions: map[string]*session{}, maxSessions: defaultMaxSessions}
 	if cfg.Htpasswd != "" {
-		if s.auth, err = newAuthenticator(cfg, st.root); err != nil {
+		if s.auth, err = newAuthenticator(cfg, st.r); err != nil {
 			return nil, err
 		}
 	} else if cfg.TokenAuth {
@@ -177,7 +185,13 @@ func parseRoute(escaped string) (route, bool) {
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	lw := &logWriter{ResponseWriter: w, status: http.StatusOK}
+	lw := &logWriter{ResponseWriter: w, status: http.StatusOK, rc: http.NewResponseController(w), timeout: s.bodyTimeout()}
+	r, finish := s.withBodyTimeout(w, r)
+	defer finish()
+	lw.renew()
+	// The final flush of the response gets its time too, after the server
+	// has discarded what the handler left of the body (bounded by finish).
+	defer func() { lw.rc.SetWriteDeadline(time.Now().Add(2 * lw.timeout)) }()
 	s.serve(lw, r)
 	if s.cfg.Log != nil {
 		fmt.Fprintf(s.cfg.Log, "%s %s %s %d %d %s\n", start.UTC().Format(time.RFC3339), r.Method, r.URL.RequestURI(), lw.status, lw.n, time.Since(start).Round(time.Microsecond))
@@ -292,12 +306,27 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 // logWriter records the status and size of a response for the log line.
-// It passes io.ReaderFrom through, so http.ServeContent still sends
-// files with sendfile.
+// Every write renews the connection's write deadline: a client that
+// stops reading a response (a slow-read attack, a stuck peer) loses its
+// connection after the timeout instead of holding it and the handler
+// forever, while a large blob that keeps moving is never cut off. Files
+// go out by sendfile in chunks through io.ReaderFrom.
 type logWriter struct {
 	http.ResponseWriter
-	status int
-	n      int64
+	status  int
+	n       int64
+	rc      *http.ResponseController
+	timeout time.Duration
+}
+
+// writeChunk is how much one deadline covers when a file is sent: small
+// enough that a slow but live client (256 KiB a minute) is not cut off.
+const writeChunk = 256 << 10
+
+func (l *logWriter) renew() {
+	if l.rc != nil {
+		l.rc.SetWriteDeadline(time.Now().Add(l.timeout))
+	}
 }
 
 func (l *logWriter) WriteHeader(code int) {
@@ -306,15 +335,37 @@ func (l *logWriter) WriteHeader(code int) {
 }
 
 func (l *logWriter) Write(b []byte) (int, error) {
+	l.renew()
 	n, err := l.ResponseWriter.Write(b)
 	l.n += int64(n)
 	return n, err
 }
 
 func (l *logWriter) ReadFrom(r io.Reader) (int64, error) {
-	n, err := io.Copy(l.ResponseWriter, r)
-	l.n += n
-	return n, err
+	// Unwrap the caller's limit (http.ServeContent's CopyN) so that each
+	// chunk is one *io.LimitedReader of the file, which sendfile takes.
+	limit := int64(-1)
+	if lr, ok := r.(*io.LimitedReader); ok {
+		r, limit = lr.R, lr.N
+	}
+	var total int64
+	for limit != 0 {
+		chunk := int64(writeChunk)
+		if limit > 0 {
+			chunk = min(chunk, limit)
+		}
+		l.renew()
+		n, err := io.Copy(l.ResponseWriter, &io.LimitedReader{R: r, N: chunk})
+		total += n
+		l.n += n
+		if limit > 0 {
+			limit -= n
+		}
+		if err != nil || n < chunk {
+			return total, err
+		}
+	}
+	return total, nil
 }
 
 func (l *logWriter) Unwrap() http.ResponseWriter { return l.ResponseWriter }

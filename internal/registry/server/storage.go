@@ -26,9 +26,14 @@ import (
 // crash sees the old file or the new one, never a part. Repository
 // directories begin with "_" where a name component cannot, so a name
 // never collides with the layout. Paths are built only from validated
-// names, tags and digests (names.go).
+// names, tags and digests (names.go), relative to the root, and every
+// file operation goes through an os.Root of it: a symbolic link planted
+// in the tree (by a local user, a restored backup) that leads out of
+// the root is refused, never followed, so the server reads and writes
+// nothing outside its root.
 type store struct {
 	root string
+	r    *os.Root
 }
 
 func newStore(root string) (*store, error) {
@@ -36,20 +41,28 @@ func newStore(root string) (*store, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return nil, fmt.Errorf("create registry storage: %w", err)
+	}
+	r, err := os.OpenRoot(abs)
+	if err != nil {
+		return nil, fmt.Errorf("open registry storage: %w", err)
+	}
 	for _, d := range []string{"blobs", "uploads", "repositories", "tmp"} {
-		if err := os.MkdirAll(filepath.Join(abs, d), 0o755); err != nil {
+		if err := r.MkdirAll(d, 0o755); err != nil {
+			r.Close()
 			return nil, fmt.Errorf("create registry storage: %w", err)
 		}
 	}
-	return &store{root: abs}, nil
+	return &store{root: abs, r: r}, nil
 }
 
 func (s *store) blobPath(d digest) string {
-	return filepath.Join(s.root, "blobs", d.alg, d.hex[:2], d.hex)
+	return filepath.Join("blobs", d.alg, d.hex[:2], d.hex)
 }
 
 func (s *store) repoPath(name string) string {
-	return filepath.Join(s.root, "repositories", filepath.FromSlash(name))
+	return filepath.Join("repositories", filepath.FromSlash(name))
 }
 
 func (s *store) blobLinkPath(name string, d digest) string {
@@ -68,7 +81,7 @@ func (s *store) referrersDir(name string, subject digest) string {
 	return filepath.Join(s.repoPath(name), "_referrers", subject.alg, subject.hex)
 }
 
-func (s *store) uploadDir(id string) string { return filepath.Join(s.root, "uploads", id) }
+func (s *store) uploadDir(id string) string { return filepath.Join("uploads", id) }
 
 func randomHex(n int) string {
 	b := make([]byte, n)
@@ -76,18 +89,20 @@ func randomHex(n int) string {
 	return hexString(b)
 }
 
-// tempFile opens a new file under tmp/ for writing.
-func (s *store) tempFile() (*os.File, error) {
-	return os.OpenFile(filepath.Join(s.root, "tmp", randomHex(16)), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+// tempFile opens a new file under tmp/ for writing; name is its path in
+// the root.
+func (s *store) tempFile() (f *os.File, name string, err error) {
+	name = filepath.Join("tmp", randomHex(16))
+	f, err = s.r.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	return f, name, err
 }
 
 // writeFile replaces path with data atomically (temp file, fsync, rename).
 func (s *store) writeFile(path string, data []byte) error {
-	f, err := s.tempFile()
+	f, tmp, err := s.tempFile()
 	if err != nil {
 		return err
 	}
-	tmp := f.Name()
 	_, err = f.Write(data)
 	if err == nil {
 		err = f.Sync()
@@ -96,20 +111,20 @@ func (s *store) writeFile(path string, data []byte) error {
 		err = cerr
 	}
 	if err == nil {
-		err = renameInto(tmp, path)
+		err = s.renameInto(tmp, path)
 	}
 	if err != nil {
-		os.Remove(tmp)
+		s.r.Remove(tmp)
 	}
 	return err
 }
 
 // renameInto renames tmp to path, making path's directory first.
-func renameInto(tmp, path string) error {
-	err := os.Rename(tmp, path)
+func (s *store) renameInto(tmp, path string) error {
+	err := s.r.Rename(tmp, path)
 	if errors.Is(err, fs.ErrNotExist) {
-		if err = os.MkdirAll(filepath.Dir(path), 0o755); err == nil {
-			err = os.Rename(tmp, path)
+		if err = s.r.MkdirAll(filepath.Dir(path), 0o755); err == nil {
+			err = s.r.Rename(tmp, path)
 		}
 	}
 	return err
@@ -123,13 +138,21 @@ func (s *store) putBlob(d digest, data []byte) error {
 // commitBlobFile moves the verified, synced file tmp to d's place. A
 // concurrent commit of the same digest renames identical bytes over it.
 func (s *store) commitBlobFile(d digest, tmp string) error {
-	return renameInto(tmp, s.blobPath(d))
+	return s.renameInto(tmp, s.blobPath(d))
 }
 
-func (s *store) statBlob(d digest) (os.FileInfo, error) { return os.Stat(s.blobPath(d)) }
+func (s *store) open(path string) (*os.File, error) { return s.r.Open(path) }
 
-func exists(path string) bool {
-	_, err := os.Lstat(path)
+func (s *store) readFile(path string) ([]byte, error) { return s.r.ReadFile(path) }
+
+func (s *store) remove(path string) error { return s.r.Remove(path) }
+
+func (s *store) removeAll(path string) error { return s.r.RemoveAll(path) }
+
+func (s *store) stat(path string) (os.FileInfo, error) { return s.r.Stat(path) }
+
+func (s *store) exists(path string) bool {
+	_, err := s.r.Lstat(path)
 	return err == nil
 }
 
@@ -141,8 +164,8 @@ func (s *store) link(path string, content []byte) error {
 }
 
 // listDir lists the names in dir, sorted; a missing dir is empty.
-func listDir(dir string) ([]string, error) {
-	ents, err := os.ReadDir(dir)
+func (s *store) listDir(dir string) ([]string, error) {
+	ents, err := fs.ReadDir(s.r.FS(), filepath.ToSlash(dir))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -160,14 +183,15 @@ func listDir(dir string) ([]string, error) {
 // repoExists: the repository has received anything.
 func (s *store) repoExists(name string) bool {
 	p := s.repoPath(name)
-	return exists(filepath.Join(p, "_blobs")) || exists(filepath.Join(p, "_manifests")) || exists(filepath.Join(p, "_tags"))
+	return s.exists(filepath.Join(p, "_blobs")) || s.exists(filepath.Join(p, "_manifests")) || s.exists(filepath.Join(p, "_tags"))
 }
 
-// repositories walks repositories/ for every repository name, sorted.
+// repositories walks repositories/ for every repository name, sorted. A
+// symbolic link is not a directory to the walk: it is not entered.
 func (s *store) repositories() ([]string, error) {
-	base := filepath.Join(s.root, "repositories")
+	const base = "repositories"
 	var names []string
-	err := filepath.WalkDir(base, func(path string, d fs.DirEntry, err error) error {
+	err := fs.WalkDir(s.r.FS(), base, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				return nil
@@ -178,10 +202,9 @@ func (s *store) repositories() ([]string, error) {
 			return nil
 		}
 		if strings.HasPrefix(d.Name(), "_") {
-			return filepath.SkipDir
+			return fs.SkipDir
 		}
-		rel, _ := filepath.Rel(base, path)
-		if name := filepath.ToSlash(rel); s.repoExists(name) {
+		if name := strings.TrimPrefix(path, base+"/"); s.repoExists(name) {
 			names = append(names, name)
 		}
 		return nil
@@ -191,9 +214,9 @@ func (s *store) repositories() ([]string, error) {
 }
 
 // linkedDigests lists the digests linked under dir/<alg>/<hex>.
-func linkedDigests(dir string) ([]digest, error) {
+func (s *store) linkedDigests(dir string) ([]digest, error) {
 	var out []digest
-	algs, err := listDir(dir)
+	algs, err := s.listDir(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -201,7 +224,7 @@ func linkedDigests(dir string) ([]digest, error) {
 		if hexLen(alg) == 0 {
 			continue
 		}
-		hexes, err := listDir(filepath.Join(dir, alg))
+		hexes, err := s.listDir(filepath.Join(dir, alg))
 		if err != nil {
 			return nil, err
 		}
@@ -214,8 +237,8 @@ func linkedDigests(dir string) ([]digest, error) {
 	return out, nil
 }
 
-func modTime(path string) (time.Time, bool) {
-	fi, err := os.Lstat(path)
+func (s *store) modTime(path string) (time.Time, bool) {
+	fi, err := s.r.Lstat(path)
 	if err != nil {
 		return time.Time{}, false
 	}

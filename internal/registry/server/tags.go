@@ -57,7 +57,7 @@ func (s *Server) tagsList(w http.ResponseWriter, r *http.Request, name string) e
 	if !s.store.repoExists(name) {
 		return errorf(http.StatusNotFound, codeNameUnknown, "repository %s is not known to this registry", name)
 	}
-	all, err := listDir(filepath.Join(s.store.repoPath(name), "_tags"))
+	all, err := s.store.listDir(filepath.Join(s.store.repoPath(name), "_tags"))
 	if err != nil {
 		return err
 	}
@@ -138,7 +138,10 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	pages := (len(match) + size - 1) / size
-	from := min((pg-1)*size, len(match))
+	from := len(match)
+	if pg <= pages { // also keeps (pg-1)*size from overflowing
+		from = (pg - 1) * size
+	}
 	to := min(from+size, len(match))
 	writeJSON(w, struct {
 		NumResults int            `json:"num_results"`

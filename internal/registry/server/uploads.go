@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // session is an upload in progress. Its bytes are in uploads/<id>/data;
@@ -24,6 +25,52 @@ type session struct {
 	size   int64
 	h      hash.Hash // sha256 of data[:size], or nil when unknown
 	closed bool
+	used   time.Time // last looked up; under Server.sessMu
+}
+
+// Open upload sessions are bounded: each holds a directory, two files
+// and memory, and a client may open them faster than the collector
+// (which may not even run) removes the abandoned ones. At the bound, the
+// sessions idle longest past sessionIdle are dropped to make room; when
+// none is, a new upload is refused with 429 until one ends.
+const (
+	defaultMaxSessions = 4096
+	sessionIdle        = 15 * time.Minute
+)
+
+// admitSession makes room for one more session, or refuses it.
+func (s *Server) admitSession() error {
+	now := time.Now()
+	s.sessMu.Lock()
+	full := len(s.sessions) >= s.maxSessions
+	var idle []*session
+	if full {
+		for _, ss := range s.sessions {
+			if now.Sub(ss.used) > sessionIdle {
+				idle = append(idle, ss)
+			}
+		}
+	}
+	s.sessMu.Unlock()
+	if !full {
+		return nil
+	}
+	for _, ss := range idle {
+		// A session a request holds is in use, however old its lookup.
+		if ss.mu.TryLock() {
+			if !ss.closed {
+				s.endSession(ss)
+			}
+			ss.mu.Unlock()
+		}
+	}
+	s.sessMu.Lock()
+	full = len(s.sessions) >= s.maxSessions
+	s.sessMu.Unlock()
+	if full {
+		return errorf(http.StatusTooManyRequests, codeTooManyRequests, "%d uploads are in progress, the most this registry keeps open: finish or cancel one, or retry later", s.maxSessions)
+	}
+	return nil
 }
 
 func uploadUnknown(id string) *apiError {
@@ -34,22 +81,25 @@ func (s *Server) dataPath(id string) string { return filepath.Join(s.store.uploa
 
 // newSession makes uploads/<id> with an empty data file.
 func (s *Server) newSession(name string) (*session, error) {
+	if err := s.admitSession(); err != nil {
+		return nil, err
+	}
 	id := randomHex(16)
 	dir := s.store.uploadDir(id)
-	if err := os.Mkdir(dir, 0o755); err != nil {
+	if err := s.store.r.Mkdir(dir, 0o755); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "repo"), []byte(name), 0o644); err != nil {
-		os.RemoveAll(dir)
+	if err := s.store.r.WriteFile(filepath.Join(dir, "repo"), []byte(name), 0o644); err != nil {
+		s.store.removeAll(dir)
 		return nil, err
 	}
-	f, err := os.OpenFile(s.dataPath(id), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	f, err := s.store.r.OpenFile(s.dataPath(id), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
-		os.RemoveAll(dir)
+		s.store.removeAll(dir)
 		return nil, err
 	}
 	f.Close()
-	ss := &session{id: id, repo: name, h: sha256.New()}
+	ss := &session{id: id, repo: name, h: sha256.New(), used: time.Now()}
 	s.sessMu.Lock()
 	s.sessions[id] = ss
 	s.sessMu.Unlock()
@@ -65,12 +115,15 @@ func (s *Server) session(name, id string) (*session, error) {
 	s.sessMu.Lock()
 	ss := s.sessions[id]
 	if ss == nil {
-		repo, err := os.ReadFile(filepath.Join(s.store.uploadDir(id), "repo"))
-		fi, serr := os.Stat(s.dataPath(id))
+		repo, err := s.store.readFile(filepath.Join(s.store.uploadDir(id), "repo"))
+		fi, serr := s.store.stat(s.dataPath(id))
 		if err == nil && serr == nil {
 			ss = &session{id: id, repo: string(repo), size: fi.Size()}
 			s.sessions[id] = ss
 		}
+	}
+	if ss != nil && ss.repo == name {
+		ss.used = time.Now()
 	}
 	s.sessMu.Unlock()
 	if ss == nil || ss.repo != name {
@@ -90,7 +143,7 @@ func (s *Server) endSession(ss *session) {
 	s.sessMu.Lock()
 	delete(s.sessions, ss.id)
 	s.sessMu.Unlock()
-	os.RemoveAll(s.store.uploadDir(ss.id))
+	s.store.removeAll(s.store.uploadDir(ss.id))
 }
 
 func (s *Server) sessionHeaders(w http.ResponseWriter, ss *session) {
@@ -161,7 +214,7 @@ func (s *Server) mount(r *http.Request, name string, d digest, from string) (boo
 	}
 	s.gcMu.RLock()
 	defer s.gcMu.RUnlock()
-	if from != "" && !exists(s.store.blobLinkPath(from, d)) || !exists(s.store.blobPath(d)) {
+	if from != "" && !s.store.exists(s.store.blobLinkPath(from, d)) || !s.store.exists(s.store.blobPath(d)) {
 		return false, nil
 	}
 	if err := s.linkBlob(name, d); err != nil {
@@ -211,9 +264,14 @@ func (s *Server) checkRange(w http.ResponseWriter, r *http.Request, ss *session)
 
 // appendBody appends body to the session's data, hashing as it goes.
 func (s *Server) appendBody(ss *session, body io.Reader) error {
-	f, err := os.OpenFile(s.dataPath(ss.id), os.O_WRONLY|os.O_APPEND, 0)
+	f, err := s.store.r.OpenFile(s.dataPath(ss.id), os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		return err
+	}
+	limit := s.cfg.MaxBlobSize
+	if limit > 0 {
+		// One byte past the limit tells a blob too large; no more is read.
+		body = io.LimitReader(body, max(limit-ss.size+1, 0))
 	}
 	var src io.Reader = body
 	if ss.h != nil {
@@ -224,11 +282,15 @@ func (s *Server) appendBody(ss *session, body io.Reader) error {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
+	if limit > 0 && ss.size > limit {
+		s.endSession(ss)
+		return errorf(http.StatusRequestEntityTooLarge, codeSizeInvalid, "the blob exceeds this registry's limit of %d bytes (--max-blob-size): upload cancelled", limit)
+	}
 	if err != nil {
 		// What was read and what was written may differ now: finishing
 		// will hash the file. The size is what the file holds.
 		ss.h = nil
-		if fi, serr := os.Stat(s.dataPath(ss.id)); serr == nil {
+		if fi, serr := s.store.stat(s.dataPath(ss.id)); serr == nil {
 			ss.size = fi.Size()
 		}
 		return errorf(http.StatusBadRequest, codeBlobUploadInvalid, "reading the chunk failed after %d bytes: %v", n, err)
@@ -276,7 +338,7 @@ func (s *Server) finishUpload(w http.ResponseWriter, r *http.Request, name, id s
 // blob store, linked to the session's repository.
 func (s *Server) commit(w http.ResponseWriter, ss *session, want digest) error {
 	path := s.dataPath(ss.id)
-	f, err := os.Open(path)
+	f, err := s.store.open(path)
 	if err != nil {
 		return err
 	}
