@@ -42,6 +42,9 @@ type Endpoint struct {
 	// NetNSPath is the container's network namespace (a bind-mounted nsfs
 	// file under the runroot), "" when it shares the host's.
 	NetNSPath string
+	// Container is the container's record as the caller read it (its
+	// networks, ports, aliases and addresses asked for); read-only.
+	Container *Container
 }
 
 // NetworkAttachment is what an attachment gave the container.
@@ -50,6 +53,16 @@ type NetworkAttachment struct {
 	Addresses []string
 	// Aliases are further names of the container on its networks.
 	Aliases []string
+	// EmbeddedDNS: the container resolves through the embedded server at
+	// 127.0.0.11 (it is on a user-defined network).
+	EmbeddedDNS bool
+	// HostGateway is the address --add-host's "host-gateway" stands for.
+	HostGateway string
+	// Hosts are further /etc/hosts lines ("ip\tname alias..."): the
+	// legacy links of the default bridge.
+	Hosts []string
+	// Settings, when set, are recorded as the container's NetworkSettings.
+	Settings *NetworkSettings
 }
 
 // noNetwork is the attacher of the modes that need no driver: "none" (the
@@ -73,11 +86,26 @@ func (s *Service) netnsPath(id string) string {
 }
 
 // ownNetNS reports whether the container gets a network namespace of its
-// own (every mode but host).
-func ownNetNS(c *Container) bool { return c.HostConfig.NetworkMode != "host" }
+// own (every mode but host and container:<id>).
+func ownNetNS(c *Container) bool {
+	_, joined := ContainerNetNS(c.HostConfig.NetworkMode)
+	return c.HostConfig.NetworkMode != "host" && !joined
+}
+
+// specNetNS is the network namespace the container's spec names: its own,
+// or that of the container its mode joins; "" for the host's.
+func (s *Service) specNetNS(c *Container) string {
+	if other, joined := ContainerNetNS(c.HostConfig.NetworkMode); joined {
+		return s.netnsPath(other)
+	}
+	if ownNetNS(c) {
+		return s.netnsPath(c.ID)
+	}
+	return ""
+}
 
 func (s *Service) endpoint(c *Container) *Endpoint {
-	ep := &Endpoint{ID: c.ID, Name: c.ShortName(), Hostname: c.Config.Hostname, NetworkMode: c.HostConfig.NetworkMode}
+	ep := &Endpoint{ID: c.ID, Name: c.ShortName(), Hostname: c.Config.Hostname, NetworkMode: c.HostConfig.NetworkMode, Container: c}
 	if ownNetNS(c) {
 		ep.NetNSPath = s.netnsPath(c.ID)
 	}
@@ -95,11 +123,31 @@ func (s *Service) attachNetwork(ctx context.Context, c *Container) error {
 			return fmt.Errorf("network namespace of %s: %w", c.ShortName(), err)
 		}
 	}
+	if other, joined := ContainerNetNS(c.HostConfig.NetworkMode); joined {
+		var st unix.Statfs_t
+		if unix.Statfs(s.netnsPath(other), &st) != nil || st.Type != unix.NSFS_MAGIC {
+			return errdefs.Conflict("cannot join network of a non running container: %s", other)
+		}
+	}
 	att, err := s.network.Attach(ctx, ep)
 	if err != nil {
 		return err
 	}
-	return writeEtcFiles(c, att)
+	if att.Settings != nil {
+		if _, err := s.update(ctx, c.ID, func(r *Container) error {
+			r.NetworkSettings = *att.Settings
+			return nil
+		}); err != nil {
+			s.network.Detach(context.WithoutCancel(ctx), ep)
+			return err
+		}
+		c.NetworkSettings = *att.Settings
+	}
+	if err := writeEtcFiles(c, att); err != nil {
+		s.network.Detach(context.WithoutCancel(ctx), ep)
+		return err
+	}
+	return nil
 }
 
 // detachNetwork undoes attachNetwork's attachment; with release it also

@@ -1,0 +1,132 @@
+package network
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/berth-dev/berth/internal/container"
+	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/metadata"
+	"github.com/berth-dev/berth/internal/network/dataplane"
+	"github.com/berth-dev/berth/internal/network/dns"
+)
+
+// ConnectLive attaches the running container c to network n (whose
+// endpoint settings es the caller has put in c's record): an address, the
+// dataplane's veth as the next ethN, and its names. It returns the
+// settings to record. The container's DNS server, which its monitor
+// holds, learns of the network at its next start.
+func (a *Attacher) ConnectLive(ctx context.Context, c *container.Container, ep *container.Endpoint, n *Network, es *container.EndpointSettings) (*container.EndpointSettings, error) {
+	at := &attachment{name: n.Name, net: n, settings: es}
+	err := a.svc.update(ctx, func(tx *metadata.Tx) error {
+		at.allocs = nil
+		return allocate(tx, c, at, len(c.NetworkSettings.Networks))
+	})
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			a.release(context.WithoutCancel(ctx), ep, []*attachment{at}, nil)
+		}
+	}()
+	at.dpNet = dpNetwork(n)
+	at.dpEP = dataplane.Endpoint{ContainerID: c.ID, NetworkID: n.ID, NetNSPath: ep.NetNSPath,
+		IfName: nextIfName(c), HostIfName: HostIfName(c.ID, n.ID), MTU: n.MTU()}
+	for _, al := range at.allocs {
+		p, _ := prefixOf(al.Address)
+		at.dpEP.Addresses = append(at.dpEP.Addresses, p)
+		if at.dpEP.MAC == nil {
+			at.dpEP.MAC = parseMAC(al.MacAddress)
+		}
+	}
+	if err := a.dp.EnsureNetwork(ctx, at.dpNet); err != nil {
+		return nil, fmt.Errorf("network %s: %w", n.Name, err)
+	}
+	if err := a.dp.AddEndpoint(ctx, at.dpNet, at.dpEP); err != nil {
+		return nil, fmt.Errorf("connect to network %s: %w", n.Name, err)
+	}
+	if a.names != nil && n.IsUserDefined() {
+		e := dns.Entry{Network: n.ID, ContainerID: c.ID, Names: dnsNames(c, es)}
+		for _, al := range at.allocs {
+			p, _ := prefixOf(al.Address)
+			if p.Addr().Is4() {
+				e.IPv4 = p.Addr()
+			} else {
+				e.IPv6 = p.Addr()
+			}
+		}
+		if err := a.names.Add(ctx, e); err != nil {
+			return nil, err
+		}
+	}
+	ok = true
+	att := attachmentOf(c, []*attachment{at}, nil, "", nil, false)
+	return att.Settings.Networks[n.Name], nil
+}
+
+// nextIfName is the first ethN the running container does not use yet.
+func nextIfName(c *container.Container) string {
+	return fmt.Sprintf("eth%d", len(c.NetworkSettings.Networks)-1)
+}
+
+// DisconnectLive detaches the running container from network n.
+func (a *Attacher) DisconnectLive(ctx context.Context, ep *container.Endpoint, n *Network) error {
+	atts, err := a.svc.attachmentsOf(ctx, ep.ID)
+	if err != nil {
+		return err
+	}
+	for _, at := range atts {
+		if at.net.ID == n.ID {
+			return a.release(ctx, ep, []*attachment{at}, nil)
+		}
+	}
+	return nil
+}
+
+// CheckConnect judges `network connect` of c to n with Docker's refusals.
+func CheckConnect(c *container.Container, n *Network, es *container.EndpointSettings) error {
+	mode := c.HostConfig.NetworkMode
+	if mode == HostName || n.Driver == "host" {
+		return errdefs.Forbidden("container cannot be disconnected from host network or connected to host network")
+	}
+	if _, joined := container.ContainerNetNS(mode); joined {
+		return errdefs.Forbidden("container sharing network namespace with another container or host cannot be connected to any other network")
+	}
+	if mode == NoneName || n.Driver == "null" {
+		return errdefs.Forbidden("container cannot be connected to multiple networks with one of the networks in private (none) mode")
+	}
+	if _, ok := c.NetworkSettings.Networks[n.Name]; ok {
+		return errdefs.Forbidden("endpoint with name %s already exists in network %s", c.ShortName(), n.Name)
+	}
+	if es != nil && es.IPAMConfig != nil && (es.IPAMConfig.IPv4Address != "" || es.IPAMConfig.IPv6Address != "") {
+		if !n.IsUserDefined() {
+			return errdefs.InvalidArgument("user specified IP address is supported on user defined networks only")
+		}
+		if !n.UserSubnets {
+			return errdefs.InvalidArgument("user specified IP address is supported only when connecting to networks with user configured subnets")
+		}
+	}
+	if es != nil && len(es.Aliases) > 0 && !n.IsUserDefined() {
+		return errdefs.InvalidArgument("network-scoped alias is supported only for containers in user defined networks")
+	}
+	return nil
+}
+
+// CheckDisconnect judges `network disconnect`.
+func CheckDisconnect(c *container.Container, n *Network) error {
+	if c.HostConfig.NetworkMode == HostName || n.Driver == "host" {
+		return errdefs.Forbidden("container cannot be disconnected from host network or connected to host network")
+	}
+	if _, ok := c.NetworkSettings.Networks[n.Name]; !ok {
+		return errdefs.Forbidden("container %s is not connected to network %s", c.ID, n.Name)
+	}
+	return nil
+}
+
+// RemoveNetwork takes a removed network's bridge and rules out of the
+// kernel.
+func (a *Attacher) RemoveNetwork(ctx context.Context, n *Network) error {
+	return a.dp.RemoveNetwork(ctx, dpNetwork(n))
+}

@@ -1,0 +1,101 @@
+package network
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+
+	"github.com/berth-dev/berth/internal/container"
+	"github.com/berth-dev/berth/internal/metadata"
+	"github.com/berth-dev/berth/internal/network/dataplane"
+	"github.com/berth-dev/berth/internal/runtime"
+)
+
+// ownerAlive reports whether the process that made an allocation still
+// runs (the same process: pid and start time).
+func ownerAlive(al Allocation) bool {
+	if al.OwnerPid <= 0 {
+		return false
+	}
+	st, err := runtime.ProcessStartTime(al.OwnerPid)
+	return err == nil && (al.OwnerStart == 0 || st == al.OwnerStart)
+}
+
+func selfOwner() (int, uint64) {
+	st, _ := runtime.ProcessStartTime(os.Getpid())
+	return os.Getpid(), st
+}
+
+// Sweep releases the addresses, endpoints and names of containers that
+// are no longer attached (removed, or whose monitor died: running says
+// which containers run), keeps those whose attaching process still works,
+// and has the dataplane reconcile the kernel to the recorded networks and
+// endpoints (stale bridges, veths and rules go; missing ones come back).
+func (a *Attacher) Sweep(ctx context.Context, running func(containerID string) bool) error {
+	var nets []*Network
+	stale := map[string]bool{}
+	var keep []dataplane.Endpoint
+	err := a.svc.meta.View(ctx, func(tx *metadata.Tx) error {
+		var err error
+		if nets, err = networksTx(tx); err != nil {
+			return err
+		}
+		return tx.ForEach(metadata.BucketIPAM, func(k string, raw []byte) error {
+			var al Allocation
+			if json.Unmarshal(raw, &al) != nil {
+				return nil
+			}
+			if !running(al.ContainerID) && !ownerAlive(al) {
+				stale[al.ContainerID] = true
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for id := range stale {
+		if err := a.Detach(ctx, &container.Endpoint{ID: id}); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	byID := map[string]*Network{}
+	var dnets []dataplane.Network
+	for _, n := range nets {
+		byID[n.ID] = n
+		if n.Driver == "bridge" {
+			dnets = append(dnets, dpNetwork(n))
+		}
+	}
+	err = a.svc.meta.View(ctx, func(tx *metadata.Tx) error {
+		eps := map[string]*dataplane.Endpoint{}
+		return tx.ForEach(metadata.BucketIPAM, func(k string, raw []byte) error {
+			var al Allocation
+			nid, _, ok := splitAllocKey(k)
+			if !ok || json.Unmarshal(raw, &al) != nil || byID[nid] == nil {
+				return nil
+			}
+			key := nid + "/" + al.ContainerID
+			ep := eps[key]
+			if ep == nil {
+				keep = append(keep, dataplane.Endpoint{ContainerID: al.ContainerID, NetworkID: nid,
+					HostIfName: HostIfName(al.ContainerID, nid), MAC: parseMAC(al.MacAddress), MTU: byID[nid].MTU()})
+				ep = &keep[len(keep)-1]
+				eps[key] = ep
+			}
+			if p, ok := prefixOf(al.Address); ok {
+				ep.Addresses = append(ep.Addresses, p)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	if err := a.dp.Reconcile(ctx, dnets, keep); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
