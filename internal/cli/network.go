@@ -95,62 +95,69 @@ func keyValues(list []string) (map[string]string, error) {
 }
 
 // consolidateIPAM pairs each --ip-range and --gateway with the --subnet
-// that contains it, as docker's CLI does.
+// that contains it, as docker's CLI does (its refusals are the CLI's own:
+// exit 1, no daemon prefix). A subnet that does not parse goes to the
+// engine, which words the error.
 func consolidateIPAM(subnets, ranges, gateways []string) ([]engine.NetworkIPAMConfig, error) {
+	fail := func(format string, args ...any) error { return cliError{fmt.Errorf(format, args...)} }
 	if len(subnets) < len(ranges) || len(subnets) < len(gateways) {
-		return nil, usageError{fmt.Errorf("every ip-range or gateway must have a corresponding subnet")}
+		return nil, fail("every ip-range or gateway must have a corresponding subnet")
 	}
 	cfg := make([]engine.NetworkIPAMConfig, len(subnets))
 	prefixes := make([]netip.Prefix, len(subnets))
 	for i, s := range subnets {
+		cfg[i].Subnet = s
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
-			return nil, usageError{fmt.Errorf("invalid CIDR address: %s", s)}
+			continue
 		}
+		p = p.Masked()
 		for j := 0; j < i; j++ {
-			if prefixes[j].Overlaps(p) {
-				return nil, usageError{fmt.Errorf("multiple overlapping subnet configuration is not supported")}
+			if prefixes[j].IsValid() && prefixes[j].Overlaps(p) {
+				return nil, fail("multiple overlapping subnet configuration is not supported")
 			}
 		}
-		prefixes[i] = p.Masked()
-		cfg[i].Subnet = s
+		prefixes[i] = p
+	}
+	pair := func(kind, v string, contained func(netip.Prefix) (bool, error), field func(*engine.NetworkIPAMConfig) *string) error {
+		for i, p := range prefixes {
+			if !p.IsValid() {
+				continue
+			}
+			ok, err := contained(p)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue
+			}
+			if f := field(&cfg[i]); *f != "" {
+				return fail("cannot configure multiple %ss (%s, %s) on the same subnet (%s)", kind, v, *f, subnets[i])
+			} else {
+				*f = v
+			}
+			return nil
+		}
+		return fail("no matching subnet for %s %s", kind, v)
 	}
 	for _, r := range ranges {
 		rp, err := netip.ParsePrefix(r)
 		if err != nil {
-			return nil, usageError{fmt.Errorf("invalid CIDR address: %s", r)}
+			return nil, fail("invalid CIDR address: %s", r)
 		}
-		found := false
-		for i, p := range prefixes {
-			if p.Contains(rp.Addr()) && rp.Bits() >= p.Bits() {
-				if cfg[i].IPRange != "" {
-					return nil, usageError{fmt.Errorf("cannot configure multiple ranges (%s, %s) on the same subnet (%s)", r, cfg[i].IPRange, subnets[i])}
-				}
-				cfg[i].IPRange, found = r, true
-				break
-			}
-		}
-		if !found {
-			return nil, usageError{fmt.Errorf("no matching subnet for range %s", r)}
+		if err := pair("range", r, func(p netip.Prefix) (bool, error) { return p.Contains(rp.Addr()) && rp.Bits() >= p.Bits(), nil },
+			func(c *engine.NetworkIPAMConfig) *string { return &c.IPRange }); err != nil {
+			return nil, err
 		}
 	}
 	for _, g := range gateways {
 		ga, err := netip.ParseAddr(g)
 		if err != nil {
-			return nil, usageError{fmt.Errorf("invalid IP address: %s", g)}
+			return nil, fail("invalid IP address: %s", g)
 		}
-		found := false
-		for i, p := range prefixes {
-			if p.Contains(ga) {
-				if cfg[i].Gateway != "" {
-					return nil, usageError{fmt.Errorf("cannot configure multiple gateways (%s, %s) for the same subnet (%s)", g, cfg[i].Gateway, subnets[i])}
-				}
-				cfg[i].Gateway, found = g, true
-				break
-			}
-		}
-		if !found {
-			return nil, usageError{fmt.Errorf("no matching subnet for gateway %s", g)}
+		if err := pair("gateway", g, func(p netip.Prefix) (bool, error) { return p.Contains(ga), nil },
+			func(c *engine.NetworkIPAMConfig) *string { return &c.Gateway }); err != nil {
+			return nil, err
 		}
 	}
 	return cfg, nil

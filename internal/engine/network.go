@@ -157,6 +157,14 @@ func (e *Engine) NetworkInspect(ctx context.Context, ref string) (*NetworkResour
 	if err != nil {
 		return nil, err
 	}
+	for id, allocs := range eps {
+		// The container's name now (it may have been renamed).
+		if c, err := e.Containers.Get(ctx, id); err == nil {
+			for i := range allocs {
+				allocs[i].Name = c.ShortName()
+			}
+		}
+	}
 	doc := networkDocument(n, eps)
 	return &doc, nil
 }
@@ -263,12 +271,14 @@ func (e *Engine) NetworksPrune(ctx context.Context, f filters.Args) (*NetworkPru
 	if err != nil {
 		return nil, err
 	}
-	used, err := e.networksInUse(ctx)
-	if err != nil {
+	if err := e.sweepNetworks(ctx); err != nil {
 		return nil, err
 	}
+	// As Docker, a network is unused when no running container is on it
+	// (a created or stopped container connected to it fails to start
+	// once it is gone).
 	cands, err := e.Networks.Prunable(ctx, func(n *network.Network) bool {
-		return !used[n.ID] && (until.IsZero() || !n.Created.After(until)) && f.MatchLabels(n.Labels)
+		return (until.IsZero() || !n.Created.After(until)) && f.MatchLabels(n.Labels)
 	})
 	if err != nil {
 		return nil, err
@@ -298,6 +308,10 @@ type NetworkConnectRequest struct {
 // container that does not run (it is attached at its next start), and
 // attached at once to a running one.
 func (e *Engine) NetworkConnect(ctx context.Context, req NetworkConnectRequest) error {
+	// Docker looks the container up first.
+	if _, err := e.Containers.Get(ctx, req.Container); err != nil {
+		return err
+	}
 	n, err := e.Networks.Get(ctx, req.Network)
 	if err != nil {
 		return err
@@ -311,7 +325,7 @@ func (e *Engine) NetworkConnect(ctx context.Context, req NetworkConnectRequest) 
 		}
 	}
 	c, err := e.Containers.ChangeNetworks(ctx, req.Container, func(ctx context.Context, c *container.Container, ep *container.Endpoint, running bool) error {
-		if err := network.CheckConnect(c, n, es); err != nil {
+		if err := network.CheckConnect(c, n, es, running); err != nil {
 			return err
 		}
 		if c.NetworkSettings.Networks == nil {
@@ -344,12 +358,15 @@ type NetworkDisconnectRequest struct {
 
 // NetworkDisconnect disconnects a container from a network.
 func (e *Engine) NetworkDisconnect(ctx context.Context, req NetworkDisconnectRequest) error {
+	if _, err := e.Containers.Get(ctx, req.Container); err != nil {
+		return err
+	}
 	n, err := e.Networks.Get(ctx, req.Network)
 	if err != nil {
 		return err
 	}
 	c, err := e.Containers.ChangeNetworks(ctx, req.Container, func(ctx context.Context, c *container.Container, ep *container.Endpoint, running bool) error {
-		if err := network.CheckDisconnect(c, n); err != nil {
+		if err := network.CheckDisconnect(c, n, running); err != nil {
 			return err
 		}
 		if running {

@@ -70,6 +70,9 @@ func (e *Engine) PruneContainers(ctx context.Context, f filters.Args) (*Containe
 	if err := e.Containers.Sweep(ctx); err != nil {
 		return nil, err
 	}
+	if err := e.sweepNetworks(ctx); err != nil {
+		return nil, err
+	}
 	ctrs, err := e.Containers.List(ctx)
 	if err != nil {
 		return nil, err

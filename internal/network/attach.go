@@ -89,21 +89,33 @@ type attachment struct {
 	dpEP     dataplane.Endpoint
 }
 
-// networkOrder lists the container's networks, its mode's first (eth0),
-// then the others by name.
+// networkOrder lists the container's bridge networks, its mode's first
+// (eth0), then the others by name. "none" is no network to attach (a
+// container on none that was connected to another network later is
+// attached to that one only).
 func networkOrder(c *container.Container) []string {
 	mode := c.HostConfig.NetworkMode
 	var names, rest []string
-	if _, ok := c.NetworkSettings.Networks[mode]; ok || len(c.NetworkSettings.Networks) == 0 {
+	if _, ok := c.NetworkSettings.Networks[mode]; (ok || len(c.NetworkSettings.Networks) == 0) && mode != NoneName {
 		names = []string{mode} // else disconnected from it
 	}
 	for name := range c.NetworkSettings.Networks {
-		if name != mode {
+		if name != mode && name != NoneName {
 			rest = append(rest, name)
 		}
 	}
 	sort.Strings(rest)
 	return append(names, rest...)
+}
+
+// attachable reports whether the container has networks of berth's to be
+// attached to (not host, another container's namespace, or none alone).
+func attachable(ep *container.Endpoint) bool {
+	mode := ep.NetworkMode
+	if _, joined := container.ContainerNetNS(mode); joined || mode == HostName {
+		return false
+	}
+	return ep.Container == nil || len(networkOrder(ep.Container)) > 0
 }
 
 // Attach connects the container to each of its networks: addresses
@@ -114,7 +126,7 @@ func networkOrder(c *container.Container) []string {
 // undone.
 func (a *Attacher) Attach(ctx context.Context, ep *container.Endpoint) (_ *container.NetworkAttachment, err error) {
 	c := ep.Container
-	if c == nil || !container.UsesNetworks(ep.NetworkMode) {
+	if c == nil || !attachable(ep) {
 		return &container.NetworkAttachment{}, nil
 	}
 	// What a previous run of this container left (a crashed monitor)
@@ -285,7 +297,7 @@ func allocate(tx *metadata.Tx, c *container.Container, at *attachment, index int
 			errs = append(errs, err)
 		}
 		if want.IsValid() {
-			return netip.Addr{}, ipam.Pool{}, true, errdefs.InvalidArgument("no configured subnet or ip-range contain the IP address %s", want)
+			return netip.Addr{}, ipam.Pool{}, true, ipam.ErrNotInSubnet(want)
 		}
 		if len(errs) > 0 {
 			return netip.Addr{}, ipam.Pool{}, false, errors.Join(errs...)
@@ -503,7 +515,7 @@ func contains(list []string, s string) bool {
 // dataplane, its names, and its addresses. It is idempotent: what is
 // already gone is skipped.
 func (a *Attacher) Detach(ctx context.Context, ep *container.Endpoint) error {
-	if ep.Container != nil && !container.UsesNetworks(ep.NetworkMode) {
+	if !attachable(ep) {
 		return nil
 	}
 	a.mu.Lock()

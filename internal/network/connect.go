@@ -86,7 +86,7 @@ func (a *Attacher) DisconnectLive(ctx context.Context, ep *container.Endpoint, n
 }
 
 // CheckConnect judges `network connect` of c to n with Docker's refusals.
-func CheckConnect(c *container.Container, n *Network, es *container.EndpointSettings) error {
+func CheckConnect(c *container.Container, n *Network, es *container.EndpointSettings, running bool) error {
 	mode := c.HostConfig.NetworkMode
 	if mode == HostName || n.Driver == "host" {
 		return errdefs.Forbidden("container cannot be disconnected from host network or connected to host network")
@@ -94,10 +94,12 @@ func CheckConnect(c *container.Container, n *Network, es *container.EndpointSett
 	if _, joined := container.ContainerNetNS(mode); joined {
 		return errdefs.Forbidden("container sharing network namespace with another container or host cannot be connected to any other network")
 	}
-	if mode == NoneName || n.Driver == "null" {
+	_, onNone := c.NetworkSettings.Networks[NoneName]
+	if onNone || n.Driver == "null" && len(c.NetworkSettings.Networks) > 0 {
 		return errdefs.Forbidden("container cannot be connected to multiple networks with one of the networks in private (none) mode")
 	}
-	if _, ok := c.NetworkSettings.Networks[n.Name]; ok {
+	if _, ok := c.NetworkSettings.Networks[n.Name]; ok && running {
+		// A container that does not run has its settings replaced, as Docker does.
 		return errdefs.Forbidden("endpoint with name %s already exists in network %s", c.ShortName(), n.Name)
 	}
 	if es != nil && es.IPAMConfig != nil && (es.IPAMConfig.IPv4Address != "" || es.IPAMConfig.IPv6Address != "") {
@@ -115,12 +117,15 @@ func CheckConnect(c *container.Container, n *Network, es *container.EndpointSett
 }
 
 // CheckDisconnect judges `network disconnect`.
-func CheckDisconnect(c *container.Container, n *Network) error {
+func CheckDisconnect(c *container.Container, n *Network, running bool) error {
 	if c.HostConfig.NetworkMode == HostName || n.Driver == "host" {
 		return errdefs.Forbidden("container cannot be disconnected from host network or connected to host network")
 	}
 	if _, ok := c.NetworkSettings.Networks[n.Name]; !ok {
-		return errdefs.Forbidden("container %s is not connected to network %s", c.ID, n.Name)
+		if running { // Docker's two wordings
+			return errdefs.Forbidden("container %s is not connected to network %s", c.ID, n.Name)
+		}
+		return errdefs.Forbidden("container %s is not connected to the network %s", c.ID, n.Name)
 	}
 	return nil
 }

@@ -110,7 +110,7 @@ func (n *Network) Pools() []ipam.Pool {
 	var out []ipam.Pool
 	for _, c := range n.IPAM.Config {
 		p, err := ipam.ParsePool(c.Subnet, c.IPRange, c.Gateway)
-		if err == nil {
+		if err == nil && (p.Subnet.Addr().Is4() || n.EnableIPv6) {
 			out = append(out, p)
 		}
 	}

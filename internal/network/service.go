@@ -225,19 +225,23 @@ func (s *Service) Create(ctx context.Context, o CreateOptions) (*Network, error)
 	if o.Name == "" {
 		return nil, errdefs.InvalidArgument("network name must not be empty")
 	}
-	if !validNetworkName(o.Name) {
-		return nil, errdefs.InvalidArgument("invalid network name %q: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", o.Name)
-	}
+	// Docker accepts any name; berth keys networks by ID and names its
+	// bridges after the ID, so no name reaches the kernel either.
 	if IsPredefined(o.Name) {
-		return nil, errdefs.Forbidden("%s is a pre-defined network and cannot be created", o.Name)
+		return nil, errdefs.Forbidden("operation is not permitted on predefined %s network", o.Name)
 	}
 	if o.Driver == "" {
 		o.Driver = "bridge"
 	}
-	if o.Driver != "bridge" {
-		if o.Driver == "overlay" || o.Driver == "macvlan" || o.Driver == "ipvlan" || o.Driver == "host" || o.Driver == "null" {
-			return nil, errdefs.InvalidArgument("berth supports only the bridge driver for new networks, not %q", o.Driver)
-		}
+	switch o.Driver {
+	case "bridge":
+	case "overlay":
+		return nil, errdefs.Unavailable(`This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect this node to swarm and try again.`)
+	case "host", "null":
+		return nil, errdefs.Forbidden("only one instance of %q network is allowed", o.Driver)
+	case "macvlan", "ipvlan":
+		return nil, errdefs.NotImplemented("the %s driver is not supported by berth: use bridge", o.Driver)
+	default:
 		return nil, errdefs.NotFound("plugin %q not found", o.Driver)
 	}
 	if o.Ingress {
@@ -250,8 +254,12 @@ func (s *Service) Create(ctx context.Context, o CreateOptions) (*Network, error)
 		return nil, errdefs.NotFound("plugin %q not found", o.IPAM.Driver)
 	}
 	if v, ok := o.Options[OptMTU]; ok {
-		if mtu, err := strconv.Atoi(v); err != nil || mtu < 68 || mtu > 65535 {
-			return nil, errdefs.InvalidArgument("invalid MTU %q in option %s: want a number from 68 to 65535", v, OptMTU)
+		mtu, err := strconv.Atoi(v)
+		if err != nil {
+			return nil, errdefs.InvalidArgument("failed to parse %s value: %s (%v)", OptMTU, v, err)
+		}
+		if mtu < 68 || mtu > 65535 {
+			return nil, errdefs.InvalidArgument("invalid MTU number: %d", mtu)
 		}
 	}
 	if b := o.Options[OptBridgeName]; b != "" && (len(b) > 15 || strings.ContainsAny(b, "/ \t:")) {
@@ -269,15 +277,12 @@ func (s *Service) Create(ctx context.Context, o CreateOptions) (*Network, error)
 		if err != nil {
 			return nil, err
 		}
-		if p.Subnet.Addr().Is6() && !o.EnableIPv6 {
-			return nil, errdefs.InvalidArgument("an IPv6 subnet %s needs --ipv6", p.Subnet)
-		}
 		pools = append(pools, p)
 	}
 	for i, a := range pools {
 		for _, b := range pools[i+1:] {
 			if a.Subnet.Overlaps(b.Subnet) {
-				return nil, errdefs.Forbidden("invalid pool request: Pool overlaps with other one on this address space")
+				return nil, errdefs.Forbidden("Pool overlaps with other one on this address space")
 			}
 		}
 	}
@@ -310,7 +315,7 @@ func (s *Service) Create(ctx context.Context, o CreateOptions) (*Network, error)
 		for _, p := range pools {
 			for _, u := range used {
 				if p.Subnet.Overlaps(u) {
-					return errdefs.Forbidden("invalid pool request: Pool overlaps with other one on this address space")
+					return errdefs.Forbidden("Pool overlaps with other one on this address space")
 				}
 			}
 		}
@@ -321,6 +326,11 @@ func (s *Service) Create(ctx context.Context, o CreateOptions) (*Network, error)
 			c.Subnet, c.Gateway = p.Subnet.String(), p.Gateway.String()
 			if p.Range.IsValid() {
 				c.IPRange = p.Range.String()
+			}
+			if p.Subnet.Addr().Is6() && !o.EnableIPv6 {
+				// Docker keeps an IPv6 subnet of a network without
+				// --ipv6, unused, and gives it no gateway.
+				c.Gateway = ""
 			}
 			cfg = append(cfg, c)
 			have4 = have4 || p.Subnet.Addr().Is4()
@@ -348,16 +358,6 @@ func (s *Service) Create(ctx context.Context, o CreateOptions) (*Network, error)
 		return nil, err
 	}
 	return n, nil
-}
-
-func validNetworkName(name string) bool {
-	for i, r := range name {
-		alnum := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9'
-		if !alnum && (i == 0 || r != '_' && r != '.' && r != '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // Get returns the network ref names.

@@ -29,7 +29,7 @@ func ParsePool(subnet, ipRange, gateway string) (Pool, error) {
 	var p Pool
 	var err error
 	if p.Subnet, err = netip.ParsePrefix(subnet); err != nil {
-		return p, errdefs.InvalidArgument("invalid subnet %s : invalid CIDR address: %s", subnet, subnet)
+		return p, errdefs.InvalidArgument("Invalid subnet %s : invalid CIDR address: %s", subnet, subnet)
 	}
 	if p.Subnet.Masked() != p.Subnet {
 		// Docker keeps the user's text but works on the masked prefix.
@@ -91,15 +91,19 @@ func Allocate(p Pool, taken func(netip.Addr) bool) (netip.Addr, error) {
 // the subnet, be usable and be free.
 func CheckStatic(p Pool, a netip.Addr, taken func(netip.Addr) bool) error {
 	if !p.Subnet.Contains(a) {
-		return errdefs.InvalidArgument("no configured subnet or ip-range contain the IP address %s", a)
+		return ErrNotInSubnet(a)
 	}
-	if !usable(p, a) {
-		return errdefs.InvalidArgument("Address %s is reserved in network subnet %s", a, p.Subnet)
-	}
-	if taken(a) {
+	// The gateway, the subnet's own and broadcast addresses are held by
+	// the network: Docker says they are in use.
+	if !usable(p, a) || taken(a) {
 		return errdefs.Conflict("Address already in use")
 	}
 	return nil
+}
+
+// ErrNotInSubnet is Docker's refusal of a --ip outside the network.
+func ErrNotInSubnet(a netip.Addr) error {
+	return errdefs.InvalidArgument("Invalid address %s: It does not belong to any of this network's subnets", a)
 }
 
 // usable excludes the subnet's own address, the IPv4 broadcast address and

@@ -27,7 +27,7 @@ func TestParsePool(t *testing.T) {
 		{"given gateway", "10.1.0.0/16", "", "10.1.255.254", "10.1.255.254", ""},
 		{"masked", "10.1.2.3/16", "", "", "10.1.0.1", ""},
 		{"ipv6", "fd00:1::/64", "", "", "fd00:1::1", ""},
-		{"bad subnet", "10.1.0.0/33", "", "", "", "invalid subnet 10.1.0.0/33 : invalid CIDR address: 10.1.0.0/33"},
+		{"bad subnet", "10.1.0.0/33", "", "", "", "Invalid subnet 10.1.0.0/33 : invalid CIDR address: 10.1.0.0/33"},
 		{"gateway outside", "10.1.0.0/16", "", "10.2.0.1", "", "Invalid gateway 10.2.0.1: it is not within the subnet 10.1.0.0/16"},
 		{"range outside", "10.1.0.0/16", "10.2.0.0/24", "", "", "Invalid ip-range 10.2.0.0/24: it is not within the subnet 10.1.0.0/16"},
 		{"range wider", "10.1.0.0/16", "10.0.0.0/8", "", "", "Invalid ip-range 10.0.0.0/8: it is not within the subnet 10.1.0.0/16"},
@@ -109,10 +109,10 @@ func TestCheckStatic(t *testing.T) {
 	}{
 		{"10.0.0.5", ""}, // outside the range but in the subnet: allowed, as in Docker
 		{"10.0.0.9", "Address already in use"},
-		{"10.0.0.1", "Address 10.0.0.1 is reserved in network subnet 10.0.0.0/24"},
-		{"10.0.0.0", "Address 10.0.0.0 is reserved in network subnet 10.0.0.0/24"},
-		{"10.0.0.255", "Address 10.0.0.255 is reserved in network subnet 10.0.0.0/24"},
-		{"10.0.1.5", "no configured subnet or ip-range contain the IP address 10.0.1.5"},
+		{"10.0.0.1", "Address already in use"},
+		{"10.0.0.0", "Address already in use"},
+		{"10.0.0.255", "Address already in use"},
+		{"10.0.1.5", "Invalid address 10.0.1.5: It does not belong to any of this network's subnets"},
 	}
 	for _, tc := range tests {
 		err := CheckStatic(p, netip.MustParseAddr(tc.ip), taken)
