@@ -93,7 +93,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	users := container.Users{}
 	images := image.NewStore(meta, cs, snaps, users)
 	vols := volume.NewStore(cfg.Root, meta, users)
-	nets := network.NewService(meta)
+	nets := network.NewService(meta, cfg.Root)
 	att := network.Default(nets, cfg.RunRoot)
 	ctrs := container.NewService(container.Options{
 		Root: cfg.Root, RunRoot: cfg.RunRoot, Runtime: cfg.Runtime, Self: StartPathBinary(cfg.Self), Debug: cfg.Debug,

@@ -156,7 +156,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{svc: NewService(meta), dp: newFakeDataplane(), names: &fakeNames{entries: map[string]dns.Entry{}}}
+	f := &fixture{svc: NewService(meta, ""), dp: newFakeDataplane(), names: &fakeNames{entries: map[string]dns.Entry{}}}
 	f.svc.hostRoutes = func() []netip.Prefix { return []netip.Prefix{netip.MustParsePrefix("172.17.0.0/16")} }
 	f.att = NewAttacher(f.svc, f.dp, f.names, func(_ context.Context, cfg dns.Config) (DNSServer, error) {
 		s := &fakeServer{cfg: cfg}
@@ -426,7 +426,7 @@ func TestConcurrentAllocation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := NewService(meta)
+	svc := NewService(meta, "")
 	if _, err := svc.Create(ctx, CreateOptions{Name: "appnet", IPAM: IPAM{Config: []IPAMConfig{{Subnet: "10.6.0.0/24"}}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -502,7 +502,7 @@ func attachOne(ctx context.Context, dir, name string) error {
 	if err != nil {
 		return err
 	}
-	att := NewAttacher(NewService(meta), newFakeDataplane(), nil, nil)
+	att := NewAttacher(NewService(meta, ""), newFakeDataplane(), nil, nil)
 	_, err = att.Attach(ctx, ep(ctr(name, "appnet")))
 	return err
 }

@@ -81,9 +81,27 @@ const (
 	NoneName   = "none"
 )
 
-// DefaultBridge is the Linux bridge of berth's default network ("berth0":
-// berth runs beside Docker, whose docker0 it leaves alone).
+// DefaultBridge is the Linux bridge of berth's default network under the
+// default root ("berth0": berth runs beside Docker, whose docker0 it
+// leaves alone).
 const DefaultBridge = "berth0"
+
+// DefaultRoot is berth's default --root, whose default network's bridge is
+// DefaultBridge.
+const DefaultRoot = "/var/lib/berth"
+
+// DefaultBridgeFor is the bridge of the default network of the store at
+// root: DefaultBridge for the default root; for any other root (tests,
+// several installations side by side, each one like a Docker daemon of its
+// own) "berth" and 8 hex digits of the root's hash, so that two roots
+// never share a bridge with different subnets.
+func DefaultBridgeFor(root string) string {
+	if root == "" || root == DefaultRoot {
+		return DefaultBridge
+	}
+	h := sha256.Sum256([]byte("bridge/" + root))
+	return "berth" + hex.EncodeToString(h[:])[:8]
+}
 
 // Option names of the bridge driver that berth reads.
 const (

@@ -25,15 +25,18 @@ import (
 // Service keeps network records and address allocations.
 type Service struct {
 	meta *metadata.Store
+	// bridge is the Linux bridge the default network gets when it is made.
+	bridge string
 	// hostRoutes lists the destinations of the host's routes, which a
 	// network chosen from the default pools must not overlap.
 	hostRoutes func() []netip.Prefix
 	now        func() time.Time
 }
 
-// NewService opens the network service over berth's metadata store.
-func NewService(meta *metadata.Store) *Service {
-	return &Service{meta: meta, hostRoutes: HostRoutes, now: time.Now}
+// NewService opens the network service over berth's metadata store at
+// root (--root).
+func NewService(meta *metadata.Store, root string) *Service {
+	return &Service{meta: meta, bridge: DefaultBridgeFor(root), hostRoutes: HostRoutes, now: time.Now}
 }
 
 // newID is a random 64-hex network ID whose short form is not all digits
@@ -134,9 +137,9 @@ func (s *Service) ensurePredefined(tx *metadata.Tx) error {
 		n.IPAM.Config = []IPAMConfig{{Subnet: subnet.String(), Gateway: subnet.Addr().Next().String()}}
 		n.Options = map[string]string{
 			OptDefault: "true", OptICC: "true", OptMasquerade: "true",
-			OptHostBinding: "0.0.0.0", OptBridgeName: DefaultBridge, OptMTU: "1500",
+			OptHostBinding: "0.0.0.0", OptBridgeName: s.bridge, OptMTU: "1500",
 		}
-		n.Bridge = DefaultBridge
+		n.Bridge = s.bridge
 		add = append(add, n)
 	}
 	if !have[HostName] {

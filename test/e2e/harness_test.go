@@ -89,6 +89,7 @@ func (e *env) cleanup() {
 	if ids := strings.Fields(e.run("ps", "-aq").stdout); len(ids) > 0 {
 		e.run(append([]string{"rm", "-f", "-v"}, ids...)...)
 	}
+	e.run("network", "prune", "-f") // their bridges leave the kernel
 	raw, _ := os.ReadFile("/proc/self/mountinfo")
 	var mounts []string
 	for _, line := range strings.Split(string(raw), "\n") {
