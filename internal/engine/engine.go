@@ -99,6 +99,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		Root: cfg.Root, RunRoot: cfg.RunRoot, Runtime: cfg.Runtime, Self: StartPathBinary(cfg.Self), Debug: cfg.Debug,
 		Network: att,
 	}, meta, images, vols)
+	att.SetEvents(ctrs)
 	return &Engine{Config: cfg, Meta: meta, Content: cs, Snapshots: snaps, Images: images, Volumes: vols, Containers: ctrs,
 		Networks: nets, Attacher: att}, nil
 }

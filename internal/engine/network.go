@@ -324,7 +324,7 @@ func (e *Engine) NetworkConnect(ctx context.Context, req NetworkConnectRequest) 
 			es.IPAMConfig = &cp
 		}
 	}
-	c, err := e.Containers.ChangeNetworks(ctx, req.Container, func(ctx context.Context, c *container.Container, ep *container.Endpoint, running bool) error {
+	_, err = e.Containers.ChangeNetworks(ctx, req.Container, func(ctx context.Context, c *container.Container, ep *container.Endpoint, running bool) error {
 		if err := network.CheckConnect(c, n, es, running); err != nil {
 			return err
 		}
@@ -342,11 +342,9 @@ func (e *Engine) NetworkConnect(ctx context.Context, req NetworkConnectRequest) 
 		c.NetworkSettings.Networks[n.Name] = live
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	e.Emit(ctx, networkEvent("connect", n, c.ID))
-	return nil
+	// The connect event comes when the endpoint joins (at once for a
+	// running container, else at its start), as Docker's.
+	return err
 }
 
 // NetworkDisconnectRequest is POST /networks/{id}/disconnect.
@@ -365,23 +363,22 @@ func (e *Engine) NetworkDisconnect(ctx context.Context, req NetworkDisconnectReq
 	if err != nil {
 		return err
 	}
-	c, err := e.Containers.ChangeNetworks(ctx, req.Container, func(ctx context.Context, c *container.Container, ep *container.Endpoint, running bool) error {
+	_, err = e.Containers.ChangeNetworks(ctx, req.Container, func(ctx context.Context, c *container.Container, ep *container.Endpoint, running bool) error {
 		if err := network.CheckDisconnect(c, n, running); err != nil {
 			return err
 		}
 		if running {
+			// Its disconnect event comes from the endpoint leaving.
 			if err := e.Attacher.DisconnectLive(ctx, ep, n); err != nil {
 				return err
 			}
+		} else {
+			e.Emit(ctx, networkEvent("disconnect", n, c.ID)) // Docker emits it here too
 		}
 		delete(c.NetworkSettings.Networks, n.Name)
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	e.Emit(ctx, networkEvent("disconnect", n, c.ID))
-	return nil
+	return err
 }
 
 // NetworkNames lists the networks of a container for `ps`'s NETWORKS

@@ -62,6 +62,28 @@ type Attacher struct {
 
 	mu   sync.Mutex
 	held map[string]*held // container ID -> what this process holds for it
+	// events receives Docker's network connect and disconnect events, as
+	// endpoints join and leave (SetEvents; none until set).
+	events Events
+}
+
+// Events is where the attacher reports endpoints joining and leaving
+// networks (the container service's event journal).
+type Events interface {
+	Emit(ctx context.Context, ev container.Event)
+}
+
+// SetEvents makes the attacher emit network connect and disconnect
+// events to ev (the container service, built after the attacher).
+func (a *Attacher) SetEvents(ev Events) { a.events = ev }
+
+// emit sends Docker's network event for container id on n.
+func (a *Attacher) emit(ctx context.Context, action string, n *Network, containerID string) {
+	if a.events == nil {
+		return
+	}
+	a.events.Emit(ctx, container.Event{Type: "network", Action: action, ID: n.ID, Scope: "local",
+		Attributes: map[string]string{"container": containerID, "name": n.Name, "type": n.Driver}})
 }
 
 // held is what a running container's attachment keeps open in the
@@ -246,6 +268,9 @@ func (a *Attacher) Attach(ctx context.Context, ep *container.Endpoint) (_ *conta
 	a.mu.Lock()
 	a.held[c.ID] = h
 	a.mu.Unlock()
+	for _, at := range atts {
+		a.emit(ctx, "connect", at.net, c.ID)
+	}
 	return attachmentOf(c, atts, portMap, bridgeGW, linkHosts, len(userNets) > 0), nil
 }
 
@@ -529,7 +554,13 @@ func (a *Attacher) Detach(ctx context.Context, ep *container.Endpoint) error {
 	if len(atts) == 0 && h == nil {
 		return nil
 	}
-	return a.release(ctx, ep, atts, h)
+	if err := a.release(ctx, ep, atts, h); err != nil {
+		return err
+	}
+	for _, at := range atts {
+		a.emit(ctx, "disconnect", at.net, ep.ID)
+	}
+	return nil
 }
 
 // release undoes atts (endpoints, names, addresses) and what h holds.

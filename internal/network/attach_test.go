@@ -142,6 +142,17 @@ type fakeServer struct {
 func (s *fakeServer) SetNetworks(n []string) { s.cfg.Networks = n }
 func (s *fakeServer) Close() error           { s.closed = true; return nil }
 
+type eventLog struct {
+	mu      sync.Mutex
+	actions []string
+}
+
+func (l *eventLog) Emit(_ context.Context, ev container.Event) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.actions = append(l.actions, ev.Type+" "+ev.Action+" "+ev.Attributes["name"])
+}
+
 type fixture struct {
 	svc     *Service
 	att     *Attacher
@@ -201,6 +212,8 @@ func (f *fixture) allocations(t *testing.T) []string {
 func TestAttachDefaultBridge(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
+	events := &eventLog{}
+	f.att.SetEvents(events)
 	c := ctr("web", "bridge")
 	c.HostConfig.PortBindings = container.PortMap{"80/tcp": {{HostPort: "8080"}}}
 	c.Config.ExposedPorts = map[string]struct{}{"80/tcp": {}, "81/tcp": {}}
@@ -238,6 +251,11 @@ func TestAttachDefaultBridge(t *testing.T) {
 		if len(f.dp.endpoints) != 0 || len(f.dp.reserved) != 0 || len(f.allocations(t)) != 0 {
 			t.Fatalf("detach %d left %v %v %v", i, f.dp.endpoints, f.dp.reserved, f.allocations(t))
 		}
+	}
+	// Docker's events: one connect as the endpoint joined, one disconnect
+	// as it left (the second Detach found nothing to undo).
+	if !slices.Equal(events.actions, []string{"network connect bridge", "network disconnect bridge"}) {
+		t.Fatalf("events %v", events.actions)
 	}
 }
 

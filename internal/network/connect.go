@@ -62,6 +62,7 @@ func (a *Attacher) ConnectLive(ctx context.Context, c *container.Container, ep *
 		}
 	}
 	ok = true
+	a.emit(ctx, "connect", n, c.ID)
 	att := attachmentOf(c, []*attachment{at}, nil, "", nil, false)
 	return att.Settings.Networks[n.Name], nil
 }
@@ -79,7 +80,10 @@ func (a *Attacher) DisconnectLive(ctx context.Context, ep *container.Endpoint, n
 	}
 	for _, at := range atts {
 		if at.net.ID == n.ID {
-			return a.release(ctx, ep, []*attachment{at}, nil)
+			if err := a.release(ctx, ep, []*attachment{at}, nil); err != nil {
+				return err
+			}
+			a.emit(ctx, "disconnect", n, ep.ID)
 		}
 	}
 	return nil

@@ -132,6 +132,9 @@ func openServices(ctx context.Context, o container.Options) (*container.Service,
 	images := image.NewStore(meta, cs, snaps, container.Users{})
 	// The monitor attaches its container to its networks before each
 	// run and holds its port reservations and DNS server while it runs.
-	o.Network = network.Default(network.NewService(meta, o.Root), o.RunRoot)
-	return container.NewService(o, meta, images, volume.NewStore(o.Root, meta, container.Users{})), nil
+	att := network.Default(network.NewService(meta, o.Root), o.RunRoot)
+	o.Network = att
+	svc := container.NewService(o, meta, images, volume.NewStore(o.Root, meta, container.Users{}))
+	att.SetEvents(svc) // network connect/disconnect as endpoints join and leave
+	return svc, nil
 }
