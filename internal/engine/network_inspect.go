@@ -51,16 +51,9 @@ func networkSettings(c *container.Container) *NetworkSettings {
 					GlobalIPv6Address: es.GlobalIPv6Address, GlobalIPv6PrefixLen: es.GlobalIPv6PrefixLen,
 					IPAddress: es.IPAddress, IPPrefixLen: es.IPPrefixLen, IPv6Gateway: es.IPv6Gateway, MacAddress: es.MacAddress}
 			}
-		} else {
-			// The user's aliases stay; the short ID the attachment added goes.
-			var aliases []string
-			for _, a := range es.Aliases {
-				if a != c.ID[:12] {
-					aliases = append(aliases, a)
-				}
-			}
-			doc.Aliases = aliases
 		}
+		// A stopped container keeps its aliases (with the short ID its
+		// first start added), as Docker's.
 		out.Networks[name] = doc
 	}
 	return out
