@@ -507,14 +507,23 @@ func (f *createFlags) networking(o *engine.ContainerCreateRequest) error {
 		o.HostConfig.PortBindings = bindings
 	}
 	o.HostConfig.PublishAllPorts = f.publishAll
-	o.HostConfig.Links = f.links
 	o.Config.MacAddress = f.macAddress
-	if f.ip != "" || f.ip6 != "" || len(f.networkAliases) > 0 {
+	// As docker's CLI: links are legacy links (HostConfig) on the default
+	// bridge, endpoint settings on a user-defined network.
+	userNet := f.network != "" && f.network != "default" && f.network != "bridge" && f.network != "host" &&
+		f.network != "none" && !strings.HasPrefix(f.network, "container:")
+	var epLinks []string
+	if userNet {
+		epLinks = f.links
+	} else {
+		o.HostConfig.Links = f.links
+	}
+	if f.ip != "" || f.ip6 != "" || len(f.networkAliases) > 0 || len(epLinks) > 0 {
 		mode := f.network
 		if mode == "" {
 			mode = "default"
 		}
-		es := &engine.EndpointSettingsRequest{Aliases: f.networkAliases}
+		es := &engine.EndpointSettingsRequest{Aliases: f.networkAliases, Links: epLinks}
 		if f.ip != "" || f.ip6 != "" {
 			es.IPAMConfig = &engine.EndpointIPAMConfig{IPv4Address: f.ip, IPv6Address: f.ip6}
 		}

@@ -153,6 +153,7 @@ func (e *Engine) containerDocument(c *container.Container) *ContainerInspect {
 		// reports none before (berth makes them at create).
 		doc.ResolvConfPath, doc.HostnamePath, doc.HostsPath, doc.LogPath = "", "", "", ""
 	}
+	doc.HostConfig.Links = inspectLinks(c)
 	return doc
 }
 

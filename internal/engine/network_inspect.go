@@ -5,7 +5,19 @@ import (
 	"slices"
 
 	"github.com/berth-dev/berth/internal/container"
+	"github.com/berth-dev/berth/internal/network"
 )
+
+// inspectLinks words --link as Docker's HostConfig.Links does:
+// "/target:/container/alias".
+func inspectLinks(c *container.Container) []string {
+	var out []string
+	for _, l := range c.HostConfig.Links {
+		name, alias := network.ParseLink(l)
+		out = append(out, "/"+name+":/"+c.ShortName()+"/"+alias)
+	}
+	return out
+}
 
 // networkSettings maps a container's recorded networks to Docker's
 // NetworkSettings: the networks it is connected to always, and the
