@@ -45,6 +45,9 @@ type Endpoint struct {
 	// Container is the container's record as the caller read it (its
 	// networks, ports, aliases and addresses asked for); read-only.
 	Container *Container
+	// Final, on Detach: the container stopped for good and its network
+	// namespace is released next (its interfaces go with it).
+	Final bool
 }
 
 // NetworkAttachment is what an attachment gave the container.
@@ -154,7 +157,9 @@ func (s *Service) attachNetwork(ctx context.Context, c *Container) error {
 // gives up the network namespace (the container stopped for good or is
 // removed).
 func (s *Service) detachNetwork(ctx context.Context, c *Container, release bool) error {
-	err := s.network.Detach(ctx, s.endpoint(c))
+	ep := s.endpoint(c)
+	ep.Final = release
+	err := s.network.Detach(ctx, ep)
 	if release {
 		err = errors.Join(err, releaseNetNS(s.netnsPath(c.ID)))
 	}

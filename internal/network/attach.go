@@ -8,12 +8,16 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/berth-dev/berth/internal/container"
 	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/lockfile"
 	"github.com/berth-dev/berth/internal/metadata"
 	"github.com/berth-dev/berth/internal/network/dataplane"
 	"github.com/berth-dev/berth/internal/network/dns"
@@ -26,6 +30,9 @@ type Dataplane interface {
 	RemoveNetwork(ctx context.Context, n dataplane.Network) error
 	AddEndpoint(ctx context.Context, n dataplane.Network, ep dataplane.Endpoint) error
 	RemoveEndpoint(ctx context.Context, n dataplane.Network, ep dataplane.Endpoint) error
+	// ReleaseEndpoint is RemoveEndpoint for a namespace about to be
+	// destroyed: the kernel deletes its veth with it.
+	ReleaseEndpoint(ctx context.Context, n dataplane.Network, ep dataplane.Endpoint) error
 	ReservePorts(ctx context.Context, ports []dataplane.PortMapping) (io.Closer, error)
 	Reconcile(ctx context.Context, networks []dataplane.Network, endpoints []dataplane.Endpoint) error
 }
@@ -59,6 +66,8 @@ type Attacher struct {
 	startDNS StartDNS
 	// resolvConf is the host's resolv.conf (a file in tests).
 	resolvConf string
+	// lockPath is the attach lock (see lock); "" for none.
+	lockPath string
 
 	mu   sync.Mutex
 	held map[string]*held // container ID -> what this process holds for it
@@ -71,6 +80,28 @@ type Attacher struct {
 // networks (the container service's event journal).
 type Events interface {
 	Emit(ctx context.Context, ev container.Event)
+}
+
+// lock takes the attach lock: attaches hold it shared from recording
+// their addresses until their endpoints are in the kernel, the sweep
+// exclusively while it lists the recorded endpoints and has the dataplane
+// reconcile to them, so that it never removes an endpoint being made.
+func (a *Attacher) lock(ctx context.Context, how int) (func(), error) {
+	if a.lockPath == "" {
+		return func() {}, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(a.lockPath), 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(a.lockPath, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := lockfile.Flock(ctx, f, how); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("network attach lock: %w", err)
+	}
+	return func() { f.Close() }, nil
 }
 
 // SetEvents makes the attacher emit network connect and disconnect
@@ -156,6 +187,11 @@ func (a *Attacher) Attach(ctx context.Context, ep *container.Endpoint) (_ *conta
 	if err := a.Detach(ctx, ep); err != nil {
 		return nil, err
 	}
+	unlock, err := a.lock(ctx, unix.LOCK_SH)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	var atts []*attachment
 	var bridgeGW string
 	var linkHosts []string
@@ -582,7 +618,11 @@ func (a *Attacher) release(ctx context.Context, ep *container.Endpoint, atts []*
 				dep.Addresses = append(dep.Addresses, p)
 			}
 		}
-		if err := a.dp.RemoveEndpoint(ctx, dn, dep); err != nil {
+		remove := a.dp.RemoveEndpoint
+		if ep.Final && ep.NetNSPath != "" {
+			remove = a.dp.ReleaseEndpoint
+		}
+		if err := remove(ctx, dn, dep); err != nil {
 			errs = append(errs, fmt.Errorf("disconnect from network %s: %w", at.net.Name, err))
 		}
 		if a.names != nil && at.net.IsUserDefined() {

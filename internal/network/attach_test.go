@@ -73,6 +73,13 @@ func (f *fakeDataplane) RemoveEndpoint(_ context.Context, n dataplane.Network, e
 	return nil
 }
 
+func (f *fakeDataplane) ReleaseEndpoint(ctx context.Context, n dataplane.Network, ep dataplane.Endpoint) error {
+	f.mu.Lock()
+	f.log("release " + ep.HostIfName)
+	f.mu.Unlock()
+	return f.RemoveEndpoint(ctx, n, ep)
+}
+
 type closerFunc func() error
 
 func (c closerFunc) Close() error { return c() }
@@ -81,7 +88,11 @@ func (f *fakeDataplane) ReservePorts(_ context.Context, ports []dataplane.PortMa
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var keys []string
-	for _, p := range ports {
+	for i, p := range ports {
+		if p.HostPort == 0 { // the kernel's pick, as the dataplane writes it back
+			ports[i].HostPort = uint16(40000 + len(f.reserved) + i)
+			p = ports[i]
+		}
 		k := fmt.Sprintf("%s/%d", p.Proto, p.HostPort)
 		if f.taken[p.HostPort] || f.reserved[k] {
 			return nil, fmt.Errorf("Bind for %s:%d failed: port is already allocated", p.HostIP, p.HostPort)
@@ -177,6 +188,7 @@ func newFixture(t *testing.T) *fixture {
 	rc := filepath.Join(t.TempDir(), "resolv.conf")
 	os.WriteFile(rc, []byte("nameserver 127.0.0.53\nnameserver 10.0.0.2\n"), 0o644)
 	f.att.resolvConf = rc
+	f.att.lockPath = filepath.Join(t.TempDir(), "attach.lock")
 	return f
 }
 
@@ -215,8 +227,8 @@ func TestAttachDefaultBridge(t *testing.T) {
 	events := &eventLog{}
 	f.att.SetEvents(events)
 	c := ctr("web", "bridge")
-	c.HostConfig.PortBindings = container.PortMap{"80/tcp": {{HostPort: "8080"}}}
-	c.Config.ExposedPorts = map[string]struct{}{"80/tcp": {}, "81/tcp": {}}
+	c.HostConfig.PortBindings = container.PortMap{"80/tcp": {{HostPort: "8080"}}, "82/udp": {{HostIP: "127.0.0.1"}}}
+	c.Config.ExposedPorts = map[string]struct{}{"80/tcp": {}, "81/tcp": {}, "82/udp": {}}
 	att, err := f.att.Attach(ctx, ep(c))
 	if err != nil {
 		t.Fatal(err)
@@ -228,11 +240,12 @@ func TestAttachDefaultBridge(t *testing.T) {
 	if att.EmbeddedDNS || att.HostGateway != "172.18.0.1" || !slices.Equal(att.Addresses, []string{"172.18.0.2"}) {
 		t.Fatalf("attachment %+v", att)
 	}
-	if got := att.Settings.Ports; len(got["80/tcp"]) != 1 || got["80/tcp"][0].HostPort != "8080" || got["81/tcp"] != nil {
+	if got := att.Settings.Ports; len(got["80/tcp"]) != 1 || got["80/tcp"][0] != (container.PortBinding{HostIP: "0.0.0.0", HostPort: "8080"}) || got["81/tcp"] != nil ||
+		len(got["82/udp"]) != 1 || got["82/udp"][0].HostIP != "127.0.0.1" || got["82/udp"][0].HostPort == "0" {
 		t.Fatalf("ports %v", got)
 	}
 	dep := f.dp.endpoints[c.ID+"/"+es.NetworkID]
-	if dep.IfName != "eth0" || len(dep.Gateways) != 1 || len(dep.Ports) != 1 || dep.Ports[0].ContainerPort != 80 || dep.NetNSPath == "" {
+	if dep.IfName != "eth0" || len(dep.Gateways) != 1 || len(dep.Ports) != 2 || dep.Ports[0].ContainerPort != 80 || dep.Ports[0].HostIP.IsValid() || dep.NetNSPath == "" {
 		t.Fatalf("endpoint %+v", dep)
 	}
 	if n := f.dp.networks[es.NetworkID]; n.Bridge != "berth0" || !n.Masquerade || !n.ICC {

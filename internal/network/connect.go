@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/berth-dev/berth/internal/container"
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/metadata"
@@ -18,7 +20,12 @@ import (
 // holds, learns of the network at its next start.
 func (a *Attacher) ConnectLive(ctx context.Context, c *container.Container, ep *container.Endpoint, n *Network, es *container.EndpointSettings) (*container.EndpointSettings, error) {
 	at := &attachment{name: n.Name, net: n, settings: es}
-	err := a.svc.update(ctx, func(tx *metadata.Tx) error {
+	unlock, err := a.lock(ctx, unix.LOCK_SH)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	err = a.svc.update(ctx, func(tx *metadata.Tx) error {
 		at.allocs = nil
 		return allocate(tx, c, at, len(c.NetworkSettings.Networks))
 	})

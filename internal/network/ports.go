@@ -53,10 +53,13 @@ func bindings(c *container.Container) container.PortMap {
 	return out
 }
 
-// publish resolves the container's port bindings to host ports (a free
-// one where none or a range is given), reserves them, and returns the
-// mappings with the Ports of the container's NetworkSettings. Published
-// ports go to the container's first network.
+// publish resolves the container's port bindings to host ports, reserves
+// them, and returns the mappings with the Ports of the container's
+// NetworkSettings. A binding without a host address is published on every
+// address (the zero Addr: the dataplane reserves the port on 0.0.0.0 and
+// [::]); without a host port the dataplane's reservation picks a free one
+// (HostPort 0, written back); a host range gets its first free port.
+// Published ports go to the container's first network.
 func (a *Attacher) publish(ctx context.Context, c *container.Container, atts []*attachment) (published, container.PortMap, error) {
 	ports := container.PortMap{}
 	for p := range c.Config.ExposedPorts {
@@ -77,74 +80,66 @@ func (a *Attacher) publish(ctx context.Context, c *container.Container, atts []*
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	var fixed, dynamic []dataplane.PortMapping
-	type dyn struct {
+	type ranged struct {
 		idx    int
 		lo, hi uint16
-		key    string
-		hostIP string
 	}
-	var dyns []dyn
+	var maps []dataplane.PortMapping
+	var ranges []ranged
 	for _, k := range keys {
 		cport, proto, err := splitPort(k)
 		if err != nil {
 			return published{}, nil, err
 		}
 		for _, b := range bs[k] {
-			hostIPs := []netip.Addr{netip.IPv4Unspecified()}
-			if has6 {
-				hostIPs = append(hostIPs, netip.IPv6Unspecified())
-			}
+			var ip netip.Addr
 			if b.HostIP != "" {
-				ip, err := netip.ParseAddr(b.HostIP)
-				if err != nil {
+				if ip, err = netip.ParseAddr(b.HostIP); err != nil {
 					return published{}, nil, errdefs.InvalidArgument("invalid host IP %q for port %s", b.HostIP, k)
 				}
-				hostIPs = []netip.Addr{ip}
 			}
 			lo, hi, err := hostPortRange(b.HostPort)
 			if err != nil {
 				return published{}, nil, err
 			}
-			for _, ip := range hostIPs {
-				m := dataplane.PortMapping{Proto: proto, HostIP: ip, HostPort: lo, ContainerPort: cport}
-				if lo != 0 && lo == hi {
-					fixed = append(fixed, m)
-					continue
-				}
-				dyns = append(dyns, dyn{idx: len(dynamic), lo: lo, hi: hi, key: k, hostIP: ip.String()})
-				dynamic = append(dynamic, m)
+			if lo != hi {
+				ranges = append(ranges, ranged{idx: len(maps), lo: lo, hi: hi})
 			}
+			maps = append(maps, dataplane.PortMapping{Proto: proto, HostIP: ip, HostPort: lo, ContainerPort: cport})
 		}
 	}
-	// Free host ports are chosen by the kernel (or probed in a range) and
-	// then reserved with the others; one that another process took in
-	// between is chosen again.
+	// A range's free port is probed, then reserved with the others; one
+	// that another process took in between is probed again.
 	var closer io.Closer
 	var err error
-	for attempt := 0; attempt < 5; attempt++ {
-		for _, d := range dyns {
-			m := &dynamic[d.idx]
-			m.HostPort, err = freePort(m.Proto, m.HostIP, d.lo, d.hi)
-			if err != nil {
+	for attempt := 0; ; attempt++ {
+		for _, r := range ranges {
+			m := &maps[r.idx]
+			if m.HostPort, err = freePort(m.Proto, m.HostIP, r.lo, r.hi); err != nil {
 				return published{}, nil, err
 			}
 		}
-		all := append(append([]dataplane.PortMapping{}, fixed...), dynamic...)
-		closer, err = a.dp.ReservePorts(ctx, all)
-		if err == nil || len(dyns) == 0 {
+		closer, err = a.dp.ReservePorts(ctx, maps)
+		if err == nil || len(ranges) == 0 || attempt == 4 {
 			break
 		}
 	}
 	if err != nil {
 		return published{}, nil, err
 	}
-	all := append(append([]dataplane.PortMapping{}, fixed...), dynamic...)
-	for _, m := range all {
+	for _, m := range maps {
 		k := fmt.Sprintf("%d/%s", m.ContainerPort, m.Proto)
-		ports[k] = append(ports[k], container.PortBinding{HostIP: m.HostIP.String(), HostPort: strconv.Itoa(int(m.HostPort))})
+		port := strconv.Itoa(int(m.HostPort))
+		if m.HostIP.IsValid() {
+			ports[k] = append(ports[k], container.PortBinding{HostIP: m.HostIP.String(), HostPort: port})
+			continue
+		}
+		ports[k] = append(ports[k], container.PortBinding{HostIP: "0.0.0.0", HostPort: port})
+		if has6 {
+			ports[k] = append(ports[k], container.PortBinding{HostIP: "::", HostPort: port})
+		}
 	}
-	return published{mappings: all, closer: closer}, ports, nil
+	return published{mappings: maps, closer: closer}, ports, nil
 }
 
 // hostPortRange reads "", "8080" or "8080-8090"; 0, 0 for "".
@@ -165,11 +160,15 @@ func hostPortRange(s string) (lo, hi uint16, err error) {
 	return uint16(l), uint16(h), nil
 }
 
-// freePort finds a host port free for proto on ip: one the kernel picks
-// (lo == 0) or the first of lo-hi that can be bound.
+// freePort finds a host port free for proto on ip (every address when
+// invalid): one the kernel picks (lo == 0) or the first of lo-hi that can
+// be bound.
 func freePort(proto string, ip netip.Addr, lo, hi uint16) (uint16, error) {
 	try := func(port uint16) (uint16, error) {
-		addr := netip.AddrPortFrom(ip, port).String()
+		addr := ":" + strconv.Itoa(int(port))
+		if ip.IsValid() {
+			addr = netip.AddrPortFrom(ip, port).String()
+		}
 		switch proto {
 		case "udp":
 			c, err := net.ListenPacket("udp", addr)

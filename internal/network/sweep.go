@@ -6,6 +6,8 @@ import (
 	"errors"
 	"os"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/berth-dev/berth/internal/container"
 	"github.com/berth-dev/berth/internal/metadata"
 	"github.com/berth-dev/berth/internal/network/dataplane"
@@ -37,10 +39,6 @@ func (a *Attacher) Sweep(ctx context.Context, running func(containerID string) b
 	stale := map[string]bool{}
 	var keep []dataplane.Endpoint
 	err := a.svc.meta.View(ctx, func(tx *metadata.Tx) error {
-		var err error
-		if nets, err = networksTx(tx); err != nil {
-			return err
-		}
 		return tx.ForEach(metadata.BucketIPAM, func(k string, raw []byte) error {
 			var al Allocation
 			if json.Unmarshal(raw, &al) != nil {
@@ -60,6 +58,20 @@ func (a *Attacher) Sweep(ctx context.Context, running func(containerID string) b
 		if err := a.Detach(ctx, &container.Endpoint{ID: id}); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	unlock, err := a.lock(ctx, unix.LOCK_EX)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	defer unlock()
+	// The recorded state is read under the lock, so that no attach
+	// records an endpoint between this list and the reconciliation.
+	if err := a.svc.meta.View(ctx, func(tx *metadata.Tx) error {
+		var err error
+		nets, err = networksTx(tx)
+		return err
+	}); err != nil {
+		return errors.Join(append(errs, err)...)
 	}
 	byID := map[string]*Network{}
 	var dnets []dataplane.Network

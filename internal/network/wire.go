@@ -3,6 +3,7 @@ package network
 import (
 	"context"
 	"io"
+	"path/filepath"
 
 	"github.com/berth-dev/berth/internal/network/dataplane"
 )
@@ -21,8 +22,9 @@ import (
 //
 // with reg := dns.OpenRegistry(filepath.Join(runRoot, "network", "dns")).
 func Default(svc *Service, runRoot string) *Attacher {
-	_ = runRoot
-	return NewAttacher(svc, unwired{}, nil, nil)
+	a := NewAttacher(svc, unwired{}, nil, nil)
+	a.lockPath = filepath.Join(runRoot, "network", "attach.lock")
+	return a
 }
 
 // unwired is the dataplane stand-in of Default (see there).
@@ -36,7 +38,21 @@ func (unwired) AddEndpoint(context.Context, dataplane.Network, dataplane.Endpoin
 func (unwired) RemoveEndpoint(context.Context, dataplane.Network, dataplane.Endpoint) error {
 	return nil
 }
-func (unwired) ReservePorts(context.Context, []dataplane.PortMapping) (io.Closer, error) {
+func (unwired) ReleaseEndpoint(context.Context, dataplane.Network, dataplane.Endpoint) error {
+	return nil
+}
+
+// ReservePorts fills free host ports as the dataplane does (not held).
+func (unwired) ReservePorts(_ context.Context, ports []dataplane.PortMapping) (io.Closer, error) {
+	for i := range ports {
+		if ports[i].HostPort == 0 {
+			p, err := freePort(ports[i].Proto, ports[i].HostIP, 0, 0)
+			if err != nil {
+				return nil, err
+			}
+			ports[i].HostPort = p
+		}
+	}
 	return io.NopCloser(nil), nil
 }
 func (unwired) Reconcile(context.Context, []dataplane.Network, []dataplane.Endpoint) error {
