@@ -138,8 +138,47 @@ type attachment struct {
 	net      *Network
 	settings *container.EndpointSettings
 	allocs   []Allocation
-	dpNet    dataplane.Network
-	dpEP     dataplane.Endpoint
+	// spec is what the allocations record of the endpoint.
+	spec endpointSpec
+}
+
+// endpointSpec is the endpoint of a container on one network, beside its
+// addresses.
+type endpointSpec struct {
+	ifName, netns string
+	defaultRoute  bool
+	ports         []dataplane.PortMapping
+}
+
+// endpointOf builds the dataplane's endpoint from what the allocations
+// of a container on n record.
+func endpointOf(n *Network, containerID string, allocs []Allocation) dataplane.Endpoint {
+	ep := dataplane.Endpoint{ContainerID: containerID, NetworkID: n.ID, HostIfName: HostIfName(containerID, n.ID), MTU: n.MTU()}
+	pools := n.Pools()
+	for _, al := range allocs {
+		p, ok := prefixOf(al.Address)
+		if !ok {
+			continue
+		}
+		ep.Addresses = append(ep.Addresses, p)
+		if ep.MAC == nil {
+			ep.MAC = parseMAC(al.MacAddress)
+		}
+		if ep.IfName == "" {
+			ep.IfName, ep.NetNSPath, ep.Ports = al.IfName, al.NetNSPath, al.Ports
+		}
+		if al.DefaultRoute {
+			for _, pl := range pools {
+				if pl.Subnet.Contains(p.Addr()) {
+					ep.Gateways = append(ep.Gateways, pl.Gateway)
+				}
+			}
+		}
+	}
+	if ep.IfName == "" {
+		ep.IfName = "eth0" // recorded by an older berth
+	}
+	return ep
 }
 
 // networkOrder lists the container's bridge networks, its mode's first
@@ -193,10 +232,24 @@ func (a *Attacher) Attach(ctx context.Context, ep *container.Endpoint) (_ *conta
 	}
 	defer unlock()
 	var atts []*attachment
+	h := &held{}
+	defer func() {
+		if err != nil {
+			a.release(context.WithoutCancel(ctx), ep, atts, h)
+		}
+	}()
+	// Published ports are reserved first (the dataplane picks free ones),
+	// so that the addresses' records carry them.
+	ports, err := a.reserve(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	h.ports = ports.closer
 	var bridgeGW string
 	var linkHosts []string
 	err = a.svc.update(ctx, func(tx *metadata.Tx) error {
 		atts = atts[:0]
+		routed := false
 		for i, name := range networkOrder(c) {
 			n, err := resolveTx(tx, name)
 			if err != nil {
@@ -209,7 +262,12 @@ func (a *Attacher) Attach(ctx context.Context, ep *container.Endpoint) (_ *conta
 			if es == nil {
 				es = &container.EndpointSettings{}
 			}
-			at := &attachment{name: name, net: n, settings: es}
+			at := &attachment{name: name, net: n, settings: es,
+				spec: endpointSpec{ifName: fmt.Sprintf("eth%d", i), netns: ep.NetNSPath, defaultRoute: !routed && !n.Internal}}
+			routed = routed || at.spec.defaultRoute
+			if i == 0 {
+				at.spec.ports = ports.mappings
+			}
 			if err := allocate(tx, c, at, i); err != nil {
 				return err
 			}
@@ -230,49 +288,16 @@ func (a *Attacher) Attach(ctx context.Context, ep *container.Endpoint) (_ *conta
 	if err != nil {
 		return nil, err
 	}
-	h := &held{}
-	undo := func() {
-		bg := context.WithoutCancel(ctx)
-		a.release(bg, ep, atts, h)
-	}
-	defer func() {
-		if err != nil {
-			undo()
-		}
-	}()
-	ports, portMap, err := a.publish(ctx, c, atts)
-	if err != nil {
-		return nil, err
-	}
-	h.ports = ports.closer
-	gwGiven := false
-	for i, at := range atts {
-		at.dpNet = dpNetwork(at.net)
-		at.dpEP = dataplane.Endpoint{
-			ContainerID: c.ID, NetworkID: at.net.ID, NetNSPath: ep.NetNSPath,
-			IfName: fmt.Sprintf("eth%d", i), HostIfName: HostIfName(c.ID, at.net.ID), MTU: at.net.MTU(),
-		}
-		for _, al := range at.allocs {
-			p, _ := prefixOf(al.Address)
-			at.dpEP.Addresses = append(at.dpEP.Addresses, p)
-			if at.dpEP.MAC == nil {
-				at.dpEP.MAC = parseMAC(al.MacAddress)
-			}
-		}
-		if !gwGiven && !at.net.Internal {
-			at.dpEP.Gateways = at.dpNet.Gateways
-			gwGiven = true
-		}
-		if i == 0 {
-			at.dpEP.Ports = ports.mappings
-		}
-		if err := a.dp.EnsureNetwork(ctx, at.dpNet); err != nil {
+	for _, at := range atts {
+		dn := dpNetwork(at.net)
+		if err := a.dp.EnsureNetwork(ctx, dn); err != nil {
 			return nil, fmt.Errorf("network %s: %w", at.net.Name, err)
 		}
-		if err := a.dp.AddEndpoint(ctx, at.dpNet, at.dpEP); err != nil {
+		if err := a.dp.AddEndpoint(ctx, dn, endpointOf(at.net, c.ID, at.allocs)); err != nil {
 			return nil, fmt.Errorf("connect to network %s: %w", at.net.Name, err)
 		}
 	}
+	portMap := portsView(c, ports.mappings, atts)
 	var userNets []string
 	if a.names != nil {
 		for _, at := range atts {
@@ -377,7 +402,8 @@ func allocate(tx *metadata.Tx, c *container.Container, at *attachment, index int
 		}
 		pid, start := selfOwner()
 		al := Allocation{ContainerID: c.ID, Name: c.ShortName(), EndpointID: eid, MacAddress: mac,
-			Address: netip.PrefixFrom(addr, p.Subnet.Bits()).String(), Static: static, OwnerPid: pid, OwnerStart: start}
+			Address: netip.PrefixFrom(addr, p.Subnet.Bits()).String(), Static: static, OwnerPid: pid, OwnerStart: start,
+			IfName: at.spec.ifName, NetNSPath: at.spec.netns, DefaultRoute: at.spec.defaultRoute, Ports: at.spec.ports}
 		taken[addr] = true
 		at.allocs = append(at.allocs, al)
 		return tx.Put(metadata.BucketIPAM, allocKey(n.ID, addr), al)
@@ -611,15 +637,13 @@ func (a *Attacher) release(ctx context.Context, ep *container.Endpoint, atts []*
 		}
 	}
 	for _, at := range atts {
-		dn := dpNetwork(at.net)
-		dep := dataplane.Endpoint{ContainerID: ep.ID, NetworkID: at.net.ID, NetNSPath: ep.NetNSPath, HostIfName: HostIfName(ep.ID, at.net.ID)}
-		for _, al := range at.allocs {
-			if p, ok := prefixOf(al.Address); ok {
-				dep.Addresses = append(dep.Addresses, p)
-			}
+		if len(at.allocs) == 0 {
+			continue // nothing of it was recorded, so nothing made
 		}
+		dn := dpNetwork(at.net)
+		dep := endpointOf(at.net, ep.ID, at.allocs)
 		remove := a.dp.RemoveEndpoint
-		if ep.Final && ep.NetNSPath != "" {
+		if ep.Final && dep.NetNSPath != "" {
 			remove = a.dp.ReleaseEndpoint
 		}
 		if err := remove(ctx, dn, dep); err != nil {
@@ -656,7 +680,13 @@ func (s *Service) attachmentsOf(ctx context.Context, id string) ([]*attachment, 
 			if at == nil {
 				var n Network
 				if err := tx.Get(metadata.BucketNetworks, nid, &n); err != nil {
-					n = Network{ID: nid, Name: nid, Driver: "bridge"} // its record is gone: still undo
+					// Its record is gone: still undo, on the subnet
+					// the address gives.
+					n = Network{ID: nid, Name: nid, Driver: "bridge", Bridge: bridgeName(nid, nil)}
+					if p, ok := prefixOf(al.Address); ok {
+						n.IPAM.Config = []IPAMConfig{{Subnet: p.Masked().String()}}
+						n.EnableIPv6 = p.Addr().Is6()
+					}
 				}
 				at = &attachment{name: n.Name, net: &n}
 				byNet[nid] = at

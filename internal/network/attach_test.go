@@ -33,6 +33,7 @@ type fakeDataplane struct {
 	calls     []string
 	failAdd   error
 	taken     map[uint16]bool // host ports another process holds
+	removed   []dataplane.Endpoint
 }
 
 func newFakeDataplane() *fakeDataplane {
@@ -69,6 +70,10 @@ func (f *fakeDataplane) RemoveEndpoint(_ context.Context, n dataplane.Network, e
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.log("remove " + ep.HostIfName)
+	if ep.IfName == "" || len(ep.Addresses) == 0 {
+		return fmt.Errorf("endpoint without its interface or addresses: %+v", ep) // the dataplane refuses these
+	}
+	f.removed = append(f.removed, ep)
 	delete(f.endpoints, ep.ContainerID+"/"+n.ID)
 	return nil
 }
@@ -539,3 +544,42 @@ func attachOne(ctx context.Context, dir, name string) error {
 }
 
 func jsonUnmarshal(raw []byte, v any) error { return json.Unmarshal(raw, v) }
+
+// TestDetachFromAnotherProcess: a process that did not attach the
+// container (the CLI after its monitor died) removes its endpoint with
+// everything the dataplane needs: interface, namespace, addresses and
+// published ports, from the records; ReleaseEndpoint when the namespace
+// goes.
+func TestDetachFromAnotherProcess(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	c := ctr("web", "bridge")
+	c.HostConfig.PortBindings = container.PortMap{"80/tcp": {{HostPort: "8080"}}}
+	if _, err := f.att.Attach(ctx, ep(c)); err != nil {
+		t.Fatal(err)
+	}
+	var added dataplane.Endpoint
+	for _, v := range f.dp.endpoints { // the only one
+		added = v
+	}
+	other := NewAttacher(f.svc, f.dp, f.names, nil)
+	e := ep(c)
+	e.Container, e.NetNSPath, e.Final = nil, "", true
+	if err := other.Detach(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.dp.removed) != 1 {
+		t.Fatalf("removed %v", f.dp.removed)
+	}
+	got := f.dp.removed[0]
+	if got.IfName != "eth0" || got.NetNSPath != added.NetNSPath || len(got.Ports) != 1 || got.Ports[0].HostPort != 8080 ||
+		len(got.Addresses) != 1 || got.Addresses[0] != added.Addresses[0] || len(got.Gateways) != 1 {
+		t.Fatalf("removed %+v, attached %+v", got, added)
+	}
+	if f.dp.calls[len(f.dp.calls)-2] != "release "+added.HostIfName {
+		t.Fatalf("calls %v: want ReleaseEndpoint for a namespace that goes", f.dp.calls)
+	}
+	if len(f.allocations(t)) != 0 {
+		t.Fatal("addresses left")
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"github.com/berth-dev/berth/internal/container"
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/berth-dev/berth/internal/metadata"
-	"github.com/berth-dev/berth/internal/network/dataplane"
 	"github.com/berth-dev/berth/internal/network/dns"
 )
 
@@ -19,7 +18,8 @@ import (
 // settings to record. The container's DNS server, which its monitor
 // holds, learns of the network at its next start.
 func (a *Attacher) ConnectLive(ctx context.Context, c *container.Container, ep *container.Endpoint, n *Network, es *container.EndpointSettings) (*container.EndpointSettings, error) {
-	at := &attachment{name: n.Name, net: n, settings: es}
+	at := &attachment{name: n.Name, net: n, settings: es,
+		spec: endpointSpec{ifName: nextIfName(c), netns: ep.NetNSPath, defaultRoute: len(c.NetworkSettings.Networks) <= 1 && !n.Internal}}
 	unlock, err := a.lock(ctx, unix.LOCK_SH)
 	if err != nil {
 		return nil, err
@@ -38,20 +38,11 @@ func (a *Attacher) ConnectLive(ctx context.Context, c *container.Container, ep *
 			a.release(context.WithoutCancel(ctx), ep, []*attachment{at}, nil)
 		}
 	}()
-	at.dpNet = dpNetwork(n)
-	at.dpEP = dataplane.Endpoint{ContainerID: c.ID, NetworkID: n.ID, NetNSPath: ep.NetNSPath,
-		IfName: nextIfName(c), HostIfName: HostIfName(c.ID, n.ID), MTU: n.MTU()}
-	for _, al := range at.allocs {
-		p, _ := prefixOf(al.Address)
-		at.dpEP.Addresses = append(at.dpEP.Addresses, p)
-		if at.dpEP.MAC == nil {
-			at.dpEP.MAC = parseMAC(al.MacAddress)
-		}
-	}
-	if err := a.dp.EnsureNetwork(ctx, at.dpNet); err != nil {
+	dn := dpNetwork(n)
+	if err := a.dp.EnsureNetwork(ctx, dn); err != nil {
 		return nil, fmt.Errorf("network %s: %w", n.Name, err)
 	}
-	if err := a.dp.AddEndpoint(ctx, at.dpNet, at.dpEP); err != nil {
+	if err := a.dp.AddEndpoint(ctx, dn, endpointOf(n, c.ID, at.allocs)); err != nil {
 		return nil, fmt.Errorf("connect to network %s: %w", n.Name, err)
 	}
 	if a.names != nil && n.IsUserDefined() {
@@ -74,7 +65,8 @@ func (a *Attacher) ConnectLive(ctx context.Context, c *container.Container, ep *
 	return att.Settings.Networks[n.Name], nil
 }
 
-// nextIfName is the first ethN the running container does not use yet.
+// nextIfName is the next ethN of the running container: one more than
+// the networks it was on (the caller has added the new one).
 func nextIfName(c *container.Container) string {
 	return fmt.Sprintf("eth%d", len(c.NetworkSettings.Networks)-1)
 }

@@ -53,27 +53,16 @@ func bindings(c *container.Container) container.PortMap {
 	return out
 }
 
-// publish resolves the container's port bindings to host ports, reserves
-// them, and returns the mappings with the Ports of the container's
-// NetworkSettings. A binding without a host address is published on every
+// reserve resolves the container's port bindings to host ports and
+// reserves them. A binding without a host address is published on every
 // address (the zero Addr: the dataplane reserves the port on 0.0.0.0 and
 // [::]); without a host port the dataplane's reservation picks a free one
 // (HostPort 0, written back); a host range gets its first free port.
 // Published ports go to the container's first network.
-func (a *Attacher) publish(ctx context.Context, c *container.Container, atts []*attachment) (published, container.PortMap, error) {
-	ports := container.PortMap{}
-	for p := range c.Config.ExposedPorts {
-		ports[p] = nil
-	}
+func (a *Attacher) reserve(ctx context.Context, c *container.Container) (published, error) {
 	bs := bindings(c)
-	if len(bs) == 0 || len(atts) == 0 {
-		return published{}, ports, nil
-	}
-	has6 := false
-	for _, al := range atts[0].allocs {
-		if p, ok := prefixOf(al.Address); ok && p.Addr().Is6() {
-			has6 = true
-		}
+	if len(bs) == 0 {
+		return published{}, nil
 	}
 	keys := make([]string, 0, len(bs))
 	for k := range bs {
@@ -89,18 +78,18 @@ func (a *Attacher) publish(ctx context.Context, c *container.Container, atts []*
 	for _, k := range keys {
 		cport, proto, err := splitPort(k)
 		if err != nil {
-			return published{}, nil, err
+			return published{}, err
 		}
 		for _, b := range bs[k] {
 			var ip netip.Addr
 			if b.HostIP != "" {
 				if ip, err = netip.ParseAddr(b.HostIP); err != nil {
-					return published{}, nil, errdefs.InvalidArgument("invalid host IP %q for port %s", b.HostIP, k)
+					return published{}, errdefs.InvalidArgument("invalid host IP %q for port %s", b.HostIP, k)
 				}
 			}
 			lo, hi, err := hostPortRange(b.HostPort)
 			if err != nil {
-				return published{}, nil, err
+				return published{}, err
 			}
 			if lo != hi {
 				ranges = append(ranges, ranged{idx: len(maps), lo: lo, hi: hi})
@@ -116,7 +105,7 @@ func (a *Attacher) publish(ctx context.Context, c *container.Container, atts []*
 		for _, r := range ranges {
 			m := &maps[r.idx]
 			if m.HostPort, err = freePort(m.Proto, m.HostIP, r.lo, r.hi); err != nil {
-				return published{}, nil, err
+				return published{}, err
 			}
 		}
 		closer, err = a.dp.ReservePorts(ctx, maps)
@@ -125,7 +114,27 @@ func (a *Attacher) publish(ctx context.Context, c *container.Container, atts []*
 		}
 	}
 	if err != nil {
-		return published{}, nil, err
+		return published{}, err
+	}
+	return published{mappings: maps, closer: closer}, nil
+}
+
+// portsView is the Ports of the container's NetworkSettings: each exposed
+// port, with the host addresses it is published on. A port published on
+// every address shows 0.0.0.0, and [::] too when the container has an
+// IPv6 address to forward to.
+func portsView(c *container.Container, maps []dataplane.PortMapping, atts []*attachment) container.PortMap {
+	ports := container.PortMap{}
+	for p := range c.Config.ExposedPorts {
+		ports[p] = nil
+	}
+	has6 := false
+	if len(atts) > 0 {
+		for _, al := range atts[0].allocs {
+			if p, ok := prefixOf(al.Address); ok && p.Addr().Is6() {
+				has6 = true
+			}
+		}
 	}
 	for _, m := range maps {
 		k := fmt.Sprintf("%d/%s", m.ContainerPort, m.Proto)
@@ -139,7 +148,7 @@ func (a *Attacher) publish(ctx context.Context, c *container.Container, atts []*
 			ports[k] = append(ports[k], container.PortBinding{HostIP: "::", HostPort: port})
 		}
 	}
-	return published{mappings: maps, closer: closer}, ports, nil
+	return ports
 }
 
 // hostPortRange reads "", "8080" or "8080-8090"; 0, 0 for "".

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berth-dev/berth/internal/network/dataplane"
 	"github.com/berth-dev/berth/internal/network/ipam"
 )
 
@@ -72,6 +73,12 @@ type Allocation struct {
 	// the sweep's judgement of a half-done attach.
 	OwnerPid   int    `json:"ownerPid,omitempty"`
 	OwnerStart uint64 `json:"ownerStart,omitempty"`
+	// The endpoint as the dataplane was given it, so that any process
+	// can remove it (its published ports included) or have it restored.
+	IfName       string                  `json:"ifName,omitempty"`
+	NetNSPath    string                  `json:"netns,omitempty"`
+	DefaultRoute bool                    `json:"defaultRoute,omitempty"`
+	Ports        []dataplane.PortMapping `json:"ports,omitempty"`
 }
 
 // Predefined network names, as Docker has them.

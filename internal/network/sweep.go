@@ -81,30 +81,29 @@ func (a *Attacher) Sweep(ctx context.Context, running func(containerID string) b
 			dnets = append(dnets, dpNetwork(n))
 		}
 	}
+	type key struct{ nid, cid string }
+	allocs := map[key][]Allocation{}
+	var order []key
 	err = a.svc.meta.View(ctx, func(tx *metadata.Tx) error {
-		eps := map[string]*dataplane.Endpoint{}
 		return tx.ForEach(metadata.BucketIPAM, func(k string, raw []byte) error {
 			var al Allocation
 			nid, _, ok := splitAllocKey(k)
 			if !ok || json.Unmarshal(raw, &al) != nil || byID[nid] == nil {
 				return nil
 			}
-			key := nid + "/" + al.ContainerID
-			ep := eps[key]
-			if ep == nil {
-				keep = append(keep, dataplane.Endpoint{ContainerID: al.ContainerID, NetworkID: nid,
-					HostIfName: HostIfName(al.ContainerID, nid), MAC: parseMAC(al.MacAddress), MTU: byID[nid].MTU()})
-				ep = &keep[len(keep)-1]
-				eps[key] = ep
+			kk := key{nid, al.ContainerID}
+			if _, seen := allocs[kk]; !seen {
+				order = append(order, kk)
 			}
-			if p, ok := prefixOf(al.Address); ok {
-				ep.Addresses = append(ep.Addresses, p)
-			}
+			allocs[kk] = append(allocs[kk], al)
 			return nil
 		})
 	})
 	if err != nil {
 		return errors.Join(append(errs, err)...)
+	}
+	for _, kk := range order {
+		keep = append(keep, endpointOf(byID[kk.nid], kk.cid, allocs[kk]))
 	}
 	if err := a.dp.Reconcile(ctx, dnets, keep); err != nil {
 		errs = append(errs, err)
