@@ -105,7 +105,7 @@ func TestUserNetworkNames(t *testing.T) {
 	e := newEnv(t)
 	e.must("network", "create", "dp-app")
 	e.must("network", "create", "dp-other")
-	e.must("run", "-d", "--name", "dp-db", "--network", "dp-app", "--network-alias", "database", "busybox", "nc", "-lk", "-p", "5432", "-e", "cat")
+	e.must("run", "-d", "--name", "dp-db", "--network", "dp-app", "--network-alias", "database", "busybox", "nc", "-ll", "-p", "5432", "-e", "cat")
 	short := e.inspect("dp-db", "{{.Id}}")[:12]
 	for _, name := range []string{"dp-db", "database", short} {
 		out := e.must("run", "--rm", "--network", "dp-app", "busybox", "sh", "-c", "echo hi | nc -w 2 "+name+" 5432")
