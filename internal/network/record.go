@@ -97,6 +97,18 @@ const DefaultBridge = "berth0"
 // DefaultBridge.
 const DefaultRoot = "/var/lib/berth"
 
+// DataplaneTable is the nftables table of the store at root: "berth" for
+// the default root, else the name of its default bridge. Each root is a
+// world of its own, like a Docker daemon: the dataplane's Reconcile
+// removes what its table's records do not list, so two roots must never
+// share a table (nor bridges, which the dataplane marks with its table).
+func DataplaneTable(root string) string {
+	if root == "" || root == DefaultRoot {
+		return "berth"
+	}
+	return DefaultBridgeFor(root)
+}
+
 // DefaultBridgeFor is the bridge of the default network of the store at
 // root: DefaultBridge for the default root; for any other root (tests,
 // several installations side by side, each one like a Docker daemon of its

@@ -27,6 +27,8 @@ type Service struct {
 	meta *metadata.Store
 	// bridge is the Linux bridge the default network gets when it is made.
 	bridge string
+	// table is the dataplane's nftables table for this root.
+	table string
 	// hostRoutes lists the destinations of the host's routes, which a
 	// network chosen from the default pools must not overlap.
 	hostRoutes func() []netip.Prefix
@@ -36,8 +38,11 @@ type Service struct {
 // NewService opens the network service over berth's metadata store at
 // root (--root).
 func NewService(meta *metadata.Store, root string) *Service {
-	return &Service{meta: meta, bridge: DefaultBridgeFor(root), hostRoutes: HostRoutes, now: time.Now}
+	return &Service{meta: meta, bridge: DefaultBridgeFor(root), table: DataplaneTable(root), hostRoutes: HostRoutes, now: time.Now}
 }
+
+// DataplaneTable is the nftables table the dataplane of this root uses.
+func (s *Service) DataplaneTable() string { return s.table }
 
 // newID is a random 64-hex network ID whose short form is not all digits
 // (as container IDs).

@@ -85,8 +85,10 @@ func sweepBerthRoot(e *engine, dir string) {
 	if ids := strings.Fields(e.exec([]string{"ps", "-aq", "--no-trunc"}, "", time.Minute).stdout); len(ids) > 0 {
 		e.exec(append([]string{"rm", "-f", "-v"}, ids...), "", 2*time.Minute)
 	}
-	// Networks go the ordinary way: their bridges leave the kernel.
+	// Networks go the ordinary way: their bridges leave the kernel; the
+	// root's default bridge and its nftables table after them.
 	e.exec([]string{"network", "prune", "-f"}, "", time.Minute)
+	testutil.RemoveRootDataplane(strings.TrimSpace(e.exec([]string{"network", "inspect", "-f", `{{index .Options "com.docker.network.bridge.name"}}`, "bridge"}, "", time.Minute).stdout))
 	testutil.SweepDir(dir)
 }
 
