@@ -118,8 +118,14 @@ func (s *Service) endpoint(c *Container) *Endpoint {
 // attachNetwork makes sure the container's network namespace exists,
 // attaches it to its networks and writes /etc/hosts, /etc/hostname and
 // /etc/resolv.conf with what the attachment gave. It runs before each run
-// of the container's process.
+// of the container's process; c.NetworkSettings then holds what the
+// monitor records with the run.
 func (s *Service) attachNetwork(ctx context.Context, c *Container) error {
+	// The networks as recorded now: `network connect` and `disconnect`
+	// change them between runs.
+	if r, err := s.lockedGet(ctx, c.ID); err == nil {
+		c.NetworkSettings = r.NetworkSettings
+	}
 	ep := s.endpoint(c)
 	if ep.NetNSPath != "" {
 		if err := ensureNetNS(ep.NetNSPath); err != nil {
@@ -137,13 +143,8 @@ func (s *Service) attachNetwork(ctx context.Context, c *Container) error {
 		return err
 	}
 	if att.Settings != nil {
-		if _, err := s.update(ctx, c.ID, func(r *Container) error {
-			r.NetworkSettings = *att.Settings
-			return nil
-		}); err != nil {
-			s.network.Detach(context.WithoutCancel(ctx), ep)
-			return err
-		}
+		// Recorded with the running state, in the same transaction
+		// (the monitor's record of the run).
 		c.NetworkSettings = *att.Settings
 	}
 	if err := writeEtcFiles(c, att); err != nil {
