@@ -120,3 +120,15 @@ func TestUserNetworkNames(t *testing.T) {
 		t.Errorf("dp-db resolved from another network: %s", r)
 	}
 }
+
+// TestIPv6Traffic: containers on a dual-stack user network reach each
+// other over IPv6.
+func TestIPv6Traffic(t *testing.T) {
+	e := newEnv(t)
+	e.must("network", "create", "--ipv6", "--subnet", "fd00:b1::/64", "dp-v6")
+	e.must("run", "-d", "--name", "dp-v6srv", "--network", "dp-v6", "busybox", "nc", "-ll", "-p", "7000", "-e", "cat")
+	ip6 := e.inspect("dp-v6srv", `{{(index .NetworkSettings.Networks "dp-v6").GlobalIPv6Address}}`)
+	if out := e.must("run", "--rm", "--network", "dp-v6", "busybox", "sh", "-c", "echo six | nc -w 2 "+ip6+" 7000"); out != "six\n" {
+		t.Fatalf("over IPv6 to %s: %q", ip6, out)
+	}
+}

@@ -245,3 +245,27 @@ func TestPublishedPortsRecorded(t *testing.T) {
 		}
 	}
 }
+
+// TestNetworkIPv6: a dual-stack user network gives each container an
+// IPv6 address beside its IPv4 one, --ip6 is honoured, and a port
+// published on every address shows [::] too.
+func TestNetworkIPv6(t *testing.T) {
+	e := newEnv(t)
+	e.must("network", "create", "--ipv6", "--subnet", "fd00:b0::/64", "--subnet", "10.211.0.0/24", "nc-v6")
+	e.must("run", "-d", "--name", "nc-v6a", "--network", "nc-v6", "--ip6", "fd00:b0::99", "-p", "18443:443", "busybox", "sleep", "600")
+	e.must("run", "-d", "--name", "nc-v6b", "--network", "nc-v6", "busybox", "sleep", "600")
+	for name, want := range map[string]string{"nc-v6a": "10.211.0.2 fd00:b0::99/64 fd00:b0::1", "nc-v6b": "10.211.0.3 fd00:b0::2/64 fd00:b0::1"} {
+		if got := e.inspect(name, "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{.GlobalIPv6Address}}/{{.GlobalIPv6PrefixLen}} {{.IPv6Gateway}}{{end}}"); got != want {
+			t.Errorf("%s: %q, want %q", name, got, want)
+		}
+	}
+	if got := e.inspect("nc-v6a", "{{json .NetworkSettings.Ports}}"); got != `{"443/tcp":[{"HostIp":"0.0.0.0","HostPort":"18443"},{"HostIp":"::","HostPort":"18443"}]}` {
+		t.Errorf("Ports: %s", got)
+	}
+	if got := e.must("network", "inspect", "-f", `{{range .Containers}}{{.Name}}={{.IPv6Address}} {{end}}`, "nc-v6"); !strings.Contains(got, "nc-v6a=fd00:b0::99/64") {
+		t.Errorf("network inspect: %q", got)
+	}
+	if r := e.run("run", "--rm", "--network", "nc-v6", "--ip6", "fd00:c0::1", "busybox", "true"); r.code != 125 || !strings.Contains(r.stderr, "does not belong to any of this network's subnets") {
+		t.Errorf("--ip6 outside: %s", r)
+	}
+}
