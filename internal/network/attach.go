@@ -68,6 +68,9 @@ type Attacher struct {
 	resolvConf string
 	// lockPath is the attach lock (see lock); "" for none.
 	lockPath string
+	// notifyDir holds the files that tell monitors of live network
+	// changes (notify.go); "" for none.
+	notifyDir string
 
 	mu   sync.Mutex
 	held map[string]*held // container ID -> what this process holds for it
@@ -120,8 +123,9 @@ func (a *Attacher) emit(ctx context.Context, action string, n *Network, containe
 // held is what a running container's attachment keeps open in the
 // process that made it.
 type held struct {
-	ports  io.Closer
-	server DNSServer
+	ports   io.Closer
+	server  DNSServer
+	unwatch func()
 }
 
 // NewAttacher builds the attacher. names and startDNS may be nil (no
@@ -324,6 +328,9 @@ func (a *Attacher) Attach(ctx context.Context, ep *container.Endpoint) (_ *conta
 				return nil, fmt.Errorf("start the embedded DNS server of %s: %w", c.ShortName(), err)
 			}
 			h.server = srv
+			if h.unwatch, err = a.watchNetworks(c.ID, srv); err != nil {
+				return nil, fmt.Errorf("watch the networks of %s: %w", c.ShortName(), err)
+			}
 		}
 	}
 	a.mu.Lock()
@@ -629,6 +636,9 @@ func (a *Attacher) Detach(ctx context.Context, ep *container.Endpoint) error {
 func (a *Attacher) release(ctx context.Context, ep *container.Endpoint, atts []*attachment, h *held) error {
 	var errs []error
 	if h != nil {
+		if h.unwatch != nil {
+			h.unwatch()
+		}
 		if h.server != nil {
 			errs = append(errs, h.server.Close())
 		}
@@ -658,7 +668,11 @@ func (a *Attacher) release(ctx context.Context, ep *container.Endpoint, atts []*
 	if err := errors.Join(errs...); err != nil {
 		return err // the addresses stay until the endpoints are gone
 	}
-	return a.svc.releaseContainer(ctx, ep.ID, "")
+	var nets []string
+	for _, at := range atts {
+		nets = append(nets, at.net.ID)
+	}
+	return a.svc.releaseContainer(ctx, ep.ID, nets)
 }
 
 // attachmentsOf lists the networks on which container id holds addresses,
@@ -700,20 +714,25 @@ func (s *Service) attachmentsOf(ctx context.Context, id string) ([]*attachment, 
 	return out, err
 }
 
-// releaseContainer frees the addresses of container id (on network nid
-// only, when given).
-func (s *Service) releaseContainer(ctx context.Context, id, nid string) error {
+// releaseContainer frees the addresses of container id on the networks
+// nets, in one transaction.
+func (s *Service) releaseContainer(ctx context.Context, id string, nets []string) error {
+	if len(nets) == 0 {
+		return nil
+	}
 	return s.meta.Update(ctx, func(tx *metadata.Tx) error {
 		var keys []string
-		err := tx.ForEachPrefix(metadata.BucketIPAM, nid, func(k string, raw []byte) error {
-			var al Allocation
-			if json.Unmarshal(raw, &al) == nil && al.ContainerID == id {
-				keys = append(keys, k)
+		for _, nid := range nets {
+			err := tx.ForEachPrefix(metadata.BucketIPAM, nid+"/", func(k string, raw []byte) error {
+				var al Allocation
+				if json.Unmarshal(raw, &al) == nil && al.ContainerID == id {
+					keys = append(keys, k)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
 			}
-			return nil
-		})
-		if err != nil {
-			return err
 		}
 		for _, k := range keys {
 			if err := tx.Delete(metadata.BucketIPAM, k); err != nil {

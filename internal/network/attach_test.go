@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/berth-dev/berth/internal/container"
 	"github.com/berth-dev/berth/internal/metadata"
@@ -151,12 +152,22 @@ func (n *fakeNames) Remove(_ context.Context, nid, cid string) error {
 }
 
 type fakeServer struct {
+	mu     sync.Mutex
 	cfg    dns.Config
 	closed bool
 }
 
-func (s *fakeServer) SetNetworks(n []string) { s.cfg.Networks = n }
-func (s *fakeServer) Close() error           { s.closed = true; return nil }
+func (s *fakeServer) SetNetworks(n []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cfg.Networks = n
+}
+func (s *fakeServer) Close() error { s.closed = true; return nil }
+func (s *fakeServer) networks() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.cfg.Networks)
+}
 
 type eventLog struct {
 	mu      sync.Mutex
@@ -194,6 +205,7 @@ func newFixture(t *testing.T) *fixture {
 	os.WriteFile(rc, []byte("nameserver 127.0.0.53\nnameserver 10.0.0.2\n"), 0o644)
 	f.att.resolvConf = rc
 	f.att.lockPath = filepath.Join(t.TempDir(), "attach.lock")
+	f.att.notifyDir = filepath.Join(t.TempDir(), "changed")
 	return f
 }
 
@@ -581,5 +593,58 @@ func TestDetachFromAnotherProcess(t *testing.T) {
 	}
 	if len(f.allocations(t)) != 0 {
 		t.Fatal("addresses left")
+	}
+}
+
+// TestLiveConnectReachesTheDNSServer: connect and disconnect of a running
+// container, made by another process, change the networks of the DNS
+// server its monitor holds.
+func TestLiveConnectReachesTheDNSServer(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	app, err := f.svc.Create(ctx, CreateOptions{Name: "appnet"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	more, err := f.svc.Create(ctx, CreateOptions{Name: "more"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := ctr("web", "appnet")
+	if _, err := f.att.Attach(ctx, ep(c)); err != nil {
+		t.Fatal(err)
+	}
+	cli := NewAttacher(f.svc, f.dp, f.names, nil) // the CLI's
+	cli.notifyDir, cli.lockPath = f.att.notifyDir, f.att.lockPath
+	es := &container.EndpointSettings{}
+	c.NetworkSettings.Networks["more"] = es
+	if _, err := cli.ConnectLive(ctx, c, ep(c), more, es); err != nil {
+		t.Fatal(err)
+	}
+	waitNetworks := func(want ...string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !slices.Equal(f.servers[0].networks(), want) {
+			if time.Now().After(deadline) {
+				t.Fatalf("server networks %v, want %v", f.servers[0].networks(), want)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	want := []string{app.ID, more.ID}
+	slices.Sort(want)
+	waitNetworks(want...)
+	if ep := f.dp.endpoints[c.ID+"/"+more.ID]; ep.IfName != "eth1" || len(ep.Gateways) != 0 {
+		t.Fatalf("live endpoint %+v", ep)
+	}
+	if err := cli.DisconnectLive(ctx, ep(c), more); err != nil {
+		t.Fatal(err)
+	}
+	waitNetworks(app.ID)
+	if err := f.att.Detach(ctx, ep(c)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(f.att.notifyPath(c.ID)); !os.IsNotExist(err) {
+		t.Fatalf("notify file after detach: %v", err)
 	}
 }

@@ -16,7 +16,7 @@ import (
 // endpoint settings es the caller has put in c's record): an address, the
 // dataplane's veth as the next ethN, and its names. It returns the
 // settings to record. The container's DNS server, which its monitor
-// holds, learns of the network at its next start.
+// holds, is told of the network (notify.go).
 func (a *Attacher) ConnectLive(ctx context.Context, c *container.Container, ep *container.Endpoint, n *Network, es *container.EndpointSettings) (*container.EndpointSettings, error) {
 	at := &attachment{name: n.Name, net: n, settings: es,
 		spec: endpointSpec{ifName: nextIfName(c), netns: ep.NetNSPath, defaultRoute: len(c.NetworkSettings.Networks) <= 1 && !n.Internal}}
@@ -60,6 +60,7 @@ func (a *Attacher) ConnectLive(ctx context.Context, c *container.Container, ep *
 		}
 	}
 	ok = true
+	a.notifyChanged(c.ID)
 	a.emit(ctx, "connect", n, c.ID)
 	att := attachmentOf(c, []*attachment{at}, nil, "", nil, false)
 	return att.Settings.Networks[n.Name], nil
@@ -82,6 +83,7 @@ func (a *Attacher) DisconnectLive(ctx context.Context, ep *container.Endpoint, n
 			if err := a.release(ctx, ep, []*attachment{at}, nil); err != nil {
 				return err
 			}
+			a.notifyChanged(ep.ID)
 			a.emit(ctx, "disconnect", n, ep.ID)
 		}
 	}

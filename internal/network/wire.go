@@ -20,6 +20,7 @@ import (
 //	a := NewAttacher(svc, dataplane.New(dataplane.WithTable(svc.DataplaneTable())), reg,
 //		func(ctx context.Context, cfg dns.Config) (DNSServer, error) { return dns.Start(ctx, cfg, reg) })
 //	a.lockPath = filepath.Join(runRoot, "network", "attach.lock")
+//	a.notifyDir = filepath.Join(runRoot, "network", "changed")
 //
 // (checked against the netplane and netdns branches of 07:20: build,
 // traffic, names and the e2e tests pass). The table is per root, so that
@@ -27,6 +28,7 @@ import (
 func Default(svc *Service, runRoot string) *Attacher {
 	a := NewAttacher(svc, unwired{}, nil, nil)
 	a.lockPath = filepath.Join(runRoot, "network", "attach.lock")
+	a.notifyDir = filepath.Join(runRoot, "network", "changed")
 	return a
 }
 

@@ -132,3 +132,25 @@ func TestIPv6Traffic(t *testing.T) {
 		t.Fatalf("over IPv6 to %s: %q", ip6, out)
 	}
 }
+
+// TestLiveConnect: a running container connected to a second network gets
+// an interface on it and resolves its containers' names at once; after
+// disconnect both are gone.
+func TestLiveConnect(t *testing.T) {
+	e := newEnv(t)
+	e.must("network", "create", "dp-l1")
+	e.must("network", "create", "dp-l2")
+	e.must("run", "-d", "--name", "dp-srv", "--network", "dp-l2", "busybox", "sleep", "600")
+	e.must("run", "-d", "--name", "dp-cl", "--network", "dp-l1", "busybox", "sleep", "600")
+	if r := e.run("exec", "dp-cl", "ping", "-c1", "-W1", "dp-srv"); r.code == 0 {
+		t.Fatalf("dp-srv reachable before connect: %s", r)
+	}
+	e.must("network", "connect", "dp-l2", "dp-cl")
+	eventually(t, 10*time.Second, "dp-srv by name after connect", func() bool {
+		return e.run("exec", "dp-cl", "ping", "-c1", "-W1", "dp-srv").code == 0
+	})
+	e.must("network", "disconnect", "dp-l2", "dp-cl")
+	if out := e.must("exec", "dp-cl", "ls", "/sys/class/net"); strings.Contains(out, "eth1") {
+		t.Fatalf("eth1 after disconnect: %q", out)
+	}
+}

@@ -61,6 +61,10 @@ func TestNetworkCommands(t *testing.T) {
 	if got := e.must("network", "inspect", "-f", "{{len .Containers}}", "nc-other"); got != "0\n" {
 		t.Errorf("nc-other after disconnect: %q containers", got)
 	}
+	// Its other network keeps it.
+	if got := e.must("network", "inspect", "-f", "{{range .Containers}}{{.Name}} {{.IPv4Address}} {{end}}", "nc-app"); !strings.Contains(got, "nc-c 10.201.0.3/24") {
+		t.Errorf("nc-app after nc-c left nc-other: %q", got)
+	}
 	e.must("rm", "-f", "nc-db", "nc-c")
 	if got := e.must("network", "rm", "nc-app", "nc-other"); got != "nc-app\nnc-other\n" {
 		t.Errorf("network rm: %q", got)
