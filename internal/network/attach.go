@@ -448,12 +448,12 @@ func allocate(tx *metadata.Tx, c *container.Container, at *attachment, index int
 // containers on the default bridge: their address, the alias, the
 // container's short ID and name, as Docker writes them.
 func linkEntries(tx *metadata.Tx, br *Network, links []string) ([]string, error) {
-	byName := map[string]Allocation{}
+	byID := map[string]Allocation{}
 	err := tx.ForEachPrefix(metadata.BucketIPAM, br.ID+"/", func(_ string, raw []byte) error {
 		var al Allocation
 		if json.Unmarshal(raw, &al) == nil {
 			if p, ok := prefixOf(al.Address); ok && p.Addr().Is4() {
-				byName[al.Name] = al
+				byID[al.ContainerID] = al
 			}
 		}
 		return nil
@@ -464,7 +464,9 @@ func linkEntries(tx *metadata.Tx, br *Network, links []string) ([]string, error)
 	var out []string
 	for _, l := range links {
 		name, alias := ParseLink(l)
-		al, ok := byName[name]
+		// The container's name now (it may have been renamed since it
+		// started), from the names the container service keeps.
+		al, ok := byID[string(tx.GetRaw(metadata.BucketNames, name))]
 		if !ok {
 			return nil, errdefs.InvalidArgument("Cannot link to a non running container: /%s AS %s", name, alias)
 		}

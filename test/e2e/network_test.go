@@ -200,6 +200,11 @@ func TestNetworkEtcFiles(t *testing.T) {
 	if got := e.must("run", "--rm", "--link", "nc-db:dbalias", "busybox", "grep", "-w", "dbalias", "/etc/hosts"); got != dbIP+"\tdbalias "+dbID[:12]+" nc-db\n" {
 		t.Errorf("--link: %q", got)
 	}
+	e.must("rename", "nc-db", "nc-db2") // links follow the name it has now
+	if got := e.must("run", "--rm", "--link", "nc-db2", "busybox", "grep", "-w", "nc-db2", "/etc/hosts"); got != dbIP+"\tnc-db2 "+dbID[:12]+"\n" {
+		t.Errorf("--link after rename: %q", got)
+	}
+	e.must("rename", "nc-db2", "nc-db")
 	if r := e.run("run", "--rm", "--link", "nc-nosuch:x", "busybox", "true"); r.code != 125 {
 		t.Errorf("--link to a missing container: %s", r)
 	}
