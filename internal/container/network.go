@@ -151,6 +151,17 @@ func (s *Service) attachNetwork(ctx context.Context, c *Container) error {
 		s.network.Detach(context.WithoutCancel(ctx), ep)
 		return err
 	}
+	if other, joined := ContainerNetNS(c.HostConfig.NetworkMode); joined {
+		// As Docker: the container sees the /etc/hosts, hostname and
+		// resolv.conf of the one whose network it shares (as they are now).
+		for _, f := range []struct{ own, name string }{{c.HostsPath, "hosts"}, {c.HostnamePath, "hostname"}, {c.ResolvConfPath, "resolv.conf"}} {
+			if b, err := os.ReadFile(filepath.Join(s.StateDir(other), f.name)); err == nil {
+				if err := os.WriteFile(f.own, b, 0o644); err != nil {
+					return err
+				}
+			}
+		}
+	}
 	return nil
 }
 

@@ -212,6 +212,10 @@ func TestNetworkEtcFiles(t *testing.T) {
 	if got := e.must("run", "--rm", "--network", "container:nc-db", "busybox", "readlink", "/proc/self/ns/net"); got != want {
 		t.Errorf("container:nc-db: namespace %q, want %q", got, want)
 	}
+	// It sees nc-db's /etc files, as in Docker.
+	if got := e.must("run", "--rm", "--network", "container:nc-db", "busybox", "sh", "-c", "cat /etc/hostname; grep -c "+dbIP+" /etc/hosts"); got != dbID[:12]+"\n1\n" {
+		t.Errorf("container:nc-db's /etc files: %q", got)
+	}
 	if r := e.run("run", "--rm", "--network", "container:nc-db", "-p", "80", "busybox", "true"); r.code != 125 || !strings.Contains(r.stderr, "conflicting options: port publishing and the container type network mode") {
 		t.Errorf("container: mode with -p: %s", r)
 	}
