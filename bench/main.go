@@ -144,7 +144,7 @@ func run(ctx context.Context, c *config) error {
 	}
 
 	// 3. Monitor memory of one idle container vs Docker's shim.
-	id, err := c.b("run", "-d", "busybox", "sleep", "1000")
+	id, err := c.b("run", "-d", "--network", "none", "busybox", "sleep", "1000")
 	if err != nil {
 		return err
 	}
