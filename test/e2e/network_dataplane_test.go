@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // hostIfName is berth's name for a container's veth on a network
@@ -152,5 +154,33 @@ func TestLiveConnect(t *testing.T) {
 	e.must("network", "disconnect", "dp-l2", "dp-cl")
 	if out := e.must("exec", "dp-cl", "ls", "/sys/class/net"); strings.Contains(out, "eth1") {
 		t.Fatalf("eth1 after disconnect: %q", out)
+	}
+}
+
+// TestMonitorKillLeavesNothing: after kill -9 of a container's monitor,
+// its reconciliation removes its veth and frees its published port.
+func TestMonitorKillLeavesNothing(t *testing.T) {
+	e := newEnv(t)
+	e.must("run", "-d", "--name", "dp-k", "-p", "18582:80", "busybox", "sleep", "600")
+	id, nid := e.inspect("dp-k", "{{.Id}}"), e.inspect("dp-k", "{{.NetworkSettings.Networks.bridge.NetworkID}}")
+	veth := "/sys/class/net/" + hostIfName(id, nid)
+	if _, err := os.Stat(veth); err != nil {
+		t.Fatalf("host veth: %v", err)
+	}
+	if err := unix.Kill(monitorPid(t, e, "dp-k"), unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "dp-k seen exited", func() bool { return e.inspect("dp-k", "{{.State.Status}}") == "exited" })
+	e.must("rm", "dp-k") // reconciles it
+	if _, err := os.Stat(veth); !os.IsNotExist(err) {
+		t.Fatalf("host veth after the monitor's death and rm: %v", err)
+	}
+	ln, err := net.Listen("tcp", "0.0.0.0:18582")
+	if err != nil {
+		t.Fatalf("port still held: %v", err)
+	}
+	ln.Close()
+	if got := e.must("network", "inspect", "-f", "{{len .Containers}}", "bridge"); got != "0\n" {
+		t.Fatalf("addresses left: %s", got)
 	}
 }
