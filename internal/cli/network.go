@@ -168,6 +168,7 @@ type networkRow struct {
 	Name      string `json:"Name"`
 	Driver    string `json:"Driver"`
 	Scope     string `json:"Scope"`
+	IPv4      string `json:"IPv4"`
 	IPv6      string `json:"IPv6"`
 	Internal  string `json:"Internal"`
 	Labels    string `json:"Labels"`
@@ -205,7 +206,7 @@ func (a *app) networkLsCommand() *cobra.Command {
 				}
 				created, _ := time.Parse(time.RFC3339Nano, n.Created)
 				rows = append(rows, networkRow{ID: id, Name: n.Name, Driver: n.Driver, Scope: n.Scope,
-					IPv6: strconv.FormatBool(n.EnableIPv6), Internal: strconv.FormatBool(n.Internal),
+					IPv4: strconv.FormatBool(hasIPv4(n)), IPv6: strconv.FormatBool(n.EnableIPv6), Internal: strconv.FormatBool(n.Internal),
 					Labels: strings.Join(ls, ","), CreatedAt: created.String(), labels: n.Labels})
 			}
 			if quiet {
@@ -218,7 +219,7 @@ func (a *app) networkLsCommand() *cobra.Command {
 				format = "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}"
 			}
 			return renderRows(a.stdout, format, rows, map[string]string{"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER",
-				"Scope": "SCOPE", "IPv6": "IPV6", "Internal": "INTERNAL", "Labels": "LABELS", "CreatedAt": "CREATED AT", "Label": "LABEL"})
+				"Scope": "SCOPE", "IPv4": "IPV4", "IPv6": "IPV6", "Internal": "INTERNAL", "Labels": "LABELS", "CreatedAt": "CREATED AT", "Label": "LABEL"})
 		}),
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "Only display network IDs")
@@ -341,4 +342,15 @@ func (a *app) networkDisconnectCommand() *cobra.Command {
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "Force the container to disconnect from a network")
 	return cmd
+}
+
+// hasIPv4 is the IPv4 column of docker's rows (API 1.48's EnableIPv4):
+// whether the network gives IPv4 addresses.
+func hasIPv4(n engine.NetworkResource) bool {
+	for _, c := range n.IPAM.Config {
+		if p, err := netip.ParsePrefix(c.Subnet); err == nil && p.Addr().Is4() {
+			return true
+		}
+	}
+	return false
 }

@@ -76,11 +76,12 @@ func (e *Engine) VolumeInspect(ctx context.Context, name string) (*Volume, error
 }
 
 // Inspect is the top-level `inspect`: the container, else the image, else
-// the volume ref names (only kind, when set: "container", "image",
-// "volume"). size applies to containers.
+// the network, else the volume ref names, in docker's order (only kind,
+// when set: "container", "image", "network", "volume"). size applies to
+// containers.
 func (e *Engine) Inspect(ctx context.Context, ref, kind string, size bool) (any, error) {
 	switch kind {
-	case "", "container", "image", "volume":
+	case "", "container", "image", "network", "volume":
 	default:
 		return nil, errdefs.InvalidArgument("%q is not a valid value for --type", kind)
 	}
@@ -94,6 +95,12 @@ func (e *Engine) Inspect(ctx context.Context, ref, kind string, size bool) (any,
 		doc, err := e.ImageInspect(ctx, ref)
 		if err == nil || !errdefs.IsNotFound(err) {
 			return doc, err
+		}
+	}
+	if kind == "" || kind == "network" {
+		doc, err := e.NetworkInspect(ctx, ref)
+		if err == nil || !errdefs.IsNotFound(err) || kind == "network" {
+			return doc, err // docker: "network X not found" for --type network
 		}
 	}
 	if kind == "" || kind == "volume" {

@@ -401,7 +401,9 @@ func allocate(tx *metadata.Tx, c *container.Container, at *attachment, index int
 	var mac string
 	put := func(addr netip.Addr, p ipam.Pool, static bool) error {
 		if addr.Is4() || mac == "" {
-			if c.Config.MacAddress != "" && index == 0 {
+			if at.settings.MacAddress != "" {
+				mac = at.settings.MacAddress // the endpoint's own (connect)
+			} else if c.Config.MacAddress != "" && index == 0 {
 				mac = c.Config.MacAddress
 			} else if addr.Is4() {
 				mac = ipam.MAC(addr).String()
