@@ -250,6 +250,7 @@ func (a *Attacher) Attach(ctx context.Context, ep *container.Endpoint) (_ *conta
 	}
 	h.ports = ports.closer
 	var bridgeGW string
+	var bridgeNet *Network
 	var linkHosts []string
 	err = a.svc.update(ctx, func(tx *metadata.Tx) error {
 		atts = atts[:0]
@@ -279,6 +280,7 @@ func (a *Attacher) Attach(ctx context.Context, ep *container.Endpoint) (_ *conta
 		}
 		br, err := resolveByName(tx, BridgeName)
 		if err == nil && len(br.Pools()) > 0 {
+			bridgeNet = br
 			bridgeGW = br.Pools()[0].Gateway.String()
 			if len(c.HostConfig.Links) > 0 {
 				linkHosts, err = linkEntries(tx, br, c.HostConfig.Links)
@@ -299,6 +301,13 @@ func (a *Attacher) Attach(ctx context.Context, ep *container.Endpoint) (_ *conta
 		}
 		if err := a.dp.AddEndpoint(ctx, dn, endpointOf(at.net, c.ID, at.allocs)); err != nil {
 			return nil, fmt.Errorf("connect to network %s: %w", at.net.Name, err)
+		}
+	}
+	if bridgeNet != nil && usesHostGateway(c) {
+		// host-gateway is the default bridge's address: it must exist
+		// even when no container is on that network.
+		if err := a.dp.EnsureNetwork(ctx, dpNetwork(bridgeNet)); err != nil {
+			return nil, fmt.Errorf("network %s (for host-gateway): %w", bridgeNet.Name, err)
 		}
 	}
 	portMap := portsView(c, ports.mappings, atts)
@@ -745,4 +754,14 @@ func (s *Service) releaseContainer(ctx context.Context, id string, nets []string
 		}
 		return nil
 	})
+}
+
+// usesHostGateway reports whether an --add-host of c names host-gateway.
+func usesHostGateway(c *container.Container) bool {
+	for _, h := range c.HostConfig.ExtraHosts {
+		if strings.HasSuffix(h, ":host-gateway") {
+			return true
+		}
+	}
+	return false
 }

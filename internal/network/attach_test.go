@@ -307,9 +307,19 @@ func TestAttachUserNetwork(t *testing.T) {
 	c := ctr("db", "appnet")
 	c.NetworkSettings.Networks["appnet"].Aliases = []string{"database"}
 	c.NetworkSettings.Networks["other"] = &container.EndpointSettings{IPAMConfig: &container.EndpointIPAMConfig{IPv4Address: "10.9.0.77"}}
+	c.HostConfig.ExtraHosts = []string{"gw:host-gateway"}
 	att, err := f.att.Attach(ctx, ep(c))
 	if err != nil {
 		t.Fatal(err)
+	}
+	// host-gateway: the default bridge's address, its bridge made though
+	// no container of it runs.
+	var bridged bool
+	for _, n := range f.dp.networks {
+		bridged = bridged || n.Bridge == "berth0" && len(n.Gateways) == 1 && n.Gateways[0].String() == att.HostGateway
+	}
+	if !bridged {
+		t.Fatalf("host-gateway %q without the default bridge: %v", att.HostGateway, f.dp.networks)
 	}
 	if !att.EmbeddedDNS || len(att.Addresses) != 2 {
 		t.Fatalf("attachment %+v", att)
