@@ -109,6 +109,11 @@ func (e *Engine) NetworkCreate(ctx context.Context, req NetworkCreateRequest) (N
 	if err != nil {
 		return NetworkCreateResponse{}, err
 	}
+	if err := e.Attacher.CreateNetwork(ctx, n); err != nil {
+		e.Networks.Remove(context.WithoutCancel(ctx), n.ID)
+		e.Attacher.RemoveNetwork(context.WithoutCancel(ctx), n)
+		return NetworkCreateResponse{}, err
+	}
 	e.Emit(ctx, networkEvent("create", n, ""))
 	return NetworkCreateResponse{ID: n.ID}, nil
 }
@@ -252,6 +257,8 @@ func (e *Engine) NetworkRemove(ctx context.Context, ref string) error {
 	if err != nil {
 		return err
 	}
+	// The record is gone; should the kernel's side stay (an error), the
+	// next network sweep's reconciliation removes it.
 	e.Attacher.RemoveNetwork(ctx, n)
 	e.Emit(ctx, networkEvent("destroy", n, ""))
 	return nil

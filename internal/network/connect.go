@@ -135,6 +135,12 @@ func CheckDisconnect(c *container.Container, n *Network, running bool) error {
 	return nil
 }
 
+// CreateNetwork puts a new network's bridge and rules into the kernel,
+// as Docker makes a network's bridge when the network is created.
+func (a *Attacher) CreateNetwork(ctx context.Context, n *Network) error {
+	return a.dp.EnsureNetwork(ctx, dpNetwork(n))
+}
+
 // RemoveNetwork takes a removed network's bridge and rules out of the
 // kernel.
 func (a *Attacher) RemoveNetwork(ctx context.Context, n *Network) error {
