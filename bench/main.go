@@ -168,7 +168,7 @@ func (c *config) coreRows(dockerOK, podmanOK bool) error {
 	}
 
 	// 3. Monitor memory of one idle container vs Docker's shim.
-	id, err := c.b("run", "-d", "busybox", "sleep", "1000")
+	id, err := c.b("run", "-d", "--network", "none", "busybox", "sleep", "1000")
 	if err != nil {
 		return err
 	}

@@ -142,7 +142,8 @@ func psRowOf(c engine.ContainerSummary, now time.Time, noTrunc, size bool) psRow
 		CreatedAt:  c.CreatedAt.Local().Format("2006-01-02 15:04:05 -0700 MST"),
 		RunningFor: humanDuration(now.Sub(c.CreatedAt)) + " ago",
 		State:      c.State, Status: c.Status, Names: strings.TrimPrefix(c.Names[0], "/"),
-		Labels: strings.Join(labels, ","), Mounts: strings.Join(mounts, ","), Networks: c.HostConfig.NetworkMode,
+		Labels: strings.Join(labels, ","), Mounts: strings.Join(mounts, ","), Networks: strings.Join(c.Networks, ","),
+		Ports:        displayPorts(c.Ports),
 		LocalVolumes: strconv.Itoa(local),
 		labels:       c.Labels,
 	}

@@ -257,7 +257,7 @@ func (a *app) topLevelCommands() []topLevelCommand {
 		common("images", a.imagesCommand), common("import", a.importCommand),
 		common("info", a.infoCommand), common("version", a.versionCommand),
 		mgmt("container", a.containerCommand), mgmt("image", a.imageCommand),
-		mgmt("volume", a.volumeCommand), mgmt("system", a.systemCommand),
+		mgmt("volume", a.volumeCommand), mgmt("network", a.networkCommand), mgmt("system", a.systemCommand),
 		mgmt("registry", a.registryCommand),
 		short("create", a.createCommand), short("start", a.startCommand), short("stop", a.stopCommand),
 		short("restart", a.restartCommand), short("kill", a.killCommand), short("rm", a.rmCommand),

@@ -49,6 +49,8 @@ type createFlags struct {
 	cidfile, platform, pull, runtimeName      string
 	attach                                    []string
 	ipc, pid, uts                             string
+	ip, ip6, macAddress                       string
+	networkAliases, links                     []string
 }
 
 func (f *createFlags) register(fl *pflag.FlagSet) {
@@ -98,6 +100,13 @@ func (f *createFlags) register(fl *pflag.FlagSet) {
 	fl.StringArrayVarP(&f.publish, "publish", "p", nil, "Publish a container's port(s) to the host")
 	fl.BoolVarP(&f.publishAll, "publish-all", "P", false, "Publish all exposed ports to random ports")
 	fl.StringArrayVar(&f.expose, "expose", nil, "Expose a port or a range of ports")
+	fl.StringVar(&f.ip, "ip", "", "IPv4 address (e.g., 172.30.100.104)")
+	fl.StringVar(&f.ip6, "ip6", "", "IPv6 address (e.g., 2001:db8::33)")
+	fl.StringVar(&f.macAddress, "mac-address", "", "Container MAC address (e.g., 92:d0:c6:0a:29:33)")
+	fl.StringArrayVar(&f.networkAliases, "network-alias", nil, "Add network-scoped alias for the container")
+	fl.StringArrayVar(&f.networkAliases, "net-alias", nil, "Add network-scoped alias for the container")
+	fl.MarkHidden("net-alias")
+	fl.StringArrayVar(&f.links, "link", nil, "Add link to another container")
 	fl.StringVar(&f.healthCmd, "health-cmd", "", "Command to run to check health")
 	fl.DurationVar(&f.healthInterval, "health-interval", 0, "Time between running the check (ms|s|m|h) (default 0s)")
 	fl.DurationVar(&f.healthTimeout, "health-timeout", 0, "Maximum time to allow one check to run (ms|s|m|h) (default 0s)")
@@ -227,8 +236,8 @@ func (f *createFlags) buildRequest(fl *pflag.FlagSet, args []string) (engine.Con
 		hc.Init = &t
 	}
 	hc.NetworkMode = f.network
-	if len(f.publish) > 0 || f.publishAll {
-		return o, errdefs.InvalidArgument("publishing ports (-p/-P) needs bridge networking, which is not available yet; use --network host to serve on the host's ports")
+	if err := f.networking(&o); err != nil {
+		return o, err
 	}
 	hc.IpcMode, hc.PidMode, hc.UTSMode = f.ipc, f.pid, f.uts
 	switch f.pull {
@@ -480,4 +489,47 @@ func readLines(path string, fn func(line string, n int) error) error {
 		}
 	}
 	return sc.Err()
+}
+
+// networking fills the request's ports (-p, -P), links, MAC address and
+// the endpoint settings of its network (--ip, --ip6, --network-alias), as
+// docker's CLI does.
+func (f *createFlags) networking(o *engine.ContainerCreateRequest) error {
+	exposed, bindings, err := engine.ParsePortSpecs(f.publish)
+	if err != nil {
+		return err
+	}
+	if len(bindings) > 0 {
+		if o.Config.ExposedPorts == nil {
+			o.Config.ExposedPorts = map[string]struct{}{}
+		}
+		for p := range exposed {
+			o.Config.ExposedPorts[p] = struct{}{}
+		}
+		o.HostConfig.PortBindings = bindings
+	}
+	o.HostConfig.PublishAllPorts = f.publishAll
+	o.Config.MacAddress = f.macAddress
+	// As docker's CLI: links are legacy links (HostConfig) on the default
+	// bridge, endpoint settings on a user-defined network.
+	userNet := f.network != "" && f.network != "default" && f.network != "bridge" && f.network != "host" &&
+		f.network != "none" && !strings.HasPrefix(f.network, "container:")
+	var epLinks []string
+	if userNet {
+		epLinks = f.links
+	} else {
+		o.HostConfig.Links = f.links
+	}
+	if f.ip != "" || f.ip6 != "" || len(f.networkAliases) > 0 || len(epLinks) > 0 {
+		mode := f.network
+		if mode == "" {
+			mode = "default"
+		}
+		es := &engine.EndpointSettingsRequest{Aliases: f.networkAliases, Links: epLinks}
+		if f.ip != "" || f.ip6 != "" {
+			es.IPAMConfig = &engine.EndpointIPAMConfig{IPv4Address: f.ip, IPv6Address: f.ip6}
+		}
+		o.NetworkingConfig.EndpointsConfig = map[string]*engine.EndpointSettingsRequest{mode: es}
+	}
+	return nil
 }

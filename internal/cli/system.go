@@ -249,7 +249,7 @@ func (a *app) renderDfVerbose(du *engine.DiskUsage, format string) error {
 		ctrs = append(ctrs, dfContainerRow{
 			Command: strconv.Quote(ellipsis(c.Command, 20)), CreatedAt: c.CreatedAt.Local().Format("2006-01-02 15:04:05 -0700 MST"),
 			ID: trunc(c.ID, 12), Image: c.Image, Labels: strings.Join(labels, ","), LocalVolumes: fmt.Sprint(vols),
-			Mounts: strings.Join(mounts, ","), Names: strings.TrimPrefix(c.Names[0], "/"), Networks: c.HostConfig.NetworkMode,
+			Mounts: strings.Join(mounts, ","), Names: strings.TrimPrefix(c.Names[0], "/"), Networks: strings.Join(c.Networks, ","),
 			RunningFor: humanDuration(now.Sub(c.CreatedAt)) + " ago", Size: humanSize4(c.SizeRw), State: c.State, Status: c.Status,
 		})
 	}
@@ -295,7 +295,7 @@ func (a *app) systemPruneCommand() *cobra.Command {
 		Args:  noArgs,
 		RunE: a.withEngine(func(ctx context.Context, e *engine.Engine, _ []string) error {
 			req.Filters = flt.Args
-			warning := "WARNING! This will remove:\n  - all stopped containers\n"
+			warning := "WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n"
 			if req.Volumes {
 				warning += "  - all anonymous volumes not used by at least one container\n"
 			}
@@ -318,6 +318,13 @@ func (a *app) systemPruneCommand() *cobra.Command {
 			rep, err := e.PruneSystem(ctx, req)
 			if rep != nil {
 				a.printContainerPrune(rep.Containers)
+				if rep.Networks != nil && len(rep.Networks.NetworksDeleted) > 0 {
+					fmt.Fprintln(a.stdout, "Deleted Networks:")
+					for _, n := range rep.Networks.NetworksDeleted {
+						fmt.Fprintln(a.stdout, n)
+					}
+					fmt.Fprintln(a.stdout)
+				}
 				a.printVolumePrune(rep.Volumes)
 				a.printImagePrune(rep.Images)
 			}

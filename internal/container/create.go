@@ -37,6 +37,9 @@ type CreateOptions struct {
 	// should it die first, reconciliation removes a --rm container, as
 	// the run would have.
 	StartPending bool
+	// NetworkSettings are the networks the container is connected to,
+	// with the endpoint settings asked for (the engine resolved them).
+	NetworkSettings NetworkSettings
 }
 
 // Create makes a container from an image, like `docker create`.
@@ -85,6 +88,8 @@ func (s *Service) Create(ctx context.Context, opts CreateOptions) (*Container, e
 		Config:     opts.Config,
 		HostConfig: opts.HostConfig,
 		ExecIDs:    nil,
+
+		NetworkSettings: opts.NetworkSettings,
 	}
 	if err := mergeImageConfig(&c.Config, &imgCfg.Config); err != nil {
 		return nil, err
@@ -288,14 +293,8 @@ func setEnvVar(env []string, kv string) []string {
 
 func normaliseHostConfig(hc *HostConfig) error {
 	if hc.NetworkMode == "" || hc.NetworkMode == "default" {
-		// Bridge networking arrives with its own issue; until then a
-		// container gets its own empty network namespace.
-		hc.NetworkMode = "none"
-	}
-	switch hc.NetworkMode {
-	case "none", "host":
-	default:
-		return errdefs.InvalidArgument("network %q is not supported yet: use --network none or --network host", hc.NetworkMode)
+		// Docker's default; the engine has checked any other mode.
+		hc.NetworkMode = "bridge"
 	}
 	if hc.LogConfig.Type == "" {
 		hc.LogConfig.Type = "json-file"
@@ -330,6 +329,9 @@ func normaliseHostConfig(hc *HostConfig) error {
 // the loopback entries, --add-host entries, then the container's own
 // addresses from att with its hostname.
 func writeEtcFiles(c *Container, att *NetworkAttachment) error {
+	if att == nil {
+		att = &NetworkAttachment{}
+	}
 	hostname := c.Config.Hostname
 	if err := os.WriteFile(c.HostnamePath, []byte(hostname+"\n"), 0o644); err != nil {
 		return err
@@ -347,46 +349,65 @@ func writeEtcFiles(c *Container, att *NetworkAttachment) error {
 		if !ok {
 			return errdefs.InvalidArgument("invalid --add-host %q: use host:ip", h)
 		}
+		if ip == "host-gateway" {
+			if att.HostGateway == "" {
+				return errdefs.InvalidArgument("unable to derive the IP value for host-gateway")
+			}
+			ip = att.HostGateway
+		}
 		fmt.Fprintf(&hosts, "%s\t%s\n", ip, name)
 	}
-	if att != nil {
-		for _, ip := range att.Addresses {
-			names := append([]string{hostname}, att.Aliases...)
-			fmt.Fprintf(&hosts, "%s\t%s\n", ip, strings.Join(names, " "))
-		}
+	for _, l := range att.Hosts {
+		fmt.Fprintf(&hosts, "%s\n", l)
+	}
+	for _, ip := range att.Addresses {
+		names := append([]string{hostname}, att.Aliases...)
+		fmt.Fprintf(&hosts, "%s\t%s\n", ip, strings.Join(names, " "))
 	}
 	if err := os.WriteFile(c.HostsPath, hosts.Bytes(), 0o644); err != nil {
 		return err
 	}
-	return os.WriteFile(c.ResolvConfPath, resolvConf(c.HostConfig), 0o644)
+	host, _ := os.ReadFile("/etc/resolv.conf")
+	return os.WriteFile(c.ResolvConfPath, resolvConf(host, c.HostConfig, att.EmbeddedDNS), 0o644)
 }
 
-// resolvConf derives the container's resolv.conf from the host's, dropping
-// loopback name servers the container cannot reach (docker falls back to
-// public servers then; berth keeps the file without them) and applying
-// --dns, --dns-search and --dns-option.
-func resolvConf(hc HostConfig) []byte {
-	var servers, search, options []string
-	if f, err := os.Open("/etc/resolv.conf"); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			fields := strings.Fields(sc.Text())
-			if len(fields) < 2 {
-				continue
-			}
-			switch fields[0] {
-			case "nameserver":
-				if hc.NetworkMode == "host" || !(strings.HasPrefix(fields[1], "127.") || fields[1] == "::1") {
-					servers = append(servers, fields[1])
-				}
-			case "search":
-				search = fields[1:]
-			case "options":
-				options = append(options, fields[1:]...)
-			}
+// defaultResolvers are Docker's name servers for a container whose host
+// has only loopback ones, which the container cannot reach.
+var defaultResolvers = []string{"8.8.8.8", "8.8.4.4"}
+
+// ParseResolvConf reads the name servers, search domains and options of
+// a resolv.conf.
+func ParseResolvConf(b []byte) (servers, search, options []string) {
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 2 {
+			continue
 		}
-		f.Close()
+		switch fields[0] {
+		case "nameserver":
+			servers = append(servers, fields[1])
+		case "search", "domain":
+			search = fields[1:]
+		case "options":
+			options = append(options, fields[1:]...)
+		}
 	}
+	return servers, search, options
+}
+
+func isLoopbackResolver(s string) bool { return strings.HasPrefix(s, "127.") || s == "::1" }
+
+// resolvConf derives the container's resolv.conf from the host's (host),
+// as Docker does. With the embedded DNS server (user-defined networks) the
+// container asks 127.0.0.11 with ndots:0, and the servers it forwards to
+// are named in an "# ExtServers" comment (loopback ones as host(...):
+// the server reaches them from the host's namespace). Otherwise loopback
+// name servers, which the container cannot reach, are dropped, and
+// Docker's public defaults stand in when none is left. --dns,
+// --dns-search and --dns-option replace the host's.
+func resolvConf(host []byte, hc HostConfig, embedded bool) []byte {
+	servers, search, options := ParseResolvConf(host)
 	if len(hc.DNS) > 0 {
 		servers = hc.DNS
 	}
@@ -396,7 +417,45 @@ func resolvConf(hc HostConfig) []byte {
 	if len(hc.DNSOptions) > 0 {
 		options = hc.DNSOptions
 	}
+	if len(search) == 1 && search[0] == "." {
+		search = nil
+	}
 	var b bytes.Buffer
+	if embedded {
+		var ext []string
+		for _, s := range servers {
+			if isLoopbackResolver(s) {
+				s = "host(" + s + ")"
+			}
+			ext = append(ext, s)
+		}
+		ndots := false
+		for _, o := range options {
+			ndots = ndots || strings.HasPrefix(o, "ndots:")
+		}
+		if !ndots {
+			options = append([]string{"ndots:0"}, options...)
+		}
+		b.WriteString("nameserver 127.0.0.11\n")
+		if len(search) > 0 {
+			fmt.Fprintf(&b, "search %s\n", strings.Join(search, " "))
+		}
+		fmt.Fprintf(&b, "options %s\n", strings.Join(options, " "))
+		fmt.Fprintf(&b, "\n# ExtServers: [%s]\n", strings.Join(ext, " "))
+		return b.Bytes()
+	}
+	if hc.NetworkMode != "host" && len(hc.DNS) == 0 {
+		var kept []string
+		for _, s := range servers {
+			if !isLoopbackResolver(s) {
+				kept = append(kept, s)
+			}
+		}
+		servers = kept
+		if len(servers) == 0 {
+			servers = defaultResolvers
+		}
+	}
 	if len(search) > 0 {
 		fmt.Fprintf(&b, "search %s\n", strings.Join(search, " "))
 	}

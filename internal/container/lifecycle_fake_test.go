@@ -166,7 +166,9 @@ func TestLifecycleWithFakeRuntime(t *testing.T) {
 		t.Errorf("after stop: %s %d, want exited 143", got.State.Status, got.State.ExitCode)
 	}
 	e.eventually("the runtime delete", func() bool { return slices.Contains(ops(e.calls(c.ID)), "delete") })
-	if want := []string{"attach", "run", "stats", "oom", "detach", "detach", "delete"}; !sameMultiset(ops(e.calls(c.ID)), want) {
+	// One detach: the final one (a run that is not restarted keeps its
+	// endpoint until the namespace goes with it).
+	if want := []string{"attach", "run", "stats", "oom", "detach", "delete"}; !sameMultiset(ops(e.calls(c.ID)), want) {
 		t.Errorf("stop: calls %q, want %q in some order", e.calls(c.ID), want)
 	}
 	if _, err := os.Stat(netns); !os.IsNotExist(err) {

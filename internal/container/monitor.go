@@ -156,8 +156,11 @@ func (s *Service) RunMonitor(ctx context.Context, id string, starter *os.File, a
 		restart = restart && !m.remove
 		m.mu.Unlock()
 		if !restart {
-			break
+			break // the final detach below lets the namespace take the veth
 		}
+		// Restarting: the endpoint goes now (its address may change, as
+		// in Docker) and comes back at the next run.
+		s.detachNetwork(ctx, m.c, false)
 		if _, err := s.update(ctx, id, func(c *Container) error {
 			c.State.Status, c.State.Restarting, c.State.Running = "restarting", true, false
 			c.State.Pid = 0
@@ -355,8 +358,10 @@ func (m *monitor) runOnce(ctx context.Context, attempt int) (exitStatus, error) 
 	}
 	now := time.Now()
 	myStart, _ := runtime.ProcessStartTime(os.Getpid())
+	netSettings := c.NetworkSettings // as attachNetwork left them
 	c, err = m.s.update(ctx, m.id, func(c *Container) error {
 		c.State.Status, c.State.Running, c.State.Restarting, c.State.Paused = "running", true, false, false
+		c.NetworkSettings = netSettings
 		c.State.Pid = pid
 		c.State.StartedAt = FormatTime(now)
 		c.State.Error = ""
@@ -433,7 +438,6 @@ func (m *monitor) runOnce(ctx context.Context, attempt int) (exitStatus, error) 
 	m.mu.Unlock()
 	st := exitStatus{code: runtime.ExitCode(ws)}
 	st.oom, _ = rt.OOMKilled(ctx, m.id)
-	m.s.detachNetwork(ctx, c, false)
 	m.tr.mark("drain output")
 	// The runtime's delete (a process of its own) overlaps with the
 	// unmount and the exit record; whoever needs it done waits on deleted.

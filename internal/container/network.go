@@ -42,6 +42,12 @@ type Endpoint struct {
 	// NetNSPath is the container's network namespace (a bind-mounted nsfs
 	// file under the runroot), "" when it shares the host's.
 	NetNSPath string
+	// Container is the container's record as the caller read it (its
+	// networks, ports, aliases and addresses asked for); read-only.
+	Container *Container
+	// Final, on Detach: the container stopped for good and its network
+	// namespace is released next (its interfaces go with it).
+	Final bool
 }
 
 // NetworkAttachment is what an attachment gave the container.
@@ -50,6 +56,16 @@ type NetworkAttachment struct {
 	Addresses []string
 	// Aliases are further names of the container on its networks.
 	Aliases []string
+	// EmbeddedDNS: the container resolves through the embedded server at
+	// 127.0.0.11 (it is on a user-defined network).
+	EmbeddedDNS bool
+	// HostGateway is the address --add-host's "host-gateway" stands for.
+	HostGateway string
+	// Hosts are further /etc/hosts lines ("ip\tname alias..."): the
+	// legacy links of the default bridge.
+	Hosts []string
+	// Settings, when set, are recorded as the container's NetworkSettings.
+	Settings *NetworkSettings
 }
 
 // noNetwork is the attacher of the modes that need no driver: "none" (the
@@ -73,11 +89,26 @@ func (s *Service) netnsPath(id string) string {
 }
 
 // ownNetNS reports whether the container gets a network namespace of its
-// own (every mode but host).
-func ownNetNS(c *Container) bool { return c.HostConfig.NetworkMode != "host" }
+// own (every mode but host and container:<id>).
+func ownNetNS(c *Container) bool {
+	_, joined := ContainerNetNS(c.HostConfig.NetworkMode)
+	return c.HostConfig.NetworkMode != "host" && !joined
+}
+
+// specNetNS is the network namespace the container's spec names: its own,
+// or that of the container its mode joins; "" for the host's.
+func (s *Service) specNetNS(c *Container) string {
+	if other, joined := ContainerNetNS(c.HostConfig.NetworkMode); joined {
+		return s.netnsPath(other)
+	}
+	if ownNetNS(c) {
+		return s.netnsPath(c.ID)
+	}
+	return ""
+}
 
 func (s *Service) endpoint(c *Container) *Endpoint {
-	ep := &Endpoint{ID: c.ID, Name: c.ShortName(), Hostname: c.Config.Hostname, NetworkMode: c.HostConfig.NetworkMode}
+	ep := &Endpoint{ID: c.ID, Name: c.ShortName(), Hostname: c.Config.Hostname, NetworkMode: c.HostConfig.NetworkMode, Container: c}
 	if ownNetNS(c) {
 		ep.NetNSPath = s.netnsPath(c.ID)
 	}
@@ -87,26 +118,60 @@ func (s *Service) endpoint(c *Container) *Endpoint {
 // attachNetwork makes sure the container's network namespace exists,
 // attaches it to its networks and writes /etc/hosts, /etc/hostname and
 // /etc/resolv.conf with what the attachment gave. It runs before each run
-// of the container's process.
+// of the container's process; c.NetworkSettings then holds what the
+// monitor records with the run.
 func (s *Service) attachNetwork(ctx context.Context, c *Container) error {
+	// The networks as recorded now: `network connect` and `disconnect`
+	// change them between runs.
+	if r, err := s.lockedGet(ctx, c.ID); err == nil {
+		c.NetworkSettings = r.NetworkSettings
+	}
 	ep := s.endpoint(c)
 	if ep.NetNSPath != "" {
 		if err := ensureNetNS(ep.NetNSPath); err != nil {
 			return fmt.Errorf("network namespace of %s: %w", c.ShortName(), err)
 		}
 	}
+	if other, joined := ContainerNetNS(c.HostConfig.NetworkMode); joined {
+		var st unix.Statfs_t
+		if unix.Statfs(s.netnsPath(other), &st) != nil || st.Type != unix.NSFS_MAGIC {
+			return errdefs.Conflict("cannot join network of a non running container: %s", other)
+		}
+	}
 	att, err := s.network.Attach(ctx, ep)
 	if err != nil {
 		return err
 	}
-	return writeEtcFiles(c, att)
+	if att.Settings != nil {
+		// Recorded with the running state, in the same transaction
+		// (the monitor's record of the run).
+		c.NetworkSettings = *att.Settings
+	}
+	if err := writeEtcFiles(c, att); err != nil {
+		s.network.Detach(context.WithoutCancel(ctx), ep)
+		return err
+	}
+	if other, joined := ContainerNetNS(c.HostConfig.NetworkMode); joined {
+		// As Docker: the container sees the /etc/hosts, hostname and
+		// resolv.conf of the one whose network it shares (as they are now).
+		for _, f := range []struct{ own, name string }{{c.HostsPath, "hosts"}, {c.HostnamePath, "hostname"}, {c.ResolvConfPath, "resolv.conf"}} {
+			if b, err := os.ReadFile(filepath.Join(s.StateDir(other), f.name)); err == nil {
+				if err := os.WriteFile(f.own, b, 0o644); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // detachNetwork undoes attachNetwork's attachment; with release it also
 // gives up the network namespace (the container stopped for good or is
 // removed).
 func (s *Service) detachNetwork(ctx context.Context, c *Container, release bool) error {
-	err := s.network.Detach(ctx, s.endpoint(c))
+	ep := s.endpoint(c)
+	ep.Final = release
+	err := s.network.Detach(ctx, ep)
 	if release {
 		err = errors.Join(err, releaseNetNS(s.netnsPath(c.ID)))
 	}

@@ -36,7 +36,10 @@ type Container struct {
 	HostConfig      HostConfig  `json:"HostConfig"`
 	Mounts          []MountInfo `json:"Mounts"`
 	Config          Config      `json:"Config"`
-	Internal        Internal    `json:"BerthInternal"`
+	// NetworkSettings are the networks the container is connected to and
+	// what its running attachment gave (netsettings.go).
+	NetworkSettings NetworkSettings `json:"NetworkSettings"`
+	Internal        Internal        `json:"BerthInternal"`
 }
 
 // ShortName is the name without docker's leading slash.
@@ -118,6 +121,7 @@ type Config struct {
 	Labels       map[string]string   `json:"Labels"`
 	StopSignal   string              `json:"StopSignal,omitempty"`
 	StopTimeout  *int                `json:"StopTimeout,omitempty"`
+	MacAddress   string              `json:"MacAddress,omitempty"`
 }
 
 // HostConfig is docker's container HostConfig (the parts berth implements).
@@ -127,6 +131,8 @@ type HostConfig struct {
 	LogConfig       LogConfig         `json:"LogConfig"`
 	NetworkMode     string            `json:"NetworkMode"`
 	PortBindings    PortMap           `json:"PortBindings"`
+	PublishAllPorts bool              `json:"PublishAllPorts,omitempty"`
+	Links           []string          `json:"Links,omitempty"`
 	RestartPolicy   RestartPolicy     `json:"RestartPolicy"`
 	AutoRemove      bool              `json:"AutoRemove"`
 	VolumeDriver    string            `json:"VolumeDriver"`

@@ -133,10 +133,10 @@ func (s *Service) prepareBundle(c *Container, opts StartOptions) error {
 		}
 	}
 	so := specOptions(c, rootfs, s.opts.Root, opts)
-	if ownNetNS(c) {
+	if ns := s.specNetNS(c); ns != "" {
 		// The namespace is made before the runtime starts the container
 		// and kept across its restarts (attachNetwork).
-		so.NetworkMode = "ns:" + s.netnsPath(c.ID)
+		so.NetworkMode = "ns:" + ns
 	}
 	if c.HostConfig.Init != nil && *c.HostConfig.Init && so.InitPath == "" {
 		return errNoInit

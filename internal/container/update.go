@@ -156,8 +156,8 @@ func (s *Service) rewriteSpec(c *Container, so runtime.SpecOptions) error {
 	if _, err := os.Stat(filepath.Join(bundle, "rootfs")); err != nil {
 		return nil // no bundle: the next start writes one
 	}
-	if ownNetNS(c) {
-		so.NetworkMode = "ns:" + s.netnsPath(c.ID)
+	if ns := s.specNetNS(c); ns != "" {
+		so.NetworkMode = "ns:" + ns
 	}
 	spec, err := runtime.Generate(so)
 	if err != nil {

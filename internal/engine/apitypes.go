@@ -309,19 +309,22 @@ type EndpointInfo struct {
 
 // EndpointSettings is a container's attachment to one network.
 type EndpointSettings struct {
-	IPAMConfig          *struct{}         `json:"IPAMConfig"`
-	Links               []string          `json:"Links"`
-	Aliases             []string          `json:"Aliases"`
-	NetworkID           string            `json:"NetworkID"`
-	EndpointID          string            `json:"EndpointID"`
-	Gateway             string            `json:"Gateway"`
-	IPAddress           string            `json:"IPAddress"`
-	IPPrefixLen         int               `json:"IPPrefixLen"`
-	IPv6Gateway         string            `json:"IPv6Gateway"`
-	GlobalIPv6Address   string            `json:"GlobalIPv6Address"`
-	GlobalIPv6PrefixLen int               `json:"GlobalIPv6PrefixLen"`
-	MacAddress          string            `json:"MacAddress"`
-	DriverOpts          map[string]string `json:"DriverOpts"`
+	IPAMConfig          *EndpointIPAMConfig `json:"IPAMConfig"`
+	Links               []string            `json:"Links"`
+	Aliases             []string            `json:"Aliases"`
+	NetworkID           string              `json:"NetworkID"`
+	EndpointID          string              `json:"EndpointID"`
+	Gateway             string              `json:"Gateway"`
+	IPAddress           string              `json:"IPAddress"`
+	IPPrefixLen         int                 `json:"IPPrefixLen"`
+	IPv6Gateway         string              `json:"IPv6Gateway"`
+	GlobalIPv6Address   string              `json:"GlobalIPv6Address"`
+	GlobalIPv6PrefixLen int                 `json:"GlobalIPv6PrefixLen"`
+	MacAddress          string              `json:"MacAddress"`
+	DriverOpts          map[string]string   `json:"DriverOpts"`
+	// DNSNames (API 1.44) are the names the container answers to on a
+	// user-defined network.
+	DNSNames []string `json:"DNSNames,omitempty"`
 }
 
 // ImageInspect is the document of `image inspect` and GET /images/{name}/json.

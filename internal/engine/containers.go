@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -231,5 +232,10 @@ func CPUPercent(prev, cur *ContainerStats) float64 { return container.CPUPercent
 // asks for it (berth has no daemon whose start would do it) and returns
 // their IDs.
 func (e *Engine) SystemRestore(ctx context.Context) ([]string, error) {
-	return e.Containers.Restore(ctx)
+	// Networks first: after a reboot or a crash, addresses and kernel
+	// state of containers that no longer run are released, and the
+	// recorded networks are put back.
+	nerr := e.sweepNetworks(ctx)
+	started, err := e.Containers.Restore(ctx)
+	return started, errors.Join(err, nerr)
 }

@@ -33,10 +33,11 @@ type (
 // ContainerCreateRequest is POST /containers/create: the name and platform
 // of the query string and the body's Config and HostConfig.
 type ContainerCreateRequest struct {
-	Name       string
-	Platform   string
-	Config     CreateContainerConfig
-	HostConfig CreateHostConfig
+	Name             string
+	Platform         string
+	Config           CreateContainerConfig
+	HostConfig       CreateHostConfig
+	NetworkingConfig NetworkingConfig
 
 	// id is the ID chosen ahead by RunContainer, whose monitor is started
 	// before the container exists.
@@ -68,13 +69,17 @@ func (e *Engine) createContainer(ctx context.Context, req ContainerCreateRequest
 	if err := validateCreate(&req, hostLimits()); err != nil {
 		return nil, err
 	}
+	netSettings, err := e.resolveNetworking(ctx, &req)
+	if err != nil {
+		return nil, err
+	}
 	inherited, err := e.volumesFrom(ctx, req.HostConfig.VolumesFrom)
 	if err != nil {
 		return nil, err
 	}
 	c, err := e.Containers.Create(ctx, container.CreateOptions{
 		ID: req.id, Name: req.Name, Config: req.Config, HostConfig: req.HostConfig, Inherited: inherited,
-		StartPending: req.startPending,
+		StartPending: req.startPending, NetworkSettings: netSettings,
 	})
 	if err != nil {
 		return nil, err
@@ -206,6 +211,9 @@ func validateCreate(req *ContainerCreateRequest, h host) error {
 	}
 	if hc.ShmSize < 0 {
 		return errdefs.InvalidArgument("SHM size can not be less than 0")
+	}
+	if err := validateNetworking(req); err != nil {
+		return err
 	}
 	if err := validateNamespaces(hc); err != nil {
 		return err
@@ -359,22 +367,9 @@ func digits(s string) bool {
 	return s != ""
 }
 
-// validateNamespaces accepts what berth implements of the network, ipc,
-// pid and uts modes, and defaults the network to "none" until bridge
-// networking lands.
+// validateNamespaces accepts what berth implements of the ipc, pid and
+// uts modes (the network mode is validateNetworking's).
 func validateNamespaces(hc *CreateHostConfig) error {
-	switch hc.NetworkMode {
-	case "", "default":
-		hc.NetworkMode = "none"
-	case "none", "host":
-	case "bridge":
-		return errdefs.InvalidArgument("bridge networking is not available yet: use --network none or --network host")
-	default:
-		return errdefs.NotFound("network %s not found: berth supports --network none and --network host so far", hc.NetworkMode)
-	}
-	if len(hc.PortBindings) > 0 {
-		return errdefs.InvalidArgument("publishing ports (-p/-P) needs bridge networking, which is not available yet; use --network host to serve on the host's ports")
-	}
 	for _, ns := range []struct{ name, val string }{{"IpcMode", hc.IpcMode}, {"PidMode", hc.PidMode}, {"UTSMode", hc.UTSMode}} {
 		if ns.val != "" && ns.val != "private" && !(ns.name == "IpcMode" && ns.val == "shareable") {
 			return errdefs.InvalidArgument("%s %q is not supported yet", ns.name, ns.val)

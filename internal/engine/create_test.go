@@ -9,7 +9,7 @@ import (
 )
 
 // TestValidateCreate: each bad request is refused, before anything exists,
-// with Docker's message and class InvalidArgument (NotFound for a network).
+// with Docker's message and class InvalidArgument.
 func TestValidateCreate(t *testing.T) {
 	tests := []struct {
 		name string
@@ -94,10 +94,58 @@ func TestValidateCreate(t *testing.T) {
 		},
 			"ulimit soft limit must be less than or equal to hard limit: 5 > 2"},
 		{"shm", func(r *ContainerCreateRequest) { r.HostConfig.ShmSize = -1 }, "SHM size can not be less than 0"},
-		{"bridge", func(r *ContainerCreateRequest) { r.HostConfig.NetworkMode = "bridge" },
-			"bridge networking is not available yet: use --network none or --network host"},
-		{"ports", func(r *ContainerCreateRequest) { r.HostConfig.PortBindings = container.PortMap{"80/tcp": nil} },
-			"publishing ports (-p/-P) needs bridge networking, which is not available yet; use --network host to serve on the host's ports"},
+		{"bridge", func(r *ContainerCreateRequest) { r.HostConfig.NetworkMode = "bridge" }, ""},
+		{"ports", func(r *ContainerCreateRequest) { r.HostConfig.PortBindings = container.PortMap{"80/tcp": nil} }, ""},
+		{"port proto", func(r *ContainerCreateRequest) { r.HostConfig.PortBindings = container.PortMap{"80/icmp": nil} },
+			"invalid proto: icmp"},
+		{"container mode empty", func(r *ContainerCreateRequest) { r.HostConfig.NetworkMode = "container:" },
+			"Invalid network mode: invalid container format container:<name|id>"},
+		{"container mode ports", func(r *ContainerCreateRequest) {
+			r.HostConfig.NetworkMode = "container:web"
+			r.HostConfig.PortBindings = container.PortMap{"80/tcp": nil}
+		}, "conflicting options: port publishing and the container type network mode"},
+		{"container mode hostname", func(r *ContainerCreateRequest) {
+			r.HostConfig.NetworkMode = "container:web"
+			r.Config.Hostname = "h"
+		}, "conflicting options: hostname and the network mode"},
+		{"container mode dns", func(r *ContainerCreateRequest) {
+			r.HostConfig.NetworkMode = "container:web"
+			r.HostConfig.DNS = []string{"1.1.1.1"}
+		}, "conflicting options: dns and the network mode"},
+		{"container mode links", func(r *ContainerCreateRequest) {
+			r.HostConfig.NetworkMode = "container:web"
+			r.HostConfig.Links = []string{"db"}
+		}, "conflicting options: container type network can't be used with links. This would result in undefined behavior"},
+		{"host links", func(r *ContainerCreateRequest) {
+			r.HostConfig.NetworkMode = "host"
+			r.HostConfig.Links = []string{"db"}
+		}, "conflicting options: host type networking can't be used with links. This would result in undefined behavior"},
+		{"mac", func(r *ContainerCreateRequest) { r.Config.MacAddress = "zz" }, "zz is not a valid mac address"},
+		{"add-host ip", func(r *ContainerCreateRequest) { r.HostConfig.ExtraHosts = []string{"h:notanip"} },
+			`invalid IP address in add-host: "notanip"`},
+		{"add-host gateway", func(r *ContainerCreateRequest) { r.HostConfig.ExtraHosts = []string{"h:host-gateway", "v6:[::1]"} }, ""},
+		{"ip on bridge", func(r *ContainerCreateRequest) {
+			r.NetworkingConfig.EndpointsConfig = map[string]*EndpointSettingsRequest{"default": {IPAMConfig: &EndpointIPAMConfig{IPv4Address: "172.17.0.9"}}}
+		}, "user specified IP address is supported on user defined networks only"},
+		{"alias on bridge", func(r *ContainerCreateRequest) {
+			r.HostConfig.NetworkMode = "bridge"
+			r.NetworkingConfig.EndpointsConfig = map[string]*EndpointSettingsRequest{"bridge": {Aliases: []string{"a"}}}
+		}, "network-scoped alias is supported only for containers in user defined networks"},
+		{"bad ip", func(r *ContainerCreateRequest) {
+			r.HostConfig.NetworkMode = "appnet"
+			r.NetworkingConfig.EndpointsConfig = map[string]*EndpointSettingsRequest{"appnet": {IPAMConfig: &EndpointIPAMConfig{IPv4Address: "10.0.0.300"}}}
+		}, "invalid IPv4 address: 10.0.0.300"},
+		{"ip6 given as v4", func(r *ContainerCreateRequest) {
+			r.HostConfig.NetworkMode = "appnet"
+			r.NetworkingConfig.EndpointsConfig = map[string]*EndpointSettingsRequest{"appnet": {IPAMConfig: &EndpointIPAMConfig{IPv6Address: "10.0.0.3"}}}
+		}, "invalid IPv6 address: 10.0.0.3"},
+		{"ip on user network", func(r *ContainerCreateRequest) {
+			r.HostConfig.NetworkMode = "appnet"
+			r.NetworkingConfig.EndpointsConfig = map[string]*EndpointSettingsRequest{"appnet": {IPAMConfig: &EndpointIPAMConfig{IPv4Address: "10.0.0.3"}, Aliases: []string{"db"}}}
+		}, ""},
+		{"two endpoints", func(r *ContainerCreateRequest) {
+			r.NetworkingConfig.EndpointsConfig = map[string]*EndpointSettingsRequest{"a": {}, "b": {}}
+		}, "Container cannot be connected to network endpoints: a, b"},
 		{"pid host", func(r *ContainerCreateRequest) { r.HostConfig.PidMode = "host" }, `PidMode "host" is not supported yet`},
 		{"security opt", func(r *ContainerCreateRequest) { r.HostConfig.SecurityOpt = []string{"bogus"} }, `invalid --security-opt: "bogus"`},
 		{"log driver", func(r *ContainerCreateRequest) { r.HostConfig.LogConfig.Type = "syslog" },
@@ -147,17 +195,12 @@ func TestValidateCreateDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	hc := req.HostConfig
-	if hc.NetworkMode != "none" || hc.RestartPolicy.Name != "no" || hc.LogConfig.Type != "json-file" || hc.LogConfig.Config == nil {
+	if hc.NetworkMode != "bridge" || hc.RestartPolicy.Name != "no" || hc.LogConfig.Type != "json-file" || hc.LogConfig.Config == nil {
 		t.Fatalf("defaults: network %q restart %q log %q %v", hc.NetworkMode, hc.RestartPolicy.Name, hc.LogConfig.Type, hc.LogConfig.Config)
 	}
 	req.HostConfig.CpusetCpus = "0,3"
 	offline := host{cpus: 2, unavailableCPU: func(string) (int, string, bool, bool) { return 3, "0-1", true, true }}
 	if err := validateCreate(&req, offline); err == nil || err.Error() != "Requested CPUs are not available - requested 0,3, available: 0-1" {
 		t.Fatalf("offline CPU: %v", err)
-	}
-	req.HostConfig.CpusetCpus = ""
-	req.HostConfig.NetworkMode = "nosuchnet"
-	if err := validateCreate(&req, host{cpus: 1}); !errdefs.IsNotFound(err) {
-		t.Fatalf("unknown network: %v, want NotFound", err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/berth-dev/berth/internal/content"
 	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/metadata"
+	"github.com/berth-dev/berth/internal/network"
 	"github.com/berth-dev/berth/internal/runtime"
 	"github.com/berth-dev/berth/internal/snapshot"
 	"github.com/berth-dev/berth/internal/volume"
@@ -45,6 +46,9 @@ type Engine struct {
 	Images     *image.Store
 	Volumes    *volume.Store
 	Containers *container.Service
+	Networks   *network.Service
+	// Attacher connects containers to networks (also the network sweep's).
+	Attacher *network.Attacher
 }
 
 // New opens (creating when needed) the state under cfg.Root and cfg.RunRoot.
@@ -92,8 +96,13 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	users := container.Users{}
 	images := image.NewStore(meta, cs, snaps, users)
 	vols := volume.NewStore(cfg.Root, meta, users)
+	nets := network.NewService(meta, cfg.Root)
+	att := network.Default(nets, cfg.RunRoot)
 	ctrs := container.NewService(container.Options{
 		Root: cfg.Root, RunRoot: cfg.RunRoot, Runtime: cfg.Runtime, Self: StartPathBinary(cfg.Self), Debug: cfg.Debug,
+		Network: att,
 	}, meta, images, vols)
-	return &Engine{Config: cfg, Meta: meta, Content: cs, Snapshots: snaps, Images: images, Volumes: vols, Containers: ctrs}, nil
+	att.SetEvents(ctrs)
+	return &Engine{Config: cfg, Meta: meta, Content: cs, Snapshots: snaps, Images: images, Volumes: vols, Containers: ctrs,
+		Networks: nets, Attacher: att}, nil
 }

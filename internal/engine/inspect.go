@@ -76,11 +76,12 @@ func (e *Engine) VolumeInspect(ctx context.Context, name string) (*Volume, error
 }
 
 // Inspect is the top-level `inspect`: the container, else the image, else
-// the volume ref names (only kind, when set: "container", "image",
-// "volume"). size applies to containers.
+// the network, else the volume ref names, in docker's order (only kind,
+// when set: "container", "image", "network", "volume"). size applies to
+// containers.
 func (e *Engine) Inspect(ctx context.Context, ref, kind string, size bool) (any, error) {
 	switch kind {
-	case "", "container", "image", "volume":
+	case "", "container", "image", "network", "volume":
 	default:
 		return nil, errdefs.InvalidArgument("%q is not a valid value for --type", kind)
 	}
@@ -94,6 +95,12 @@ func (e *Engine) Inspect(ctx context.Context, ref, kind string, size bool) (any,
 		doc, err := e.ImageInspect(ctx, ref)
 		if err == nil || !errdefs.IsNotFound(err) {
 			return doc, err
+		}
+	}
+	if kind == "" || kind == "network" {
+		doc, err := e.NetworkInspect(ctx, ref)
+		if err == nil || !errdefs.IsNotFound(err) || kind == "network" {
+			return doc, err // docker: "network X not found" for --type network
 		}
 	}
 	if kind == "" || kind == "volume" {
@@ -146,13 +153,14 @@ func (e *Engine) containerDocument(c *container.Container) *ContainerInspect {
 		GraphDriver:     e.containerGraphDriver(c),
 		Mounts:          mountPoints(c),
 		Config:          containerConfig(&c.Config),
-		NetworkSettings: networkSettings(c.HostConfig.NetworkMode),
+		NetworkSettings: networkSettings(c),
 	}
 	if container.ParseTime(c.State.StartedAt).IsZero() {
 		// Docker makes these files when a container first starts, and
 		// reports none before (berth makes them at create).
 		doc.ResolvConfPath, doc.HostnamePath, doc.HostsPath, doc.LogPath = "", "", "", ""
 	}
+	doc.HostConfig.Links = inspectLinks(c)
 	return doc
 }
 
@@ -186,24 +194,26 @@ func hostConfig(h *container.HostConfig) *HostConfig {
 		CapDrop:         capabilities(h.CapDrop),
 		// berth gives every container a cgroup namespace when the host
 		// has cgroup v2 and shares the host's on v1, as Docker's default does.
-		CgroupnsMode:   cgroupnsMode(),
-		DNS:            orEmpty(h.DNS),
-		DNSOptions:     orEmpty(h.DNSOptions),
-		DNSSearch:      orEmpty(h.DNSSearch),
-		ExtraHosts:     nilIfEmpty(h.ExtraHosts),
-		GroupAdd:       nilIfEmpty(h.GroupAdd),
-		IpcMode:        h.IpcMode,
-		OomScoreAdj:    h.OomScoreAdj,
-		PidMode:        h.PidMode,
-		Privileged:     h.Privileged,
-		ReadonlyRootfs: h.ReadonlyRootfs,
-		SecurityOpt:    nilIfEmpty(h.SecurityOpt),
-		Tmpfs:          h.Tmpfs,
-		UTSMode:        h.UTSMode,
-		ShmSize:        h.ShmSize,
-		Sysctls:        h.Sysctls,
-		Runtime:        h.Runtime,
-		Init:           h.Init,
+		CgroupnsMode:    cgroupnsMode(),
+		DNS:             orEmpty(h.DNS),
+		DNSOptions:      orEmpty(h.DNSOptions),
+		DNSSearch:       orEmpty(h.DNSSearch),
+		ExtraHosts:      nilIfEmpty(h.ExtraHosts),
+		Links:           nil,
+		PublishAllPorts: h.PublishAllPorts,
+		GroupAdd:        nilIfEmpty(h.GroupAdd),
+		IpcMode:         h.IpcMode,
+		OomScoreAdj:     h.OomScoreAdj,
+		PidMode:         h.PidMode,
+		Privileged:      h.Privileged,
+		ReadonlyRootfs:  h.ReadonlyRootfs,
+		SecurityOpt:     nilIfEmpty(h.SecurityOpt),
+		Tmpfs:           h.Tmpfs,
+		UTSMode:         h.UTSMode,
+		ShmSize:         h.ShmSize,
+		Sysctls:         h.Sysctls,
+		Runtime:         h.Runtime,
+		Init:            h.Init,
 	}
 	if out.LogConfig.Type == "" {
 		out.LogConfig.Type = "json-file"
@@ -337,20 +347,6 @@ func healthConfig(h *image.Healthcheck) *HealthConfig {
 	return &HealthConfig{
 		Test: h.Test, Interval: h.Interval, Timeout: h.Timeout,
 		StartPeriod: h.StartPeriod, StartInterval: h.StartInterval, Retries: h.Retries,
-	}
-}
-
-// networkSettings: until berth attaches containers to networks of its own,
-// a container is in "none" or "host" and has no addresses or ports.
-func networkSettings(mode string) *NetworkSettings {
-	if mode == "" {
-		mode = "none"
-	}
-	return &NetworkSettings{
-		Ports: map[string][]PortBinding{},
-		Networks: map[string]*EndpointSettings{
-			mode: {},
-		},
 	}
 }
 

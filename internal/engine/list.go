@@ -38,7 +38,7 @@ type ContainerSummary struct {
 	ImageID    string
 	Command    string
 	Created    int64
-	Ports      []any
+	Ports      []Port
 	SizeRw     int64 `json:",omitempty"`
 	SizeRootFs int64 `json:",omitempty"`
 	Labels     map[string]string
@@ -47,7 +47,9 @@ type ContainerSummary struct {
 	HostConfig struct {
 		NetworkMode string `json:",omitempty"`
 	}
-	Mounts []MountPoint
+	// Networks are the names of the networks the container is connected to.
+	Networks []string `json:"-"`
+	Mounts   []MountPoint
 
 	// CreatedAt is Created with its nanoseconds, for ordering and display.
 	CreatedAt time.Time `json:"-"`
@@ -145,7 +147,7 @@ func (e *Engine) ListContainers(ctx context.Context, req ContainerListRequest) (
 		if len(exited) > 0 && !exitedWith(c, exited) {
 			continue
 		}
-		if !f.ExactMatch("health", healthOf(c)) || !f.ExactMatch("network", c.HostConfig.NetworkMode) {
+		if !f.ExactMatch("health", healthOf(c)) || !onNetwork(f, c) {
 			continue
 		}
 		if f.Contains("is-task") && isTask {
@@ -154,8 +156,8 @@ func (e *Engine) ListContainers(ctx context.Context, req ContainerListRequest) (
 		if f.Contains("isolation") && !f.ExactMatch("isolation", "default") && !f.ExactMatch("isolation", "") {
 			continue
 		}
-		if f.Contains("publish") {
-			continue // berth publishes no ports yet
+		if f.Contains("publish") && !publishes(c, f.Get("publish")) {
+			continue
 		}
 		if f.Contains("expose") && !exposes(c, f.Get("expose")) {
 			continue
@@ -235,9 +237,10 @@ func (e *Engine) containerSummary(ctx context.Context, c *container.Container, n
 		ID: c.ID, Names: []string{"/" + c.ShortName()}, Image: c.Config.Image, ImageID: c.Image,
 		Command: ContainerCommand(c.Path, c.Args),
 		Created: c.Created.Unix(), CreatedAt: c.Created, Labels: c.Config.Labels,
-		State: c.State.Status, Status: StatusText(c, now), Ports: []any{},
+		State: c.State.Status, Status: StatusText(c, now), Ports: summaryPorts(c),
 	}
 	s.HostConfig.NetworkMode = c.HostConfig.NetworkMode
+	s.Networks = networkNames(c)
 	for _, m := range c.Mounts {
 		s.Mounts = append(s.Mounts, MountPoint{Type: m.Type, Name: m.Name, Source: m.Source, Destination: m.Destination,
 			Driver: m.Driver, Mode: m.Mode, RW: m.RW, Propagation: m.Propagation})

@@ -70,6 +70,9 @@ func (e *Engine) PruneContainers(ctx context.Context, f filters.Args) (*Containe
 	if err := e.Containers.Sweep(ctx); err != nil {
 		return nil, err
 	}
+	if err := e.sweepNetworks(ctx); err != nil {
+		return nil, err
+	}
 	ctrs, err := e.Containers.List(ctx)
 	if err != nil {
 		return nil, err
@@ -246,6 +249,7 @@ type SystemPruneRequest struct {
 // SystemPruneReport gathers the reports of each kind pruned.
 type SystemPruneReport struct {
 	Containers *ContainerPruneReport
+	Networks   *NetworkPruneReport
 	Volumes    *VolumePruneReport // nil unless asked
 	Images     *ImagePruneReport
 }
@@ -284,6 +288,9 @@ func (e *Engine) PruneSystem(ctx context.Context, req SystemPruneRequest) (*Syst
 	rep := &SystemPruneReport{}
 	var err error
 	if rep.Containers, err = e.PruneContainers(ctx, f); err != nil {
+		return rep, err
+	}
+	if rep.Networks, err = e.NetworksPrune(ctx, f); err != nil {
 		return rep, err
 	}
 	if req.Volumes {

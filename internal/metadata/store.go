@@ -34,10 +34,12 @@ const (
 	BucketVolumes    = "volumes"    // volume name -> volume record
 	BucketEvents     = "events"     // time-ordered key -> event
 	BucketLeases     = "leases"     // lease ID -> what an image ingest in progress protects
+	BucketNetworks   = "networks"   // network ID -> network record
+	BucketIPAM       = "ipam"       // "<network ID>/<address>" -> the allocation holding it
 )
 
 // SchemaVersion is the version this build writes.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // migrations[i] moves a store from version i to i+1.
 var migrations = []func(*bolt.Tx) error{
@@ -55,6 +57,17 @@ var migrations = []func(*bolt.Tx) error{
 	func(tx *bolt.Tx) error {
 		_, err := tx.CreateBucketIfNotExists([]byte(BucketLeases))
 		return err
+	},
+	// 3: networks and their address allocations. The predefined networks
+	// (bridge, host, none) are made by the network service when first
+	// needed; existing containers keep their mode.
+	func(tx *bolt.Tx) error {
+		for _, b := range []string{BucketNetworks, BucketIPAM} {
+			if _, err := tx.CreateBucketIfNotExists([]byte(b)); err != nil {
+				return err
+			}
+		}
+		return nil
 	},
 }
 

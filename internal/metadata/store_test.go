@@ -147,3 +147,48 @@ func TestMigrateV1AddsLeases(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestMigrateV2AddsNetworks: a store of schema 2 (before networks) keeps
+// its records and gains the networks and ipam buckets.
+func TestMigrateV2AddsNetworks(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s, err := Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := s.open(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = h.db.Update(func(tx *bolt.Tx) error {
+		for _, b := range []string{BucketNetworks, BucketIPAM} {
+			if err := tx.DeleteBucket([]byte(b)); err != nil {
+				return err
+			}
+		}
+		if err := tx.Bucket([]byte(BucketContainers)).Put([]byte("c1"), []byte(`{"Id":"c1"}`)); err != nil {
+			return err
+		}
+		return tx.Bucket([]byte(BucketMeta)).Put([]byte("schema_version"), []byte("2"))
+	})
+	h.close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Open(ctx, dir); err != nil {
+		t.Fatal(err)
+	}
+	err = s.Update(ctx, func(tx *Tx) error {
+		if !tx.Has(BucketContainers, "c1") {
+			return errors.New("container record lost")
+		}
+		if err := tx.PutRaw(BucketNetworks, "n", []byte("{}")); err != nil {
+			return err
+		}
+		return tx.PutRaw(BucketIPAM, "n/10.0.0.2", []byte("{}"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

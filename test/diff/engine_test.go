@@ -85,6 +85,10 @@ func sweepBerthRoot(e *engine, dir string) {
 	if ids := strings.Fields(e.exec([]string{"ps", "-aq", "--no-trunc"}, "", time.Minute).stdout); len(ids) > 0 {
 		e.exec(append([]string{"rm", "-f", "-v"}, ids...), "", 2*time.Minute)
 	}
+	// Networks go the ordinary way: their bridges leave the kernel; the
+	// root's default bridge and its nftables table after them.
+	e.exec([]string{"network", "prune", "-f"}, "", time.Minute)
+	testutil.RemoveRootDataplane(strings.TrimSpace(e.exec([]string{"network", "inspect", "-f", `{{index .Options "com.docker.network.bridge.name"}}`, "bridge"}, "", time.Minute).stdout))
 	testutil.SweepDir(dir)
 }
 
@@ -197,6 +201,7 @@ func startDockerd(t *testing.T, dockerd, dir string) string {
 // containers, volumes or other images.
 func resetDocker(t *testing.T, e *engine) {
 	resetContainers(e)
+	e.exec([]string{"network", "prune", "-f"}, "", time.Minute)
 	if vols := strings.Fields(e.exec([]string{"volume", "ls", "-q"}, "", time.Minute).stdout); len(vols) > 0 {
 		e.exec(append([]string{"volume", "rm", "-f"}, vols...), "", time.Minute)
 	}
@@ -240,6 +245,9 @@ func sweepDockerCase(e *engine, prefix string) {
 	}
 	if vols := strings.Fields(e.exec([]string{"volume", "ls", "-q", "--filter", "name=" + prefix}, "", time.Minute).stdout); len(vols) > 0 {
 		e.exec(append([]string{"volume", "rm", "-f"}, vols...), "", time.Minute)
+	}
+	if nets := strings.Fields(e.exec([]string{"network", "ls", "-q", "--filter", "name=" + prefix}, "", time.Minute).stdout); len(nets) > 0 {
+		e.exec(append([]string{"network", "rm"}, nets...), "", time.Minute)
 	}
 	var rmi []string
 	for _, ref := range strings.Fields(e.exec([]string{"images", "--format", "{{.Repository}}:{{.Tag}}"}, "", time.Minute).stdout) {

@@ -100,6 +100,8 @@ func (e *env) cleanup() {
 	if ids := strings.Fields(e.run("ps", "-aq").stdout); len(ids) > 0 {
 		e.run(append([]string{"rm", "-f", "-v"}, ids...)...)
 	}
+	e.run("network", "prune", "-f") // their bridges leave the kernel
+	testutil.RemoveRootDataplane(strings.TrimSpace(e.run("network", "inspect", "-f", `{{index .Options "com.docker.network.bridge.name"}}`, "bridge").stdout))
 	raw, _ := os.ReadFile("/proc/self/mountinfo")
 	var mounts []string
 	for _, line := range strings.Split(string(raw), "\n") {

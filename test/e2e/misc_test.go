@@ -27,7 +27,7 @@ func TestRunFlags(t *testing.T) {
 		{"default devices only", []string{"busybox", "sh", "-c", "test -e /dev/kmsg && echo yes || echo no"}, "no"},
 		{"no-new-privileges", []string{"--security-opt", "no-new-privileges", "busybox", "grep", "NoNewPrivs", "/proc/self/status"}, "NoNewPrivs:\t1"},
 		{"label", []string{"-l", "a=b", "busybox", "true"}, ""},
-		{"add-host", []string{"--add-host", "db:10.9.9.9", "busybox", "grep", "db", "/etc/hosts"}, "10.9.9.9\tdb"},
+		{"add-host", []string{"--add-host", "db:10.9.9.9", "busybox", "grep", "-w", "db", "/etc/hosts"}, "10.9.9.9\tdb"},
 		{"dns", []string{"--dns", "10.1.1.1", "busybox", "cat", "/etc/resolv.conf"}, "nameserver 10.1.1.1"},
 		{"shm size", []string{"--shm-size", "8m", "busybox", "sh", "-c", "df -k /dev/shm | tail -1 | awk '{print $2}'"}, "8192"},
 		{"network host sees host interfaces", []string{"--network", "host", "busybox", "sh", "-c", "ls /sys/class/net | grep -c ."}, ""},

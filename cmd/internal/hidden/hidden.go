@@ -33,6 +33,7 @@ import (
 	"github.com/berth-dev/berth/internal/content"
 	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/metadata"
+	"github.com/berth-dev/berth/internal/network"
 	"github.com/berth-dev/berth/internal/runtime"
 	"github.com/berth-dev/berth/internal/snapshot"
 	"github.com/berth-dev/berth/internal/volume"
@@ -129,5 +130,11 @@ func openServices(ctx context.Context, o container.Options) (*container.Service,
 		return nil, err
 	}
 	images := image.NewStore(meta, cs, snaps, container.Users{})
-	return container.NewService(o, meta, images, volume.NewStore(o.Root, meta, container.Users{})), nil
+	// The monitor attaches its container to its networks before each
+	// run and holds its port reservations and DNS server while it runs.
+	att := network.Default(network.NewService(meta, o.Root), o.RunRoot)
+	o.Network = att
+	svc := container.NewService(o, meta, images, volume.NewStore(o.Root, meta, container.Users{}))
+	att.SetEvents(svc) // network connect/disconnect as endpoints join and leave
+	return svc, nil
 }

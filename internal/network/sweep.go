@@ -1,0 +1,112 @@
+package network
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/container"
+	"github.com/berth-dev/berth/internal/metadata"
+	"github.com/berth-dev/berth/internal/network/dataplane"
+	"github.com/berth-dev/berth/internal/runtime"
+)
+
+// ownerAlive reports whether the process that made an allocation still
+// runs (the same process: pid and start time).
+func ownerAlive(al Allocation) bool {
+	if al.OwnerPid <= 0 {
+		return false
+	}
+	st, err := runtime.ProcessStartTime(al.OwnerPid)
+	return err == nil && (al.OwnerStart == 0 || st == al.OwnerStart)
+}
+
+func selfOwner() (int, uint64) {
+	st, _ := runtime.ProcessStartTime(os.Getpid())
+	return os.Getpid(), st
+}
+
+// Sweep releases the addresses, endpoints and names of containers that
+// are no longer attached (removed, or whose monitor died: running says
+// which containers run), keeps those whose attaching process still works,
+// and has the dataplane reconcile the kernel to the recorded networks and
+// endpoints (stale bridges, veths and rules go; missing ones come back).
+func (a *Attacher) Sweep(ctx context.Context, running func(containerID string) bool) error {
+	var nets []*Network
+	stale := map[string]bool{}
+	var keep []dataplane.Endpoint
+	err := a.svc.meta.View(ctx, func(tx *metadata.Tx) error {
+		return tx.ForEach(metadata.BucketIPAM, func(k string, raw []byte) error {
+			var al Allocation
+			if json.Unmarshal(raw, &al) != nil {
+				return nil
+			}
+			if !running(al.ContainerID) && !ownerAlive(al) {
+				stale[al.ContainerID] = true
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for id := range stale {
+		if err := a.Detach(ctx, &container.Endpoint{ID: id}); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	unlock, err := a.lock(ctx, unix.LOCK_EX)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	defer unlock()
+	// The recorded state is read under the lock, so that no attach
+	// records an endpoint between this list and the reconciliation.
+	if err := a.svc.meta.View(ctx, func(tx *metadata.Tx) error {
+		var err error
+		nets, err = networksTx(tx)
+		return err
+	}); err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	byID := map[string]*Network{}
+	var dnets []dataplane.Network
+	for _, n := range nets {
+		byID[n.ID] = n
+		if n.Driver == "bridge" {
+			dnets = append(dnets, dpNetwork(n))
+		}
+	}
+	type key struct{ nid, cid string }
+	allocs := map[key][]Allocation{}
+	var order []key
+	err = a.svc.meta.View(ctx, func(tx *metadata.Tx) error {
+		return tx.ForEach(metadata.BucketIPAM, func(k string, raw []byte) error {
+			var al Allocation
+			nid, _, ok := splitAllocKey(k)
+			if !ok || json.Unmarshal(raw, &al) != nil || byID[nid] == nil {
+				return nil
+			}
+			kk := key{nid, al.ContainerID}
+			if _, seen := allocs[kk]; !seen {
+				order = append(order, kk)
+			}
+			allocs[kk] = append(allocs[kk], al)
+			return nil
+		})
+	})
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	for _, kk := range order {
+		keep = append(keep, endpointOf(byID[kk.nid], kk.cid, allocs[kk]))
+	}
+	if err := a.dp.Reconcile(ctx, dnets, keep); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
