@@ -2,64 +2,42 @@ package network
 
 import (
 	"context"
-	"io"
 	"path/filepath"
+	"sync"
 
 	"github.com/berth-dev/berth/internal/network/dataplane"
+	"github.com/berth-dev/berth/internal/network/dns"
 )
 
-// Default builds the attacher of berth's processes (CLI and monitors).
-//
-// Until internal/network/dataplane and internal/network/dns provide their
-// constructors, it runs over unwired: records and addresses are kept and
-// shown, but no bridge, veth, rule or DNS server is made (containers on a
-// bridge network have their loopback only, as with --network none). The
-// real wiring is:
-//
-//	reg := dns.OpenRegistry(filepath.Join(runRoot, "network", "dns"))
-//	a := NewAttacher(svc, dataplane.New(dataplane.WithTable(svc.DataplaneTable())), reg,
-//		func(ctx context.Context, cfg dns.Config) (DNSServer, error) { return dns.Start(ctx, cfg, reg) })
-//	a.lockPath = filepath.Join(runRoot, "network", "attach.lock")
-//	a.notifyDir = filepath.Join(runRoot, "network", "changed")
-//
-// (checked against the netplane and netdns branches of 07:20: build,
-// traffic, names and the e2e tests pass). The table is per root, so that
-// one root's Reconcile never removes another's networks.
+// Default builds the attacher of berth's processes (CLI and monitors):
+// the kernel side through the dataplane, in the root's own nftables table
+// (so that one root's Reconcile never removes another's networks), and
+// the embedded DNS of user-defined networks with its name table under
+// the runroot. Building it costs nothing: sockets and files are opened
+// when a container is attached.
 func Default(svc *Service, runRoot string) *Attacher {
-	a := NewAttacher(svc, unwired{}, nil, nil)
+	dp := dataplane.New(dataplane.WithTable(svc.table))
+	reg := dns.OpenRegistry(filepath.Join(runRoot, "network", "dns"))
+	var mu sync.Mutex
+	lastPorts := map[string]dns.Ports{} // netns -> its server's ports
+	a := NewAttacher(svc, dp, reg, func(ctx context.Context, cfg dns.Config) (DNSServer, error) {
+		// The server listens on ports of its own behind a redirect of
+		// 127.0.0.11:53, so that the container's processes may listen on
+		// port 53 themselves; a restart asks for the previous run's
+		// ports first, which leaves the redirect as it is.
+		mu.Lock()
+		cfg.Redirect, cfg.Ports = dp, lastPorts[cfg.NetNSPath]
+		mu.Unlock()
+		srv, err := dns.Start(ctx, cfg, reg)
+		if err != nil {
+			return nil, err
+		}
+		mu.Lock()
+		lastPorts[cfg.NetNSPath] = srv.Ports()
+		mu.Unlock()
+		return srv, nil
+	})
 	a.lockPath = filepath.Join(runRoot, "network", "attach.lock")
 	a.notifyDir = filepath.Join(runRoot, "network", "changed")
 	return a
-}
-
-// unwired is the dataplane stand-in of Default (see there).
-type unwired struct{}
-
-func (unwired) EnsureNetwork(context.Context, dataplane.Network) error { return nil }
-func (unwired) RemoveNetwork(context.Context, dataplane.Network) error { return nil }
-func (unwired) AddEndpoint(context.Context, dataplane.Network, dataplane.Endpoint) error {
-	return nil
-}
-func (unwired) RemoveEndpoint(context.Context, dataplane.Network, dataplane.Endpoint) error {
-	return nil
-}
-func (unwired) ReleaseEndpoint(context.Context, dataplane.Network, dataplane.Endpoint) error {
-	return nil
-}
-
-// ReservePorts fills free host ports as the dataplane does (not held).
-func (unwired) ReservePorts(_ context.Context, ports []dataplane.PortMapping) (io.Closer, error) {
-	for i := range ports {
-		if ports[i].HostPort == 0 {
-			p, err := freePort(ports[i].Proto, ports[i].HostIP, 0, 0)
-			if err != nil {
-				return nil, err
-			}
-			ports[i].HostPort = p
-		}
-	}
-	return io.NopCloser(nil), nil
-}
-func (unwired) Reconcile(context.Context, []dataplane.Network, []dataplane.Endpoint) error {
-	return nil
 }

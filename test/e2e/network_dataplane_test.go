@@ -1,10 +1,7 @@
-//go:build dataplane
-
-// These tests need the real dataplane and embedded DNS (internal/network's
-// Default wired to internal/network/dataplane and dns): the lead drops the
-// build tag when those land. Run them now with -tags dataplane.
-
 package e2e
+
+// These tests drive the real dataplane and embedded DNS: traffic between
+// the host, published ports and containers, names on user networks.
 
 import (
 	"bufio"
