@@ -16,7 +16,6 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
-	"github.com/klauspost/pgzip"
 
 	"github.com/berth-dev/berth/internal/errdefs"
 )
@@ -61,14 +60,6 @@ func isZstdSkippable(b []byte) bool {
 	return len(b) >= 4 && b[0]&0xf0 == 0x50 && b[1] == 0x2a && b[2] == 0x4d && b[3] == 0x18
 }
 
-// Read-ahead of the gzip decoder: gzipBlocks blocks of gzipBlock bytes
-// (2 MiB) per stream, enough to keep the consumer busy without holding
-// much memory per layer of a parallel pull.
-const (
-	gzipBlock  = 256 << 10
-	gzipBlocks = 8
-)
-
 // DecompressStream detects gzip / zstd / plain tar by magic bytes and
 // returns a reader of the plain tar. Anything that is neither gzip nor zstd
 // is passed through unchanged as Uncompressed; bzip2 and xz are recognised
@@ -87,11 +78,7 @@ func DecompressStream(r io.Reader) (io.ReadCloser, Compression, error) {
 	}
 	switch {
 	case bytes.HasPrefix(magic, gzipMagic):
-		// pgzip inflates ahead in a goroutine of its own (and sums the
-		// CRC in another), so that a layer's inflating overlaps the
-		// hashing and writing of what it yields: a pull is CPU-bound.
-		// Close waits for that goroutine, so nothing reads r after it.
-		zr, err := pgzip.NewReaderN(br, gzipBlock, gzipBlocks)
+		zr, err := gzip.NewReader(br)
 		if err != nil {
 			return nil, Gzip, errdefs.InvalidArgument("layer: invalid gzip stream: %w", err)
 		}
