@@ -1,0 +1,41 @@
+package e2e
+
+import (
+	"regexp"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// Docker behaviours of networking beyond the core (issue 11's gaps):
+// inspect's sandbox, container: mode's hostname, DNS after a live
+// connect, event order, host-port ranges.
+
+// TestNetworkSandboxInspect: SandboxID is 64 hex digits and SandboxKey
+// the container's network namespace once it ran (Docker keeps both after
+// a stop); nothing for a created container or one joining another's.
+func TestNetworkSandboxInspect(t *testing.T) {
+	e := newEnv(t)
+	e.must("create", "--name", "nc-sb", "busybox", "sleep", "600")
+	if got := e.inspect("nc-sb", "{{.NetworkSettings.SandboxID}}|{{.NetworkSettings.SandboxKey}}"); got != "|" {
+		t.Errorf("created: %q", got)
+	}
+	e.must("start", "nc-sb")
+	id := e.inspect("nc-sb", "{{.NetworkSettings.SandboxID}}")
+	key := e.inspect("nc-sb", "{{.NetworkSettings.SandboxKey}}")
+	if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(id) {
+		t.Errorf("SandboxID %q", id)
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(key, &st); err != nil || st.Type != unix.NSFS_MAGIC {
+		t.Errorf("SandboxKey %q is no network namespace: %v", key, err)
+	}
+	e.must("run", "-d", "--name", "nc-sbj", "--network", "container:nc-sb", "busybox", "sleep", "600")
+	if got := e.inspect("nc-sbj", "{{.NetworkSettings.SandboxID}}|{{.NetworkSettings.SandboxKey}}"); got != "|" {
+		t.Errorf("container: mode: %q", got)
+	}
+	e.must("stop", "-t", "0", "nc-sb")
+	if got := e.inspect("nc-sb", "{{.NetworkSettings.SandboxID}}"); got != id {
+		t.Errorf("SandboxID after stop %q, want %q", got, id)
+	}
+}
