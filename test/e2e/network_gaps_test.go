@@ -13,10 +13,11 @@ import (
 
 // TestNetworkSandboxInspect: SandboxID is 64 hex digits and SandboxKey
 // the container's network namespace once it ran (Docker keeps both after
-// a stop); nothing for a created container or one joining another's.
+// a stop); nothing for a created container or one joining another's,
+// which has the other's hostname.
 func TestNetworkSandboxInspect(t *testing.T) {
 	e := newEnv(t)
-	e.must("create", "--name", "nc-sb", "busybox", "sleep", "600")
+	e.must("create", "--name", "nc-sb", "--hostname", "sbhost", "busybox", "sleep", "600")
 	if got := e.inspect("nc-sb", "{{.NetworkSettings.SandboxID}}|{{.NetworkSettings.SandboxKey}}"); got != "|" {
 		t.Errorf("created: %q", got)
 	}
@@ -33,6 +34,14 @@ func TestNetworkSandboxInspect(t *testing.T) {
 	e.must("run", "-d", "--name", "nc-sbj", "--network", "container:nc-sb", "busybox", "sleep", "600")
 	if got := e.inspect("nc-sbj", "{{.NetworkSettings.SandboxID}}|{{.NetworkSettings.SandboxKey}}"); got != "|" {
 		t.Errorf("container: mode: %q", got)
+	}
+	// The joining container takes the other's hostname, as with Docker
+	// (which copies Config.Hostname; the UTS namespace stays its own).
+	if got := e.must("exec", "nc-sbj", "sh", "-c", "hostname; cat /etc/hostname"); got != "sbhost\nsbhost\n" {
+		t.Errorf("hostname in container: mode: %q", got)
+	}
+	if got := e.inspect("nc-sbj", "{{.Config.Hostname}}"); got != "sbhost" {
+		t.Errorf("Config.Hostname in container: mode: %q", got)
 	}
 	e.must("stop", "-t", "0", "nc-sb")
 	if got := e.inspect("nc-sb", "{{.NetworkSettings.SandboxID}}"); got != id {
