@@ -159,8 +159,10 @@ func (s *Service) RunMonitor(ctx context.Context, id string, starter *os.File, a
 			break // the final detach below lets the namespace take the veth
 		}
 		// Restarting: the endpoint goes now (its address may change, as
-		// in Docker) and comes back at the next run.
-		s.detachNetwork(ctx, m.c, false)
+		// in Docker) and comes back at the next run; its events after
+		// die, in Docker's order.
+		var netEvents []Event
+		s.detachNetworkHolding(ctx, m.c, false, &netEvents)
 		if _, err := s.update(ctx, id, func(c *Container) error {
 			c.State.Status, c.State.Restarting, c.State.Running = "restarting", true, false
 			c.State.Pid = 0
@@ -172,6 +174,7 @@ func (s *Service) RunMonitor(ctx context.Context, id string, starter *os.File, a
 			break
 		}
 		m.emit("die", status.code)
+		m.emitHeld(netEvents)
 		if !m.sleepUnlessStopped(ctx, delay) {
 			break
 		}
@@ -180,7 +183,8 @@ func (s *Service) RunMonitor(ctx context.Context, id string, starter *os.File, a
 	// Final bookkeeping, then tell clients and go.
 	m.execs.waitAll(2 * time.Second)
 	snapshot.Unmount(s.RootfsDir(id))
-	s.detachNetwork(ctx, m.c, true)
+	var netEvents []Event // emitted after die, in Docker's order
+	s.detachNetworkHolding(ctx, m.c, true, &netEvents)
 	m.mu.Lock()
 	remove, removeVolumes := m.remove, m.removeVolumes
 	m.mu.Unlock()
@@ -206,6 +210,7 @@ func (s *Service) RunMonitor(ctx context.Context, id string, starter *os.File, a
 	})
 	m.tr.mark("unmount + record exit")
 	m.emit("die", exit.ExitCode)
+	m.emitHeld(netEvents)
 	m.waitDeleted()
 	if err == nil && (c.HostConfig.AutoRemove || remove) {
 		// --rm removes anonymous volumes like docker; rm -f only with -v.
@@ -733,6 +738,13 @@ func (m *monitor) sleepUnlessStopped(ctx context.Context, d time.Duration) bool 
 		}
 	}
 	return true
+}
+
+// emitHeld emits events a detach held back.
+func (m *monitor) emitHeld(evs []Event) {
+	for _, ev := range evs {
+		m.s.Emit(context.Background(), ev)
+	}
 }
 
 // emit records a container event.

@@ -116,8 +116,21 @@ func (a *Attacher) emit(ctx context.Context, action string, n *Network, containe
 	if a.events == nil {
 		return
 	}
-	a.events.Emit(ctx, container.Event{Type: "network", Action: action, ID: n.ID, Scope: "local",
-		Attributes: map[string]string{"container": containerID, "name": n.Name, "type": n.Driver}})
+	a.events.Emit(ctx, networkEvent(action, n, containerID))
+}
+
+func networkEvent(action string, n *Network, containerID string) container.Event {
+	return container.Event{Type: "network", Action: action, ID: n.ID, Scope: "local",
+		Attributes: map[string]string{"container": containerID, "name": n.Name, "type": n.Driver}}
+}
+
+// emitFor is emit for ep's container, or holds the event when ep asks.
+func (a *Attacher) emitFor(ctx context.Context, ep *container.Endpoint, action string, n *Network) {
+	if ep.HeldEvents != nil {
+		*ep.HeldEvents = append(*ep.HeldEvents, networkEvent(action, n, ep.ID))
+		return
+	}
+	a.emit(ctx, action, n, ep.ID)
 }
 
 // held is what a running container's attachment keeps open in the
@@ -640,7 +653,7 @@ func (a *Attacher) Detach(ctx context.Context, ep *container.Endpoint) error {
 		return err
 	}
 	for _, at := range atts {
-		a.emit(ctx, "disconnect", at.net, ep.ID)
+		a.emitFor(ctx, ep, "disconnect", at.net)
 	}
 	return nil
 }

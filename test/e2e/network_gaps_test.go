@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"regexp"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -46,5 +47,25 @@ func TestNetworkSandboxInspect(t *testing.T) {
 	e.must("stop", "-t", "0", "nc-sb")
 	if got := e.inspect("nc-sb", "{{.NetworkSettings.SandboxID}}"); got != id {
 		t.Errorf("SandboxID after stop %q, want %q", got, id)
+	}
+}
+
+// TestNetworkEventOrderOnExit: as Docker, a container that exits dies
+// before it leaves its networks, and is destroyed (--rm) after.
+func TestNetworkEventOrderOnExit(t *testing.T) {
+	e := newEnv(t)
+	e.must("network", "create", "nc-evnet")
+	e.must("run", "--rm", "--name", "nc-ev", "--network", "nc-evnet", "busybox", "true")
+	out := e.must("events", "--since", "1h", "--until", "0s", "--format", "{{.Type}} {{.Action}}")
+	var got []string
+	for _, l := range strings.Split(out, "\n") {
+		switch l {
+		case "network connect", "container start", "container die", "network disconnect", "container destroy":
+			got = append(got, l)
+		}
+	}
+	want := "network connect,container start,container die,network disconnect,container destroy"
+	if strings.Join(got, ",") != want {
+		t.Errorf("events %q, want %q; all:\n%s", strings.Join(got, ","), want, out)
 	}
 }
