@@ -350,9 +350,13 @@ func (a *Attacher) Attach(ctx context.Context, ep *container.Endpoint) (_ *conta
 				return nil, fmt.Errorf("start the embedded DNS server of %s: %w", c.ShortName(), err)
 			}
 			h.server = srv
-			if h.unwatch, err = a.watchNetworks(c.ID, srv); err != nil {
-				return nil, fmt.Errorf("watch the networks of %s: %w", c.ShortName(), err)
-			}
+		}
+	}
+	if a.names != nil && a.startDNS != nil && ep.NetNSPath != "" {
+		// Also without a server: `network connect` to a user network
+		// starts one (notify.go).
+		if h.unwatch, err = a.watchNetworks(ep, h); err != nil {
+			return nil, fmt.Errorf("watch the networks of %s: %w", c.ShortName(), err)
 		}
 	}
 	a.mu.Lock()

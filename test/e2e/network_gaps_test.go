@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -68,4 +69,33 @@ func TestNetworkEventOrderOnExit(t *testing.T) {
 	if strings.Join(got, ",") != want {
 		t.Errorf("events %q, want %q; all:\n%s", strings.Join(got, ","), want, out)
 	}
+}
+
+// TestLiveConnectDNS: a container started on the default bridge (no
+// embedded DNS) and then connected to a user network resolves through
+// 127.0.0.11 as Docker's does: its monitor starts the server and
+// rewrites resolv.conf; leaving the last user network writes the host's
+// resolvers back.
+func TestLiveConnectDNS(t *testing.T) {
+	e := newEnv(t)
+	e.must("network", "create", "nc-lcnet")
+	e.must("run", "-d", "--name", "nc-lcsrv", "--network", "nc-lcnet", "busybox", "sleep", "600")
+	e.must("run", "-d", "--name", "nc-lc", "busybox", "sleep", "600")
+	if rc := e.must("exec", "nc-lc", "cat", "/etc/resolv.conf"); strings.Contains(rc, "127.0.0.11") {
+		t.Fatalf("resolv.conf on the default bridge:\n%s", rc)
+	}
+	srvIP := e.inspect("nc-lcsrv", `{{(index .NetworkSettings.Networks "nc-lcnet").IPAddress}}`)
+	e.must("network", "connect", "nc-lcnet", "nc-lc")
+	eventually(t, 10*time.Second, "nc-lcsrv resolved by name after connect", func() bool {
+		r := e.run("exec", "nc-lc", "nslookup", "nc-lcsrv")
+		return r.code == 0 && strings.Contains(r.stdout, srvIP)
+	})
+	if rc := e.must("exec", "nc-lc", "cat", "/etc/resolv.conf"); !strings.Contains(rc, "nameserver 127.0.0.11\n") || strings.Count(rc, "nameserver") != 1 {
+		t.Errorf("resolv.conf after connect:\n%s", rc)
+	}
+	e.must("network", "disconnect", "nc-lcnet", "nc-lc")
+	eventually(t, 10*time.Second, "host resolvers back after disconnect", func() bool {
+		rc := e.must("exec", "nc-lc", "cat", "/etc/resolv.conf")
+		return !strings.Contains(rc, "127.0.0.11") && strings.Contains(rc, "nameserver ")
+	})
 }
