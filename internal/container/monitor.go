@@ -183,11 +183,19 @@ func (s *Service) RunMonitor(ctx context.Context, id string, starter *os.File, a
 	// Final bookkeeping, then tell clients and go.
 	m.execs.waitAll(2 * time.Second)
 	snapshot.Unmount(s.RootfsDir(id))
-	var netEvents []Event // emitted after die, in Docker's order
-	s.detachNetworkHolding(ctx, m.c, true, &netEvents)
 	m.mu.Lock()
 	remove, removeVolumes := m.remove, m.removeVolumes
 	m.mu.Unlock()
+	var netEvents []Event // emitted after die, in Docker's order
+	var finishNet func(context.Context) error
+	if m.c.HostConfig.AutoRemove || remove {
+		// Its ID never runs again: the slow part of the network's
+		// teardown waits until the clients heard of the exit.
+		finishNet, _ = s.detachNetworkDeferred(ctx, m.c, &netEvents)
+	} else {
+		s.detachNetworkHolding(ctx, m.c, true, &netEvents)
+	}
+	m.tr.mark("detach network")
 	c, err = s.update(ctx, id, func(c *Container) error {
 		c.State.Status = "exited"
 		c.State.Running, c.State.Paused, c.State.Restarting = false, false, false
@@ -225,6 +233,10 @@ func (s *Service) RunMonitor(ctx context.Context, id string, starter *os.File, a
 	os.Remove(s.attachSocket(id))
 	m.broadcastJSON(FrameExit, exit)
 	m.closeClients()
+	if finishNet != nil {
+		finishNet(ctx)
+		m.tr.mark("unpublish ports")
+	}
 	return nil
 }
 

@@ -137,8 +137,32 @@ func (a *Attacher) emitFor(ctx context.Context, ep *container.Endpoint, action s
 // process that made it.
 type held struct {
 	ports   io.Closer
-	server  DNSServer
 	unwatch func()
+	// mu guards server and closed against the network watcher
+	// (notify.go), which may start or stop the server.
+	mu     sync.Mutex
+	server DNSServer
+	closed bool
+}
+
+// close stops what h holds.
+func (h *held) close() error {
+	if h.unwatch != nil {
+		h.unwatch()
+	}
+	h.mu.Lock()
+	h.closed = true
+	srv := h.server
+	h.server = nil
+	h.mu.Unlock()
+	var errs []error
+	if srv != nil {
+		errs = append(errs, srv.Close())
+	}
+	if h.ports != nil {
+		errs = append(errs, h.ports.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // NewAttacher builds the attacher. names and startDNS may be nil (no
@@ -312,7 +336,9 @@ func (a *Attacher) Attach(ctx context.Context, ep *container.Endpoint) (_ *conta
 		if err := a.dp.EnsureNetwork(ctx, dn); err != nil {
 			return nil, fmt.Errorf("network %s: %w", at.net.Name, err)
 		}
-		if err := a.dp.AddEndpoint(ctx, dn, endpointOf(at.net, c.ID, at.allocs)); err != nil {
+		dep := endpointOf(at.net, c.ID, at.allocs)
+		dep.PortsReserved = true // h.ports holds them
+		if err := a.dp.AddEndpoint(ctx, dn, dep); err != nil {
 			return nil, fmt.Errorf("connect to network %s: %w", at.net.Name, err)
 		}
 	}
@@ -666,15 +692,7 @@ func (a *Attacher) Detach(ctx context.Context, ep *container.Endpoint) error {
 func (a *Attacher) release(ctx context.Context, ep *container.Endpoint, atts []*attachment, h *held) error {
 	var errs []error
 	if h != nil {
-		if h.unwatch != nil {
-			h.unwatch()
-		}
-		if h.server != nil {
-			errs = append(errs, h.server.Close())
-		}
-		if h.ports != nil {
-			errs = append(errs, h.ports.Close())
-		}
+		errs = append(errs, h.close())
 	}
 	for _, at := range atts {
 		if len(at.allocs) == 0 {
@@ -713,8 +731,8 @@ func (s *Service) attachmentsOf(ctx context.Context, id string) ([]*attachment, 
 		byNet := map[string]*attachment{}
 		err := tx.ForEach(metadata.BucketIPAM, func(k string, raw []byte) error {
 			var al Allocation
-			if err := json.Unmarshal(raw, &al); err != nil || al.ContainerID != id {
-				return nil
+			if err := json.Unmarshal(raw, &al); err != nil || al.ContainerID != id || releaserAlive(al) {
+				return nil // another's, or being released by a live process
 			}
 			nid, _, ok := splitAllocKey(k)
 			if !ok {

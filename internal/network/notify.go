@@ -34,8 +34,7 @@ func (a *Attacher) notifyChanged(id string) {
 }
 
 // watchNetworks keeps h.server in line with the networks of ep's
-// container until the returned function is called; that function waits
-// for a change in progress, so h is the caller's again when it returns.
+// container until the returned function is called (h.close).
 func (a *Attacher) watchNetworks(ep *container.Endpoint, h *held) (func(), error) {
 	if a.notifyDir == "" {
 		return func() {}, nil
@@ -56,9 +55,7 @@ func (a *Attacher) watchNetworks(ep *container.Endpoint, h *held) (func(), error
 		return nil, err
 	}
 	f := os.NewFile(uintptr(fd), "inotify") // non-blocking: Close ends a Read
-	done := make(chan struct{})
 	go func() {
-		defer close(done)
 		buf := make([]byte, 4096)
 		for {
 			if _, err := f.Read(buf); err != nil {
@@ -68,9 +65,11 @@ func (a *Attacher) watchNetworks(ep *container.Endpoint, h *held) (func(), error
 		}
 	}()
 	return func() {
-		f.Close()
-		<-done
 		os.Remove(path)
+		// Close waits until the reader has woken up, which may take
+		// milliseconds on a busy machine: nobody needs to wait for it
+		// (h.closed keeps the reader from acting meanwhile).
+		go f.Close()
 	}, nil
 }
 
@@ -88,7 +87,10 @@ func (a *Attacher) syncDNS(ctx context.Context, ep *container.Endpoint, h *held)
 			nets = append(nets, at.net.ID)
 		}
 	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	switch {
+	case h.closed:
 	case h.server != nil && len(nets) > 0:
 		h.server.SetNetworks(nets)
 	case h.server == nil && len(nets) > 0 && a.startDNS != nil && ep.Container != nil:

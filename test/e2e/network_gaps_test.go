@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -98,4 +99,24 @@ func TestLiveConnectDNS(t *testing.T) {
 		rc := e.must("exec", "nc-lc", "cat", "/etc/resolv.conf")
 		return !strings.Contains(rc, "127.0.0.11") && strings.Contains(rc, "nameserver ")
 	})
+}
+
+// TestPortReuseAfterRunRm: `run --rm -p P` reports the exit before its
+// ports are unpublished in the kernel; a `run -p P` right after must
+// still get the port and its traffic, and `network rm` right after
+// `run --rm` must find the network unused.
+func TestPortReuseAfterRunRm(t *testing.T) {
+	e := newEnv(t)
+	e.must("network", "create", "nc-rp")
+	for i := range 3 {
+		e.must("run", "--rm", "--network", "nc-rp", "-p", "127.0.0.1:18591:80", "busybox", "true")
+		name := "nc-rp" + strconv.Itoa(i)
+		e.must("run", "-d", "--name", name, "--network", "nc-rp", "-p", "127.0.0.1:18591:80", "busybox", "sh", "-c", httpdCmd)
+		if body := httpGet(t, "127.0.0.1:18591"); !strings.Contains(body, "hello-from-berth") {
+			t.Fatalf("round %d: published port: %q", i, body)
+		}
+		e.must("rm", "-f", name)
+	}
+	e.must("run", "--rm", "--network", "nc-rp", "-p", "127.0.0.1:18591:80", "busybox", "true")
+	e.must("network", "rm", "nc-rp")
 }
