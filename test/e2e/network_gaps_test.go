@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"net"
 	"regexp"
 	"strconv"
 	"strings"
@@ -119,4 +120,67 @@ func TestPortReuseAfterRunRm(t *testing.T) {
 	}
 	e.must("run", "--rm", "--network", "nc-rp", "-p", "127.0.0.1:18591:80", "busybox", "true")
 	e.must("network", "rm", "nc-rp")
+}
+
+// TestHostPortRange: `-p 18600-18605:80` publishes the container port on
+// the first free host port of the range, as Docker does; a range with no
+// free port fails with nothing left behind.
+func TestHostPortRange(t *testing.T) {
+	e := newEnv(t)
+	ln, err := net.Listen("tcp", "0.0.0.0:18600")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	e.must("run", "-d", "--name", "nc-range", "-p", "18600-18605:80", "busybox", "sleep", "600")
+	if got := e.must("port", "nc-range", "80"); !strings.HasPrefix(got, "0.0.0.0:18601\n") {
+		t.Errorf("port of a range: %q, want 0.0.0.0:18601", got)
+	}
+	if got := e.inspect("nc-range", "{{json .HostConfig.PortBindings}}"); got != `{"80/tcp":[{"HostIp":"","HostPort":"18600-18605"}]}` {
+		t.Errorf("PortBindings: %s", got)
+	}
+	if r := e.run("run", "--rm", "-p", "18600-18601:80", "busybox", "true"); r.code != 125 {
+		t.Errorf("a range without a free port: %s", r)
+	}
+	if got := e.must("network", "inspect", "-f", "{{len .Containers}}", "bridge"); got != "1\n" {
+		t.Errorf("addresses after the failed run: %s", got)
+	}
+}
+
+// TestPortsZeroHostIPv6: a port published on every address shows [::]
+// beside 0.0.0.0 only when the container has an IPv6 address to forward
+// to, as Docker 28 without its userland proxy (berth has none: there is
+// no IPv6-to-IPv4 translation); Docker 20.10, and 28 with its proxy, list
+// [::] for every container because the proxy serves it. ps and port
+// write the address in brackets as the docker 28 CLI does.
+func TestPortsZeroHostIPv6(t *testing.T) {
+	e := newEnv(t)
+	e.must("network", "create", "--ipv6", "--subnet", "fd00:b1::/64", "--subnet", "10.212.0.0/24", "nc-z6")
+	e.must("run", "-d", "--name", "nc-z6a", "--network", "nc-z6", "-p", "18444:443", "busybox", "sleep", "600")
+	e.must("run", "-d", "--name", "nc-z4", "-p", "18445:443", "busybox", "sleep", "600")
+	for _, tc := range []struct{ name, ps, port string }{
+		{"nc-z6a", "0.0.0.0:18444->443/tcp, [::]:18444->443/tcp\n", "443/tcp -> 0.0.0.0:18444\n443/tcp -> [::]:18444\n"},
+		{"nc-z4", "0.0.0.0:18445->443/tcp\n", "443/tcp -> 0.0.0.0:18445\n"},
+	} {
+		if got := e.must("ps", "--filter", "name="+tc.name, "--format", "{{.Ports}}"); got != tc.ps {
+			t.Errorf("ps %s: %q, want %q", tc.name, got, tc.ps)
+		}
+		if got := e.must("port", tc.name); got != tc.port {
+			t.Errorf("port %s: %q, want %q", tc.name, got, tc.port)
+		}
+	}
+}
+
+// TestUserNetworkRunFlags: --sysctl net.*, --mac-address, --dns-option
+// and --add-host host-gateway on a user network, as Docker applies them.
+func TestUserNetworkRunFlags(t *testing.T) {
+	e := newEnv(t)
+	e.must("network", "create", "nc-flags")
+	gw := strings.TrimSpace(e.must("network", "inspect", "-f", "{{range .IPAM.Config}}{{.Gateway}}{{end}}", "bridge"))
+	out := e.must("run", "--rm", "--network", "nc-flags", "--sysctl", "net.core.somaxconn=1234", "--mac-address", "02:42:0a:0b:0c:99",
+		"--dns-option", "ndots:3", "--add-host", "hg:host-gateway", "busybox", "sh", "-c",
+		"cat /proc/sys/net/core/somaxconn /sys/class/net/eth0/address; grep -E '^(nameserver|options)' /etc/resolv.conf; grep -w hg /etc/hosts")
+	if want := "1234\n02:42:0a:0b:0c:99\nnameserver 127.0.0.11\noptions ndots:3\n" + gw + "\thg\n"; out != want {
+		t.Errorf("got\n%s\nwant\n%s", out, want)
+	}
 }
