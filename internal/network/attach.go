@@ -371,7 +371,7 @@ func (a *Attacher) Attach(ctx context.Context, ep *container.Endpoint) (_ *conta
 			}
 		}
 		if len(userNets) > 0 && a.startDNS != nil {
-			srv, err := a.startDNS(ctx, dns.Config{NetNSPath: ep.NetNSPath, Networks: userNets, Upstream: a.upstream(c, atts)})
+			srv, err := a.startDNS(ctx, dns.Config{NetNSPath: ep.NetNSPath, Networks: userNets, Upstream: a.upstream(c, atts), Links: dnsLinks(c)})
 			if err != nil {
 				return nil, fmt.Errorf("start the embedded DNS server of %s: %w", c.ShortName(), err)
 			}
@@ -560,6 +560,24 @@ func dnsNames(c *container.Container, es *container.EndpointSettings) []string {
 		}
 	}
 	return append(names, c.ID[:12])
+}
+
+// dnsLinks are the container's --link aliases for its embedded DNS
+// server (alias -> linked container's name).
+func dnsLinks(c *container.Container) map[string]string {
+	out := map[string]string{}
+	add := func(links []string) {
+		for _, l := range links {
+			if name, alias := ParseLink(l); alias != name {
+				out[alias] = name
+			}
+		}
+	}
+	add(c.HostConfig.Links)
+	for _, es := range c.NetworkSettings.Networks {
+		add(es.Links) // where links to user networks are recorded, as Docker's
+	}
+	return out
 }
 
 // upstream are the resolvers the embedded DNS forwards other names to:

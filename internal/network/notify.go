@@ -94,7 +94,7 @@ func (a *Attacher) syncDNS(ctx context.Context, ep *container.Endpoint, h *held)
 	case h.server != nil && len(nets) > 0:
 		h.server.SetNetworks(nets)
 	case h.server == nil && len(nets) > 0 && a.startDNS != nil && ep.Container != nil:
-		srv, err := a.startDNS(ctx, dns.Config{NetNSPath: ep.NetNSPath, Networks: nets, Upstream: a.upstream(ep.Container, atts)})
+		srv, err := a.startDNS(ctx, dns.Config{NetNSPath: ep.NetNSPath, Networks: nets, Upstream: a.upstream(ep.Container, atts), Links: dnsLinks(ep.Container)})
 		if err != nil {
 			return // the container keeps its resolvers
 		}

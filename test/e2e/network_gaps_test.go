@@ -184,3 +184,18 @@ func TestUserNetworkRunFlags(t *testing.T) {
 		t.Errorf("got\n%s\nwant\n%s", out, want)
 	}
 }
+
+// TestUserNetworkLinkAlias: on a user network a --link alias resolves
+// through the embedded DNS for the linking container only, as Docker's.
+func TestUserNetworkLinkAlias(t *testing.T) {
+	e := newEnv(t)
+	e.must("network", "create", "nc-lnk")
+	e.must("run", "-d", "--name", "nc-ldb", "--network", "nc-lnk", "busybox", "sleep", "600")
+	ip := e.inspect("nc-ldb", `{{(index .NetworkSettings.Networks "nc-lnk").IPAddress}}`)
+	if out := e.must("run", "--rm", "--network", "nc-lnk", "--link", "nc-ldb:dbalias", "busybox", "nslookup", "dbalias"); !strings.Contains(out, "Address: "+ip) {
+		t.Errorf("link alias from the linking container:\n%s", out)
+	}
+	if r := e.run("run", "--rm", "--network", "nc-lnk", "busybox", "nslookup", "dbalias"); r.code == 0 && strings.Contains(r.stdout, ip) {
+		t.Errorf("link alias resolved for another container: %s", r)
+	}
+}
