@@ -159,8 +159,10 @@ func (s *Service) RunMonitor(ctx context.Context, id string, starter *os.File, a
 			break // the final detach below lets the namespace take the veth
 		}
 		// Restarting: the endpoint goes now (its address may change, as
-		// in Docker) and comes back at the next run.
-		s.detachNetwork(ctx, m.c, false)
+		// in Docker) and comes back at the next run; its events after
+		// die, in Docker's order.
+		var netEvents []Event
+		s.detachNetworkHolding(ctx, m.c, false, &netEvents)
 		if _, err := s.update(ctx, id, func(c *Container) error {
 			c.State.Status, c.State.Restarting, c.State.Running = "restarting", true, false
 			c.State.Pid = 0
@@ -172,6 +174,7 @@ func (s *Service) RunMonitor(ctx context.Context, id string, starter *os.File, a
 			break
 		}
 		m.emit("die", status.code)
+		m.emitHeld(netEvents)
 		if !m.sleepUnlessStopped(ctx, delay) {
 			break
 		}
@@ -180,10 +183,19 @@ func (s *Service) RunMonitor(ctx context.Context, id string, starter *os.File, a
 	// Final bookkeeping, then tell clients and go.
 	m.execs.waitAll(2 * time.Second)
 	snapshot.Unmount(s.RootfsDir(id))
-	s.detachNetwork(ctx, m.c, true)
 	m.mu.Lock()
 	remove, removeVolumes := m.remove, m.removeVolumes
 	m.mu.Unlock()
+	var netEvents []Event // emitted after die, in Docker's order
+	var finishNet func(context.Context) error
+	if m.c.HostConfig.AutoRemove || remove {
+		// Its ID never runs again: the slow part of the network's
+		// teardown waits until the clients heard of the exit.
+		finishNet, _ = s.detachNetworkDeferred(ctx, m.c, &netEvents)
+	} else {
+		s.detachNetworkHolding(ctx, m.c, true, &netEvents)
+	}
+	m.tr.mark("detach network")
 	c, err = s.update(ctx, id, func(c *Container) error {
 		c.State.Status = "exited"
 		c.State.Running, c.State.Paused, c.State.Restarting = false, false, false
@@ -206,6 +218,7 @@ func (s *Service) RunMonitor(ctx context.Context, id string, starter *os.File, a
 	})
 	m.tr.mark("unmount + record exit")
 	m.emit("die", exit.ExitCode)
+	m.emitHeld(netEvents)
 	m.waitDeleted()
 	if err == nil && (c.HostConfig.AutoRemove || remove) {
 		// --rm removes anonymous volumes like docker; rm -f only with -v.
@@ -220,6 +233,10 @@ func (s *Service) RunMonitor(ctx context.Context, id string, starter *os.File, a
 	os.Remove(s.attachSocket(id))
 	m.broadcastJSON(FrameExit, exit)
 	m.closeClients()
+	if finishNet != nil {
+		finishNet(ctx)
+		m.tr.mark("unpublish ports")
+	}
 	return nil
 }
 
@@ -733,6 +750,13 @@ func (m *monitor) sleepUnlessStopped(ctx context.Context, d time.Duration) bool 
 		}
 	}
 	return true
+}
+
+// emitHeld emits events a detach held back.
+func (m *monitor) emitHeld(evs []Event) {
+	for _, ev := range evs {
+		m.s.Emit(context.Background(), ev)
+	}
 }
 
 // emit records a container event.

@@ -48,6 +48,10 @@ type Endpoint struct {
 	// Final, on Detach: the container stopped for good and its network
 	// namespace is released next (its interfaces go with it).
 	Final bool
+	// HeldEvents, when set on Detach, collects the events it would emit,
+	// for the caller to emit later (the monitor emits die first, as
+	// Docker orders them).
+	HeldEvents *[]Event
 }
 
 // NetworkAttachment is what an attachment gave the container.
@@ -169,8 +173,14 @@ func (s *Service) attachNetwork(ctx context.Context, c *Container) error {
 // gives up the network namespace (the container stopped for good or is
 // removed).
 func (s *Service) detachNetwork(ctx context.Context, c *Container, release bool) error {
+	return s.detachNetworkHolding(ctx, c, release, nil)
+}
+
+// detachNetworkHolding is detachNetwork that collects its events into
+// held (when not nil) instead of emitting them.
+func (s *Service) detachNetworkHolding(ctx context.Context, c *Container, release bool, held *[]Event) error {
 	ep := s.endpoint(c)
-	ep.Final = release
+	ep.Final, ep.HeldEvents = release, held
 	err := s.network.Detach(ctx, ep)
 	if release {
 		err = errors.Join(err, releaseNetNS(s.netnsPath(c.ID)))

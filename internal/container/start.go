@@ -84,6 +84,9 @@ func (s *Service) startLocked(ctx context.Context, c *Container, opts StartOptio
 			return nil, err
 		}
 	}
+	if c, err = s.adoptJoinedHostname(ctx, c); err != nil {
+		return nil, err
+	}
 	if err := s.prepareBundle(c, opts); err != nil {
 		s.abortStart(ctx, c)
 		s.recordStartFailure(ctx, c, err)

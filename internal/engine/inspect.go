@@ -161,6 +161,7 @@ func (e *Engine) containerDocument(c *container.Container) *ContainerInspect {
 		doc.ResolvConfPath, doc.HostnamePath, doc.HostsPath, doc.LogPath = "", "", "", ""
 	}
 	doc.HostConfig.Links = inspectLinks(c)
+	e.fillSandbox(c, doc.NetworkSettings)
 	return doc
 }
 

@@ -116,16 +116,53 @@ func (a *Attacher) emit(ctx context.Context, action string, n *Network, containe
 	if a.events == nil {
 		return
 	}
-	a.events.Emit(ctx, container.Event{Type: "network", Action: action, ID: n.ID, Scope: "local",
-		Attributes: map[string]string{"container": containerID, "name": n.Name, "type": n.Driver}})
+	a.events.Emit(ctx, networkEvent(action, n, containerID))
+}
+
+func networkEvent(action string, n *Network, containerID string) container.Event {
+	return container.Event{Type: "network", Action: action, ID: n.ID, Scope: "local",
+		Attributes: map[string]string{"container": containerID, "name": n.Name, "type": n.Driver}}
+}
+
+// emitFor is emit for ep's container, or holds the event when ep asks.
+func (a *Attacher) emitFor(ctx context.Context, ep *container.Endpoint, action string, n *Network) {
+	if ep.HeldEvents != nil {
+		*ep.HeldEvents = append(*ep.HeldEvents, networkEvent(action, n, ep.ID))
+		return
+	}
+	a.emit(ctx, action, n, ep.ID)
 }
 
 // held is what a running container's attachment keeps open in the
 // process that made it.
 type held struct {
 	ports   io.Closer
-	server  DNSServer
 	unwatch func()
+	// mu guards server and closed against the network watcher
+	// (notify.go), which may start or stop the server.
+	mu     sync.Mutex
+	server DNSServer
+	closed bool
+}
+
+// close stops what h holds.
+func (h *held) close() error {
+	if h.unwatch != nil {
+		h.unwatch()
+	}
+	h.mu.Lock()
+	h.closed = true
+	srv := h.server
+	h.server = nil
+	h.mu.Unlock()
+	var errs []error
+	if srv != nil {
+		errs = append(errs, srv.Close())
+	}
+	if h.ports != nil {
+		errs = append(errs, h.ports.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // NewAttacher builds the attacher. names and startDNS may be nil (no
@@ -299,7 +336,9 @@ func (a *Attacher) Attach(ctx context.Context, ep *container.Endpoint) (_ *conta
 		if err := a.dp.EnsureNetwork(ctx, dn); err != nil {
 			return nil, fmt.Errorf("network %s: %w", at.net.Name, err)
 		}
-		if err := a.dp.AddEndpoint(ctx, dn, endpointOf(at.net, c.ID, at.allocs)); err != nil {
+		dep := endpointOf(at.net, c.ID, at.allocs)
+		dep.PortsReserved = true // h.ports holds them
+		if err := a.dp.AddEndpoint(ctx, dn, dep); err != nil {
 			return nil, fmt.Errorf("connect to network %s: %w", at.net.Name, err)
 		}
 	}
@@ -332,14 +371,18 @@ func (a *Attacher) Attach(ctx context.Context, ep *container.Endpoint) (_ *conta
 			}
 		}
 		if len(userNets) > 0 && a.startDNS != nil {
-			srv, err := a.startDNS(ctx, dns.Config{NetNSPath: ep.NetNSPath, Networks: userNets, Upstream: a.upstream(c, atts)})
+			srv, err := a.startDNS(ctx, dns.Config{NetNSPath: ep.NetNSPath, Networks: userNets, Upstream: a.upstream(c, atts), Links: dnsLinks(c)})
 			if err != nil {
 				return nil, fmt.Errorf("start the embedded DNS server of %s: %w", c.ShortName(), err)
 			}
 			h.server = srv
-			if h.unwatch, err = a.watchNetworks(c.ID, srv); err != nil {
-				return nil, fmt.Errorf("watch the networks of %s: %w", c.ShortName(), err)
-			}
+		}
+	}
+	if a.names != nil && a.startDNS != nil && ep.NetNSPath != "" {
+		// Also without a server: `network connect` to a user network
+		// starts one (notify.go).
+		if h.unwatch, err = a.watchNetworks(ep, h); err != nil {
+			return nil, fmt.Errorf("watch the networks of %s: %w", c.ShortName(), err)
 		}
 	}
 	a.mu.Lock()
@@ -519,6 +562,24 @@ func dnsNames(c *container.Container, es *container.EndpointSettings) []string {
 	return append(names, c.ID[:12])
 }
 
+// dnsLinks are the container's --link aliases for its embedded DNS
+// server (alias -> linked container's name).
+func dnsLinks(c *container.Container) map[string]string {
+	out := map[string]string{}
+	add := func(links []string) {
+		for _, l := range links {
+			if name, alias := ParseLink(l); alias != name {
+				out[alias] = name
+			}
+		}
+	}
+	add(c.HostConfig.Links)
+	for _, es := range c.NetworkSettings.Networks {
+		add(es.Links) // where links to user networks are recorded, as Docker's
+	}
+	return out
+}
+
 // upstream are the resolvers the embedded DNS forwards other names to:
 // --dns, else the host's (loopback ones included: the server forwards
 // from the host's namespace). None when every network is internal.
@@ -640,7 +701,7 @@ func (a *Attacher) Detach(ctx context.Context, ep *container.Endpoint) error {
 		return err
 	}
 	for _, at := range atts {
-		a.emit(ctx, "disconnect", at.net, ep.ID)
+		a.emitFor(ctx, ep, "disconnect", at.net)
 	}
 	return nil
 }
@@ -649,15 +710,7 @@ func (a *Attacher) Detach(ctx context.Context, ep *container.Endpoint) error {
 func (a *Attacher) release(ctx context.Context, ep *container.Endpoint, atts []*attachment, h *held) error {
 	var errs []error
 	if h != nil {
-		if h.unwatch != nil {
-			h.unwatch()
-		}
-		if h.server != nil {
-			errs = append(errs, h.server.Close())
-		}
-		if h.ports != nil {
-			errs = append(errs, h.ports.Close())
-		}
+		errs = append(errs, h.close())
 	}
 	for _, at := range atts {
 		if len(at.allocs) == 0 {
@@ -696,8 +749,8 @@ func (s *Service) attachmentsOf(ctx context.Context, id string) ([]*attachment, 
 		byNet := map[string]*attachment{}
 		err := tx.ForEach(metadata.BucketIPAM, func(k string, raw []byte) error {
 			var al Allocation
-			if err := json.Unmarshal(raw, &al); err != nil || al.ContainerID != id {
-				return nil
+			if err := json.Unmarshal(raw, &al); err != nil || al.ContainerID != id || releaserAlive(al) {
+				return nil // another's, or being released by a live process
 			}
 			nid, _, ok := splitAllocKey(k)
 			if !ok {

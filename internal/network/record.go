@@ -79,6 +79,12 @@ type Allocation struct {
 	NetNSPath    string                  `json:"netns,omitempty"`
 	DefaultRoute bool                    `json:"defaultRoute,omitempty"`
 	Ports        []dataplane.PortMapping `json:"ports,omitempty"`
+	// Releasing: the container is gone and the process ReleasingPid
+	// (started at ReleasingStart) is removing its endpoint; the address
+	// stays taken until then, but no longer keeps the network in use
+	// (DetachDeferred).
+	ReleasingPid   int    `json:"releasingPid,omitempty"`
+	ReleasingStart uint64 `json:"releasingStart,omitempty"`
 }
 
 // Predefined network names, as Docker has them.

@@ -417,7 +417,11 @@ func (s *Service) Endpoints(ctx context.Context, id string) (map[string][]Alloca
 // inUseTx reports whether any container holds an address on network id.
 func inUseTx(tx *metadata.Tx, id string) bool {
 	used := false
-	tx.ForEachPrefix(metadata.BucketIPAM, id+"/", func(string, []byte) error {
+	tx.ForEachPrefix(metadata.BucketIPAM, id+"/", func(_ string, raw []byte) error {
+		var al Allocation
+		if json.Unmarshal(raw, &al) == nil && al.ReleasingPid != 0 {
+			return nil // its container is gone (DetachDeferred)
+		}
 		used = true
 		return errStop
 	})

@@ -24,6 +24,12 @@ func ownerAlive(al Allocation) bool {
 	return err == nil && (al.OwnerStart == 0 || st == al.OwnerStart)
 }
 
+// releaserAlive reports whether a process releasing al (DetachDeferred)
+// still runs: it finishes the release itself.
+func releaserAlive(al Allocation) bool {
+	return al.ReleasingPid > 0 && ownerAlive(Allocation{OwnerPid: al.ReleasingPid, OwnerStart: al.ReleasingStart})
+}
+
 func selfOwner() (int, uint64) {
 	st, _ := runtime.ProcessStartTime(os.Getpid())
 	return os.Getpid(), st
@@ -88,8 +94,8 @@ func (a *Attacher) Sweep(ctx context.Context, running func(containerID string) b
 		return tx.ForEach(metadata.BucketIPAM, func(k string, raw []byte) error {
 			var al Allocation
 			nid, _, ok := splitAllocKey(k)
-			if !ok || json.Unmarshal(raw, &al) != nil || byID[nid] == nil {
-				return nil
+			if !ok || json.Unmarshal(raw, &al) != nil || byID[nid] == nil || al.ReleasingPid != 0 {
+				return nil // a releasing endpoint is not kept
 			}
 			kk := key{nid, al.ContainerID}
 			if _, seen := allocs[kk]; !seen {

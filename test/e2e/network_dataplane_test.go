@@ -75,9 +75,11 @@ func TestBridgeTraffic(t *testing.T) {
 		t.Fatalf("host veth: %v", err)
 	}
 	e.must("rm", "-f", "dp-web")
-	if _, err := os.Stat(veth); !os.IsNotExist(err) {
-		t.Fatalf("host veth after rm: %v", err)
-	}
+	// The kernel deletes the veth with the namespace, in the background.
+	eventually(t, 10*time.Second, "host veth gone after rm", func() bool {
+		_, err := os.Stat(veth)
+		return os.IsNotExist(err)
+	})
 }
 
 // TestPortTakenLeavesNothing: a host port another process holds gives

@@ -283,7 +283,10 @@ func (d *Dataplane) AddEndpoint(ctx context.Context, n Network, ep Endpoint) (er
 		if err := b.addElements(els); err != nil {
 			return err
 		}
-		if err := b.flush(); err != nil {
+		if err = b.flush(); err != nil && isExist(err) && ep.PortsReserved {
+			err = d.replaceStale(els)
+		}
+		if err != nil {
 			if isExist(err) {
 				return errdefs.Conflict("container %s: a published port is already allocated to another container: %v", ep.ContainerID, err)
 			}

@@ -69,4 +69,9 @@ type Endpoint struct {
 	Gateways []netip.Addr
 	MTU      int
 	Ports    []PortMapping
+	// PortsReserved says the caller holds ReservePorts' reservation of
+	// Ports: a DNAT element with one of their keys then belongs to no
+	// live container (its owner let the port go and has not deleted it
+	// yet, or died), and AddEndpoint replaces it instead of failing.
+	PortsReserved bool
 }

@@ -46,7 +46,8 @@ type Server struct {
 	timeout  time.Duration
 
 	networks atomic.Pointer[[]string]
-	rotate4  atomic.Uint32 // round-robin counts, see resolver
+	links    map[string]string // canonical alias -> canonical name; read-only
+	rotate4  atomic.Uint32     // round-robin counts, see resolver
 	rotate6  atomic.Uint32
 	forwards chan struct{} // semaphore of forwards in flight
 	tcpConns chan struct{} // semaphore of client TCP connections
@@ -111,6 +112,10 @@ func serve(cfg Config, reg *Registry, udp *net.UDPConn, tcp *net.TCPListener, ti
 		udp:      udp,
 		tcp:      tcp,
 		conns:    map[io.Closer]struct{}{},
+		links:    map[string]string{},
+	}
+	for alias, name := range cfg.Links {
+		s.links[canonicalName(alias)] = canonicalName(name)
 	}
 	s.SetNetworks(cfg.Networks)
 	s.wg.Add(2)
@@ -314,6 +319,9 @@ func (s *Server) rotation(v6 bool) uint32 {
 // container's networks that has addresses of the family for name answers,
 // as Docker's answers from the first network that knows the name.
 func (s *Server) addrs(name string, v6 bool) ([]netip.Addr, bool, error) {
+	if target, ok := s.links[name]; ok {
+		name = target // a --link alias of this container, as Docker's
+	}
 	known := false
 	for _, id := range *s.networks.Load() {
 		t, err := s.reg.current(id)

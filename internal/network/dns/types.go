@@ -46,6 +46,10 @@ type Config struct {
 	// stays as it is, where other ports make RedirectDNS replace it and
 	// clear conntrack (~0.5 ms against ~15 ms measured here).
 	Ports Ports
+	// Links are the container's --link aliases on user networks (alias
+	// -> the linked container's name): Docker resolves them for the
+	// linking container only, so they live in its server, not the table.
+	Links map[string]string
 }
 
 // Ports are a server's UDP and TCP ports on 127.0.0.11.
