@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
@@ -65,6 +66,14 @@ func (d *Dataplane) ensureBridge(n Network) error {
 		if err := netlink.LinkSetMTU(link, n.mtu()); err != nil {
 			return fmt.Errorf("network %s: MTU of %s: %w", n.ID, n.Bridge, err)
 		}
+	}
+	// A container can send router advertisements on its link: the host
+	// must never take a default route or an address from them (the
+	// bridge's default accept_ra=1 is honoured while IPv6 forwarding is
+	// off, i.e. on hosts with IPv4-only networks). Without IPv6 in the
+	// kernel there is nothing to turn off.
+	if err := writeSysctl("/proc/sys/net/ipv6/conf/"+n.Bridge+"/accept_ra", "0"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
 	}
 	if n.hasV6() {
 		if err := writeSysctl("/proc/sys/net/ipv6/conf/"+n.Bridge+"/disable_ipv6", "0"); err != nil {

@@ -1,0 +1,175 @@
+package dataplane
+
+import (
+	"context"
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Attacks from a hostile container (root in its namespaces, CAP_NET_RAW)
+// on the host and on its neighbours through the dataplane. A namespace of
+// the test's own stands for the host, so the host's routes and sysctls
+// are never touched even when a test fails.
+
+// sendRA sends an IPv6 router advertisement (router lifetime 1800 s, an
+// autoconfiguration prefix 2001:db8:bad::/64) to all nodes from ifname in
+// namespace ns, from a link-local address of its own.
+func sendRA(ns, ifname string) error {
+	return inNS(ns, func() error {
+		link, err := netlink.LinkByName(ifname)
+		if err != nil {
+			return err
+		}
+		src := netip.MustParseAddr("fe80::bad")
+		if err := netlink.AddrReplace(link, &netlink.Addr{IPNet: ipNet(netip.PrefixFrom(src, 64)), Flags: unix.IFA_F_NODAD}); err != nil {
+			return err
+		}
+		fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMPV6)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_HOPS, 255); err != nil {
+			return err
+		}
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_IF, link.Attrs().Index); err != nil {
+			return err
+		}
+		if err := unix.Bind(fd, &unix.SockaddrInet6{Addr: src.As16(), ZoneId: uint32(link.Attrs().Index)}); err != nil {
+			return err
+		}
+		ra := make([]byte, 16+32)
+		ra[0] = 134                                     // router advertisement (checksum by the kernel)
+		ra[4] = 64                                      // current hop limit
+		binary.BigEndian.PutUint16(ra[6:], 1800)        // router lifetime
+		opt := ra[16:]                                  // prefix information
+		opt[0], opt[1], opt[2], opt[3] = 3, 4, 64, 0xc0 // on-link, autonomous
+		binary.BigEndian.PutUint32(opt[4:], 86400)
+		binary.BigEndian.PutUint32(opt[8:], 14400)
+		pfx := netip.MustParseAddr("2001:db8:bad::").As16()
+		copy(opt[16:], pfx[:])
+		dst := &unix.SockaddrInet6{Addr: netip.MustParseAddr("ff02::1").As16(), ZoneId: uint32(link.Attrs().Index)}
+		for range 3 {
+			if err := unix.Sendto(fd, ra, 0, dst); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// TestAttackRouterAdvertisementToHost: a container on an IPv4-only
+// network sends router advertisements on its eth0. The host must not
+// take a default route or an address from them (a container would
+// otherwise be the host's IPv6 router, CVE-2020-13401's class).
+func TestAttackRouterAdvertisementToHost(t *testing.T) {
+	ctx := context.Background()
+	p := newTestPlane(t)
+	host := newNS(t)
+	for _, v6 := range []bool{false, true} {
+		letter := "a"
+		if v6 {
+			letter = "b"
+		}
+		n := p.network(letter, v6)
+		ns := newNS(t)
+		ep := p.endpoint(n, ns, letter, 2)
+		var accept string
+		err := inNS(host, func() error {
+			if err := p.EnsureNetwork(ctx, n); err != nil {
+				return err
+			}
+			if err := p.AddEndpoint(ctx, n, ep); err != nil {
+				return err
+			}
+			b, err := os.ReadFile("/proc/sys/net/ipv6/conf/" + n.Bridge + "/accept_ra")
+			accept = strings.TrimSpace(string(b))
+			return err
+		})
+		if err != nil {
+			t.Fatalf("v6=%v: setting up: %v", v6, err)
+		}
+		if accept != "0" {
+			t.Errorf("v6=%v: bridge %s has accept_ra=%s, want 0", v6, n.Bridge, accept)
+		}
+		// The bridge processes RAs once its link-local address is ready
+		// (after DAD, about a second).
+		waitLinkLocal(t, host, n.Bridge)
+		if err := sendRA(ns, "eth0"); err != nil {
+			t.Fatalf("v6=%v: sending the RA: %v", v6, err)
+		}
+		// Absence cannot be proven by waiting; the RA is processed on
+		// receipt, so a short bounded poll catches a host that takes it.
+		deadline := time.Now().Add(time.Second)
+		for time.Now().Before(deadline) {
+			var routes []netlink.Route
+			var addrs []netlink.Addr
+			err := inNS(host, func() error {
+				link, err := netlink.LinkByName(n.Bridge)
+				if err != nil {
+					return err
+				}
+				if routes, err = netlink.RouteList(link, unix.AF_INET6); err != nil {
+					return err
+				}
+				addrs, err = netlink.AddrList(link, unix.AF_INET6)
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range routes {
+				if r.Gw != nil || (r.Dst != nil && r.Dst.IP.Equal(net.ParseIP("2001:db8:bad::"))) {
+					t.Fatalf("v6=%v: the host took a route from a container's RA: %v", v6, r)
+				}
+			}
+			for _, a := range addrs {
+				if strings.HasPrefix(a.IP.String(), "2001:db8:bad:") {
+					t.Fatalf("v6=%v: the host took an address from a container's RA: %v", v6, a)
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
+
+// waitLinkLocal polls until link in namespace ns has a link-local IPv6
+// address that is no longer tentative.
+func waitLinkLocal(t *testing.T, ns, name string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ready := false
+		err := inNS(ns, func() error {
+			link, err := netlink.LinkByName(name)
+			if err != nil {
+				return err
+			}
+			addrs, err := netlink.AddrList(link, unix.AF_INET6)
+			for _, a := range addrs {
+				if a.IP.IsLinkLocalUnicast() && a.Flags&unix.IFA_F_TENTATIVE == 0 {
+					ready = true
+				}
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ready {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s has no usable link-local address", name)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
