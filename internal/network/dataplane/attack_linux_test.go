@@ -173,3 +173,59 @@ func waitLinkLocal(t *testing.T, ns, name string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestAttackRouterAdvertisementToNeighbour: a container sends router
+// advertisements on its network; another container on it must not take
+// a default route or an address from them (it would send its IPv6
+// traffic through the attacker).
+func TestAttackRouterAdvertisementToNeighbour(t *testing.T) {
+	ctx := context.Background()
+	p := newTestPlane(t)
+	host := newNS(t)
+	n := p.network("a", false)
+	evil, victim := newNS(t), newNS(t)
+	epEvil, epVictim := p.endpoint(n, evil, "e", 2), p.endpoint(n, victim, "v", 3)
+	err := inNS(host, func() error {
+		if err := p.EnsureNetwork(ctx, n); err != nil {
+			return err
+		}
+		if err := p.AddEndpoint(ctx, n, epEvil); err != nil {
+			return err
+		}
+		return p.AddEndpoint(ctx, n, epVictim)
+	})
+	if err != nil {
+		t.Fatalf("setting up: %v", err)
+	}
+	waitLinkLocal(t, victim, "eth0")
+	if err := sendRA(evil, "eth0"); err != nil {
+		t.Fatalf("sending the RA: %v", err)
+	}
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		var routes []netlink.Route
+		var addrs []netlink.Addr
+		err := inNS(victim, func() error {
+			var err error
+			if routes, err = netlink.RouteList(nil, unix.AF_INET6); err != nil {
+				return err
+			}
+			addrs, err = netlink.AddrList(nil, unix.AF_INET6)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range routes {
+			if r.Gw != nil || (r.Dst != nil && r.Dst.IP.Equal(net.ParseIP("2001:db8:bad::"))) {
+				t.Fatalf("the victim took a route from its neighbour's RA: %v", r)
+			}
+		}
+		for _, a := range addrs {
+			if strings.HasPrefix(a.IP.String(), "2001:db8:bad:") {
+				t.Fatalf("the victim took an address from its neighbour's RA: %v", a)
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

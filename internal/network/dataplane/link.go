@@ -225,6 +225,12 @@ func (d *Dataplane) addVeth(n Network, ep Endpoint) (err error) {
 	if err != nil {
 		return fmt.Errorf("container %s: %s in its namespace: %w", ep.ContainerID, ep.IfName, err)
 	}
+	// Another container on the bridge can send router advertisements
+	// too: the container must not take its IPv6 routes or addresses from
+	// a neighbour (CVE-2020-13401). Set before the link comes up.
+	if err := setSysctlIn(nsFd, "/proc/sys/net/ipv6/conf/"+ep.IfName+"/accept_ra", "0"); err != nil {
+		return fmt.Errorf("container %s: accept_ra on %s: %w", ep.ContainerID, ep.IfName, err)
+	}
 	for _, a := range ep.Addresses {
 		addr := &netlink.Addr{IPNet: ipNet(a)}
 		if a.Addr().Is6() {
