@@ -3,6 +3,7 @@ package dataplane
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -228,4 +229,95 @@ func TestAttackRouterAdvertisementToNeighbour(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// TestAttackInternalReachesPublishedPorts: a container on an --internal
+// network connects to its gateway (a host address) at a port another
+// network's container publishes. The DNAT would carry it out of its
+// network; Docker drops it (its isolation chain drops whatever leaves an
+// internal bridge), and so must berth.
+func TestAttackInternalReachesPublishedPorts(t *testing.T) {
+	ctx := context.Background()
+	p := newTestPlane(t)
+	in := p.network("i", false)
+	in.Internal, in.Masquerade = true, false
+	p.nets[len(p.nets)-1] = in
+	pub := p.network("p", false)
+	for _, n := range []Network{in, pub} {
+		if err := p.EnsureNetwork(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pubPorts := reserve(t, p, []PortMapping{{Proto: "tcp", ContainerPort: 8000}, {Proto: "udp", ContainerPort: 8000}})
+	nsIn, nsIn2, nsPub := newNS(t), newNS(t), newNS(t)
+	epIn := p.endpoint(in, nsIn, "i", 2)
+	epIn2 := p.endpoint(in, nsIn2, "j", 3)
+	epPub := p.endpoint(pub, nsPub, "p", 2, pubPorts...)
+	for _, e := range []struct {
+		n  Network
+		ep Endpoint
+	}{{in, epIn}, {in, epIn2}, {pub, epPub}} {
+		if err := p.AddEndpoint(ctx, e.n, e.ep); err != nil {
+			t.Fatal(err)
+		}
+	}
+	serve(t, nsPub, 8000)
+	serve(t, nsIn2, 8000)
+	gwIn, gwPub := in.Gateways[0], pub.Gateways[0]
+	for _, dst := range []netip.Addr{gwIn, gwPub} {
+		mustNotReach(t, nsIn, "tcp", ap(dst, pubPorts[0].HostPort))
+		mustNotReach(t, nsIn, "udp", ap(dst, pubPorts[1].HostPort))
+	}
+	// The host still reaches the published port; the internal network's
+	// containers still reach each other.
+	mustReach(t, "", "tcp", ap(gwPub, pubPorts[0].HostPort), gwPub.String())
+	mustReach(t, nsIn, "tcp", ap(epIn2.Addresses[0].Addr(), 8000), epIn.Addresses[0].Addr().String())
+}
+
+// TestAttackContainerToHostLoopback: route_localnet is on for berth's
+// bridges. A container that sends packets to 127.0.0.1 with the bridge's
+// MAC (here: a route to 127.0.0.0/8 via the gateway, with its own
+// namespace's local route removed and route_localnet on, which is what a
+// crafted frame amounts to) must reach neither the host's loopback
+// services nor the ports published on 127.0.0.1.
+func TestAttackContainerToHostLoopback(t *testing.T) {
+	ctx := context.Background()
+	p := newTestPlane(t)
+	host := newNS(t)
+	n := p.network("l", false)
+	evil := newNS(t)
+	ep := p.endpoint(n, evil, "e", 2)
+	err := inNS(host, func() error {
+		if err := p.EnsureNetwork(ctx, n); err != nil {
+			return err
+		}
+		return p.AddEndpoint(ctx, n, ep)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve(t, host, 8000) // the host's services, on every address incl. 127.0.0.1
+	err = inNS(evil, func() error {
+		lo := netip.MustParsePrefix("127.0.0.0/8")
+		if err := netlink.RouteDel(&netlink.Route{Dst: ipNet(lo), Table: unix.RT_TABLE_LOCAL, Type: unix.RTN_LOCAL, Scope: netlink.SCOPE_HOST, LinkIndex: 1}); err != nil {
+			return fmt.Errorf("deleting the local route: %w", err)
+		}
+		if err := os.WriteFile("/proc/sys/net/ipv4/conf/all/route_localnet", []byte("1"), 0o644); err != nil {
+			return err
+		}
+		if err := os.WriteFile("/proc/sys/net/ipv4/conf/eth0/route_localnet", []byte("1"), 0o644); err != nil {
+			return err
+		}
+		return netlink.RouteAdd(&netlink.Route{Dst: ipNet(lo), Gw: n.Gateways[0].AsSlice()})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The host's service answers on its gateway address (the path works)
+	mustReach(t, evil, "tcp", ap(n.Gateways[0], 8000), ep.Addresses[0].Addr().String())
+	// ...but not on its loopback.
+	// ...but not on its loopback (127.0.0.2: the namespace keeps 127.0.0.1
+	// on its own lo).
+	mustNotReach(t, evil, "tcp", ap(netip.MustParseAddr("127.0.0.2"), 8000))
+	mustNotReach(t, evil, "udp", ap(netip.MustParseAddr("127.0.0.2"), 8000))
 }
