@@ -321,3 +321,105 @@ func TestAttackContainerToHostLoopback(t *testing.T) {
 	mustNotReach(t, evil, "tcp", ap(netip.MustParseAddr("127.0.0.2"), 8000))
 	mustNotReach(t, evil, "udp", ap(netip.MustParseAddr("127.0.0.2"), 8000))
 }
+
+// sendGratuitousARP sends forged ARP replies from ifname in namespace ns
+// to the broadcast address, claiming that ip is at the interface's MAC.
+func sendGratuitousARP(ns, ifname string, ip netip.Addr) error {
+	return inNS(ns, func() error {
+		link, err := netlink.LinkByName(ifname)
+		if err != nil {
+			return err
+		}
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ARP)))
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		mac := link.Attrs().HardwareAddr
+		frame := make([]byte, 14+28)
+		copy(frame[0:6], []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+		copy(frame[6:12], mac)
+		binary.BigEndian.PutUint16(frame[12:], unix.ETH_P_ARP)
+		arp := frame[14:]
+		binary.BigEndian.PutUint16(arp[0:], 1)      // Ethernet
+		binary.BigEndian.PutUint16(arp[2:], 0x0800) // IPv4
+		arp[4], arp[5] = 6, 4
+		binary.BigEndian.PutUint16(arp[6:], 2) // reply
+		a := ip.As4()
+		copy(arp[8:14], mac)
+		copy(arp[14:18], a[:])
+		copy(arp[24:28], a[:])
+		sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ARP), Ifindex: link.Attrs().Index, Halen: 6}
+		copy(sa.Addr[:], []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+		return unix.Sendto(fd, frame, 0, sa)
+	})
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// neighMAC is the MAC of ip in the neighbour table of namespace ns ("" if
+// none).
+func neighMAC(t *testing.T, ns string, ip netip.Addr) string {
+	t.Helper()
+	var mac string
+	err := inNS(ns, func() error {
+		ns, err := netlink.NeighList(0, unix.AF_INET)
+		for _, n := range ns {
+			if n.IP.Equal(ip.AsSlice()) && n.State&(netlink.NUD_FAILED|netlink.NUD_INCOMPLETE) == 0 {
+				mac = n.HardwareAddr.String()
+			}
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mac
+}
+
+// TestAttackARPSpoofing: a container claims, by forged ARP, the gateway's
+// address (to see its neighbours' traffic out). Its neighbours' entry for
+// the gateway must not change. (The host's entry for a container address
+// is not protected yet: see pinGateways.)
+func TestAttackARPSpoofing(t *testing.T) {
+	ctx := context.Background()
+	p := newTestPlane(t)
+	host := newNS(t)
+	n := p.network("s", false)
+	evil, victim := newNS(t), newNS(t)
+	epEvil, epVictim := p.endpoint(n, evil, "e", 2), p.endpoint(n, victim, "v", 3)
+	err := inNS(host, func() error {
+		if err := p.EnsureNetwork(ctx, n); err != nil {
+			return err
+		}
+		if err := p.AddEndpoint(ctx, n, epEvil); err != nil {
+			return err
+		}
+		return p.AddEndpoint(ctx, n, epVictim)
+	})
+	if err != nil {
+		t.Fatalf("setting up: %v", err)
+	}
+	gw, va := n.Gateways[0], epVictim.Addresses[0].Addr()
+	// Traffic both ways fills both neighbour tables.
+	serve(t, host, 8000)
+	serve(t, victim, 8000)
+	mustReach(t, victim, "tcp", ap(gw, 8000), va.String())
+	mustReach(t, host, "tcp", ap(va, 8000), gw.String())
+	gwMAC := neighMAC(t, victim, gw)
+	if gwMAC == "" {
+		t.Fatalf("no neighbour entry for the gateway")
+	}
+	// Linux replaces an entry only once it is a second old (locktime):
+	// keep claiming for a while.
+	deadline := time.Now().Add(2500 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		if err := sendGratuitousARP(evil, "eth0", gw); err != nil {
+			t.Fatal(err)
+		}
+		if got := neighMAC(t, victim, gw); got != gwMAC {
+			t.Fatalf("the victim's entry for the gateway %s is now %s (was %s)", gw, got, gwMAC)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

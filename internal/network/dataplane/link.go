@@ -243,6 +243,9 @@ func (d *Dataplane) addVeth(n Network, ep Endpoint) (err error) {
 	if err := h.LinkSetUp(peer); err != nil {
 		return fmt.Errorf("container %s: bringing %s up: %w", ep.ContainerID, ep.IfName, err)
 	}
+	if err := pinGateways(h, br, peer, n, ep); err != nil {
+		return err
+	}
 	for _, gw := range ep.Gateways {
 		r := &netlink.Route{LinkIndex: peer.Attrs().Index, Gw: gw.AsSlice(), Family: addrFamily(gw)}
 		if err := h.RouteReplace(r); err != nil {
