@@ -423,3 +423,36 @@ func TestAttackARPSpoofing(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestManyPublishedPorts: 8,000 published ports (4,000 for TCP and UDP
+// each) are published and unpublished; both transactions used to exceed
+// the nftables socket's buffers (EMSGSIZE, ENOBUFS), and a container that
+// could not be unpublished could not be removed.
+func TestManyPublishedPorts(t *testing.T) {
+	ctx := context.Background()
+	p := newTestPlane(t)
+	n := p.network("m", false)
+	if err := p.EnsureNetwork(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	var ports []PortMapping
+	for i := range 4000 {
+		for _, proto := range []string{"tcp", "udp"} {
+			ports = append(ports, PortMapping{Proto: proto, HostPort: uint16(21000 + i), ContainerPort: uint16(21000 + i)})
+		}
+	}
+	ports = reserve(t, p, ports) // below the ephemeral range: free here
+	ep := p.endpoint(n, newNS(t), "m", 2, ports...)
+	if err := p.AddEndpoint(ctx, n, ep); err != nil {
+		t.Fatalf("AddEndpoint: %v", err)
+	}
+	if got := strings.Count(nftList(t, p.Table()), ep.ContainerID[:20]); got != len(ports) {
+		t.Errorf("%d DNAT elements, want %d", got, len(ports))
+	}
+	if err := p.RemoveEndpoint(ctx, n, ep); err != nil {
+		t.Fatalf("RemoveEndpoint: %v", err)
+	}
+	if strings.Contains(nftList(t, p.Table()), ep.ContainerID[:20]) {
+		t.Errorf("elements of the removed endpoint remain")
+	}
+}

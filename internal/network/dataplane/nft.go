@@ -21,7 +21,7 @@ type batch struct {
 }
 
 func (d *Dataplane) newBatch() (*batch, error) {
-	c, err := nftables.New()
+	c, err := nftables.New(nftables.WithSockOptions(bigSocketBuffers))
 	if err != nil {
 		return nil, err
 	}
@@ -100,10 +100,30 @@ func groupElements(els []element) (order []string, by map[string][]nftables.SetE
 	return order, by
 }
 
+// maxElementsPerMessage bounds the elements of one set message: the
+// library nests them all in one netlink attribute, whose 16-bit length
+// wraps beyond 64 KiB (about 500 DNAT elements with their comments) and
+// the kernel then reads a truncated list (ENOENT, or fewer elements than
+// sent). The messages of one batch are still one transaction.
+const maxElementsPerMessage = 256
+
+// inChunks calls f on consecutive parts of els of at most
+// maxElementsPerMessage elements.
+func inChunks(els []nftables.SetElement, f func([]nftables.SetElement) error) error {
+	for len(els) > 0 {
+		n := min(len(els), maxElementsPerMessage)
+		if err := f(els[:n]); err != nil {
+			return err
+		}
+		els = els[n:]
+	}
+	return nil
+}
+
 func (b *batch) addElements(els []element) error {
 	order, by := groupElements(els)
 	for _, s := range order {
-		if err := b.c.SetAddElements(b.sets[s], by[s]); err != nil {
+		if err := inChunks(by[s], func(c []nftables.SetElement) error { return b.c.SetAddElements(b.sets[s], c) }); err != nil {
 			return err
 		}
 	}
@@ -117,11 +137,11 @@ func (b *batch) delElements(els []element, idempotent bool) error {
 	order, by := groupElements(els)
 	for _, s := range order {
 		if idempotent {
-			if err := b.c.SetAddElements(b.sets[s], by[s]); err != nil {
+			if err := inChunks(by[s], func(c []nftables.SetElement) error { return b.c.SetAddElements(b.sets[s], c) }); err != nil {
 				return err
 			}
 		}
-		if err := b.c.SetDeleteElements(b.sets[s], by[s]); err != nil {
+		if err := inChunks(by[s], func(c []nftables.SetElement) error { return b.c.SetDeleteElements(b.sets[s], c) }); err != nil {
 			return err
 		}
 	}
