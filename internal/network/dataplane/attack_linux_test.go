@@ -456,3 +456,89 @@ func TestManyPublishedPorts(t *testing.T) {
 		t.Errorf("elements of the removed endpoint remain")
 	}
 }
+
+// TestAttackLoopbackSource: route_localnet on a bridge also stops the
+// kernel from dropping packets that arrive there *from* 127.0.0.0/8. A
+// container must not reach a host service as 127.0.0.1 (which services
+// trust as local), e.g. a UDP service on every address.
+func TestAttackLoopbackSource(t *testing.T) {
+	ctx := context.Background()
+	p := newTestPlane(t)
+	host := newNS(t)
+	n := p.network("r", false)
+	evil := newNS(t)
+	ep := p.endpoint(n, evil, "r", 2)
+	err := inNS(host, func() error {
+		if err := p.EnsureNetwork(ctx, n); err != nil {
+			return err
+		}
+		return p.AddEndpoint(ctx, n, ep)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var srv *net.UDPConn
+	if err := inNS(host, func() error {
+		var err error
+		srv, err = net.ListenUDP("udp", &net.UDPAddr{Port: 8002})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if err := inNS(evil, func() error {
+		return os.WriteFile("/proc/sys/net/ipv4/conf/eth0/route_localnet", []byte("1"), 0o644)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	gw := net.UDPAddrFromAddrPort(ap(n.Gateways[0], 8002))
+	// A datagram from the container's own address arrives (the path
+	// works); one from 127.0.0.1 must not.
+	if err := inNS(evil, func() error {
+		c, err := net.DialUDP("udp", nil, gw)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = c.Write([]byte("control"))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	srv.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, from, err := srv.ReadFromUDPAddrPort(buf); err != nil || from.Addr().Unmap() != ep.Addresses[0].Addr() {
+		t.Fatalf("control datagram: from %v, %v", from, err)
+	}
+	// As an attacker would: a raw IPv4 packet (CAP_NET_RAW) whose
+	// header says 127.0.0.1.
+	if err := inNS(evil, func() error {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		payload := []byte("spoofed")
+		pkt := make([]byte, 20+8+len(payload))
+		pkt[0], pkt[8], pkt[9] = 0x45, 64, unix.IPPROTO_UDP
+		copy(pkt[12:16], []byte{127, 0, 0, 1})
+		dst := n.Gateways[0].As4()
+		copy(pkt[16:20], dst[:])
+		binary.BigEndian.PutUint16(pkt[20:], 5353)
+		binary.BigEndian.PutUint16(pkt[22:], 8002)
+		binary.BigEndian.PutUint16(pkt[24:], uint16(8+len(payload)))
+		copy(pkt[28:], payload)
+		for range 3 {
+			if err := unix.Sendto(fd, pkt, 0, &unix.SockaddrInet4{Addr: dst}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("sending from 127.0.0.1: %v", err)
+	}
+	srv.SetReadDeadline(time.Now().Add(time.Second))
+	if k, from, err := srv.ReadFromUDPAddrPort(buf); err == nil {
+		t.Fatalf("the host took %q from %v", buf[:k], from)
+	}
+}
