@@ -62,6 +62,7 @@ func run(ctx context.Context, c *config) error {
 	// its state directory (runtime/berth/exe:ro): detached before the
 	// directory goes.
 	defer unmountUnder(work)
+	defer teardownNetworking(filepath.Join(work, "root"))
 	c.work, c.root, c.runroot = work, filepath.Join(work, "root"), filepath.Join(work, "run")
 	c.berth = filepath.Join(work, "berth")
 	// berth and its start-path binary, side by side as installed.

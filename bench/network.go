@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/berth-dev/berth/internal/network"
+	"github.com/google/nftables"
+	"github.com/vishvananda/netlink"
 )
 
 // engineCLI runs one engine's commands: berth with the bench's own root,
@@ -68,39 +73,40 @@ func (c *config) networkRows(dockerOK bool) error {
 	}
 	meds := c.medians(fns...)
 	row("`run --rm busybox true` on the default bridge", meds[0], meds[1], "berth, --network none")
-	fmt.Printf("| the bridge's cost (bridge − none) | %s | | |\n", ms(meds[0]-meds[1]))
-	if dockerNet {
+	if !dockerNet || meds[2] == 0 || meds[3] == 0 {
+		fmt.Printf("| the bridge's cost (bridge − none) | %s | | |\n", ms(meds[0]-meds[1]))
+	} else {
 		row("`run --rm busybox true` on the default bridge", meds[0], meds[2], "Docker, bridge")
-		fmt.Printf("| Docker's bridge cost | %s | | |\n", ms(meds[2]-meds[3]))
+		fmt.Printf("| Docker: `run --rm busybox true`, bridge / none | %s / %s | | |\n", ms(meds[2]), ms(meds[3]))
+		fmt.Printf("| the bridge's cost (bridge − none) | %s | %s (Docker) | |\n", ms(meds[0]-meds[1]), ms(meds[2]-meds[3]))
 	}
 
 	// 2. TCP throughput: host loopback, a port published on 127.0.0.1,
-	// and the container's own address.
-	loop, err := c.hostLoopbackMBs(blast)
-	if err != nil {
+	// and the container's own address, in turns (load that comes and
+	// goes lands on every path alike).
+	if err := c.throughputRows(engines, blast); err != nil {
 		return err
-	}
-	for i, e := range engines {
-		port := 47100 + i
-		pub, direct, peer, err := c.containerMBs(e, blast, port)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench:", err)
-			continue
-		}
-		fmt.Printf("| %s: TCP host → 127.0.0.1-published port (4 GiB) | %.0f MB/s | %.0f MB/s (host loopback) | %.2f |\n", e.name, pub, loop, pub/loop)
-		fmt.Printf("| %s: TCP host → container address (4 GiB) | %.0f MB/s | %.0f MB/s (host loopback) | %.2f |\n", e.name, direct, loop, direct/loop)
-		fmt.Printf("| %s: client address seen through the published port | %s | | |\n", e.name, peer)
 	}
 
 	// 3. 100 containers on one network: start time and lookups.
+	type hundred struct {
+		start  time.Duration
+		lookup int
+	}
+	var hs []hundred
 	for _, e := range engines {
 		start, lookup, err := c.hundredOnANetwork(e, blast)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
-			continue
 		}
-		fmt.Printf("| %s: 100 × `run -d --network benchnet` | %s | | |\n", e.name, ms(start))
-		fmt.Printf("| %s: name lookup among them (median) | %d µs | | |\n", e.name, lookup)
+		hs = append(hs, hundred{start, lookup})
+	}
+	if len(hs) > 1 && hs[1].lookup > 0 {
+		row("100 × `run -d --network benchnet busybox sleep`", hs[0].start, hs[1].start, "Docker")
+		fmt.Printf("| name lookup among them (median of 150) | %d µs | %d µs (Docker) | %.2f |\n", hs[0].lookup, hs[1].lookup, float64(hs[0].lookup)/float64(hs[1].lookup))
+	} else {
+		row("100 × `run -d --network benchnet busybox sleep`", hs[0].start, 0, "")
+		fmt.Printf("| name lookup among them (median of 150) | %d µs | | |\n", hs[0].lookup)
 	}
 
 	// 4. A 1,000-port range: start time, processes and memory it costs.
@@ -110,81 +116,184 @@ func (c *config) networkRows(dockerOK bool) error {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			continue
 		}
-		fmt.Printf("| %s: `run -d -p 30000-30999:30000-30999` | %s | %d processes, %.1f MiB | |\n", e.name, ms(d), procs, float64(kib)/1024)
+		fmt.Printf("| %s: `run -d -p 30000-30999:30000-30999` | %s | %d processes, %.1f MiB RSS | |\n", e.name, ms(d), procs, float64(kib)/1024)
 	}
 	return nil
 }
 
 const blastBytes = "4294967296"
 
-// hostLoopbackMBs is the anchor: the same transfer over the host's loopback.
-func (c *config) hostLoopbackMBs(blast string) (float64, error) {
-	recv := exec.Command(blast, "recv", "-l", "127.0.0.1:47099")
-	if err := recv.Start(); err != nil {
-		return 0, err
-	}
-	defer func() { recv.Process.Kill(); recv.Wait() }()
-	return medianMBs(func() (string, error) { return sendOnce(blast, "127.0.0.1:47099") })
+// blastRounds is how many 4 GiB transfers each path gets, in turns.
+const blastRounds = 3
+
+// blastTarget is one receiver the rounds send to.
+type blastTarget struct {
+	label string
+	addr  string
+	rates []float64
+	peer  string // the client address the receiver saw, last transfer
 }
 
-func sendOnce(blast, addr string) (string, error) {
+func (c *config) throughputRows(engines []engineCLI, blast string) error {
+	recv := exec.Command(blast, "recv", "-l", "127.0.0.1:47099")
+	if err := recv.Start(); err != nil {
+		return err
+	}
+	defer func() { recv.Process.Kill(); recv.Wait() }()
+	loop := &blastTarget{label: "host loopback", addr: "127.0.0.1:47099"}
+	targets := []*blastTarget{loop}
+	hostIP := hostAddress()
+	type engineTargets struct {
+		e                  engineCLI
+		label              string
+		pub, direct, other *blastTarget
+	}
+	var ets []engineTargets
+	// Each engine's default bridge (MTU 1500, Docker's default), and a
+	// network made with Docker's MTU option at 65535, the MTU of the
+	// host's loopback.
+	variants := []struct{ suffix, network, label string }{
+		{"", "bridge", ""},
+		{"-mtu", "benchmtu", ", network with mtu 65535"},
+	}
+	i := 0
+	for _, e := range engines {
+		for _, v := range variants {
+			name := "bench-blast-" + strings.ToLower(e.name) + v.suffix
+			e.run("rm", "-f", name)
+			defer e.run("rm", "-f", name)
+			if v.network != "bridge" {
+				e.run("network", "rm", v.network)
+				if _, err := e.run("network", "create", "--opt", "com.docker.network.driver.mtu=65535", v.network); err != nil {
+					fmt.Fprintln(os.Stderr, "bench:", err)
+					continue
+				}
+				defer e.run("network", "rm", v.network)
+			}
+			// Published twice: on 127.0.0.1 (measured) and on every
+			// address, to see the client address a connection to the
+			// host's own non-loopback address arrives with.
+			port, allPort := 47100+2*i, 47101+2*i
+			i++
+			if _, err := e.run("run", "-d", "--name", name, "--network", v.network,
+				"-p", fmt.Sprintf("127.0.0.1:%d:5001", port), "-p", fmt.Sprintf("%d:5001", allPort),
+				"-v", blast+":/tcpblast:ro", "busybox", "/tcpblast", "recv", "-l", ":5001"); err != nil {
+				fmt.Fprintln(os.Stderr, "bench:", err)
+				continue
+			}
+			ip, err := e.run("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", name)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "bench:", err)
+				continue
+			}
+			et := engineTargets{e: e, label: e.name + v.label,
+				pub:    &blastTarget{label: e.name + v.label + ": TCP host → 127.0.0.1-published port (4 GiB)", addr: fmt.Sprintf("127.0.0.1:%d", port)},
+				direct: &blastTarget{label: e.name + v.label + ": TCP host → container address (4 GiB)", addr: strings.TrimSpace(ip) + ":5001"},
+			}
+			targets = append(targets, et.pub, et.direct)
+			if hostIP != "" {
+				et.other = &blastTarget{addr: fmt.Sprintf("%s:%d", hostIP, allPort)}
+			}
+			ets = append(ets, et)
+		}
+	}
+	for range blastRounds {
+		for _, t := range targets {
+			out, err := sendOnce(blast, t.addr, blastBytes)
+			if err != nil {
+				return err
+			}
+			f := strings.Fields(out)
+			v, err := strconv.ParseFloat(f[0], 64)
+			if err != nil || len(f) < 4 {
+				return fmt.Errorf("tcpblast said %q", out)
+			}
+			t.rates = append(t.rates, v)
+			t.peer = f[3]
+		}
+	}
+	lm := medianRate(loop.rates)
+	for _, et := range ets {
+		for _, t := range []*blastTarget{et.pub, et.direct} {
+			m := medianRate(t.rates)
+			fmt.Printf("| %s | %.0f MB/s | %.0f MB/s (host loopback) | %.2f |\n", t.label, m, lm, m/lm)
+		}
+		fmt.Printf("| %s: client address seen through 127.0.0.1:%s | %s | | |\n", et.label, port(et.pub.addr), host(et.pub.peer))
+		if et.other != nil {
+			peer := "(failed)"
+			if out, err := sendOnce(blast, et.other.addr, "1048576"); err == nil {
+				if f := strings.Fields(out); len(f) >= 4 {
+					peer = host(f[3])
+				}
+			}
+			fmt.Printf("| %s: client address seen through %s (sent from the host) | %s | | |\n", et.label, et.other.addr, peer)
+		}
+	}
+	fmt.Printf("| (TCP: medians of %d transfers per path, in turns; all: %s) | | | |\n", blastRounds, rateList(targets))
+	return nil
+}
+
+func port(addr string) string { _, p, _ := net.SplitHostPort(addr); return p }
+func host(addr string) string { h, _, _ := net.SplitHostPort(addr); return h }
+
+func medianRate(r []float64) float64 {
+	if len(r) == 0 {
+		return 0
+	}
+	s := slices.Clone(r)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func rateList(ts []*blastTarget) string {
+	var parts []string
+	for _, t := range ts {
+		var rs []string
+		for _, r := range t.rates {
+			rs = append(rs, fmt.Sprintf("%.0f", r))
+		}
+		parts = append(parts, t.addr+" "+strings.Join(rs, "/"))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// hostAddress is the host's first global IPv4 address on an interface
+// that is not a bridge of berth or Docker (the one other hosts would
+// connect to), or "".
+func hostAddress() string {
+	ifs, _ := net.Interfaces()
+	for _, ifc := range ifs {
+		if ifc.Flags&net.FlagLoopback != 0 || ifc.Flags&net.FlagUp == 0 {
+			continue
+		}
+		if _, err := os.Stat("/sys/class/net/" + ifc.Name + "/bridge"); err == nil {
+			continue
+		}
+		if _, err := os.Stat("/sys/class/net/" + ifc.Name + "/brport"); err == nil {
+			continue
+		}
+		addrs, _ := ifc.Addrs()
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && ipn.IP.IsGlobalUnicast() {
+				return ipn.IP.String()
+			}
+		}
+	}
+	return ""
+}
+
+func sendOnce(blast, addr, bytes string) (string, error) {
 	var out string
 	var err error
 	// The receiver may still be coming up.
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		var b []byte
-		b, err = exec.Command(blast, "send", "-c", addr, "-n", blastBytes).CombinedOutput()
+		b, err = exec.Command(blast, "send", "-c", addr, "-n", bytes).CombinedOutput()
 		if out = string(b); err == nil {
 			return out, nil
 		}
 	}
 	return out, fmt.Errorf("send to %s: %v: %s", addr, err, out)
-}
-
-// medianMBs runs send three times and returns the median rate.
-func medianMBs(send func() (string, error)) (float64, error) {
-	var rates []float64
-	for range 3 {
-		out, err := send()
-		if err != nil {
-			return 0, err
-		}
-		v, err := strconv.ParseFloat(strings.Fields(out)[0], 64)
-		if err != nil {
-			return 0, fmt.Errorf("tcpblast said %q", out)
-		}
-		rates = append(rates, v)
-	}
-	slices.Sort(rates)
-	return rates[1], nil
-}
-
-func (c *config) containerMBs(e engineCLI, blast string, port int) (pub, direct float64, peer string, err error) {
-	name := "bench-blast-" + strings.ToLower(e.name)
-	e.run("rm", "-f", name)
-	defer e.run("rm", "-f", name)
-	if _, err = e.run("run", "-d", "--name", name, "-p", fmt.Sprintf("127.0.0.1:%d:5001", port),
-		"-v", blast+":/tcpblast:ro", "busybox", "/tcpblast", "recv", "-l", ":5001"); err != nil {
-		return
-	}
-	ip, err := e.run("inspect", "-f", "{{.NetworkSettings.IPAddress}}", name)
-	if err != nil {
-		return
-	}
-	ip = strings.TrimSpace(ip)
-	var last string
-	if pub, err = medianMBs(func() (string, error) {
-		out, err := sendOnce(blast, fmt.Sprintf("127.0.0.1:%d", port))
-		last = out
-		return out, err
-	}); err != nil {
-		return
-	}
-	if f := strings.Fields(last); len(f) >= 4 {
-		peer = f[3]
-	}
-	direct, err = medianMBs(func() (string, error) { return sendOnce(blast, ip+":5001") })
-	return
 }
 
 func (c *config) hundredOnANetwork(e engineCLI, blast string) (time.Duration, int, error) {
@@ -229,17 +338,48 @@ func (c *config) portRange(e engineCLI) (time.Duration, int, int, error) {
 		return 0, 0, 0, err
 	}
 	took := time.Since(start)
-	// What the container's networking costs: the processes that came
-	// with it (monitor, proxies, shim), less the container's own sleep.
+	// What the container's networking costs: its monitor or shim (the
+	// parent of its process) and what serves its ports (docker-proxy,
+	// whose command line names the container's address). Other work on
+	// the machine starts processes too: only these are counted.
+	pidOut, err := e.run("inspect", "-f", "{{.State.Pid}} {{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", name)
+	if err != nil {
+		return took, 0, 0, err
+	}
+	f := strings.Fields(pidOut)
+	if len(f) < 2 {
+		return took, 0, 0, fmt.Errorf("inspect %s: %q", name, pidOut)
+	}
+	ctr, _ := strconv.Atoi(f[0])
+	ip := f[1]
+	shim := ppid(ctr)
 	var count, kib int
-	for pid, comm := range processes() {
-		if _, ok := before[pid]; ok || comm == "sleep" {
+	for pid := range processes() {
+		if _, ok := before[pid]; ok && pid != shim {
 			continue
 		}
-		count++
-		kib += rssKiB(pid)
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if pid == shim || (pid != ctr && strings.Contains(string(cmdline), "\x00"+ip+"\x00")) {
+			count++
+			kib += rssKiB(pid)
+		}
 	}
 	return took, count, kib, nil
+}
+
+func ppid(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// pid (comm) state ppid ...: comm may hold spaces, so after the last ')'.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 2 {
+		return 0
+	}
+	n, _ := strconv.Atoi(f[1])
+	return n
 }
 
 // processes maps the pids of the running processes to their names.
@@ -258,4 +398,23 @@ func processes() map[int]string {
 		out[pid] = strings.TrimSpace(string(comm))
 	}
 	return out
+}
+
+// teardownNetworking removes what berth's networking left for the
+// bench's root once its containers are gone: the default bridge (user
+// networks went with `network rm`) and the root's nftables tables. The
+// root is a temporary directory, so nothing else would ever remove them.
+func teardownNetworking(root string) {
+	table := network.DataplaneTable(root)
+	if l, err := netlink.LinkByName(network.DefaultBridgeFor(root)); err == nil && strings.HasPrefix(l.Attrs().Alias, table+":") {
+		netlink.LinkDel(l)
+	}
+	c, err := nftables.New()
+	if err != nil {
+		return
+	}
+	for _, name := range []string{table, table + "-dns"} {
+		c.DelTable(&nftables.Table{Name: name, Family: nftables.TableFamilyINet})
+		c.Flush() // one at a time: a missing table fails only its own
+	}
 }

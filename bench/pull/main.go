@@ -36,6 +36,11 @@ type bench struct {
 	berth  string
 	cache  string
 	docker bool
+	// baseline is another berth binary (an older build) whose pull is
+	// measured in the same turns, for before/after figures on a loaded
+	// machine.
+	baseline string
+	push     bool
 }
 
 func main() {
@@ -43,6 +48,8 @@ func main() {
 	flag.IntVar(&b.n, "n", 5, "repetitions")
 	flag.StringVar(&b.cache, "cache", "/var/tmp/berth-bench-pull", "where the generated image layout is kept between runs")
 	flag.BoolVar(&b.docker, "docker", true, "measure Docker too when DOCKER_HOST answers")
+	flag.StringVar(&b.baseline, "baseline", "", "another berth binary (e.g. built from main, berth-shim beside it) whose pull is measured in the same turns")
+	flag.BoolVar(&b.push, "push", true, "measure push too")
 	flag.Parse()
 	if err := b.run(context.Background()); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/pull:", err)
@@ -84,15 +91,39 @@ func (b *bench) run(ctx context.Context) error {
 	fmt.Printf("# pull and push of an 11-layer image: %.0f MB, %.0f MB compressed; %d runs, medians; registry docker-registry on %s\n\n", float64(size)/1e6, float64(csize)/1e6, b.n, reg)
 	fmt.Printf("| measurement | berth | anchor | ratio |\n|---|---|---|---|\n")
 
-	var berthT, skopeoT, dockerT []time.Duration
+	var berthT, skopeoT, dockerT, baseT []time.Duration
 	var rss []int64
 	for i := 0; i < b.n; i++ {
+		baseline := func() error {
+			broot := filepath.Join(work, "baseline")
+			d, _, err := b.timed("", b.baseline, "--root", broot, "--runroot", broot+"-run", "pull", "-q", ref)
+			if err != nil {
+				return err
+			}
+			baseT = append(baseT, d)
+			unmountUnder(broot + "-run")
+			os.RemoveAll(broot)
+			os.RemoveAll(broot + "-run")
+			return nil
+		}
+		// The baseline goes first every other turn, so that neither
+		// build always follows the same contender.
+		if b.baseline != "" && i%2 == 0 {
+			if err := baseline(); err != nil {
+				return err
+			}
+		}
 		root := filepath.Join(work, fmt.Sprintf("root%d", i))
 		d, maxrss, err := b.timed("", b.berth, "--root", root, "--runroot", root+"-run", "pull", "-q", ref)
 		if err != nil {
 			return err
 		}
 		berthT, rss = append(berthT, d), append(rss, maxrss)
+		if b.baseline != "" && i%2 == 1 {
+			if err := baseline(); err != nil {
+				return err
+			}
+		}
 		// Extracted and runnable.
 		if out, err := exec.Command(b.berth, "--root", root, "--runroot", root+"-run", "run", "--rm", "--network", "none", ref, "/bin/busybox", "true").CombinedOutput(); err != nil {
 			return fmt.Errorf("run the pulled image: %v\n%s", err, out)
@@ -124,8 +155,22 @@ func (b *bench) run(ctx context.Context) error {
 		row("pull into an empty store, extracted", berthMed, median(dockerT), "docker pull")
 	}
 	fmt.Printf("| berth pull throughput | %.0f MB/s compressed, %.0f MB/s extracted | | |\n", float64(csize)/1e6/berthMed.Seconds(), float64(size)/1e6/berthMed.Seconds())
+	if b.baseline != "" {
+		row("pull into an empty store, extracted", berthMed, median(baseT), "berth -baseline build")
+	}
 	sort.Slice(rss, func(i, j int) bool { return rss[i] < rss[j] })
 	fmt.Printf("| berth pull peak RSS (max of %d) | %.1f MiB | | |\n", len(rss), float64(rss[len(rss)-1])/1024)
+	fmt.Printf("\nberth pull runs (ms):%s\n", list(berthT))
+	if b.baseline != "" {
+		fmt.Printf("baseline pull runs (ms):%s\n", list(baseT))
+	}
+	if dockerOK {
+		fmt.Printf("docker pull runs (ms):%s\n", list(dockerT))
+	}
+	fmt.Printf("skopeo copy runs (ms):%s\n", list(skopeoT))
+	if !b.push {
+		return nil
+	}
 
 	// Push: to a fresh registry each time (so nothing is skipped or
 	// mounted), berth from the store it pulled into, docker from its own.
@@ -179,6 +224,9 @@ func (b *bench) timed(dir string, name string, args ...string) (time.Duration, i
 	cmd.Dir = dir
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
+	// Each contender starts with no dirty pages of the one before: its
+	// own flushes then wait for its own writes only.
+	syscall.Sync()
 	start := time.Now()
 	err := cmd.Run()
 	d := time.Since(start)
@@ -354,6 +402,14 @@ func dockerRmiAll() {
 	if ids := strings.Fields(string(out)); len(ids) > 0 {
 		exec.Command("docker", append([]string{"rmi", "-f"}, ids...)...).Run()
 	}
+}
+
+func list(ds []time.Duration) string {
+	var s strings.Builder
+	for _, d := range ds {
+		fmt.Fprintf(&s, " %d", d.Milliseconds())
+	}
+	return s.String()
 }
 
 func median(ds []time.Duration) time.Duration {

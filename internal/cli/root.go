@@ -213,6 +213,8 @@ func (a *app) newRootCommand(args []string) *cobra.Command {
 	pf.StringVar(&a.cfg.Runtime, "runtime", envOr("BERTH_RUNTIME", engine.DefaultRuntime), "container runtime: \"berth\" (built in) or an OCI runtime binary (runc, crun, ...)")
 	pf.BoolVarP(&a.cfg.Debug, "debug", "D", false, "Enable debug output")
 	pf.StringVar(&a.cfg.RegistryConfig, "config-file", envOr("BERTH_CONFIG_FILE", engine.DefaultConfigFile), "Registry configuration: insecure-registries, registry-mirrors... in daemon.json's keys (env BERTH_CONFIG_FILE)")
+	pf.IntVar(&a.cfg.MaxConcurrentDownloads, "max-concurrent-downloads", 0, "Maximum concurrent downloads for each pull (default 3, or the configuration's)")
+	pf.IntVar(&a.cfg.MaxConcurrentUploads, "max-concurrent-uploads", 0, "Maximum concurrent uploads for each push (default 5, or the configuration's)")
 
 	root.AddGroup(&cobra.Group{ID: "common", Title: "Common Commands:"}, &cobra.Group{ID: "management", Title: "Management Commands:"})
 	commands := a.topLevelCommands()

@@ -35,6 +35,10 @@ type Config struct {
 	// RegistryConfig is berth's daemon.json (insecure registries,
 	// mirrors, concurrency); "" for /etc/berth/daemon.json.
 	RegistryConfig string
+	// MaxConcurrentDownloads and MaxConcurrentUploads override the
+	// configuration's (dockerd's flags of those names); 0 keeps it.
+	MaxConcurrentDownloads int
+	MaxConcurrentUploads   int
 }
 
 // Engine is the set of services over one root.

@@ -96,6 +96,9 @@ func registryClient(cfg Config, auth *AuthConfig) (*registry.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := applyConcurrency(cfg, &opts); err != nil {
+		return nil, err
+	}
 	var kc registry.Keychain = registry.NewCredStore("")
 	if auth != nil {
 		kc = staticKeychain{auth.toRegistry()}

@@ -32,13 +32,19 @@ type Service struct {
 	// hostRoutes lists the destinations of the host's routes, which a
 	// network chosen from the default pools must not overlap.
 	hostRoutes func() []netip.Prefix
-	now        func() time.Time
+	// claims are the host-wide claims of subnets picked from the pools.
+	claims subnetClaims
+	now    func() time.Time
 }
 
 // NewService opens the network service over berth's metadata store at
 // root (--root).
 func NewService(meta *metadata.Store, root string) *Service {
-	return &Service{meta: meta, bridge: DefaultBridgeFor(root), table: DataplaneTable(root), hostRoutes: HostRoutes, now: time.Now}
+	s := &Service{meta: meta, bridge: DefaultBridgeFor(root), table: DataplaneTable(root), hostRoutes: HostRoutes, now: time.Now}
+	if root != "" {
+		s.claims = subnetClaims{dir: defaultClaimsDir, root: root}
+	}
+	return s
 }
 
 // DataplaneTable is the nftables table the dataplane of this root uses.
@@ -134,11 +140,11 @@ func (s *Service) ensurePredefined(tx *metadata.Tx) error {
 	}
 	var add []*Network
 	if !have[BridgeName] {
-		subnet, err := ipam.PickSubnet(append(used, s.hostRoutes()...))
+		n := mk(BridgeName, "bridge")
+		subnet, err := s.claims.pick(n.ID, append(used, s.hostRoutes()...), ipam.PickSubnet)
 		if err != nil {
 			return err
 		}
-		n := mk(BridgeName, "bridge")
 		n.IPAM.Config = []IPAMConfig{{Subnet: subnet.String(), Gateway: subnet.Addr().Next().String()}}
 		n.Options = map[string]string{
 			OptDefault: "true", OptICC: "true", OptMasquerade: "true",
@@ -345,7 +351,7 @@ func (s *Service) Create(ctx context.Context, o CreateOptions) (*Network, error)
 			have6 = have6 || p.Subnet.Addr().Is6()
 		}
 		if !have4 {
-			sub, err := ipam.PickSubnet(append(used, s.hostRoutes()...))
+			sub, err := s.claims.pick(n.ID, append(used, s.hostRoutes()...), ipam.PickSubnet)
 			if err != nil {
 				return err
 			}
@@ -436,6 +442,7 @@ func (s *Service) Remove(ctx context.Context, ref string) (*Network, error) {
 		if inUseTx(tx, n.ID) {
 			return errdefs.Forbidden("error while removing network: network %s id %s has active endpoints", n.Name, n.ID)
 		}
+		s.claims.release(n.ID)
 		return tx.Delete(metadata.BucketNetworks, n.ID)
 	})
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -200,8 +201,17 @@ func TestLoadConfig(t *testing.T) {
 	if _, err := LoadConfig(p); !errdefs.IsInvalidArgument(err) {
 		t.Errorf("bad mirror: %v", err)
 	}
-	if o, err := LoadConfig(filepath.Join(dir, "none.json")); err != nil || o.MaxConcurrentDownloads != 3 || o.MaxConcurrentUploads != 5 {
+	if o, err := LoadConfig(filepath.Join(dir, "none.json")); err != nil || o.MaxConcurrentDownloads != 3 || o.MaxConcurrentUploads != 5 || !slices.Equal(o.CertsDirs, DefaultCertsDirs) {
 		t.Errorf("missing file: %+v %v", o, err)
+	}
+	// berth's certs-dirs replaces where certs.d/<host>/ is looked for.
+	os.WriteFile(p, []byte(`{"certs-dirs":["/srv/certs.d","/etc/docker/certs.d"]}`), 0o644)
+	if o, err := LoadConfig(p); err != nil || !slices.Equal(o.CertsDirs, []string{"/srv/certs.d", "/etc/docker/certs.d"}) {
+		t.Errorf("certs-dirs: %+v %v", o, err)
+	}
+	os.WriteFile(p, []byte(`{"certs-dirs":["certs.d"]}`), 0o644)
+	if _, err := LoadConfig(p); !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "absolute") {
+		t.Errorf("relative certs-dirs: %v", err)
 	}
 }
 

@@ -203,6 +203,9 @@ type repo struct {
 	ep   endpoint
 	path string
 	hc   *http.Client
+	// anonBasic: the registry asks for Basic credentials and there are
+	// none (docker's "no basic auth credentials").
+	anonBasic bool
 }
 
 // open authenticates to repository path on ep for actions ("pull",
@@ -220,7 +223,8 @@ func (c *Client) open(ctx context.Context, ep endpoint, path string, actions []s
 	if err != nil {
 		return nil, err
 	}
-	return &repo{c: c, ep: ep, path: path, hc: newHTTPClient(t)}, nil
+	anon := t.ch.scheme == "basic" && cred.Username == "" && cred.Password == "" && cred.Auth == ""
+	return &repo{c: c, ep: ep, path: path, hc: newHTTPClient(t), anonBasic: anon}, nil
 }
 
 func newHTTPClient(rt http.RoundTripper) *http.Client {

@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/berth-dev/berth/internal/errdefs"
@@ -65,6 +66,9 @@ type daemonConfig struct {
 	AllowNondistributable []string        `json:"allow-nondistributable-artifacts"`
 	MaxDownloads          int             `json:"max-concurrent-downloads"`
 	MaxUploads            int             `json:"max-concurrent-uploads"`
+	// berth's own: where certs.d/<host>/ directories are looked for
+	// instead of DefaultCertsDirs (a user's or a test's trust).
+	CertsDirs []string `json:"certs-dirs"`
 }
 
 // LoadConfig reads berth's daemon configuration at path (a missing file
@@ -84,6 +88,14 @@ func LoadConfig(path string) (Options, error) {
 		}
 		o.InsecureRegistries = dc.InsecureRegistries
 		o.AllowNondistributable = dc.AllowNondistributable
+		if len(dc.CertsDirs) > 0 {
+			for _, d := range dc.CertsDirs {
+				if !filepath.IsAbs(d) {
+					return o, errdefs.InvalidArgument("configuration %s: certs-dirs entry %q: must be an absolute path", path, d)
+				}
+			}
+			o.CertsDirs = dc.CertsDirs
+		}
 		if dc.MaxDownloads > 0 {
 			o.MaxConcurrentDownloads = dc.MaxDownloads
 		}

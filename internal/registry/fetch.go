@@ -161,6 +161,8 @@ type blobReader struct {
 	body io.ReadCloser
 	n    *atomic.Int64 // bytes read, for progress
 	err  error         // the failure it ended with, for the caller's message
+	// onEOF, when set, is called once the whole blob has been read.
+	onEOF func()
 }
 
 // openBlob starts the download of blob d; a foreign layer's urls are tried
@@ -227,6 +229,10 @@ func (b *blobReader) Read(p []byte) (int, error) {
 		}
 		if err == io.EOF && b.size > 0 && b.off < b.size {
 			err = io.ErrUnexpectedEOF
+		}
+		if err == io.EOF && b.onEOF != nil {
+			b.onEOF()
+			b.onEOF = nil
 		}
 		if err == nil || err == io.EOF {
 			return n, err

@@ -298,8 +298,12 @@ func (c *Client) fetchLayers(ctx context.Context, st *image.Store, r *repo, desc
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			defer func() { <-sem }()
-			l, err := c.fetchLayer(ctx, st, r, descs[i], srcs[i], em)
+			// The slot is a download's: it is given back once the blob
+			// is read, while the layer's last entries, its syncfs and
+			// its commit still run, so that the next download starts.
+			release := sync.OnceFunc(func() { <-sem })
+			defer release()
+			l, err := c.fetchLayer(ctx, st, r, descs[i], srcs[i], em, release)
 			if err != nil {
 				mu.Lock()
 				if firstErr == nil {
@@ -332,12 +336,13 @@ func (c *Client) fetchLayers(ctx context.Context, st *image.Store, r *repo, desc
 	return layers, nil
 }
 
-func (c *Client) fetchLayer(ctx context.Context, st *image.Store, r *repo, d image.Descriptor, src image.LayerSource, em *emitter) (image.Layer, error) {
+func (c *Client) fetchLayer(ctx context.Context, st *image.Store, r *repo, d image.Descriptor, src image.LayerSource, em *emitter, downloaded func()) (image.Layer, error) {
 	id := ShortID(d.Digest)
 	br, err := r.openBlob(ctx, d.Digest, d.Size, d.URLs)
 	if err != nil {
 		return image.Layer{}, err
 	}
+	br.onEOF = downloaded
 	defer br.Close()
 	stop := make(chan struct{})
 	done := make(chan struct{})

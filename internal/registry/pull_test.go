@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berth-dev/berth/internal/digest"
 	"github.com/berth-dev/berth/internal/errdefs"
@@ -391,5 +392,51 @@ func TestPullForeignLayer(t *testing.T) {
 	}
 	if elsewhere.count("/v2/x/blobs/"+digest.FromBytes(foreign).String()) != 1 {
 		t.Error("the layer's URL was not used")
+	}
+}
+
+// TestBlobReaderOnEOF: a download gives its slot back once the whole
+// blob is read (onEOF, once), never for a blob cut short.
+func TestBlobReaderOnEOF(t *testing.T) {
+	ctx := context.Background()
+	gz := makeLayer(t, layer.Gzip, "a", strings.Repeat("slot\n", 5000))
+	img := buildImage(t, image.MediaTypeImageManifest, "amd64", gz)
+	d := digest.FromBytes(gz)
+	for _, tc := range []struct {
+		name  string
+		size  int64 // what the manifest states
+		calls int
+	}{
+		{"whole", int64(len(gz)), 1},
+		{"cut short", int64(len(gz)) + 10, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFake(t)
+			f.add("team/app", "1", img)
+			c := testClient(t, Options{}, nil)
+			c.SetRetry(1, time.Millisecond)
+			ref := mustRef(t, f.host()+"/team/app:1")
+			r, err := c.open(ctx, c.endpoints(ref.Domain)[0], ref.Path, []string{"pull"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			br, err := r.openBlob(ctx, d, tc.size, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer br.Close()
+			calls := 0
+			br.onEOF = func() { calls++ }
+			buf := make([]byte, 1000)
+			for {
+				if _, err := br.Read(buf); err != nil {
+					break
+				}
+			}
+			br.Read(buf) // reads after the end do not call it again
+			if calls != tc.calls {
+				t.Errorf("onEOF called %d times, want %d", calls, tc.calls)
+			}
+		})
 	}
 }

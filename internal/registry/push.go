@@ -116,7 +116,7 @@ func (c *Client) pushOne(ctx context.Context, st *image.Store, ref image.Referen
 	ep := endpoint{host: apiHost(ref.Domain), origin: ref.Domain}
 	r, err := c.open(ctx, ep, ref.Path, []string{"pull", "push"}, extra...)
 	if err != nil {
-		return PushResult{}, pushAccess(ref, err)
+		return PushResult{}, pushAccess(ref, r, err)
 	}
 	layers := img.Layers
 	// docker lists the top layer first.
@@ -155,7 +155,7 @@ func (c *Client) pushOne(ctx context.Context, st *image.Store, ref image.Referen
 	wg.Wait()
 	for _, err := range errs {
 		if err != nil {
-			return PushResult{}, pushAccess(ref, err)
+			return PushResult{}, pushAccess(ref, r, err)
 		}
 	}
 	if err := ctx.Err(); err != nil {
@@ -165,14 +165,14 @@ func (c *Client) pushOne(ctx context.Context, st *image.Store, ref image.Referen
 	if _, err := r.uploadBlob(ctx, cfgDigest, int64(len(cfgRaw)), func() (io.ReadCloser, error) {
 		return io.NopCloser(strings.NewReader(string(cfgRaw))), nil
 	}, nil); err != nil {
-		return PushResult{}, pushAccess(ref, err)
+		return PushResult{}, pushAccess(ref, r, err)
 	}
 	mdigest := digest.FromBytes(manifest)
 	res, err := r.do(ctx, http.MethodPut, r.url("manifests/"+ref.Tag), http.Header{"Content-Type": {mediaType}}, func() (io.Reader, int64) {
 		return strings.NewReader(string(manifest)), int64(len(manifest))
 	}, fmt.Sprintf("manifest %s:%s (%s)", r.name(), ref.Tag, mdigest))
 	if err != nil {
-		return PushResult{}, pushAccess(ref, err)
+		return PushResult{}, pushAccess(ref, r, err)
 	}
 	res.Body.Close()
 	if got := res.Header.Get("Docker-Content-Digest"); got != "" && got != mdigest.String() {
@@ -187,7 +187,14 @@ func (c *Client) pushOne(ctx context.Context, st *image.Store, ref image.Referen
 	return out, nil
 }
 
-func pushAccess(ref image.Reference, err error) error {
+// pushAccess words a refused push as docker does: "no basic auth
+// credentials" when a Basic-auth registry got none (not logged in),
+// else docker's "denied" line.
+func pushAccess(ref image.Reference, r *repo, err error) error {
+	var he *httpError
+	if r != nil && r.anonBasic && errors.As(err, &he) && he.code == http.StatusUnauthorized {
+		return errdefs.Forbidden("no basic auth credentials")
+	}
 	if errors.Is(err, errdefs.ErrForbidden) && !strings.Contains(err.Error(), "insecure-registries") {
 		return errdefs.Forbidden("denied: requested access to the resource is denied (%s): %v", ref.Name(), err)
 	}

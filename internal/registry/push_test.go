@@ -248,3 +248,28 @@ func TestPushRetries(t *testing.T) {
 		t.Fatalf("push to a failing registry: %v", err)
 	}
 }
+
+// TestPushNotLoggedIn: a push to a Basic-auth registry without
+// credentials fails with docker's words; a token registry's refusal keeps
+// docker's "denied" line.
+func TestPushNotLoggedIn(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct{ auth, want string }{
+		{"basic", "no basic auth credentials"},
+		{"bearer", "denied: requested access to the resource is denied"},
+	} {
+		t.Run(tc.auth, func(t *testing.T) {
+			f := newFake(t)
+			f.auth, f.user, f.pass = tc.auth, "alice", "s3cret"
+			st := newStore(t)
+			ref := f.host() + "/team/app:1"
+			if _, err := st.Import(ctx, bytes.NewReader(makeLayer(t, layer.Gzip, "x", "push me")), image.ImportOptions{Reference: ref, Source: "-"}); err != nil {
+				t.Fatal(err)
+			}
+			_, err := testClient(t, Options{}, nil).Push(ctx, st, mustRef(t, ref), PushOptions{})
+			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+				t.Fatalf("push without credentials: %v, want %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -77,6 +77,7 @@ type env struct {
 	runroot string
 	dir     string
 	extra   []string // more environment for berth (KEY=value)
+	wrap    []string // a command berth runs under (e.g. nsenter --net=...)
 }
 
 // newEnv prepares a root with the busybox image imported as busybox:latest.
@@ -127,7 +128,9 @@ func (r result) String() string {
 }
 
 func (e *env) command(ctx context.Context, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, berthBin, append([]string{"--root", e.root, "--runroot", e.runroot}, args...)...)
+	argv := append([]string{berthBin, "--root", e.root, "--runroot", e.runroot}, args...)
+	argv = append(append([]string{}, e.wrap...), argv...)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = append(append(os.Environ(), "BERTH_ROOT=", "BERTH_RUNROOT="), e.extra...)
 	return cmd
 }

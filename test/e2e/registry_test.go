@@ -215,7 +215,8 @@ func TestRegistryLogin(t *testing.T) {
 	e.extra = []string{"DOCKER_CONFIG=" + cfgDir}
 	ref := reg + "/team/busybox:1"
 	e.must("tag", "busybox", ref)
-	if r := e.run("push", ref); r.code != 1 || !strings.Contains(r.stderr, "denied") {
+	// docker's words for a Basic-auth registry and no credentials.
+	if r := e.run("push", ref); r.code != 1 || !strings.Contains(r.stderr, "no basic auth credentials") {
 		t.Errorf("push without login: %s", r)
 	}
 	r := e.runIn([]byte("wrong\n"), "login", "-u", "alice", "--password-stdin", reg)

@@ -426,8 +426,9 @@ func TestAttackARPSpoofing(t *testing.T) {
 
 // TestManyPublishedPorts: 8,000 published ports (4,000 for TCP and UDP
 // each) are published and unpublished; both transactions used to exceed
-// the nftables socket's buffers (EMSGSIZE, ENOBUFS), and a container that
-// could not be unpublished could not be removed.
+// the nftables socket's limits (EMSGSIZE, ENOENT from a wrapped attribute
+// length), and a container that could not be unpublished could not be
+// removed ("Removal In Progress").
 func TestManyPublishedPorts(t *testing.T) {
 	ctx := context.Background()
 	p := newTestPlane(t)

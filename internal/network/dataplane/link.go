@@ -213,6 +213,9 @@ func (d *Dataplane) addVeth(n Network, ep Endpoint) (err error) {
 			d.deleteLink(ep.HostIfName) // takes the container end, its addresses and routes with it
 		}
 	}()
+	// Host end first: the bridge's TSO limit follows its ports'.
+	raiseHostGSO(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: ep.HostIfName}})
+	raiseHostGSO(br)
 	if len(ep.Ports) > 0 {
 		// A container reaching its own published port: with br_netfilter
 		// the translated packet is bridged back out of the port it came

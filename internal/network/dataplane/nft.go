@@ -8,8 +8,22 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
+	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
+
+// elementsPerMessage bounds the elements of one set message: they travel
+// in one nested netlink attribute, whose length is 16 bits, so a longer
+// list (a 1,000-port range) would overflow it and the kernel would read
+// garbage (ENOENT). 128 elements stay well under 64 KiB.
+const elementsPerMessage = 128
+
+// batchSendBuffer is the socket send buffer of a batch: the kernel
+// refuses a sendmsg longer than it (EMSGSIZE) and a transaction is one
+// sendmsg, so the default (about 208 KiB) would cap a port range at a
+// few thousand elements. SO_SNDBUFFORCE needs CAP_NET_ADMIN, which
+// changing nftables needs anyway.
+const batchSendBuffer = 32 << 20
 
 // batch queues one nftables transaction on a Conn: every method only
 // queues, flush sends it all at once and the kernel applies all or
@@ -21,7 +35,7 @@ type batch struct {
 }
 
 func (d *Dataplane) newBatch() (*batch, error) {
-	c, err := nftables.New(nftables.WithSockOptions(bigSocketBuffers))
+	c, err := nftables.New(nftables.WithSockOptions(forceSendBuffer))
 	if err != nil {
 		return nil, err
 	}
@@ -100,31 +114,35 @@ func groupElements(els []element) (order []string, by map[string][]nftables.SetE
 	return order, by
 }
 
-// maxElementsPerMessage bounds the elements of one set message: the
-// library nests them all in one netlink attribute, whose 16-bit length
-// wraps beyond 64 KiB (about 500 DNAT elements with their comments) and
-// the kernel then reads a truncated list (ENOENT, or fewer elements than
-// sent). The messages of one batch are still one transaction.
-const maxElementsPerMessage = 256
-
-// inChunks calls f on consecutive parts of els of at most
-// maxElementsPerMessage elements.
-func inChunks(els []nftables.SetElement, f func([]nftables.SetElement) error) error {
-	for len(els) > 0 {
-		n := min(len(els), maxElementsPerMessage)
-		if err := f(els[:n]); err != nil {
-			return err
-		}
-		els = els[n:]
+func forceSendBuffer(c *netlink.Conn) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
 	}
-	return nil
+	return rc.Control(func(fd uintptr) {
+		// Without the privilege the default buffer still carries
+		// ordinary transactions: the error is not fatal.
+		_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, batchSendBuffer)
+	})
+}
+
+// chunks splits a set's elements into messages of elementsPerMessage.
+func chunks(els []nftables.SetElement) [][]nftables.SetElement {
+	var out [][]nftables.SetElement
+	for len(els) > elementsPerMessage {
+		out = append(out, els[:elementsPerMessage])
+		els = els[elementsPerMessage:]
+	}
+	return append(out, els)
 }
 
 func (b *batch) addElements(els []element) error {
 	order, by := groupElements(els)
 	for _, s := range order {
-		if err := inChunks(by[s], func(c []nftables.SetElement) error { return b.c.SetAddElements(b.sets[s], c) }); err != nil {
-			return err
+		for _, part := range chunks(by[s]) {
+			if err := b.c.SetAddElements(b.sets[s], part); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -136,13 +154,15 @@ func (b *batch) addElements(els []element) error {
 func (b *batch) delElements(els []element, idempotent bool) error {
 	order, by := groupElements(els)
 	for _, s := range order {
-		if idempotent {
-			if err := inChunks(by[s], func(c []nftables.SetElement) error { return b.c.SetAddElements(b.sets[s], c) }); err != nil {
+		for _, part := range chunks(by[s]) {
+			if idempotent {
+				if err := b.c.SetAddElements(b.sets[s], part); err != nil {
+					return err
+				}
+			}
+			if err := b.c.SetDeleteElements(b.sets[s], part); err != nil {
 				return err
 			}
-		}
-		if err := inChunks(by[s], func(c []nftables.SetElement) error { return b.c.SetDeleteElements(b.sets[s], c) }); err != nil {
-			return err
 		}
 	}
 	return nil
