@@ -326,6 +326,11 @@ func (e *Engine) NetworkConnect(ctx context.Context, req NetworkConnectRequest) 
 	es := &container.EndpointSettings{NetworkID: n.ID}
 	if r := req.EndpointConfig; r != nil {
 		es.Aliases, es.Links, es.MacAddress = r.Aliases, r.Links, r.MacAddress
+		for _, a := range r.Aliases {
+			if err := checkHostsName("network alias", a); err != nil {
+				return err
+			}
+		}
 		if r.IPAMConfig != nil && (r.IPAMConfig.IPv4Address != "" || r.IPAMConfig.IPv6Address != "") {
 			cp := *r.IPAMConfig
 			es.IPAMConfig = &cp

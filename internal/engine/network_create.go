@@ -70,6 +70,9 @@ func validateNetworking(req *ContainerCreateRequest) error {
 			return errdefs.InvalidArgument("%s is not a valid mac address", cfg.MacAddress)
 		}
 	}
+	if err := checkEndpointNames(req); err != nil {
+		return err
+	}
 	for _, h := range hc.ExtraHosts {
 		name, ip, ok := strings.Cut(h, ":")
 		if !ok || name == "" {

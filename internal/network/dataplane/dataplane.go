@@ -234,7 +234,7 @@ func (d *Dataplane) removeNetworkRulesOnce(bridge string) error {
 	}
 	key := string(ifnameKey(bridge))
 	var els []element
-	for _, s := range []string{setBridges, mapFwdOut, mapFwdIn, mapNATOut, mapNATIn} {
+	for _, s := range []string{setBridges, mapFwdOut, mapFwdIn, mapFwdFrom, mapNATOut, mapNATIn} {
 		got, err := b.c.GetSetElements(b.sets[s])
 		if err != nil {
 			return err
@@ -248,7 +248,7 @@ func (d *Dataplane) removeNetworkRulesOnce(bridge string) error {
 	if err := b.delElements(els, false); err != nil {
 		return err
 	}
-	b.delChains([]chainSpec{{name: toChain(bridge)}, {name: masqToChain(bridge)}, {name: masqFromChain(bridge)}})
+	b.delChains([]chainSpec{{name: toChain(bridge)}, {name: masqToChain(bridge)}, {name: masqFromChain(bridge)}, {name: fromChain(bridge)}})
 	return b.flush()
 }
 

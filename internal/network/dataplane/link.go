@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
@@ -65,6 +66,14 @@ func (d *Dataplane) ensureBridge(n Network) error {
 		if err := netlink.LinkSetMTU(link, n.mtu()); err != nil {
 			return fmt.Errorf("network %s: MTU of %s: %w", n.ID, n.Bridge, err)
 		}
+	}
+	// A container can send router advertisements on its link: the host
+	// must never take a default route or an address from them (the
+	// bridge's default accept_ra=1 is honoured while IPv6 forwarding is
+	// off, i.e. on hosts with IPv4-only networks). Without IPv6 in the
+	// kernel there is nothing to turn off.
+	if err := writeSysctl("/proc/sys/net/ipv6/conf/"+n.Bridge+"/accept_ra", "0"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
 	}
 	if n.hasV6() {
 		if err := writeSysctl("/proc/sys/net/ipv6/conf/"+n.Bridge+"/disable_ipv6", "0"); err != nil {
@@ -219,6 +228,12 @@ func (d *Dataplane) addVeth(n Network, ep Endpoint) (err error) {
 	if err != nil {
 		return fmt.Errorf("container %s: %s in its namespace: %w", ep.ContainerID, ep.IfName, err)
 	}
+	// Another container on the bridge can send router advertisements
+	// too: the container must not take its IPv6 routes or addresses from
+	// a neighbour (CVE-2020-13401). Set before the link comes up.
+	if err := setSysctlIn(nsFd, "/proc/sys/net/ipv6/conf/"+ep.IfName+"/accept_ra", "0"); err != nil {
+		return fmt.Errorf("container %s: accept_ra on %s: %w", ep.ContainerID, ep.IfName, err)
+	}
 	for _, a := range ep.Addresses {
 		addr := &netlink.Addr{IPNet: ipNet(a)}
 		if a.Addr().Is6() {
@@ -230,6 +245,9 @@ func (d *Dataplane) addVeth(n Network, ep Endpoint) (err error) {
 	}
 	if err := h.LinkSetUp(peer); err != nil {
 		return fmt.Errorf("container %s: bringing %s up: %w", ep.ContainerID, ep.IfName, err)
+	}
+	if err := pinGateways(h, br, peer, n, ep); err != nil {
+		return err
 	}
 	for _, gw := range ep.Gateways {
 		r := &netlink.Route{LinkIndex: peer.Attrs().Index, Gw: gw.AsSlice(), Family: addrFamily(gw)}

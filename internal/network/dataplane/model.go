@@ -37,6 +37,7 @@ const (
 	setBridges = "bridges"
 	mapFwdOut  = "fwd-out"  // oifname -> jump to-<bridge>
 	mapFwdIn   = "fwd-in"   // iifname -> accept | drop
+	mapFwdFrom = "fwd-from" // iifname of an internal network -> jump from-<bridge>
 	mapNATOut  = "nat-out"  // oifname -> jump masq-to-<bridge>
 	mapNATIn   = "nat-in"   // iifname -> jump masq-from-<bridge>
 	mapDNAT4IP = "dnat4-ip" // ip daddr . proto . port -> addr . port
@@ -47,13 +48,14 @@ const (
 	chainForward = "berth-forward"
 	// markerChain is an empty chain whose presence says the static part
 	// of the table is this version's; change its name with that part.
-	markerChain = "ruleset-2"
+	markerChain = "ruleset-3"
 	chainPorts  = "ports"
 )
 
 func toChain(bridge string) string       { return "to-" + bridge }
 func masqToChain(bridge string) string   { return "masq-to-" + bridge }
 func masqFromChain(bridge string) string { return "masq-from-" + bridge }
+func fromChain(bridge string) string     { return "from-" + bridge }
 
 // rule is one rule: its expressions and the text nft prints for it.
 type rule struct {
@@ -298,7 +300,7 @@ func staticSets() []setSpec {
 	}
 	return []setSpec{
 		{name: setBridges, key: nftables.TypeIFName, typeText: "ifname"},
-		vm(mapFwdOut), vm(mapFwdIn), vm(mapNATOut), vm(mapNATIn),
+		vm(mapFwdOut), vm(mapFwdIn), vm(mapFwdFrom), vm(mapNATOut), vm(mapNATIn),
 		{name: mapDNAT4IP, key: dnat4IPKey, data: dnat4Val, isMap: true, typeText: "ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service"},
 		{name: mapDNAT4, key: dnatKey, data: dnat4Val, isMap: true, typeText: "inet_proto . inet_service : ipv4_addr . inet_service"},
 		{name: mapDNAT6IP, key: dnat6IPKey, data: dnat6Val, isMap: true, typeText: "ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service"},
@@ -385,6 +387,11 @@ func staticChains() []chainSpec {
 			rules: []*rule{
 				newRule().verdict(expr.VerdictJump, UserChain),
 				newRule().ctState("established,related", expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED).verdict(expr.VerdictAccept, ""),
+				// Before the destination's chain, which accepts
+				// published ports: an internal network's container
+				// must not reach other networks' published ports
+				// through a host address (DNAT), as with Docker.
+				newRule().ifnameVmap(iif, mapFwdFrom),
 				newRule().ifnameVmap(oif, mapFwdOut),
 				newRule().ifnameVmap(iif, mapFwdIn),
 			},
@@ -441,6 +448,14 @@ func networkObjects(n Network) ([]chainSpec, []element) {
 			newRule().oifNot(br).masquerade(),
 		}})
 		els = append(els, verdictElement(mapNATIn, br, expr.VerdictJump, masqFromChain(br)))
+	}
+	if n.Internal {
+		// from-<bridge>: an internal network's traffic stays on its
+		// bridge, whatever a DNAT made of its destination.
+		chains = append(chains, chainSpec{name: fromChain(br), rules: []*rule{
+			newRule().oifNot(br).verdict(expr.VerdictDrop, ""),
+		}})
+		els = append(els, verdictElement(mapFwdFrom, br, expr.VerdictJump, fromChain(br)))
 	}
 	return chains, els
 }

@@ -66,6 +66,8 @@ func (b *batch) ensureStatic() error {
 		}
 	}
 	b.addChains(staticChains())
+	// An older berth's marker goes: its static part was just replaced.
+	b.delChains([]chainSpec{{name: "ruleset-2"}})
 	return nil
 }
 

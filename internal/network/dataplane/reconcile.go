@@ -158,7 +158,7 @@ func (d *Dataplane) staleRuleBridges(listed map[string]bool) ([]string, error) {
 		if c.Table.Name != d.opts.table {
 			continue
 		}
-		for _, p := range []string{"masq-from-", "masq-to-", "to-"} {
+		for _, p := range []string{"masq-from-", "masq-to-", "to-", "from-"} {
 			if strings.HasPrefix(c.Name, p) {
 				note(strings.TrimPrefix(c.Name, p))
 				break
