@@ -171,9 +171,11 @@ func TestMonitorKillLeavesNothing(t *testing.T) {
 	}
 	eventually(t, 20*time.Second, "dp-k seen exited", func() bool { return e.inspect("dp-k", "{{.State.Status}}") == "exited" })
 	e.must("rm", "dp-k") // reconciles it
-	if _, err := os.Stat(veth); !os.IsNotExist(err) {
-		t.Fatalf("host veth after the monitor's death and rm: %v", err)
-	}
+	// The kernel deletes the veth with the namespace, in the background.
+	eventually(t, 10*time.Second, "the host veth gone after the monitor's death and rm", func() bool {
+		_, err := os.Stat(veth)
+		return os.IsNotExist(err)
+	})
 	ln, err := net.Listen("tcp", "0.0.0.0:18582")
 	if err != nil {
 		t.Fatalf("port still held: %v", err)
