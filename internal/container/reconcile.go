@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -202,10 +203,38 @@ func (s *Service) needsReconcile(c *Container) bool {
 	return mounted
 }
 
+// sweepMemo makes the transitions of one process share their sweep of
+// crashed transitions: `rm -f` of 50 containers runs 50 removals at once,
+// and each would otherwise try every lock file the others hold.
+type sweepMemo struct {
+	mu   sync.Mutex
+	last time.Time
+}
+
+// sweepInterval is how long a sweep stands for the transitions that
+// follow it in the same process: a crash it could not see is one of a
+// process that died since, and the next sweep finds it.
+const sweepInterval = time.Second
+
 // sweepCrashed reconciles the containers whose transition died: their
 // lock file is left without a holder. skip is a container the caller is
-// working on. It costs one directory read when nothing crashed.
+// working on. It costs one directory read when nothing crashed, and
+// nothing when this process swept less than sweepInterval ago (callers
+// meanwhile wait for the sweep under way, so that none acts before it).
 func (s *Service) sweepCrashed(ctx context.Context, skip string) error {
+	if s.swept != nil {
+		s.swept.mu.Lock()
+		defer s.swept.mu.Unlock()
+		if time.Since(s.swept.last) < sweepInterval {
+			return nil
+		}
+		defer func() { s.swept.last = time.Now() }()
+	}
+	return s.sweepAll(ctx, skip)
+}
+
+// sweepAll is sweepCrashed without the memo: every lock file is tried.
+func (s *Service) sweepAll(ctx context.Context, skip string) error {
 	entries, err := os.ReadDir(s.lockDir())
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -296,7 +325,7 @@ func (s *Service) orphanRuntime(id string) runtime.Runtime {
 // record owns. prune and `system restore` run it; it waits for
 // transitions in progress only as long as ctx allows.
 func (s *Service) Sweep(ctx context.Context) error {
-	errs := []error{s.sweepCrashed(ctx, "")}
+	errs := []error{s.sweepAll(ctx, "")}
 	ids := map[string]bool{}
 	err := s.meta.View(ctx, func(tx *metadata.Tx) error {
 		return tx.ForEach(metadata.BucketContainers, func(k string, _ []byte) error {

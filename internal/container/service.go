@@ -52,6 +52,8 @@ type Service struct {
 	snaps   *snapshot.Snapshotter
 	volumes VolumeStore
 	network NetworkAttacher
+	// swept is when this process last swept crashed transitions.
+	swept *sweepMemo
 }
 
 // NewService wires the container service.
@@ -66,7 +68,7 @@ func NewService(opts Options, meta *metadata.Store, images *image.Store, volumes
 	if opts.Network == nil {
 		opts.Network = NoNetwork()
 	}
-	return &Service{opts: opts, meta: meta, images: images, snaps: images.Snapshots(), volumes: volumes, network: opts.Network}
+	return &Service{opts: opts, meta: meta, images: images, snaps: images.Snapshots(), volumes: volumes, network: opts.Network, swept: &sweepMemo{}}
 }
 
 func (s *Service) runtimeFor(c *Container) runtime.Runtime {
