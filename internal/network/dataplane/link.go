@@ -42,7 +42,7 @@ func (d *Dataplane) ensureBridge(n Network) error {
 			return fmt.Errorf("network %s: bridge %s: %w", n.ID, n.Bridge, err)
 		}
 	}
-	have, err := netlink.AddrList(link, unix.AF_UNSPEC)
+	have, err := dump(func() ([]netlink.Addr, error) { return netlink.AddrList(link, unix.AF_UNSPEC) })
 	if err != nil {
 		return fmt.Errorf("network %s: addresses of %s: %w", n.ID, n.Bridge, err)
 	}
@@ -149,7 +149,7 @@ func (d *Dataplane) deleteBridge(name, networkID string) error {
 		return nil // not ours: leave it
 	}
 	// Deleting a bridge only releases its ports.
-	links, err := netlink.LinkList()
+	links, err := dump(netlink.LinkList)
 	if err != nil {
 		return fmt.Errorf("network %s: listing links: %w", networkID, err)
 	}

@@ -41,7 +41,7 @@ func (d *Dataplane) Reconcile(ctx context.Context, nets []Network, eps []Endpoin
 		}
 	}
 
-	links, err := netlink.LinkList()
+	links, err := dump(netlink.LinkList)
 	if err != nil {
 		return fmt.Errorf("reconcile: listing links: %w", err)
 	}
