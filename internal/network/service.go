@@ -407,6 +407,9 @@ func (s *Service) Endpoints(ctx context.Context, id string) (map[string][]Alloca
 			if err := json.Unmarshal(raw, &a); err != nil {
 				return err
 			}
+			if a.ReleasingPid != 0 {
+				return nil // its container is gone (DetachDeferred)
+			}
 			out[a.ContainerID] = append(out[a.ContainerID], a)
 			return nil
 		})
