@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -344,6 +346,20 @@ func TestReconcile(t *testing.T) {
 		t.Fatalf("Reconcile did not restore %s", epK.HostIfName)
 	}
 	mustReach(t, "", "tcp", ap(netip.MustParseAddr("127.0.0.1"), ports[0].HostPort), keep.Gateways[0].String())
+	// A recorded endpoint whose container is being removed: its
+	// namespace is unmounted, the mount point an ordinary file. It is
+	// skipped (its removal releases it), not an error.
+	dying := filepath.Join(t.TempDir(), "netns")
+	if err := os.WriteFile(dying, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	epDying := p.endpoint(keep, dying, "d", 4)
+	if err := p.Reconcile(ctx, []Network{keep}, []Endpoint{epK, epDying}); err != nil {
+		t.Fatalf("Reconcile with an endpoint being removed: %v", err)
+	}
+	if linkExists(epDying.HostIfName) {
+		t.Errorf("Reconcile made %s for a namespace that is gone", epDying.HostIfName)
+	}
 	// The whole table gone (as after a reboot; the namespace lives on
 	// here): Reconcile writes it again.
 	c, err := nftables.New()

@@ -182,6 +182,12 @@ func (d *Dataplane) addVeth(n Network, ep Endpoint) (err error) {
 		return fmt.Errorf("container %s: network namespace %s: %w", ep.ContainerID, ep.NetNSPath, err)
 	}
 	defer unix.Close(nsFd)
+	// A namespace being removed leaves its mount point behind as an
+	// ordinary file; setns on that fails with a bare EINVAL.
+	var fs unix.Statfs_t
+	if err := unix.Fstatfs(nsFd, &fs); err != nil || fs.Type != unix.NSFS_MAGIC {
+		return fmt.Errorf("container %s: %s is not a network namespace (the container is being removed): %w", ep.ContainerID, ep.NetNSPath, errNoNetNS)
+	}
 	mtu := ep.MTU
 	if mtu <= 0 {
 		mtu = n.mtu()

@@ -120,7 +120,7 @@ func (d *Dataplane) Reconcile(ctx context.Context, nets []Network, eps []Endpoin
 			if _, err := netlink.LinkByName(ep.HostIfName); err == nil {
 				present[ep.HostIfName] = true // on a bridge that was just remade? keep
 			} else if err := d.addVeth(n, ep); err != nil {
-				if errors.Is(err, unix.ENOENT) {
+				if errors.Is(err, unix.ENOENT) || errors.Is(err, errNoNetNS) {
 					continue // its namespace is gone: the caller's records are stale
 				}
 				errs = append(errs, fmt.Errorf("reconcile: %w", err))
