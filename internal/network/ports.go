@@ -130,7 +130,7 @@ func planPorts(pol publishPolicy, first *Network, bs container.PortMap) ([]datap
 	}
 	sort.Strings(keys)
 	var maps []dataplane.PortMapping
-	var ranges []portGroup
+	var groups []portGroup
 	for _, k := range keys {
 		cport, proto, err := splitPort(k)
 		if err != nil {
@@ -151,11 +151,11 @@ func planPorts(pol publishPolicy, first *Network, bs container.PortMap) ([]datap
 				maps = append(maps, dataplane.PortMapping{Proto: proto, HostIP: ip, HostPort: lo, ContainerPort: cport})
 			}
 			if lo != hi || (lo == 0 && len(ips) > 1) {
-				ranges = append(ranges, r)
+				groups = append(groups, r)
 			}
 		}
 	}
-	return maps, ranges, nil
+	return maps, groups, nil
 }
 
 // firstNetwork is the record of the network the container's ports are

@@ -142,6 +142,12 @@ func TestDefaultBindIP(t *testing.T) {
 	if got := e.must("port", "di-a"); got != "80/tcp -> 127.0.0.1:18594\n81/tcp -> 0.0.0.0:18595\n" {
 		t.Errorf("port di-a: %q", got)
 	}
+	if got := e.must("ps", "--filter", "name=di-a", "--format", "{{.Ports}}"); got != "127.0.0.1:18594->80/tcp, 0.0.0.0:18595->81/tcp\n" {
+		t.Errorf("ps di-a: %q", got)
+	}
+	if got := e.inspect("di-a", "{{json .NetworkSettings.Ports}} {{json .HostConfig.PortBindings}}"); got != `{"80/tcp":[{"HostIp":"127.0.0.1","HostPort":"18594"}],"81/tcp":[{"HostIp":"0.0.0.0","HostPort":"18595"}]} {"80/tcp":[{"HostIp":"","HostPort":"18594"}],"81/tcp":[{"HostIp":"0.0.0.0","HostPort":"18595"}]}` {
+		t.Errorf("inspect di-a: %s", got)
+	}
 	e.must("--default-bind-ip", "0.0.0.0", "run", "-d", "--name", "di-b", "-p", "18596:80", "busybox", "sleep", "600")
 	if got := e.must("port", "di-b"); got != "80/tcp -> 0.0.0.0:18596\n" {
 		t.Errorf("port di-b (--default-bind-ip 0.0.0.0): %q", got)
