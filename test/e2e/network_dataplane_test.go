@@ -180,7 +180,26 @@ func TestMonitorKillLeavesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatalf("port still held: %v", err)
 	}
-	ln.Close()
+	defer ln.Close()
+	// Nothing diverts the port any more (no DNAT element, no socket
+	// redirect entry): a connection to 127.0.0.1 reaches the listener.
+	c, err := net.DialTimeout("tcp", "127.0.0.1:18582", 5*time.Second)
+	if err != nil {
+		t.Fatalf("connecting to the freed port: %v", err)
+	}
+	defer c.Close()
+	if peer := c.RemoteAddr().String(); peer != "127.0.0.1:18582" {
+		t.Fatalf("connected to %s", peer)
+	}
+	ln.(*net.TCPListener).SetDeadline(time.Now().Add(5 * time.Second))
+	a, err := ln.Accept()
+	if err != nil {
+		t.Fatalf("the host's listener got no connection: %v", err)
+	}
+	// Reset, not closed: a TIME-WAIT on the listener's side would hold
+	// the port against the next run's reservation (no SO_REUSEADDR).
+	a.(*net.TCPConn).SetLinger(0)
+	a.Close()
 	if got := e.must("network", "inspect", "-f", "{{len .Containers}}", "bridge"); got != "0\n" {
 		t.Fatalf("addresses left: %s", got)
 	}
