@@ -23,8 +23,9 @@ import (
 // bridge's route (256 KiB GSO, no NAT). Cgroup sock_addr programs do it,
 // as Cilium's socket load balancer does:
 //
-//   - connect4/6 and, for unconnected UDP, sendmsg4/6 rewrite a
-//     destination 127.0.0.0/8:P (or [::1]:P) to the container's
+//   - connect4/6 (TCP) and, for unconnected UDP, sendmsg4/6 (per
+//     datagram) rewrite a destination 127.0.0.0/8:P (or [::1]:P) to the
+//     container's
 //     address and port from a hash map keyed by (protocol, family, host
 //     address, port), where host address 0 stands for a port published
 //     on every address;
@@ -50,7 +51,9 @@ import (
 // element list: added after them on publishing, removed before them on
 // unpublishing, made to match them by Reconcile; when it becomes empty
 // the programs are detached. Whatever the redirect does not cover goes
-// through the nftables DNAT as before: SCTP, sockets bound to a loopback
+// through the nftables DNAT as before: SCTP, connected UDP sockets (their
+// destination would outlive a change of the port's container; a DNAT
+// flow is forgotten then), sockets bound to a loopback
 // address (the source could not be kept: 127.0.0.1 cannot talk to a
 // container), v4-mapped destinations, other local addresses, every
 // packet from outside, and everything when there is no cgroup2 mount or

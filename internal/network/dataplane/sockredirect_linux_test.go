@@ -189,9 +189,9 @@ func udpUnconnected(t *testing.T, to netip.AddrPort) (string, netip.AddrPort) {
 // TestSockRedirect: with the DNAT rules emptied, host connections to
 // ports published on 127.0.0.1, on every address (through 127.0.0.1
 // and [::1]) reach the container through the redirect alone, TCP and
-// UDP, connected and not; the client still sees 127.0.0.1:P ([::1]:P)
-// as its peer and its datagrams' source, and the container sees the
-// gateway, as through the DNAT path.
+// unconnected UDP; the client still sees 127.0.0.1:P ([::1]:P) as its
+// peer and its datagrams' source, and the container sees the gateway,
+// as through the DNAT path. Connected UDP stays on the DNAT path.
 func TestSockRedirect(t *testing.T) {
 	ctx := context.Background()
 	p := newTestPlane(t)
@@ -216,8 +216,17 @@ func TestSockRedirect(t *testing.T) {
 	}
 	serve(t, ns1, 8000)
 	wantRedirectInstalled(t, p.Table())
-	withoutDNAT(t, p)
 	gw4, gw6 := n.Gateways[0], n.Gateways[1]
+	t.Run("connected udp is left to DNAT", func(t *testing.T) {
+		for _, port := range []uint16{ports[1].HostPort, ports[3].HostPort} {
+			to := ap(loop, port)
+			local, peer, answer := dialInfo(t, "udp", to)
+			if answer != gw4.String() || peer != to || local.Addr() != loop {
+				t.Errorf("udp %s: answer %q, peer %s, local %s; want %s, %s, 127.0.0.1", to, answer, peer, local, gw4, to)
+			}
+		}
+	})
+	withoutDNAT(t, p)
 
 	for _, c := range []struct {
 		name  string
@@ -234,6 +243,13 @@ func TestSockRedirect(t *testing.T) {
 		{"udp every address via [::1]", "udp", ap(netip.IPv6Loopback(), ports[3].HostPort), gw6},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			if c.proto == "udp" {
+				answer, from := udpUnconnected(t, c.to)
+				if answer != c.gw.String() || from != c.to {
+					t.Errorf("answer %q from %s, want %q from %s", answer, from, c.gw, c.to)
+				}
+				return
+			}
 			local, peer, answer := dialInfo(t, c.proto, c.to)
 			if answer != c.gw.String() {
 				t.Errorf("container saw client %s, want the gateway %s", answer, c.gw)
@@ -243,12 +259,6 @@ func TestSockRedirect(t *testing.T) {
 			}
 			if local.Addr() != c.gw {
 				t.Errorf("getsockname: %s, want an address of the gateway %s (a socket aimed at the container)", local, c.gw)
-			}
-			if c.proto == "udp" {
-				answer, from := udpUnconnected(t, c.to)
-				if answer != c.gw.String() || from != c.to {
-					t.Errorf("unconnected: answer %q from %s, want %q from %s", answer, from, c.gw, c.to)
-				}
 			}
 		})
 	}
@@ -495,4 +505,73 @@ func protoName(p byte) string {
 		return "udp"
 	}
 	return "?"
+}
+
+// TestSockRedirectUDPFollowsThePort: an unbound UDP client of the host
+// that keeps its socket reaches the next container published on the
+// port, connected (DNAT, whose flow is forgotten) or not (the redirect
+// looks each datagram up), as TestUDPFlowFollowsThePort checks for a
+// client bound to 127.0.0.1.
+func TestSockRedirectUDPFollowsThePort(t *testing.T) {
+	ctx := context.Background()
+	p := newTestPlane(t)
+	n := p.network("u", false)
+	if err := p.EnsureNetwork(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	ports := reserve(t, p, []PortMapping{{Proto: "udp", ContainerPort: 8000}})
+	ns1, ns2 := newNS(t), newNS(t)
+	ep1, ep2 := p.endpoint(n, ns1, "1", 2, ports...), p.endpoint(n, ns2, "2", 3, ports...)
+	udpName(t, ns1, 8000, "one")
+	udpName(t, ns2, 8000, "two")
+	to := ap(netip.MustParseAddr("127.0.0.1"), ports[0].HostPort)
+	unconnected, err := net.ListenPacket("udp4", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unconnected.Close()
+	var connected net.Conn // made once the port is published, as a redirect would catch it
+	ask := func(c net.Conn, pc net.PacketConn) string {
+		buf := make([]byte, 16)
+		var n int
+		var err error
+		if c != nil {
+			c.SetDeadline(time.Now().Add(reach))
+			if _, err = c.Write([]byte("?")); err == nil {
+				n, err = c.Read(buf)
+			}
+		} else {
+			pc.SetDeadline(time.Now().Add(reach))
+			if _, err = pc.WriteTo([]byte("?"), net.UDPAddrFromAddrPort(to)); err == nil {
+				n, _, err = pc.ReadFrom(buf)
+			}
+		}
+		if err != nil {
+			return err.Error()
+		}
+		return string(buf[:n])
+	}
+	for i, step := range []struct {
+		ep   Endpoint
+		want string
+	}{{ep1, "one"}, {ep2, "two"}} {
+		if err := p.AddEndpoint(ctx, n, step.ep); err != nil {
+			t.Fatal(err)
+		}
+		if connected == nil {
+			if connected, err = net.Dial("udp", to.String()); err != nil {
+				t.Fatal(err)
+			}
+			defer connected.Close()
+		}
+		if got := ask(connected, nil); got != step.want {
+			t.Errorf("step %d, connected: answer %q, want %q", i, got, step.want)
+		}
+		if got := ask(nil, unconnected); got != step.want {
+			t.Errorf("step %d, unconnected: answer %q, want %q", i, got, step.want)
+		}
+		if err := p.ReleaseEndpoint(ctx, n, step.ep); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -75,10 +75,17 @@ func forwardBody(a *bpfAsm, h redirectHook, mapFD, revFD int) {
 		a.andImm(r2, 0xff)
 		a.jneImm(r2, 127, "out")
 	}
+	// connect: TCP only. A connected UDP socket would keep a redirected
+	// destination for its life, to a container that may since have
+	// given the port to another; through DNAT its flow follows the
+	// port (forgetFlows). Unconnected UDP is looked up per datagram
+	// (sendmsg), so it follows the port too.
 	a.ldx(bpfSizeW, r8, r6, ctxProtocol)
-	a.jeqImm(r8, unix.IPPROTO_TCP, "proto")
-	a.jneImm(r8, unix.IPPROTO_UDP, "out")
-	a.label("proto")
+	if h.send {
+		a.jneImm(r8, unix.IPPROTO_UDP, "out")
+	} else {
+		a.jneImm(r8, unix.IPPROTO_TCP, "out")
+	}
 	// A socket bound to a loopback address (or a datagram sent from
 	// one) keeps the DNAT path: the container could not answer it, and
 	// only the DNAT path masquerades.
