@@ -307,7 +307,7 @@ func (d *Dataplane) openRedirect(ctx context.Context) (*redirectPlane, func(), e
 	cg, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		lf.Close()
-		if errors.Is(err, unix.ENOENT) {
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EACCES) {
 			return nil, nil, errNoRedirect
 		}
 		return nil, nil, fmt.Errorf("socket redirect: %s: %w", root, err)
@@ -321,6 +321,11 @@ func (d *Dataplane) openRedirect(ctx context.Context) (*redirectPlane, func(), e
 	return p, func() { p.close(); lf.Close() }, nil
 }
 
+// bpfDenied says bpf(2) is not available to this process.
+func bpfDenied(err error) bool {
+	return errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EOPNOTSUPP)
+}
+
 // find looks for the plane's programs on the cgroup and for its maps
 // among theirs.
 func (p *redirectPlane) find() error {
@@ -330,13 +335,27 @@ func (p *redirectPlane) find() error {
 			if errors.Is(err, unix.EINVAL) {
 				continue // a kernel without this hook
 			}
+			if bpfDenied(err) {
+				// No bpf(2) for this process (a user namespace, a
+				// seccomp filter): it can have attached nothing, and
+				// its removals must not fail. (Every berth process of
+				// a root runs with the same privileges, so none other
+				// attached anything for this root either.)
+				return errNoRedirect
+			}
 			return fmt.Errorf("socket redirect: querying the cgroup's programs: %w", err)
 		}
 		want := redirectProgName(h.kind, p.tag)
 		for _, id := range ids {
 			fd, err := bpfGetFDByID(unix.BPF_PROG_GET_FD_BY_ID, id)
-			if err != nil {
+			if errors.Is(err, unix.ENOENT) {
 				continue // detached meanwhile
+			}
+			if err != nil {
+				// Listed but not to be opened (CAP_NET_ADMIN without
+				// CAP_SYS_ADMIN): one of them may be ours, with
+				// entries a removal must not leave behind.
+				return fmt.Errorf("socket redirect: opening program %d attached to the cgroup2 root: %w", id, err)
 			}
 			name, mapIDs, err := bpfProgInfoOf(fd)
 			if err != nil || name != want {

@@ -21,8 +21,10 @@ import (
 const bpfObjNameLen = 16
 
 func bpfCall(cmd int, attr unsafe.Pointer, size uintptr) (uintptr, error) {
-	for {
-		r, _, errno := unix.Syscall(unix.SYS_BPF, uintptr(cmd), uintptr(attr), size)
+	var errno unix.Errno
+	for range 10 {
+		var r uintptr
+		r, _, errno = unix.Syscall(unix.SYS_BPF, uintptr(cmd), uintptr(attr), size)
 		if errno == unix.EINTR || errno == unix.EAGAIN && cmd == unix.BPF_PROG_LOAD {
 			continue
 		}
@@ -31,6 +33,7 @@ func bpfCall(cmd int, attr unsafe.Pointer, size uintptr) (uintptr, error) {
 		}
 		return r, nil
 	}
+	return 0, errno
 }
 
 type bpfMapCreateAttr struct {

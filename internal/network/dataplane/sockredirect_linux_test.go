@@ -3,8 +3,10 @@ package dataplane
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -573,5 +575,64 @@ func TestSockRedirectUDPFollowsThePort(t *testing.T) {
 		if err := p.ReleaseEndpoint(ctx, n, step.ep); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestSockRedirectWithoutBPF: a berth process that may not use bpf(2)
+// (a seccomp filter, a user namespace) publishes through DNAT alone and
+// unpublishes and reconciles without error.
+func TestSockRedirectWithoutBPF(t *testing.T) {
+	ctx := context.Background()
+	p := newTestPlane(t)
+	n := p.network("w", false)
+	if err := p.EnsureNetwork(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	loop := netip.MustParseAddr("127.0.0.1")
+	ports := reserve(t, p, []PortMapping{{Proto: "tcp", HostIP: loop, ContainerPort: 8000}})
+	ns := newNS(t)
+	ep := p.endpoint(n, ns, "1", 2, ports...)
+	serve(t, ns, 8000)
+	withoutBPF(t, func() error { return p.AddEndpoint(ctx, n, ep) })
+	waitRedirectGone(t, p.Table())
+	to := ap(loop, ports[0].HostPort)
+	if local, _, answer := dialInfo(t, "tcp", to); answer != n.Gateways[0].String() || local.Addr() != loop {
+		t.Errorf("answer %q, local %s; want %s through DNAT (local 127.0.0.1)", answer, local, n.Gateways[0])
+	}
+	withoutBPF(t, func() error { return p.ReleaseEndpoint(ctx, n, ep) })
+	withoutBPF(t, func() error { return p.Reconcile(ctx, []Network{n}, nil) })
+}
+
+// withoutBPF runs fn on a thread of its own whose seccomp filter fails
+// bpf(2) with EPERM; the thread is discarded after (its goroutine ends
+// locked to it, and Go makes no thread from a locked one).
+func withoutBPF(t *testing.T, fn func() error) {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		filter := []unix.SockFilter{
+			{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: 0}, // seccomp_data.nr
+			{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, K: unix.SYS_BPF, Jt: 0, Jf: 1},
+			{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM)},
+			{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_ALLOW},
+		}
+		prog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			errc <- err
+			return
+		}
+		if err := unix.Prctl(unix.PR_SET_SECCOMP, unix.SECCOMP_MODE_FILTER, uintptr(unsafe.Pointer(&prog)), 0, 0); err != nil {
+			errc <- err
+			return
+		}
+		if _, err := bpfProgQuery(-1, unix.BPF_CGROUP_INET4_CONNECT); !errors.Is(err, unix.EPERM) {
+			errc <- fmt.Errorf("bpf(2) under the filter: %v, want EPERM", err)
+			return
+		}
+		errc <- fn()
+	}()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
 	}
 }
