@@ -266,8 +266,9 @@ func (p *redirectPlane) close() {
 }
 
 // errNoRedirect says the redirect cannot be used here (no cgroup2
-// mount, or disabled): the DNAT path serves alone. A type, not an
-// errors.New variable: the package's init does nothing.
+// mount, no bpf(2), or turned off): the DNAT path serves alone. Its
+// type is a comparable empty struct, not an errors.New value, so that
+// the package's init still does nothing.
 type noRedirectError struct{}
 
 func (noRedirectError) Error() string { return "socket redirect unavailable" }
