@@ -511,6 +511,9 @@ func TestConcurrentAttach(t *testing.T) {
 		mustReach(t, eps[i].NetNSPath, "tcp", ap(eps[0].Addresses[0].Addr(), 8000), eps[i].Addresses[0].Addr().String())
 	}
 	mustReach(t, "", "tcp", ap(netip.MustParseAddr("127.0.0.1"), 43000), n.Gateways[0].String())
+	if root, _ := cgroup2Root(); root != "" {
+		wantRedirectInstalled(t, p.Table()) // once, not once per worker
+	}
 	// And all leave at once.
 	for i := range workers {
 		go func() { errs <- New(WithTable(p.Table()), WithLockDir(p.opts.lockDir)).RemoveEndpoint(ctx, n, eps[i]) }()
@@ -525,6 +528,9 @@ func TestConcurrentAttach(t *testing.T) {
 		if linkExists(ep.HostIfName) || strings.Contains(list, ep.ContainerID[:20]) {
 			t.Errorf("endpoint %s remains", ep.HostIfName)
 		}
+	}
+	if root, _ := cgroup2Root(); root != "" {
+		waitRedirectGone(t, p.Table())
 	}
 }
 
