@@ -61,6 +61,23 @@ func TestBridgeTraffic(t *testing.T) {
 	if body := httpGet(t, "127.0.0.1:18580"); !strings.Contains(body, "hello-from-berth") {
 		t.Fatalf("published port: %q", body)
 	}
+	// The host's connection is aimed at the container when it is made
+	// (the socket redirect the container's monitor installed): its
+	// socket has the bridge's gateway as local address, 127.0.0.1:18580
+	// as peer. Without a cgroup2 mount, DNAT: 127.0.0.1 both.
+	wantLocal := "127.0.0.1"
+	if mi, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mi), " - cgroup2 ") {
+		wantLocal = e.inspect("dp-web", "{{.NetworkSettings.Gateway}}")
+	}
+	if c, err := net.DialTimeout("tcp", "127.0.0.1:18580", 5*time.Second); err != nil {
+		t.Fatal(err)
+	} else {
+		local, _, _ := net.SplitHostPort(c.LocalAddr().String())
+		if local != wantLocal || c.RemoteAddr().String() != "127.0.0.1:18580" {
+			t.Errorf("connection to 127.0.0.1:18580: local %s, peer %s; want %s, 127.0.0.1:18580", c.LocalAddr(), c.RemoteAddr(), wantLocal)
+		}
+		c.Close()
+	}
 	ip := e.inspect("dp-web", "{{.NetworkSettings.IPAddress}}")
 	if body := httpGet(t, ip+":80"); !strings.Contains(body, "hello-from-berth") {
 		t.Fatalf("container address: %q", body)
