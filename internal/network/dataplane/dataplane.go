@@ -35,6 +35,10 @@ type Dataplane struct {
 type options struct {
 	table   string
 	lockDir string
+	// noRedirect turns the socket redirect off (tests of the DNAT
+	// path); cgroup2 overrides where the cgroup2 root is found.
+	noRedirect bool
+	cgroup2    string
 }
 
 // Option changes a Dataplane's defaults.
@@ -295,6 +299,9 @@ func (d *Dataplane) AddEndpoint(ctx context.Context, n Network, ep Endpoint) (er
 			}
 			return fmt.Errorf("container %s: publishing ports: %w", ep.ContainerID, err)
 		}
+		// Best effort: the DNAT elements serve every connection
+		// already, the redirect only speeds up the host's own.
+		_ = d.redirectAdd(ctx, els)
 	}
 	return nil
 }
@@ -336,6 +343,9 @@ func (d *Dataplane) RemoveEndpoint(ctx context.Context, n Network, ep Endpoint) 
 		return err
 	}
 	defer unlock()
+	if err := d.redirectRemove(ctx, els); err != nil {
+		return fmt.Errorf("container %s: unpublishing ports: %w", ep.ContainerID, err)
+	}
 	if err := d.removeElements(els); err != nil {
 		return fmt.Errorf("container %s: unpublishing ports: %w", ep.ContainerID, err)
 	}
@@ -370,6 +380,9 @@ func (d *Dataplane) ReleaseEndpoint(ctx context.Context, n Network, ep Endpoint)
 		return err
 	}
 	defer unlock()
+	if err := d.redirectRemove(ctx, els); err != nil {
+		return fmt.Errorf("container %s: unpublishing ports: %w", ep.ContainerID, err)
+	}
 	if err := d.removeElements(els); err != nil {
 		return fmt.Errorf("container %s: unpublishing ports: %w", ep.ContainerID, err)
 	}

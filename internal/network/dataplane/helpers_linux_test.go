@@ -43,6 +43,9 @@ func newTestPlane(t testing.TB) *testPlane {
 	tag := randHex(6)
 	p := &testPlane{Dataplane: New(WithTable("bt"+tag), WithLockDir(t.TempDir())), t: t, tag: tag}
 	t.Cleanup(func() {
+		if err := p.RemoveSocketRedirect(context.Background()); err != nil {
+			t.Errorf("removing the socket redirect: %v", err)
+		}
 		for _, n := range p.nets {
 			if l, err := netlink.LinkByName(n.Bridge); err == nil {
 				netlink.LinkDel(l)

@@ -132,6 +132,9 @@ func (d *Dataplane) Reconcile(ctx context.Context, nets []Network, eps []Endpoin
 	if err := d.syncDNAT(want); err != nil {
 		errs = append(errs, fmt.Errorf("reconcile: published ports: %w", err))
 	}
+	if err := d.redirectSync(ctx, want); err != nil {
+		errs = append(errs, fmt.Errorf("reconcile: published ports: %w", err))
+	}
 	return errors.Join(errs...)
 }
 
