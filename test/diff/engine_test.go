@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/testutil"
@@ -115,12 +116,18 @@ func dockerEngine(t *testing.T, dir, busyboxTar string) *engine {
 			}
 			return nil
 		}
+		// Docker keeps a user network's bridge (br-<id>) when it stops:
+		// after it stopped, the bridges of the networks it had go too.
+		var networkIDs []string
+		t.Cleanup(func() { removeDockerBridges(t, networkIDs) })
 		host = startDockerd(t, dockerd, filepath.Join(dir, "dockerd"))
 		// Before the daemon stops (cleanups run last first): what the
 		// cases made goes the ordinary way.
 		t.Cleanup(func() {
 			if e != nil {
 				resetContainers(e)
+				networkIDs = strings.Fields(e.exec([]string{"network", "ls", "-q", "--no-trunc"}, "", time.Minute).stdout)
+				e.exec([]string{"network", "prune", "-f"}, "", time.Minute)
 			}
 		})
 	}
@@ -140,6 +147,23 @@ func dockerEngine(t *testing.T, dir, busyboxTar string) *engine {
 	e.busyboxTar = busyboxTar
 	resetDocker(t, e)
 	return e
+}
+
+// removeDockerBridges deletes the bridges Docker made for the networks
+// ids (br- and the ID's first 12 characters) that are still there.
+func removeDockerBridges(t *testing.T, ids []string) {
+	for _, id := range ids {
+		if len(id) < 12 {
+			continue
+		}
+		l, err := netlink.LinkByName("br-" + id[:12])
+		if err != nil {
+			continue // not a bridge network, or removed with it
+		}
+		if err := netlink.LinkDel(l); err != nil {
+			t.Logf("cleanup: deleting Docker's bridge %s: %v", l.Attrs().Name, err)
+		}
+	}
 }
 
 // startDockerd starts a dockerd of the test's own (data and exec roots,
