@@ -94,6 +94,14 @@ func SweepDir(dir string) {
 	for _, id := range ids {
 		killCgroup(id)
 	}
+	// The kernel side of its roots (bridges, nftables table), which no
+	// berth command removes once its processes are gone.
+	for pat := "*/metadata.db"; strings.Count(pat, "/") <= 6; pat = "*/" + pat {
+		m, _ := filepath.Glob(filepath.Join(dir, pat))
+		for _, p := range m {
+			RemoveDataplane(RootTable(filepath.Dir(p)))
+		}
+	}
 	raw, _ := os.ReadFile("/proc/self/mountinfo")
 	var mounts []string
 	for _, line := range strings.Split(string(raw), "\n") {

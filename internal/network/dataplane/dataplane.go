@@ -185,8 +185,8 @@ func (d *Dataplane) chainNames(b *batch) (map[string]bool, error) {
 }
 
 // RemoveNetwork removes a network's rules and bridge, and the veths still
-// on it (their published ports are for RemoveEndpoint or Reconcile).
-// Idempotent.
+// on it (their published ports are for RemoveEndpoint or Reconcile); with
+// the last bridge, the table goes (lifecycle.go). Idempotent.
 func (d *Dataplane) RemoveNetwork(ctx context.Context, n Network) error {
 	if err := validateNetwork(n); err != nil {
 		return err
@@ -195,8 +195,12 @@ func (d *Dataplane) RemoveNetwork(ctx context.Context, n Network) error {
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	return d.removeNetwork(n)
+	err = d.removeNetwork(n)
+	unlock()
+	if err != nil {
+		return err
+	}
+	return d.releaseIfUnused(ctx)
 }
 
 func (d *Dataplane) removeNetwork(n Network) error {
