@@ -3,6 +3,7 @@ package testutil
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,7 +23,7 @@ func RootTable(root string) string {
 // DataplaneLeft lists what the dataplane of table has in the host's
 // kernel: links marked as its bridges (interface alias "<table>:<network
 // ID>", the default bridge and user networks' alike) and the nftables
-// table inet <table>. Only that table's are looked at: other tests and a
+// table inet <table>; and its lock file. Only that table's are looked at: other tests and a
 // real berth on this machine have names of their own.
 func DataplaneLeft(table string) []string {
 	var left []string
@@ -32,7 +33,18 @@ func DataplaneLeft(table string) []string {
 	if tableExists(table) {
 		left = append(left, "nftables table inet "+table)
 	}
+	if lock := filepath.Join(DataplaneLockDir, table+".lock"); fileExists(lock) {
+		left = append(left, "lock file "+lock)
+	}
 	return left
+}
+
+// DataplaneLockDir is where berth's dataplane keeps a lock file per table.
+const DataplaneLockDir = "/run/berth-dataplane"
+
+func fileExists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
 }
 
 // NoDataplaneLeft fails t if the dataplane of table left anything in the
@@ -58,19 +70,33 @@ func RemoveDataplane(table string) {
 	if tableExists(table) {
 		exec.Command("nft", "delete", "table", "inet", table).Run()
 	}
+	// Only a test root's, whose berth processes are gone or done: no
+	// one holds or waits for it.
+	os.Remove(filepath.Join(DataplaneLockDir, table+".lock"))
 }
 
-// tableLinks are the links whose alias marks them as table's.
+// tableLinks are the links whose alias marks them as table's, in this
+// process's network namespace (ip speaks netlink; /sys/class/net would be
+// the namespace that mounted /sys).
 func tableLinks(table string) []string {
-	var out []string
-	ents, _ := os.ReadDir("/sys/class/net")
-	for _, e := range ents {
-		alias, err := os.ReadFile(filepath.Join("/sys/class/net", e.Name(), "ifalias"))
-		if err == nil && strings.HasPrefix(strings.TrimSpace(string(alias)), table+":") {
-			out = append(out, e.Name())
+	out, err := exec.Command("ip", "-j", "link", "show").Output()
+	if err != nil {
+		return nil
+	}
+	var links []struct {
+		Name  string `json:"ifname"`
+		Alias string `json:"ifalias"`
+	}
+	if json.Unmarshal(out, &links) != nil {
+		return nil
+	}
+	var names []string
+	for _, l := range links {
+		if strings.HasPrefix(l.Alias, table+":") {
+			names = append(names, l.Name)
 		}
 	}
-	return out
+	return names
 }
 
 func tableExists(table string) bool {

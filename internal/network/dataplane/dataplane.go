@@ -68,20 +68,19 @@ func (d *Dataplane) bridgeAlias(networkID string) string { return d.opts.table +
 // and endpoints (they never clash: each touches its own links, chains and
 // map keys), exclusive for Reconcile, which removes what it was not told
 // about and must not remove an endpoint being attached meanwhile.
+// The lock file goes with the table (lifecycle.go), hence OpenLocked.
 func (d *Dataplane) lock(ctx context.Context, how int) (func(), error) {
 	if err := os.MkdirAll(d.opts.lockDir, 0o700); err != nil {
 		return nil, fmt.Errorf("dataplane lock: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(d.opts.lockDir, d.opts.table+".lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	f, err := lockfile.OpenLocked(ctx, d.lockPath(), how, true)
 	if err != nil {
-		return nil, fmt.Errorf("dataplane lock: %w", err)
-	}
-	if err := lockfile.Flock(ctx, f, how); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("dataplane lock %s: %w", f.Name(), err)
+		return nil, fmt.Errorf("dataplane lock %s: %w", d.lockPath(), err)
 	}
 	return func() { f.Close() }, nil
 }
+
+func (d *Dataplane) lockPath() string { return filepath.Join(d.opts.lockDir, d.opts.table+".lock") }
 
 func validateNetwork(n Network) error {
 	if n.ID == "" {
@@ -335,9 +334,12 @@ func (d *Dataplane) RemoveEndpoint(ctx context.Context, n Network, ep Endpoint) 
 	if err != nil {
 		return errdefs.InvalidArgument("container %s: %v", ep.ContainerID, err)
 	}
-	unlock, err := d.lock(ctx, unix.LOCK_SH)
+	unlock, err := d.lockForRemoval(ctx)
 	if err != nil {
 		return err
+	}
+	if unlock == nil {
+		return d.deleteLink(ep.HostIfName) // no table: nothing published
 	}
 	defer unlock()
 	if err := d.removeElements(els); err != nil {
@@ -369,9 +371,9 @@ func (d *Dataplane) ReleaseEndpoint(ctx context.Context, n Network, ep Endpoint)
 	if len(els) == 0 {
 		return nil
 	}
-	unlock, err := d.lock(ctx, unix.LOCK_SH)
-	if err != nil {
-		return err
+	unlock, err := d.lockForRemoval(ctx)
+	if err != nil || unlock == nil {
+		return err // nil unlock: no table, nothing published
 	}
 	defer unlock()
 	if err := d.removeElements(els); err != nil {

@@ -3,8 +3,10 @@ package dataplane
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 
+	"github.com/berth-dev/berth/internal/lockfile"
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -15,6 +17,11 @@ import (
 // has endpoints or a bridge), unless the users' chain holds rules of
 // theirs, which berth never deletes. Without this every root that ever
 // ran a container (every test root) left a table in the kernel for good.
+// The lock file (one per table in a host-wide directory) goes with the
+// table: unlinked by the holder of the exclusive lock as its last act,
+// every taker checking that it locked the file still at the path
+// (lockfile.OpenLocked), and a late removal (a monitor unpublishing its
+// ports after the sweep) not making it again (lockForRemoval).
 
 // ourBridges are the names of the links marked as this table's bridges.
 func (d *Dataplane) ourBridges(links []netlink.Link) map[string]string {
@@ -78,8 +85,42 @@ func (d *Dataplane) releaseIfUnused(ctx context.Context) error {
 	if len(d.ourBridges(links)) > 0 {
 		return nil
 	}
-	_, err = d.dropTableIfUnused()
-	return err
+	return d.dropTableAndLock()
+}
+
+// dropTableAndLock drops the table if unused and then the lock file; the
+// caller holds the lock exclusively and releases it right after.
+func (d *Dataplane) dropTableAndLock() error {
+	gone, err := d.dropTableIfUnused()
+	if err != nil || !gone {
+		return err
+	}
+	if err := os.Remove(d.lockPath()); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("dataplane lock: %w", err)
+	}
+	return nil
+}
+
+// lockForRemoval takes the lock shared for a change that only removes
+// (unpublishing ports). It returns nil when the lock file and the table
+// are both gone: nothing of ours is left to remove, and making the lock
+// file again would leave it behind for good.
+func (d *Dataplane) lockForRemoval(ctx context.Context) (func(), error) {
+	f, err := lockfile.OpenLocked(ctx, d.lockPath(), unix.LOCK_SH, false)
+	if err == nil {
+		return func() { f.Close() }, nil
+	}
+	if !os.IsNotExist(err) {
+		return nil, fmt.Errorf("dataplane lock %s: %w", d.lockPath(), err)
+	}
+	b, err := d.newBatch()
+	if err != nil {
+		return nil, err
+	}
+	if ok, err := d.tableExists(b); err != nil || !ok {
+		return nil, err
+	}
+	return d.lock(ctx, unix.LOCK_SH)
 }
 
 // tableExists reports whether berth's table is in the kernel.

@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"context"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -53,11 +54,29 @@ func TestTableLifecycle(t *testing.T) {
 	if !tableExists(t, p.Table()) {
 		t.Fatal("the table went with a network while another one remains")
 	}
+	if !fileExists(p.lockPath()) {
+		t.Fatal("the lock file went while the table stays")
+	}
 	if err := p.RemoveNetwork(ctx, used); err != nil {
 		t.Fatal(err)
 	}
 	if tableExists(t, p.Table()) {
 		t.Fatal("the table remains after the last network went")
+	}
+	if fileExists(p.lockPath()) {
+		t.Fatal("the lock file remains after the table went")
+	}
+	// A late unpublishing (a monitor finishing its release after a
+	// sweep dropped the table) does not make the lock file again.
+	ep.Ports = []PortMapping{{Proto: "tcp", HostPort: 18000, ContainerPort: 80}}
+	if err := p.ReleaseEndpoint(ctx, used, ep); err != nil {
+		t.Fatalf("ReleaseEndpoint without a table: %v", err)
+	}
+	if err := p.RemoveEndpoint(ctx, used, ep); err != nil {
+		t.Fatalf("RemoveEndpoint without a table: %v", err)
+	}
+	if fileExists(p.lockPath()) || tableExists(t, p.Table()) {
+		t.Fatal("a late removal made the lock file or the table again")
 	}
 	// So does an idle sweep's, but never the users' rules.
 	if err := p.EnsureNetwork(ctx, idle); err != nil {
@@ -92,7 +111,12 @@ func TestTableLifecycle(t *testing.T) {
 	if err := p.Reconcile(ctx, nil, nil); err != nil {
 		t.Fatalf("Reconcile: %v", err)
 	}
-	if tableExists(t, p.Table()) {
-		t.Fatal("the table remains after an idle Reconcile")
+	if tableExists(t, p.Table()) || fileExists(p.lockPath()) {
+		t.Fatal("the table or its lock file remains after an idle Reconcile")
 	}
+}
+
+func fileExists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
 }

@@ -109,6 +109,11 @@ func (d *Dataplane) Reconcile(ctx context.Context, nets []Network, eps []Endpoin
 		return errors.Join(append(errs, err)...)
 	}
 	if !table && ensured == 0 {
+		if len(errs) == 0 {
+			if err := d.dropTableAndLock(); err != nil {
+				errs = append(errs, fmt.Errorf("reconcile: %w", err))
+			}
+		}
 		return errors.Join(errs...)
 	}
 
@@ -160,7 +165,7 @@ func (d *Dataplane) Reconcile(ctx context.Context, nets []Network, eps []Endpoin
 	}
 	if ensured == 0 && len(errs) == 0 {
 		// Every bridge of ours was stale and is gone.
-		if _, err := d.dropTableIfUnused(); err != nil {
+		if err := d.dropTableAndLock(); err != nil {
 			errs = append(errs, fmt.Errorf("reconcile: %w", err))
 		}
 	}
