@@ -35,6 +35,7 @@ type Dataplane struct {
 type options struct {
 	table   string
 	lockDir string
+	version int // of the ruleset written: rulesetVersion, other in tests
 }
 
 // Option changes a Dataplane's defaults.
@@ -52,7 +53,7 @@ func WithLockDir(dir string) Option { return func(o *options) { o.lockDir = dir 
 
 // New returns a Dataplane.
 func New(opts ...Option) *Dataplane {
-	o := options{table: "berth", lockDir: "/run/berth-dataplane"}
+	o := options{table: "berth", lockDir: "/run/berth-dataplane", version: rulesetVersion}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -149,12 +150,17 @@ func (d *Dataplane) ensureNetwork(n Network) error {
 	if err != nil {
 		return fmt.Errorf("network %s: listing nftables chains: %w", n.ID, err)
 	}
+	older, err := d.checkVersion(have)
+	if err != nil {
+		return fmt.Errorf("network %s: %w", n.ID, err)
+	}
 	chains, els := networkObjects(n)
-	if have[markerChain] && have[chains[0].name] {
+	current := have[markerName(d.opts.version)] && len(older) == 0
+	if current && have[chains[0].name] {
 		return nil
 	}
-	if !have[markerChain] {
-		if err := b.ensureStatic(); err != nil {
+	if !current {
+		if err := b.ensureStatic(d.opts.version, older); err != nil {
 			return err
 		}
 	}

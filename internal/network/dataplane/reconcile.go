@@ -36,6 +36,9 @@ func (d *Dataplane) Reconcile(ctx context.Context, nets []Network, eps []Endpoin
 		return err
 	}
 	defer unlock()
+	if err := d.refuseNewer(); err != nil {
+		return fmt.Errorf("reconcile: %w", err)
+	}
 
 	links, err := dump(netlink.LinkList)
 	if err != nil {
