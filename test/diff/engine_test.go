@@ -81,16 +81,18 @@ func newBerthRoot(bin, dir, busyboxTar string) (*engine, error) {
 }
 
 // sweepBerthRoot removes every container of a case's berth root (their
-// monitors, cgroups and mounts go with them), then whatever berth could not.
-func sweepBerthRoot(e *engine, dir string) {
+// monitors, cgroups and mounts go with them), then whatever berth could
+// not. It returns what berth itself left in the kernel.
+func sweepBerthRoot(e *engine, dir string) []string {
 	if ids := strings.Fields(e.exec([]string{"ps", "-aq", "--no-trunc"}, "", time.Minute).stdout); len(ids) > 0 {
 		e.exec(append([]string{"rm", "-f", "-v"}, ids...), "", 2*time.Minute)
 	}
-	// Networks go the ordinary way: their bridges leave the kernel; the
-	// root's default bridge and its nftables table after them.
+	// Networks go the ordinary way: their bridges leave the kernel, and
+	// with the last one the root's nftables table.
 	e.exec([]string{"network", "prune", "-f"}, "", time.Minute)
-	testutil.RemoveRootDataplane(strings.TrimSpace(e.exec([]string{"network", "inspect", "-f", `{{index .Options "com.docker.network.bridge.name"}}`, "bridge"}, "", time.Minute).stdout))
+	left := testutil.DataplaneLeft(testutil.RootTable(filepath.Join(dir, "root")))
 	testutil.SweepDir(dir)
+	return left
 }
 
 // dockerEngine finds the Docker engine to compare with: the one named by

@@ -39,6 +39,7 @@ type options struct {
 	// path); cgroup2 overrides where the cgroup2 root is found.
 	noRedirect bool
 	cgroup2    string
+	version    int // of the ruleset written: rulesetVersion, other in tests
 }
 
 // Option changes a Dataplane's defaults.
@@ -56,7 +57,7 @@ func WithLockDir(dir string) Option { return func(o *options) { o.lockDir = dir 
 
 // New returns a Dataplane.
 func New(opts ...Option) *Dataplane {
-	o := options{table: "berth", lockDir: "/run/berth-dataplane"}
+	o := options{table: "berth", lockDir: "/run/berth-dataplane", version: rulesetVersion}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -72,20 +73,19 @@ func (d *Dataplane) bridgeAlias(networkID string) string { return d.opts.table +
 // and endpoints (they never clash: each touches its own links, chains and
 // map keys), exclusive for Reconcile, which removes what it was not told
 // about and must not remove an endpoint being attached meanwhile.
+// The lock file goes with the table (lifecycle.go), hence OpenLocked.
 func (d *Dataplane) lock(ctx context.Context, how int) (func(), error) {
 	if err := os.MkdirAll(d.opts.lockDir, 0o700); err != nil {
 		return nil, fmt.Errorf("dataplane lock: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(d.opts.lockDir, d.opts.table+".lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	f, err := lockfile.OpenLocked(ctx, d.lockPath(), how, true)
 	if err != nil {
-		return nil, fmt.Errorf("dataplane lock: %w", err)
-	}
-	if err := lockfile.Flock(ctx, f, how); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("dataplane lock %s: %w", f.Name(), err)
+		return nil, fmt.Errorf("dataplane lock %s: %w", d.lockPath(), err)
 	}
 	return func() { f.Close() }, nil
 }
+
+func (d *Dataplane) lockPath() string { return filepath.Join(d.opts.lockDir, d.opts.table+".lock") }
 
 func validateNetwork(n Network) error {
 	if n.ID == "" {
@@ -154,12 +154,17 @@ func (d *Dataplane) ensureNetwork(n Network) error {
 	if err != nil {
 		return fmt.Errorf("network %s: listing nftables chains: %w", n.ID, err)
 	}
+	older, err := d.checkVersion(have)
+	if err != nil {
+		return fmt.Errorf("network %s: %w", n.ID, err)
+	}
 	chains, els := networkObjects(n)
-	if have[markerChain] && have[chains[0].name] {
+	current := have[markerName(d.opts.version)] && len(older) == 0
+	if current && have[chains[0].name] {
 		return nil
 	}
-	if !have[markerChain] {
-		if err := b.ensureStatic(); err != nil {
+	if !current {
+		if err := b.ensureStatic(d.opts.version, older); err != nil {
 			return err
 		}
 	}
@@ -189,8 +194,8 @@ func (d *Dataplane) chainNames(b *batch) (map[string]bool, error) {
 }
 
 // RemoveNetwork removes a network's rules and bridge, and the veths still
-// on it (their published ports are for RemoveEndpoint or Reconcile).
-// Idempotent.
+// on it (their published ports are for RemoveEndpoint or Reconcile); with
+// the last bridge, the table goes (lifecycle.go). Idempotent.
 func (d *Dataplane) RemoveNetwork(ctx context.Context, n Network) error {
 	if err := validateNetwork(n); err != nil {
 		return err
@@ -199,8 +204,12 @@ func (d *Dataplane) RemoveNetwork(ctx context.Context, n Network) error {
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	return d.removeNetwork(n)
+	err = d.removeNetwork(n)
+	unlock()
+	if err != nil {
+		return err
+	}
+	return d.releaseIfUnused(ctx)
 }
 
 func (d *Dataplane) removeNetwork(n Network) error {
@@ -338,9 +347,12 @@ func (d *Dataplane) RemoveEndpoint(ctx context.Context, n Network, ep Endpoint) 
 	if err != nil {
 		return errdefs.InvalidArgument("container %s: %v", ep.ContainerID, err)
 	}
-	unlock, err := d.lock(ctx, unix.LOCK_SH)
+	unlock, err := d.lockForRemoval(ctx)
 	if err != nil {
 		return err
+	}
+	if unlock == nil {
+		return d.deleteLink(ep.HostIfName) // no table: nothing published
 	}
 	defer unlock()
 	if err := d.redirectRemove(ctx, els); err != nil {
@@ -375,9 +387,9 @@ func (d *Dataplane) ReleaseEndpoint(ctx context.Context, n Network, ep Endpoint)
 	if len(els) == 0 {
 		return nil
 	}
-	unlock, err := d.lock(ctx, unix.LOCK_SH)
-	if err != nil {
-		return err
+	unlock, err := d.lockForRemoval(ctx)
+	if err != nil || unlock == nil {
+		return err // nil unlock: no table, nothing published
 	}
 	defer unlock()
 	if err := d.redirectRemove(ctx, els); err != nil {

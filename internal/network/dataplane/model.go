@@ -46,10 +46,11 @@ const (
 	mapDNAT6   = "dnat6"
 
 	chainForward = "berth-forward"
-	// markerChain is an empty chain whose presence says the static part
-	// of the table is this version's; change its name with that part.
-	markerChain = "ruleset-3"
-	chainPorts  = "ports"
+	// rulesetVersion is the version of the table's static part, which
+	// the table records as an empty chain "ruleset-<N>" (version.go);
+	// bump it with that part.
+	rulesetVersion = 3
+	chainPorts     = "ports"
 )
 
 func toChain(bridge string) string       { return "to-" + bridge }
@@ -317,7 +318,7 @@ func staticChains() []chainSpec {
 		iif = expr.MetaKeyIIFNAME
 	)
 	return []chainSpec{
-		{name: markerChain},
+		{name: markerName(rulesetVersion)},
 		{name: UserChain, keep: true},
 		{
 			// Docker 28's guard: route_localnet on a bridge (needed for

@@ -275,6 +275,10 @@ func (noRedirectError) Error() string { return "socket redirect unavailable" }
 
 var errNoRedirect error = noRedirectError{}
 
+func (d *Dataplane) redirectLockPath() string {
+	return filepath.Join(d.opts.lockDir, d.opts.table+".redirect.lock")
+}
+
 // openRedirect takes the plane's redirect lock and finds its objects.
 func (d *Dataplane) openRedirect(ctx context.Context) (*redirectPlane, func(), error) {
 	if d.opts.noRedirect {
@@ -297,13 +301,10 @@ func (d *Dataplane) openRedirect(ctx context.Context) (*redirectPlane, func(), e
 	if err := os.MkdirAll(d.opts.lockDir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("socket redirect lock: %w", err)
 	}
-	lf, err := os.OpenFile(filepath.Join(d.opts.lockDir, d.opts.table+".redirect.lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	// OpenLocked: dropTableAndLock deletes this file with the table.
+	lf, err := lockfile.OpenLocked(ctx, d.redirectLockPath(), unix.LOCK_EX, true)
 	if err != nil {
-		return nil, nil, fmt.Errorf("socket redirect lock: %w", err)
-	}
-	if err := lockfile.Flock(ctx, lf, unix.LOCK_EX); err != nil {
-		lf.Close()
-		return nil, nil, fmt.Errorf("socket redirect lock %s: %w", lf.Name(), err)
+		return nil, nil, fmt.Errorf("socket redirect lock %s: %w", d.redirectLockPath(), err)
 	}
 	cg, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
