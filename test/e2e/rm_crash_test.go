@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -82,5 +83,33 @@ func TestRemoveCrashes(t *testing.T) {
 		s := e.state(t)
 		return len(s.dirs)+len(s.monitors)+len(s.mounts)+len(s.cgroups) == 0
 	})
+	assertNoLeftovers(t, e)
+}
+
+// TestRemoveRunningVolumes: rm -f of running containers removes their
+// anonymous volumes with -v only, as Docker; a volume another container
+// uses stays.
+func TestRemoveRunningVolumes(t *testing.T) {
+	e := newEnv(t)
+	keep := strings.TrimSpace(e.must("run", "-d", "-v", "/anon", "busybox", "sleep", "1000"))
+	gone := strings.TrimSpace(e.must("run", "-d", "-v", "/anon", "busybox", "sleep", "1000"))
+	shared := strings.TrimSpace(e.must("run", "-d", "-v", "/anon", "busybox", "sleep", "1000"))
+	user := strings.TrimSpace(e.must("run", "-d", "--volumes-from", shared, "busybox", "sleep", "1000"))
+	volOf := func(id string) string {
+		return strings.TrimSpace(e.must("inspect", "-f", "{{range .Mounts}}{{.Name}}{{end}}", id))
+	}
+	vKeep, vGone, vShared := volOf(keep), volOf(gone), volOf(shared)
+	e.must("rm", "-f", keep)
+	e.must("rm", "-f", "-v", gone, shared)
+	vols := strings.Fields(e.must("volume", "ls", "-q"))
+	for _, tc := range []struct {
+		vol  string
+		want bool
+	}{{vKeep, true}, {vGone, false}, {vShared, true}} {
+		if slices.Contains(vols, tc.vol) != tc.want {
+			t.Errorf("volume %s listed: %v, want %v (volumes %v)", tc.vol, !tc.want, tc.want, vols)
+		}
+	}
+	e.must("rm", "-f", user)
 	assertNoLeftovers(t, e)
 }
