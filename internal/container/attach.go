@@ -128,11 +128,12 @@ func (a *Attachment) Stream(ctx context.Context, stdin io.Reader, stdout, stderr
 			if stderr != nil {
 				stderr.Write(payload)
 			}
-		case FrameExit:
+		case FrameExit, FrameStopped:
 			var msg ExitMsg
 			if err := json.Unmarshal(payload, &msg); err != nil {
 				return nil, err
 			}
+			msg.Stopped = kind == FrameStopped
 			return &msg, nil
 		}
 	}

@@ -10,9 +10,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/internal/errdefs"
-	"github.com/berth-dev/berth/internal/fsutil"
 	"github.com/berth-dev/berth/internal/metadata"
-	"github.com/berth-dev/berth/internal/snapshot"
 )
 
 // ParseSignal reads "TERM", "SIGTERM", "sigkill" or "9".
@@ -243,7 +241,9 @@ func (s *Service) Remove(ctx context.Context, ref string, opts RemoveOptions) er
 			return nil
 		}); err != nil {
 			if errdefs.IsNotFound(err) {
-				return nil // removed meanwhile
+				// Its monitor deleted the record and died before the
+				// files were gone (see removeForRemover).
+				return s.removeOrphan(ctx, c.ID)
 			}
 			return err
 		}
@@ -282,7 +282,7 @@ func (s *Service) removeThroughMonitor(ctx context.Context, c *Container, volume
 	if err := att.fw.writeJSON(FrameHello, AttachOptions{}); err != nil {
 		return false, err
 	}
-	if err := att.fw.writeJSON(FrameRemove, removeMsg{Volumes: volumes}); err != nil {
+	if err := att.fw.writeJSON(FrameRemove, removeMsg{Volumes: volumes, Handover: true}); err != nil {
 		return false, err
 	}
 	if c.State.Paused {
@@ -291,6 +291,9 @@ func (s *Service) removeThroughMonitor(ctx context.Context, c *Container, volume
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	exit, err := att.Stream(wctx, nil, nil, nil)
+	if err == nil && exit.Stopped {
+		exit, err = s.deleteForMonitor(wctx, att, c)
+	}
 	if err != nil {
 		return false, err
 	}
@@ -318,37 +321,18 @@ func (s *Service) removeStopped(ctx context.Context, c *Container, volumes bool)
 			return err
 		}
 	}
-	if rt := s.runtimeFor(c); rt.HasState(c.ID) {
-		rt.Delete(ctx, c.ID, true)
-	}
-	if err := s.detachNetwork(ctx, c, true); err != nil {
+	if err := s.tearDown(ctx, c); err != nil {
 		return err
 	}
-	if err := snapshot.Unmount(s.RootfsDir(c.ID)); err != nil {
+	if err := s.removeDirs(c); err != nil {
 		return err
 	}
-	if err := fsutil.RemoveAll(s.BundleDir(c.ID)); err != nil {
-		return fmt.Errorf("remove bundle of %s: %w", c.ShortName(), err)
-	}
-	if err := s.snaps.RemoveContainerLayer(c.ID); err != nil {
-		return fmt.Errorf("remove layer of %s: %w", c.ShortName(), err)
-	}
-	err := s.meta.Update(ctx, func(tx *metadata.Tx) error {
-		if owner := tx.GetRaw(metadata.BucketNames, c.ShortName()); string(owner) == c.ID {
-			if err := tx.Delete(metadata.BucketNames, c.ShortName()); err != nil {
-				return err
-			}
-		}
-		return tx.Delete(metadata.BucketContainers, c.ID)
-	})
-	if err != nil {
+	if err := s.deleteRecord(ctx, c); err != nil {
 		return err
 	}
-	if volumes && s.volumes != nil {
-		for _, name := range c.Internal.AnonymousVolumes {
-			if err := s.volumes.Remove(ctx, name, true); err != nil && !errdefs.IsConflict(err) {
-				return err
-			}
+	if volumes {
+		if err := s.removeAnonymousVolumes(ctx, c); err != nil {
+			return err
 		}
 	}
 	s.Emit(ctx, ContainerEvent(c, "destroy"))

@@ -46,6 +46,8 @@ type monitor struct {
 	// container is removed (with its anonymous volumes when removeVolumes)
 	// as soon as it exits.
 	remove, removeVolumes bool
+	// handover is set when the remover deletes the record (removal.go).
+	handover *handover
 	// deleted is closed once the runtime has deleted the last run.
 	deleted chan struct{}
 	// execs are the exec sessions the monitor runs (monitor_exec.go).
@@ -196,6 +198,11 @@ func (s *Service) RunMonitor(ctx context.Context, id string, starter *os.File, a
 		s.detachNetworkHolding(ctx, m.c, true, &netEvents)
 	}
 	m.tr.mark("detach network")
+	if remove && !m.c.HostConfig.AutoRemove && m.removeForRemover(ctx, &exit, netEvents, removeVolumes) {
+		m.tr.mark("remove")
+		m.report(ctx, ln, exit, finishNet)
+		return nil
+	}
 	c, err = s.update(ctx, id, func(c *Container) error {
 		c.State.Status = "exited"
 		c.State.Running, c.State.Paused, c.State.Restarting = false, false, false
@@ -229,15 +236,21 @@ func (s *Service) RunMonitor(ctx context.Context, id string, starter *os.File, a
 		}
 	}
 	m.tr.mark("auto-remove")
+	m.report(ctx, ln, exit, finishNet)
+	return nil
+}
+
+// report tells the clients how the container ended and closes the attach
+// socket; then it finishes the network's teardown (finishNet, when set).
+func (m *monitor) report(ctx context.Context, ln *net.UnixListener, exit ExitMsg, finishNet func(context.Context) error) {
 	ln.Close()
-	os.Remove(s.attachSocket(id))
+	os.Remove(m.s.attachSocket(m.id))
 	m.broadcastJSON(FrameExit, exit)
 	m.closeClients()
 	if finishNet != nil {
 		finishNet(ctx)
 		m.tr.mark("unpublish ports")
 	}
-	return nil
 }
 
 type exitStatus struct {
@@ -548,6 +561,7 @@ func (m *monitor) dropClient(cl *monClient) {
 // serveClient reads a client's frames: hello, stdin, resize, signals.
 func (m *monitor) serveClient(cl *monClient) {
 	defer m.dropClient(cl)
+	defer m.answerHandover(cl, false) // a remover gone says no
 	var buf []byte
 	for {
 		kind, payload, err := readFrame(cl.conn, buf)
@@ -616,9 +630,16 @@ func (m *monitor) serveClient(cl *monClient) {
 			json.Unmarshal(payload, &rm)
 			m.mu.Lock()
 			m.remove, m.removeVolumes = true, rm.Volumes
+			if rm.Handover && m.handover == nil {
+				m.handover = &handover{remover: cl, gone: make(chan bool, 1)}
+			}
 			m.mu.Unlock()
 			// Killing the init of a pid namespace ends every process in it.
 			m.signalInit(unix.SIGKILL)
+		case FrameRecordGone:
+			var gone bool
+			json.Unmarshal(payload, &gone)
+			m.answerHandover(cl, gone)
 		}
 	}
 }

@@ -26,6 +26,8 @@ const (
 	FrameSignal     byte = 0x22 // client -> monitor: uint32 signal number
 	FrameDetach     byte = 0x23 // client -> monitor: stop sending me output
 	FrameRemove     byte = 0x25 // client -> monitor: JSON removeMsg; remove the container once it exits
+	FrameStopped    byte = 0x13 // monitor -> remover: JSON ExitMsg; torn down, the record is the remover's to delete (removeMsg.Handover)
+	FrameRecordGone byte = 0x30 // remover -> monitor: JSON bool, whether the remover deleted the record
 
 	maxFrame = 1 << 20
 )
@@ -40,6 +42,8 @@ type ReadyMsg struct {
 // removeMsg asks a monitor to remove its container when it exits (rm -f).
 type removeMsg struct {
 	Volumes bool `json:"volumes"`
+	// Handover: the remover deletes the record (see removeForRemover).
+	Handover bool `json:"handover,omitempty"`
 }
 
 // ExitMsg tells a client how the container ended.
@@ -48,6 +52,8 @@ type ExitMsg struct {
 	OOMKilled bool   `json:"oomKilled,omitempty"`
 	Error     string `json:"error,omitempty"`
 	Removed   bool   `json:"removed,omitempty"`
+	// Stopped: the frame was FrameStopped, not the final FrameExit.
+	Stopped bool `json:"-"`
 }
 
 // frameWriter serialises frames written by several goroutines.

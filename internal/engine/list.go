@@ -123,7 +123,7 @@ func (e *Engine) ListContainers(ctx context.Context, req ContainerListRequest) (
 		}
 	}
 
-	ctrs, err := e.Containers.List(ctx)
+	ctrs, err := e.Containers.ListForSummary(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -76,6 +76,7 @@ var migrations = []func(*bolt.Tx) error{
 type Store struct {
 	path    string
 	timeout time.Duration
+	batch   batcher // see Batch
 }
 
 // Open prepares the store at dir/metadata.db, creating or migrating it.

@@ -675,3 +675,29 @@ func TestUnifiedModeOnV2Mount(t *testing.T) {
 		t.Error("Exists() after Destroy")
 	}
 }
+
+// TestDestroyRemovesNestedCgroups: cgroups the container made inside its
+// own (a nested engine, systemd) go with it, children first.
+func TestDestroyRemovesNestedCgroups(t *testing.T) {
+	l := hostLayout(t)
+	tc := newTestCgroup(t, l)
+	m, err := newManager(tc.root, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range m.dirs() {
+		for _, sub := range []string{"a/b", "c"} {
+			if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := m.Destroy(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range m.dirs() {
+		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s still there after Destroy (%v)", dir, err)
+		}
+	}
+}

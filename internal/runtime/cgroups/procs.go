@@ -97,6 +97,11 @@ func (m *Manager) Destroy(ctx context.Context) error {
 // removeTree removes the cgroup dir and its descendants. Only directories
 // are removed: a cgroup's control files go with it.
 func removeTree(ctx context.Context, dir string) error {
+	// Mostly there are no children and no process left: the rmdir alone
+	// does it, without listing the control files of each hierarchy.
+	if err := unix.Rmdir(dir); err == nil || errors.Is(err, unix.ENOENT) {
+		return nil
+	}
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, unix.ENOENT) {
 		return nil

@@ -1,0 +1,164 @@
+package container
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/fsutil"
+	"github.com/berth-dev/berth/internal/metadata"
+	"github.com/berth-dev/berth/internal/snapshot"
+)
+
+// The removal of a running container by `rm -f` is done by its monitor
+// (removeThroughMonitor) while the remover holds the container's lock,
+// with one metadata commit instead of two: the monitor takes down what a
+// reconciliation would also take down (the run, the rootfs mount, the
+// network), then the record is deleted, and only then the files. A crash
+// at any point leaves either the record of a container that no longer
+// runs (reconciled as exited; a remover still alive finishes the removal
+// itself) or files that no record owns, which the remover, or the sweep
+// of its abandoned lock, removes (removeOrphan). --rm containers, which
+// their monitor removes with nobody holding their lock, keep the
+// "removing" mark that reconciliation finishes.
+//
+// The record is deleted by the remover when it asks for it (Handover):
+// one process removing many containers deletes their records in shared
+// commits (metadata.Store.Batch), where each monitor would commit alone.
+// The monitor tells it when it has taken the container down
+// (FrameStopped) and waits for its answer (FrameRecordGone); a remover
+// that says no, or goes away, leaves the deletion to the monitor.
+
+// handover is a remover's offer to delete the record (removeMsg.Handover).
+type handover struct {
+	remover *monClient
+	gone    chan bool // the remover's answer; false if it went away
+}
+
+// answerHandover passes on the answer of client cl, if cl is the remover.
+func (m *monitor) answerHandover(cl *monClient, gone bool) {
+	m.mu.Lock()
+	h := m.handover
+	m.mu.Unlock()
+	if h == nil || h.remover != cl {
+		return
+	}
+	select {
+	case h.gone <- gone:
+	default: // answered already
+	}
+}
+
+// handoverTimeout bounds the wait for a remover's answer; it is only
+// reached by a remover stuck on the store's lock, which the monitor would
+// then wait for as well.
+const handoverTimeout = 30 * time.Second
+
+// removeForRemover is the monitor's removal for rm -f, once its
+// container's last run has ended (exit is what the clients will be told;
+// held are the network's events, emitted after die). It reports false when
+// the record could not be deleted: the caller then records the exit and
+// removes the container as a --rm one.
+func (m *monitor) removeForRemover(ctx context.Context, exit *ExitMsg, held []Event, volumes bool) bool {
+	s := m.s
+	m.waitDeleted()
+	if err := s.tearDown(ctx, m.c); err != nil {
+		return false
+	}
+	m.mu.Lock()
+	h := m.handover
+	m.mu.Unlock()
+	gone := false
+	if h != nil && h.remover.fw.writeJSON(FrameStopped, exit) == nil {
+		select {
+		case gone = <-h.gone:
+		case <-time.After(handoverTimeout):
+		}
+	}
+	if !gone {
+		if err := s.deleteRecord(ctx, m.c); err != nil {
+			return false
+		}
+	}
+	m.emit("die", exit.ExitCode)
+	m.emitHeld(held)
+	err := s.removeDirs(m.c)
+	if err == nil && volumes {
+		err = s.removeAnonymousVolumes(ctx, m.c)
+	}
+	if err != nil {
+		exit.Error = err.Error()
+		return true
+	}
+	s.Emit(ctx, ContainerEvent(m.c, "destroy"))
+	exit.Removed = true
+	return true
+}
+
+// deleteForMonitor is the remover's side of the handover: the monitor of
+// c reported it stopped (FrameStopped); delete the record, in a commit
+// shared with the other removals of this process, tell the monitor, and
+// wait for its final report.
+func (s *Service) deleteForMonitor(ctx context.Context, att *Attachment, c *Container) (*ExitMsg, error) {
+	gone := s.meta.Batch(ctx, deleteRecordTx(c)) == nil
+	if err := att.fw.writeJSON(FrameRecordGone, gone); err != nil {
+		return nil, err
+	}
+	return att.Stream(ctx, nil, nil, nil)
+}
+
+// tearDown undoes what a run of c left: its runtime state, its network
+// and the namespace kept for it, its rootfs mount. All of it is repeated
+// safely.
+func (s *Service) tearDown(ctx context.Context, c *Container) error {
+	if rt := s.runtimeFor(c); rt.HasState(c.ID) {
+		rt.Delete(ctx, c.ID, true)
+	}
+	if err := s.detachNetwork(ctx, c, true); err != nil {
+		return err
+	}
+	return snapshot.Unmount(s.RootfsDir(c.ID))
+}
+
+// deleteRecord deletes c's record and frees its name.
+func (s *Service) deleteRecord(ctx context.Context, c *Container) error {
+	return s.meta.Update(ctx, deleteRecordTx(c))
+}
+
+// deleteRecordTx is deleteRecord's transaction; it may run again.
+func deleteRecordTx(c *Container) func(*metadata.Tx) error {
+	return func(tx *metadata.Tx) error {
+		if owner := tx.GetRaw(metadata.BucketNames, c.ShortName()); string(owner) == c.ID {
+			if err := tx.Delete(metadata.BucketNames, c.ShortName()); err != nil {
+				return err
+			}
+		}
+		return tx.Delete(metadata.BucketContainers, c.ID)
+	}
+}
+
+// removeDirs removes the bundle and the writable layer of c.
+func (s *Service) removeDirs(c *Container) error {
+	if err := fsutil.RemoveAll(s.BundleDir(c.ID)); err != nil {
+		return fmt.Errorf("remove bundle of %s: %w", c.ShortName(), err)
+	}
+	if err := s.snaps.RemoveContainerLayer(c.ID); err != nil {
+		return fmt.Errorf("remove layer of %s: %w", c.ShortName(), err)
+	}
+	return nil
+}
+
+// removeAnonymousVolumes removes the anonymous volumes of c (rm -v, --rm)
+// that no other container uses.
+func (s *Service) removeAnonymousVolumes(ctx context.Context, c *Container) error {
+	if s.volumes == nil {
+		return nil
+	}
+	for _, name := range c.Internal.AnonymousVolumes {
+		if err := s.volumes.Remove(ctx, name, true); err != nil && !errdefs.IsConflict(err) {
+			return err
+		}
+	}
+	return nil
+}
