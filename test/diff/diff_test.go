@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/internal/testutil"
+	"github.com/berth-dev/berth/internal/testutil/rootclean"
 )
 
 var (
@@ -65,10 +66,12 @@ func TestMain(m *testing.M) {
 	}
 	// t.TempDir() and the engines' temporary files go there too.
 	os.Setenv("TMPDIR", suiteDir)
-	stop := testutil.OnTimeoutOrSignal(func() { testutil.SweepDir(suiteDir) })
+	// Then the redirect programs of the roots swept (testutil cannot).
+	sweep := func() { testutil.SweepDir(suiteDir); rootclean.SweepStale() }
+	stop := testutil.OnTimeoutOrSignal(sweep)
 	code := m.Run()
 	stop()
-	testutil.SweepDir(suiteDir)
+	sweep()
 	os.Exit(code)
 }
 

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/testutil"
+	"github.com/berth-dev/berth/internal/testutil/rootclean"
 )
 
 // An engine is one CLI with its state: berth with a root of its own per
@@ -90,7 +91,8 @@ func sweepBerthRoot(e *engine, dir string) []string {
 	// Networks go the ordinary way: their bridges leave the kernel, and
 	// with the last one the root's nftables table.
 	e.exec([]string{"network", "prune", "-f"}, "", time.Minute)
-	left := testutil.DataplaneLeft(testutil.RootTable(filepath.Join(dir, "root")))
+	left := rootclean.Left(filepath.Join(dir, "root"))
+	rootclean.Remove(filepath.Join(dir, "root"))
 	testutil.SweepDir(dir)
 	return left
 }

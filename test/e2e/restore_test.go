@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/internal/testutil"
+	"github.com/berth-dev/berth/internal/testutil/rootclean"
 )
 
 // TestRestoreAfterCrash stands in for a reboot: every monitor dies with -9,
@@ -59,11 +60,11 @@ func TestRestoreAfterReboot(t *testing.T) {
 	// The reboot.
 	testutil.KillBelow(e.dir)
 	testutil.UnmountBelow(e.dir)
-	testutil.RemoveDataplane(testutil.RootTable(e.root))
+	rootclean.Remove(e.root)
 	if err := os.RemoveAll(e.runroot); err != nil {
 		t.Fatal(err)
 	}
-	if left := testutil.DataplaneLeft(testutil.RootTable(e.root)); len(left) > 0 {
+	if left := rootclean.Left(e.root); len(left) > 0 {
 		t.Fatalf("the simulated reboot left %v", left)
 	}
 	if c, err := net.DialTimeout("tcp", "127.0.0.1:18592", 2*time.Second); err == nil {

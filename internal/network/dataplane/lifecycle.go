@@ -95,6 +95,10 @@ func (d *Dataplane) dropTableAndLock() error {
 	if err != nil || !gone {
 		return err
 	}
+	// Its redirect programs, should any be left, are stale now.
+	if err := d.sweepStaleRedirects(); err != nil {
+		return err
+	}
 	if err := os.Remove(d.lockPath()); err != nil && !os.IsNotExist(err) {
 		return fmt.Errorf("dataplane lock: %w", err)
 	}

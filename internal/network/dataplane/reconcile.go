@@ -175,6 +175,11 @@ func (d *Dataplane) Reconcile(ctx context.Context, nets []Network, eps []Endpoin
 			errs = append(errs, fmt.Errorf("reconcile: %w", err))
 		}
 	}
+	// Other roots' too: a root deleted with containers on it reconciles
+	// no more.
+	if err := d.sweepStaleRedirects(); err != nil {
+		errs = append(errs, fmt.Errorf("reconcile: %w", err))
+	}
 	return errors.Join(errs...)
 }
 

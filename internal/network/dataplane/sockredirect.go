@@ -162,14 +162,15 @@ func redirectEntries(els []element) []redirectEntry {
 }
 
 // redirectTag names one plane's programs and its redirect map: its
-// table. redirectNSTag names its reverse map: the table and the network
-// namespace the programs serve (whose cookie they hold), so that a
-// caller in another namespace (a test's stand-in for the host, berth
-// run under nsenter) knows they are not its own.
+// table. redirectNSTag names its reverse map: the network namespace the
+// programs serve (whose cookie they hold), so that a caller in another
+// namespace (a test's stand-in for the host, berth run under nsenter)
+// knows they are not its own, and the stale sweep knows which programs
+// are its namespace's.
 func redirectTag(table string) string { return hash8(table) }
 
-func redirectNSTag(table string, netnsCookie uint64) string {
-	return hash8(table + "/" + strconv.FormatUint(netnsCookie, 10))
+func redirectNSTag(netnsCookie uint64) string {
+	return hash8("netns/" + strconv.FormatUint(netnsCookie, 10))[:4]
 }
 
 func hash8(s string) string {
@@ -180,7 +181,11 @@ func hash8(s string) string {
 
 func redirectProgName(kind, tag string) string { return "bsr" + kind + "_" + tag }
 func redirectMapName(tag string) string        { return "bsrm_" + tag }
-func redirectRevName(tag string) string        { return "bsrr_" + tag }
+
+// redirectRevName names a plane's reverse map: "bsrr", six characters
+// of its table's tag, "_", its namespace's tag (15 characters, the
+// kernel's limit).
+func redirectRevName(tag, nsTag string) string { return "bsrr" + tag[:6] + "_" + nsTag }
 
 // netnsCookie is the cookie of the calling thread's network namespace.
 func netnsCookie() (uint64, error) {
@@ -284,20 +289,6 @@ func (d *Dataplane) openRedirect(ctx context.Context) (*redirectPlane, func(), e
 	if d.opts.noRedirect {
 		return nil, nil, errNoRedirect
 	}
-	root := d.opts.cgroup2
-	if root == "" {
-		var err error
-		if root, err = cgroup2Root(); err != nil {
-			return nil, nil, fmt.Errorf("socket redirect: finding the cgroup2 mount: %w", err)
-		}
-		if root == "" {
-			return nil, nil, errNoRedirect
-		}
-	}
-	cookie, err := netnsCookie()
-	if err != nil {
-		return nil, nil, fmt.Errorf("socket redirect: network namespace cookie: %w", err)
-	}
 	if err := os.MkdirAll(d.opts.lockDir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("socket redirect lock: %w", err)
 	}
@@ -306,21 +297,62 @@ func (d *Dataplane) openRedirect(ctx context.Context) (*redirectPlane, func(), e
 	if err != nil {
 		return nil, nil, fmt.Errorf("socket redirect lock %s: %w", d.redirectLockPath(), err)
 	}
-	cg, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	p, err := d.findRedirect()
 	if err != nil {
-		lf.Close()
-		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EACCES) {
-			return nil, nil, errNoRedirect
-		}
-		return nil, nil, fmt.Errorf("socket redirect: %s: %w", root, err)
-	}
-	p := &redirectPlane{cg: cg, tag: redirectTag(d.opts.table), nsTag: redirectNSTag(d.opts.table, cookie), cookie: cookie, mapFD: -1, revFD: -1, progs: map[string]int{}, extra: map[int]uint32{}}
-	if err := p.find(); err != nil {
-		p.close()
 		lf.Close()
 		return nil, nil, err
 	}
 	return p, func() { p.close(); lf.Close() }, nil
+}
+
+// findRedirect finds the plane's objects, without its lock: what it sees
+// may change unless the caller holds it.
+func (d *Dataplane) findRedirect() (*redirectPlane, error) {
+	if d.opts.noRedirect {
+		return nil, errNoRedirect
+	}
+	root := d.opts.cgroup2
+	if root == "" {
+		var err error
+		if root, err = cgroup2Root(); err != nil {
+			return nil, fmt.Errorf("socket redirect: finding the cgroup2 mount: %w", err)
+		}
+		if root == "" {
+			return nil, errNoRedirect
+		}
+	}
+	cookie, err := netnsCookie()
+	if err != nil {
+		return nil, fmt.Errorf("socket redirect: network namespace cookie: %w", err)
+	}
+	cg, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EACCES) {
+			return nil, errNoRedirect
+		}
+		return nil, fmt.Errorf("socket redirect: %s: %w", root, err)
+	}
+	p := &redirectPlane{cg: cg, tag: redirectTag(d.opts.table), nsTag: redirectNSTag(cookie), cookie: cookie, mapFD: -1, revFD: -1, progs: map[string]int{}, extra: map[int]uint32{}}
+	if err := p.find(); err != nil {
+		p.close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// SocketRedirectPrograms counts the plane's programs attached to the
+// cgroup2 root (for leak checks: none once the root publishes nothing).
+// It takes no lock and changes nothing.
+func (d *Dataplane) SocketRedirectPrograms() (int, error) {
+	p, err := d.findRedirect()
+	if errors.Is(err, errNoRedirect) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer p.close()
+	return len(p.progs) + len(p.extra), nil
 }
 
 // bpfDenied says bpf(2) is not available to this process.
@@ -388,9 +420,9 @@ func (p *redirectPlane) findMaps(ids []uint32) {
 		switch {
 		case err == nil && name == redirectMapName(p.tag) && p.mapFD < 0:
 			p.mapFD = fd
-		case err == nil && strings.HasPrefix(name, "bsrr_") && p.revFD < 0:
+		case err == nil && strings.HasPrefix(name, "bsrr") && p.revFD < 0:
 			p.revFD = fd
-			p.foreign = name != redirectRevName(p.nsTag)
+			p.foreign = name != redirectRevName(p.tag, p.nsTag)
 		default:
 			unix.Close(fd)
 		}
@@ -433,7 +465,7 @@ func (p *redirectPlane) ensure() (err error) {
 		}
 		if p.revFD < 0 {
 			if p.revFD, err = bpfMapCreate(unix.BPF_MAP_TYPE_LRU_HASH, redirectRevKeySize, redirectValSize, redirectRevEntries,
-				0, redirectRevName(p.nsTag)); err != nil {
+				0, redirectRevName(p.tag, p.nsTag)); err != nil {
 				return err
 			}
 		}

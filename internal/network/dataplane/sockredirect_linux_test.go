@@ -31,7 +31,7 @@ func redirectStateOf(t *testing.T, table string) redirectState {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tag, nsTag := redirectTag(table), redirectNSTag(table, cookie)
+	tag, nsTag := redirectTag(table), redirectNSTag(cookie)
 	root, err := cgroup2Root()
 	if err != nil || root == "" {
 		t.Fatalf("no cgroup2 mount (%v)", err)
@@ -73,7 +73,7 @@ func redirectStateOf(t *testing.T, table string) redirectState {
 		}
 		name, err := bpfMapNameOf(fd)
 		unix.Close(fd)
-		if err == nil && (name == redirectMapName(tag) || name == redirectRevName(nsTag)) && !slices.Contains(st.maps, name) {
+		if err == nil && (name == redirectMapName(tag) || name == redirectRevName(tag, nsTag)) && !slices.Contains(st.maps, name) {
 			st.maps = append(st.maps, name) // once: a freed map lingers
 		}
 	}
@@ -635,4 +635,41 @@ func withoutBPF(t *testing.T, fn func() error) {
 	if err := <-errc; err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestSockRedirectStaleSwept: a root whose table went without its
+// containers being removed (its directory deleted, its table deleted by
+// hand) leaves programs whose entries would send the host's connections
+// wherever the routes lead, off the host included. Any other plane's
+// Reconcile detaches them; a live plane's stay.
+func TestSockRedirectStaleSwept(t *testing.T) {
+	ctx := context.Background()
+	gone, live := newTestPlane(t), newTestPlane(t)
+	for _, p := range []*testPlane{gone, live} {
+		n := p.network("x", false)
+		if err := p.EnsureNetwork(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+		ports := reserve(t, p, []PortMapping{{Proto: "tcp", ContainerPort: 8000}})
+		if err := p.AddEndpoint(ctx, n, p.endpoint(n, newNS(t), "x", 2, ports...)); err != nil {
+			t.Fatal(err)
+		}
+		wantRedirectInstalled(t, p.Table())
+	}
+	c, err := nftables.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.DelTable(&nftables.Table{Name: gone.Table(), Family: nftables.TableFamilyINet})
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	other := newTestPlane(t)
+	if err := other.Reconcile(ctx, nil, nil); err != nil {
+		t.Fatalf("Reconcile: %v", err)
+	}
+	if n, err := gone.SocketRedirectPrograms(); err != nil || n != 0 {
+		t.Errorf("the programs of a plane whose table is gone: %d (%v), want none", n, err)
+	}
+	wantRedirectInstalled(t, live.Table())
 }
