@@ -80,6 +80,7 @@ const (
 	ctxUserIP4   = 4
 	ctxUserIP6   = 8
 	ctxUserPort  = 24
+	ctxFamily    = 28 // the socket's, not the address's
 	ctxProtocol  = 36
 	ctxMsgSrcIP4 = 40
 	ctxMsgSrcIP6 = 44

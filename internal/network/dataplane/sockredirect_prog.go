@@ -69,6 +69,13 @@ func forwardBody(a *bpfAsm, h redirectHook, mapFD, revFD int) {
 		a.ldx(bpfSizeW, r2, r6, ctxUserIP6+12)
 		a.jneImm(r2, loopback6Word3, "out")
 	} else {
+		// An AF_INET6 socket's datagram to ::ffff:127.0.0.1 comes here
+		// too (udp_sendmsg), but its answers go to the v6 recvmsg hook
+		// as ::ffff:<container>, where no reverse entry matches: the
+		// client would see the container as their source. Left to DNAT,
+		// as the v4-mapped TCP connect (which never comes here) is.
+		a.ldx(bpfSizeW, r2, r6, ctxFamily)
+		a.jneImm(r2, unix.AF_INET, "out")
 		// Destination 127/8: its first byte is the word's low byte.
 		a.ldx(bpfSizeW, r7, r6, ctxUserIP4)
 		a.movReg(r2, r7)

@@ -1,0 +1,62 @@
+package dataplane
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// TestSockRedirectV4MappedUDP: a dual-stack AF_INET6 UDP socket (what
+// Go's net.ListenPacket("udp", ":0") makes) sending to
+// ::ffff:127.0.0.1:P reaches the container and gets its answers from
+// 127.0.0.1:P, as through the DNAT path. The kernel hands such a
+// datagram to the UDP4 sendmsg hook but its answers to the UDP6 recvmsg
+// hook (as ::ffff:<container>): a redirect there would show the
+// container's address as the answers' source.
+func TestSockRedirectV4MappedUDP(t *testing.T) {
+	ctx := context.Background()
+	p := newTestPlane(t)
+	n := p.network("m", false)
+	if err := p.EnsureNetwork(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	loop := netip.MustParseAddr("127.0.0.1")
+	ports := reserve(t, p, []PortMapping{
+		{Proto: "udp", HostIP: loop, ContainerPort: 8000},
+		{Proto: "udp", ContainerPort: 8000},
+	})
+	ns := newNS(t)
+	ep := p.endpoint(n, ns, "1", 2, ports...)
+	if err := p.AddEndpoint(ctx, n, ep); err != nil {
+		t.Fatal(err)
+	}
+	defer p.ReleaseEndpoint(ctx, n, ep)
+	serve(t, ns, 8000)
+	wantRedirectInstalled(t, p.Table())
+	for _, pm := range ports {
+		to := ap(loop, pm.HostPort)
+		pc, err := net.ListenPacket("udp", ":0") // dual stack
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pc.Close()
+		if la := pc.LocalAddr().(*net.UDPAddr); la.IP.To4() != nil {
+			t.Fatalf("not a dual-stack socket: %s", la)
+		}
+		pc.SetDeadline(time.Now().Add(reach))
+		mapped := netip.AddrPortFrom(netip.AddrFrom16(loop.As16()), to.Port())
+		if _, err := pc.WriteTo([]byte("?"), net.UDPAddrFromAddrPort(mapped)); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 64)
+		_, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("udp to %s: %v", mapped, err)
+		}
+		if got := from.(*net.UDPAddr).AddrPort(); got.Addr().Unmap() != loop || got.Port() != to.Port() {
+			t.Errorf("udp to %s (host %v): answer from %s, want from %s", mapped, pm.HostIP, got, mapped)
+		}
+	}
+}
