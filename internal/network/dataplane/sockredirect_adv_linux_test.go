@@ -60,3 +60,35 @@ func TestSockRedirectV4MappedUDP(t *testing.T) {
 		}
 	}
 }
+
+// TestSockRedirectGoesWithTable: when the table goes with the root's
+// last bridge (RemoveNetwork of a network whose containers' monitors
+// died without unpublishing), their DNAT elements go with it, and so
+// must the redirect: left attached, it would send the host's
+// connections to 127.0.0.1:P, once P is free for a host service, to a
+// container address nobody holds, until the next boot.
+func TestSockRedirectGoesWithTable(t *testing.T) {
+	ctx := context.Background()
+	p := newTestPlane(t)
+	n := p.network("g", false)
+	if err := p.EnsureNetwork(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	ports := reserve(t, p, []PortMapping{{Proto: "tcp", HostIP: netip.MustParseAddr("127.0.0.1"), ContainerPort: 8000}})
+	ep := p.endpoint(n, newNS(t), "1", 2, ports...)
+	if err := p.AddEndpoint(ctx, n, ep); err != nil {
+		t.Fatal(err)
+	}
+	wantRedirectInstalled(t, p.Table())
+	if err := p.RemoveNetwork(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	b, err := p.newBatch()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := p.tableExists(b); err != nil || ok {
+		t.Fatalf("table still there (%v)", err)
+	}
+	waitRedirectGone(t, p.Table())
+}
