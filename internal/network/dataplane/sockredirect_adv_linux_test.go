@@ -4,8 +4,12 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"os"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestSockRedirectV4MappedUDP: a dual-stack AF_INET6 UDP socket (what
@@ -91,4 +95,83 @@ func TestSockRedirectGoesWithTable(t *testing.T) {
 		t.Fatalf("table still there (%v)", err)
 	}
 	waitRedirectGone(t, p.Table())
+}
+
+// TestSockRedirectReverseEviction (PoC, skipped unless
+// BERTH_POC_EVICTION=1): any host user who sends one datagram from each
+// of redirectRevEntries+ fresh sockets to a published UDP port evicts
+// the reverse entries of other processes' sockets from the LRU map:
+// their getpeername (TCP) and their datagrams' source (unconnected UDP)
+// then show the container's address instead of 127.0.0.1:P.
+func TestSockRedirectReverseEviction(t *testing.T) {
+	if os.Getenv("BERTH_POC_EVICTION") == "" {
+		t.Skip("proof of concept of a known limitation; BERTH_POC_EVICTION=1 runs it")
+	}
+	ctx := context.Background()
+	p := newTestPlane(t)
+	n := p.network("e", false)
+	if err := p.EnsureNetwork(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	loop := netip.MustParseAddr("127.0.0.1")
+	ports := reserve(t, p, []PortMapping{
+		{Proto: "tcp", HostIP: loop, ContainerPort: 8000},
+		{Proto: "udp", HostIP: loop, ContainerPort: 8000},
+	})
+	ns := newNS(t)
+	ep := p.endpoint(n, ns, "1", 2, ports...)
+	if err := p.AddEndpoint(ctx, n, ep); err != nil {
+		t.Fatal(err)
+	}
+	defer p.ReleaseEndpoint(ctx, n, ep)
+	serve(t, ns, 8000)
+	tcpTo, udpTo := ap(loop, ports[0].HostPort), ap(loop, ports[1].HostPort)
+	c, err := net.Dial("tcp", tcpTo.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	peer := func() netip.AddrPort {
+		var pa netip.AddrPort
+		raw, _ := c.(syscall.Conn).SyscallConn()
+		raw.Control(func(fd uintptr) {
+			if sa, err := unix.Getpeername(int(fd)); err == nil {
+				pa = sockaddrPort(sa)
+			}
+		})
+		return pa
+	}
+	if got := peer(); got != tcpTo {
+		t.Fatalf("before: getpeername %s, want %s", got, tcpTo)
+	}
+	victim, err := net.ListenPacket("udp4", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer victim.Close()
+	if _, err := victim.WriteTo([]byte("?"), net.UDPAddrFromAddrPort(udpTo)); err != nil {
+		t.Fatal(err)
+	}
+	// The flood: nothing but socket, sendto, close.
+	sa := &unix.SockaddrInet4{Port: int(udpTo.Port()), Addr: loop.As4()}
+	for range 2 * redirectRevEntries {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		unix.Sendto(fd, []byte("x"), 0, sa)
+		unix.Close(fd)
+	}
+	if got := peer(); got != tcpTo {
+		t.Errorf("after the flood: getpeername %s, want %s", got, tcpTo)
+	}
+	victim.SetDeadline(time.Now().Add(reach))
+	buf := make([]byte, 64)
+	_, from, err := victim.ReadFrom(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := from.(*net.UDPAddr).AddrPort(); got != udpTo {
+		t.Errorf("after the flood: answer from %s, want from %s", got, udpTo)
+	}
 }
