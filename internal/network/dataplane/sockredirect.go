@@ -29,10 +29,14 @@ import (
 //     address and port from a hash map keyed by (protocol, family, host
 //     address, port), where host address 0 stands for a port published
 //     on every address;
-//   - they note (socket cookie, container address, port) -> the
-//     original address in an LRU map, and getpeername4/6 and
+//   - they note container address and port -> the original address in
+//     the socket's own storage (a BPF_MAP_TYPE_SK_STORAGE map: it goes
+//     with the socket, and no other socket can push it out, as any
+//     host user could from a shared LRU map), and getpeername4/6 and
 //     recvmsg4/6 put that original back, so the client still sees
-//     127.0.0.1:P as its peer and as its datagrams' source.
+//     127.0.0.1:P as its peer and as its datagrams' source. A socket
+//     whose storage cannot be had, or whose slot for that destination
+//     holds another (revSlot), is left to DNAT.
 //
 // Only sockets of the loader's network namespace (the host's) are
 // touched: the programs compare bpf_get_netns_cookie with the cookie
@@ -62,17 +66,15 @@ import (
 const (
 	redirectKeySize    = 24 // proto, family, port, pad, 16 address bytes
 	redirectValSize    = 24 // family, pad, port, pad, 16 address bytes
-	redirectRevKeySize = 32 // cookie, family, pad, port, pad, 16 address bytes
 	redirectMaxEntries = 1 << 17
-	redirectRevEntries = 1 << 14
 )
 
 // BPF helper numbers (include/uapi/linux/bpf.h).
 const (
-	fnMapLookupElem   = 1
-	fnMapUpdateElem   = 2
-	fnGetSocketCookie = 46
-	fnGetNetnsCookie  = 122
+	fnMapLookupElem  = 1
+	fnMapUpdateElem  = 2
+	fnGetNetnsCookie = 122
+	fnSkStorageGet   = 107
 )
 
 // Offsets in struct bpf_sock_addr and struct bpf_sock.
@@ -465,8 +467,7 @@ func (p *redirectPlane) ensure() (err error) {
 			}
 		}
 		if p.revFD < 0 {
-			if p.revFD, err = bpfMapCreate(unix.BPF_MAP_TYPE_LRU_HASH, redirectRevKeySize, redirectValSize, redirectRevEntries,
-				0, redirectRevName(p.tag, p.nsTag)); err != nil {
+			if p.revFD, err = bpfSocketStorageCreate(revSize, redirectRevName(p.tag, p.nsTag)); err != nil {
 				return err
 			}
 		}

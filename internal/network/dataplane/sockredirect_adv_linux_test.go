@@ -2,9 +2,9 @@ package dataplane
 
 import (
 	"context"
+	"encoding/binary"
 	"net"
 	"net/netip"
-	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -97,16 +97,13 @@ func TestSockRedirectGoesWithTable(t *testing.T) {
 	waitRedirectGone(t, p.Table())
 }
 
-// TestSockRedirectReverseEviction (PoC, skipped unless
-// BERTH_POC_EVICTION=1): any host user who sends one datagram from each
-// of redirectRevEntries+ fresh sockets to a published UDP port evicts
-// the reverse entries of other processes' sockets from the LRU map:
-// their getpeername (TCP) and their datagrams' source (unconnected UDP)
-// then show the container's address instead of 127.0.0.1:P.
+// TestSockRedirectReverseEviction: any host user who sent one datagram
+// from each of 2^15 fresh sockets to a published UDP port evicted the
+// reverse entries of other processes' sockets from what was a shared
+// LRU map (16384 entries): their getpeername (TCP) and their datagrams'
+// source (unconnected UDP) then showed the container's address instead
+// of 127.0.0.1:P. The originals now live in each socket's own storage.
 func TestSockRedirectReverseEviction(t *testing.T) {
-	if os.Getenv("BERTH_POC_EVICTION") == "" {
-		t.Skip("proof of concept of a known limitation; BERTH_POC_EVICTION=1 runs it")
-	}
 	ctx := context.Background()
 	p := newTestPlane(t)
 	n := p.network("e", false)
@@ -154,7 +151,7 @@ func TestSockRedirectReverseEviction(t *testing.T) {
 	}
 	// The flood: nothing but socket, sendto, close.
 	sa := &unix.SockaddrInet4{Port: int(udpTo.Port()), Addr: loop.As4()}
-	for range 2 * redirectRevEntries {
+	for range 1 << 15 {
 		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
 			t.Fatal(err)
@@ -173,5 +170,127 @@ func TestSockRedirectReverseEviction(t *testing.T) {
 	}
 	if got := from.(*net.UDPAddr).AddrPort(); got != udpTo {
 		t.Errorf("after the flood: answer from %s, want from %s", got, udpTo)
+	}
+}
+
+// TestSockRedirectOneSocketSeveralPorts: one unconnected UDP socket
+// talking to ports of two containers at once gets each answer from the
+// address it sent to.
+func TestSockRedirectOneSocketSeveralPorts(t *testing.T) {
+	ctx := context.Background()
+	p := newTestPlane(t)
+	n := p.network("s", false)
+	if err := p.EnsureNetwork(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	loop := netip.MustParseAddr("127.0.0.1")
+	var tos []netip.AddrPort
+	for i := range 2 {
+		ports := reserve(t, p, []PortMapping{{Proto: "udp", HostIP: loop, ContainerPort: 8000}})
+		ns := newNS(t)
+		ep := p.endpoint(n, ns, string(rune('1'+i)), 2+i, ports...)
+		if err := p.AddEndpoint(ctx, n, ep); err != nil {
+			t.Fatal(err)
+		}
+		defer p.ReleaseEndpoint(ctx, n, ep)
+		serve(t, ns, 8000)
+		tos = append(tos, ap(loop, ports[0].HostPort))
+	}
+	withoutDNAT(t, p)
+	pc, err := net.ListenPacket("udp4", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	buf := make([]byte, 64)
+	for round := range 3 {
+		// Both sent before either answer is read: each socket keeps
+		// more than its last destination.
+		for _, to := range tos {
+			if _, err := pc.WriteTo([]byte("?"), net.UDPAddrFromAddrPort(to)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		seen := map[netip.AddrPort]bool{}
+		for range tos {
+			pc.SetDeadline(time.Now().Add(reach))
+			_, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+			seen[from.(*net.UDPAddr).AddrPort()] = true
+		}
+		for _, to := range tos {
+			if !seen[to] {
+				t.Errorf("round %d: answers from %v, want one from each of %v", round, seen, tos)
+			}
+		}
+	}
+}
+
+// revSlotOf is the programs' slot for a container address and port.
+func revSlotOf(a netip.Addr, port uint16) int {
+	b := a.AsSlice()
+	w := uint64(binary.LittleEndian.Uint32(b[len(b)-4:]))
+	var pb [2]byte
+	binary.BigEndian.PutUint16(pb[:], port)
+	x := w ^ uint64(binary.LittleEndian.Uint16(pb[:]))
+	x ^= x >> 16
+	x ^= x >> 8
+	return int(x & (revSlots - 1))
+}
+
+// TestSockRedirectSlotTaken: when a socket's slot for a second
+// destination holds a first one, the datagram to the second takes the
+// DNAT path; both answers come from the addresses sent to.
+func TestSockRedirectSlotTaken(t *testing.T) {
+	ctx := context.Background()
+	p := newTestPlane(t)
+	n := p.network("c", false)
+	if err := p.EnsureNetwork(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	loop := netip.MustParseAddr("127.0.0.1")
+	a1, a2 := hostAddrs(n, 2)[0].Addr(), hostAddrs(n, 3)[0].Addr()
+	cport2 := 8001
+	for revSlotOf(a2, uint16(cport2)) != revSlotOf(a1, 8000) {
+		cport2++
+	}
+	var tos []netip.AddrPort
+	for i, cport := range []int{8000, cport2} {
+		ports := reserve(t, p, []PortMapping{{Proto: "udp", HostIP: loop, ContainerPort: uint16(cport)}})
+		ns := newNS(t)
+		ep := p.endpoint(n, ns, string(rune('1'+i)), 2+i, ports...)
+		if err := p.AddEndpoint(ctx, n, ep); err != nil {
+			t.Fatal(err)
+		}
+		defer p.ReleaseEndpoint(ctx, n, ep)
+		serve(t, ns, cport)
+		tos = append(tos, ap(loop, ports[0].HostPort))
+	}
+	pc, err := net.ListenPacket("udp4", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	buf := make([]byte, 64)
+	for _, to := range tos {
+		if _, err := pc.WriteTo([]byte("?"), net.UDPAddrFromAddrPort(to)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[netip.AddrPort]bool{}
+	for range tos {
+		pc.SetDeadline(time.Now().Add(reach))
+		_, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[from.(*net.UDPAddr).AddrPort()] = true
+	}
+	for _, to := range tos {
+		if !seen[to] {
+			t.Errorf("answers from %v, want one from each of %v", seen, tos)
+		}
 	}
 }

@@ -45,6 +45,18 @@ type bpfMapCreateAttr struct {
 	innerFD    uint32
 	numaNode   uint32
 	name       [bpfObjNameLen]byte
+	ifindex    uint32
+	btfFD      uint32
+	btfKeyID   uint32
+	btfValueID uint32
+}
+
+type bpfBTFLoadAttr struct {
+	btf      uint64
+	logBuf   uint64
+	size     uint32
+	logSize  uint32
+	logLevel uint32
 }
 
 type bpfElemAttr struct {
@@ -144,6 +156,73 @@ func bpfMapCreate(typ, keySize, valueSize, maxEntries, flags uint32, name string
 	fd, err := bpfCall(unix.BPF_MAP_CREATE, unsafe.Pointer(&a), unsafe.Sizeof(a))
 	if err != nil {
 		return -1, fmt.Errorf("bpf map %s: %w", name, err)
+	}
+	return int(fd), nil
+}
+
+// bpfSocketStorageCreate makes a BPF_MAP_TYPE_SK_STORAGE map of
+// valueSize bytes per socket. The kernel wants the key and value types
+// described in BTF: an int, and an array of ints as long as the value.
+func bpfSocketStorageCreate(valueSize uint32, name string) (int, error) {
+	btfFD, err := bpfBTFLoad(intArrayBTF(valueSize / 4))
+	if err != nil {
+		return -1, fmt.Errorf("bpf map %s: %w", name, err)
+	}
+	defer unix.Close(btfFD)
+	a := bpfMapCreateAttr{mapType: unix.BPF_MAP_TYPE_SK_STORAGE, keySize: 4, valueSize: valueSize, flags: unix.BPF_F_NO_PREALLOC,
+		name: objName(name), btfFD: uint32(btfFD), btfKeyID: 1, btfValueID: 2}
+	fd, err := bpfCall(unix.BPF_MAP_CREATE, unsafe.Pointer(&a), unsafe.Sizeof(a))
+	if err != nil {
+		return -1, fmt.Errorf("bpf map %s: %w", name, err)
+	}
+	return int(fd), nil
+}
+
+// intArrayBTF is a BTF blob of two types: [1] int, [2] int[n].
+func intArrayBTF(n uint32) []byte {
+	const (
+		kindInt   = 1
+		kindArray = 3
+	)
+	strs := []byte("\x00int\x00")
+	var types []byte
+	u32 := func(v uint32) { types = binary.LittleEndian.AppendUint32(types, v) }
+	// [1] int: name "int", size 4, signed, 32 bits.
+	u32(1)
+	u32(kindInt << 24)
+	u32(4)
+	u32(1<<24 | 32)
+	// [2] int[n]: anonymous; element and index type int.
+	u32(0)
+	u32(kindArray << 24)
+	u32(0)
+	u32(1)
+	u32(1)
+	u32(n)
+	var b []byte
+	b = binary.LittleEndian.AppendUint16(b, 0xeb9f) // magic
+	b = append(b, 1, 0)                             // version, flags
+	b = binary.LittleEndian.AppendUint32(b, 24)     // header length
+	b = binary.LittleEndian.AppendUint32(b, 0)      // types at
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(types)))
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(types))) // strings at
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(strs)))
+	b = append(b, types...)
+	return append(b, strs...)
+}
+
+func bpfBTFLoad(blob []byte) (int, error) {
+	log := make([]byte, 4096)
+	a := bpfBTFLoadAttr{btf: uint64(uintptr(unsafe.Pointer(&blob[0]))), size: uint32(len(blob)),
+		logBuf: uint64(uintptr(unsafe.Pointer(&log[0]))), logSize: uint32(len(log)), logLevel: 1}
+	fd, err := bpfCall(unix.BPF_BTF_LOAD, unsafe.Pointer(&a), unsafe.Sizeof(a))
+	runtime.KeepAlive(blob)
+	runtime.KeepAlive(log)
+	if err != nil {
+		if i := bytes.IndexByte(log, 0); i >= 0 {
+			log = log[:i]
+		}
+		return -1, fmt.Errorf("loading BTF: %w: %s", err, bytes.TrimSpace(log))
 	}
 	return int(fd), nil
 }
@@ -360,6 +439,10 @@ func (a *bpfAsm) movImm(dst bpfReg, v int32) { a.emit(bpfInsn{code: 0xb7, dst: d
 func (a *bpfAsm) addImm(dst bpfReg, v int32) { a.emit(bpfInsn{code: 0x07, dst: dst, imm: v}) }
 func (a *bpfAsm) andImm(dst bpfReg, v int32) { a.emit(bpfInsn{code: 0x57, dst: dst, imm: v}) }
 func (a *bpfAsm) orReg(dst, src bpfReg)      { a.emit(bpfInsn{code: 0x4f, dst: dst, src: src}) }
+func (a *bpfAsm) xorReg(dst, src bpfReg)     { a.emit(bpfInsn{code: 0xaf, dst: dst, src: src}) }
+func (a *bpfAsm) addReg(dst, src bpfReg)     { a.emit(bpfInsn{code: 0x0f, dst: dst, src: src}) }
+func (a *bpfAsm) lshImm(dst bpfReg, v int32) { a.emit(bpfInsn{code: 0x67, dst: dst, imm: v}) }
+func (a *bpfAsm) rshImm(dst bpfReg, v int32) { a.emit(bpfInsn{code: 0x77, dst: dst, imm: v}) }
 func (a *bpfAsm) call(helper int32)          { a.emit(bpfInsn{code: 0x85, imm: helper}) }
 func (a *bpfAsm) exit()                      { a.emit(bpfInsn{code: 0x95}) }
 func (a *bpfAsm) ja(label string)            { a.emit(bpfInsn{code: 0x05, label: label}) }

@@ -9,17 +9,11 @@ import (
 // The redirect programs, one per hook. Stack layout (offsets from r10):
 //
 //	-24..-1   redirect map key:  proto, family, port(2), pad(4), addr(16)
-//	-56..-25  reverse map key:   cookie(8), family, pad, port(2), pad(4), addr(16)
-//	-80..-57  reverse map value: family, pad, port(2), pad(4), addr(16)
 //
 // Ports and addresses stay in network byte order throughout: a port is
 // read from ctx->user_port as a 32-bit word whose low half is the port's
 // two bytes in memory order, and stored back the same way.
-const (
-	stKey    = -24
-	stRevKey = -56
-	stRevVal = -80
-)
+const stKey = -24
 
 // loopback6Word3 is the last 32-bit word of ::1 as a little-endian load
 // sees it (bytes 00 00 00 01). The programs are built for little-endian
@@ -140,41 +134,51 @@ func forwardBody(a *bpfAsm, h redirectHook, mapFD, revFD int) {
 	a.jneImm(r2, fam, "out")
 	a.movReg(r8, r0)
 
-	// Remember the original for getpeername and recvmsg.
-	zero(a, stRevVal, redirectValSize)
-	a.st(bpfSizeB, r10, stRevVal, fam)
-	a.stx(bpfSizeH, r10, stRevVal+2, r9)
+	// Remember the original for getpeername and recvmsg, in the
+	// socket's own storage (it goes with the socket, and no other
+	// socket's traffic can push it out). Without it, no redirect:
+	// the client would see the container as its peer.
+	a.ldMapFD(r1, revFD)
+	a.ldx(bpfSizeDW, r2, r6, ctxSk)
+	a.movImm(r3, 0)
+	a.movImm(r4, unix.BPF_SK_STORAGE_GET_F_CREATE)
+	a.call(fnSkStorageGet)
+	a.jeqImm(r0, 0, "out")
+	addrWord := int16(8)
 	if h.v6 {
-		a.st(bpfSizeW, r10, stRevVal+8+12, loopback6Word3)
-	} else {
-		a.stx(bpfSizeW, r10, stRevVal+8, r7)
+		addrWord = 8 + 12
 	}
-	a.movReg(r1, r6)
-	a.call(fnGetSocketCookie)
-	a.stx(bpfSizeDW, r10, stRevKey, r0)
-	zero(a, stRevKey+8, redirectRevKeySize-8)
-	a.st(bpfSizeB, r10, stRevKey+8, fam)
-	a.ldx(bpfSizeH, r2, r8, 2)
-	a.stx(bpfSizeH, r10, stRevKey+10, r2)
+	a.ldx(bpfSizeW, r3, r8, addrWord)
+	a.ldx(bpfSizeH, r4, r8, 2)
+	revSlot(a)
+	// A slot holding another destination stays its: this datagram
+	// takes the DNAT path, which answers from the right address too.
+	a.ldx(bpfSizeB, r2, r0, 0)
+	a.jeqImm(r2, 0, "free")
+	for i := int16(0); i < redirectValSize; i += 8 {
+		a.ldx(bpfSizeDW, r2, r0, i)
+		a.ldx(bpfSizeDW, r3, r8, i)
+		a.jneReg(r2, r3, "out")
+	}
+	a.label("free")
+	for i := int16(0); i < redirectValSize; i += 8 {
+		a.ldx(bpfSizeDW, r2, r8, i)
+		a.stx(bpfSizeDW, r0, i, r2)
+	}
+	zeroAt(a, r0, revOrig, redirectValSize)
+	a.st(bpfSizeB, r0, revOrig, fam)
+	a.stx(bpfSizeH, r0, revOrig+2, r9)
+	if h.v6 {
+		a.st(bpfSizeW, r0, revOrig+8+12, loopback6Word3)
+	} else {
+		a.stx(bpfSizeW, r0, revOrig+8, r7)
+	}
+
+	// Rewrite the destination.
 	words := int16(1)
 	if h.v6 {
 		words = 4
 	}
-	for i := int16(0); i < words; i++ {
-		a.ldx(bpfSizeW, r2, r8, 8+4*i)
-		a.stx(bpfSizeW, r10, stRevKey+16+4*i, r2)
-	}
-	a.ldMapFD(r1, revFD)
-	a.movReg(r2, r10)
-	a.addImm(r2, stRevKey)
-	a.movReg(r3, r10)
-	a.addImm(r3, stRevVal)
-	a.movImm(r4, unix.BPF_ANY)
-	a.call(fnMapUpdateElem)
-	// A full or failing reverse map only costs getpeername its
-	// disguise: the connection is redirected all the same.
-
-	// Rewrite the destination.
 	for i := int16(0); i < words; i++ {
 		a.ldx(bpfSizeW, r2, r8, 8+4*i)
 		if h.v6 {
@@ -185,6 +189,40 @@ func forwardBody(a *bpfAsm, h redirectHook, mapFD, revFD int) {
 	}
 	a.ldx(bpfSizeH, r2, r8, 2)
 	a.stx(bpfSizeW, r6, ctxUserPort, r2)
+}
+
+// The reverse storage of a socket: revSlots slots of revSlotSize bytes,
+// picked by a hash of the container's address and port (a socket
+// sending to several published ports keeps several). A slot: the
+// redirect map's value (family, port, address of the container), then
+// at revOrig the original destination in the same layout.
+const (
+	revSlots    = 4
+	revSlotLog  = 6
+	revSlotSize = 1 << revSlotLog
+	revOrig     = redirectValSize
+	revSize     = revSlots * revSlotSize
+)
+
+// revSlot adds to r0 (the socket's storage) the offset of the slot for
+// the address word in r3 and the port in r4; it uses r3 and r4.
+func revSlot(a *bpfAsm) {
+	a.xorReg(r3, r4)
+	a.movReg(r4, r3)
+	a.rshImm(r4, 16)
+	a.xorReg(r3, r4)
+	a.movReg(r4, r3)
+	a.rshImm(r4, 8)
+	a.xorReg(r3, r4)
+	a.andImm(r3, revSlots-1)
+	a.lshImm(r3, revSlotLog)
+	a.addReg(r0, r3)
+}
+
+func zeroAt(a *bpfAsm, base bpfReg, off int16, n int) {
+	for i := 0; i < n; i += 8 {
+		a.st(bpfSizeDW, base, off+int16(i), 0)
+	}
 }
 
 // loopback6Check jumps to "out" when the 16 bytes at base+off are ::1.
@@ -201,43 +239,46 @@ func loopback6Check(a *bpfAsm, base bpfReg, off int16, ok string) {
 }
 
 // reverseBody: getpeername and recvmsg put back the address the socket
-// was connected or sent to.
+// was connected or sent to, when the peer is the container it was
+// redirected to.
 func reverseBody(a *bpfAsm, h redirectHook, revFD int) {
 	fam, words := int32(4), int16(1)
+	addrWord := int16(ctxUserIP4)
 	if h.v6 {
-		fam, words = 6, 4
-	}
-	a.movReg(r1, r6)
-	a.call(fnGetSocketCookie)
-	a.stx(bpfSizeDW, r10, stRevKey, r0)
-	zero(a, stRevKey+8, redirectRevKeySize-8)
-	a.st(bpfSizeB, r10, stRevKey+8, fam)
-	a.ldx(bpfSizeW, r2, r6, ctxUserPort)
-	a.stx(bpfSizeH, r10, stRevKey+10, r2)
-	for i := int16(0); i < words; i++ {
-		if h.v6 {
-			a.ldx(bpfSizeW, r2, r6, ctxUserIP6+4*i)
-		} else {
-			a.ldx(bpfSizeW, r2, r6, ctxUserIP4)
-		}
-		a.stx(bpfSizeW, r10, stRevKey+16+4*i, r2)
+		fam, words, addrWord = 6, 4, ctxUserIP6+12
 	}
 	a.ldMapFD(r1, revFD)
-	a.movReg(r2, r10)
-	a.addImm(r2, stRevKey)
-	a.call(fnMapLookupElem)
+	a.ldx(bpfSizeDW, r2, r6, ctxSk)
+	a.movImm(r3, 0)
+	a.movImm(r4, 0)
+	a.call(fnSkStorageGet)
 	a.jeqImm(r0, 0, "out")
+	a.ldx(bpfSizeW, r3, r6, addrWord)
+	a.ldx(bpfSizeW, r4, r6, ctxUserPort)
+	revSlot(a)
 	a.ldx(bpfSizeB, r2, r0, 0)
 	a.jneImm(r2, fam, "out")
+	a.ldx(bpfSizeH, r2, r0, 2)
+	a.ldx(bpfSizeW, r3, r6, ctxUserPort)
+	a.jneReg(r2, r3, "out")
 	for i := int16(0); i < words; i++ {
 		a.ldx(bpfSizeW, r2, r0, 8+4*i)
+		if h.v6 {
+			a.ldx(bpfSizeW, r3, r6, ctxUserIP6+4*i)
+		} else {
+			a.ldx(bpfSizeW, r3, r6, ctxUserIP4)
+		}
+		a.jneReg(r2, r3, "out")
+	}
+	for i := int16(0); i < words; i++ {
+		a.ldx(bpfSizeW, r2, r0, revOrig+8+4*i)
 		if h.v6 {
 			a.stx(bpfSizeW, r6, ctxUserIP6+4*i, r2)
 		} else {
 			a.stx(bpfSizeW, r6, ctxUserIP4, r2)
 		}
 	}
-	a.ldx(bpfSizeH, r2, r0, 2)
+	a.ldx(bpfSizeH, r2, r0, revOrig+2)
 	a.stx(bpfSizeW, r6, ctxUserPort, r2)
 }
 
