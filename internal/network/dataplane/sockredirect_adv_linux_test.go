@@ -349,3 +349,47 @@ func TestSockRedirectMPTCP(t *testing.T) {
 		t.Errorf("getpeername %s, want %s", peer, to)
 	}
 }
+
+// TestSockRedirectConnectedUDPSendto: a connected UDP socket that
+// names its peer again in sendto (allowed, and what some C clients do)
+// gets its answers: redirected, they would come from the container's
+// address, which the socket, connected to 127.0.0.1:P, drops. (Its
+// connect gave it the source 127.0.0.1, which keeps it on DNAT.)
+func TestSockRedirectConnectedUDPSendto(t *testing.T) {
+	ctx := context.Background()
+	p := newTestPlane(t)
+	n := p.network("k", false)
+	if err := p.EnsureNetwork(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	loop := netip.MustParseAddr("127.0.0.1")
+	ports := reserve(t, p, []PortMapping{{Proto: "udp", HostIP: loop, ContainerPort: 8000}})
+	ns := newNS(t)
+	ep := p.endpoint(n, ns, "1", 2, ports...)
+	if err := p.AddEndpoint(ctx, n, ep); err != nil {
+		t.Fatal(err)
+	}
+	defer p.ReleaseEndpoint(ctx, n, ep)
+	serve(t, ns, 8000)
+	wantRedirectInstalled(t, p.Table())
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	to := &unix.SockaddrInet4{Port: int(ports[0].HostPort), Addr: loop.As4()}
+	if err := unix.Connect(fd, to); err != nil {
+		t.Fatal(err)
+	}
+	tv := unix.NsecToTimeval(reach.Nanoseconds())
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Sendto(fd, []byte("?"), 0, to); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	if _, err := unix.Read(fd, buf); err != nil {
+		t.Errorf("no answer to a connected socket's sendto: %v", err)
+	}
+}
