@@ -624,6 +624,12 @@ func (d *Dataplane) redirectSync(ctx context.Context, want []element) error {
 		return p.uninstall()
 	}
 	if err := p.ensure(); err != nil {
+		if len(p.progs) == 0 && len(p.extra) == 0 {
+			// Refused by the kernel (an older one, another program
+			// attached exclusively) and nothing of ours left: best
+			// effort, as in AddEndpoint; the DNAT elements serve.
+			return nil
+		}
 		return err
 	}
 	wanted := map[string]string{}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -391,5 +392,77 @@ func TestSockRedirectConnectedUDPSendto(t *testing.T) {
 	buf := make([]byte, 64)
 	if _, err := unix.Read(fd, buf); err != nil {
 		t.Errorf("no answer to a connected socket's sendto: %v", err)
+	}
+}
+
+// TestSockRedirectRefusedByTheKernel: when the kernel refuses the
+// programs (here another program attached exclusively where they go; an
+// older kernel without a helper they use), Reconcile still succeeds and
+// the DNAT path serves, as AddEndpoint does: the redirect is best
+// effort everywhere. Before, Reconcile failed every time (and so did
+// the sweeps and restores built on it).
+func TestSockRedirectRefusedByTheKernel(t *testing.T) {
+	ctx := context.Background()
+	root, err := cgroup2Root()
+	if err != nil || root == "" {
+		t.Fatalf("no cgroup2 mount (%v)", err)
+	}
+	cgDir := filepath.Join(root, "berth-test-"+randHex(8))
+	if err := os.Mkdir(cgDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(cgDir) })
+	cg, err := unix.Open(cgDir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(cg)
+	// An exclusive program (no BPF_F_ALLOW_MULTI) on one of the hooks.
+	a := &bpfAsm{}
+	a.movImm(r0, 1)
+	a.exit()
+	code, err := a.bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog, err := bpfProgLoad(unix.BPF_PROG_TYPE_CGROUP_SOCK_ADDR, unix.BPF_CGROUP_INET4_GETPEERNAME, "bsrtest", code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(prog)
+	if err := bpfProgAttach(cg, prog, unix.BPF_CGROUP_INET4_GETPEERNAME, 0); err != nil {
+		t.Fatal(err)
+	}
+	defer bpfProgDetach(cg, prog, unix.BPF_CGROUP_INET4_GETPEERNAME)
+
+	p := newTestPlane(t)
+	p.opts.cgroup2 = cgDir
+	n := p.network("q", false)
+	if err := p.EnsureNetwork(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	loop := netip.MustParseAddr("127.0.0.1")
+	ports := reserve(t, p, []PortMapping{{Proto: "tcp", HostIP: loop, ContainerPort: 8000}})
+	ns := newNS(t)
+	ep := p.endpoint(n, ns, "1", 2, ports...)
+	if err := p.AddEndpoint(ctx, n, ep); err != nil {
+		t.Fatal(err)
+	}
+	serve(t, ns, 8000)
+	if err := p.Reconcile(ctx, []Network{n}, []Endpoint{ep}); err != nil {
+		t.Errorf("Reconcile with the programs refused: %v", err)
+	}
+	for _, h := range redirectHooks() {
+		ids, err := bpfProgQuery(cg, h.attach)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.attach != unix.BPF_CGROUP_INET4_GETPEERNAME && len(ids) > 0 {
+			t.Errorf("programs left on %s: %v", h.kind, ids)
+		}
+	}
+	mustReach(t, "", "tcp", ap(loop, ports[0].HostPort), n.Gateways[0].String())
+	if err := p.ReleaseEndpoint(ctx, n, ep); err != nil {
+		t.Fatal(err)
 	}
 }
