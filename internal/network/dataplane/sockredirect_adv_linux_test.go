@@ -466,3 +466,98 @@ func TestSockRedirectRefusedByTheKernel(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSockRedirectHalfInstalled: a process killed while attaching (some
+// hooks have the programs, the maps exist) leaves nothing that the
+// next publication does not complete, nor that the last unpublication
+// does not remove.
+func TestSockRedirectHalfInstalled(t *testing.T) {
+	ctx := context.Background()
+	p := newTestPlane(t)
+	n := p.network("h", false)
+	if err := p.EnsureNetwork(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	loop := netip.MustParseAddr("127.0.0.1")
+	ports1 := reserve(t, p, []PortMapping{{Proto: "tcp", HostIP: loop, ContainerPort: 8000}})
+	ports2 := reserve(t, p, []PortMapping{{Proto: "tcp", HostIP: loop, ContainerPort: 8000}})
+	ns1, ns2 := newNS(t), newNS(t)
+	ep1, ep2 := p.endpoint(n, ns1, "1", 2, ports1...), p.endpoint(n, ns2, "2", 3, ports2...)
+	if err := p.AddEndpoint(ctx, n, ep1); err != nil {
+		t.Fatal(err)
+	}
+	serve(t, ns1, 8000)
+	serve(t, ns2, 8000)
+	// The crash: the last hooks' programs never got attached.
+	rp, unlock, err := p.openRedirect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]uint32{}
+	for _, h := range redirectHooks() {
+		kinds[h.kind] = h.attach
+	}
+	for _, kind := range []string{"r4", "p4", "p6"} {
+		if err := bpfProgDetach(rp.cg, rp.progs[kind], kinds[kind]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unlock()
+	if st := redirectStateOf(t, p.Table()); len(st.hooks) != len(redirectHooks())-3 {
+		t.Fatalf("programs on %v after the simulated crash", st.hooks)
+	}
+	if err := p.AddEndpoint(ctx, n, ep2); err != nil {
+		t.Fatal(err)
+	}
+	wantRedirectInstalled(t, p.Table())
+	withoutDNAT(t, p)
+	for _, pm := range []PortMapping{ports1[0], ports2[0]} {
+		to := ap(loop, pm.HostPort)
+		if _, peer, answer := dialInfo(t, "tcp", to); answer != n.Gateways[0].String() || peer != to {
+			t.Errorf("%s: answer %q, peer %s", to, answer, peer)
+		}
+	}
+	for _, ep := range []Endpoint{ep1, ep2} {
+		if err := p.ReleaseEndpoint(ctx, n, ep); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitRedirectGone(t, p.Table())
+}
+
+// TestSockRedirectConcurrentFirstPublications: several first
+// publications at once (separate Dataplanes, as separate monitors
+// are) attach each program once: no hook runs a plane's program twice.
+func TestSockRedirectConcurrentFirstPublications(t *testing.T) {
+	ctx := context.Background()
+	p := newTestPlane(t)
+	n := p.network("w", false)
+	if err := p.EnsureNetwork(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	loop := netip.MustParseAddr("127.0.0.1")
+	var eps []Endpoint
+	for i := range 6 {
+		ports := reserve(t, p, []PortMapping{{Proto: "tcp", HostIP: loop, ContainerPort: 8000}, {Proto: "udp", ContainerPort: 8000}})
+		eps = append(eps, p.endpoint(n, newNS(t), string(rune('a'+i)), 2+i, ports...))
+	}
+	errs := make(chan error, len(eps))
+	for _, ep := range eps {
+		go func() {
+			d := New(WithTable(p.Table()), WithLockDir(p.opts.lockDir))
+			errs <- d.AddEndpoint(ctx, n, ep)
+		}()
+	}
+	for range eps {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantRedirectInstalled(t, p.Table())
+	for _, ep := range eps {
+		if err := p.ReleaseEndpoint(ctx, n, ep); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitRedirectGone(t, p.Table())
+}
