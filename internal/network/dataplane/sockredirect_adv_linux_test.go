@@ -561,3 +561,51 @@ func TestSockRedirectConcurrentFirstPublications(t *testing.T) {
 	}
 	waitRedirectGone(t, p.Table())
 }
+
+// TestSockRedirectV4MappedTCP: a dual-stack TCP socket connecting to
+// ::ffff:127.0.0.1:P reaches the container (through DNAT: the kernel
+// runs no v4 connect hook for it) and sees the address it dialled.
+func TestSockRedirectV4MappedTCP(t *testing.T) {
+	ctx := context.Background()
+	p := newTestPlane(t)
+	n := p.network("j", false)
+	if err := p.EnsureNetwork(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	loop := netip.MustParseAddr("127.0.0.1")
+	ports := reserve(t, p, []PortMapping{{Proto: "tcp", HostIP: loop, ContainerPort: 8000}, {Proto: "tcp", ContainerPort: 8000}})
+	ns := newNS(t)
+	ep := p.endpoint(n, ns, "1", 2, ports...)
+	if err := p.AddEndpoint(ctx, n, ep); err != nil {
+		t.Fatal(err)
+	}
+	defer p.ReleaseEndpoint(ctx, n, ep)
+	serve(t, ns, 8000)
+	wantRedirectInstalled(t, p.Table())
+	for _, pm := range ports {
+		fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(fd)
+		tv := unix.NsecToTimeval(reach.Nanoseconds())
+		unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv)
+		unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+		to := &unix.SockaddrInet6{Port: int(pm.HostPort), Addr: netip.AddrFrom16(loop.As16()).As16()}
+		if err := unix.Connect(fd, to); err != nil {
+			t.Fatalf("connect [::ffff:127.0.0.1]:%d: %v", pm.HostPort, err)
+		}
+		sa, err := unix.Getpeername(fd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := netip.AddrPortFrom(netip.AddrFrom16(loop.As16()), pm.HostPort)
+		if got := sockaddrPort(sa); got != want {
+			t.Errorf("getpeername %s, want %s", got, want)
+		}
+		buf := make([]byte, 64)
+		if _, err := unix.Read(fd, buf); err != nil {
+			t.Errorf("[::ffff:127.0.0.1]:%d: no answer: %v", pm.HostPort, err)
+		}
+	}
+}
