@@ -7,7 +7,7 @@ import (
 
 // RemoveRootDataplane removes what a test root of berth's left in the
 // kernel that no berth command removes: its default network's bridge and
-// its nftables table, both named "berth" and 8 hex digits (see
+// its nftables tables (inet and bridge), all named "berth" and 8 hex digits (see
 // network.DataplaneTable). The default installation's ("berth0",
 // "berth") is never touched. Best effort, with the ip and nft tools.
 func RemoveRootDataplane(bridge string) {
@@ -16,4 +16,5 @@ func RemoveRootDataplane(bridge string) {
 	}
 	exec.Command("ip", "link", "delete", bridge).Run()
 	exec.Command("nft", "delete", "table", "inet", bridge).Run()
+	exec.Command("nft", "delete", "table", "bridge", bridge).Run()
 }

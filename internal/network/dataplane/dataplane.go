@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -150,19 +151,33 @@ func (d *Dataplane) ensureNetwork(n Network) error {
 	if err != nil {
 		return fmt.Errorf("network %s: listing nftables chains: %w", n.ID, err)
 	}
+	bhave, err := d.guardChainNames(b)
+	if err != nil {
+		return fmt.Errorf("network %s: listing nftables chains: %w", n.ID, err)
+	}
 	chains, els := networkObjects(n)
-	if have[markerChain] && have[chains[0].name] {
+	guard := guardNetworkChain(n)
+	inetDone := have[markerChain] && have[chains[0].name]
+	if inetDone && bhave[guardMarker] && bhave[guard.name] {
 		return nil
 	}
-	if !have[markerChain] {
-		if err := b.ensureStatic(); err != nil {
+	if !inetDone {
+		if !have[markerChain] {
+			if err := b.ensureStatic(); err != nil {
+				return err
+			}
+		}
+		b.addChains(chains)
+		if err := b.addElements(els); err != nil {
 			return err
 		}
 	}
-	b.addChains(chains)
-	if err := b.addElements(els); err != nil {
-		return err
+	if !bhave[guardMarker] {
+		if err := b.ensureGuardStatic(); err != nil {
+			return err
+		}
 	}
+	b.addChainsIn(b.bridge, []chainSpec{guard})
 	if err := b.flush(); err != nil {
 		return fmt.Errorf("network %s: nftables table inet %s: %w", n.ID, d.opts.table, err)
 	}
@@ -226,8 +241,17 @@ func (d *Dataplane) removeNetworkRulesOnce(bridge string) error {
 	if err != nil {
 		return err
 	}
+	// The bridge table's part first: its ports' elements jump to the
+	// network's chain, which can only go after them.
+	guarded, err := b.removeGuardNetwork(bridge)
+	if err != nil {
+		return err
+	}
 	if _, err := b.c.ListTableOfFamily(d.opts.table, nftables.TableFamilyINet); err != nil {
 		if isNotExist(err) {
+			if guarded {
+				return b.flush()
+			}
 			return nil
 		}
 		return err
@@ -262,39 +286,44 @@ func (d *Dataplane) AddEndpoint(ctx context.Context, n Network, ep Endpoint) (er
 	if err != nil {
 		return errdefs.InvalidArgument("container %s: %v", ep.ContainerID, err)
 	}
+	guards, err := guardElements(n, ep)
+	if err != nil {
+		return errdefs.InvalidArgument("container %s: %v", ep.ContainerID, err)
+	}
 	unlock, err := d.lock(ctx, unix.LOCK_SH)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	if err := d.addVeth(n, ep); err != nil {
+	// The port's guards (and the published ports, in the same
+	// transaction) before the veth: its container never has a moment on
+	// the bridge unguarded, and a port taken fails before any link is
+	// made.
+	all := append(guards, els...)
+	b, err := d.newBatch()
+	if err != nil {
 		return err
 	}
-	defer func() {
-		if err != nil {
-			d.deleteLink(ep.HostIfName)
+	if err := b.addElements(all); err != nil {
+		return err
+	}
+	if err = b.flush(); err != nil && isExist(err) && ep.PortsReserved {
+		err = d.replaceStale(all)
+	}
+	if err != nil {
+		if isExist(err) {
+			return errdefs.Conflict("container %s: a published port is already allocated to another container: %v", ep.ContainerID, err)
 		}
-	}()
-	if len(els) > 0 {
-		b, err := d.newBatch()
-		if err != nil {
-			return err
+		if isNotExist(err) {
+			return errdefs.Conflict("container %s: network %s is not set up (EnsureNetwork first): %v", ep.ContainerID, n.ID, err)
 		}
-		if err := b.addElements(els); err != nil {
-			return err
+		return fmt.Errorf("container %s: publishing ports: %w", ep.ContainerID, err)
+	}
+	if err := d.addVeth(n, ep); err != nil {
+		if rerr := d.removeEndpointElements(ep, els); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("container %s: undoing its rules: %w", ep.ContainerID, rerr))
 		}
-		if err = b.flush(); err != nil && isExist(err) && ep.PortsReserved {
-			err = d.replaceStale(els)
-		}
-		if err != nil {
-			if isExist(err) {
-				return errdefs.Conflict("container %s: a published port is already allocated to another container: %v", ep.ContainerID, err)
-			}
-			if isNotExist(err) {
-				return errdefs.Conflict("container %s: network %s is not set up (EnsureNetwork first): %v", ep.ContainerID, n.ID, err)
-			}
-			return fmt.Errorf("container %s: publishing ports: %w", ep.ContainerID, err)
-		}
+		return err
 	}
 	return nil
 }
@@ -336,13 +365,18 @@ func (d *Dataplane) RemoveEndpoint(ctx context.Context, n Network, ep Endpoint) 
 		return err
 	}
 	defer unlock()
-	if err := d.removeElements(els); err != nil {
+	// The link first: its namespace lives on, and its port must not be
+	// on the bridge without its guards.
+	if err := d.deleteLink(ep.HostIfName); err != nil {
+		return err
+	}
+	if err := d.removeEndpointElements(ep, els); err != nil {
 		return fmt.Errorf("container %s: unpublishing ports: %w", ep.ContainerID, err)
 	}
 	if len(els) > 0 {
 		forgetFlows(ep)
 	}
-	return d.deleteLink(ep.HostIfName)
+	return nil
 }
 
 // ReleaseEndpoint is RemoveEndpoint for a container whose network
@@ -362,15 +396,12 @@ func (d *Dataplane) ReleaseEndpoint(ctx context.Context, n Network, ep Endpoint)
 	if err != nil {
 		return errdefs.InvalidArgument("container %s: %v", ep.ContainerID, err)
 	}
-	if len(els) == 0 {
-		return nil
-	}
 	unlock, err := d.lock(ctx, unix.LOCK_SH)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	if err := d.removeElements(els); err != nil {
+	if err := d.removeEndpointElements(ep, els); err != nil {
 		return fmt.Errorf("container %s: unpublishing ports: %w", ep.ContainerID, err)
 	}
 	if len(els) > 0 {
@@ -379,12 +410,15 @@ func (d *Dataplane) ReleaseEndpoint(ctx context.Context, n Network, ep Endpoint)
 	return nil
 }
 
-// removeElements deletes DNAT elements in one transaction: adding each
-// first makes the delete idempotent. If a key now maps to another
+// removeElements deletes DNAT elements, and extra (elements listed from
+// the kernel just before), in one transaction: adding each DNAT element
+// first makes its delete idempotent. If a key now maps to another
 // container (ours went and another took the port), that add fails; then
-// only the keys still mapping to our values are deleted.
-func (d *Dataplane) removeElements(els []element) error {
-	if len(els) == 0 {
+// only the keys still mapping to our values are deleted. With extra, a
+// missing element (ENOENT) is the caller's to handle: one of extra may
+// have been deleted meanwhile.
+func (d *Dataplane) removeElements(els, extra []element) error {
+	if len(els) == 0 && len(extra) == 0 {
 		return nil
 	}
 	b, err := d.newBatch()
@@ -394,23 +428,26 @@ func (d *Dataplane) removeElements(els []element) error {
 	if err := b.delElements(els, true); err != nil {
 		return err
 	}
+	if err := b.delElements(extra, false); err != nil {
+		return err
+	}
 	err = b.flush()
 	switch {
 	case err == nil:
 		return nil
-	case isNotExist(err):
+	case isNotExist(err) && len(extra) == 0:
 		return nil // no table or map: nothing to remove
 	case !isExist(err):
 		return err
 	}
 	mine, err := d.presentElements(els)
-	if err != nil || len(mine) == 0 {
+	if err != nil || len(mine)+len(extra) == 0 {
 		return err
 	}
 	if b, err = d.newBatch(); err != nil {
 		return err
 	}
-	if err := b.delElements(mine, false); err != nil {
+	if err := b.delElements(append(mine, extra...), false); err != nil {
 		return err
 	}
 	return b.flush()

@@ -116,9 +116,17 @@ func (d *Dataplane) Reconcile(ctx context.Context, nets []Network, eps []Endpoin
 			errs = append(errs, err)
 			continue
 		}
+		guards, err := guardElements(n, ep)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("reconcile: endpoint of container %s: %w", ep.ContainerID, err))
+			continue
+		}
 		if !present[ep.HostIfName] {
 			if _, err := netlink.LinkByName(ep.HostIfName); err == nil {
 				present[ep.HostIfName] = true // on a bridge that was just remade? keep
+			} else if err := d.addGuards(guards); err != nil {
+				errs = append(errs, fmt.Errorf("reconcile: endpoint of container %s: %w", ep.ContainerID, err))
+				continue
 			} else if err := d.addVeth(n, ep); err != nil {
 				if errors.Is(err, unix.ENOENT) || errors.Is(err, errNoNetNS) {
 					continue // its namespace is gone: the caller's records are stale
@@ -128,6 +136,7 @@ func (d *Dataplane) Reconcile(ctx context.Context, nets []Network, eps []Endpoin
 			}
 		}
 		want = append(want, els...)
+		want = append(want, guards...)
 	}
 	if err := d.syncDNAT(want); err != nil {
 		errs = append(errs, fmt.Errorf("reconcile: published ports: %w", err))
@@ -169,13 +178,23 @@ func (d *Dataplane) staleRuleBridges(listed map[string]bool) ([]string, error) {
 	if err != nil && !isNotExist(err) {
 		return nil, fmt.Errorf("reconcile: listing bridges: %w", err)
 	}
+	guarded, err := d.guardChainNames(b)
+	if err != nil {
+		return nil, fmt.Errorf("reconcile: listing chains: %w", err)
+	}
+	for c := range guarded {
+		if strings.HasPrefix(c, "net-") {
+			note(strings.TrimPrefix(c, "net-"))
+		}
+	}
 	for _, e := range got {
 		note(strings.TrimRight(string(e.Key), "\x00"))
 	}
 	return stale, nil
 }
 
-// syncDNAT makes the DNAT maps hold exactly want, in one transaction.
+// syncDNAT makes the DNAT maps and the ports' guards hold exactly want,
+// in one transaction.
 func (d *Dataplane) syncDNAT(want []element) error {
 	b, err := d.newBatch()
 	if err != nil {
@@ -183,10 +202,10 @@ func (d *Dataplane) syncDNAT(want []element) error {
 	}
 	wanted := map[string]bool{}
 	for _, e := range want {
-		wanted[e.set+"\x00"+string(e.key)+"\x00"+string(e.val)] = true
+		wanted[e.set+"\x00"+string(e.key)+"\x00"+elementValue(e.set, e.val, e.verdict)] = true
 	}
 	var del []element
-	for _, s := range []string{mapDNAT4IP, mapDNAT4, mapDNAT6IP, mapDNAT6} {
+	for _, s := range append([]string{mapDNAT4IP, mapDNAT4, mapDNAT6IP, mapDNAT6}, guardSetNames[:]...) {
 		got, err := b.c.GetSetElements(b.sets[s])
 		if err != nil {
 			if isNotExist(err) {
@@ -195,7 +214,7 @@ func (d *Dataplane) syncDNAT(want []element) error {
 			return err
 		}
 		for _, g := range got {
-			k := s + "\x00" + string(g.Key) + "\x00" + string(g.Val)
+			k := s + "\x00" + string(g.Key) + "\x00" + elementValue(s, g.Val, nil)
 			if wanted[k] {
 				continue
 			}
