@@ -453,37 +453,44 @@ func (b *batch) removeGuardNetwork(bridge string) (bool, error) {
 }
 
 // removeEndpointElements deletes an endpoint's DNAT elements and its
-// port's guards (whatever the kernel holds for the port: the caller's
-// record need not say which MAC and addresses it was added with) in one
-// transaction.
-func (d *Dataplane) removeEndpointElements(ep Endpoint, els []element) error {
-	list := func() ([]element, error) {
-		b, err := d.newBatch()
-		if err != nil {
-			return nil, err
+// port's guards in one transaction, each added first so that a missing
+// one does not fail it (as removeElements does). When a table, a set or
+// the network's chain is missing, or the caller does not know the MAC,
+// the guards are those the kernel holds for the port.
+func (d *Dataplane) removeEndpointElements(n Network, ep Endpoint, els []element) error {
+	guards, err := guardElements(n, ep)
+	if err == nil {
+		err = d.removeElementsOnce(append(els[:len(els):len(els)], guards...), nil)
+		if err == nil || !isNotExist(err) {
+			return err
 		}
-		guards, err := b.portGuards(ep.HostIfName)
-		return keysOnly(guards), err
 	}
+	if err := d.removeElements(els, nil); err != nil {
+		return err
+	}
+	return d.removeListedGuards(ep.HostIfName)
+}
+
+// removeListedGuards deletes what the kernel holds for a port (listing
+// the sets: ~2 ms with 100 endpoints, so only when the keys are not
+// known).
+func (d *Dataplane) removeListedGuards(port string) error {
+	var err error
 	for range 3 {
-		guards, err := list()
-		if err != nil {
+		var b *batch
+		if b, err = d.newBatch(); err != nil {
 			return err
 		}
-		if err = d.removeElements(els, guards); err == nil || !isNotExist(err) {
+		var guards []element
+		if guards, err = b.portGuards(port); err != nil {
 			return err
 		}
-		// A guard went meanwhile (another removal of this endpoint),
-		// or the inet table is missing: look again.
+		if err = d.removeElementsOnce(nil, keysOnly(guards)); err == nil || !isNotExist(err) {
+			return err
+		}
+		// Deleted meanwhile by another removal of the endpoint: look again.
 	}
-	guards, err := list()
-	if err != nil {
-		return err
-	}
-	if err := d.removeElements(nil, guards); err != nil && !isNotExist(err) {
-		return err
-	}
-	return d.removeElements(els, nil)
+	return err
 }
 
 // addGuards adds a port's guards (Reconcile, before it makes the veth

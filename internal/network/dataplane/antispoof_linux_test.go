@@ -260,9 +260,10 @@ func TestAttackSourceSpoofing(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer srv.Close()
-			// Traffic fills the peer's entry for the attacker (the
-			// replies' way back is not needed: nothing answers).
-			ask(evil, "tcp", ap(pa, 1), time.Second) // refused, but resolved
+			// Resolve the peer first (refused, but resolved; the first
+			// solicitation to a port that just came up may be lost,
+			// hence the time for a retry).
+			ask(evil, "tcp", ap(pa, 1), 5*time.Second)
 			got := map[string]netip.Addr{}
 			done := make(chan struct{})
 			go func() {

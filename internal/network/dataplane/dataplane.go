@@ -320,7 +320,7 @@ func (d *Dataplane) AddEndpoint(ctx context.Context, n Network, ep Endpoint) (er
 		return fmt.Errorf("container %s: publishing ports: %w", ep.ContainerID, err)
 	}
 	if err := d.addVeth(n, ep); err != nil {
-		if rerr := d.removeEndpointElements(ep, els); rerr != nil {
+		if rerr := d.removeEndpointElements(n, ep, els); rerr != nil {
 			err = errors.Join(err, fmt.Errorf("container %s: undoing its rules: %w", ep.ContainerID, rerr))
 		}
 		return err
@@ -370,7 +370,7 @@ func (d *Dataplane) RemoveEndpoint(ctx context.Context, n Network, ep Endpoint) 
 	if err := d.deleteLink(ep.HostIfName); err != nil {
 		return err
 	}
-	if err := d.removeEndpointElements(ep, els); err != nil {
+	if err := d.removeEndpointElements(n, ep, els); err != nil {
 		return fmt.Errorf("container %s: unpublishing ports: %w", ep.ContainerID, err)
 	}
 	if len(els) > 0 {
@@ -401,7 +401,7 @@ func (d *Dataplane) ReleaseEndpoint(ctx context.Context, n Network, ep Endpoint)
 		return err
 	}
 	defer unlock()
-	if err := d.removeEndpointElements(ep, els); err != nil {
+	if err := d.removeEndpointElements(n, ep, els); err != nil {
 		return fmt.Errorf("container %s: unpublishing ports: %w", ep.ContainerID, err)
 	}
 	if len(els) > 0 {
@@ -418,6 +418,16 @@ func (d *Dataplane) ReleaseEndpoint(ctx context.Context, n Network, ep Endpoint)
 // missing element (ENOENT) is the caller's to handle: one of extra may
 // have been deleted meanwhile.
 func (d *Dataplane) removeElements(els, extra []element) error {
+	err := d.removeElementsOnce(els, extra)
+	if isNotExist(err) && len(extra) == 0 {
+		return nil // no table or map: nothing to remove
+	}
+	return err
+}
+
+// removeElementsOnce is removeElements that reports a missing table,
+// set or chain (ENOENT).
+func (d *Dataplane) removeElementsOnce(els, extra []element) error {
 	if len(els) == 0 && len(extra) == 0 {
 		return nil
 	}
@@ -432,12 +442,7 @@ func (d *Dataplane) removeElements(els, extra []element) error {
 		return err
 	}
 	err = b.flush()
-	switch {
-	case err == nil:
-		return nil
-	case isNotExist(err) && len(extra) == 0:
-		return nil // no table or map: nothing to remove
-	case !isExist(err):
+	if err == nil || !isExist(err) {
 		return err
 	}
 	mine, err := d.presentElements(els)
@@ -447,7 +452,7 @@ func (d *Dataplane) removeElements(els, extra []element) error {
 	if b, err = d.newBatch(); err != nil {
 		return err
 	}
-	if err := b.delElements(append(mine, extra...), false); err != nil {
+	if err := b.delElements(keysOnly(append(mine, extra...)), false); err != nil {
 		return err
 	}
 	return b.flush()
@@ -474,11 +479,11 @@ func (d *Dataplane) presentElements(els []element) ([]element, error) {
 			}
 			m = map[string]string{}
 			for _, g := range got {
-				m[string(g.Key)] = string(g.Val)
+				m[string(g.Key)] = elementValue(e.set, g.Val, nil)
 			}
 			have[e.set] = m
 		}
-		if v, ok := m[string(e.key)]; ok && v == string(e.val) {
+		if v, ok := m[string(e.key)]; ok && v == elementValue(e.set, e.val, e.verdict) {
 			out = append(out, e)
 		}
 	}

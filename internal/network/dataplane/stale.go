@@ -51,7 +51,7 @@ func (d *Dataplane) staleElements(els []element) ([]element, error) {
 		if want[e.set] == nil {
 			want[e.set] = map[string]string{}
 		}
-		want[e.set][string(e.key)] = string(e.val)
+		want[e.set][string(e.key)] = elementValue(e.set, e.val, e.verdict)
 	}
 	var out []element
 	for set, keys := range want {
@@ -60,7 +60,7 @@ func (d *Dataplane) staleElements(els []element) ([]element, error) {
 			return nil, err
 		}
 		for _, g := range got {
-			if v, ok := keys[string(g.Key)]; ok && v != string(g.Val) {
+			if v, ok := keys[string(g.Key)]; ok && v != elementValue(set, g.Val, nil) {
 				out = append(out, element{set: set, key: g.Key, val: g.Val})
 			}
 		}
