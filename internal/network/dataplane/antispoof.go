@@ -40,6 +40,7 @@ import (
 // Frames from a port are dropped when their source MAC, an ARP sender's
 // MAC or address, an NDP message's claimed address (a solicitation's
 // source, an advertisement's target) or link-layer option is not the
+// port's, or a duplicate address detection probe for an address not the
 // port's; router advertisements and redirects from containers are
 // dropped (the host is their router); IP packets whose source is in the
 // network's subnets or link-local but not the port's are dropped. Other
@@ -250,6 +251,10 @@ func guardChains() []chainSpec {
 				icmpv6Type("nd-router-solicit", ndRouterSolicit).cmpField(fIP6Src, expr.CmpOpNeq, unspec6, "::").notPorts(fIP6Src, setPortIP6).verdict(drop, ""),
 				icmpv6Type("nd-neighbor-solicit", ndNeighborSolicit).cmpField(fIP6Src, expr.CmpOpNeq, unspec6, "::").notPorts(fIP6Src, setPortIP6).verdict(drop, ""),
 				icmpv6Type("nd-neighbor-advert", ndNeighborAdvert).notPorts(fNDTarget, setPortIP6).verdict(drop, ""),
+				// Duplicate address detection is for one's own
+				// addresses: another's would make the owner give its
+				// tentative address up.
+				icmpv6Type("nd-neighbor-solicit", ndNeighborSolicit).cmpField(fIP6Src, expr.CmpOpEq, unspec6, "::").notPorts(fNDTarget, setPortIP6).verdict(drop, ""),
 				icmpv6Type("nd-router-solicit", ndRouterSolicit).cmpField(fRSOptHead, expr.CmpOpEq, []byte{1, 1}, "0x101").notPorts(fRSOptMAC, setPortMAC).verdict(drop, ""),
 				icmpv6Type("nd-neighbor-solicit", ndNeighborSolicit).cmpField(fNSOptHead, expr.CmpOpEq, []byte{1, 1}, "0x101").notPorts(fNSOptMAC, setPortMAC).verdict(drop, ""),
 				icmpv6Type("nd-neighbor-advert", ndNeighborAdvert).cmpField(fNSOptHead, expr.CmpOpEq, []byte{2, 1}, "0x201").notPorts(fNSOptMAC, setPortMAC).verdict(drop, ""),

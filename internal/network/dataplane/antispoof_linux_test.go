@@ -401,3 +401,121 @@ func TestAttackMACSpoofing(t *testing.T) {
 		t.Errorf("the victim's MAC is on the attacker's port")
 	}
 }
+
+// sendDADProbe sends, from ifname in namespace ns, a duplicate address
+// detection probe (a neighbour solicitation from ::) for target, as a
+// raw frame: a socket would pick a source address.
+func sendDADProbe(ns, ifname string, target netip.Addr) error {
+	return inNS(ns, func() error {
+		link, err := netlink.LinkByName(ifname)
+		if err != nil {
+			return err
+		}
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_IPV6)))
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		t := target.As16()
+		dst := [16]byte{0: 0xff, 1: 0x02, 11: 1, 12: 0xff, 13: t[13], 14: t[14], 15: t[15]} // solicited-node
+		frame := make([]byte, 14+40+24)
+		copy(frame[0:6], []byte{0x33, 0x33, 0xff, t[13], t[14], t[15]})
+		copy(frame[6:12], link.Attrs().HardwareAddr)
+		binary.BigEndian.PutUint16(frame[12:], unix.ETH_P_IPV6)
+		ip := frame[14:]
+		ip[0] = 0x60
+		binary.BigEndian.PutUint16(ip[4:], 24)
+		ip[6], ip[7] = unix.IPPROTO_ICMPV6, 255
+		copy(ip[24:40], dst[:]) // source :: (zero)
+		ns := ip[40:]
+		ns[0] = ndNeighborSolicit
+		copy(ns[8:24], t[:])
+		// Checksum over the pseudo-header (addresses, length, next
+		// header) and the message.
+		var sum uint32
+		add := func(b []byte) {
+			for i := 0; i+1 < len(b); i += 2 {
+				sum += uint32(binary.BigEndian.Uint16(b[i:]))
+			}
+		}
+		add(ip[8:40])
+		sum += 24 + unix.IPPROTO_ICMPV6
+		add(ns)
+		for sum > 0xffff {
+			sum = sum&0xffff + sum>>16
+		}
+		binary.BigEndian.PutUint16(ns[2:], ^uint16(sum))
+		sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IPV6), Ifindex: link.Attrs().Index, Halen: 6}
+		copy(sa.Addr[:], frame[0:6])
+		return unix.Sendto(fd, frame, 0, sa)
+	})
+}
+
+// TestAttackDADDenial: while a neighbour's link-local address is
+// tentative (its link just came up), a container answers its duplicate
+// address detection with probes of its own for that address; the
+// neighbour would give the address up (DADFAILED).
+func TestAttackDADDenial(t *testing.T) {
+	ctx := context.Background()
+	p := newTestPlane(t)
+	host := newNS(t)
+	n := p.network("d", true)
+	evil, victim := newNS(t), newNS(t)
+	epEvil, epVictim := p.endpoint(n, evil, "e", 2), p.endpoint(n, victim, "v", 3)
+	err := inNS(host, func() error {
+		if err := p.EnsureNetwork(ctx, n); err != nil {
+			return err
+		}
+		for _, ep := range []Endpoint{epEvil, epVictim} {
+			if err := p.AddEndpoint(ctx, n, ep); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("setting up: %v", err)
+	}
+	ll := linkLocal(epVictim.MAC)
+	waitLinkLocal(t, evil, "eth0") // the attacker's port forwards by now
+	// The victim's link goes down and up: its link-local address is
+	// tentative again for a second.
+	if err := inNS(victim, func() error {
+		l, err := netlink.LinkByName("eth0")
+		if err != nil {
+			return err
+		}
+		if err := netlink.LinkSetDown(l); err != nil {
+			return err
+		}
+		return netlink.LinkSetUp(l)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(1500 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		if err := sendDADProbe(evil, "eth0", ll); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Detection ends a second after the link came up, one way or the
+	// other.
+	flags := unix.IFA_F_TENTATIVE
+	for end := time.Now().Add(10 * time.Second); flags&unix.IFA_F_TENTATIVE != 0 && flags&unix.IFA_F_DADFAILED == 0 && time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if err := inNS(victim, func() error {
+			addrs, err := netlink.AddrList(nil, unix.AF_INET6)
+			for _, a := range addrs {
+				if a.IP.Equal(ll.AsSlice()) {
+					flags = a.Flags
+				}
+			}
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if flags&(unix.IFA_F_DADFAILED|unix.IFA_F_TENTATIVE) != 0 {
+		t.Fatalf("the victim's link-local address %s is not usable (flags %#x: DADFAILED is %#x)", ll, flags, unix.IFA_F_DADFAILED)
+	}
+}
