@@ -16,7 +16,9 @@ import (
 // the veth goes with the namespace) or RemoveEndpoint (disconnect: the
 // veth is deleted, which waits for RCU grace periods), with no port and
 // with two published ports; "add" times AddEndpoint alone, what a
-// container's start pays.
+// container's start pays; "100-neighbours" with the guards of 100 other
+// endpoints on the network (antispoof.go: set elements, no cost per
+// neighbour).
 //
 //	go test -run '^$' -bench Endpoint -benchtime 100x ./internal/network/dataplane/
 func BenchmarkEndpoint(b *testing.B) {
@@ -26,13 +28,15 @@ func BenchmarkEndpoint(b *testing.B) {
 		ports   []PortMapping
 		release bool
 		addOnly bool // time AddEndpoint alone (the start path); release untimed
+		others  int  // other endpoints' guards on the network
 	}{
-		{"add/no-ports", nil, true, true},
-		{"add/two-ports", two, true, true},
-		{"add+release/no-ports", nil, true, false},
-		{"add+release/two-ports", two, true, false},
-		{"add+remove/no-ports", nil, false, false},
-		{"add+remove/two-ports", two, false, false},
+		{"add/no-ports", nil, true, true, 0},
+		{"add/two-ports", two, true, true, 0},
+		{"add+release/no-ports", nil, true, false, 0},
+		{"add+release/no-ports/100-neighbours", nil, true, false, 100},
+		{"add+release/two-ports", two, true, false, 0},
+		{"add+remove/no-ports", nil, false, false, 0},
+		{"add+remove/two-ports", two, false, false, 0},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			ctx := context.Background()
@@ -40,6 +44,19 @@ func BenchmarkEndpoint(b *testing.B) {
 			n := p.network("x", false)
 			if err := p.EnsureNetwork(ctx, n); err != nil {
 				b.Fatal(err)
+			}
+			if bc.others > 0 {
+				var els []element
+				for i := range bc.others {
+					g, err := guardElements(n, p.endpoint(n, "", fmt.Sprintf("n%d", i), 3+i))
+					if err != nil {
+						b.Fatal(err)
+					}
+					els = append(els, g...)
+				}
+				if err := p.addGuards(els); err != nil {
+					b.Fatal(err)
+				}
 			}
 			b.ResetTimer()
 			for range b.N {
