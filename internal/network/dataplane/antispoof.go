@@ -34,6 +34,9 @@ import (
 //		chain port, port-arp, port-ndp: the same checks for every port
 //	}
 //
+// The base chain dispatches by port: a kernel without NFT_BRIDGE_META (as
+// here) has no "meta ibrname" to dispatch by bridge.
+//
 // An endpoint is four kinds of elements keyed by its port (the host end of
 // its veth, named after the container and network), added before its veth
 // exists, in one transaction with its DNAT elements, and deleted with them.
@@ -501,6 +504,9 @@ func (d *Dataplane) removeListedGuards(port string) error {
 // addGuards adds a port's guards (Reconcile, before it makes the veth
 // again).
 func (d *Dataplane) addGuards(guards []element) error {
+	if len(guards) == 0 {
+		return nil
+	}
 	b, err := d.newBatch()
 	if err != nil {
 		return err

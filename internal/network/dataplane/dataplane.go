@@ -179,7 +179,7 @@ func (d *Dataplane) ensureNetwork(n Network) error {
 	}
 	b.addChainsIn(b.bridge, []chainSpec{guard})
 	if err := b.flush(); err != nil {
-		return fmt.Errorf("network %s: nftables table inet %s: %w", n.ID, d.opts.table, err)
+		return fmt.Errorf("network %s: nftables tables inet and bridge %s: %w", n.ID, d.opts.table, err)
 	}
 	return nil
 }

@@ -118,8 +118,8 @@ func (d *Dataplane) Reconcile(ctx context.Context, nets []Network, eps []Endpoin
 		}
 		guards, err := guardElements(n, ep)
 		if err != nil {
+			// Its published ports stay; its port goes unguarded.
 			errs = append(errs, fmt.Errorf("reconcile: endpoint of container %s: %w", ep.ContainerID, err))
-			continue
 		}
 		if !present[ep.HostIfName] {
 			if _, err := netlink.LinkByName(ep.HostIfName); err == nil {
