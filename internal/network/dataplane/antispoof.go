@@ -507,11 +507,16 @@ func (d *Dataplane) addGuards(guards []element) error {
 	if len(guards) == 0 {
 		return nil
 	}
+	return d.addElements(guards)
+}
+
+// addElements adds elements in one transaction.
+func (d *Dataplane) addElements(els []element) error {
 	b, err := d.newBatch()
 	if err != nil {
 		return err
 	}
-	if err := b.addElements(guards); err != nil {
+	if err := b.addElements(els); err != nil {
 		return err
 	}
 	return b.flush()

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -517,5 +518,36 @@ func TestAttackDADDenial(t *testing.T) {
 	}
 	if flags&(unix.IFA_F_DADFAILED|unix.IFA_F_TENTATIVE) != 0 {
 		t.Fatalf("the victim's link-local address %s is not usable (flags %#x: DADFAILED is %#x)", ll, flags, unix.IFA_F_DADFAILED)
+	}
+}
+
+// TestGuardTableMissing: the bridge table gone while the inet table
+// stays (deleted by hand; a network an older berth set up has no chain
+// there either): EnsureNetwork's quick check does not see it, and
+// AddEndpoint sets the network up again instead of failing.
+func TestGuardTableMissing(t *testing.T) {
+	ctx := context.Background()
+	p := newTestPlane(t)
+	n := p.network("g", false)
+	if err := p.EnsureNetwork(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	c, err := nftables.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.DelTable(&nftables.Table{Name: p.Table(), Family: nftables.TableFamilyBridge})
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.EnsureNetwork(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	ep := p.endpoint(n, newNS(t), "1", 2)
+	if err := p.AddEndpoint(ctx, n, ep); err != nil {
+		t.Fatalf("AddEndpoint without the bridge table: %v", err)
+	}
+	if !guarded(t, p, ep.HostIfName) {
+		t.Errorf("the port is not guarded:\n%s", nftListFamily(t, "bridge", p.Table()))
 	}
 }

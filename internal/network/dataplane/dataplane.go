@@ -130,10 +130,14 @@ func (d *Dataplane) EnsureNetwork(ctx context.Context, n Network) error {
 		return err
 	}
 	defer unlock()
-	return d.ensureNetwork(n)
+	return d.ensureNetwork(n, false)
 }
 
-func (d *Dataplane) ensureNetwork(n Network) error {
+// ensureNetwork sets a network up. Unless forced, a network whose chain
+// is in the inet table with this version's marker is taken as complete
+// (one dump: this runs for every container's start); AddEndpoint forces
+// it when its elements find a chain or table missing, Reconcile always.
+func (d *Dataplane) ensureNetwork(n Network, force bool) error {
 	if err := ensureForwarding(n.hasV6()); err != nil {
 		return err
 	}
@@ -151,13 +155,16 @@ func (d *Dataplane) ensureNetwork(n Network) error {
 	if err != nil {
 		return fmt.Errorf("network %s: listing nftables chains: %w", n.ID, err)
 	}
+	chains, els := networkObjects(n)
+	inetDone := have[markerChain] && have[chains[0].name]
+	if inetDone && !force {
+		return nil
+	}
 	bhave, err := d.guardChainNames(b)
 	if err != nil {
 		return fmt.Errorf("network %s: listing nftables chains: %w", n.ID, err)
 	}
-	chains, els := networkObjects(n)
 	guard := guardNetworkChain(n)
-	inetDone := have[markerChain] && have[chains[0].name]
 	if inetDone && bhave[guardMarker] && bhave[guard.name] {
 		return nil
 	}
@@ -300,14 +307,15 @@ func (d *Dataplane) AddEndpoint(ctx context.Context, n Network, ep Endpoint) (er
 	// the bridge unguarded, and a port taken fails before any link is
 	// made.
 	all := append(guards, els...)
-	b, err := d.newBatch()
-	if err != nil {
-		return err
+	err = d.addElements(all)
+	if err != nil && isNotExist(err) {
+		// A chain or table is missing (deleted, or a network set up
+		// by an older berth): set the network up fully, once.
+		if err = d.ensureNetwork(n, true); err == nil {
+			err = d.addElements(all)
+		}
 	}
-	if err := b.addElements(all); err != nil {
-		return err
-	}
-	if err = b.flush(); err != nil && isExist(err) && ep.PortsReserved {
+	if err != nil && isExist(err) && ep.PortsReserved {
 		err = d.replaceStale(all)
 	}
 	if err != nil {

@@ -47,8 +47,10 @@ const (
 
 	chainForward = "berth-forward"
 	// markerChain is an empty chain whose presence says the static part
-	// of the table is this version's; change its name with that part.
-	markerChain = "ruleset-3"
+	// of the table, and of the bridge table of the same name
+	// (antispoof.go, written in the same transaction), is this version's;
+	// change its name with either part.
+	markerChain = "ruleset-4"
 	chainPorts  = "ports"
 )
 

@@ -76,7 +76,7 @@ func (b *batch) ensureStatic() error {
 	}
 	b.addChains(staticChains())
 	// An older berth's marker goes: its static part was just replaced.
-	b.delChains([]chainSpec{{name: "ruleset-2"}})
+	b.delChains([]chainSpec{{name: "ruleset-2"}, {name: "ruleset-3"}})
 	return nil
 }
 

@@ -36,7 +36,7 @@ func (d *Dataplane) Reconcile(ctx context.Context, nets []Network, eps []Endpoin
 
 	var errs []error
 	for _, n := range nets {
-		if err := d.ensureNetwork(n); err != nil {
+		if err := d.ensureNetwork(n, true); err != nil {
 			errs = append(errs, err)
 		}
 	}
