@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/internal/network"
+	"github.com/berth-dev/berth/internal/network/dataplane"
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
 )
@@ -406,6 +408,9 @@ func processes() map[int]string {
 // root is a temporary directory, so nothing else would ever remove them.
 func teardownNetworking(root string) {
 	table := network.DataplaneTable(root)
+	// The socket redirect's programs, attached to the cgroup2 root,
+	// would outlive the root as its table would.
+	dataplane.New(dataplane.WithTable(table)).RemoveSocketRedirect(context.Background())
 	if l, err := netlink.LinkByName(network.DefaultBridgeFor(root)); err == nil && strings.HasPrefix(l.Attrs().Alias, table+":") {
 		netlink.LinkDel(l)
 	}

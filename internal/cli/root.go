@@ -212,9 +212,11 @@ func (a *app) newRootCommand(args []string) *cobra.Command {
 	pf.StringVar(&a.cfg.RunRoot, "runroot", envOr("BERTH_RUNROOT", engine.DefaultRunRoot), "Root directory of runtime state (env BERTH_RUNROOT)")
 	pf.StringVar(&a.cfg.Runtime, "runtime", envOr("BERTH_RUNTIME", engine.DefaultRuntime), "container runtime: \"berth\" (built in) or an OCI runtime binary (runc, crun, ...)")
 	pf.BoolVarP(&a.cfg.Debug, "debug", "D", false, "Enable debug output")
-	pf.StringVar(&a.cfg.RegistryConfig, "config-file", envOr("BERTH_CONFIG_FILE", engine.DefaultConfigFile), "Registry configuration: insecure-registries, registry-mirrors... in daemon.json's keys (env BERTH_CONFIG_FILE)")
+	pf.StringVar(&a.cfg.RegistryConfig, "config-file", envOr("BERTH_CONFIG_FILE", engine.DefaultConfigFile), "Configuration: insecure-registries, registry-mirrors, ip, publish-addresses... in daemon.json's keys (env BERTH_CONFIG_FILE)")
 	pf.IntVar(&a.cfg.MaxConcurrentDownloads, "max-concurrent-downloads", 0, "Maximum concurrent downloads for each pull (default 3, or the configuration's)")
 	pf.IntVar(&a.cfg.MaxConcurrentUploads, "max-concurrent-uploads", 0, "Maximum concurrent uploads for each push (default 5, or the configuration's)")
+	// dockerd's --ip, named so as not to clash with run's --ip.
+	pf.StringVar(&a.cfg.DefaultBindIP, "default-bind-ip", os.Getenv("BERTH_DEFAULT_BIND_IP"), "Default host IP of ports the default bridge publishes without one (dockerd's --ip; default 0.0.0.0, or the configuration's \"ip\"; env BERTH_DEFAULT_BIND_IP)")
 
 	root.AddGroup(&cobra.Group{ID: "common", Title: "Common Commands:"}, &cobra.Group{ID: "management", Title: "Management Commands:"})
 	commands := a.topLevelCommands()
@@ -283,7 +285,7 @@ func commandName(args []string) string {
 		switch {
 		case arg == "--":
 			return ""
-		case arg == "--root" || arg == "--runroot" || arg == "--runtime" || arg == "--config-file":
+		case arg == "--root" || arg == "--runroot" || arg == "--runtime" || arg == "--config-file" || arg == "--default-bind-ip":
 			i++ // its value follows
 		case strings.HasPrefix(arg, "-"):
 			if arg == "-h" || arg == "--help" || arg == "-v" || arg == "--version" {

@@ -11,6 +11,7 @@ func TestCommandName(t *testing.T) {
 		{[]string{"--root", "/x", "--runroot", "/y", "ps", "-a"}, "ps"},
 		{[]string{"--runtime=runc", "-D", "exec", "c", "sh"}, "exec"},
 		{[]string{"--runtime", "runc", "container", "ls"}, "container"},
+		{[]string{"--config-file", "/d.json", "--default-bind-ip", "127.0.0.1", "run", "--ip", "10.0.0.2"}, "run"},
 		{[]string{"--help"}, ""},
 		{[]string{"-v"}, ""},
 		{[]string{}, ""},

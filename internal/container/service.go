@@ -42,6 +42,9 @@ type Options struct {
 	NewRuntime func(name string) runtime.Runtime
 	// Network attaches containers to their networks (NoNetwork when nil).
 	Network NetworkAttacher
+	// MonitorArgs are further flags of every monitor, before its
+	// container's ID (the network's configuration).
+	MonitorArgs []string
 }
 
 // Service runs containers.

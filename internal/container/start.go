@@ -375,7 +375,7 @@ func (s *Service) startMonitorProcess(id string, await bool) (*os.File, error) {
 	if await {
 		args = append(args, "--await")
 	}
-	args = append(args, id)
+	args = append(append(args, s.opts.MonitorArgs...), id)
 	cmd := exec.Command(s.opts.Self, args...)
 	cmd.ExtraFiles = []*os.File{theirs}
 	cmd.Dir = "/"

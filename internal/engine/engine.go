@@ -39,6 +39,9 @@ type Config struct {
 	// configuration's (dockerd's flags of those names); 0 keeps it.
 	MaxConcurrentDownloads int
 	MaxConcurrentUploads   int
+	// DefaultBindIP overrides the configuration's "ip" (dockerd's --ip):
+	// the default bridge's host address for ports published without one.
+	DefaultBindIP string
 }
 
 // Engine is the set of services over one root.
@@ -101,10 +104,12 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	images := image.NewStore(meta, cs, snaps, users)
 	vols := volume.NewStore(cfg.Root, meta, users)
 	nets := network.NewService(meta, cfg.Root)
+	pub := publishConfig(cfg)
+	nets.SetPublishConfig(pub)
 	att := network.Default(nets, cfg.RunRoot)
 	ctrs := container.NewService(container.Options{
 		Root: cfg.Root, RunRoot: cfg.RunRoot, Runtime: cfg.Runtime, Self: StartPathBinary(cfg.Self), Debug: cfg.Debug,
-		Network: att,
+		Network: att, MonitorArgs: network.MonitorArgs(pub),
 	}, meta, images, vols)
 	att.SetEvents(ctrs)
 	return &Engine{Config: cfg, Meta: meta, Content: cs, Snapshots: snaps, Images: images, Volumes: vols, Containers: ctrs,

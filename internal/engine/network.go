@@ -300,6 +300,13 @@ func (e *Engine) NetworksPrune(ctx context.Context, f filters.Args) (*NetworkPru
 		}
 		rep.NetworksDeleted = append(rep.NetworksDeleted, n.Name)
 	}
+	if len(rep.NetworksDeleted) > 0 {
+		// With the last user network gone the root may be idle: the
+		// sweep then takes the default bridge and the table away too.
+		if err := e.sweepNetworks(ctx); err != nil {
+			return rep, err
+		}
+	}
 	e.Emit(ctx, pruneEvent("network", 0))
 	return rep, nil
 }

@@ -166,6 +166,9 @@ func (e *Engine) resolveNetworking(ctx context.Context, req *ContainerCreateRequ
 		return st, err
 	}
 	hc.NetworkMode = n.Name
+	if err := e.checkPublish(n, hc); err != nil {
+		return st, err
+	}
 	var es *EndpointSettingsRequest
 	for ref, v := range req.NetworkingConfig.EndpointsConfig {
 		if ref != n.Name && ref != n.ID && ref != "default" && ref != "" {

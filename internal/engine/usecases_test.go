@@ -24,6 +24,9 @@ func newTestEngine(t *testing.T) *Engine {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// No container runs here: whatever the use cases do, the root
+	// must not leave a bridge or a table in the kernel.
+	t.Cleanup(func() { testutil.NoDataplaneLeft(t, e.Networks.DataplaneTable(), "at the end of the test") })
 	return e
 }
 

@@ -138,6 +138,13 @@ func CheckDisconnect(c *container.Container, n *Network, running bool) error {
 // CreateNetwork puts a new network's bridge and rules into the kernel,
 // as Docker makes a network's bridge when the network is created.
 func (a *Attacher) CreateNetwork(ctx context.Context, n *Network) error {
+	// Under the attach lock, as an attach: a sweep listing the networks
+	// before this one was recorded must not reconcile its bridge away.
+	unlock, err := a.lock(ctx, unix.LOCK_SH)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	return a.dp.EnsureNetwork(ctx, dpNetwork(n))
 }
 

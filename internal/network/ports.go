@@ -13,7 +13,9 @@ import (
 
 	"github.com/berth-dev/berth/internal/container"
 	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/berth-dev/berth/internal/metadata"
 	"github.com/berth-dev/berth/internal/network/dataplane"
+	"golang.org/x/sys/unix"
 )
 
 // published are a container's resolved port mappings and the reservation
@@ -54,58 +56,45 @@ func bindings(c *container.Container) container.PortMap {
 }
 
 // reserve resolves the container's port bindings to host ports and
-// reserves them. A binding without a host address is published on every
-// address (the zero Addr: the dataplane reserves the port on 0.0.0.0 and
-// [::]); without a host port the dataplane's reservation picks a free one
-// (HostPort 0, written back); a host range gets its first free port.
-// Published ports go to the container's first network.
+// reserves them. Where each is published follows the -p address, the
+// first network's host binding and publish-addresses (publish.go): the
+// zero Addr is every address (the dataplane reserves the port on 0.0.0.0
+// and [::]). Without a host port the dataplane's reservation picks a free
+// one (HostPort 0, written back); a host range gets its first free port.
+// A binding published on several listed addresses gets the same port on
+// each. Published ports go to the container's first network.
 func (a *Attacher) reserve(ctx context.Context, c *container.Container) (published, error) {
 	bs := bindings(c)
 	if len(bs) == 0 {
 		return published{}, nil
 	}
-	keys := make([]string, 0, len(bs))
-	for k := range bs {
-		keys = append(keys, k)
+	pol, err := a.svc.policy()
+	if err != nil {
+		return published{}, err
 	}
-	sort.Strings(keys)
-	type ranged struct {
-		idx    int
-		lo, hi uint16
+	first, err := a.firstNetwork(ctx, c)
+	if err != nil {
+		return published{}, err
 	}
-	var maps []dataplane.PortMapping
-	var ranges []ranged
-	for _, k := range keys {
-		cport, proto, err := splitPort(k)
-		if err != nil {
-			return published{}, err
-		}
-		for _, b := range bs[k] {
-			var ip netip.Addr
-			if b.HostIP != "" {
-				if ip, err = netip.ParseAddr(b.HostIP); err != nil {
-					return published{}, errdefs.InvalidArgument("invalid host IP %q for port %s", b.HostIP, k)
-				}
-			}
-			lo, hi, err := hostPortRange(b.HostPort)
-			if err != nil {
-				return published{}, err
-			}
-			if lo != hi {
-				ranges = append(ranges, ranged{idx: len(maps), lo: lo, hi: hi})
-			}
-			maps = append(maps, dataplane.PortMapping{Proto: proto, HostIP: ip, HostPort: lo, ContainerPort: cport})
-		}
+	maps, ranges, err := planPorts(pol, first, bs)
+	if err != nil {
+		return published{}, err
 	}
 	// A range's free port is probed, then reserved with the others; one
 	// that another process took in between is probed again.
 	var closer io.Closer
-	var err error
 	for attempt := 0; ; attempt++ {
 		for _, r := range ranges {
-			m := &maps[r.idx]
-			if m.HostPort, err = freePort(m.Proto, m.HostIP, r.lo, r.hi); err != nil {
+			ips := make([]netip.Addr, len(r.idx))
+			for i, j := range r.idx {
+				ips[i] = maps[j].HostIP
+			}
+			port, err := groupFreePort(maps[r.idx[0]].Proto, ips, r.lo, r.hi)
+			if err != nil {
 				return published{}, err
+			}
+			for _, j := range r.idx {
+				maps[j].HostPort = port
 			}
 		}
 		closer, err = a.dp.ReservePorts(ctx, maps)
@@ -114,9 +103,104 @@ func (a *Attacher) reserve(ctx context.Context, c *container.Container) (publish
 		}
 	}
 	if err != nil {
+		if len(pol.only) > 0 && errors.Is(err, unix.EADDRNOTAVAIL) {
+			err = errdefs.InvalidArgument("%v: an address publish-addresses in %s lists (%s) is not one of this host's: correct the list", err, pol.sourceName(), joinAddrs(pol.only))
+		}
 		return published{}, err
 	}
 	return published{mappings: maps, closer: closer}, nil
+}
+
+// portGroup is one binding's mappings, which get one host port: the
+// first free of lo-hi, or one picked (lo == 0).
+type portGroup struct {
+	idx    []int
+	lo, hi uint16
+}
+
+// planPorts turns the container's port bindings into mappings, in the
+// order of their container ports, each with its host addresses resolved
+// (hostAddrs) and its host port, or 0 for the reservation to pick; the
+// groups are the bindings whose port must be probed first (ranges, and
+// picked ports shared by several addresses).
+func planPorts(pol publishPolicy, first *Network, bs container.PortMap) ([]dataplane.PortMapping, []portGroup, error) {
+	keys := make([]string, 0, len(bs))
+	for k := range bs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var maps []dataplane.PortMapping
+	var groups []portGroup
+	for _, k := range keys {
+		cport, proto, err := splitPort(k)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, b := range bs[k] {
+			ips, err := pol.hostAddrs(b.HostIP, k, first)
+			if err != nil {
+				return nil, nil, err
+			}
+			lo, hi, err := hostPortRange(b.HostPort)
+			if err != nil {
+				return nil, nil, err
+			}
+			r := portGroup{lo: lo, hi: hi}
+			for _, ip := range ips {
+				r.idx = append(r.idx, len(maps))
+				maps = append(maps, dataplane.PortMapping{Proto: proto, HostIP: ip, HostPort: lo, ContainerPort: cport})
+			}
+			if lo != hi || (lo == 0 && len(ips) > 1) {
+				groups = append(groups, r)
+			}
+		}
+	}
+	return maps, groups, nil
+}
+
+// firstNetwork is the record of the network the container's ports are
+// published on; nil when it names none that exists (attaching says so).
+func (a *Attacher) firstNetwork(ctx context.Context, c *container.Container) (*Network, error) {
+	order := networkOrder(c)
+	if len(order) == 0 {
+		return nil, nil
+	}
+	var n *Network
+	err := a.svc.view(ctx, func(tx *metadata.Tx) error {
+		n, _ = resolveTx(tx, order[0])
+		return nil
+	})
+	return n, err
+}
+
+// groupFreePort is a port free on every one of ips: the first in lo-hi,
+// or one the kernel picks (lo == 0).
+func groupFreePort(proto string, ips []netip.Addr, lo, hi uint16) (uint16, error) {
+	if len(ips) == 1 {
+		return freePort(proto, ips[0], lo, hi)
+	}
+	freeOnRest := func(p uint16) bool {
+		for _, ip := range ips[1:] {
+			if _, err := freePort(proto, ip, p, p); err != nil {
+				return false
+			}
+		}
+		return true
+	}
+	if lo == 0 {
+		for try := 0; ; try++ {
+			p, err := freePort(proto, ips[0], 0, 0)
+			if err != nil || freeOnRest(p) || try == 20 {
+				return p, err
+			}
+		}
+	}
+	for p := int(lo); p <= int(hi); p++ {
+		if got, err := freePort(proto, ips[0], uint16(p), uint16(p)); err == nil && freeOnRest(got) {
+			return got, nil
+		}
+	}
+	return 0, errdefs.Conflict("Bind for %s:%d-%d failed: no port of the range is free on all of %s", ips[0], lo, hi, joinAddrs(ips))
 }
 
 // portsView is the Ports of the container's NetworkSettings: each exposed

@@ -35,6 +35,8 @@ type Service struct {
 	// claims are the host-wide claims of subnets picked from the pools.
 	claims subnetClaims
 	now    func() time.Time
+	// publish locates the configuration of published ports (publish.go).
+	publish PublishConfig
 }
 
 // NewService opens the network service over berth's metadata store at
@@ -276,6 +278,11 @@ func (s *Service) Create(ctx context.Context, o CreateOptions) (*Network, error)
 			return nil, errdefs.InvalidArgument("invalid MTU number: %d", mtu)
 		}
 	}
+	if v, ok := o.Options[OptHostBinding]; ok {
+		if _, err := netip.ParseAddr(v); err != nil {
+			return nil, errdefs.InvalidArgument("failed to parse %s value: %s (nil ip)", OptHostBinding, v)
+		}
+	}
 	if b := o.Options[OptBridgeName]; b != "" && (len(b) > 15 || strings.ContainsAny(b, "/ \t:")) {
 		return nil, errdefs.InvalidArgument("invalid bridge name %q: at most 15 characters, no '/', ':' or spaces", b)
 	}
@@ -382,6 +389,9 @@ func (s *Service) Get(ctx context.Context, ref string) (*Network, error) {
 		n, err = resolveTx(tx, ref)
 		return err
 	})
+	if err == nil {
+		n = s.withDefaultIP(n)
+	}
 	return n, err
 }
 
@@ -393,6 +403,9 @@ func (s *Service) List(ctx context.Context) ([]*Network, error) {
 		out, err = networksTx(tx)
 		return err
 	})
+	for i := range out {
+		out[i] = s.withDefaultIP(out[i])
+	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, err
 }

@@ -111,8 +111,28 @@ func (a *Attacher) Sweep(ctx context.Context, running func(containerID string) b
 	for _, kk := range order {
 		keep = append(keep, endpointOf(byID[kk.nid], kk.cid, allocs[kk]))
 	}
+	if idleRoot(nets, keep) {
+		// The default bridge is made on first use; with nothing on any
+		// network it goes too, and the root leaves nothing in the
+		// kernel (the dataplane drops its table with the last bridge).
+		dnets = nil
+	}
 	if err := a.dp.Reconcile(ctx, dnets, keep); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// idleRoot reports whether a root has no endpoint and no user-defined
+// bridge network (whose bridge, as Docker's, lives from create to rm).
+func idleRoot(nets []*Network, keep []dataplane.Endpoint) bool {
+	if len(keep) > 0 {
+		return false
+	}
+	for _, n := range nets {
+		if n.Driver == "bridge" && n.IsUserDefined() {
+			return false
+		}
+	}
+	return true
 }

@@ -61,9 +61,28 @@ func isTestProcessGone(pid int) bool {
 // SweepDir removes everything berth made below dir, whether or not the
 // berth commands that made it still work: the monitors of roots below it
 // are killed (with their containers' processes, by cgroup), the cgroups of
-// its containers removed, its mounts detached deepest first, then the
-// directory deleted.
+// its containers removed, its roots' bridges and nftables tables deleted,
+// its mounts detached deepest first, then the directory deleted.
 func SweepDir(dir string) {
+	dir = filepath.Clean(dir)
+	KillBelow(dir)
+	// The kernel side of its roots (bridges, nftables table), which no
+	// berth command removes once its processes are gone.
+	for pat := "*/metadata.db"; strings.Count(pat, "/") <= 6; pat = "*/" + pat {
+		m, _ := filepath.Glob(filepath.Join(dir, pat))
+		for _, p := range m {
+			RemoveDataplane(RootTable(filepath.Dir(p)))
+		}
+	}
+	UnmountBelow(dir)
+	os.RemoveAll(dir)
+}
+
+// KillBelow kills what runs of the berth roots below dir, as a crash or a
+// power cut would: every process of a binary below dir or naming a path
+// below it (monitors; a private dockerd, its containerd and shims), then
+// what is left in the cgroups of its containers, which are removed.
+func KillBelow(dir string) {
 	dir = filepath.Clean(dir)
 	var ids []string
 	// Roots sit a few levels down: dir/env-*/root, dir/TestX*/001/root...
@@ -75,10 +94,7 @@ func SweepDir(dir string) {
 			}
 		}
 	}
-	// Monitors first, so that none restarts a container being killed:
-	// every process of a binary below dir or naming a path below it (a
-	// monitor of a root there; a private dockerd, its containerd and
-	// shims, whose containers the cgroups below then take care of).
+	// Monitors first, so that none restarts a container being killed.
 	procs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, p := range procs {
 		pid, _ := strconv.Atoi(filepath.Base(p))
@@ -94,6 +110,11 @@ func SweepDir(dir string) {
 	for _, id := range ids {
 		killCgroup(id)
 	}
+}
+
+// UnmountBelow detaches every mount below dir, deepest first.
+func UnmountBelow(dir string) {
+	dir = filepath.Clean(dir)
 	raw, _ := os.ReadFile("/proc/self/mountinfo")
 	var mounts []string
 	for _, line := range strings.Split(string(raw), "\n") {
@@ -104,7 +125,6 @@ func SweepDir(dir string) {
 	for i := len(mounts) - 1; i >= 0; i-- {
 		unix.Unmount(mounts[i], unix.MNT_DETACH)
 	}
-	os.RemoveAll(dir)
 }
 
 // unescapeMount undoes mountinfo's octal escapes (\040 for a space...).

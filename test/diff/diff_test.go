@@ -170,7 +170,11 @@ func runDifferential(t *testing.T, c *testCase, bin, bb string, docker *engine) 
 			testutil.SweepDir(dir)
 			return
 		}
-		defer sweepBerthRoot(e, dir)
+		defer func() {
+			if left := sweepBerthRoot(e, dir); len(left) > 0 && berthErr == nil {
+				berthErr = fmt.Errorf("after removing every container and network, the root left in the kernel: %s", strings.Join(left, ", "))
+			}
+		}()
 		berthOut, berthErr = runCase(e, c, filepath.Join(dir, "tmp"), bb)
 	}()
 	if docker != nil {

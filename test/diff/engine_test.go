@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/testutil"
@@ -80,16 +81,18 @@ func newBerthRoot(bin, dir, busyboxTar string) (*engine, error) {
 }
 
 // sweepBerthRoot removes every container of a case's berth root (their
-// monitors, cgroups and mounts go with them), then whatever berth could not.
-func sweepBerthRoot(e *engine, dir string) {
+// monitors, cgroups and mounts go with them), then whatever berth could
+// not. It returns what berth itself left in the kernel.
+func sweepBerthRoot(e *engine, dir string) []string {
 	if ids := strings.Fields(e.exec([]string{"ps", "-aq", "--no-trunc"}, "", time.Minute).stdout); len(ids) > 0 {
 		e.exec(append([]string{"rm", "-f", "-v"}, ids...), "", 2*time.Minute)
 	}
-	// Networks go the ordinary way: their bridges leave the kernel; the
-	// root's default bridge and its nftables table after them.
+	// Networks go the ordinary way: their bridges leave the kernel, and
+	// with the last one the root's nftables table.
 	e.exec([]string{"network", "prune", "-f"}, "", time.Minute)
-	testutil.RemoveRootDataplane(strings.TrimSpace(e.exec([]string{"network", "inspect", "-f", `{{index .Options "com.docker.network.bridge.name"}}`, "bridge"}, "", time.Minute).stdout))
+	left := testutil.DataplaneLeft(testutil.RootTable(filepath.Join(dir, "root")))
 	testutil.SweepDir(dir)
+	return left
 }
 
 // dockerEngine finds the Docker engine to compare with: the one named by
@@ -115,12 +118,18 @@ func dockerEngine(t *testing.T, dir, busyboxTar string) *engine {
 			}
 			return nil
 		}
+		// Docker keeps a user network's bridge (br-<id>) when it stops:
+		// after it stopped, the bridges of the networks it had go too.
+		var networkIDs []string
+		t.Cleanup(func() { removeDockerBridges(t, networkIDs) })
 		host = startDockerd(t, dockerd, filepath.Join(dir, "dockerd"))
 		// Before the daemon stops (cleanups run last first): what the
 		// cases made goes the ordinary way.
 		t.Cleanup(func() {
 			if e != nil {
 				resetContainers(e)
+				networkIDs = strings.Fields(e.exec([]string{"network", "ls", "-q", "--no-trunc"}, "", time.Minute).stdout)
+				e.exec([]string{"network", "prune", "-f"}, "", time.Minute)
 			}
 		})
 	}
@@ -140,6 +149,23 @@ func dockerEngine(t *testing.T, dir, busyboxTar string) *engine {
 	e.busyboxTar = busyboxTar
 	resetDocker(t, e)
 	return e
+}
+
+// removeDockerBridges deletes the bridges Docker made for the networks
+// ids (br- and the ID's first 12 characters) that are still there.
+func removeDockerBridges(t *testing.T, ids []string) {
+	for _, id := range ids {
+		if len(id) < 12 {
+			continue
+		}
+		l, err := netlink.LinkByName("br-" + id[:12])
+		if err != nil {
+			continue // not a bridge network, or removed with it
+		}
+		if err := netlink.LinkDel(l); err != nil {
+			t.Logf("cleanup: deleting Docker's bridge %s: %v", l.Attrs().Name, err)
+		}
+	}
 }
 
 // startDockerd starts a dockerd of the test's own (data and exec roots,

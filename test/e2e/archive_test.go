@@ -80,6 +80,7 @@ func TestArchiveSaveLoad(t *testing.T) {
 		t.Fatalf("load from a pipe printed %q", out)
 	}
 	e2 := &env{t: t, dir: e.dir, root: filepath.Join(e.dir, "root2"), runroot: filepath.Join(e.dir, "run2")}
+	t.Cleanup(e2.removeAll) // its directories go with e's
 	if got := strings.TrimSpace(e2.must("images", "--no-trunc", "-q")); got != id {
 		t.Fatalf("ID in the second root %q, want %q", got, id)
 	}

@@ -98,11 +98,7 @@ func newEnv(t testing.TB) *env {
 // cleanup removes every container (stopping monitors), then unmounts
 // anything left under the test's directories and deletes them.
 func (e *env) cleanup() {
-	if ids := strings.Fields(e.run("ps", "-aq").stdout); len(ids) > 0 {
-		e.run(append([]string{"rm", "-f", "-v"}, ids...)...)
-	}
-	e.run("network", "prune", "-f") // their bridges leave the kernel
-	testutil.RemoveRootDataplane(strings.TrimSpace(e.run("network", "inspect", "-f", `{{index .Options "com.docker.network.bridge.name"}}`, "bridge").stdout))
+	e.removeAll()
 	raw, _ := os.ReadFile("/proc/self/mountinfo")
 	var mounts []string
 	for _, line := range strings.Split(string(raw), "\n") {
@@ -116,6 +112,19 @@ func (e *env) cleanup() {
 		unix.Unmount(mounts[i], unix.MNT_DETACH)
 	}
 	os.RemoveAll(e.dir)
+}
+
+// removeAll removes the root's containers and networks, and fails the
+// test if berth left anything of the root in the kernel.
+func (e *env) removeAll() {
+	if ids := strings.Fields(e.run("ps", "-aq").stdout); len(ids) > 0 {
+		e.run(append([]string{"rm", "-f", "-v"}, ids...)...)
+	}
+	// The networks go the ordinary way: their bridges leave the kernel,
+	// and with the last one the root's nftables table; berth must leave
+	// nothing there (the suite's sweep would otherwise hide a leak).
+	e.run("network", "prune", "-f")
+	testutil.NoDataplaneLeft(e.t, testutil.RootTable(e.root), "cleanup: after removing every container and network")
 }
 
 type result struct {

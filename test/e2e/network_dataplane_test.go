@@ -86,6 +86,23 @@ func TestBridgeTraffic(t *testing.T) {
 	if body := httpGet(t, "127.0.0.1:18580"); !strings.Contains(body, "hello-from-berth") {
 		t.Fatalf("published port: %q", body)
 	}
+	// The host's connection is aimed at the container when it is made
+	// (the socket redirect the container's monitor installed): its
+	// socket has the bridge's gateway as local address, 127.0.0.1:18580
+	// as peer. Without a cgroup2 mount, DNAT: 127.0.0.1 both.
+	wantLocal := "127.0.0.1"
+	if mi, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mi), " - cgroup2 ") {
+		wantLocal = e.inspect("dp-web", "{{.NetworkSettings.Gateway}}")
+	}
+	if c, err := net.DialTimeout("tcp", "127.0.0.1:18580", 5*time.Second); err != nil {
+		t.Fatal(err)
+	} else {
+		local, _, _ := net.SplitHostPort(c.LocalAddr().String())
+		if local != wantLocal || c.RemoteAddr().String() != "127.0.0.1:18580" {
+			t.Errorf("connection to 127.0.0.1:18580: local %s, peer %s; want %s, 127.0.0.1:18580", c.LocalAddr(), c.RemoteAddr(), wantLocal)
+		}
+		c.Close()
+	}
 	ip := e.inspect("dp-web", "{{.NetworkSettings.IPAddress}}")
 	if body := httpGet(t, ip+":80"); !strings.Contains(body, "hello-from-berth") {
 		t.Fatalf("container address: %q", body)
@@ -215,7 +232,26 @@ func TestMonitorKillLeavesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatalf("port still held: %v", err)
 	}
-	ln.Close()
+	defer ln.Close()
+	// Nothing diverts the port any more (no DNAT element, no socket
+	// redirect entry): a connection to 127.0.0.1 reaches the listener.
+	c, err := net.DialTimeout("tcp", "127.0.0.1:18582", 5*time.Second)
+	if err != nil {
+		t.Fatalf("connecting to the freed port: %v", err)
+	}
+	defer c.Close()
+	if peer := c.RemoteAddr().String(); peer != "127.0.0.1:18582" {
+		t.Fatalf("connected to %s", peer)
+	}
+	ln.(*net.TCPListener).SetDeadline(time.Now().Add(5 * time.Second))
+	a, err := ln.Accept()
+	if err != nil {
+		t.Fatalf("the host's listener got no connection: %v", err)
+	}
+	// Reset, not closed: a TIME-WAIT on the listener's side would hold
+	// the port against the next run's reservation (no SO_REUSEADDR).
+	a.(*net.TCPConn).SetLinger(0)
+	a.Close()
 	if got := e.must("network", "inspect", "-f", "{{len .Containers}}", "bridge"); got != "0\n" {
 		t.Fatalf("addresses left: %s", got)
 	}

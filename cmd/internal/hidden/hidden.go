@@ -80,7 +80,7 @@ func LockThreadIfNeeded(args []string) {
 }
 
 // monitorMain is `_monitor [--root DIR] [--runroot DIR] [--runtime NAME]
-// [--debug] [--await] ID`, as container.Service starts it, with fd 3 the
+// [--debug] [--await] [--config-file FILE] [--default-bind-ip IP] ID`, as container.Service starts it, with fd 3 the
 // socket to the process that started it.
 func monitorMain(args []string) int {
 	var o container.Options
@@ -90,6 +90,9 @@ func monitorMain(args []string) int {
 	fs.StringVar(&o.Runtime, "runtime", runtime.DefaultName, "")
 	fs.BoolVar(&o.Debug, "debug", false, "")
 	await := fs.Bool("await", false, "")
+	var pub network.PublishConfig
+	fs.StringVar(&pub.File, "config-file", "", "")
+	fs.StringVar(&pub.IP, "default-bind-ip", "", "")
 	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
 		fmt.Fprintln(os.Stderr, "usage: _monitor [--root DIR] [--runroot DIR] [--runtime NAME] [--await] ID")
 		return 2
@@ -101,7 +104,7 @@ func monitorMain(args []string) int {
 	}
 	o.Self = self
 	ctx := context.Background()
-	svc, err := openServices(ctx, o)
+	svc, err := openServices(ctx, o, pub)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "monitor:", err)
 		return 1
@@ -116,7 +119,7 @@ func monitorMain(args []string) int {
 
 // openServices opens the stores a monitor works on; the state exists
 // already (the CLI that started the monitor made it).
-func openServices(ctx context.Context, o container.Options) (*container.Service, error) {
+func openServices(ctx context.Context, o container.Options, pub network.PublishConfig) (*container.Service, error) {
 	meta, err := metadata.Open(ctx, o.Root)
 	if err != nil {
 		return nil, err
@@ -132,8 +135,10 @@ func openServices(ctx context.Context, o container.Options) (*container.Service,
 	images := image.NewStore(meta, cs, snaps, container.Users{})
 	// The monitor attaches its container to its networks before each
 	// run and holds its port reservations and DNS server while it runs.
-	att := network.Default(network.NewService(meta, o.Root), o.RunRoot)
-	o.Network = att
+	nets := network.NewService(meta, o.Root)
+	nets.SetPublishConfig(pub)
+	att := network.Default(nets, o.RunRoot)
+	o.Network, o.MonitorArgs = att, network.MonitorArgs(pub)
 	svc := container.NewService(o, meta, images, volume.NewStore(o.Root, meta, container.Users{}))
 	att.SetEvents(svc) // network connect/disconnect as endpoints join and leave
 	return svc, nil

@@ -65,9 +65,6 @@ const (
 	setPortIP4 = "port-ip4" // port . IPv4 address
 	setPortIP6 = "port-ip6" // port . IPv6 address
 
-	// guardMarker is an empty chain whose presence says the static part
-	// of the bridge table is this version's.
-	guardMarker   = "antispoof-1"
 	chainPort     = "port"
 	chainPortARP  = "port-arp"
 	chainPortNDP  = "port-ndp"
@@ -75,6 +72,11 @@ const (
 )
 
 func netChain(bridge string) string { return "net-" + bridge }
+
+// guardStaticChain says the bridge table's static part is there. Its
+// version is the inet table's marker's (version.go): both tables' static
+// parts are written in one transaction and bumped together.
+const guardStaticChain = chainPort
 
 // guardSets are the bridge table's sets and maps.
 func guardSets() []setSpec {
@@ -200,7 +202,6 @@ func guardChains() []chainSpec {
 	drop := expr.VerdictDrop
 	unspec6 := make([]byte, 16)
 	return []chainSpec{
-		{name: guardMarker},
 		{
 			name: "prerouting", typ: nftables.ChainTypeFilter, hook: nftables.ChainHookPrerouting, prio: nftables.ChainPriorityRef(guardPriority),
 			hookText: "type filter hook prerouting priority filter; policy accept;",
@@ -348,16 +349,21 @@ func (d *Dataplane) guardChainNames(b *batch) (map[string]bool, error) {
 }
 
 // portGuards lists the kernel's elements keyed by port (all ports when
-// port is ""), by set, and whether the bridge table exists.
+// port is ""), by set; none without the bridge table.
 func (b *batch) portGuards(port string) ([]element, error) {
+	// The library's listings lose the errno: a missing table is looked
+	// for first.
+	if _, err := b.c.ListTableOfFamily(b.bridge.Name, nftables.TableFamilyBridge); err != nil {
+		if isNotExist(err) {
+			return nil, nil // no table (an older berth's): nothing to remove
+		}
+		return nil, err
+	}
 	var out []element
 	key := ifnameKey(port)
 	for _, s := range guardSetNames {
 		got, err := b.c.GetSetElements(b.sets[s])
 		if err != nil {
-			if isNotExist(err) {
-				continue // no table (an older berth's): nothing to remove
-			}
 			return nil, err
 		}
 		for _, g := range got {

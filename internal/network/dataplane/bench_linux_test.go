@@ -24,23 +24,29 @@ import (
 func BenchmarkEndpoint(b *testing.B) {
 	two := []PortMapping{{Proto: "tcp", HostPort: 47001, ContainerPort: 80}, {Proto: "udp", HostPort: 47001, ContainerPort: 53}}
 	for _, bc := range []struct {
-		name    string
-		ports   []PortMapping
-		release bool
-		addOnly bool // time AddEndpoint alone (the start path); release untimed
-		others  int  // other endpoints' guards on the network
+		name       string
+		ports      []PortMapping
+		release    bool
+		addOnly    bool // time AddEndpoint alone (the start path); release untimed
+		others     int  // other endpoints' guards on the network
+		noRedirect bool
 	}{
-		{"add/no-ports", nil, true, true, 0},
-		{"add/two-ports", two, true, true, 0},
-		{"add+release/no-ports", nil, true, false, 0},
-		{"add+release/no-ports/100-neighbours", nil, true, false, 100},
-		{"add+release/two-ports", two, true, false, 0},
-		{"add+remove/no-ports", nil, false, false, 0},
-		{"add+remove/two-ports", two, false, false, 0},
+		{"add/no-ports", nil, true, true, 0, false},
+		{"add/two-ports", two, true, true, 0, false},
+		{"add+release/no-ports", nil, true, false, 0, false},
+		{"add+release/no-ports/100-neighbours", nil, true, false, 100, false},
+		{"add+release/two-ports", two, true, false, 0, false},
+		// The socket redirect's share: its programs are attached with
+		// the first publication and detached with the last, each time
+		// here.
+		{"add+release/two-ports-no-redirect", two, true, false, 0, true},
+		{"add+remove/no-ports", nil, false, false, 0, false},
+		{"add+remove/two-ports", two, false, false, 0, false},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			ctx := context.Background()
 			p := newTestPlane(b)
+			p.opts.noRedirect = bc.noRedirect
 			n := p.network("x", false)
 			if err := p.EnsureNetwork(ctx, n); err != nil {
 				b.Fatal(err)
@@ -121,19 +127,28 @@ func BenchmarkThroughput(b *testing.B) {
 	sink(b, ns, 9000)
 	sink(b, "", 9001)
 	const size = 256 << 20
+	loop := netip.MustParseAddr("127.0.0.1")
 	for _, bc := range []struct {
 		name string
 		to   netip.AddrPort
+		from *net.TCPAddr
 	}{
-		{"loopback", netip.MustParseAddrPort("127.0.0.1:9001")},
-		{"container-address", netip.AddrPortFrom(ep.Addresses[0].Addr(), 9000)},
-		{"published-127.0.0.1", netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), ports[0].HostPort)},
+		{"loopback", netip.MustParseAddrPort("127.0.0.1:9001"), nil},
+		{"container-address", netip.AddrPortFrom(ep.Addresses[0].Addr(), 9000), nil},
+		{"published-127.0.0.1", netip.AddrPortFrom(loop, ports[0].HostPort), nil},
+		// A client bound to 127.0.0.1 is left to the DNAT path by the
+		// socket redirect: the two side by side in one run.
+		{"published-127.0.0.1-dnat", netip.AddrPortFrom(loop, ports[0].HostPort), &net.TCPAddr{IP: loop.AsSlice()}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.SetBytes(size)
 			buf := make([]byte, 1<<20)
 			for range b.N {
-				conn, err := net.Dial("tcp", bc.to.String())
+				d := net.Dialer{}
+				if bc.from != nil {
+					d.LocalAddr = bc.from
+				}
+				conn, err := d.Dial("tcp", bc.to.String())
 				if err != nil {
 					b.Fatal(err)
 				}

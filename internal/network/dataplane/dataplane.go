@@ -36,6 +36,11 @@ type Dataplane struct {
 type options struct {
 	table   string
 	lockDir string
+	// noRedirect turns the socket redirect off (tests of the DNAT
+	// path); cgroup2 overrides where the cgroup2 root is found.
+	noRedirect bool
+	cgroup2    string
+	version    int // of the ruleset written: rulesetVersion, other in tests
 }
 
 // Option changes a Dataplane's defaults.
@@ -53,7 +58,7 @@ func WithLockDir(dir string) Option { return func(o *options) { o.lockDir = dir 
 
 // New returns a Dataplane.
 func New(opts ...Option) *Dataplane {
-	o := options{table: "berth", lockDir: "/run/berth-dataplane"}
+	o := options{table: "berth", lockDir: "/run/berth-dataplane", version: rulesetVersion}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -69,20 +74,19 @@ func (d *Dataplane) bridgeAlias(networkID string) string { return d.opts.table +
 // and endpoints (they never clash: each touches its own links, chains and
 // map keys), exclusive for Reconcile, which removes what it was not told
 // about and must not remove an endpoint being attached meanwhile.
+// The lock file goes with the table (lifecycle.go), hence OpenLocked.
 func (d *Dataplane) lock(ctx context.Context, how int) (func(), error) {
 	if err := os.MkdirAll(d.opts.lockDir, 0o700); err != nil {
 		return nil, fmt.Errorf("dataplane lock: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(d.opts.lockDir, d.opts.table+".lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	f, err := lockfile.OpenLocked(ctx, d.lockPath(), how, true)
 	if err != nil {
-		return nil, fmt.Errorf("dataplane lock: %w", err)
-	}
-	if err := lockfile.Flock(ctx, f, how); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("dataplane lock %s: %w", f.Name(), err)
+		return nil, fmt.Errorf("dataplane lock %s: %w", d.lockPath(), err)
 	}
 	return func() { f.Close() }, nil
 }
+
+func (d *Dataplane) lockPath() string { return filepath.Join(d.opts.lockDir, d.opts.table+".lock") }
 
 func validateNetwork(n Network) error {
 	if n.ID == "" {
@@ -155,8 +159,16 @@ func (d *Dataplane) ensureNetwork(n Network, force bool) error {
 	if err != nil {
 		return fmt.Errorf("network %s: listing nftables chains: %w", n.ID, err)
 	}
+	older, err := d.checkVersion(have)
+	if err != nil {
+		return fmt.Errorf("network %s: %w", n.ID, err)
+	}
 	chains, els := networkObjects(n)
-	inetDone := have[markerChain] && have[chains[0].name]
+	// The marker vouches for both tables: they are written in one
+	// transaction, and the version covers the bridge table's static
+	// part too.
+	current := have[markerName(d.opts.version)] && len(older) == 0
+	inetDone := current && have[chains[0].name]
 	if inetDone && !force {
 		return nil
 	}
@@ -165,12 +177,12 @@ func (d *Dataplane) ensureNetwork(n Network, force bool) error {
 		return fmt.Errorf("network %s: listing nftables chains: %w", n.ID, err)
 	}
 	guard := guardNetworkChain(n)
-	if inetDone && bhave[guardMarker] && bhave[guard.name] {
+	if inetDone && bhave[guardStaticChain] && bhave[guard.name] {
 		return nil
 	}
 	if !inetDone {
-		if !have[markerChain] {
-			if err := b.ensureStatic(); err != nil {
+		if !current {
+			if err := b.ensureStatic(d.opts.version, older); err != nil {
 				return err
 			}
 		}
@@ -179,7 +191,7 @@ func (d *Dataplane) ensureNetwork(n Network, force bool) error {
 			return err
 		}
 	}
-	if !bhave[guardMarker] {
+	if !current || !bhave[guardStaticChain] {
 		if err := b.ensureGuardStatic(); err != nil {
 			return err
 		}
@@ -207,8 +219,8 @@ func (d *Dataplane) chainNames(b *batch) (map[string]bool, error) {
 }
 
 // RemoveNetwork removes a network's rules and bridge, and the veths still
-// on it (their published ports are for RemoveEndpoint or Reconcile).
-// Idempotent.
+// on it (their published ports are for RemoveEndpoint or Reconcile); with
+// the last bridge, the table goes (lifecycle.go). Idempotent.
 func (d *Dataplane) RemoveNetwork(ctx context.Context, n Network) error {
 	if err := validateNetwork(n); err != nil {
 		return err
@@ -217,8 +229,12 @@ func (d *Dataplane) RemoveNetwork(ctx context.Context, n Network) error {
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	return d.removeNetwork(n)
+	err = d.removeNetwork(n)
+	unlock()
+	if err != nil {
+		return err
+	}
+	return d.releaseIfUnused(ctx)
 }
 
 func (d *Dataplane) removeNetwork(n Network) error {
@@ -333,6 +349,9 @@ func (d *Dataplane) AddEndpoint(ctx context.Context, n Network, ep Endpoint) (er
 		}
 		return err
 	}
+	// Best effort: the DNAT elements serve every connection already,
+	// the redirect only speeds up the host's own.
+	_ = d.redirectAdd(ctx, els)
 	return nil
 }
 
@@ -368,13 +387,19 @@ func (d *Dataplane) RemoveEndpoint(ctx context.Context, n Network, ep Endpoint) 
 	if err != nil {
 		return errdefs.InvalidArgument("container %s: %v", ep.ContainerID, err)
 	}
-	unlock, err := d.lock(ctx, unix.LOCK_SH)
+	unlock, err := d.lockForRemoval(ctx)
 	if err != nil {
 		return err
 	}
+	if unlock == nil {
+		return d.deleteLink(ep.HostIfName) // no table: nothing published
+	}
 	defer unlock()
-	// The link first: its namespace lives on, and its port must not be
-	// on the bridge without its guards.
+	if err := d.redirectRemove(ctx, els); err != nil {
+		return fmt.Errorf("container %s: unpublishing ports: %w", ep.ContainerID, err)
+	}
+	// The link before the guards: its namespace lives on, and its port
+	// must not be on the bridge without them.
 	if err := d.deleteLink(ep.HostIfName); err != nil {
 		return err
 	}
@@ -404,11 +429,14 @@ func (d *Dataplane) ReleaseEndpoint(ctx context.Context, n Network, ep Endpoint)
 	if err != nil {
 		return errdefs.InvalidArgument("container %s: %v", ep.ContainerID, err)
 	}
-	unlock, err := d.lock(ctx, unix.LOCK_SH)
-	if err != nil {
-		return err
+	unlock, err := d.lockForRemoval(ctx)
+	if err != nil || unlock == nil {
+		return err // nil unlock: no table, nothing published or guarded
 	}
 	defer unlock()
+	if err := d.redirectRemove(ctx, els); err != nil {
+		return fmt.Errorf("container %s: unpublishing ports: %w", ep.ContainerID, err)
+	}
 	if err := d.removeEndpointElements(n, ep, els); err != nil {
 		return fmt.Errorf("container %s: unpublishing ports: %w", ep.ContainerID, err)
 	}

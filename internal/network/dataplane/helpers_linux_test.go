@@ -8,10 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -43,6 +40,9 @@ func newTestPlane(t testing.TB) *testPlane {
 	tag := randHex(6)
 	p := &testPlane{Dataplane: New(WithTable("bt"+tag), WithLockDir(t.TempDir())), t: t, tag: tag}
 	t.Cleanup(func() {
+		if err := p.RemoveSocketRedirect(context.Background()); err != nil {
+			t.Errorf("removing the socket redirect: %v", err)
+		}
 		for _, n := range p.nets {
 			if l, err := netlink.LinkByName(n.Bridge); err == nil {
 				netlink.LinkDel(l)
@@ -101,88 +101,12 @@ func (p *testPlane) endpoint(n Network, ns, name string, i int, ports ...PortMap
 	}
 }
 
-// newNS makes a network namespace bound to a file under the test's
-// temporary directory, with lo up; cleanup unmounts it.
-func newNS(t testing.TB) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "netns")
-	if err := os.WriteFile(path, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	errc := make(chan error, 1)
-	go func() {
-		// The thread is left locked (and so ends with the goroutine) if
-		// it cannot go back to the original namespace.
-		runtime.LockOSThread()
-		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer unix.Close(orig)
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			errc <- err
-			return
-		}
-		err = unix.Mount("/proc/thread-self/ns/net", path, "", unix.MS_BIND, "")
-		if err == nil {
-			if lo, lerr := netlink.LinkByName("lo"); lerr == nil {
-				err = netlink.LinkSetUp(lo)
-			} else {
-				err = lerr
-			}
-		}
-		if serr := unix.Setns(orig, unix.CLONE_NEWNET); serr != nil {
-			errc <- fmt.Errorf("back to the original netns: %w", serr)
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- err
-	}()
-	err := <-errc
-	t.Cleanup(func() { unix.Unmount(path, unix.MNT_DETACH) })
-	if err != nil {
-		t.Fatalf("new netns: %v", err)
-	}
-	return path
-}
+// newNS makes a network namespace with lo up; cleanup unmounts it.
+func newNS(t testing.TB) string { return testutil.NewNetNS(t) }
 
 // inNS runs fn on a thread in the namespace at path ("" = the host's).
 // Sockets made in fn stay in that namespace.
-func inNS(path string, fn func() error) error {
-	if path == "" {
-		return fn()
-	}
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer unix.Close(orig)
-		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			errc <- err
-			return
-		}
-		err = unix.Setns(fd, unix.CLONE_NEWNET)
-		unix.Close(fd)
-		if err != nil {
-			errc <- err
-			return
-		}
-		ferr := fn()
-		if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
-			errc <- err // thread stays locked and is discarded
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
+func inNS(path string, fn func() error) error { return testutil.InNetNS(path, fn) }
 
 // serve answers on TCP and UDP port in the namespace with the address
 // the client came from.

@@ -46,12 +46,12 @@ const (
 	mapDNAT6   = "dnat6"
 
 	chainForward = "berth-forward"
-	// markerChain is an empty chain whose presence says the static part
-	// of the table, and of the bridge table of the same name
-	// (antispoof.go, written in the same transaction), is this version's;
-	// change its name with either part.
-	markerChain = "ruleset-4"
-	chainPorts  = "ports"
+	// rulesetVersion is the version of the static parts of the table
+	// and of the bridge table of the same name (antispoof.go, written in
+	// the same transaction), which the table records as an empty chain
+	// "ruleset-<N>" (version.go); bump it with either part.
+	rulesetVersion = 4
+	chainPorts     = "ports"
 )
 
 func toChain(bridge string) string       { return "to-" + bridge }
@@ -319,7 +319,7 @@ func staticChains() []chainSpec {
 		iif = expr.MetaKeyIIFNAME
 	)
 	return []chainSpec{
-		{name: markerChain},
+		{name: markerName(rulesetVersion)},
 		{name: UserChain, keep: true},
 		{
 			// Docker 28's guard: route_localnet on a bridge (needed for

@@ -62,21 +62,22 @@ func (d *Dataplane) newBatch() (*batch, error) {
 	return b, nil
 }
 
-// ensureStatic (re)writes the table, its sets and its static chains.
-// Every object is added without NLM_F_EXCL, so this is a no-op for what
-// exists; the static chains are flushed and refilled so that a newer
-// berth replaces an older berth's rules. The users' chain is never
-// flushed.
-func (b *batch) ensureStatic() error {
+// ensureStatic (re)writes the table, its sets and its static chains, of
+// the given version. Every object is added without NLM_F_EXCL, so this is
+// a no-op for what exists; the static chains are flushed and refilled so
+// that a newer berth replaces an older berth's rules, whose markers
+// (older) go. The users' chain is never flushed.
+func (b *batch) ensureStatic(version int, older []string) error {
 	b.c.AddTable(b.table)
 	for _, s := range staticSets() {
 		if err := b.c.AddSet(b.sets[s.name], nil); err != nil {
 			return err
 		}
 	}
-	b.addChains(staticChains())
-	// An older berth's marker goes: its static part was just replaced.
-	b.delChains([]chainSpec{{name: "ruleset-2"}, {name: "ruleset-3"}})
+	b.addChains(staticChainsAt(version))
+	for _, m := range older {
+		b.delChains([]chainSpec{{name: m}})
+	}
 	return nil
 }
 

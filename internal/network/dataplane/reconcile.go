@@ -13,11 +13,14 @@ import (
 
 // Reconcile makes the kernel match the given networks and endpoints after
 // a crash or reboot: berth's bridges, veths, chains and published ports
-// that are not listed are removed; listed networks are ensured, and
-// listed endpoints whose veth is gone are attached again when their
-// namespace still exists. It holds the dataplane lock exclusively, so no
-// attach runs meanwhile; the caller must build its lists under its own
-// lock, the one its attaches take before recording an endpoint.
+// that are not listed are removed; listed networks that have endpoints or
+// a bridge are ensured (the others are made by their next attach, as a
+// bridge is made on first use: a sweep never creates one for nothing),
+// and listed endpoints whose veth is gone are attached again when their
+// namespace still exists. With no bridge left, the table goes too. It
+// holds the dataplane lock exclusively, so no attach runs meanwhile; the
+// caller must build its lists under its own lock, the one its attaches
+// take before recording an endpoint.
 func (d *Dataplane) Reconcile(ctx context.Context, nets []Network, eps []Endpoint) error {
 	byID := map[string]Network{}
 	bridges := map[string]bool{}
@@ -33,17 +36,29 @@ func (d *Dataplane) Reconcile(ctx context.Context, nets []Network, eps []Endpoin
 		return err
 	}
 	defer unlock()
-
-	var errs []error
-	for _, n := range nets {
-		if err := d.ensureNetwork(n, true); err != nil {
-			errs = append(errs, err)
-		}
+	if err := d.refuseNewer(); err != nil {
+		return fmt.Errorf("reconcile: %w", err)
 	}
 
 	links, err := dump(netlink.LinkList)
 	if err != nil {
 		return fmt.Errorf("reconcile: listing links: %w", err)
+	}
+	var errs []error
+	withEndpoints := map[string]bool{}
+	for _, ep := range eps {
+		withEndpoints[ep.NetworkID] = true
+	}
+	existing := d.ourBridges(links)
+	ensured := 0
+	for _, n := range nets {
+		if !withEndpoints[n.ID] && existing[n.Bridge] != n.ID {
+			continue
+		}
+		ensured++
+		if err := d.ensureNetwork(n, true); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	wantVeth := map[string]bool{}
 	for _, ep := range eps {
@@ -84,6 +99,25 @@ func (d *Dataplane) Reconcile(ctx context.Context, nets []Network, eps []Endpoin
 		if err := netlink.LinkDel(l); err != nil && !isLinkNotFound(err) {
 			errs = append(errs, fmt.Errorf("reconcile: deleting stale veth %s: %w", a.Name, err))
 		}
+	}
+
+	// Without tables (none of its networks was ensured) there are no
+	// rules to sweep.
+	b, err := d.newBatch()
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	inet, bridge, err := d.tablesExist(b)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	if !inet && !bridge && ensured == 0 {
+		if len(errs) == 0 {
+			if err := d.dropTableAndLock(); err != nil {
+				errs = append(errs, fmt.Errorf("reconcile: %w", err))
+			}
+		}
+		return errors.Join(errs...)
 	}
 
 	// Chains and dispatch elements of bridges that are not listed (the
@@ -140,6 +174,15 @@ func (d *Dataplane) Reconcile(ctx context.Context, nets []Network, eps []Endpoin
 	}
 	if err := d.syncDNAT(want); err != nil {
 		errs = append(errs, fmt.Errorf("reconcile: published ports: %w", err))
+	}
+	if err := d.redirectSync(ctx, want); err != nil {
+		errs = append(errs, fmt.Errorf("reconcile: published ports: %w", err))
+	}
+	if ensured == 0 && len(errs) == 0 {
+		// Every bridge of ours was stale and is gone.
+		if err := d.dropTableAndLock(); err != nil {
+			errs = append(errs, fmt.Errorf("reconcile: %w", err))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -204,13 +247,23 @@ func (d *Dataplane) syncDNAT(want []element) error {
 	for _, e := range want {
 		wanted[e.set+"\x00"+string(e.key)+"\x00"+elementValue(e.set, e.val, e.verdict)] = true
 	}
+	// A table's sets are listed only when it is there: the library's
+	// listings lose the errno, a missing table cannot be told apart.
+	inet, bridge, err := d.tablesExist(b)
+	if err != nil {
+		return err
+	}
+	var sets []string
+	if inet {
+		sets = append(sets, mapDNAT4IP, mapDNAT4, mapDNAT6IP, mapDNAT6)
+	}
+	if bridge {
+		sets = append(sets, guardSetNames[:]...)
+	}
 	var del []element
-	for _, s := range append([]string{mapDNAT4IP, mapDNAT4, mapDNAT6IP, mapDNAT6}, guardSetNames[:]...) {
+	for _, s := range sets {
 		got, err := b.c.GetSetElements(b.sets[s])
 		if err != nil {
-			if isNotExist(err) {
-				continue
-			}
 			return err
 		}
 		for _, g := range got {

@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"sort"
 	"testing"
@@ -22,101 +21,22 @@ import (
 
 // newNetNS makes a network namespace with its loopback up, bind-mounted
 // under the test's temporary directory, and removes it at the end.
-func newNetNS(t testing.TB) string {
-	t.Helper()
-	testutil.RequiresRoot(t)
-	path := filepath.Join(t.TempDir(), "netns")
-	if err := os.WriteFile(path, nil, 0o400); err != nil {
-		t.Fatal(err)
-	}
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		back, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer unix.Close(back)
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			errc <- err
-			return
-		}
-		err = unix.Mount("/proc/thread-self/ns/net", path, "", unix.MS_BIND, "")
-		if err == nil {
-			err = loopbackUp()
-		}
-		if serr := unix.Setns(back, unix.CLONE_NEWNET); serr != nil {
-			errc <- errors.Join(err, serr)
-			return // the thread stays locked and dies
-		}
-		runtime.UnlockOSThread()
-		errc <- err
-	}()
-	err := <-errc
-	t.Cleanup(func() { unix.Unmount(path, unix.MNT_DETACH) })
-	if err != nil {
-		t.Fatalf("make a network namespace: %v", err)
-	}
-	return path
-}
-
-func loopbackUp() error {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	ifr, err := unix.NewIfreq("lo")
-	if err != nil {
-		return err
-	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
-		return err
-	}
-	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
-	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
-}
+func newNetNS(t testing.TB) string { return testutil.NewNetNS(t) }
 
 // dialIn connects to addr from inside the namespace at nsPath: the socket
 // is made there by a thread that goes back at once.
 func dialIn(t testing.TB, nsPath, network, addr string) (net.Conn, error) {
 	t.Helper()
-	ns, err := os.Open(nsPath)
-	if err != nil {
-		t.Fatal(err)
+	var c net.Conn
+	err := testutil.InNetNS(nsPath, func() error {
+		var err error
+		c, err = net.DialTimeout(network, addr, 10*time.Second)
+		return err
+	})
+	if c != nil {
+		t.Cleanup(func() { c.Close() })
 	}
-	defer ns.Close()
-	type result struct {
-		c   net.Conn
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		back, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			done <- result{err: err}
-			return
-		}
-		defer unix.Close(back)
-		if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
-			done <- result{err: err}
-			return
-		}
-		c, err := net.DialTimeout(network, addr, 10*time.Second)
-		if serr := unix.Setns(back, unix.CLONE_NEWNET); serr != nil {
-			done <- result{err: serr}
-			return
-		}
-		runtime.UnlockOSThread()
-		done <- result{c, err}
-	}()
-	r := <-done
-	if r.c != nil {
-		t.Cleanup(func() { r.c.Close() })
-	}
-	return r.c, r.err
+	return c, err
 }
 
 // threadNetNSes lists the network namespace of every thread of this
