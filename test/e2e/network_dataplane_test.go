@@ -79,7 +79,7 @@ const httpdCmd = "mkdir -p /www && echo hello-from-berth > /www/index.html && ex
 
 // TestBridgeTraffic: host → published port on 127.0.0.1 and → the
 // container's address; container → container by address on the default
-// bridge; nothing of the endpoint left after rm.
+// bridge; nothing of the endpoint left after rm (and a sweep).
 func TestBridgeTraffic(t *testing.T) {
 	e := newEnv(t)
 	e.must("run", "-d", "--name", "dp-web", "-p", "127.0.0.1:18580:80", "busybox", "sh", "-c", httpdCmd)
@@ -125,7 +125,22 @@ func TestBridgeTraffic(t *testing.T) {
 		_, err := os.Stat(veth)
 		return os.IsNotExist(err)
 	})
-	eventually(t, 10*time.Second, "no guard left after rm", func() bool { return len(guardedPorts(t, e)) == 0 })
+	eventually(t, 10*time.Second, "the published container's guards gone after rm", func() bool { return !guardedPorts(t, e)[hostIfName(id, nid)] })
+	// The run --rm container published nothing: its release left its
+	// guards (dataplane.portDigest), which name no interface once its
+	// veth is gone, until a sweep takes them.
+	eventually(t, 10*time.Second, "guards left only for ports that are gone", func() bool {
+		for p := range guardedPorts(t, e) {
+			if _, err := os.Stat("/sys/class/net/" + p); err == nil {
+				return false
+			}
+		}
+		return true
+	})
+	e.must("network", "prune", "-f")
+	if left := guardedPorts(t, e); len(left) > 0 {
+		t.Errorf("guards left after a sweep (network prune): %v", left)
+	}
 }
 
 // TestPortTakenLeavesNothing: a host port another process holds gives

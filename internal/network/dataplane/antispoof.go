@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"net"
@@ -29,6 +30,7 @@ import (
 //		set port-mac   ifname . ether_addr        the port's MAC
 //		set port-ip4   ifname . ipv4_addr         its addresses
 //		set port-ip6   ifname . ipv6_addr         its addresses and EUI-64 link-local address
+//		map port-digest ifname : ipv6_addr        digest of the port's other elements (portDigest)
 //		chain prerouting (filter, -200): iifname vmap @ports
 //		chain net-<bridge>: jump port; sources in the network's subnets must be the port's
 //		chain port, port-arp, port-ndp: the same checks for every port
@@ -37,9 +39,10 @@ import (
 // The base chain dispatches by port: a kernel without NFT_BRIDGE_META (as
 // here) has no "meta ibrname" to dispatch by bridge.
 //
-// An endpoint is four kinds of elements keyed by its port (the host end of
+// An endpoint is five kinds of elements keyed by its port (the host end of
 // its veth, named after the container and network), added before its veth
-// exists, in one transaction with its DNAT elements, and deleted with them.
+// exists, in one transaction with its DNAT elements, and deleted with them
+// (or left by a release that has nothing else to delete: portDigest).
 // Frames from a port are dropped when their source MAC, an ARP sender's
 // MAC or address, an NDP message's claimed address (a solicitation's
 // source, an advertisement's target) or link-layer option is not the
@@ -64,6 +67,10 @@ const (
 	setPortMAC = "port-mac" // port . MAC
 	setPortIP4 = "port-ip4" // port . IPv4 address
 	setPortIP6 = "port-ip6" // port . IPv6 address
+	// mapPortDigest maps a port to a digest of its other elements
+	// (portDigest): what tells AddEndpoint that a port name's guards
+	// left in place by a release differ from the new endpoint's.
+	mapPortDigest = "port-digest"
 
 	chainPort     = "port"
 	chainPortARP  = "port-arp"
@@ -86,11 +93,13 @@ func guardSets() []setSpec {
 		{name: setPortMAC, key: cat(nftables.TypeIFName, nftables.TypeEtherAddr), typeText: "ifname . ether_addr"},
 		{name: setPortIP4, key: cat(nftables.TypeIFName, nftables.TypeIPAddr), typeText: "ifname . ipv4_addr"},
 		{name: setPortIP6, key: cat(nftables.TypeIFName, nftables.TypeIP6Addr), typeText: "ifname . ipv6_addr"},
+		// 128 bits typed as an IPv6 address only for nft's listing.
+		{name: mapPortDigest, key: nftables.TypeIFName, data: nftables.TypeIP6Addr, isMap: true, typeText: "ifname : ipv6_addr"},
 	}
 }
 
 // guardSetNames are the sets keyed by port.
-var guardSetNames = [...]string{mapPorts, setPortMAC, setPortIP4, setPortIP6}
+var guardSetNames = [...]string{mapPorts, setPortMAC, setPortIP4, setPortIP6, mapPortDigest}
 
 // etherType matches the frame's EtherType (nft's dependency for arp and
 // icmpv6 in the bridge family).
@@ -317,7 +326,36 @@ func guardElements(n Network, ep Endpoint) ([]element, error) {
 		els = append(els, element{set: set, key: append(port[:len(port):len(port)], a.AsSlice()...), comment: tag,
 			text: fmt.Sprintf("%s . %s comment %q", q, a, tag)})
 	}
+	dg := portDigest(els)
+	els = append(els, element{set: mapPortDigest, key: port, val: dg, comment: tag,
+		text: fmt.Sprintf("%s comment %q : %s", q, tag, netip.AddrFrom16([16]byte(dg)))})
 	return els, nil
+}
+
+// portDigest is a digest of a port's guard elements (sets, keys, the
+// network chain). A release leaves a port's elements in place when it has
+// no other change to make (deleting anything waits for an RCU grace
+// period, ~10 ms): the name matches no interface once the veth is gone.
+// A port name used again (the same container and network, started
+// again; or two IDs whose names collide) must not inherit what they
+// allowed: the digest map's key is the port alone, so adding the new
+// endpoint's digest clashes (EEXIST) unless the elements there are
+// exactly its own, and AddEndpoint then replaces the port's elements
+// (replaceStale). Invariant: a port's elements in the kernel are always
+// among those its digest element stands for (added, replaced and deleted
+// together). 128 bits of SHA-256: nobody can pick another MAC or address
+// that gives an old digest.
+func portDigest(els []element) []byte {
+	lines := make([]string, 0, len(els))
+	for _, e := range els {
+		lines = append(lines, e.set+"\x00"+string(e.key)+"\x00"+elementValue(e.set, e.val, e.verdict))
+	}
+	sort.Strings(lines)
+	h := sha256.New()
+	for _, l := range lines {
+		fmt.Fprintf(h, "%d:%s", len(l), l)
+	}
+	return h.Sum(nil)[:16]
 }
 
 // ensureGuardStatic (re)writes the bridge table, its sets and its static
@@ -368,8 +406,9 @@ func (b *batch) portGuards(port string) ([]element, error) {
 		}
 		for _, g := range got {
 			if port == "" || len(g.Key) >= len(key) && string(g.Key[:len(key)]) == string(key) {
-				e := element{set: s, key: g.Key}
+				e := element{set: s, key: g.Key, val: g.Val}
 				if s == mapPorts {
+					e.val = nil
 					e.verdict = &expr.Verdict{Kind: expr.VerdictJump, Chain: verdictChain(g.Val)}
 				}
 				out = append(out, e)
@@ -508,12 +547,16 @@ func (d *Dataplane) removeListedGuards(port string) error {
 }
 
 // addGuards adds a port's guards (Reconcile, before it makes the veth
-// again).
-func (d *Dataplane) addGuards(guards []element) error {
+// again), replacing what a release left of another endpoint's.
+func (d *Dataplane) addGuards(port string, guards []element) error {
 	if len(guards) == 0 {
 		return nil
 	}
-	return d.addElements(guards)
+	err := d.addElements(guards)
+	if isExist(err) {
+		err = d.replaceStale(err, port, guards, nil, false)
+	}
+	return err
 }
 
 // addElements adds elements in one transaction.

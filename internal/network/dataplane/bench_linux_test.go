@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -18,7 +19,11 @@ import (
 // with two published ports; "add" times AddEndpoint alone, what a
 // container's start pays; "100-neighbours" with the guards of 100 other
 // endpoints on the network (antispoof.go: set elements, no cost per
-// neighbour).
+// neighbour). Each iteration is a new container (a new port name), as
+// each run --rm is, but for "restart" (the same endpoint again: its
+// guards left by the release are its own) and "changed-mac" (the same
+// port name with another MAC each time: AddEndpoint replaces the guards
+// left, a transaction that deletes).
 //
 //	go test -run '^$' -bench Endpoint -benchtime 100x ./internal/network/dataplane/
 func BenchmarkEndpoint(b *testing.B) {
@@ -40,6 +45,8 @@ func BenchmarkEndpoint(b *testing.B) {
 		// the first publication and detached with the last, each time
 		// here.
 		{"add+release/two-ports-no-redirect", two, true, false, 0, true},
+		{"add+release/no-ports/restart", nil, true, false, 0, false},
+		{"add+release/no-ports/changed-mac", nil, true, false, 0, false},
 		{"add+remove/no-ports", nil, false, false, 0, false},
 		{"add+remove/two-ports", two, false, false, 0, false},
 	} {
@@ -60,18 +67,29 @@ func BenchmarkEndpoint(b *testing.B) {
 					}
 					els = append(els, g...)
 				}
-				if err := p.addGuards(els); err != nil {
+				if err := p.addElements(els); err != nil {
 					b.Fatal(err)
 				}
 			}
+			var first Endpoint
 			b.ResetTimer()
-			for range b.N {
+			for i := range b.N {
 				// A fresh namespace each time, as each container has one;
 				// its making and unmounting is not timed (--network none
 				// pays for it too).
 				b.StopTimer()
 				ns := newNS(b)
-				ep := p.endpoint(n, ns, "1", 2, bc.ports...)
+				ep := p.endpoint(n, ns, "i"+strconv.FormatInt(int64(i), 36), 2, bc.ports...)
+				switch {
+				case strings.HasSuffix(bc.name, "/restart"):
+					if i == 0 {
+						first = p.endpoint(n, ns, "r", 2)
+					}
+					ep = first
+					ep.NetNSPath = ns
+				case strings.HasSuffix(bc.name, "/changed-mac"):
+					ep.HostIfName = "bv" + p.tag + "m"
+				}
 				b.StartTimer()
 				if err := p.AddEndpoint(ctx, n, ep); err != nil {
 					b.Fatal(err)

@@ -331,8 +331,8 @@ func (d *Dataplane) AddEndpoint(ctx context.Context, n Network, ep Endpoint) (er
 			err = d.addElements(all)
 		}
 	}
-	if err != nil && isExist(err) && ep.PortsReserved {
-		err = d.replaceStale(all)
+	if err != nil && isExist(err) {
+		err = d.replaceStale(err, ep.HostIfName, guards, els, ep.PortsReserved)
 	}
 	if err != nil {
 		if isExist(err) {
@@ -414,8 +414,10 @@ func (d *Dataplane) RemoveEndpoint(ctx context.Context, n Network, ep Endpoint) 
 
 // ReleaseEndpoint is RemoveEndpoint for a container whose network
 // namespace is being destroyed (its processes gone, NetNSPath about to be
-// unmounted): it unpublishes the ports and leaves the veth pair to the
-// kernel, which deletes it with the namespace, in the background. Deleting
+// unmounted): it unpublishes the ports (and deletes the port's guards in
+// that transaction; without ports it leaves them, see portDigest) and
+// leaves the veth pair to the kernel, which deletes it with the
+// namespace, in the background. Deleting
 // a network device blocks the caller for RCU grace periods (10-25 ms
 // measured here, several times the whole budget of a bridge attachment),
 // a namespace's devices go without anyone waiting. A namespace that stays
@@ -428,6 +430,14 @@ func (d *Dataplane) ReleaseEndpoint(ctx context.Context, n Network, ep Endpoint)
 	els, err := endpointElements(n, ep)
 	if err != nil {
 		return errdefs.InvalidArgument("container %s: %v", ep.ContainerID, err)
+	}
+	if len(els) == 0 {
+		// The port's guards stay, lazily: deleting them would be a
+		// transaction of its own, waiting ~10 ms for an RCU grace
+		// period, and they match no interface once the namespace and
+		// its veth are gone. A name used again gets its own guards
+		// only (portDigest); Reconcile and RemoveNetwork delete them.
+		return nil
 	}
 	unlock, err := d.lockForRemoval(ctx)
 	if err != nil || unlock == nil {

@@ -158,7 +158,7 @@ func (d *Dataplane) Reconcile(ctx context.Context, nets []Network, eps []Endpoin
 		if !present[ep.HostIfName] {
 			if _, err := netlink.LinkByName(ep.HostIfName); err == nil {
 				present[ep.HostIfName] = true // on a bridge that was just remade? keep
-			} else if err := d.addGuards(guards); err != nil {
+			} else if err := d.addGuards(ep.HostIfName, guards); err != nil {
 				errs = append(errs, fmt.Errorf("reconcile: endpoint of container %s: %w", ep.ContainerID, err))
 				continue
 			} else if err := d.addVeth(n, ep); err != nil {
