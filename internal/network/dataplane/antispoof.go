@@ -361,13 +361,22 @@ func portDigest(els []element) []byte {
 // ensureGuardStatic (re)writes the bridge table, its sets and its static
 // chains, as ensureStatic does for the inet table.
 func (b *batch) ensureGuardStatic() error {
+	if err := b.addGuardSets(); err != nil {
+		return err
+	}
+	b.addChainsIn(b.bridge, guardChains())
+	return nil
+}
+
+// addGuardSets adds the bridge table and its sets, each a no-op when
+// there.
+func (b *batch) addGuardSets() error {
 	b.c.AddTable(b.bridge)
 	for _, s := range guardSets() {
 		if err := b.c.AddSet(b.sets[s.name], nil); err != nil {
 			return err
 		}
 	}
-	b.addChainsIn(b.bridge, guardChains())
 	return nil
 }
 

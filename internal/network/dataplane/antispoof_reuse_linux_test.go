@@ -203,3 +203,30 @@ func TestLazyGuardsPruned(t *testing.T) {
 		t.Errorf("RemoveNetwork left the guards of %s, on its network", ep.HostIfName)
 	}
 }
+
+// TestGuardSetMissing: a bridge table whose chains are there but not the
+// digest map (made by a build of ruleset 4 from before it): AddEndpoint
+// sets the network up again and the port gets all its guards.
+func TestGuardSetMissing(t *testing.T) {
+	ctx := context.Background()
+	p := newTestPlane(t)
+	n := p.network("s", false)
+	if err := p.EnsureNetwork(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	b, err := p.newBatch()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.c.DelSet(b.sets[mapPortDigest])
+	if err := b.flush(); err != nil {
+		t.Fatal(err)
+	}
+	ep := p.endpoint(n, newNS(t), "1", 2)
+	if err := p.AddEndpoint(ctx, n, ep); err != nil {
+		t.Fatalf("AddEndpoint without the digest map: %v", err)
+	}
+	if l := nftListFamily(t, "bridge", p.Table()); !strings.Contains(l, `"`+ep.HostIfName+`" comment`) || !strings.Contains(l, "map "+mapPortDigest) {
+		t.Errorf("the port's digest is missing:\n%s", l)
+	}
+}

@@ -178,6 +178,14 @@ func (d *Dataplane) ensureNetwork(n Network, force bool) error {
 	}
 	guard := guardNetworkChain(n)
 	if inetDone && bhave[guardStaticChain] && bhave[guard.name] {
+		// Forced, with every chain there: only the sets, in case one
+		// is missing (no-op adds, nothing deleted, no RCU wait).
+		if err := b.addGuardSets(); err != nil {
+			return err
+		}
+		if err := b.flush(); err != nil {
+			return fmt.Errorf("network %s: nftables table bridge %s: %w", n.ID, d.opts.table, err)
+		}
 		return nil
 	}
 	if !inetDone {
@@ -195,6 +203,11 @@ func (d *Dataplane) ensureNetwork(n Network, force bool) error {
 		if err := b.ensureGuardStatic(); err != nil {
 			return err
 		}
+	} else if err := b.addGuardSets(); err != nil {
+		// Only the sets (no-ops when there, nothing deleted): a set
+		// may be missing where the chains are not (made by a build of
+		// this version from before it had them).
+		return err
 	}
 	b.addChainsIn(b.bridge, []chainSpec{guard})
 	if err := b.flush(); err != nil {
