@@ -418,8 +418,12 @@ func teardownNetworking(root string) {
 	if err != nil {
 		return
 	}
-	for _, name := range []string{table, table + "-dns"} {
-		c.DelTable(&nftables.Table{Name: name, Family: nftables.TableFamilyINet})
+	for _, t := range []*nftables.Table{
+		{Name: table, Family: nftables.TableFamilyINet},
+		{Name: table + "-dns", Family: nftables.TableFamilyINet},
+		{Name: table, Family: nftables.TableFamilyBridge},
+	} {
+		c.DelTable(t)
 		c.Flush() // one at a time: a missing table fails only its own
 	}
 }

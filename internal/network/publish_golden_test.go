@@ -3,6 +3,7 @@ package network
 import (
 	"bytes"
 	"flag"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -68,7 +69,8 @@ func TestPublishRulesetGolden(t *testing.T) {
 			if len(groups) != 0 {
 				t.Fatalf("fixed host ports made groups to probe: %v", groups)
 			}
-			ep := dataplane.Endpoint{ContainerID: "c0ffee", NetworkID: tc.net.ID, IfName: "eth0", HostIfName: "veth1", Ports: maps}
+			ep := dataplane.Endpoint{ContainerID: "c0ffee", NetworkID: tc.net.ID, IfName: "eth0", HostIfName: "veth1", Ports: maps,
+				MAC: net.HardwareAddr{0x02, 0x42, 0xac, 0x11, 0x00, 0x02}}
 			for _, p := range tc.addrs {
 				ep.Addresses = append(ep.Addresses, netip.MustParsePrefix(p))
 			}

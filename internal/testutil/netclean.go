@@ -23,15 +23,18 @@ func RootTable(root string) string {
 // DataplaneLeft lists what the dataplane of table has in the host's
 // kernel: links marked as its bridges (interface alias "<table>:<network
 // ID>", the default bridge and user networks' alike) and the nftables
-// table inet <table>; and its lock file. Only that table's are looked at: other tests and a
+// tables inet <table> and bridge <table> (the ports' guards); and its
+// lock files. Only that table's are looked at: other tests and a
 // real berth on this machine have names of their own.
 func DataplaneLeft(table string) []string {
 	var left []string
 	for _, l := range tableLinks(table) {
 		left = append(left, "link "+l)
 	}
-	if tableExists(table) {
-		left = append(left, "nftables table inet "+table)
+	for _, family := range tableFamilies() {
+		if tableExists(family, table) {
+			left = append(left, "nftables table "+family+" "+table)
+		}
 	}
 	for _, name := range dataplaneLockFiles(table) {
 		if lock := filepath.Join(DataplaneLockDir, name); fileExists(lock) {
@@ -69,8 +72,10 @@ func RemoveDataplane(table string) {
 	for _, l := range tableLinks(table) {
 		exec.Command("ip", "link", "delete", l).Run()
 	}
-	if tableExists(table) {
-		exec.Command("nft", "delete", "table", "inet", table).Run()
+	for _, family := range tableFamilies() {
+		if tableExists(family, table) {
+			exec.Command("nft", "delete", "table", family, table).Run()
+		}
 	}
 	// Only a test root's, whose berth processes are gone or done: no
 	// one holds or waits for it.
@@ -109,10 +114,14 @@ func tableLinks(table string) []string {
 	return names
 }
 
-func tableExists(table string) bool {
+// tableFamilies are the families of berth's nftables tables, all named
+// after the table.
+func tableFamilies() []string { return []string{"inet", "bridge"} }
+
+func tableExists(family, table string) bool {
 	nft, err := exec.LookPath("nft")
 	if err != nil {
 		return false
 	}
-	return exec.Command(nft, "list", "table", "inet", table).Run() == nil
+	return exec.Command(nft, "list", "table", family, table).Run() == nil
 }

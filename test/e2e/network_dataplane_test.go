@@ -10,10 +10,12 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/berth-dev/berth/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -50,11 +52,34 @@ func httpGet(t *testing.T, addr string) string {
 	return ""
 }
 
+// guardedPorts are the ports (host veths) that have anti-spoofing
+// elements in the root's bridge table (internal/network/dataplane,
+// antispoof.go).
+func guardedPorts(t *testing.T, e *env) map[string]bool {
+	t.Helper()
+	nft := testutil.RequiresBinary(t, "nft")
+	table := strings.TrimSpace(e.must("network", "inspect", "-f", `{{index .Options "com.docker.network.bridge.name"}}`, "bridge"))
+	out, err := exec.Command(nft, "list", "map", "bridge", table, "ports").CombinedOutput()
+	if err != nil && strings.Contains(string(out), "No such file or directory") {
+		return nil // no network was ever set up
+	}
+	if err != nil {
+		t.Fatalf("nft list map bridge %s ports: %v\n%s", table, err, out)
+	}
+	ports := map[string]bool{}
+	for _, f := range strings.Fields(string(out)) {
+		if name := strings.Trim(f, `"`); strings.HasPrefix(f, `"veth`) {
+			ports[name] = true
+		}
+	}
+	return ports
+}
+
 const httpdCmd = "mkdir -p /www && echo hello-from-berth > /www/index.html && exec httpd -f -p 80 -h /www"
 
 // TestBridgeTraffic: host → published port on 127.0.0.1 and → the
 // container's address; container → container by address on the default
-// bridge; nothing of the endpoint left after rm.
+// bridge; nothing of the endpoint left after rm (and a sweep).
 func TestBridgeTraffic(t *testing.T) {
 	e := newEnv(t)
 	e.must("run", "-d", "--name", "dp-web", "-p", "127.0.0.1:18580:80", "busybox", "sh", "-c", httpdCmd)
@@ -91,12 +116,31 @@ func TestBridgeTraffic(t *testing.T) {
 	if _, err := os.Stat(veth); err != nil {
 		t.Fatalf("host veth: %v", err)
 	}
+	if ports := guardedPorts(t, e); !ports[hostIfName(id, nid)] {
+		t.Errorf("the container's port %s is not guarded: %v", hostIfName(id, nid), ports)
+	}
 	e.must("rm", "-f", "dp-web")
 	// The kernel deletes the veth with the namespace, in the background.
 	eventually(t, 10*time.Second, "host veth gone after rm", func() bool {
 		_, err := os.Stat(veth)
 		return os.IsNotExist(err)
 	})
+	eventually(t, 10*time.Second, "the published container's guards gone after rm", func() bool { return !guardedPorts(t, e)[hostIfName(id, nid)] })
+	// The run --rm container published nothing: its release left its
+	// guards (dataplane.portDigest), which name no interface once its
+	// veth is gone, until a sweep takes them.
+	eventually(t, 10*time.Second, "guards left only for ports that are gone", func() bool {
+		for p := range guardedPorts(t, e) {
+			if _, err := os.Stat("/sys/class/net/" + p); err == nil {
+				return false
+			}
+		}
+		return true
+	})
+	e.must("network", "prune", "-f")
+	if left := guardedPorts(t, e); len(left) > 0 {
+		t.Errorf("guards left after a sweep (network prune): %v", left)
+	}
 }
 
 // TestPortTakenLeavesNothing: a host port another process holds gives
@@ -114,6 +158,9 @@ func TestPortTakenLeavesNothing(t *testing.T) {
 	}
 	if got := e.must("network", "inspect", "-f", "{{len .Containers}}", "bridge"); got != "0\n" {
 		t.Fatalf("addresses after a failed start: %s", got)
+	}
+	if ports := guardedPorts(t, e); len(ports) != 0 {
+		t.Fatalf("guards after a failed start: %v", ports)
 	}
 }
 
@@ -183,6 +230,9 @@ func TestMonitorKillLeavesNothing(t *testing.T) {
 	if _, err := os.Stat(veth); err != nil {
 		t.Fatalf("host veth: %v", err)
 	}
+	if ports := guardedPorts(t, e); !ports[hostIfName(id, nid)] {
+		t.Errorf("the container's port %s is not guarded: %v", hostIfName(id, nid), ports)
+	}
 	if err := unix.Kill(monitorPid(t, e, "dp-k"), unix.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -219,5 +269,8 @@ func TestMonitorKillLeavesNothing(t *testing.T) {
 	a.Close()
 	if got := e.must("network", "inspect", "-f", "{{len .Containers}}", "bridge"); got != "0\n" {
 		t.Fatalf("addresses left: %s", got)
+	}
+	if ports := guardedPorts(t, e); len(ports) != 0 {
+		t.Fatalf("guards left: %v", ports)
 	}
 }

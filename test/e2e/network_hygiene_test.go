@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/berth-dev/berth/internal/testutil"
 	"github.com/berth-dev/berth/internal/testutil/rootclean"
 )
 
@@ -16,11 +17,16 @@ func TestSystemPruneLeavesNoDataplane(t *testing.T) {
 	e.must("network", "create", "hy-net")
 	e.must("run", "-d", "--name", "hy-a", "-p", "127.0.0.1:18591:80", "busybox", "sh", "-c", httpdCmd)
 	e.must("run", "-d", "--name", "hy-b", "--network", "hy-net", "busybox", "sleep", "600")
-	// Two bridges, the table, the lock files (the redirect's too), the
-	// socket redirect's programs for the 127.0.0.1 port.
+	table := testutil.RootTable(e.root)
 	left := rootclean.Left(e.root)
-	if len(left) < 4 {
-		t.Fatalf("while containers run, the root has in the kernel: %v", left)
+	all := strings.Join(left, ", ")
+	links := strings.Count(all, "link ")
+	// Two bridges, both tables, the lock file, the socket redirect's
+	// programs for the 127.0.0.1 port.
+	for _, want := range []string{"nftables table inet " + table, "nftables table bridge " + table, "lock file /run/berth-dataplane/" + table + ".lock", "socket redirect programs"} {
+		if links != 2 || !strings.Contains(all, want) {
+			t.Fatalf("while containers run, the root has in the kernel: %s; want two bridges and %s", all, want)
+		}
 	}
 	e.must("stop", "-t", "0", "hy-a", "hy-b")
 	e.must("system", "prune", "-f")

@@ -363,7 +363,7 @@ func neighMAC(t *testing.T, ns string, ip netip.Addr) string {
 	t.Helper()
 	var mac string
 	err := inNS(ns, func() error {
-		ns, err := netlink.NeighList(0, unix.AF_INET)
+		ns, err := netlink.NeighList(0, addrFamily(ip))
 		for _, n := range ns {
 			if n.IP.Equal(ip.AsSlice()) && n.State&(netlink.NUD_FAILED|netlink.NUD_INCOMPLETE) == 0 {
 				mac = n.HardwareAddr.String()
@@ -379,8 +379,8 @@ func neighMAC(t *testing.T, ns string, ip netip.Addr) string {
 
 // TestAttackARPSpoofing: a container claims, by forged ARP, the gateway's
 // address (to see its neighbours' traffic out). Its neighbours' entry for
-// the gateway must not change. (The host's entry for a container address
-// is not protected yet: see pinGateways.)
+// the gateway must not change. (Its claims of neighbours' addresses:
+// TestAttackNeighbourTakeover.)
 func TestAttackARPSpoofing(t *testing.T) {
 	ctx := context.Background()
 	p := newTestPlane(t)

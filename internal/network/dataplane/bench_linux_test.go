@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -15,7 +16,14 @@ import (
 // over --network none: AddEndpoint, then ReleaseEndpoint (the stop path:
 // the veth goes with the namespace) or RemoveEndpoint (disconnect: the
 // veth is deleted, which waits for RCU grace periods), with no port and
-// with two published ports.
+// with two published ports; "add" times AddEndpoint alone, what a
+// container's start pays; "100-neighbours" with the guards of 100 other
+// endpoints on the network (antispoof.go: set elements, no cost per
+// neighbour). Each iteration is a new container (a new port name), as
+// each run --rm is, but for "restart" (the same endpoint again: its
+// guards left by the release are its own) and "changed-mac" (the same
+// port name with another MAC each time: AddEndpoint replaces the guards
+// left, a transaction that deletes).
 //
 //	go test -run '^$' -bench Endpoint -benchtime 100x ./internal/network/dataplane/
 func BenchmarkEndpoint(b *testing.B) {
@@ -24,16 +32,23 @@ func BenchmarkEndpoint(b *testing.B) {
 		name       string
 		ports      []PortMapping
 		release    bool
+		addOnly    bool // time AddEndpoint alone (the start path); release untimed
+		others     int  // other endpoints' guards on the network
 		noRedirect bool
 	}{
-		{"add+release/no-ports", nil, true, false},
-		{"add+release/two-ports", two, true, false},
+		{"add/no-ports", nil, true, true, 0, false},
+		{"add/two-ports", two, true, true, 0, false},
+		{"add+release/no-ports", nil, true, false, 0, false},
+		{"add+release/no-ports/100-neighbours", nil, true, false, 100, false},
+		{"add+release/two-ports", two, true, false, 0, false},
 		// The socket redirect's share: its programs are attached with
 		// the first publication and detached with the last, each time
 		// here.
-		{"add+release/two-ports-no-redirect", two, true, true},
-		{"add+remove/no-ports", nil, false, false},
-		{"add+remove/two-ports", two, false, false},
+		{"add+release/two-ports-no-redirect", two, true, false, 0, true},
+		{"add+release/no-ports/restart", nil, true, false, 0, false},
+		{"add+release/no-ports/changed-mac", nil, true, false, 0, false},
+		{"add+remove/no-ports", nil, false, false, 0, false},
+		{"add+remove/two-ports", two, false, false, 0, false},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			ctx := context.Background()
@@ -43,17 +58,44 @@ func BenchmarkEndpoint(b *testing.B) {
 			if err := p.EnsureNetwork(ctx, n); err != nil {
 				b.Fatal(err)
 			}
+			if bc.others > 0 {
+				var els []element
+				for i := range bc.others {
+					g, err := guardElements(n, p.endpoint(n, "", fmt.Sprintf("n%d", i), 3+i))
+					if err != nil {
+						b.Fatal(err)
+					}
+					els = append(els, g...)
+				}
+				if err := p.addElements(els); err != nil {
+					b.Fatal(err)
+				}
+			}
+			var first Endpoint
 			b.ResetTimer()
-			for range b.N {
+			for i := range b.N {
 				// A fresh namespace each time, as each container has one;
 				// its making and unmounting is not timed (--network none
 				// pays for it too).
 				b.StopTimer()
 				ns := newNS(b)
-				ep := p.endpoint(n, ns, "1", 2, bc.ports...)
+				ep := p.endpoint(n, ns, "i"+strconv.FormatInt(int64(i), 36), 2, bc.ports...)
+				switch {
+				case strings.HasSuffix(bc.name, "/restart"):
+					if i == 0 {
+						first = p.endpoint(n, ns, "r", 2)
+					}
+					ep = first
+					ep.NetNSPath = ns
+				case strings.HasSuffix(bc.name, "/changed-mac"):
+					ep.HostIfName = "bv" + p.tag + "m"
+				}
 				b.StartTimer()
 				if err := p.AddEndpoint(ctx, n, ep); err != nil {
 					b.Fatal(err)
+				}
+				if bc.addOnly {
+					b.StopTimer()
 				}
 				var err error
 				if bc.release {

@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -133,10 +134,14 @@ func (d *Dataplane) EnsureNetwork(ctx context.Context, n Network) error {
 		return err
 	}
 	defer unlock()
-	return d.ensureNetwork(n)
+	return d.ensureNetwork(n, false)
 }
 
-func (d *Dataplane) ensureNetwork(n Network) error {
+// ensureNetwork sets a network up. Unless forced, a network whose chain
+// is in the inet table with this version's marker is taken as complete
+// (one dump: this runs for every container's start); AddEndpoint forces
+// it when its elements find a chain or table missing, Reconcile always.
+func (d *Dataplane) ensureNetwork(n Network, force bool) error {
 	if err := ensureForwarding(n.hasV6()); err != nil {
 		return err
 	}
@@ -159,21 +164,54 @@ func (d *Dataplane) ensureNetwork(n Network) error {
 		return fmt.Errorf("network %s: %w", n.ID, err)
 	}
 	chains, els := networkObjects(n)
+	// The marker vouches for both tables: they are written in one
+	// transaction, and the version covers the bridge table's static
+	// part too.
 	current := have[markerName(d.opts.version)] && len(older) == 0
-	if current && have[chains[0].name] {
+	inetDone := current && have[chains[0].name]
+	if inetDone && !force {
 		return nil
 	}
-	if !current {
-		if err := b.ensureStatic(d.opts.version, older); err != nil {
+	bhave, err := d.guardChainNames(b)
+	if err != nil {
+		return fmt.Errorf("network %s: listing nftables chains: %w", n.ID, err)
+	}
+	guard := guardNetworkChain(n)
+	if inetDone && bhave[guardStaticChain] && bhave[guard.name] {
+		// Forced, with every chain there: only the sets, in case one
+		// is missing (no-op adds, nothing deleted, no RCU wait).
+		if err := b.addGuardSets(); err != nil {
+			return err
+		}
+		if err := b.flush(); err != nil {
+			return fmt.Errorf("network %s: nftables table bridge %s: %w", n.ID, d.opts.table, err)
+		}
+		return nil
+	}
+	if !inetDone {
+		if !current {
+			if err := b.ensureStatic(d.opts.version, older); err != nil {
+				return err
+			}
+		}
+		b.addChains(chains)
+		if err := b.addElements(els); err != nil {
 			return err
 		}
 	}
-	b.addChains(chains)
-	if err := b.addElements(els); err != nil {
+	if !current || !bhave[guardStaticChain] {
+		if err := b.ensureGuardStatic(); err != nil {
+			return err
+		}
+	} else if err := b.addGuardSets(); err != nil {
+		// Only the sets (no-ops when there, nothing deleted): a set
+		// may be missing where the chains are not (made by a build of
+		// this version from before it had them).
 		return err
 	}
+	b.addChainsIn(b.bridge, []chainSpec{guard})
 	if err := b.flush(); err != nil {
-		return fmt.Errorf("network %s: nftables table inet %s: %w", n.ID, d.opts.table, err)
+		return fmt.Errorf("network %s: nftables tables inet and bridge %s: %w", n.ID, d.opts.table, err)
 	}
 	return nil
 }
@@ -239,8 +277,17 @@ func (d *Dataplane) removeNetworkRulesOnce(bridge string) error {
 	if err != nil {
 		return err
 	}
+	// The bridge table's part first: its ports' elements jump to the
+	// network's chain, which can only go after them.
+	guarded, err := b.removeGuardNetwork(bridge)
+	if err != nil {
+		return err
+	}
 	if _, err := b.c.ListTableOfFamily(d.opts.table, nftables.TableFamilyINet); err != nil {
 		if isNotExist(err) {
+			if guarded {
+				return b.flush()
+			}
 			return nil
 		}
 		return err
@@ -275,43 +322,49 @@ func (d *Dataplane) AddEndpoint(ctx context.Context, n Network, ep Endpoint) (er
 	if err != nil {
 		return errdefs.InvalidArgument("container %s: %v", ep.ContainerID, err)
 	}
+	guards, err := guardElements(n, ep)
+	if err != nil {
+		return errdefs.InvalidArgument("container %s: %v", ep.ContainerID, err)
+	}
 	unlock, err := d.lock(ctx, unix.LOCK_SH)
 	if err != nil {
 		return err
 	}
 	defer unlock()
+	// The port's guards (and the published ports, in the same
+	// transaction) before the veth: its container never has a moment on
+	// the bridge unguarded, and a port taken fails before any link is
+	// made.
+	all := append(guards, els...)
+	err = d.addElements(all)
+	if err != nil && isNotExist(err) {
+		// A chain or table is missing (deleted, or a network set up
+		// by an older berth): set the network up fully, once.
+		if err = d.ensureNetwork(n, true); err == nil {
+			err = d.addElements(all)
+		}
+	}
+	if err != nil && isExist(err) {
+		err = d.replaceStale(err, ep.HostIfName, guards, els, ep.PortsReserved)
+	}
+	if err != nil {
+		if isExist(err) {
+			return errdefs.Conflict("container %s: a published port is already allocated to another container: %v", ep.ContainerID, err)
+		}
+		if isNotExist(err) {
+			return errdefs.Conflict("container %s: network %s is not set up (EnsureNetwork first): %v", ep.ContainerID, n.ID, err)
+		}
+		return fmt.Errorf("container %s: publishing ports: %w", ep.ContainerID, err)
+	}
 	if err := d.addVeth(n, ep); err != nil {
+		if rerr := d.removeEndpointElements(n, ep, els); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("container %s: undoing its rules: %w", ep.ContainerID, rerr))
+		}
 		return err
 	}
-	defer func() {
-		if err != nil {
-			d.deleteLink(ep.HostIfName)
-		}
-	}()
-	if len(els) > 0 {
-		b, err := d.newBatch()
-		if err != nil {
-			return err
-		}
-		if err := b.addElements(els); err != nil {
-			return err
-		}
-		if err = b.flush(); err != nil && isExist(err) && ep.PortsReserved {
-			err = d.replaceStale(els)
-		}
-		if err != nil {
-			if isExist(err) {
-				return errdefs.Conflict("container %s: a published port is already allocated to another container: %v", ep.ContainerID, err)
-			}
-			if isNotExist(err) {
-				return errdefs.Conflict("container %s: network %s is not set up (EnsureNetwork first): %v", ep.ContainerID, n.ID, err)
-			}
-			return fmt.Errorf("container %s: publishing ports: %w", ep.ContainerID, err)
-		}
-		// Best effort: the DNAT elements serve every connection
-		// already, the redirect only speeds up the host's own.
-		_ = d.redirectAdd(ctx, els)
-	}
+	// Best effort: the DNAT elements serve every connection already,
+	// the redirect only speeds up the host's own.
+	_ = d.redirectAdd(ctx, els)
 	return nil
 }
 
@@ -358,19 +411,26 @@ func (d *Dataplane) RemoveEndpoint(ctx context.Context, n Network, ep Endpoint) 
 	if err := d.redirectRemove(ctx, els); err != nil {
 		return fmt.Errorf("container %s: unpublishing ports: %w", ep.ContainerID, err)
 	}
-	if err := d.removeElements(els); err != nil {
+	// The link before the guards: its namespace lives on, and its port
+	// must not be on the bridge without them.
+	if err := d.deleteLink(ep.HostIfName); err != nil {
+		return err
+	}
+	if err := d.removeEndpointElements(n, ep, els); err != nil {
 		return fmt.Errorf("container %s: unpublishing ports: %w", ep.ContainerID, err)
 	}
 	if len(els) > 0 {
 		forgetFlows(ep)
 	}
-	return d.deleteLink(ep.HostIfName)
+	return nil
 }
 
 // ReleaseEndpoint is RemoveEndpoint for a container whose network
 // namespace is being destroyed (its processes gone, NetNSPath about to be
-// unmounted): it unpublishes the ports and leaves the veth pair to the
-// kernel, which deletes it with the namespace, in the background. Deleting
+// unmounted): it unpublishes the ports (and deletes the port's guards in
+// that transaction; without ports it leaves them, see portDigest) and
+// leaves the veth pair to the kernel, which deletes it with the
+// namespace, in the background. Deleting
 // a network device blocks the caller for RCU grace periods (10-25 ms
 // measured here, several times the whole budget of a bridge attachment),
 // a namespace's devices go without anyone waiting. A namespace that stays
@@ -385,17 +445,22 @@ func (d *Dataplane) ReleaseEndpoint(ctx context.Context, n Network, ep Endpoint)
 		return errdefs.InvalidArgument("container %s: %v", ep.ContainerID, err)
 	}
 	if len(els) == 0 {
+		// The port's guards stay, lazily: deleting them would be a
+		// transaction of its own, waiting ~10 ms for an RCU grace
+		// period, and they match no interface once the namespace and
+		// its veth are gone. A name used again gets its own guards
+		// only (portDigest); Reconcile and RemoveNetwork delete them.
 		return nil
 	}
 	unlock, err := d.lockForRemoval(ctx)
 	if err != nil || unlock == nil {
-		return err // nil unlock: no table, nothing published
+		return err // nil unlock: no table, nothing published or guarded
 	}
 	defer unlock()
 	if err := d.redirectRemove(ctx, els); err != nil {
 		return fmt.Errorf("container %s: unpublishing ports: %w", ep.ContainerID, err)
 	}
-	if err := d.removeElements(els); err != nil {
+	if err := d.removeEndpointElements(n, ep, els); err != nil {
 		return fmt.Errorf("container %s: unpublishing ports: %w", ep.ContainerID, err)
 	}
 	if len(els) > 0 {
@@ -404,12 +469,25 @@ func (d *Dataplane) ReleaseEndpoint(ctx context.Context, n Network, ep Endpoint)
 	return nil
 }
 
-// removeElements deletes DNAT elements in one transaction: adding each
-// first makes the delete idempotent. If a key now maps to another
+// removeElements deletes DNAT elements, and extra (elements listed from
+// the kernel just before), in one transaction: adding each DNAT element
+// first makes its delete idempotent. If a key now maps to another
 // container (ours went and another took the port), that add fails; then
-// only the keys still mapping to our values are deleted.
-func (d *Dataplane) removeElements(els []element) error {
-	if len(els) == 0 {
+// only the keys still mapping to our values are deleted. With extra, a
+// missing element (ENOENT) is the caller's to handle: one of extra may
+// have been deleted meanwhile.
+func (d *Dataplane) removeElements(els, extra []element) error {
+	err := d.removeElementsOnce(els, extra)
+	if isNotExist(err) && len(extra) == 0 {
+		return nil // no table or map: nothing to remove
+	}
+	return err
+}
+
+// removeElementsOnce is removeElements that reports a missing table,
+// set or chain (ENOENT).
+func (d *Dataplane) removeElementsOnce(els, extra []element) error {
+	if len(els) == 0 && len(extra) == 0 {
 		return nil
 	}
 	b, err := d.newBatch()
@@ -419,23 +497,21 @@ func (d *Dataplane) removeElements(els []element) error {
 	if err := b.delElements(els, true); err != nil {
 		return err
 	}
+	if err := b.delElements(extra, false); err != nil {
+		return err
+	}
 	err = b.flush()
-	switch {
-	case err == nil:
-		return nil
-	case isNotExist(err):
-		return nil // no table or map: nothing to remove
-	case !isExist(err):
+	if err == nil || !isExist(err) {
 		return err
 	}
 	mine, err := d.presentElements(els)
-	if err != nil || len(mine) == 0 {
+	if err != nil || len(mine)+len(extra) == 0 {
 		return err
 	}
 	if b, err = d.newBatch(); err != nil {
 		return err
 	}
-	if err := b.delElements(mine, false); err != nil {
+	if err := b.delElements(keysOnly(append(mine, extra...)), false); err != nil {
 		return err
 	}
 	return b.flush()
@@ -462,11 +538,11 @@ func (d *Dataplane) presentElements(els []element) ([]element, error) {
 			}
 			m = map[string]string{}
 			for _, g := range got {
-				m[string(g.Key)] = string(g.Val)
+				m[string(g.Key)] = elementValue(e.set, g.Val, nil)
 			}
 			have[e.set] = m
 		}
-		if v, ok := m[string(e.key)]; ok && v == string(e.val) {
+		if v, ok := m[string(e.key)]; ok && v == elementValue(e.set, e.val, e.verdict) {
 			out = append(out, e)
 		}
 	}

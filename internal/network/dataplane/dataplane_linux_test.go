@@ -155,6 +155,9 @@ func TestTraffic(t *testing.T) {
 		if strings.Contains(list, a1.String()) || strings.Contains(list, ep1.ContainerID[:20]) {
 			t.Errorf("rules of the removed endpoint remain:\n%s", list)
 		}
+		if guarded(t, p, ep1.HostIfName) {
+			t.Errorf("guards of the removed endpoint remain:\n%s", nftListFamily(t, "bridge", p.Table()))
+		}
 		mustNotReach(t, "", "tcp", ap(loop, wild))
 		// The other container is untouched.
 		mustReach(t, "", "tcp", ap(a2, 8000), gwA.String())
@@ -250,6 +253,9 @@ func TestAddEndpointUndo(t *testing.T) {
 	if list := nftList(t, p.Table()); strings.Contains(list, ep2.Addresses[0].Addr().String()) {
 		t.Errorf("rules of the failed endpoint remain:\n%s", list)
 	}
+	if guarded(t, p, ep2.HostIfName) {
+		t.Errorf("guards of the failed endpoint remain")
+	}
 	// A second interface of the same name in the namespace.
 	ep3 := p.endpoint(n, ns1, "3", 4)
 	if err := p.AddEndpoint(ctx, n, ep3); err == nil {
@@ -257,6 +263,12 @@ func TestAddEndpointUndo(t *testing.T) {
 	}
 	if linkExists(ep3.HostIfName) {
 		t.Errorf("veth %s remains after a failed attach", ep3.HostIfName)
+	}
+	if guarded(t, p, ep3.HostIfName) {
+		t.Errorf("guards of the failed endpoint remain")
+	}
+	if !guarded(t, p, ep1.HostIfName) {
+		t.Errorf("a failed attach took the guards of another endpoint")
 	}
 	// A restart: released, its namespace kept, attached again. The pair
 	// is reused, not remade.
@@ -287,6 +299,9 @@ func TestAddEndpointUndo(t *testing.T) {
 	if list := nftList(t, p.Table()); strings.Contains(list, ep5.Addresses[0].Addr().String()) {
 		t.Errorf("rules of the released endpoint remain:\n%s", list)
 	}
+	if guarded(t, p, ep5.HostIfName) {
+		t.Errorf("guards of the released endpoint remain")
+	}
 	unmountNS(ns5)
 	waitGone(t, ep5.HostIfName)
 	// A namespace that is gone: removal still works.
@@ -299,6 +314,9 @@ func TestAddEndpointUndo(t *testing.T) {
 	}
 	if err := p.RemoveEndpoint(ctx, n, ep4); err != nil {
 		t.Fatal(err)
+	}
+	if guarded(t, p, ep4.HostIfName) {
+		t.Errorf("guards of the removed endpoint remain")
 	}
 }
 
@@ -347,6 +365,15 @@ func TestReconcile(t *testing.T) {
 			t.Errorf("stale rules with %s remain:\n%s", s, list)
 		}
 	}
+	blist := nftListFamily(t, "bridge", p.Table())
+	for _, s := range []string{stale.Bridge, epGone.HostIfName, epS.HostIfName} {
+		if strings.Contains(blist, s) {
+			t.Errorf("stale guards with %s remain:\n%s", s, blist)
+		}
+	}
+	if !guarded(t, p, epK.HostIfName) {
+		t.Errorf("Reconcile did not restore the guards of %s", epK.HostIfName)
+	}
 	if !linkExists(epK.HostIfName) {
 		t.Fatalf("Reconcile did not restore %s", epK.HostIfName)
 	}
@@ -372,6 +399,7 @@ func TestReconcile(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.DelTable(&nftables.Table{Name: p.Table(), Family: nftables.TableFamilyINet})
+	c.DelTable(&nftables.Table{Name: p.Table(), Family: nftables.TableFamilyBridge})
 	if err := c.Flush(); err != nil {
 		t.Fatal(err)
 	}
@@ -394,6 +422,9 @@ func TestReconcile(t *testing.T) {
 	if got := nftList(t, p.Table()); got != list {
 		t.Errorf("second Reconcile changed the ruleset:\n%s\nwas:\n%s", got, list)
 	}
+	if got := nftListFamily(t, "bridge", p.Table()); got != blist {
+		t.Errorf("Reconcile did not restore the bridge table as it was:\n%s\nwas:\n%s", got, blist)
+	}
 	// And RemoveNetwork takes the rest, a veth still on the bridge too.
 	if err := p.RemoveNetwork(ctx, keep); err != nil {
 		t.Fatal(err)
@@ -407,7 +438,7 @@ func TestReconcile(t *testing.T) {
 		}
 	}
 	if tableExists(t, p.Table()) {
-		t.Errorf("table %s remains after its last network went:\n%s", p.Table(), nftList(t, p.Table()))
+		t.Errorf("a table %s (inet or bridge) remains after its last network went", p.Table())
 	}
 }
 

@@ -52,6 +52,8 @@ func newTestPlane(t testing.TB) *testPlane {
 		if err == nil {
 			c.DelTable(&nftables.Table{Name: p.Table(), Family: nftables.TableFamilyINet})
 			c.Flush()
+			c.DelTable(&nftables.Table{Name: p.Table(), Family: nftables.TableFamilyBridge})
+			c.Flush()
 		}
 	})
 	return p
@@ -205,14 +207,31 @@ func nsName(ns string) string {
 	return ns
 }
 
-func nftList(t *testing.T, table string) string {
+func nftList(t *testing.T, table string) string { t.Helper(); return nftListFamily(t, "inet", table) }
+
+func nftListFamily(t *testing.T, family, table string) string {
 	t.Helper()
 	nft := testutil.RequiresBinary(t, "nft")
-	out, err := exec.Command(nft, "list", "table", "inet", table).CombinedOutput()
+	out, err := exec.Command(nft, "list", "table", family, table).CombinedOutput()
 	if err != nil {
-		t.Fatalf("nft list table inet %s: %v\n%s", table, err, out)
+		t.Fatalf("nft list table %s %s: %v\n%s", family, table, err, out)
 	}
 	return string(out)
+}
+
+// guarded says whether berth's bridge table has elements of the port
+// (antispoof.go).
+func guarded(t *testing.T, p *testPlane, port string) bool {
+	t.Helper()
+	b, err := p.newBatch()
+	if err != nil {
+		t.Fatal(err)
+	}
+	els, err := b.portGuards(port)
+	if err != nil {
+		t.Fatalf("listing the guards of %s: %v", port, err)
+	}
+	return len(els) > 0
 }
 
 func linkExists(name string) bool {

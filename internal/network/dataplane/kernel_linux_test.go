@@ -38,15 +38,30 @@ func TestKernelListsTheModel(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	want, err := Render(p.Table(), nets, eps)
+	model, err := Render(p.Table(), nets, eps)
 	if err != nil {
 		t.Fatal(err)
+	}
+	want, wantBridge, ok := strings.Cut(model, "\ntable bridge ")
+	if !ok {
+		t.Fatalf("the model has no bridge table:\n%s", model)
 	}
 	got := nftList(t, p.Table())
 	g, w := parseListing(got), parseListing(want)
 	if len(w) < 20 || len(w["chain to-"+dual.Bridge]) == 0 || len(w["map dnat4-ip"]) < 4 {
 		t.Fatalf("the model's listing did not parse: %v", w)
 	}
+	compareListings(t, g, w)
+	// The bridge table (antispoof.go): the same, chain for chain.
+	gb, wb := parseListing(nftListFamily(t, "bridge", p.Table())), parseListing("table bridge "+wantBridge)
+	if len(wb) < 9 || len(wb["chain net-"+dual.Bridge]) != 3 || len(wb["set port-ip6"]) != 5 {
+		t.Fatalf("the model's bridge table did not parse: %v", wb)
+	}
+	compareListings(t, gb, wb)
+}
+
+func compareListings(t *testing.T, g, w map[string][]string) {
+	t.Helper()
 	if !reflect.DeepEqual(g, w) {
 		for k := range w {
 			if !reflect.DeepEqual(g[k], w[k]) {

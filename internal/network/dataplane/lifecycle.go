@@ -36,37 +36,47 @@ func (d *Dataplane) ourBridges(links []netlink.Link) map[string]string {
 	return out
 }
 
-// dropTableIfUnused deletes the table unless the users' chain has rules.
-// The caller holds the lock exclusively and has seen no bridge of ours.
-// It reports whether the table is gone.
+// dropTableIfUnused deletes the tables (inet and bridge) unless the
+// users' chain has rules: then the inet table stays, and only the bridge
+// table, berth's alone, goes. The caller holds the lock exclusively and
+// has seen no bridge of ours. It reports whether both tables are gone.
 func (d *Dataplane) dropTableIfUnused() (bool, error) {
 	b, err := d.newBatch()
 	if err != nil {
 		return false, err
 	}
-	if ok, err := d.tableExists(b); err != nil || !ok {
-		return !ok, err
+	inet, bridge, err := d.tablesExist(b)
+	if err != nil || !inet && !bridge {
+		return !inet && !bridge, err
 	}
-	// (The library's listings lose the errno: a missing chain is
-	// looked for, not told by ENOENT.)
-	have, err := d.chainNames(b)
-	if err != nil {
-		return false, fmt.Errorf("nftables table inet %s: listing chains: %w", d.opts.table, err)
-	}
-	if have[UserChain] {
-		rules, err := b.c.GetRules(b.table, &nftables.Chain{Name: UserChain, Table: b.table})
+	keep := false
+	if inet {
+		// (The library's listings lose the errno: a missing chain is
+		// looked for, not told by ENOENT.)
+		have, err := d.chainNames(b)
 		if err != nil {
-			return false, fmt.Errorf("nftables table inet %s: listing chain %s: %w", d.opts.table, UserChain, err)
+			return false, fmt.Errorf("nftables table inet %s: listing chains: %w", d.opts.table, err)
 		}
-		if len(rules) > 0 {
-			return false, nil // the users' own rules stay, and the table with them
+		if have[UserChain] {
+			rules, err := b.c.GetRules(b.table, &nftables.Chain{Name: UserChain, Table: b.table})
+			if err != nil {
+				return false, fmt.Errorf("nftables table inet %s: listing chain %s: %w", d.opts.table, UserChain, err)
+			}
+			keep = len(rules) > 0 // the users' own rules stay, and the table with them
+		}
+		if !keep {
+			b.c.DelTable(b.table)
 		}
 	}
-	b.c.DelTable(b.table)
-	if err := b.flush(); err != nil && !isNotExist(err) {
-		return false, fmt.Errorf("deleting nftables table inet %s: %w", d.opts.table, err)
+	if bridge {
+		b.c.DelTable(b.bridge)
 	}
-	return true, nil
+	if !keep || bridge {
+		if err := b.flush(); err != nil && !isNotExist(err) {
+			return false, fmt.Errorf("deleting nftables tables %s: %w", d.opts.table, err)
+		}
+	}
+	return !keep, nil
 }
 
 // releaseIfUnused drops the table when no bridge of ours is left (after a
@@ -135,19 +145,28 @@ func (d *Dataplane) lockForRemoval(ctx context.Context) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
-	if ok, err := d.tableExists(b); err != nil || !ok {
+	if inet, bridge, err := d.tablesExist(b); err != nil || !inet && !bridge {
 		return nil, err
 	}
 	return d.lock(ctx, unix.LOCK_SH)
 }
 
-// tableExists reports whether berth's table is in the kernel.
-func (d *Dataplane) tableExists(b *batch) (bool, error) {
-	if _, err := b.c.ListTableOfFamily(d.opts.table, nftables.TableFamilyINet); err != nil {
+// tablesExist reports whether berth's tables, inet and bridge, are in
+// the kernel.
+func (d *Dataplane) tablesExist(b *batch) (inet, bridge bool, err error) {
+	if inet, err = d.tableExists(b, nftables.TableFamilyINet); err != nil {
+		return false, false, err
+	}
+	bridge, err = d.tableExists(b, nftables.TableFamilyBridge)
+	return inet, bridge, err
+}
+
+func (d *Dataplane) tableExists(b *batch, family nftables.TableFamily) (bool, error) {
+	if _, err := b.c.ListTableOfFamily(d.opts.table, family); err != nil {
 		if isNotExist(err) {
 			return false, nil
 		}
-		return false, fmt.Errorf("nftables table inet %s: %w", d.opts.table, err)
+		return false, fmt.Errorf("nftables table %s: %w", d.opts.table, err)
 	}
 	return true, nil
 }

@@ -12,10 +12,22 @@ import (
 	"github.com/google/nftables/expr"
 )
 
+// tableExists says whether either of berth's tables (inet, bridge) is in
+// the kernel; bothTablesExist whether both are.
 func tableExists(t *testing.T, table string) bool {
 	t.Helper()
+	return familyTableExists(t, "inet", table) || familyTableExists(t, "bridge", table)
+}
+
+func bothTablesExist(t *testing.T, table string) bool {
+	t.Helper()
+	return familyTableExists(t, "inet", table) && familyTableExists(t, "bridge", table)
+}
+
+func familyTableExists(t *testing.T, family, table string) bool {
+	t.Helper()
 	nft := testutil.RequiresBinary(t, "nft")
-	return exec.Command(nft, "list", "table", "inet", table).Run() == nil
+	return exec.Command(nft, "list", "table", family, table).Run() == nil
 }
 
 // TestTableLifecycle: a root's table lives as long as one of its bridges
@@ -51,8 +63,8 @@ func TestTableLifecycle(t *testing.T) {
 	if err := p.RemoveNetwork(ctx, idle); err != nil {
 		t.Fatal(err)
 	}
-	if !tableExists(t, p.Table()) {
-		t.Fatal("the table went with a network while another one remains")
+	if !bothTablesExist(t, p.Table()) {
+		t.Fatal("a table went with a network while another one remains")
 	}
 	if !fileExists(p.lockPath()) {
 		t.Fatal("the lock file went while the table stays")
@@ -61,7 +73,7 @@ func TestTableLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	if tableExists(t, p.Table()) {
-		t.Fatal("the table remains after the last network went")
+		t.Fatal("a table (inet or bridge) remains after the last network went")
 	}
 	if fileExists(p.lockPath()) {
 		t.Fatal("the lock file remains after the table went")
@@ -74,6 +86,10 @@ func TestTableLifecycle(t *testing.T) {
 	}
 	if err := p.RemoveEndpoint(ctx, used, ep); err != nil {
 		t.Fatalf("RemoveEndpoint without a table: %v", err)
+	}
+	ep.Ports = nil // guards only
+	if err := p.ReleaseEndpoint(ctx, used, ep); err != nil {
+		t.Fatalf("ReleaseEndpoint without a table: %v", err)
 	}
 	if fileExists(p.lockPath()) || tableExists(t, p.Table()) {
 		t.Fatal("a late removal made the lock file or the table again")
@@ -97,8 +113,11 @@ func TestTableLifecycle(t *testing.T) {
 	if linkExists(idle.Bridge) {
 		t.Errorf("%s remains after a Reconcile that did not list it", idle.Bridge)
 	}
-	if !tableExists(t, p.Table()) || !strings.Contains(nftList(t, p.Table()), "counter") {
+	if !familyTableExists(t, "inet", p.Table()) || !strings.Contains(nftList(t, p.Table()), "counter") {
 		t.Fatal("the users' rule went with the table")
+	}
+	if familyTableExists(t, "bridge", p.Table()) {
+		t.Error("the bridge table (berth's alone) stays with the users' rules")
 	}
 	rules, err := c.GetRules(table, &nftables.Chain{Name: UserChain, Table: table})
 	if err != nil || len(rules) != 1 {

@@ -46,10 +46,11 @@ const (
 	mapDNAT6   = "dnat6"
 
 	chainForward = "berth-forward"
-	// rulesetVersion is the version of the table's static part, which
-	// the table records as an empty chain "ruleset-<N>" (version.go);
-	// bump it with that part.
-	rulesetVersion = 3
+	// rulesetVersion is the version of the static parts of the table
+	// and of the bridge table of the same name (antispoof.go, written in
+	// the same transaction), which the table records as an empty chain
+	// "ruleset-<N>" (version.go); bump it with either part.
+	rulesetVersion = 4
 	chainPorts     = "ports"
 )
 

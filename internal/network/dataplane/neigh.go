@@ -14,10 +14,12 @@ import (
 // its creation.
 //
 // The host's entries for container addresses (which a neighbour could
-// poison to draw a published port's traffic) are not pinned: a permanent
-// entry there makes the host send at once, before the kernel has
-// activated the new veth's queue, and the first packets to a container
-// that just started are lost (ARP's retries used to hide that window).
+// poison to draw a published port's traffic) are not pinned: the
+// bridge table's guards (antispoof.go) keep any forged ARP/NDP from
+// reaching the host, and a permanent entry there makes the host send at
+// once, before the kernel has activated the new veth's queue, so the
+// first packets to a container that just started would be lost (ARP's
+// retries hide that window).
 func pinGateways(h *netlink.Handle, br, peer netlink.Link, n Network, ep Endpoint) error {
 	for _, gw := range n.Gateways {
 		ne := &netlink.Neigh{LinkIndex: peer.Attrs().Index, Family: addrFamily(gw), State: netlink.NUD_PERMANENT, IP: gw.AsSlice(), HardwareAddr: br.Attrs().HardwareAddr}

@@ -31,7 +31,10 @@ const batchSendBuffer = 32 << 20
 type batch struct {
 	c     *nftables.Conn
 	table *nftables.Table
-	sets  map[string]*nftables.Set
+	// bridge is the table of the same name, family bridge (antispoof.go).
+	bridge *nftables.Table
+	// sets of both tables: their names differ.
+	sets map[string]*nftables.Set
 }
 
 func (d *Dataplane) newBatch() (*batch, error) {
@@ -39,16 +42,22 @@ func (d *Dataplane) newBatch() (*batch, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &batch{c: c, table: &nftables.Table{Name: d.opts.table, Family: nftables.TableFamilyINet}, sets: map[string]*nftables.Set{}}
-	for _, s := range staticSets() {
-		set := &nftables.Set{Table: b.table, Name: s.name, KeyType: s.key, DataType: s.data, IsMap: s.isMap,
-			Concatenation: strings.Contains(s.key.Name, " . ")}
-		if s.key == nftables.TypeIFName {
-			// Only said for nft's listing: interface names are
-			// strings, which nft keeps in host byte order.
-			set.KeyByteOrder = binaryutil.NativeEndian
+	b := &batch{c: c, table: &nftables.Table{Name: d.opts.table, Family: nftables.TableFamilyINet},
+		bridge: &nftables.Table{Name: d.opts.table, Family: nftables.TableFamilyBridge}, sets: map[string]*nftables.Set{}}
+	for _, t := range []struct {
+		table *nftables.Table
+		sets  []setSpec
+	}{{b.table, staticSets()}, {b.bridge, guardSets()}} {
+		for _, s := range t.sets {
+			set := &nftables.Set{Table: t.table, Name: s.name, KeyType: s.key, DataType: s.data, IsMap: s.isMap,
+				Concatenation: strings.Contains(s.key.Name, " . ")}
+			if s.key == nftables.TypeIFName {
+				// Only said for nft's listing: interface names are
+				// strings, which nft keeps in host byte order.
+				set.KeyByteOrder = binaryutil.NativeEndian
+			}
+			b.sets[s.name] = set
 		}
-		b.sets[s.name] = set
 	}
 	return b, nil
 }
@@ -72,11 +81,13 @@ func (b *batch) ensureStatic(version int, older []string) error {
 	return nil
 }
 
-func (b *batch) addChains(chains []chainSpec) {
+func (b *batch) addChains(chains []chainSpec) { b.addChainsIn(b.table, chains) }
+
+func (b *batch) addChainsIn(table *nftables.Table, chains []chainSpec) {
 	// All chains first: rules jump to chains defined after them.
 	objs := make([]*nftables.Chain, len(chains))
 	for i, cs := range chains {
-		ch := &nftables.Chain{Name: cs.name, Table: b.table}
+		ch := &nftables.Chain{Name: cs.name, Table: table}
 		if cs.hook != nil {
 			accept := nftables.ChainPolicyAccept
 			ch.Type, ch.Hooknum, ch.Priority, ch.Policy = cs.typ, cs.hook, cs.prio, &accept
@@ -88,16 +99,18 @@ func (b *batch) addChains(chains []chainSpec) {
 	}
 	for i, cs := range chains {
 		for _, r := range cs.rules {
-			b.c.AddRule(&nftables.Rule{Table: b.table, Chain: objs[i], Exprs: r.exprs})
+			b.c.AddRule(&nftables.Rule{Table: table, Chain: objs[i], Exprs: r.exprs})
 		}
 	}
 }
 
 // delChains deletes chains, idempotently: add (a no-op if present), flush,
 // delete. Elements that jump to them must be deleted first.
-func (b *batch) delChains(chains []chainSpec) {
+func (b *batch) delChains(chains []chainSpec) { b.delChainsIn(b.table, chains) }
+
+func (b *batch) delChainsIn(table *nftables.Table, chains []chainSpec) {
 	for _, cs := range chains {
-		ch := &nftables.Chain{Name: cs.name, Table: b.table}
+		ch := &nftables.Chain{Name: cs.name, Table: table}
 		b.c.AddChain(ch)
 		b.c.FlushChain(ch)
 		b.c.DelChain(ch)
@@ -176,10 +189,12 @@ func isExist(err error) bool    { return errors.Is(err, unix.EEXIST) }
 
 // Render writes the ruleset berth generates for these networks and
 // endpoints as nft-like text: the model, not what the kernel lists. It is
-// what the golden files hold.
+// what the golden files hold: table inet <table>, then table bridge
+// <table> (antispoof.go).
 func Render(table string, nets []Network, eps []Endpoint) (string, error) {
 	chains := staticChains()
 	var els []element
+	var guards []guardEndpoint
 	byID := map[string]Network{}
 	for _, n := range nets {
 		if err := validateNetwork(n); err != nil {
@@ -200,6 +215,7 @@ func Render(table string, nets []Network, eps []Endpoint) (string, error) {
 			return "", err
 		}
 		els = append(els, e...)
+		guards = append(guards, guardEndpoint{n, ep})
 	}
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "table inet %s {\n", table)
@@ -223,16 +239,24 @@ func Render(table string, nets []Network, eps []Endpoint) (string, error) {
 		}
 		sb.WriteString("\t}\n")
 	}
+	writeChains(&sb, chains)
+	sb.WriteString("}\n")
+	bridge, err := renderGuards(table, nets, guards)
+	if err != nil {
+		return "", err
+	}
+	return sb.String() + "\n" + bridge, nil
+}
+
+func writeChains(sb *strings.Builder, chains []chainSpec) {
 	for _, c := range chains {
-		fmt.Fprintf(&sb, "\n\tchain %s {\n", c.name)
+		fmt.Fprintf(sb, "\n\tchain %s {\n", c.name)
 		if c.hookText != "" {
-			fmt.Fprintf(&sb, "\t\t%s\n", c.hookText)
+			fmt.Fprintf(sb, "\t\t%s\n", c.hookText)
 		}
 		for _, r := range c.rules {
-			fmt.Fprintf(&sb, "\t\t%s\n", r)
+			fmt.Fprintf(sb, "\t\t%s\n", r)
 		}
 		sb.WriteString("\t}\n")
 	}
-	sb.WriteString("}\n")
-	return sb.String(), nil
 }

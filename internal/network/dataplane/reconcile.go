@@ -56,7 +56,7 @@ func (d *Dataplane) Reconcile(ctx context.Context, nets []Network, eps []Endpoin
 			continue
 		}
 		ensured++
-		if err := d.ensureNetwork(n); err != nil {
+		if err := d.ensureNetwork(n, true); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -101,17 +101,17 @@ func (d *Dataplane) Reconcile(ctx context.Context, nets []Network, eps []Endpoin
 		}
 	}
 
-	// Without a table (none of its networks was ensured) there are no
+	// Without tables (none of its networks was ensured) there are no
 	// rules to sweep.
 	b, err := d.newBatch()
 	if err != nil {
 		return errors.Join(append(errs, err)...)
 	}
-	table, err := d.tableExists(b)
+	inet, bridge, err := d.tablesExist(b)
 	if err != nil {
 		return errors.Join(append(errs, err)...)
 	}
-	if !table && ensured == 0 {
+	if !inet && !bridge && ensured == 0 {
 		if len(errs) == 0 {
 			if err := d.dropTableAndLock(); err != nil {
 				errs = append(errs, fmt.Errorf("reconcile: %w", err))
@@ -150,9 +150,17 @@ func (d *Dataplane) Reconcile(ctx context.Context, nets []Network, eps []Endpoin
 			errs = append(errs, err)
 			continue
 		}
+		guards, err := guardElements(n, ep)
+		if err != nil {
+			// Its published ports stay; its port goes unguarded.
+			errs = append(errs, fmt.Errorf("reconcile: endpoint of container %s: %w", ep.ContainerID, err))
+		}
 		if !present[ep.HostIfName] {
 			if _, err := netlink.LinkByName(ep.HostIfName); err == nil {
 				present[ep.HostIfName] = true // on a bridge that was just remade? keep
+			} else if err := d.addGuards(ep.HostIfName, guards); err != nil {
+				errs = append(errs, fmt.Errorf("reconcile: endpoint of container %s: %w", ep.ContainerID, err))
+				continue
 			} else if err := d.addVeth(n, ep); err != nil {
 				if errors.Is(err, unix.ENOENT) || errors.Is(err, errNoNetNS) {
 					continue // its namespace is gone: the caller's records are stale
@@ -162,6 +170,7 @@ func (d *Dataplane) Reconcile(ctx context.Context, nets []Network, eps []Endpoin
 			}
 		}
 		want = append(want, els...)
+		want = append(want, guards...)
 	}
 	if err := d.syncDNAT(want); err != nil {
 		errs = append(errs, fmt.Errorf("reconcile: published ports: %w", err))
@@ -217,13 +226,23 @@ func (d *Dataplane) staleRuleBridges(listed map[string]bool) ([]string, error) {
 	if err != nil && !isNotExist(err) {
 		return nil, fmt.Errorf("reconcile: listing bridges: %w", err)
 	}
+	guarded, err := d.guardChainNames(b)
+	if err != nil {
+		return nil, fmt.Errorf("reconcile: listing chains: %w", err)
+	}
+	for c := range guarded {
+		if strings.HasPrefix(c, "net-") {
+			note(strings.TrimPrefix(c, "net-"))
+		}
+	}
 	for _, e := range got {
 		note(strings.TrimRight(string(e.Key), "\x00"))
 	}
 	return stale, nil
 }
 
-// syncDNAT makes the DNAT maps hold exactly want, in one transaction.
+// syncDNAT makes the DNAT maps and the ports' guards hold exactly want,
+// in one transaction.
 func (d *Dataplane) syncDNAT(want []element) error {
 	b, err := d.newBatch()
 	if err != nil {
@@ -231,19 +250,29 @@ func (d *Dataplane) syncDNAT(want []element) error {
 	}
 	wanted := map[string]bool{}
 	for _, e := range want {
-		wanted[e.set+"\x00"+string(e.key)+"\x00"+string(e.val)] = true
+		wanted[e.set+"\x00"+string(e.key)+"\x00"+elementValue(e.set, e.val, e.verdict)] = true
+	}
+	// A table's sets are listed only when it is there: the library's
+	// listings lose the errno, a missing table cannot be told apart.
+	inet, bridge, err := d.tablesExist(b)
+	if err != nil {
+		return err
+	}
+	var sets []string
+	if inet {
+		sets = append(sets, mapDNAT4IP, mapDNAT4, mapDNAT6IP, mapDNAT6)
+	}
+	if bridge {
+		sets = append(sets, guardSetNames[:]...)
 	}
 	var del []element
-	for _, s := range []string{mapDNAT4IP, mapDNAT4, mapDNAT6IP, mapDNAT6} {
+	for _, s := range sets {
 		got, err := b.c.GetSetElements(b.sets[s])
 		if err != nil {
-			if isNotExist(err) {
-				continue
-			}
 			return err
 		}
 		for _, g := range got {
-			k := s + "\x00" + string(g.Key) + "\x00" + string(g.Val)
+			k := s + "\x00" + string(g.Key) + "\x00" + elementValue(s, g.Val, nil)
 			if wanted[k] {
 				continue
 			}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/nftables"
 	"golang.org/x/sys/unix"
 )
 
@@ -93,7 +94,7 @@ func TestSockRedirectGoesWithTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := p.tableExists(b); err != nil || ok {
+	if ok, err := p.tableExists(b, nftables.TableFamilyINet); err != nil || ok {
 		t.Fatalf("table still there (%v)", err)
 	}
 	waitRedirectGone(t, p.Table())

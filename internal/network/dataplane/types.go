@@ -61,7 +61,9 @@ type Endpoint struct {
 	// HostIfName is the host side of the veth pair, derived from the
 	// container and network IDs so that a crashed attach can be found.
 	HostIfName string
-	MAC        net.HardwareAddr
+	// MAC of the container's interface, required: the port's guards
+	// (antispoof.go) are made before the interface.
+	MAC net.HardwareAddr
 	// Addresses of the container on this network, with the subnet's prefix.
 	Addresses []netip.Prefix
 	// Gateways become the container's default routes; empty when another

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/berth-dev/berth/internal/errdefs"
+	"github.com/google/nftables"
 )
 
 // TestRulesetVersions: two builds on one table, the newer one's ruleset
@@ -74,3 +75,48 @@ func markersIn(t *testing.T, table string) string {
 }
 
 func itoa(v int) string { return markerName(v)[len(markerPrefix):] }
+
+// TestRulesetUpgradeToGuards: a table of a berth from before the ports'
+// guards (ruleset 2 or 3, no bridge table) is upgraded by the first
+// EnsureNetwork, unforced, as a container's start calls it: the old
+// marker goes, the bridge table comes with the network's chain, and an
+// endpoint then gets its guards.
+func TestRulesetUpgradeToGuards(t *testing.T) {
+	for _, v := range []int{2, 3} {
+		t.Run(markerName(v), func(t *testing.T) {
+			ctx := context.Background()
+			p := newTestPlane(t)
+			old := &testPlane{Dataplane: New(WithTable(p.Table()), WithLockDir(p.opts.lockDir)), t: t, tag: p.tag}
+			old.opts.version = v
+			n := p.network("u", false)
+			if err := old.EnsureNetwork(ctx, n); err != nil {
+				t.Fatal(err)
+			}
+			// The older build made no bridge table.
+			c, err := nftables.New()
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.DelTable(&nftables.Table{Name: p.Table(), Family: nftables.TableFamilyBridge})
+			if err := c.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.EnsureNetwork(ctx, n); err != nil {
+				t.Fatalf("EnsureNetwork on a ruleset-%d table: %v", v, err)
+			}
+			if got := markersIn(t, p.Table()); got != markerName(rulesetVersion) {
+				t.Fatalf("markers after the upgrade: %q, want only %s", got, markerName(rulesetVersion))
+			}
+			if l := nftListFamily(t, "bridge", p.Table()); !strings.Contains(l, "chain "+netChain(n.Bridge)+" ") || !strings.Contains(l, "chain "+guardStaticChain+" ") {
+				t.Fatalf("bridge table after the upgrade:\n%s", l)
+			}
+			ep := p.endpoint(n, newNS(t), "e", 2)
+			if err := p.AddEndpoint(ctx, n, ep); err != nil {
+				t.Fatal(err)
+			}
+			if !guarded(t, p, ep.HostIfName) {
+				t.Fatal("an endpoint after the upgrade has no guards")
+			}
+		})
+	}
+}
