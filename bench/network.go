@@ -163,15 +163,17 @@ func (c *config) throughputRows(engines []engineCLI, blast string) error {
 		for _, v := range variants {
 			name := "bench-blast-" + strings.ToLower(e.name) + v.suffix
 			e.run("rm", "-f", name)
-			defer e.run("rm", "-f", name)
 			if v.network != "bridge" {
 				e.run("network", "rm", v.network)
 				if _, err := e.run("network", "create", "--opt", "com.docker.network.driver.mtu=65535", v.network); err != nil {
 					fmt.Fprintln(os.Stderr, "bench:", err)
 					continue
 				}
+				// After the container (deferred calls run last first):
+				// a network with a container on it is not removed.
 				defer e.run("network", "rm", v.network)
 			}
+			defer e.run("rm", "-f", name)
 			// Published twice: on 127.0.0.1 (measured) and on every
 			// address, to see the client address a connection to the
 			// host's own non-loopback address arrives with.
@@ -411,8 +413,14 @@ func teardownNetworking(root string) {
 	// The socket redirect's programs, attached to the cgroup2 root,
 	// would outlive the root as its table would.
 	dataplane.New(dataplane.WithTable(table)).RemoveSocketRedirect(context.Background())
-	if l, err := netlink.LinkByName(network.DefaultBridgeFor(root)); err == nil && strings.HasPrefix(l.Attrs().Alias, table+":") {
-		netlink.LinkDel(l)
+	// Every bridge of the root (an interrupted run leaves its user
+	// networks too), found by the alias berth marks them with.
+	if links, err := netlink.LinkList(); err == nil {
+		for _, l := range links {
+			if strings.HasPrefix(l.Attrs().Alias, table+":") {
+				netlink.LinkDel(l)
+			}
+		}
 	}
 	c, err := nftables.New()
 	if err != nil {
