@@ -298,60 +298,6 @@ func TestSockRedirectSlotTaken(t *testing.T) {
 	}
 }
 
-// TestSockRedirectMPTCP (known limitation, run with
-// BERTH_POC_MPTCP=1): an MPTCP client (Go's Dialer.SetMultipathTCP)
-// reaches the container but sees its address as peer. The connect hook
-// runs on the first subflow (protocol TCP, a kernel socket), whose
-// storage getpeername on the MPTCP socket never finds; the programs
-// cannot tell a subflow from a plain TCP socket without kernel BTF.
-func TestSockRedirectMPTCP(t *testing.T) {
-	if os.Getenv("BERTH_POC_MPTCP") == "" {
-		t.Skip("proof of concept of a known limitation; BERTH_POC_MPTCP=1 runs it")
-	}
-	ctx := context.Background()
-	p := newTestPlane(t)
-	n := p.network("p", false)
-	if err := p.EnsureNetwork(ctx, n); err != nil {
-		t.Fatal(err)
-	}
-	loop := netip.MustParseAddr("127.0.0.1")
-	ports := reserve(t, p, []PortMapping{{Proto: "tcp", HostIP: loop, ContainerPort: 8000}})
-	ns := newNS(t)
-	ep := p.endpoint(n, ns, "1", 2, ports...)
-	if err := p.AddEndpoint(ctx, n, ep); err != nil {
-		t.Fatal(err)
-	}
-	defer p.ReleaseEndpoint(ctx, n, ep)
-	serve(t, ns, 8000)
-	to := ap(loop, ports[0].HostPort)
-	var d net.Dialer
-	d.SetMultipathTCP(true)
-	d.Timeout = reach
-	c, err := d.Dial("tcp", to.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	mp, _ := c.(*net.TCPConn).MultipathTCP()
-	var peer netip.AddrPort
-	raw, _ := c.(syscall.Conn).SyscallConn()
-	raw.Control(func(fd uintptr) {
-		if sa, err := unix.Getpeername(int(fd)); err == nil {
-			peer = sockaddrPort(sa)
-		}
-	})
-	c.SetDeadline(time.Now().Add(reach))
-	buf := make([]byte, 64)
-	nr, err := c.Read(buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("mptcp %v, answer %q, peer %s", mp, buf[:nr], peer)
-	if peer != to {
-		t.Errorf("getpeername %s, want %s", peer, to)
-	}
-}
-
 // TestSockRedirectConnectedUDPSendto: a connected UDP socket that
 // names its peer again in sendto (allowed, and what some C clients do)
 // gets its answers: redirected, they would come from the container's
