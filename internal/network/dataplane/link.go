@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"time"
 
 	"github.com/berth-dev/berth/internal/errdefs"
 	"github.com/vishvananda/netlink"
@@ -205,14 +206,8 @@ func (d *Dataplane) addVeth(n Network, ep Endpoint) (err error) {
 		return fmt.Errorf("container %s: netlink in %s: %w", ep.ContainerID, ep.NetNSPath, err)
 	}
 	defer h.Close()
-	if err := netlink.LinkAdd(veth); err != nil {
-		if !errors.Is(err, unix.EEXIST) {
-			d.deleteLink(ep.HostIfName) // LinkAdd may fail after creating it (enslaving)
-			return fmt.Errorf("container %s: creating veth %s: %w", ep.ContainerID, ep.HostIfName, err)
-		}
-		if err := d.reuseOrReplaceVeth(h, br, veth, ep); err != nil {
-			return err
-		}
+	if err := d.createVeth(h, nsFd, br, veth, ep); err != nil {
+		return err
 	}
 	defer func() {
 		if err != nil {
@@ -264,34 +259,142 @@ func (d *Dataplane) addVeth(n Network, ep Endpoint) (err error) {
 	return nil
 }
 
-// reuseOrReplaceVeth handles a veth that exists already: the pair of an
+// vethSettle bounds how long createVeth keeps meeting interfaces of the
+// endpoint's names that go away or are replaced under it. Each round
+// makes progress (a deletion, by berth or by the kernel) unless another
+// process keeps recreating them, which no berth process does.
+const vethSettle = 5 * time.Second
+
+// createVeth makes the veth pair, or reuses or replaces one that exists.
+// Names are freed at once when a device is deleted (both ends of a veth
+// in one step), but a deletion can fall between any two of our requests:
+// the previous pair's, by another berth process or by the kernel with a
+// released namespace (a stop's, whose host end lingers until the
+// namespace's cleanup runs). So LinkAdd is retried after each look at
+// what is in the way, until it succeeds, the pair found is ours, or
+// vethSettle passes.
+func (d *Dataplane) createVeth(h *netlink.Handle, nsFd int, br netlink.Link, veth *netlink.Veth, ep Endpoint) error {
+	deadline := time.Now().Add(vethSettle)
+	wait := time.Millisecond
+	for {
+		err := netlink.LinkAdd(veth)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, unix.EEXIST) {
+			d.deleteLink(ep.HostIfName) // LinkAdd may fail after creating it (enslaving)
+			return fmt.Errorf("container %s: creating veth %s: %w", ep.ContainerID, ep.HostIfName, err)
+		}
+		reused, progress, err := d.settleVeth(h, nsFd, br, ep)
+		if err != nil || reused {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return errdefs.Conflict("container %s: interfaces %s (host) or %s (in the container's namespace) keep existing; delete them or restart the container", ep.ContainerID, ep.HostIfName, ep.IfName)
+		}
+		if !progress {
+			time.Sleep(wait) // polled: what is in the way is another's to delete
+			wait = min(2*wait, 50*time.Millisecond)
+		}
+	}
+}
+
+// settleVeth looks at what made LinkAdd fail with EEXIST. The pair of an
 // earlier attach of this endpoint whose namespace lives on (a restart
-// after ReleaseEndpoint, a crashed monitor) is kept, as deleting it costs
-// RCU grace periods; a leftover of another shape is replaced; an
-// interface of the container's name that is not ours is a conflict.
-func (d *Dataplane) reuseOrReplaceVeth(h *netlink.Handle, br netlink.Link, veth *netlink.Veth, ep Endpoint) error {
+// after ReleaseEndpoint, a crashed monitor) is kept (reused), as deleting
+// it costs RCU grace periods. Anything else of the host end's name is a
+// leftover and deleted. An interface of the container's name with no
+// host end of ours is the container's own (a stray of an earlier run, or
+// made by the container with NET_ADMIN in its kept namespace: in Docker a
+// restart gets a new namespace, so it would be gone) and deleted in that
+// namespace, unless its other end is in the host's namespace: that one is
+// not the container's, and a conflict. progress tells that something was
+// deleted or had gone meanwhile, so LinkAdd can be retried at once.
+func (d *Dataplane) settleVeth(h *netlink.Handle, nsFd int, br netlink.Link, ep Endpoint) (reused, progress bool, err error) {
 	host, err := netlink.LinkByName(ep.HostIfName)
-	if err != nil {
-		return errdefs.Conflict("container %s: interface %s exists in the container's namespace", ep.ContainerID, ep.IfName)
+	if err != nil && !isLinkNotFound(err) {
+		return false, false, fmt.Errorf("container %s: interface %s: %w", ep.ContainerID, ep.HostIfName, err)
 	}
 	peer, perr := h.LinkByName(ep.IfName)
-	if perr == nil && host.Type() == "veth" && peer.Type() == "veth" &&
-		host.Attrs().MasterIndex == br.Attrs().Index &&
-		host.Attrs().ParentIndex == peer.Attrs().Index && peer.Attrs().ParentIndex == host.Attrs().Index &&
-		(len(ep.MAC) == 0 || peer.Attrs().HardwareAddr.String() == ep.MAC.String()) {
+	if perr != nil && !isLinkNotFound(perr) {
+		return false, false, fmt.Errorf("container %s: %s in its namespace: %w", ep.ContainerID, ep.IfName, perr)
+	}
+	switch {
+	case host != nil && peer != nil && ourPair(h, nsFd, br, host, peer, ep):
 		if host.Attrs().Flags&net.FlagUp == 0 {
 			if err := netlink.LinkSetUp(host); err != nil {
-				return fmt.Errorf("container %s: bringing %s up: %w", ep.ContainerID, ep.HostIfName, err)
+				return false, false, fmt.Errorf("container %s: bringing %s up: %w", ep.ContainerID, ep.HostIfName, err)
 			}
 		}
-		return nil
+		return true, false, nil
+	case host != nil:
+		// Its peer, if a veth, goes with it: in a namespace gone or
+		// going, or the stray eth0 of the case below.
+		return false, true, d.deleteLink(ep.HostIfName)
+	case peer != nil:
+		if other, ok := hostSidePeer(h, peer); ok {
+			if other == "" || other == ep.HostIfName {
+				return false, true, nil // deleted or made meanwhile: look again
+			}
+			return false, false, errdefs.Conflict("container %s: interface %s exists in the container's namespace, paired with the host's interface %s", ep.ContainerID, ep.IfName, other)
+		}
+		if err := h.LinkDel(peer); err != nil && !isLinkNotFound(err) {
+			return false, false, fmt.Errorf("container %s: deleting the stray %s (%s) in its namespace: %w", ep.ContainerID, ep.IfName, peer.Type(), err)
+		}
+		return false, true, nil
 	}
-	d.deleteLink(ep.HostIfName)
-	if err := netlink.LinkAdd(veth); err != nil {
-		d.deleteLink(ep.HostIfName)
-		return fmt.Errorf("container %s: creating veth %s: %w", ep.ContainerID, ep.HostIfName, err)
+	return false, true, nil // both gone since LinkAdd
+}
+
+// ourPair reports whether host and peer are the two ends of one veth,
+// host on the bridge and peer (with ep's MAC) in the namespace nsFd.
+// Indexes are per namespace and a container with NET_ADMIN chooses its
+// interfaces' (RTM_NEWLINK takes one): the namespace each end names for
+// its peer (IFLA_LINK_NETNSID) is checked too, so that an interface of
+// the container's making can never pass for the host end's peer.
+func ourPair(h *netlink.Handle, nsFd int, br, host, peer netlink.Link, ep Endpoint) bool {
+	ha, pa := host.Attrs(), peer.Attrs()
+	if host.Type() != "veth" || peer.Type() != "veth" || ha.MasterIndex != br.Attrs().Index ||
+		ha.ParentIndex != pa.Index || pa.ParentIndex != ha.Index ||
+		len(ep.MAC) != 0 && pa.HardwareAddr.String() != ep.MAC.String() {
+		return false
 	}
-	return nil
+	// The ids exist: listing a link with its peer elsewhere assigns one.
+	theirs, err := netlink.GetNetNsIdByFd(nsFd)
+	if err != nil || theirs < 0 || ha.NetNsID != theirs {
+		return false
+	}
+	ours, err := hostNetNsID(h)
+	return err == nil && ours >= 0 && pa.NetNsID == ours
+}
+
+// hostNetNsID is the id of the host's namespace (the process's) in the
+// namespace of h.
+func hostNetNsID(h *netlink.Handle) (int, error) {
+	fd, err := unix.Open("/proc/self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(fd)
+	return h.GetNetNsIdByFd(fd)
+}
+
+// hostSidePeer reports whether link (in the namespace of h) is a veth
+// whose other end is in the host's namespace, and that end's name.
+func hostSidePeer(h *netlink.Handle, link netlink.Link) (string, bool) {
+	a := link.Attrs()
+	if link.Type() != "veth" || a.NetNsID < 0 {
+		return "", false // no peer, or one in its own namespace
+	}
+	ours, err := hostNetNsID(h)
+	if err != nil || ours < 0 || a.NetNsID != ours {
+		return "", false
+	}
+	other, err := netlink.LinkByIndex(a.ParentIndex)
+	if err != nil {
+		return "", true // gone meanwhile
+	}
+	return other.Attrs().Name, true
 }
 
 // deleteLink deletes a host interface (and a veth's peer with it); a
