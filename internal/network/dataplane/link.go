@@ -276,7 +276,7 @@ const vethSettle = 5 * time.Second
 func (d *Dataplane) createVeth(h *netlink.Handle, nsFd int, br netlink.Link, veth *netlink.Veth, ep Endpoint) error {
 	deadline := time.Now().Add(vethSettle)
 	wait := time.Millisecond
-	for {
+	for round := 0; ; round++ {
 		err := netlink.LinkAdd(veth)
 		if err == nil {
 			return nil
@@ -292,8 +292,10 @@ func (d *Dataplane) createVeth(h *netlink.Handle, nsFd int, br netlink.Link, vet
 		if time.Now().After(deadline) {
 			return errdefs.Conflict("container %s: interfaces %s (host) or %s (in the container's namespace) keep existing; delete them or restart the container", ep.ContainerID, ep.HostIfName, ep.IfName)
 		}
-		if !progress {
-			time.Sleep(wait) // polled: what is in the way is another's to delete
+		if !progress || round >= 3 {
+			// Polled: what is in the way is another's to delete, or
+			// somebody keeps making it again.
+			time.Sleep(wait)
 			wait = min(2*wait, 50*time.Millisecond)
 		}
 	}
@@ -302,8 +304,9 @@ func (d *Dataplane) createVeth(h *netlink.Handle, nsFd int, br netlink.Link, vet
 // settleVeth looks at what made LinkAdd fail with EEXIST. The pair of an
 // earlier attach of this endpoint whose namespace lives on (a restart
 // after ReleaseEndpoint, a crashed monitor) is kept (reused), as deleting
-// it costs RCU grace periods. Anything else of the host end's name is a
-// leftover and deleted. An interface of the container's name with no
+// it costs RCU grace periods. Any other veth of the host end's name is a
+// leftover and deleted; a link of that name that is no veth (or has it
+// as an alternative name) is not berth's, and a conflict. An interface of the container's name with no
 // host end of ours is the container's own (a stray of an earlier run, or
 // made by the container with NET_ADMIN in its kept namespace: in Docker a
 // restart gets a new namespace, so it would be gone) and deleted in that
@@ -327,9 +330,13 @@ func (d *Dataplane) settleVeth(h *netlink.Handle, nsFd int, br netlink.Link, ep 
 			}
 		}
 		return true, false, nil
+	case host != nil && (host.Type() != "veth" || host.Attrs().Name != ep.HostIfName):
+		// Not a leftover of berth's (its host ends are veths; a name
+		// found that differs is another link's alternative name).
+		return false, false, errdefs.Conflict("container %s: interface %s exists and is not a veth of berth's (%s %s)", ep.ContainerID, ep.HostIfName, host.Type(), host.Attrs().Name)
 	case host != nil:
-		// Its peer, if a veth, goes with it: in a namespace gone or
-		// going, or the stray eth0 of the case below.
+		// Its peer goes with it: in a namespace gone or going, or the
+		// stray eth0 of the case below.
 		return false, true, d.deleteLink(ep.HostIfName)
 	case peer != nil:
 		if other, ok := hostSidePeer(h, peer); ok {

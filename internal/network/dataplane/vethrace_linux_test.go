@@ -291,3 +291,30 @@ func TestAddEndpointRacesOldVethDeletion(t *testing.T) {
 }
 
 func errorsIsENODEV(err error) bool { return isLinkNotFound(err) || err == unix.ENODEV }
+
+// A host link of the host end's name that is no veth is not a leftover of
+// berth's: it is a conflict, and it stays.
+func TestAddEndpointForeignHostEndName(t *testing.T) {
+	ctx := context.Background()
+	p := newTestPlane(t)
+	n := p.network("h", false)
+	if err := p.EnsureNetwork(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	ep := p.endpoint(n, newNS(t), "h", 2)
+	if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: ep.HostIfName}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if l, err := netlink.LinkByName(ep.HostIfName); err == nil {
+			netlink.LinkDel(l)
+		}
+	})
+	if err := p.AddEndpoint(ctx, n, ep); !errdefs.IsConflict(err) {
+		t.Fatalf("AddEndpoint: %v, want a conflict", err)
+	}
+	if l, err := netlink.LinkByName(ep.HostIfName); err != nil || l.Type() != "bridge" {
+		t.Fatalf("the host's %s: %v %v", ep.HostIfName, l, err)
+	}
+	mustBeGone(t, nsHandle(t, ep.NetNSPath), ep.IfName)
+}
