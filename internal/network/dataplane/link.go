@@ -290,7 +290,7 @@ func (d *Dataplane) createVeth(h *netlink.Handle, nsFd int, br netlink.Link, vet
 			return err
 		}
 		if time.Now().After(deadline) {
-			return errdefs.Conflict("container %s: interfaces %s (host) or %s (in the container's namespace) keep existing; delete them or restart the container", ep.ContainerID, ep.HostIfName, ep.IfName)
+			return errdefs.Conflict("container %s: interface %s (host) or %s (in the container's namespace) was made again each time it was deleted for %s; is another process using these names?", ep.ContainerID, ep.HostIfName, ep.IfName, vethSettle)
 		}
 		if !progress || round >= 3 {
 			// Polled: what is in the way is another's to delete, or
@@ -306,13 +306,14 @@ func (d *Dataplane) createVeth(h *netlink.Handle, nsFd int, br netlink.Link, vet
 // after ReleaseEndpoint, a crashed monitor) is kept (reused), as deleting
 // it costs RCU grace periods. Any other veth of the host end's name is a
 // leftover and deleted; a link of that name that is no veth (or has it
-// as an alternative name) is not berth's, and a conflict. An interface of the container's name with no
-// host end of ours is the container's own (a stray of an earlier run, or
-// made by the container with NET_ADMIN in its kept namespace: in Docker a
-// restart gets a new namespace, so it would be gone) and deleted in that
-// namespace, unless its other end is in the host's namespace: that one is
-// not the container's, and a conflict. progress tells that something was
-// deleted or had gone meanwhile, so LinkAdd can be retried at once.
+// as an alternative name) is not berth's, and a conflict. An interface
+// of the container's name with no host end of ours is the container's
+// own (a stray of an earlier run, or made by the container with
+// NET_ADMIN in its kept namespace: in Docker a restart gets a new
+// namespace, so it would be gone) and deleted in that namespace, unless
+// its other end is in the host's namespace: that one is not the
+// container's, and a conflict. progress tells that something was deleted
+// or had gone meanwhile, so LinkAdd can be retried at once.
 func (d *Dataplane) settleVeth(h *netlink.Handle, nsFd int, br netlink.Link, ep Endpoint) (reused, progress bool, err error) {
 	host, err := netlink.LinkByName(ep.HostIfName)
 	if err != nil && !isLinkNotFound(err) {
@@ -361,7 +362,7 @@ func (d *Dataplane) settleVeth(h *netlink.Handle, nsFd int, br netlink.Link, ep 
 // the container's making can never pass for the host end's peer.
 func ourPair(h *netlink.Handle, nsFd int, br, host, peer netlink.Link, ep Endpoint) bool {
 	ha, pa := host.Attrs(), peer.Attrs()
-	if host.Type() != "veth" || peer.Type() != "veth" || ha.MasterIndex != br.Attrs().Index ||
+	if host.Type() != "veth" || peer.Type() != "veth" || pa.Name != ep.IfName || ha.MasterIndex != br.Attrs().Index ||
 		ha.ParentIndex != pa.Index || pa.ParentIndex != ha.Index ||
 		len(ep.MAC) != 0 && pa.HardwareAddr.String() != ep.MAC.String() {
 		return false
