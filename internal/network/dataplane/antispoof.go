@@ -326,7 +326,7 @@ func guardElements(n Network, ep Endpoint) ([]element, error) {
 		els = append(els, element{set: set, key: append(port[:len(port):len(port)], a.AsSlice()...), comment: tag,
 			text: fmt.Sprintf("%s . %s comment %q", q, a, tag)})
 	}
-	dg := portDigest(els)
+	dg := portDigest(tag, els)
 	els = append(els, element{set: mapPortDigest, key: port, val: dg, comment: tag,
 		text: fmt.Sprintf("%s comment %q : %s", q, tag, netip.AddrFrom16([16]byte(dg)))})
 	return els, nil
@@ -344,9 +344,13 @@ func guardElements(n Network, ep Endpoint) ([]element, error) {
 // (replaceStale). Invariant: a port's elements in the kernel are always
 // among those its digest element stands for (added, replaced and deleted
 // together). 128 bits of SHA-256: nobody can pick another MAC or address
-// that gives an old digest.
-func portDigest(els []element) []byte {
-	lines := make([]string, 0, len(els))
+// that gives an old digest. The endpoint's tag (container and network)
+// is in it too: the digest then also says whose the elements are, which
+// ReleaseGuards needs to delete a removed container's elements and never
+// those of another endpoint whose port name and addresses are the same.
+func portDigest(tag string, els []element) []byte {
+	lines := make([]string, 0, len(els)+1)
+	lines = append(lines, "tag\x00"+tag)
 	for _, e := range els {
 		lines = append(lines, e.set+"\x00"+string(e.key)+"\x00"+elementValue(e.set, e.val, e.verdict))
 	}
