@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/internal/testutil"
+	"golang.org/x/sys/unix"
 )
 
 // guardElementPorts lists, from `nft -j list table bridge <table>`, the
@@ -134,5 +135,31 @@ func TestRemovedContainersLeaveNoGuards(t *testing.T) {
 	e.must("start", "gg-stopped")
 	if got := e.inspect("gg-stopped", "{{.State.Running}}"); got != "true" {
 		t.Fatalf("gg-stopped restarted: running=%s", got)
+	}
+}
+
+// TestKilledMonitorGuardsPruned bounds the worst case: a container whose
+// monitor is killed before it deletes the guards (here before the exit
+// even) leaves them, and the next prune (its network sweep reconciles
+// the dataplane) deletes them, keeping a running container's.
+func TestKilledMonitorGuardsPruned(t *testing.T) {
+	e := newEnv(t)
+	e.must("run", "-d", "--name", "gk-live", "busybox", "sleep", "600")
+	e.must("run", "-d", "--name", "gk-killed", "busybox", "sleep", "600")
+	nid := e.inspect("gk-live", "{{.NetworkSettings.Networks.bridge.NetworkID}}")
+	live := hostIfName(e.inspect("gk-live", "{{.Id}}"), nid)
+	killed := hostIfName(e.inspect("gk-killed", "{{.Id}}"), nid)
+	if err := unix.Kill(monitorPid(t, e, "gk-killed"), unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "gk-killed seen exited", func() bool { return e.inspect("gk-killed", "{{.State.Status}}") == "exited" })
+	e.must("rm", "gk-killed")
+	if guardElementPorts(t, e)[killed] == 0 {
+		t.Fatal("rm of the container deleted its guards: the prune has nothing to prove")
+	}
+	e.must("network", "prune", "-f")
+	eventually(t, 20*time.Second, "the killed container's guards pruned", func() bool { return guardElementPorts(t, e)[killed] == 0 })
+	if got := guardElementPorts(t, e)[live]; got != 5 {
+		t.Errorf("the running container's port %s has %d guard elements after the prune, want 5", live, got)
 	}
 }
