@@ -55,8 +55,9 @@ func (d *Dataplane) ReleaseGuards(ctx context.Context, n Network, ep Endpoint) e
 		return err // nil unlock: no table, nothing guarded
 	}
 	defer unlock()
-	// Under the lock: a link made meanwhile (AddEndpoint adds the
-	// guards before the veth, holding the lock) is the port's new owner.
+	// A link made meanwhile is the port's new owner's (an AddEndpoint
+	// between its guards and its veth is caught by the digest below;
+	// the lock keeps Reconcile out).
 	if linkPresent(ep.HostIfName) {
 		return errdefs.Conflict("port %s is in use again: its guards stay", ep.HostIfName)
 	}
