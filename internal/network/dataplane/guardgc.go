@@ -13,7 +13,7 @@ import (
 // guardLinkWait bounds ReleaseGuards' wait for the kernel to delete the
 // port's veth with its namespace (in the background, usually within
 // tens of milliseconds).
-const guardLinkWait = 3 * time.Second
+const guardLinkWait = 5 * time.Second
 
 // ReleaseGuards deletes the guards that ReleaseEndpoint left in place for
 // an endpoint without published ports (portDigest), once its container
