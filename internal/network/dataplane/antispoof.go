@@ -520,13 +520,23 @@ func (b *batch) removeGuardNetwork(bridge string) (bool, error) {
 
 // removeEndpointElements deletes an endpoint's DNAT elements and its
 // port's guards in one transaction, each added first so that a missing
-// one does not fail it (as removeElements does). When a table, a set or
-// the network's chain is missing, or the caller does not know the MAC,
-// the guards are those the kernel holds for the port.
+// one does not fail it (as removeElements does). When one is another's
+// (EEXIST: a host port taken over, or the port name used again), each
+// kind goes on its own, only what is still the endpoint's: a guard
+// element's key alone does not say whose it is, the port's digest does
+// (deleteOwnGuards). When a table, a set or the network's chain is
+// missing, or the caller does not know the MAC, the guards are those the
+// kernel holds for the port.
 func (d *Dataplane) removeEndpointElements(n Network, ep Endpoint, els []element) error {
 	guards, err := guardElements(n, ep)
 	if err == nil {
-		err = d.removeElementsOnce(append(els[:len(els):len(els)], guards...), nil)
+		err = d.deleteAddedFirst(append(els[:len(els):len(els)], guards...))
+		if isExist(err) {
+			if err := d.removeElements(els, nil); err != nil {
+				return err
+			}
+			return d.deleteOwnGuards(guards)
+		}
 		if err == nil || !isNotExist(err) {
 			return err
 		}

@@ -61,23 +61,36 @@ func (d *Dataplane) ReleaseGuards(ctx context.Context, n Network, ep Endpoint) e
 	if linkPresent(ep.HostIfName) {
 		return errdefs.Conflict("port %s is in use again: its guards stay", ep.HostIfName)
 	}
+	if err := d.deleteOwnGuards(guards); err != nil {
+		return fmt.Errorf("container %s: deleting the guards of port %s: %w", ep.ContainerID, ep.HostIfName, err)
+	}
+	return nil
+}
+
+// deleteOwnGuards deletes an endpoint's guards (guardElements) if they
+// are still its own, in one transaction that adds each element before
+// deleting it: the add of its digest element clashes (EEXIST) when the
+// port's digest is another endpoint's, and nothing is deleted; elements
+// already gone are no error.
+func (d *Dataplane) deleteOwnGuards(guards []element) error {
+	err := d.deleteAddedFirst(guards)
+	if isExist(err) || isNotExist(err) {
+		return nil // another endpoint's now; or no table or set
+	}
+	return err
+}
+
+// deleteAddedFirst deletes els in one transaction, adding each first
+// (a missing one is no error; one with another value fails it, EEXIST).
+func (d *Dataplane) deleteAddedFirst(els []element) error {
 	b, err := d.newBatch()
 	if err != nil {
 		return err
 	}
-	if err := b.delElements(guards, true); err != nil {
+	if err := b.delElements(els, true); err != nil {
 		return err
 	}
-	err = b.flush()
-	switch {
-	case err == nil:
-		return nil
-	case isExist(err):
-		return nil // another endpoint's now: not ours to delete
-	case isNotExist(err):
-		return nil // no table or set: nothing to delete
-	}
-	return fmt.Errorf("container %s: deleting the guards of port %s: %w", ep.ContainerID, ep.HostIfName, err)
+	return b.flush()
 }
 
 // waitLinkGone polls until no link is named name, for at most max.

@@ -147,6 +147,36 @@ func TestReleaseGuards(t *testing.T) {
 		}
 	})
 
+	// The late release of a removed container with published ports
+	// (after its report, as DetachDeferred's finish does it) deletes its
+	// DNAT elements, and its guards only if they are still its own.
+	t.Run("published ports, name used again before the release", func(t *testing.T) {
+		ns := newNS(t)
+		old := p.endpoint(n, ns, "f", 8, reserve(t, p, []PortMapping{{Proto: "tcp", ContainerPort: 80}})...)
+		if err := p.AddEndpoint(ctx, n, old); err != nil {
+			t.Fatal(err)
+		}
+		unmountNS(ns)
+		waitGone(t, old.HostIfName)
+		ep := twin(old, newNS(t))
+		ep.Ports = nil
+		if err := p.AddEndpoint(ctx, n, ep); err != nil {
+			t.Fatal(err)
+		}
+		defer p.RemoveEndpoint(ctx, n, ep)
+		if err := p.ReleaseEndpoint(ctx, n, old); err != nil {
+			t.Fatal(err)
+		}
+		exactGuards(t, p, n, ep)
+		dnat, err := endpointElements(n, old)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if left, err := p.presentElements(dnat); err != nil || len(left) > 0 {
+			t.Errorf("the release left DNAT elements %s (%v)", elementKeys(left), err)
+		}
+	})
+
 	t.Run("namespace kept alive", func(t *testing.T) {
 		ns := newNS(t)
 		ep := p.endpoint(n, ns, "e", 6)
