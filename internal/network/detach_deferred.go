@@ -19,7 +19,8 @@ import (
 // keep no network in use: `network rm` right after `run --rm` works).
 // The returned finish unpublishes the ports in the dataplane, whose
 // deletion waits for RCU grace periods (~10-15 ms), then frees the
-// addresses. Meanwhile a container that reserves one of those host ports
+// addresses, then deletes the guards a release without ports leaves
+// (releaseGuards). Meanwhile a container that reserves one of those host ports
 // replaces the leftover DNAT element (PortsReserved), whose value names
 // another address, so a following `run -p` of the same port works and
 // finish leaves that container's element alone. finish is nil when
@@ -78,7 +79,9 @@ func (a *Attacher) DetachDeferred(ctx context.Context, ep *container.Endpoint) (
 		if err := errors.Join(errs...); err != nil {
 			return err // the addresses stay for the sweep
 		}
-		return a.svc.releaseContainer(ctx, ep.ID, nets)
+		err := a.svc.releaseContainer(ctx, ep.ID, nets)
+		a.releaseGuards(ctx, ep.ID, atts)
+		return err
 	}, nil
 }
 

@@ -326,7 +326,7 @@ func guardElements(n Network, ep Endpoint) ([]element, error) {
 		els = append(els, element{set: set, key: append(port[:len(port):len(port)], a.AsSlice()...), comment: tag,
 			text: fmt.Sprintf("%s . %s comment %q", q, a, tag)})
 	}
-	dg := portDigest(els)
+	dg := portDigest(tag, els)
 	els = append(els, element{set: mapPortDigest, key: port, val: dg, comment: tag,
 		text: fmt.Sprintf("%s comment %q : %s", q, tag, netip.AddrFrom16([16]byte(dg)))})
 	return els, nil
@@ -344,9 +344,13 @@ func guardElements(n Network, ep Endpoint) ([]element, error) {
 // (replaceStale). Invariant: a port's elements in the kernel are always
 // among those its digest element stands for (added, replaced and deleted
 // together). 128 bits of SHA-256: nobody can pick another MAC or address
-// that gives an old digest.
-func portDigest(els []element) []byte {
-	lines := make([]string, 0, len(els))
+// that gives an old digest. The endpoint's tag (container and network)
+// is in it too: the digest then also says whose the elements are, which
+// ReleaseGuards needs to delete a removed container's elements and never
+// those of another endpoint whose port name and addresses are the same.
+func portDigest(tag string, els []element) []byte {
+	lines := make([]string, 0, len(els)+1)
+	lines = append(lines, "tag\x00"+tag)
 	for _, e := range els {
 		lines = append(lines, e.set+"\x00"+string(e.key)+"\x00"+elementValue(e.set, e.val, e.verdict))
 	}
@@ -516,13 +520,23 @@ func (b *batch) removeGuardNetwork(bridge string) (bool, error) {
 
 // removeEndpointElements deletes an endpoint's DNAT elements and its
 // port's guards in one transaction, each added first so that a missing
-// one does not fail it (as removeElements does). When a table, a set or
-// the network's chain is missing, or the caller does not know the MAC,
-// the guards are those the kernel holds for the port.
+// one does not fail it (as removeElements does). When one is another's
+// (EEXIST: a host port taken over, or the port name used again), each
+// kind goes on its own, only what is still the endpoint's: a guard
+// element's key alone does not say whose it is, the port's digest does
+// (deleteOwnGuards). When a table, a set or the network's chain is
+// missing, or the caller does not know the MAC, the guards are those the
+// kernel holds for the port.
 func (d *Dataplane) removeEndpointElements(n Network, ep Endpoint, els []element) error {
 	guards, err := guardElements(n, ep)
 	if err == nil {
-		err = d.removeElementsOnce(append(els[:len(els):len(els)], guards...), nil)
+		err = d.deleteAddedFirst(append(els[:len(els):len(els)], guards...))
+		if isExist(err) {
+			if err := d.removeElements(els, nil); err != nil {
+				return err
+			}
+			return d.deleteOwnGuards(guards)
+		}
 		if err == nil || !isNotExist(err) {
 			return err
 		}

@@ -17,12 +17,13 @@ package dataplane
 //     another value and leaves them (removeElements).
 //
 // The stale elements are deleted and the new ones added in one
-// transaction. With nothing stale, the clash is a real conflict: clash is
-// returned.
+// transaction. With nothing stale, the add is tried again (what clashed
+// may have been deleted meanwhile, by ReleaseGuards); a clash then is a
+// real conflict.
 func (d *Dataplane) replaceStale(clash error, port string, guards, els []element, reserved bool) error {
 	all := append(guards[:len(guards):len(guards)], els...)
 	err := clash
-	for attempt := 0; attempt < 3; attempt++ {
+	for range 3 {
 		var b *batch
 		if b, err = d.newBatch(); err != nil {
 			return err
@@ -42,12 +43,8 @@ func (d *Dataplane) replaceStale(clash error, port string, guards, els []element
 			}
 			stale = append(stale, s...)
 		}
-		if len(stale) == 0 {
-			if attempt == 0 {
-				return clash
-			}
-			// Deleted meanwhile: the plain add may do now.
-		}
+		// With nothing stale, what clashed may have been deleted
+		// meanwhile (ReleaseGuards): the plain add may do now.
 		if err = b.delElements(keysOnly(stale), false); err != nil {
 			return err
 		}
@@ -56,6 +53,9 @@ func (d *Dataplane) replaceStale(clash error, port string, guards, els []element
 		}
 		if err = b.flush(); err == nil || !isExist(err) && !isNotExist(err) {
 			return err
+		}
+		if len(stale) == 0 && isExist(err) {
+			return err // nothing stale: a real conflict
 		}
 		// A stale element was deleted meanwhile (ENOENT), or another
 		// took a key (EEXIST): look again.
