@@ -292,7 +292,10 @@ func (s *Service) removeThroughMonitor(ctx context.Context, c *Container, volume
 	defer cancel()
 	exit, err := att.Stream(wctx, nil, nil, nil)
 	if err == nil && exit.Stopped {
-		exit, err = s.deleteForMonitor(wctx, att, c)
+		if s.removalStep != nil {
+			s.removalStep("stopped")
+		}
+		exit, err = s.deleteForMonitor(wctx, att, c, exit, volumes)
 	}
 	if err != nil {
 		return false, err

@@ -3,6 +3,7 @@ package container
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/berth-dev/berth/internal/errdefs"
@@ -80,8 +81,8 @@ func (m *monitor) removeForRemover(ctx context.Context, exit *ExitMsg, held []Ev
 		if err := s.deleteRecord(ctx, m.c); err != nil {
 			return false
 		}
+		m.emit("die", exit.ExitCode) // else the remover's (deleteForMonitor)
 	}
-	m.emit("die", exit.ExitCode)
 	m.emitHeld(held)
 	err := s.removeDirs(m.c)
 	if err == nil && volumes {
@@ -97,15 +98,44 @@ func (m *monitor) removeForRemover(ctx context.Context, exit *ExitMsg, held []Ev
 }
 
 // deleteForMonitor is the remover's side of the handover: the monitor of
-// c reported it stopped (FrameStopped); delete the record, in a commit
-// shared with the other removals of this process, tell the monitor, and
-// wait for its final report.
-func (s *Service) deleteForMonitor(ctx context.Context, att *Attachment, c *Container) (*ExitMsg, error) {
-	gone := s.meta.Batch(ctx, deleteRecordTx(c)) == nil
-	if err := att.fw.writeJSON(FrameRecordGone, gone); err != nil {
+// c reported it stopped (FrameStopped, stopped); delete the record, in a
+// commit shared with the other removals of this process, tell the
+// monitor, and wait for its final report. The one who deletes the record
+// emits die: the remover here, the monitor when the remover says no. A
+// monitor that dies after the commit leaves the files (and the anonymous
+// volumes, with volumes) to the remover, which no record now names to
+// anyone else.
+func (s *Service) deleteForMonitor(ctx context.Context, att *Attachment, c *Container, stopped *ExitMsg, volumes bool) (*ExitMsg, error) {
+	if err := s.meta.Batch(ctx, deleteRecordTx(c)); err != nil {
+		if err := att.fw.writeJSON(FrameRecordGone, false); err != nil {
+			return nil, err
+		}
+		return att.Stream(ctx, nil, nil, nil)
+	}
+	s.Emit(ctx, ContainerEvent(c, "die", "exitCode", strconv.Itoa(stopped.ExitCode)))
+	if s.removalStep != nil {
+		s.removalStep("committed")
+	}
+	err := att.fw.writeJSON(FrameRecordGone, true)
+	if err == nil {
+		var exit *ExitMsg
+		if exit, err = att.Stream(ctx, nil, nil, nil); err == nil {
+			return exit, nil
+		}
+	}
+	if ctx.Err() != nil || s.monitorAlive(c) {
+		return nil, err // still at work: its files are its own
+	}
+	if err := s.removeOrphan(ctx, c.ID); err != nil {
 		return nil, err
 	}
-	return att.Stream(ctx, nil, nil, nil)
+	if volumes {
+		if err := s.removeAnonymousVolumes(ctx, c); err != nil {
+			return nil, err
+		}
+	}
+	s.Emit(ctx, ContainerEvent(c, "destroy"))
+	return &ExitMsg{ExitCode: stopped.ExitCode, Removed: true}, nil
 }
 
 // tearDown undoes what a run of c left: its runtime state, its network

@@ -2,7 +2,13 @@ package container
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"os"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -117,4 +123,94 @@ func finalExit(t *testing.T, att *Attachment) {
 func (e *fakeEnv) monitorRuns(id string) bool {
 	pid, start := readMonitorPid(e.svc.BundleDir(id) + "/monitor.pid")
 	return pid != 0 && processAlive(pid, start)
+}
+
+// recordingVolumes is a VolumeStore that records the volumes removed.
+type recordingVolumes struct {
+	mu      sync.Mutex
+	removed []string
+}
+
+func (v *recordingVolumes) Ensure(ctx context.Context, name string, anonymous bool) (string, bool, error) {
+	return "", false, errors.New("recordingVolumes: no volumes here")
+}
+
+func (v *recordingVolumes) Remove(ctx context.Context, name string, force bool) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.removed = append(v.removed, name)
+	return nil
+}
+
+// containerEvents returns the actions of the events journal for id, in
+// order.
+func (e *fakeEnv) containerEvents(id string) []string {
+	e.t.Helper()
+	raw, _ := os.ReadFile(e.svc.eventsPath())
+	var out []string
+	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		var m Message
+		if json.Unmarshal([]byte(line), &m) == nil && m.Actor.ID == id && m.Type == "container" {
+			out = append(out, m.Action)
+		}
+	}
+	return out
+}
+
+// TestRemoveWhenMonitorDies: rm -f -v of a running container whose
+// monitor is killed -9 once it has reported the container stopped, at
+// each step of the handover. The remover, still alive, finishes the
+// removal: no record, no files, the anonymous volumes removed, and the
+// events Docker emits (kill, die, destroy), each once.
+func TestRemoveWhenMonitorDies(t *testing.T) {
+	for _, step := range []string{"stopped", "committed"} {
+		t.Run(step, func(t *testing.T) {
+			e := newFakeEnv(t)
+			vols := &recordingVolumes{}
+			e.svc.volumes = vols
+			ctx := context.Background()
+			c := e.create("", HostConfig{}, "sleep", "100")
+			if _, err := e.svc.update(ctx, c.ID, func(c *Container) error {
+				c.Internal.AnonymousVolumes = []string{"anon-" + c.ID[:12]}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.svc.Start(ctx, c.ID, StartOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			pid, start := readMonitorPid(e.svc.BundleDir(c.ID) + "/monitor.pid")
+			killed := false
+			e.svc.removalStep = func(s string) {
+				if s != step {
+					return
+				}
+				syscall.Kill(pid, syscall.SIGKILL)
+				e.eventually("the monitor gone", func() bool { return !processAlive(pid, start) })
+				killed = true
+			}
+			if err := e.svc.Remove(ctx, c.ID, RemoveOptions{Force: true, Volumes: true}); err != nil {
+				t.Fatal(err)
+			}
+			if !killed {
+				t.Fatalf("rm -f never reached step %q", step)
+			}
+			if _, err := e.svc.Get(ctx, c.ID); err == nil {
+				t.Errorf("the container is still listed")
+			}
+			for _, p := range []string{e.svc.BundleDir(c.ID), e.svc.StateDir(c.ID), e.svc.netnsPath(c.ID)} {
+				if _, err := os.Lstat(p); !os.IsNotExist(err) {
+					t.Errorf("%s left: %v", p, err)
+				}
+			}
+			vols.mu.Lock()
+			if want := []string{"anon-" + c.ID[:12]}; !slices.Equal(vols.removed, want) {
+				t.Errorf("volumes removed: %v, want %v", vols.removed, want)
+			}
+			vols.mu.Unlock()
+			if got, want := e.containerEvents(c.ID), []string{"start", "kill", "die", "destroy"}; !slices.Equal(got, want) {
+				t.Errorf("events %v, want %v", got, want)
+			}
+		})
+	}
 }
