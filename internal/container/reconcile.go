@@ -263,6 +263,12 @@ func (s *Service) reconcileAbandoned(ctx context.Context, l *ctrLock) error {
 	id := l.id()
 	c, err := s.reconcileLocked(ctx, id)
 	switch {
+	case errdefs.IsNotFound(err) && s.orphanMonitorAlive(id):
+		// Its monitor removes the files (rm -f whose remover died after
+		// deleting the record); the lock file stays for a later sweep,
+		// should the monitor die before it is done.
+		l.release()
+		return nil
 	case errdefs.IsNotFound(err):
 		// No record (never written, or removed): no file of it may stay.
 		err = s.removeOrphan(ctx, id)
@@ -283,11 +289,12 @@ func (s *Service) reconcileAbandoned(ctx context.Context, l *ctrLock) error {
 // state, rootfs mount, bundle and layer directories. The caller holds id's
 // lock, so no create of it is in flight.
 func (s *Service) removeOrphan(ctx context.Context, id string) error {
+	if s.orphanMonitorAlive(id) {
+		// Still taking it down, its runtime state maybe gone already
+		// (removeForRemover): the files are its to remove.
+		return nil
+	}
 	if rt := s.orphanRuntime(id); rt != nil {
-		pid, start := readMonitorPid(filepath.Join(s.BundleDir(id), "monitor.pid"))
-		if pid != 0 && processAlive(pid, start) {
-			return nil // its monitor is still taking it down
-		}
 		rt.Kill(ctx, id, syscall.SIGKILL, true)
 		waitGone(ctx, rt, id, 5*time.Second)
 		rt.Delete(ctx, id, true)
@@ -302,6 +309,13 @@ func (s *Service) removeOrphan(ctx context.Context, id string) error {
 		return err
 	}
 	return s.snaps.RemoveContainerLayer(id)
+}
+
+// orphanMonitorAlive tells whether a monitor of container id, which has
+// no record, still runs.
+func (s *Service) orphanMonitorAlive(id string) bool {
+	pid, start := readMonitorPid(filepath.Join(s.BundleDir(id), "monitor.pid"))
+	return pid != 0 && processAlive(pid, start)
 }
 
 // orphanRuntime is the runtime that holds state of container id, which

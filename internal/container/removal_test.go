@@ -214,3 +214,56 @@ func TestRemoveWhenMonitorDies(t *testing.T) {
 		})
 	}
 }
+
+// TestSweepLeavesRemovalToMonitor: the remover of a running container
+// is killed -9 after it deleted the record, while the monitor is still
+// taking the container down. A sweep by another command finds the
+// remover's lock abandoned and no record; it must leave the files to the
+// live monitor (not remove them under it) and keep the lock file, so
+// that a later sweep still finds them should the monitor die too.
+func TestSweepLeavesRemovalToMonitor(t *testing.T) {
+	e := newFakeEnv(t)
+	ctx := context.Background()
+	c := e.create("", HostConfig{}, "sleep", "100")
+	if _, err := e.svc.Start(ctx, c.ID, StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := e.svc.dialMonitor(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	att := newAttachment(conn, false)
+	defer att.Close()
+	askRemove(t, att, removeMsg{Handover: true}, true)
+	if err := e.svc.meta.Batch(ctx, deleteRecordTx(c)); err != nil {
+		t.Fatal(err)
+	}
+	// The remover's lock, left by its death.
+	l, err := e.svc.openLock(c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.release()
+	if err := e.svc.sweepAll(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(e.svc.BundleDir(c.ID)); err != nil {
+		t.Errorf("the sweep removed the bundle under the live monitor: %v", err)
+	}
+	if _, err := os.Lstat(e.svc.lockPath(c.ID)); err != nil {
+		t.Errorf("the sweep dropped the lock file while the removal runs: %v", err)
+	}
+	if err := att.fw.writeJSON(FrameRecordGone, true); err != nil {
+		t.Fatal(err)
+	}
+	finalExit(t, att)
+	e.eventually("the monitor gone", func() bool { return !e.monitorRuns(c.ID) })
+	if err := e.svc.sweepAll(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{e.svc.BundleDir(c.ID), e.svc.lockPath(c.ID)} {
+		if _, err := os.Lstat(p); !os.IsNotExist(err) {
+			t.Errorf("%s left: %v", p, err)
+		}
+	}
+}
