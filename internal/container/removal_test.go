@@ -46,6 +46,9 @@ func TestRemoveRunningWithFakeRuntime(t *testing.T) {
 			if _, err := e.svc.Start(ctx, c.ID, StartOptions{}); err != nil {
 				t.Fatal(err)
 			}
+			// The monitor's pid file goes with the bundle, before the
+			// monitor is done: its process is what is waited for.
+			pid, start := readMonitorPid(e.svc.BundleDir(c.ID) + "/monitor.pid")
 			before, err := e.svc.meta.Commits(ctx)
 			if err != nil {
 				t.Fatal(err)
@@ -74,7 +77,7 @@ func TestRemoveRunningWithFakeRuntime(t *testing.T) {
 			}
 			e.eventually("the container gone", func() bool {
 				_, err := e.svc.Get(ctx, c.ID)
-				return err != nil && !e.monitorRuns(c.ID)
+				return err != nil && !processAlive(pid, start)
 			})
 			for _, p := range []string{e.svc.BundleDir(c.ID), e.svc.StateDir(c.ID), e.svc.netnsPath(c.ID)} {
 				if _, err := os.Lstat(p); !os.IsNotExist(err) {
@@ -117,12 +120,6 @@ func finalExit(t *testing.T, att *Attachment) {
 	if exit.Stopped || !exit.Removed || exit.Error != "" {
 		t.Fatalf("the monitor's final report %+v, want removed", exit)
 	}
-}
-
-// monitorRuns tells whether the monitor of id still runs.
-func (e *fakeEnv) monitorRuns(id string) bool {
-	pid, start := readMonitorPid(e.svc.BundleDir(id) + "/monitor.pid")
-	return pid != 0 && processAlive(pid, start)
 }
 
 // recordingVolumes is a VolumeStore that records the volumes removed.
@@ -228,6 +225,7 @@ func TestSweepLeavesRemovalToMonitor(t *testing.T) {
 	if _, err := e.svc.Start(ctx, c.ID, StartOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	pid, start := readMonitorPid(e.svc.BundleDir(c.ID) + "/monitor.pid")
 	conn, err := e.svc.dialMonitor(ctx, c.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -257,7 +255,7 @@ func TestSweepLeavesRemovalToMonitor(t *testing.T) {
 		t.Fatal(err)
 	}
 	finalExit(t, att)
-	e.eventually("the monitor gone", func() bool { return !e.monitorRuns(c.ID) })
+	e.eventually("the monitor gone", func() bool { return !processAlive(pid, start) })
 	if err := e.svc.sweepAll(ctx, ""); err != nil {
 		t.Fatal(err)
 	}
