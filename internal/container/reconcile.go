@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -141,16 +142,28 @@ func (s *Service) reconcileLocked(ctx context.Context, id string) (*Container, e
 		}
 		rt.Delete(ctx, id, true)
 		snapshot.Unmount(s.RootfsDir(id))
-		s.detachNetwork(ctx, c, true)
+		var held []Event // the network's, after die as in Docker
+		s.detachNetworkHolding(ctx, c, true, &held)
+		died := false
 		c, err = s.update(ctx, id, func(c *Container) error {
+			died = false
 			if !s.stale(c) {
 				return nil // a new monitor took over meanwhile
 			}
+			died = c.Internal.MonitorPid != 0 && (c.State.Running || c.State.Restarting)
 			markMonitorDead(c, time.Now())
 			return nil
 		})
 		if err != nil {
 			return nil, err
+		}
+		if died {
+			// Its monitor died with it, before it could tell (kill -9):
+			// the die Docker emits for every end of a run.
+			s.Emit(ctx, ContainerEvent(c, "die", "exitCode", strconv.Itoa(c.State.ExitCode)))
+		}
+		for _, ev := range held {
+			s.Emit(ctx, ev)
 		}
 	}
 	if s.monitorAlive(c) {

@@ -265,3 +265,24 @@ func TestSweepLeavesRemovalToMonitor(t *testing.T) {
 		}
 	}
 }
+
+// TestRemoveAfterMonitorKilled: rm -f of a container whose monitor was
+// killed -9 (with the remover's request on its way, or before it): the
+// run's end is still told, die before destroy, as Docker does.
+func TestRemoveAfterMonitorKilled(t *testing.T) {
+	e := newFakeEnv(t)
+	ctx := context.Background()
+	c := e.create("", HostConfig{}, "sleep", "100")
+	if _, err := e.svc.Start(ctx, c.ID, StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pid, start := readMonitorPid(e.svc.BundleDir(c.ID) + "/monitor.pid")
+	syscall.Kill(pid, syscall.SIGKILL)
+	e.eventually("the monitor gone", func() bool { return !processAlive(pid, start) })
+	if err := e.svc.Remove(ctx, c.ID, RemoveOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := e.containerEvents(c.ID), []string{"start", "die", "destroy"}; !slices.Equal(got, want) {
+		t.Errorf("events %v, want %v", got, want)
+	}
+}
