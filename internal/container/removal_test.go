@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -285,4 +287,70 @@ func TestRemoveAfterMonitorKilled(t *testing.T) {
 	if got, want := e.containerEvents(c.ID), []string{"start", "die", "destroy"}; !slices.Equal(got, want) {
 		t.Errorf("events %v, want %v", got, want)
 	}
+}
+
+// TestRemoveDuringRestart: rm -f reaches the monitor of a restarting
+// container while its next run is being started (after the back-off's
+// last look at the request, before the run's init can be signalled).
+// The new run must be killed at once, not left to run until the
+// remover gives up.
+func TestRemoveDuringRestart(t *testing.T) {
+	e := newFakeEnv(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	ran, goOn := filepath.Join(dir, "ran"), filepath.Join(dir, "go")
+	script := fmt.Sprintf("test -e %s || { touch %s; while [ ! -e %s ]; do sleep 0.01; done; exit 1; }; exec sleep 1000", ran, ran, goOn)
+	c := e.create("", HostConfig{RestartPolicy: RestartPolicy{Name: "always"}}, "sh", "-c", script)
+	if _, err := e.svc.Start(ctx, c.ID, StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	fake := filepath.Join(e.runroot, "fake")
+	hold := filepath.Join(fake, "hold-run")
+	if err := os.WriteFile(hold, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(hold)
+	if err := os.WriteFile(goOn, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.eventually("the second run held", func() bool { return fileExists(filepath.Join(fake, "held-"+c.ID)) })
+	conn, err := e.svc.dialMonitor(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	att := newAttachment(conn, false)
+	defer att.Close()
+	for _, f := range []struct {
+		kind byte
+		v    any
+	}{{FrameHello, AttachOptions{}}, {FrameRemove, removeMsg{Handover: true}}, {FrameExecState, execResizeMsg{}}} {
+		if err := att.fw.writeJSON(f.kind, f.v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The monitor reads a client's frames in order: its answer to the
+	// last one says it has the request.
+	for {
+		kind, _, err := readFrame(conn, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if kind == FrameReady {
+			break
+		}
+	}
+	os.Remove(hold)
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	exit, err := att.Stream(wctx, nil, nil, nil)
+	if err != nil {
+		t.Fatalf("the monitor did not take the container down: %v", err)
+	}
+	if !exit.Stopped {
+		t.Fatalf("the monitor reported %+v, want stopped", exit)
+	}
+	if err := att.fw.writeJSON(FrameRecordGone, false); err != nil {
+		t.Fatal(err)
+	}
+	finalExit(t, att)
 }
