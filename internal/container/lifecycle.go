@@ -295,7 +295,7 @@ func (s *Service) removeThroughMonitor(ctx context.Context, c *Container, volume
 		if s.removalStep != nil {
 			s.removalStep("stopped")
 		}
-		exit, err = s.deleteForMonitor(wctx, att, c, exit, volumes)
+		exit, err = s.deleteForMonitor(wctx, att, c, exit)
 	}
 	if err != nil {
 		return false, err

@@ -318,6 +318,9 @@ func (s *Service) removeOrphan(ctx context.Context, id string) error {
 	if err := releaseNetNS(s.netnsPath(id)); err != nil {
 		return err
 	}
+	if err := s.removeNotedVolumes(ctx, id); err != nil {
+		return err
+	}
 	if err := fsutil.RemoveAll(s.BundleDir(id)); err != nil {
 		return err
 	}

@@ -2,7 +2,11 @@ package container
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -29,7 +33,11 @@ import (
 // commits (metadata.Store.Batch), where each monitor would commit alone.
 // The monitor tells it when it has taken the container down
 // (FrameStopped) and waits for its answer (FrameRecordGone); a remover
-// that says no, or goes away, leaves the deletion to the monitor.
+// that says no, or goes away, leaves the deletion to the monitor. Who
+// deletes the record emits die; a monitor that dies after the remover's
+// commit leaves the rest to the remover (deleteForMonitor). With -v the
+// monitor notes the anonymous volumes in the bundle before the record
+// goes, so that removeOrphan still removes them when both die.
 
 // handover is a remover's offer to delete the record (removeMsg.Handover).
 type handover struct {
@@ -67,6 +75,13 @@ func (m *monitor) removeForRemover(ctx context.Context, exit *ExitMsg, held []Ev
 	if err := s.tearDown(ctx, m.c); err != nil {
 		return false
 	}
+	if volumes && len(m.c.Internal.AnonymousVolumes) > 0 {
+		// Once the record is gone, only this note names them, should
+		// the remover and this monitor both die (removeOrphan).
+		if err := writeRemoveVolumes(s.BundleDir(m.c.ID), m.c.Internal.AnonymousVolumes); err != nil {
+			return false
+		}
+	}
 	m.mu.Lock()
 	h := m.handover
 	m.mu.Unlock()
@@ -84,9 +99,13 @@ func (m *monitor) removeForRemover(ctx context.Context, exit *ExitMsg, held []Ev
 		m.emit("die", exit.ExitCode) // else the remover's (deleteForMonitor)
 	}
 	m.emitHeld(held)
-	err := s.removeDirs(m.c)
-	if err == nil && volumes {
+	// The volumes first: the note that names them goes with the bundle.
+	var err error
+	if volumes {
 		err = s.removeAnonymousVolumes(ctx, m.c)
+	}
+	if err == nil {
+		err = s.removeDirs(m.c)
 	}
 	if err != nil {
 		exit.Error = err.Error()
@@ -103,9 +122,9 @@ func (m *monitor) removeForRemover(ctx context.Context, exit *ExitMsg, held []Ev
 // monitor, and wait for its final report. The one who deletes the record
 // emits die: the remover here, the monitor when the remover says no. A
 // monitor that dies after the commit leaves the files (and the anonymous
-// volumes, with volumes) to the remover, which no record now names to
-// anyone else.
-func (s *Service) deleteForMonitor(ctx context.Context, att *Attachment, c *Container, stopped *ExitMsg, volumes bool) (*ExitMsg, error) {
+// volumes of -v) to the remover, which no record now names to anyone
+// else.
+func (s *Service) deleteForMonitor(ctx context.Context, att *Attachment, c *Container, stopped *ExitMsg) (*ExitMsg, error) {
 	if err := s.meta.Batch(ctx, deleteRecordTx(c)); err != nil {
 		if err := att.fw.writeJSON(FrameRecordGone, false); err != nil {
 			return nil, err
@@ -126,13 +145,9 @@ func (s *Service) deleteForMonitor(ctx context.Context, att *Attachment, c *Cont
 	if ctx.Err() != nil || s.monitorAlive(c) {
 		return nil, err // still at work: its files are its own
 	}
+	// The volumes too, with -v: the monitor noted them (removeForRemover).
 	if err := s.removeOrphan(ctx, c.ID); err != nil {
 		return nil, err
-	}
-	if volumes {
-		if err := s.removeAnonymousVolumes(ctx, c); err != nil {
-			return nil, err
-		}
 	}
 	s.Emit(ctx, ContainerEvent(c, "destroy"))
 	return &ExitMsg{ExitCode: stopped.ExitCode, Removed: true}, nil
@@ -191,4 +206,34 @@ func (s *Service) removeAnonymousVolumes(ctx context.Context, c *Container) erro
 		}
 	}
 	return nil
+}
+
+// removeVolumesFile is the note, in the bundle of a container whose
+// record rm -f -v deletes, of the anonymous volumes to remove with it.
+const removeVolumesFile = "remove-volumes"
+
+func writeRemoveVolumes(bundle string, names []string) error {
+	raw, err := json.Marshal(names)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(bundle, removeVolumesFile), raw, 0o600)
+}
+
+// removeNotedVolumes removes the anonymous volumes that the removal of
+// container id, which has no record any more, noted in its bundle and
+// that no other container uses.
+func (s *Service) removeNotedVolumes(ctx context.Context, id string) error {
+	raw, err := os.ReadFile(filepath.Join(s.BundleDir(id), removeVolumesFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	c := &Container{ID: id}
+	if err := json.Unmarshal(raw, &c.Internal.AnonymousVolumes); err != nil {
+		return nil // torn by a crash while written: the record still named them then
+	}
+	return s.removeAnonymousVolumes(ctx, c)
 }

@@ -354,3 +354,55 @@ func TestRemoveDuringRestart(t *testing.T) {
 	}
 	finalExit(t, att)
 }
+
+// TestSweepRemovesVolumesOfCrashedRemoval: rm -f -v whose remover and
+// monitor are both killed -9 once the record is deleted: the next sweep
+// finds the files without a record and removes, with them, the anonymous
+// volumes that the removal was to remove, which no record names any more.
+func TestSweepRemovesVolumesOfCrashedRemoval(t *testing.T) {
+	e := newFakeEnv(t)
+	vols := &recordingVolumes{}
+	e.svc.volumes = vols
+	ctx := context.Background()
+	c := e.create("", HostConfig{}, "sleep", "100")
+	c, err := e.svc.update(ctx, c.ID, func(c *Container) error {
+		c.Internal.AnonymousVolumes = []string{"anon-" + c.ID[:12]}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Start(ctx, c.ID, StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pid, start := readMonitorPid(e.svc.BundleDir(c.ID) + "/monitor.pid")
+	conn, err := e.svc.dialMonitor(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	att := newAttachment(conn, false)
+	defer att.Close()
+	askRemove(t, att, removeMsg{Handover: true, Volumes: true}, true)
+	syscall.Kill(pid, syscall.SIGKILL)
+	e.eventually("the monitor gone", func() bool { return !processAlive(pid, start) })
+	if err := e.svc.meta.Batch(ctx, deleteRecordTx(c)); err != nil {
+		t.Fatal(err)
+	}
+	// The remover dies too: its lock stays without a holder.
+	l, err := e.svc.openLock(c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.release()
+	if err := e.svc.sweepAll(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(e.svc.BundleDir(c.ID)); !os.IsNotExist(err) {
+		t.Errorf("bundle left: %v", err)
+	}
+	vols.mu.Lock()
+	defer vols.mu.Unlock()
+	if want := []string{"anon-" + c.ID[:12]}; !slices.Equal(vols.removed, want) {
+		t.Errorf("volumes removed: %v, want %v", vols.removed, want)
+	}
+}

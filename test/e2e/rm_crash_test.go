@@ -92,6 +92,16 @@ func TestRemoveCrashes(t *testing.T) {
 			t.Fatalf("round %d: rm -f after the crash: %s", i, r)
 		}
 		settled(t, e, "round "+victim)
+		// rm -f -v, however it was cut, leaves no anonymous volume
+		// (with both killed after the commit, the sweep removes them).
+		eventually(t, 10*time.Second, "the volumes removed", func() bool {
+			for _, v := range vols {
+				if e.run("volume", "inspect", v).code == 0 {
+					return false
+				}
+			}
+			return true
+		})
 		if t.Failed() {
 			break
 		}
