@@ -125,22 +125,25 @@ func (m *monitor) removeForRemover(ctx context.Context, exit *ExitMsg, held []Ev
 // volumes of -v) to the remover, which no record now names to anyone
 // else.
 func (s *Service) deleteForMonitor(ctx context.Context, att *Attachment, c *Container, stopped *ExitMsg) (*ExitMsg, error) {
-	if err := s.meta.Batch(ctx, deleteRecordTx(c)); err != nil {
+	var deleted bool
+	if err := s.meta.Batch(ctx, deleteRecordTx(c, &deleted)); err != nil {
 		if err := att.fw.writeJSON(FrameRecordGone, false); err != nil {
 			return nil, err
 		}
 		return att.Stream(ctx, nil, nil, nil)
 	}
-	s.Emit(ctx, ContainerEvent(c, "die", "exitCode", strconv.Itoa(stopped.ExitCode)))
+	if deleted { // else the monitor did, having waited for us too long
+		s.Emit(ctx, ContainerEvent(c, "die", "exitCode", strconv.Itoa(stopped.ExitCode)))
+	}
 	if s.removalStep != nil {
 		s.removalStep("committed")
 	}
-	err := att.fw.writeJSON(FrameRecordGone, true)
+	// A monitor that is done already (it gave up waiting) has closed the
+	// connection, but its final report may still wait to be read.
+	att.fw.writeJSON(FrameRecordGone, true)
+	exit, err := att.Stream(ctx, nil, nil, nil)
 	if err == nil {
-		var exit *ExitMsg
-		if exit, err = att.Stream(ctx, nil, nil, nil); err == nil {
-			return exit, nil
-		}
+		return exit, nil
 	}
 	if ctx.Err() != nil || s.monitorAlive(c) {
 		return nil, err // still at work: its files are its own
@@ -168,12 +171,16 @@ func (s *Service) tearDown(ctx context.Context, c *Container) error {
 
 // deleteRecord deletes c's record and frees its name.
 func (s *Service) deleteRecord(ctx context.Context, c *Container) error {
-	return s.meta.Update(ctx, deleteRecordTx(c))
+	return s.meta.Update(ctx, deleteRecordTx(c, nil))
 }
 
-// deleteRecordTx is deleteRecord's transaction; it may run again.
-func deleteRecordTx(c *Container) func(*metadata.Tx) error {
+// deleteRecordTx is deleteRecord's transaction; it may run again. It
+// sets *deleted (when not nil) to whether there was a record to delete.
+func deleteRecordTx(c *Container, deleted *bool) func(*metadata.Tx) error {
 	return func(tx *metadata.Tx) error {
+		if deleted != nil {
+			*deleted = tx.Has(metadata.BucketContainers, c.ID)
+		}
 		if owner := tx.GetRaw(metadata.BucketNames, c.ShortName()); string(owner) == c.ID {
 			if err := tx.Delete(metadata.BucketNames, c.ShortName()); err != nil {
 				return err

@@ -235,7 +235,7 @@ func TestSweepLeavesRemovalToMonitor(t *testing.T) {
 	att := newAttachment(conn, false)
 	defer att.Close()
 	askRemove(t, att, removeMsg{Handover: true}, true)
-	if err := e.svc.meta.Batch(ctx, deleteRecordTx(c)); err != nil {
+	if err := e.svc.meta.Batch(ctx, deleteRecordTx(c, nil)); err != nil {
 		t.Fatal(err)
 	}
 	// The remover's lock, left by its death.
@@ -385,7 +385,7 @@ func TestSweepRemovesVolumesOfCrashedRemoval(t *testing.T) {
 	askRemove(t, att, removeMsg{Handover: true, Volumes: true}, true)
 	syscall.Kill(pid, syscall.SIGKILL)
 	e.eventually("the monitor gone", func() bool { return !processAlive(pid, start) })
-	if err := e.svc.meta.Batch(ctx, deleteRecordTx(c)); err != nil {
+	if err := e.svc.meta.Batch(ctx, deleteRecordTx(c, nil)); err != nil {
 		t.Fatal(err)
 	}
 	// The remover dies too: its lock stays without a holder.
@@ -404,5 +404,42 @@ func TestSweepRemovesVolumesOfCrashedRemoval(t *testing.T) {
 	defer vols.mu.Unlock()
 	if want := []string{"anon-" + c.ID[:12]}; !slices.Equal(vols.removed, want) {
 		t.Errorf("volumes removed: %v, want %v", vols.removed, want)
+	}
+}
+
+// TestRemoverLateCommitNoSecondDie: the monitor deleted the record
+// itself (it gave up waiting for a remover stuck on the store's lock, or
+// was told no) and emitted die; the remover's late commit deletes
+// nothing and must not emit a second die.
+func TestRemoverLateCommitNoSecondDie(t *testing.T) {
+	e := newFakeEnv(t)
+	ctx := context.Background()
+	c := e.create("", HostConfig{}, "sleep", "100")
+	if _, err := e.svc.Start(ctx, c.ID, StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := e.svc.dialMonitor(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	att := newAttachment(conn, false)
+	defer att.Close()
+	askRemove(t, att, removeMsg{Handover: true}, true)
+	if err := att.fw.writeJSON(FrameRecordGone, false); err != nil {
+		t.Fatal(err)
+	}
+	e.eventually("the monitor deleted the record", func() bool {
+		_, err := e.svc.Get(ctx, c.ID)
+		return err != nil
+	})
+	exit, err := e.svc.deleteForMonitor(ctx, att, c, &ExitMsg{ExitCode: 137})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !exit.Removed {
+		t.Errorf("final report %+v, want removed", exit)
+	}
+	if got, want := e.containerEvents(c.ID), []string{"start", "die", "destroy"}; !slices.Equal(got, want) {
+		t.Errorf("events %v, want %v", got, want)
 	}
 }
