@@ -100,14 +100,12 @@ func (m *monitor) removeForRemover(ctx context.Context, exit *ExitMsg, held []Ev
 	}
 	m.emitHeld(held)
 	// The volumes first: the note that names them goes with the bundle.
+	// The files go even if a volume cannot: no record names them now.
 	var err error
 	if volumes {
 		err = s.removeAnonymousVolumes(ctx, m.c)
 	}
-	if err == nil {
-		err = s.removeDirs(m.c)
-	}
-	if err != nil {
+	if err = errors.Join(err, s.removeDirs(m.c)); err != nil {
 		exit.Error = err.Error()
 		return true
 	}
