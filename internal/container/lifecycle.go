@@ -241,9 +241,9 @@ func (s *Service) Remove(ctx context.Context, ref string, opts RemoveOptions) er
 			return nil
 		}); err != nil {
 			if errdefs.IsNotFound(err) {
-				// Its monitor deleted the record and died before the
-				// files were gone (see removeForRemover).
-				return s.removeOrphan(ctx, c.ID)
+				// Its monitor deleted the record and died, or failed,
+				// before the files were gone (see removeForRemover).
+				return s.removeOrphanLocked(ctx, l, c.ID)
 			}
 			return err
 		}

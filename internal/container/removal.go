@@ -154,6 +154,30 @@ func (s *Service) deleteForMonitor(ctx context.Context, att *Attachment, c *Cont
 	return &ExitMsg{ExitCode: stopped.ExitCode, Removed: true}, nil
 }
 
+// removeOrphanLocked removes what container id, whose record its monitor
+// deleted, left; the caller holds its lock l. It waits for the monitor to
+// be done first. Files that stay (an error, a monitor that does not end)
+// keep the lock file, for a later sweep to retry.
+func (s *Service) removeOrphanLocked(ctx context.Context, l *ctrLock, id string) error {
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for s.orphanMonitorAlive(id) && wctx.Err() == nil {
+		select {
+		case <-wctx.Done():
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	err := wctx.Err()
+	if err == nil {
+		err = s.removeOrphan(ctx, id)
+	}
+	if err != nil {
+		l.release()
+		return fmt.Errorf("remove the files of container %s: %w", shortID(id), err)
+	}
+	return nil
+}
+
 // tearDown undoes what a run of c left: its runtime state, its network
 // and the namespace kept for it, its rootfs mount. All of it is repeated
 // safely.

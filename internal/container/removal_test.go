@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestRemoveRunningWithFakeRuntime: rm -f of a running container, as this
@@ -441,5 +443,46 @@ func TestRemoverLateCommitNoSecondDie(t *testing.T) {
 	}
 	if got, want := e.containerEvents(c.ID), []string{"start", "die", "destroy"}; !slices.Equal(got, want) {
 		t.Errorf("events %v, want %v", got, want)
+	}
+}
+
+// TestRemoveKeepsLockWhenFilesStay: the monitor deletes the record but
+// cannot remove the files (here a mount in the writable layer); rm -f
+// reports it, and the files stay marked by the lock file, so that a
+// sweep removes them once they can go, instead of being left to nothing.
+func TestRemoveKeepsLockWhenFilesStay(t *testing.T) {
+	e := newFakeEnv(t)
+	ctx := context.Background()
+	c := e.create("", HostConfig{}, "sleep", "100")
+	if _, err := e.svc.Start(ctx, c.ID, StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	stuck := filepath.Join(e.svc.snaps.ContainerDir(c.ID), "stuck")
+	if err := os.MkdirAll(stuck, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", stuck, "tmpfs", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Unmount(stuck, unix.MNT_DETACH)
+	if err := e.svc.Remove(ctx, c.ID, RemoveOptions{Force: true}); err == nil {
+		t.Errorf("rm -f succeeded with the layer left")
+	}
+	if _, err := e.svc.Get(ctx, c.ID); err == nil {
+		t.Fatalf("the record is still there")
+	}
+	if _, err := os.Lstat(e.svc.lockPath(c.ID)); err != nil {
+		t.Errorf("no lock file marks the files left: %v", err)
+	}
+	if err := unix.Unmount(stuck, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.sweepAll(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{e.svc.snaps.ContainerDir(c.ID), e.svc.BundleDir(c.ID), e.svc.lockPath(c.ID)} {
+		if _, err := os.Lstat(p); !os.IsNotExist(err) {
+			t.Errorf("%s left: %v", p, err)
+		}
 	}
 }
