@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -82,6 +83,14 @@ func (f *fakeRuntime) WriteBundle(dir string, spec *specs.Spec) error {
 }
 
 func (f *fakeRuntime) Run(ctx context.Context, id, bundle, pidFile string, io runtime.IO) error {
+	// A test holds the runs that start while dir/hold-run exists; it
+	// learns of each from dir/held-<id>.
+	if hold := filepath.Join(f.dir, "hold-run"); fileExists(hold) {
+		os.WriteFile(filepath.Join(f.dir, "held-"+id), nil, 0o600)
+		for deadline := time.Now().Add(20 * time.Second); fileExists(hold) && time.Now().Before(deadline); {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 	raw, err := os.ReadFile(filepath.Join(bundle, "config.json"))
 	if err != nil {
 		return err
@@ -110,6 +119,11 @@ func (f *fakeRuntime) Run(ctx context.Context, id, bundle, pidFile string, io ru
 		return err
 	}
 	return os.WriteFile(pidFile, []byte(strconv.Itoa(st.Pid)), 0o600)
+}
+
+func fileExists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
 }
 
 func (f *fakeRuntime) alive(st *fakeState) bool {

@@ -241,9 +241,9 @@ func (s *Service) Remove(ctx context.Context, ref string, opts RemoveOptions) er
 			return nil
 		}); err != nil {
 			if errdefs.IsNotFound(err) {
-				// Its monitor deleted the record and died before the
-				// files were gone (see removeForRemover).
-				return s.removeOrphan(ctx, c.ID)
+				// Its monitor deleted the record and died, or failed,
+				// before the files were gone (see removeForRemover).
+				return s.removeOrphanLocked(ctx, l, c.ID)
 			}
 			return err
 		}
@@ -292,7 +292,10 @@ func (s *Service) removeThroughMonitor(ctx context.Context, c *Container, volume
 	defer cancel()
 	exit, err := att.Stream(wctx, nil, nil, nil)
 	if err == nil && exit.Stopped {
-		exit, err = s.deleteForMonitor(wctx, att, c)
+		if s.removalStep != nil {
+			s.removalStep("stopped")
+		}
+		exit, err = s.deleteForMonitor(wctx, att, c, exit)
 	}
 	if err != nil {
 		return false, err

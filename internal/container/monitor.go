@@ -375,6 +375,11 @@ func (m *monitor) runOnce(ctx context.Context, attempt int) (exitStatus, error) 
 	}
 	m.mu.Lock()
 	m.initFd = initFd
+	if m.remove {
+		// rm -f came while this run started (a restart): its SIGKILL
+		// found no init to reach.
+		unix.PidfdSendSignal(initFd, unix.SIGKILL, nil, 0)
+	}
 	m.mu.Unlock()
 	waitCh := make(chan unix.WaitStatus, 1)
 	go func() { waitCh <- runtime.WaitPid(pid) }()

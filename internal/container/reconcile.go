@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -141,16 +142,28 @@ func (s *Service) reconcileLocked(ctx context.Context, id string) (*Container, e
 		}
 		rt.Delete(ctx, id, true)
 		snapshot.Unmount(s.RootfsDir(id))
-		s.detachNetwork(ctx, c, true)
+		var held []Event // the network's, after die as in Docker
+		s.detachNetworkHolding(ctx, c, true, &held)
+		died := false
 		c, err = s.update(ctx, id, func(c *Container) error {
+			died = false
 			if !s.stale(c) {
 				return nil // a new monitor took over meanwhile
 			}
+			died = c.Internal.MonitorPid != 0 && (c.State.Running || c.State.Restarting)
 			markMonitorDead(c, time.Now())
 			return nil
 		})
 		if err != nil {
 			return nil, err
+		}
+		if died {
+			// Its monitor died with it, before it could tell (kill -9):
+			// the die Docker emits for every end of a run.
+			s.Emit(ctx, ContainerEvent(c, "die", "exitCode", strconv.Itoa(c.State.ExitCode)))
+		}
+		for _, ev := range held {
+			s.Emit(ctx, ev)
 		}
 	}
 	if s.monitorAlive(c) {
@@ -263,6 +276,12 @@ func (s *Service) reconcileAbandoned(ctx context.Context, l *ctrLock) error {
 	id := l.id()
 	c, err := s.reconcileLocked(ctx, id)
 	switch {
+	case errdefs.IsNotFound(err) && s.orphanMonitorAlive(id):
+		// Its monitor removes the files (rm -f whose remover died after
+		// deleting the record); the lock file stays for a later sweep,
+		// should the monitor die before it is done.
+		l.release()
+		return nil
 	case errdefs.IsNotFound(err):
 		// No record (never written, or removed): no file of it may stay.
 		err = s.removeOrphan(ctx, id)
@@ -283,11 +302,12 @@ func (s *Service) reconcileAbandoned(ctx context.Context, l *ctrLock) error {
 // state, rootfs mount, bundle and layer directories. The caller holds id's
 // lock, so no create of it is in flight.
 func (s *Service) removeOrphan(ctx context.Context, id string) error {
+	if s.orphanMonitorAlive(id) {
+		// Still taking it down, its runtime state maybe gone already
+		// (removeForRemover): the files are its to remove.
+		return nil
+	}
 	if rt := s.orphanRuntime(id); rt != nil {
-		pid, start := readMonitorPid(filepath.Join(s.BundleDir(id), "monitor.pid"))
-		if pid != 0 && processAlive(pid, start) {
-			return nil // its monitor is still taking it down
-		}
 		rt.Kill(ctx, id, syscall.SIGKILL, true)
 		waitGone(ctx, rt, id, 5*time.Second)
 		rt.Delete(ctx, id, true)
@@ -298,10 +318,20 @@ func (s *Service) removeOrphan(ctx context.Context, id string) error {
 	if err := releaseNetNS(s.netnsPath(id)); err != nil {
 		return err
 	}
+	if err := s.removeNotedVolumes(ctx, id); err != nil {
+		return err
+	}
 	if err := fsutil.RemoveAll(s.BundleDir(id)); err != nil {
 		return err
 	}
 	return s.snaps.RemoveContainerLayer(id)
+}
+
+// orphanMonitorAlive tells whether a monitor of container id, which has
+// no record, still runs.
+func (s *Service) orphanMonitorAlive(id string) bool {
+	pid, start := readMonitorPid(filepath.Join(s.BundleDir(id), "monitor.pid"))
+	return pid != 0 && processAlive(pid, start)
 }
 
 // orphanRuntime is the runtime that holds state of container id, which

@@ -2,7 +2,12 @@ package container
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/berth-dev/berth/internal/errdefs"
@@ -28,7 +33,11 @@ import (
 // commits (metadata.Store.Batch), where each monitor would commit alone.
 // The monitor tells it when it has taken the container down
 // (FrameStopped) and waits for its answer (FrameRecordGone); a remover
-// that says no, or goes away, leaves the deletion to the monitor.
+// that says no, or goes away, leaves the deletion to the monitor. Who
+// deletes the record emits die; a monitor that dies after the remover's
+// commit leaves the rest to the remover (deleteForMonitor). With -v the
+// monitor notes the anonymous volumes in the bundle before the record
+// goes, so that removeOrphan still removes them when both die.
 
 // handover is a remover's offer to delete the record (removeMsg.Handover).
 type handover struct {
@@ -66,6 +75,13 @@ func (m *monitor) removeForRemover(ctx context.Context, exit *ExitMsg, held []Ev
 	if err := s.tearDown(ctx, m.c); err != nil {
 		return false
 	}
+	if volumes && len(m.c.Internal.AnonymousVolumes) > 0 {
+		// Once the record is gone, only this note names them, should
+		// the remover and this monitor both die (removeOrphan).
+		if err := writeRemoveVolumes(s.BundleDir(m.c.ID), m.c.Internal.AnonymousVolumes); err != nil {
+			return false
+		}
+	}
 	m.mu.Lock()
 	h := m.handover
 	m.mu.Unlock()
@@ -80,14 +96,16 @@ func (m *monitor) removeForRemover(ctx context.Context, exit *ExitMsg, held []Ev
 		if err := s.deleteRecord(ctx, m.c); err != nil {
 			return false
 		}
+		m.emit("die", exit.ExitCode) // else the remover's (deleteForMonitor)
 	}
-	m.emit("die", exit.ExitCode)
 	m.emitHeld(held)
-	err := s.removeDirs(m.c)
-	if err == nil && volumes {
+	// The volumes first: the note that names them goes with the bundle.
+	// The files go even if a volume cannot: no record names them now.
+	var err error
+	if volumes {
 		err = s.removeAnonymousVolumes(ctx, m.c)
 	}
-	if err != nil {
+	if err = errors.Join(err, s.removeDirs(m.c)); err != nil {
 		exit.Error = err.Error()
 		return true
 	}
@@ -97,15 +115,67 @@ func (m *monitor) removeForRemover(ctx context.Context, exit *ExitMsg, held []Ev
 }
 
 // deleteForMonitor is the remover's side of the handover: the monitor of
-// c reported it stopped (FrameStopped); delete the record, in a commit
-// shared with the other removals of this process, tell the monitor, and
-// wait for its final report.
-func (s *Service) deleteForMonitor(ctx context.Context, att *Attachment, c *Container) (*ExitMsg, error) {
-	gone := s.meta.Batch(ctx, deleteRecordTx(c)) == nil
-	if err := att.fw.writeJSON(FrameRecordGone, gone); err != nil {
+// c reported it stopped (FrameStopped, stopped); delete the record, in a
+// commit shared with the other removals of this process, tell the
+// monitor, and wait for its final report. The one who deletes the record
+// emits die: the remover here, the monitor when the remover says no. A
+// monitor that dies after the commit leaves the files (and the anonymous
+// volumes of -v) to the remover, which no record now names to anyone
+// else.
+func (s *Service) deleteForMonitor(ctx context.Context, att *Attachment, c *Container, stopped *ExitMsg) (*ExitMsg, error) {
+	var deleted bool
+	if err := s.meta.Batch(ctx, deleteRecordTx(c, &deleted)); err != nil {
+		if err := att.fw.writeJSON(FrameRecordGone, false); err != nil {
+			return nil, err
+		}
+		return att.Stream(ctx, nil, nil, nil)
+	}
+	if deleted { // else the monitor did, having waited for us too long
+		s.Emit(ctx, ContainerEvent(c, "die", "exitCode", strconv.Itoa(stopped.ExitCode)))
+	}
+	if s.removalStep != nil {
+		s.removalStep("committed")
+	}
+	// A monitor that is done already (it gave up waiting) has closed the
+	// connection, but its final report may still wait to be read.
+	att.fw.writeJSON(FrameRecordGone, true)
+	exit, err := att.Stream(ctx, nil, nil, nil)
+	if err == nil {
+		return exit, nil
+	}
+	if ctx.Err() != nil || s.monitorAlive(c) {
+		return nil, err // still at work: its files are its own
+	}
+	// The volumes too, with -v: the monitor noted them (removeForRemover).
+	if err := s.removeOrphan(ctx, c.ID); err != nil {
 		return nil, err
 	}
-	return att.Stream(ctx, nil, nil, nil)
+	s.Emit(ctx, ContainerEvent(c, "destroy"))
+	return &ExitMsg{ExitCode: stopped.ExitCode, Removed: true}, nil
+}
+
+// removeOrphanLocked removes what container id, whose record its monitor
+// deleted, left; the caller holds its lock l. It waits for the monitor to
+// be done first. Files that stay (an error, a monitor that does not end)
+// keep the lock file, for a later sweep to retry.
+func (s *Service) removeOrphanLocked(ctx context.Context, l *ctrLock, id string) error {
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for s.orphanMonitorAlive(id) && wctx.Err() == nil {
+		select {
+		case <-wctx.Done():
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	err := wctx.Err()
+	if err == nil {
+		err = s.removeOrphan(ctx, id)
+	}
+	if err != nil {
+		l.release()
+		return fmt.Errorf("remove the files of container %s: %w", shortID(id), err)
+	}
+	return nil
 }
 
 // tearDown undoes what a run of c left: its runtime state, its network
@@ -123,12 +193,16 @@ func (s *Service) tearDown(ctx context.Context, c *Container) error {
 
 // deleteRecord deletes c's record and frees its name.
 func (s *Service) deleteRecord(ctx context.Context, c *Container) error {
-	return s.meta.Update(ctx, deleteRecordTx(c))
+	return s.meta.Update(ctx, deleteRecordTx(c, nil))
 }
 
-// deleteRecordTx is deleteRecord's transaction; it may run again.
-func deleteRecordTx(c *Container) func(*metadata.Tx) error {
+// deleteRecordTx is deleteRecord's transaction; it may run again. It
+// sets *deleted (when not nil) to whether there was a record to delete.
+func deleteRecordTx(c *Container, deleted *bool) func(*metadata.Tx) error {
 	return func(tx *metadata.Tx) error {
+		if deleted != nil {
+			*deleted = tx.Has(metadata.BucketContainers, c.ID)
+		}
 		if owner := tx.GetRaw(metadata.BucketNames, c.ShortName()); string(owner) == c.ID {
 			if err := tx.Delete(metadata.BucketNames, c.ShortName()); err != nil {
 				return err
@@ -161,4 +235,34 @@ func (s *Service) removeAnonymousVolumes(ctx context.Context, c *Container) erro
 		}
 	}
 	return nil
+}
+
+// removeVolumesFile is the note, in the bundle of a container whose
+// record rm -f -v deletes, of the anonymous volumes to remove with it.
+const removeVolumesFile = "remove-volumes"
+
+func writeRemoveVolumes(bundle string, names []string) error {
+	raw, err := json.Marshal(names)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(bundle, removeVolumesFile), raw, 0o600)
+}
+
+// removeNotedVolumes removes the anonymous volumes that the removal of
+// container id, which has no record any more, noted in its bundle and
+// that no other container uses.
+func (s *Service) removeNotedVolumes(ctx context.Context, id string) error {
+	raw, err := os.ReadFile(filepath.Join(s.BundleDir(id), removeVolumesFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	c := &Container{ID: id}
+	if err := json.Unmarshal(raw, &c.Internal.AnonymousVolumes); err != nil {
+		return nil // torn by a crash while written: the record still named them then
+	}
+	return s.removeAnonymousVolumes(ctx, c)
 }

@@ -57,6 +57,9 @@ type Service struct {
 	network NetworkAttacher
 	// swept is when this process last swept crashed transitions.
 	swept *sweepMemo
+	// removalStep, when set (tests), is called at the steps of rm -f's
+	// handover (removal.go), to crash a party there.
+	removalStep func(step string)
 }
 
 // NewService wires the container service.

@@ -24,11 +24,15 @@ func TestRemoveCrashes(t *testing.T) {
 		victim := victims[i%len(victims)]
 		var ids []string
 		for range 3 {
-			ids = append(ids, strings.TrimSpace(e.must("run", "-d", "busybox", "sleep", "1000")))
+			ids = append(ids, strings.TrimSpace(e.must("run", "-d", "-v", "/anon", "busybox", "sleep", "1000")))
+		}
+		vols := map[string]string{}
+		for _, id := range ids {
+			vols[id] = strings.TrimSpace(e.must("inspect", "-f", "{{range .Mounts}}{{.Name}}{{end}}", id))
 		}
 		mon := monitorPid(t, e, ids[1])
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		rm := e.command(ctx, append([]string{"rm", "-f"}, ids...)...)
+		rm := e.command(ctx, append([]string{"rm", "-f", "-v"}, ids...)...)
 		var stderr bytes.Buffer
 		rm.Stderr = &stderr
 		if err := rm.Start(); err != nil {
@@ -54,6 +58,19 @@ func TestRemoveCrashes(t *testing.T) {
 				if r := e.run("inspect", id); r.code == 0 {
 					t.Fatalf("round %d: container %s left after rm -f: %s", i, id, r.stdout)
 				}
+				// The remover finishes what the monitor left: the
+				// volumes, and Docker's events (kill, die, destroy),
+				// once each.
+				if r := e.run("volume", "inspect", vols[id]); r.code == 0 {
+					t.Errorf("round %d: volume %s of %s left after rm -f -v", i, vols[id], id)
+				}
+				evs := strings.Fields(e.must("events", "--since", "1h", "--until", "0s", "--filter", "container="+id, "--format", "{{.Action}}"))
+				// (No kill when the monitor was dead before rm saw it.)
+				for _, action := range []string{"kill", "die", "destroy"} {
+					if n := strings.Count(" "+strings.Join(evs, " ")+" ", " "+action+" "); n > 1 || n == 0 && action != "kill" {
+						t.Errorf("round %d: events of %s: %v, want one %s", i, id, evs, action)
+					}
+				}
 			}
 		}
 		// The next mutating command sweeps what the crash left: no
@@ -71,10 +88,20 @@ func TestRemoveCrashes(t *testing.T) {
 			}
 		}
 		// rm -f again finishes the removal.
-		if r := e.run(append([]string{"rm", "-f"}, ids...)...); r.code != 0 {
+		if r := e.run(append([]string{"rm", "-f", "-v"}, ids...)...); r.code != 0 {
 			t.Fatalf("round %d: rm -f after the crash: %s", i, r)
 		}
 		settled(t, e, "round "+victim)
+		// rm -f -v, however it was cut, leaves no anonymous volume
+		// (with both killed after the commit, the sweep removes them).
+		eventually(t, 10*time.Second, "the volumes removed", func() bool {
+			for _, v := range vols {
+				if e.run("volume", "inspect", v).code == 0 {
+					return false
+				}
+			}
+			return true
+		})
 		if t.Failed() {
 			break
 		}
