@@ -386,17 +386,7 @@ func (b *batch) addGuardSets() error {
 
 // guardChainNames are the names of the chains in the bridge table.
 func (d *Dataplane) guardChainNames(b *batch) (map[string]bool, error) {
-	chains, err := b.c.ListChainsOfTableFamily(nftables.TableFamilyBridge)
-	if err != nil {
-		return nil, err
-	}
-	have := map[string]bool{}
-	for _, c := range chains {
-		if c.Table.Name == d.opts.table {
-			have[c.Name] = true
-		}
-	}
-	return have, nil
+	return d.chainNamesOf(b, nftables.TableFamilyBridge)
 }
 
 // portGuards lists the kernel's elements keyed by port (all ports when

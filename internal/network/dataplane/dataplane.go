@@ -218,7 +218,12 @@ func (d *Dataplane) ensureNetwork(n Network, force bool) error {
 
 // chainNames are the names of the chains in berth's table.
 func (d *Dataplane) chainNames(b *batch) (map[string]bool, error) {
-	chains, err := b.c.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	return d.chainNamesOf(b, nftables.TableFamilyINet)
+}
+
+// chainNamesOf are the names of the chains in berth's table of family.
+func (d *Dataplane) chainNamesOf(b *batch, family nftables.TableFamily) (map[string]bool, error) {
+	chains, err := b.c.ListChainsOfTableFamily(family)
 	if err != nil {
 		return nil, err
 	}
