@@ -253,6 +253,12 @@ func (m *monitor) report(ctx context.Context, ln *net.UnixListener, exit ExitMsg
 	}
 }
 
+// gatedRunner is a runtime that starts a container's command only once
+// the caller's gate returned (runtime.Builtin.RunGated).
+type gatedRunner interface {
+	RunGated(ctx context.Context, id, bundle, pidFile string, io runtime.IO, gate func(context.Context) error) error
+}
+
 type exitStatus struct {
 	code int
 	oom  bool
@@ -266,7 +272,15 @@ func (m *monitor) runOnce(ctx context.Context, attempt int) (exitStatus, error) 
 	if rt.HasState(m.id) {
 		rt.Delete(ctx, m.id, true) // leftovers of a crashed predecessor
 	}
-	if err := m.s.attachNetwork(ctx, c); err != nil {
+	// A runtime that can wait for it attaches the network while it makes
+	// the container's mounts (a bridge's veth, addresses and rules take
+	// as long as the rest of a start); others get it attached first.
+	gated, canGate := rt.(gatedRunner)
+	if canGate {
+		if err := m.s.prepareNetwork(ctx, c); err != nil {
+			return exitStatus{}, err
+		}
+	} else if err := m.s.attachNetwork(ctx, c); err != nil {
 		return exitStatus{}, err
 	}
 	pidFile := filepath.Join(m.bundle, "init.pid")
@@ -333,7 +347,15 @@ func (m *monitor) runOnce(ctx context.Context, attempt int) (exitStatus, error) 
 	m.tr.mark("stdio ready")
 	// Created and started in one runtime call: the stdio is wired already,
 	// so nothing needs to happen between the two steps.
-	err = rt.Run(ctx, m.id, m.bundle, pidFile, rio)
+	if canGate {
+		err = gated.RunGated(ctx, m.id, m.bundle, pidFile, rio, func(ctx context.Context) error {
+			err := m.s.connectNetwork(ctx, c)
+			m.tr.mark("network (beside the runtime)")
+			return err
+		})
+	} else {
+		err = rt.Run(ctx, m.id, m.bundle, pidFile, rio)
+	}
 	m.tr.mark("runtime run")
 	for _, f := range closeAfterCreate {
 		f.Close()

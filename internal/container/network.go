@@ -112,11 +112,16 @@ func (s *Service) specNetNS(c *Container) string {
 }
 
 func (s *Service) endpoint(c *Container) *Endpoint {
-	ep := &Endpoint{ID: c.ID, Name: c.ShortName(), Hostname: c.Config.Hostname, NetworkMode: c.HostConfig.NetworkMode, Container: c}
+	return &Endpoint{ID: c.ID, Name: c.ShortName(), Hostname: c.Config.Hostname, NetworkMode: c.HostConfig.NetworkMode, Container: c, NetNSPath: s.netnsPathOf(c)}
+}
+
+// netnsPathOf is the container's own network namespace, "" when it has
+// none of its own (host, container:<id>).
+func (s *Service) netnsPathOf(c *Container) string {
 	if ownNetNS(c) {
-		ep.NetNSPath = s.netnsPath(c.ID)
+		return s.netnsPath(c.ID)
 	}
-	return ep
+	return ""
 }
 
 // attachNetwork makes sure the container's network namespace exists,
@@ -125,14 +130,23 @@ func (s *Service) endpoint(c *Container) *Endpoint {
 // of the container's process; c.NetworkSettings then holds what the
 // monitor records with the run.
 func (s *Service) attachNetwork(ctx context.Context, c *Container) error {
+	if err := s.prepareNetwork(ctx, c); err != nil {
+		return err
+	}
+	return s.connectNetwork(ctx, c)
+}
+
+// prepareNetwork is the part of attachNetwork the runtime needs before it
+// creates the container: the network namespace it joins, and the files
+// it bind-mounts (their content is connectNetwork's).
+func (s *Service) prepareNetwork(ctx context.Context, c *Container) error {
 	// The networks as recorded now: `network connect` and `disconnect`
 	// change them between runs.
 	if r, err := s.lockedGet(ctx, c.ID); err == nil {
 		c.NetworkSettings = r.NetworkSettings
 	}
-	ep := s.endpoint(c)
-	if ep.NetNSPath != "" {
-		if err := ensureNetNS(ep.NetNSPath); err != nil {
+	if p := s.netnsPathOf(c); p != "" {
+		if err := ensureNetNS(p); err != nil {
 			return fmt.Errorf("network namespace of %s: %w", c.ShortName(), err)
 		}
 	}
@@ -142,6 +156,27 @@ func (s *Service) attachNetwork(ctx context.Context, c *Container) error {
 			return errdefs.Conflict("cannot join network of a non running container: %s", other)
 		}
 	}
+	for _, p := range []string{c.HostsPath, c.HostnamePath, c.ResolvConfPath} {
+		if p == "" {
+			continue
+		}
+		// Created if missing, never truncated: a restart's container may
+		// still be reading the old content. connectNetwork writes them
+		// in place, so that the runtime's bind mounts show what it writes.
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+		if err != nil {
+			return err
+		}
+		f.Close()
+	}
+	return nil
+}
+
+// connectNetwork attaches the container, in its prepared namespace, to
+// its networks and writes /etc/hosts, /etc/hostname and /etc/resolv.conf
+// with what the attachment gave.
+func (s *Service) connectNetwork(ctx context.Context, c *Container) error {
+	ep := s.endpoint(c)
 	att, err := s.network.Attach(ctx, ep)
 	if err != nil {
 		return err

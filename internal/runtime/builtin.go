@@ -3,6 +3,7 @@ package runtime
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -161,7 +162,21 @@ var namespaceFlags = map[specs.LinuxNamespaceType]uintptr{
 
 // Run creates and starts container id.
 func (b *Builtin) Run(ctx context.Context, id, bundle, pidFile string, io IO) error {
-	return b.launch(ctx, id, bundle, pidFile, io, false)
+	return b.launch(ctx, id, bundle, pidFile, io, false, nil)
+}
+
+// RunGated is Run that lets the caller finish preparing the container
+// while the runtime sets it up: gate runs in a goroutine of its own from
+// the start, and the init, having made its mounts, waits for gate to
+// return before it writes the sysctls and runs the command. RunGated
+// returns only once gate has. So
+// the container's network can be attached while its mounts are made, and
+// the command still starts with it in place. A gate error calls the
+// start off: the init is killed, what the runtime made is undone, and
+// that error is returned as is. A spec with hooks runs gate first, as
+// Run's caller would: its hooks may expect what gate prepares.
+func (b *Builtin) RunGated(ctx context.Context, id, bundle, pidFile string, io IO, gate func(context.Context) error) error {
+	return b.launch(ctx, id, bundle, pidFile, io, false, gate)
 }
 
 // Create creates container id and leaves its init waiting, its root
@@ -172,16 +187,34 @@ func (b *Builtin) Run(ctx context.Context, id, bundle, pidFile string, io IO) er
 // reports on that connection if it cannot, so Start learns the outcome.
 // The caller need not stay: the init outlives it.
 func (b *Builtin) Create(ctx context.Context, id, bundle, pidFile string, io IO) error {
-	return b.launch(ctx, id, bundle, pidFile, io, true)
+	return b.launch(ctx, id, bundle, pidFile, io, true, nil)
 }
 
-// launch is Run, or Create when create is set.
-func (b *Builtin) launch(ctx context.Context, id, bundle, pidFile string, io IO, create bool) (retErr error) {
+// launch is Run, or Create when create is set; RunGated with gate.
+func (b *Builtin) launch(ctx context.Context, id, bundle, pidFile string, io IO, create bool, gate func(context.Context) error) (retErr error) {
 	c, err := loadCompiled(bundle)
 	if err != nil {
 		return err
 	}
 	spec := c.Spec
+	var gateDone chan error
+	if gate != nil && spec.Hooks != nil {
+		if err := gate(ctx); err != nil {
+			return err
+		}
+		gate = nil
+	} else if gate != nil {
+		// From now on, beside everything up to the init's mounts; it has
+		// ended whenever launch returns, so that the caller knows what
+		// it made.
+		gateDone = make(chan error, 1)
+		go func() { gateDone <- gate(ctx) }()
+		defer func() {
+			if gateDone != nil {
+				<-gateDone
+			}
+		}()
+	}
 	flags, err := cloneFlags(spec.Linux.Namespaces)
 	if err != nil {
 		return err
@@ -321,8 +354,19 @@ func (b *Builtin) launch(ctx context.Context, id, bundle, pidFile string, io IO,
 			}
 		}
 	}
-	if err := proc.release(encodeInitMessage(cg, c, hookState)); err != nil {
+	if err := proc.release(encodeInitMessage(initMessage{cg: cg, c: c, hookState: hookState, gated: gate != nil}), gate != nil); err != nil {
 		return err
+	}
+	if gateDone != nil {
+		// The init makes the container's mounts meanwhile.
+		err := <-gateDone
+		gateDone = nil
+		if err != nil {
+			return err // the deferred clean-up kills the init
+		}
+		if err := proc.proceed(); err != nil {
+			return err
+		}
 	}
 	rep, err := proc.readReport(ctx)
 	switch {
@@ -451,11 +495,25 @@ func startHelper(self string, args []string, io IO, console *os.File, sys *sysca
 }
 
 // release gives the child its go-ahead, followed by msg.
-func (p *helperProc) release(msg []byte) error {
-	_, err := p.syncW.Write(append([]byte{'g'}, msg...))
-	p.syncW.Close()
+func (p *helperProc) release(msg []byte, gated bool) error {
+	head := binary.BigEndian.AppendUint32([]byte{'g'}, uint32(len(msg)))
+	_, err := p.syncW.Write(append(head, msg...))
+	if !gated || err != nil {
+		p.syncW.Close()
+	}
 	if err != nil {
 		return fmt.Errorf("container init exited during set-up: %w", err)
+	}
+	return nil
+}
+
+// proceed gives a gated init its second go-ahead (see RunGated). An init
+// that failed meanwhile is not an error here: its report says why.
+func (p *helperProc) proceed() error {
+	_, err := p.syncW.Write([]byte{'n'})
+	p.syncW.Close()
+	if err != nil && !errors.Is(err, unix.EPIPE) {
+		return fmt.Errorf("container init: %w", err)
 	}
 	return nil
 }

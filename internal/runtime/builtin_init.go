@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -117,29 +118,35 @@ func inheritedConsole() *os.File {
 
 func runInit(args []string, console *os.File) error {
 	sync := os.NewFile(fdSync, "sync")
-	// The go-ahead; EOF means the parent gave up.
-	buf := make([]byte, 1)
-	if n, _ := sync.Read(buf); n != 1 || buf[0] != 'g' {
+	// The go-ahead and the message's length; EOF means the parent gave up.
+	var head [5]byte
+	if _, err := io.ReadFull(sync, head[:]); err != nil || head[0] != 'g' {
 		os.Exit(1)
 	}
-	raw, err := io.ReadAll(sync)
-	if err != nil {
-		return err
+	raw := make([]byte, binary.BigEndian.Uint32(head[1:]))
+	if _, err := io.ReadFull(sync, raw); err != nil {
+		return fmt.Errorf("reading the init message: %w", err)
 	}
 	if len(args) != 1 || (args[0] != "run" && args[0] != "create") {
 		return fmt.Errorf("usage: berth _init run|create")
 	}
-	cg, c, hookState, err := decodeInitMessage(raw)
+	m, err := decodeInitMessage(raw)
 	if err != nil {
 		return err
 	}
-	return initContainer(c, cg, console, args[0] == "create", hookState)
+	var gate func() error
+	if m.gated {
+		gate = func() error { return awaitGate(sync) }
+	}
+	return initContainer(m.c, m.cg, console, args[0] == "create", m.hookState, gate)
 }
 
 // initContainer sets up the container and executes its command; with
 // create it waits for Start first (see awaitStart). hookState is the state
-// given to the createContainer and startContainer hooks.
-func initContainer(c *compiledSpec, cg *cgroups.Manager, console *os.File, create bool, hookState []byte) error {
+// given to the createContainer and startContainer hooks. gate, when set,
+// is waited for once the mounts are made, before anything that may need
+// the container's network (its sysctls, its command).
+func initContainer(c *compiledSpec, cg *cgroups.Manager, console *os.File, create bool, hookState []byte, gate func() error) error {
 	spec := c.Spec
 	userNS := hasNamespace(spec, specs.UserNamespace)
 	if !userNS { // in a user namespace the parent has moved us (see launch)
@@ -179,6 +186,11 @@ func initContainer(c *compiledSpec, cg *cgroups.Manager, console *os.File, creat
 		}
 		if err := unix.Chdir("/"); err != nil {
 			return err
+		}
+		if gate != nil {
+			if err := gate(); err != nil {
+				return err
+			}
 		}
 		return execProcess(spec.Process, c.Filter, c.SeccompFlags, console, nil, nil, startBarrier(spec, create, hookState))
 	}
@@ -235,6 +247,11 @@ func initContainer(c *compiledSpec, cg *cgroups.Manager, console *os.File, creat
 			return fmt.Errorf("setting the root's propagation to %s: %w", p, err)
 		}
 	}
+	if gate != nil {
+		if err := gate(); err != nil {
+			return err
+		}
+	}
 	if err := writeSysctls(spec.Linux.Sysctl); err != nil {
 		return err
 	}
@@ -266,6 +283,16 @@ func initContainer(c *compiledSpec, cg *cgroups.Manager, console *os.File, creat
 		}
 	}
 	return execProcess(spec.Process, c.Filter, c.SeccompFlags, console, master, slave, startBarrier(spec, create, hookState))
+}
+
+// awaitGate waits for RunGated's second go-ahead on the sync pipe; EOF
+// means the caller's preparation failed and the start is called off.
+func awaitGate(sync *os.File) error {
+	var b [1]byte
+	if n, _ := sync.Read(b[:]); n != 1 || b[0] != 'n' {
+		return errors.New("the start was called off before the command ran")
+	}
+	return nil
 }
 
 // startBarrier is what the init does once its command is found: wait for

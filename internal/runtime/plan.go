@@ -300,31 +300,46 @@ func decodeCompiled(raw []byte) (*compiledSpec, error) {
 
 // encodeInitMessage is what Run sends a container's init with its
 // go-ahead: the cgroup it is in (so that it need not read mountinfo), the
-// state its hooks get on stdin (empty without hooks) and the compiled spec.
-func encodeInitMessage(cg *cgroups.Manager, c *compiledSpec, hookState []byte) []byte {
+// state its hooks get on stdin (empty without hooks), whether it waits for
+// a second go-ahead before its sysctls (RunGated) and the compiled spec.
+func encodeInitMessage(m initMessage) []byte {
 	e := &planEncoder{}
-	e.str(cg.Encode())
-	e.str(string(hookState))
-	return append(e.b, c.encode()...)
+	e.str(m.cg.Encode())
+	e.str(string(m.hookState))
+	gated := uint64(0)
+	if m.gated {
+		gated = 1
+	}
+	e.uint(gated)
+	return append(e.b, m.c.encode()...)
+}
+
+// initMessage is what the init is told with its go-ahead.
+type initMessage struct {
+	cg        *cgroups.Manager
+	c         *compiledSpec
+	hookState []byte
+	gated     bool
 }
 
 // decodeInitMessage reads encodeInitMessage's message.
-func decodeInitMessage(raw []byte) (*cgroups.Manager, *compiledSpec, []byte, error) {
+func decodeInitMessage(raw []byte) (initMessage, error) {
 	d := &planDecoder{b: raw}
 	enc := d.str()
 	hookState := d.str()
+	gated := d.uint()
 	if d.err != nil {
-		return nil, nil, nil, fmt.Errorf("init message: %w", d.err)
+		return initMessage{}, fmt.Errorf("init message: %w", d.err)
 	}
 	cg, err := cgroups.Decode(enc)
 	if err != nil {
-		return nil, nil, nil, err
+		return initMessage{}, err
 	}
 	c, err := decodeCompiled(d.b)
 	if err != nil {
-		return nil, nil, nil, err
+		return initMessage{}, err
 	}
-	return cg, c, []byte(hookState), nil
+	return initMessage{cg: cg, c: c, hookState: []byte(hookState), gated: gated == 1}, nil
 }
 
 // planEncoder writes values by walking their types: numbers as varints,

@@ -201,12 +201,15 @@ func TestInitMessageRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	state := []byte(`{"id":"abc"}`)
-	gotCg, gotC, gotState, err := decodeInitMessage(encodeInitMessage(cg, c, state))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(gotCg, cg) || !reflect.DeepEqual(gotC, c) || string(gotState) != string(state) {
-		t.Error("init message round trip changed it")
+	for _, gated := range []bool{false, true} {
+		want := initMessage{cg: cg, c: c, hookState: state, gated: gated}
+		got, err := decodeInitMessage(encodeInitMessage(want))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("init message round trip (gated %v) changed it", gated)
+		}
 	}
 }
 
