@@ -410,9 +410,15 @@ func processes() map[int]string {
 // root is a temporary directory, so nothing else would ever remove them.
 func teardownNetworking(root string) {
 	table := network.DataplaneTable(root)
+	dp := dataplane.New(dataplane.WithTable(table))
 	// The socket redirect's programs, attached to the cgroup2 root,
 	// would outlive the root as its table would.
-	dataplane.New(dataplane.WithTable(table)).RemoveSocketRedirect(context.Background())
+	dp.RemoveSocketRedirect(context.Background())
+	defer func() {
+		for _, f := range dp.LockFiles() {
+			os.Remove(f)
+		}
+	}()
 	// Every bridge of the root (an interrupted run leaves its user
 	// networks too), found by the alias berth marks them with.
 	if links, err := netlink.LinkList(); err == nil {

@@ -88,6 +88,11 @@ func (d *Dataplane) lock(ctx context.Context, how int) (func(), error) {
 
 func (d *Dataplane) lockPath() string { return filepath.Join(d.opts.lockDir, d.opts.table+".lock") }
 
+// LockFiles are the paths of the plane's lock files (its own and its
+// socket redirect's), for removing a root whose berth processes are all
+// gone without berth: nobody holds or waits for them then.
+func (d *Dataplane) LockFiles() []string { return []string{d.lockPath(), d.redirectLockPath()} }
+
 func validateNetwork(n Network) error {
 	if n.ID == "" {
 		return errdefs.InvalidArgument("dataplane: network without an ID")

@@ -609,6 +609,25 @@ func (p *redirectPlane) uninstallIfEmpty() error {
 // when nothing is left.
 func (d *Dataplane) redirectSync(ctx context.Context, want []element) error {
 	ents := redirectEntries(want)
+	if len(ents) == 0 {
+		// Nothing wanted: a look without the lock first, whose file
+		// would otherwise be made, and left, for a root that publishes
+		// nothing (and has maybe no table to delete it with). Programs
+		// attached right after this look are another process's, for
+		// entries this Reconcile did not see: theirs to keep.
+		p, err := d.findRedirect()
+		if errors.Is(err, errNoRedirect) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		ours := !p.foreign && len(p.progs)+len(p.extra) > 0
+		p.close()
+		if !ours {
+			return nil
+		}
+	}
 	p, unlock, err := d.openRedirect(ctx)
 	if err != nil {
 		if errors.Is(err, errNoRedirect) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -672,4 +673,28 @@ func TestSockRedirectStaleSwept(t *testing.T) {
 		t.Errorf("the programs of a plane whose table is gone: %d (%v), want none", n, err)
 	}
 	wantRedirectInstalled(t, live.Table())
+}
+
+// A Reconcile of a root that publishes nothing makes no redirect lock
+// file: the file would outlive the table whenever that goes without
+// berth (a root deleted by hand), as nothing else would delete it.
+func TestReconcileNothingPublishedMakesNoRedirectLock(t *testing.T) {
+	ctx := context.Background()
+	p := newTestPlane(t)
+	n := p.network("q", false)
+	if err := p.EnsureNetwork(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	ep := p.endpoint(n, newNS(t), "q", 2)
+	if err := p.AddEndpoint(ctx, n, ep); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if err := p.Reconcile(ctx, []Network{n}, []Endpoint{ep}); err != nil {
+			t.Fatalf("Reconcile: %v", err)
+		}
+	}
+	if _, err := os.Stat(p.redirectLockPath()); !os.IsNotExist(err) {
+		t.Errorf("redirect lock file %s made for a root that publishes nothing (%v)", p.redirectLockPath(), err)
+	}
 }
