@@ -257,6 +257,28 @@ func (c *config) b(args ...string) (string, error) {
 // medians times fns in turns, c.n rounds, and returns the median of each
 // (0 for one that failed).
 func (c *config) medians(fns ...func() error) []time.Duration {
+	meds, _ := c.mediansAndSamples(fns...)
+	return meds
+}
+
+// pairedCost is the median over rounds of a's time minus b's in the same
+// round (samples of mediansAndSamples): load that comes and goes between
+// rounds cancels out, which a difference of two medians does not do.
+func pairedCost(a, b []time.Duration) time.Duration {
+	if len(a) == 0 || len(a) != len(b) {
+		return 0
+	}
+	d := make([]time.Duration, len(a))
+	for i := range a {
+		d[i] = a[i] - b[i]
+	}
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	return d[len(d)/2]
+}
+
+// mediansAndSamples is medians with each function's times, in rounds'
+// order (none for a function that failed).
+func (c *config) mediansAndSamples(fns ...func() error) ([]time.Duration, [][]time.Duration) {
 	ds := make([][]time.Duration, len(fns))
 	failed := make([]bool, len(fns))
 	for _, fn := range fns {
@@ -281,10 +303,11 @@ func (c *config) medians(fns ...func() error) []time.Duration {
 		if failed[j] || len(ds[j]) == 0 {
 			continue
 		}
-		sort.Slice(ds[j], func(a, b int) bool { return ds[j][a] < ds[j][b] })
-		out[j] = ds[j][len(ds[j])/2]
+		sorted := append([]time.Duration(nil), ds[j]...)
+		sort.Slice(sorted, func(a, b int) bool { return sorted[a] < sorted[b] })
+		out[j] = sorted[len(sorted)/2]
 	}
-	return out
+	return out, ds
 }
 
 func (c *config) median(fn func() error) time.Duration {

@@ -73,14 +73,16 @@ func (c *config) networkRows(dockerOK bool) error {
 			})
 		}
 	}
-	meds := c.medians(fns...)
+	meds, samples := c.mediansAndSamples(fns...)
 	row("`run --rm busybox true` on the default bridge", meds[0], meds[1], "berth, --network none")
+	// The cost is the median of each round's bridge − none: the two
+	// medians' difference swings by milliseconds with the machine's load.
 	if !dockerNet || meds[2] == 0 || meds[3] == 0 {
-		fmt.Printf("| the bridge's cost (bridge − none) | %s | | |\n", ms(meds[0]-meds[1]))
+		fmt.Printf("| the bridge's cost (bridge − none, paired per round) | %s | | |\n", ms(pairedCost(samples[0], samples[1])))
 	} else {
 		row("`run --rm busybox true` on the default bridge", meds[0], meds[2], "Docker, bridge")
 		fmt.Printf("| Docker: `run --rm busybox true`, bridge / none | %s / %s | | |\n", ms(meds[2]), ms(meds[3]))
-		fmt.Printf("| the bridge's cost (bridge − none) | %s | %s (Docker) | |\n", ms(meds[0]-meds[1]), ms(meds[2]-meds[3]))
+		fmt.Printf("| the bridge's cost (bridge − none, paired per round) | %s | %s (Docker) | |\n", ms(pairedCost(samples[0], samples[1])), ms(pairedCost(samples[2], samples[3])))
 	}
 
 	// 2. TCP throughput: host loopback, a port published on 127.0.0.1,
