@@ -6,6 +6,7 @@ package rootclean
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/berth-dev/berth/internal/network/dataplane"
@@ -13,8 +14,9 @@ import (
 )
 
 // Left lists what the dataplane of the berth root at root has in the
-// kernel: testutil.DataplaneLeft's bridges, tables and lock files, and
-// its socket redirect programs attached to the cgroup2 root.
+// kernel: testutil.DataplaneLeft's bridges, tables and lock files, its
+// socket redirect programs attached to the cgroup2 root, and its rules in
+// Docker's DOCKER-USER chain.
 func Left(root string) []string {
 	table := testutil.RootTable(root)
 	left := testutil.DataplaneLeft(table)
@@ -25,6 +27,13 @@ func Left(root string) []string {
 	case n > 0:
 		left = append(left, fmt.Sprintf("%d socket redirect programs", n))
 	}
+	rules, err := dataplane.New(dataplane.WithTable(table)).DockerUserRules()
+	switch {
+	case err != nil:
+		left = append(left, fmt.Sprintf("rules in Docker's DOCKER-USER chain: %v", err))
+	case len(rules) > 0:
+		left = append(left, fmt.Sprintf("%d rules in Docker's DOCKER-USER chain (%s)", len(rules), rules[0]))
+	}
 	return left
 }
 
@@ -32,11 +41,13 @@ func Left(root string) []string {
 func Remove(root string) {
 	table := testutil.RootTable(root)
 	dataplane.New(dataplane.WithTable(table)).RemoveSocketRedirect(context.Background())
+	dataplane.New(dataplane.WithTable(table)).RemoveDockerUserRules()
 	testutil.RemoveDataplane(table) // after: the redirect's lock file goes too
 }
 
-// SweepStale detaches the socket redirect programs of roots whose table
-// is gone (testutil.SweepDir removes tables, not programs).
+// SweepStale detaches the socket redirect programs, and deletes the rules
+// in Docker's DOCKER-USER chain, of roots whose table is gone
+// (testutil.SweepDir removes tables, not these).
 func SweepStale() error {
-	return dataplane.New().SweepStaleRedirects()
+	return errors.Join(dataplane.New().SweepStaleRedirects(), dataplane.SweepStaleDockerUserRules())
 }
