@@ -41,9 +41,9 @@ type options struct {
 	noRedirect bool
 	cgroup2    string
 	version    int // of the ruleset written: rulesetVersion, other in tests
-	// noDockerUser keeps berth out of Docker's DOCKER-USER chain
-	// (dockeruser.go).
-	noDockerUser bool
+	// dockerUser says whether berth may add its rules to Docker's
+	// DOCKER-USER chain (dockeruser.go); nil means yes.
+	dockerUser func() bool
 }
 
 // Option changes a Dataplane's defaults.
@@ -61,7 +61,13 @@ func WithLockDir(dir string) Option { return func(o *options) { o.lockDir = dir 
 
 // WithDockerUserChain says whether berth adds its rules to Docker's
 // DOCKER-USER chain when there is one (default true; dockeruser.go).
-func WithDockerUserChain(on bool) Option { return func(o *options) { o.noDockerUser = !on } }
+func WithDockerUserChain(on bool) Option {
+	return WithDockerUserChainFunc(func() bool { return on })
+}
+
+// WithDockerUserChainFunc is WithDockerUserChain asked at each change, for
+// a setting read from a file that may change meanwhile.
+func WithDockerUserChainFunc(on func() bool) Option { return func(o *options) { o.dockerUser = on } }
 
 // New returns a Dataplane.
 func New(opts ...Option) *Dataplane {

@@ -156,6 +156,8 @@ func dockerUserRules(bridge string, dockerBridges []string) []duRule {
 	)
 }
 
+func (d *Dataplane) dockerUserOn() bool { return d.opts.dockerUser == nil || d.opts.dockerUser() }
+
 func (d *Dataplane) duCommentPrefix() string { return "berth " + d.opts.table + " " }
 
 func ruleComment(r *nftables.Rule) string {
@@ -257,7 +259,7 @@ func coveredByPatterns(name string) bool {
 // where that chain exists. When they are right already, it costs a
 // listing of DOCKER-USER and of Docker's isolation chain per family.
 func (d *Dataplane) ensureDockerUser(bridge string) error {
-	if d.opts.noDockerUser {
+	if !d.dockerUserOn() {
 		return nil
 	}
 	var err error

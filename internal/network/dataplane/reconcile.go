@@ -63,7 +63,8 @@ func (d *Dataplane) Reconcile(ctx context.Context, nets []Network, eps []Endpoin
 		}
 	}
 	// Berth's rules in Docker's DOCKER-USER of bridges not ensured.
-	if err := d.removeDockerUser(func(br string) bool { return d.opts.noDockerUser || !ensuredBridges[br] }); err != nil {
+	on := d.dockerUserOn()
+	if err := d.removeDockerUser(func(br string) bool { return !on || !ensuredBridges[br] }); err != nil {
 		errs = append(errs, fmt.Errorf("reconcile: %w", err))
 	}
 	wantVeth := map[string]bool{}
