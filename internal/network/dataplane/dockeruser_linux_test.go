@@ -127,3 +127,78 @@ func BenchmarkEnsureDockerUser(b *testing.B) {
 		})
 	}
 }
+
+// TestDockerUserIPv6 covers table ip6 filter: as Docker 20.10 writes it
+// (no DOCKER-USER) berth adds nothing there and leaves it byte for byte;
+// with a DOCKER-USER chain (later Dockers, here added by the test) berth's
+// rules go there as in table ip filter, and leave with the network.
+func TestDockerUserIPv6(t *testing.T) {
+	ctx := context.Background()
+	p := newTestPlane(t)
+	n := p.network("s", true)
+	ns := newNS(t)
+	runIn(t, ns, "iptables-nft-restore", "--noflush", dockerFixture)
+	runIn(t, ns, "ip6tables-nft-restore", "--noflush", "testdata/docker-20.10-filter6.rules")
+	before := runIn(t, ns, "nft", "list", "table", "ip6", "filter")
+	if err := inNS(ns, func() error { return p.EnsureNetwork(ctx, n) }); err != nil {
+		t.Fatal(err)
+	}
+	if got := runIn(t, ns, "nft", "list", "table", "ip6", "filter"); got != before {
+		t.Errorf("table ip6 filter without DOCKER-USER changed:\n%s\nwant:\n%s", got, before)
+	}
+	if got := runIn(t, ns, "iptables-nft", "-S", "DOCKER-USER"); !strings.Contains(got, "-i "+n.Bridge+" ") {
+		t.Errorf("no rules of berth's in table ip filter:\n%s", got)
+	}
+
+	runIn(t, ns, "ip6tables-nft", "-N", "DOCKER-USER")
+	runIn(t, ns, "ip6tables-nft", "-A", "DOCKER-USER", "-j", "RETURN")
+	runIn(t, ns, "ip6tables-nft", "-I", "FORWARD", "-j", "DOCKER-USER")
+	if err := inNS(ns, func() error { return p.EnsureNetwork(ctx, n) }); err != nil {
+		t.Fatal(err)
+	}
+	v4 := runIn(t, ns, "iptables-nft", "-S", "DOCKER-USER")
+	v6 := runIn(t, ns, "ip6tables-nft", "-S", "DOCKER-USER")
+	// The same rules, but for the bridge found in ip filter's isolation
+	// chain only (custombr, br-278a02e32fb4 is the wildcard's).
+	v4 = strings.ReplaceAll(v4, "-A DOCKER-USER -i "+n.Bridge+" -o custombr -m comment --comment \"berth "+p.Table()+" "+n.Bridge+"\" -j RETURN\n", "")
+	if v6 != v4 {
+		t.Errorf("ip6tables -S DOCKER-USER:\n%s\nwant (as in ip filter):\n%s", v6, v4)
+	}
+	if err := inNS(ns, func() error { return p.RemoveNetwork(ctx, n) }); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := runIn(t, ns, "ip6tables-nft", "-S", "DOCKER-USER"), "-N DOCKER-USER\n-A DOCKER-USER -j RETURN\n"; got != want {
+		t.Errorf("ip6 DOCKER-USER after RemoveNetwork:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestDockerUserLearnsDockerBridges: a Docker network with a custom bridge
+// name made after berth's rules (Docker lists it in its isolation chain)
+// gets its RETURN at berth's next ensure, so that berth's containers do
+// not reach its containers' unpublished ports.
+func TestDockerUserLearnsDockerBridges(t *testing.T) {
+	ctx := context.Background()
+	p := newTestPlane(t)
+	n := p.network("l", false)
+	ns := newNS(t)
+	runIn(t, ns, "iptables-nft-restore", "--noflush", dockerFixture)
+	if err := inNS(ns, func() error { return p.EnsureNetwork(ctx, n) }); err != nil {
+		t.Fatal(err)
+	}
+	ret := "-A DOCKER-USER -i " + n.Bridge + " -o mydockerbr -m comment --comment \"berth " + p.Table() + " " + n.Bridge + "\" -j RETURN\n"
+	if got := runIn(t, ns, "iptables-nft", "-S", "DOCKER-USER"); strings.Contains(got, ret) {
+		t.Fatalf("a RETURN for a bridge Docker does not have yet:\n%s", got)
+	}
+	// As dockerd adds a network's bridge.
+	runIn(t, ns, "iptables-nft", "-I", "DOCKER-ISOLATION-STAGE-2", "-o", "mydockerbr", "-j", "DROP")
+	if err := inNS(ns, func() error { return p.EnsureNetwork(ctx, n) }); err != nil {
+		t.Fatal(err)
+	}
+	got := runIn(t, ns, "iptables-nft", "-S", "DOCKER-USER")
+	if !strings.Contains(got, ret) {
+		t.Errorf("no RETURN for Docker's new bridge mydockerbr:\n%s", got)
+	}
+	if c := strings.Count(got, `"berth `+p.Table()+" "); c != 7 {
+		t.Errorf("%d rules of berth's, want 7 (the old ones replaced):\n%s", c, got)
+	}
+}
