@@ -10,19 +10,23 @@ import (
 
 // BenchmarkEnsureNetworkCurrent times EnsureNetwork of a network set up
 // already, as every container start calls it: without Docker's chain
-// (the host's namespace here), and beside Docker's ruleset with berth's
-// rules in place (two listings per family).
+// (in a namespace, and in the host's, whose thread is not locked to a
+// namespace as in berth's processes), and beside Docker's ruleset with
+// berth's rules in place (two listings per family).
 func BenchmarkEnsureNetworkCurrent(b *testing.B) {
-	for _, docker := range []bool{false, true} {
-		name := "no-docker"
-		if docker {
-			name = "beside-docker"
-		}
-		b.Run(name, func(b *testing.B) {
+	for _, bc := range []struct {
+		name           string
+		docker, hostNS bool
+	}{{"no-docker", false, false}, {"beside-docker", true, false}, {"host-ns", false, true}} {
+		docker := bc.docker
+		b.Run(bc.name, func(b *testing.B) {
 			ctx := context.Background()
 			p := newTestPlane(b)
 			n := p.network("e", false)
-			ns := newNS(b)
+			ns := "" // the host's (unlocked thread, as in berth's processes)
+			if !bc.hostNS {
+				ns = newNS(b)
+			}
 			if docker {
 				runIn(b, ns, "iptables-nft-restore", "--noflush", dockerFixture)
 			}
