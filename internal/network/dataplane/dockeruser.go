@@ -1,7 +1,6 @@
 package dataplane
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -381,12 +380,6 @@ func (d *Dataplane) removeDockerUserBridge(bridge string) error {
 	return d.removeDockerUser(func(br string) bool { return br == bridge })
 }
 
-// DockerUserRules lists the comments of this table's rules in Docker's
-// DOCKER-USER chains, for leak checks.
-func (d *Dataplane) DockerUserRules() ([]string, error) {
-	return dockerUserComments(func(c string) bool { return strings.HasPrefix(c, d.duCommentPrefix()) })
-}
-
 // RemoveDockerUserRules deletes this table's rules in Docker's
 // DOCKER-USER chains, as Reconcile does when no bridge of it is left.
 func (d *Dataplane) RemoveDockerUserRules() error {
@@ -429,26 +422,4 @@ func SweepStaleDockerUserRules() error {
 		return nil
 	}
 	return c.Flush()
-}
-
-func dockerUserComments(match func(string) bool) ([]string, error) {
-	c, err := nftables.New()
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	var errs []error
-	for _, fam := range duFamilies {
-		rules, _, err := chainRules(c, duChain(fam, dockerUserChain))
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		for _, r := range rules {
-			if s := ruleComment(r); match(s) {
-				out = append(out, s)
-			}
-		}
-	}
-	return out, errors.Join(errs...)
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/berth-dev/berth/internal/testutil"
 	"github.com/google/nftables/expr"
 )
 
@@ -204,5 +205,45 @@ func TestDockerUserLearnsDockerBridges(t *testing.T) {
 	}
 	if c := strings.Count(got, `"berth `+p.Table()+" "); c != 7 {
 		t.Errorf("%d rules of berth's, want 7 (the old ones replaced):\n%s", c, got)
+	}
+}
+
+// TestDockerUserLeakCheck: the tests' leak check (testutil.DataplaneLeft,
+// which rootclean.Left and NoDataplaneLeft use) reports a root's rules
+// left in DOCKER-USER, RemoveDataplane deletes them, and
+// SweepStaleDockerUserRules deletes those whose table is gone.
+func TestDockerUserLeakCheck(t *testing.T) {
+	ctx := context.Background()
+	p := newTestPlane(t)
+	n := p.network("k", false)
+	ns := newNS(t)
+	runIn(t, ns, "iptables-nft-restore", "--noflush", dockerFixture)
+	clean := "-N DOCKER-USER\n-A DOCKER-USER -j RETURN\n"
+	for _, remove := range []func() error{
+		func() error { testutil.RemoveDataplane(p.Table()); return nil },
+		func() error {
+			// Only the table goes (deleted by name, as the test
+			// sweeps do): its rules are stale.
+			runIn(t, ns, "nft", "delete", "table", "inet", p.Table())
+			return SweepStaleDockerUserRules()
+		},
+	} {
+		var left []string
+		err := inNS(ns, func() error {
+			if err := p.EnsureNetwork(ctx, n); err != nil {
+				return err
+			}
+			left = testutil.DataplaneLeft(p.Table())
+			return remove()
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(strings.Join(left, "\n"), "rule in Docker's DOCKER-USER chain (ip "+n.Bridge+" ") {
+			t.Errorf("DataplaneLeft does not list berth's rules in DOCKER-USER: %q", left)
+		}
+		if got := runIn(t, ns, "iptables-nft", "-S", "DOCKER-USER"); got != clean {
+			t.Errorf("DOCKER-USER after the removal:\n%s\nwant:\n%s", got, clean)
+		}
 	}
 }

@@ -14,9 +14,9 @@ import (
 )
 
 // Left lists what the dataplane of the berth root at root has in the
-// kernel: testutil.DataplaneLeft's bridges, tables and lock files, its
-// socket redirect programs attached to the cgroup2 root, and its rules in
-// Docker's DOCKER-USER chain.
+// kernel: testutil.DataplaneLeft's bridges, tables, rules in Docker's
+// DOCKER-USER chain and lock files, and its socket redirect programs
+// attached to the cgroup2 root.
 func Left(root string) []string {
 	table := testutil.RootTable(root)
 	left := testutil.DataplaneLeft(table)
@@ -27,13 +27,6 @@ func Left(root string) []string {
 	case n > 0:
 		left = append(left, fmt.Sprintf("%d socket redirect programs", n))
 	}
-	rules, err := dataplane.New(dataplane.WithTable(table)).DockerUserRules()
-	switch {
-	case err != nil:
-		left = append(left, fmt.Sprintf("rules in Docker's DOCKER-USER chain: %v", err))
-	case len(rules) > 0:
-		left = append(left, fmt.Sprintf("%d rules in Docker's DOCKER-USER chain (%s)", len(rules), rules[0]))
-	}
 	return left
 }
 
@@ -41,7 +34,6 @@ func Left(root string) []string {
 func Remove(root string) {
 	table := testutil.RootTable(root)
 	dataplane.New(dataplane.WithTable(table)).RemoveSocketRedirect(context.Background())
-	dataplane.New(dataplane.WithTable(table)).RemoveDockerUserRules()
 	testutil.RemoveDataplane(table) // after: the redirect's lock file goes too
 }
 
