@@ -212,7 +212,7 @@ func chainRules(c *nftables.Conn, ch *nftables.Chain) (rules []*nftables.Rule, o
 	return rules, true, nil
 }
 
-// dockerBridgesIn are the bridges Docker's isolation chain names, but for
+// dockerBridgesIn are the bridges Docker's isolation chain names, except
 // those the patterns cover.
 func dockerBridgesIn(c *nftables.Conn, family nftables.TableFamily) ([]string, error) {
 	rules, _, err := chainRules(c, duChain(family, dockerIsolation))
