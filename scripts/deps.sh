@@ -6,7 +6,7 @@
 # (peers of `berth registry serve` in test/registry). Safe to run again.
 set -eu
 need=""
-for pkg in runc crun busybox-static tini iproute2 ca-certificates docker.io docker-registry skopeo; do
+for pkg in runc crun busybox-static tini iproute2 iptables nftables ca-certificates docker.io docker-registry skopeo; do
 	dpkg -s "$pkg" >/dev/null 2>&1 || need="$need $pkg"
 done
 if [ -n "$need" ]; then

@@ -16,7 +16,7 @@ import (
 // the runroot. Building it costs nothing: sockets and files are opened
 // when a container is attached.
 func Default(svc *Service, runRoot string) *Attacher {
-	dp := dataplane.New(dataplane.WithTable(svc.table))
+	dp := dataplane.New(dataplane.WithTable(svc.table), dataplane.WithDockerUserChainFunc(svc.dockerUserChain))
 	reg := dns.OpenRegistry(filepath.Join(runRoot, "network", "dns"))
 	var mu sync.Mutex
 	lastPorts := map[string]dns.Ports{} // netns -> its server's ports

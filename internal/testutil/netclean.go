@@ -23,8 +23,9 @@ func RootTable(root string) string {
 // DataplaneLeft lists what the dataplane of table has in the host's
 // kernel: links marked as its bridges (interface alias "<table>:<network
 // ID>", the default bridge and user networks' alike) and the nftables
-// tables inet <table> and bridge <table> (the ports' guards); and its
-// lock files. Only that table's are looked at: other tests and a
+// tables inet <table> and bridge <table> (the ports' guards); its rules
+// in Docker's DOCKER-USER chain (comment "berth <table> <bridge>"); and
+// its lock files. Only that table's are looked at: other tests and a
 // real berth on this machine have names of their own.
 func DataplaneLeft(table string) []string {
 	var left []string
@@ -40,6 +41,9 @@ func DataplaneLeft(table string) []string {
 		if lock := filepath.Join(DataplaneLockDir, name); fileExists(lock) {
 			left = append(left, "lock file "+lock)
 		}
+	}
+	for _, r := range dockerUserRules(table) {
+		left = append(left, "rule in Docker's DOCKER-USER chain ("+r+")")
 	}
 	return left
 }
@@ -72,6 +76,7 @@ func RemoveDataplane(table string) {
 	for _, l := range tableLinks(table) {
 		exec.Command("ip", "link", "delete", l).Run()
 	}
+	removeDockerUserRules(table)
 	for _, family := range tableFamilies() {
 		if tableExists(family, table) {
 			exec.Command("nft", "delete", "table", family, table).Run()

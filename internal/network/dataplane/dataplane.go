@@ -41,6 +41,9 @@ type options struct {
 	noRedirect bool
 	cgroup2    string
 	version    int // of the ruleset written: rulesetVersion, other in tests
+	// dockerUser says whether berth may add its rules to Docker's
+	// DOCKER-USER chain (dockeruser.go); nil means yes.
+	dockerUser func() bool
 }
 
 // Option changes a Dataplane's defaults.
@@ -55,6 +58,16 @@ func WithTable(name string) Option { return func(o *options) { o.table = name } 
 // WithLockDir sets the directory of the lock file that keeps Reconcile
 // from running beside an attach (default /run/berth-dataplane).
 func WithLockDir(dir string) Option { return func(o *options) { o.lockDir = dir } }
+
+// WithDockerUserChain says whether berth adds its rules to Docker's
+// DOCKER-USER chain when there is one (default true; dockeruser.go).
+func WithDockerUserChain(on bool) Option {
+	return WithDockerUserChainFunc(func() bool { return on })
+}
+
+// WithDockerUserChainFunc is WithDockerUserChain asked at each change, for
+// a setting read from a file that may change meanwhile.
+func WithDockerUserChainFunc(on func() bool) Option { return func(o *options) { o.dockerUser = on } }
 
 // New returns a Dataplane.
 func New(opts ...Option) *Dataplane {
@@ -142,11 +155,20 @@ func (d *Dataplane) EnsureNetwork(ctx context.Context, n Network) error {
 	return d.ensureNetwork(n, false)
 }
 
-// ensureNetwork sets a network up. Unless forced, a network whose chain
+// ensureNetwork sets a network up: its bridge and berth's tables, then
+// its rules in Docker's DOCKER-USER chain, if any.
+func (d *Dataplane) ensureNetwork(n Network, force bool) error {
+	if err := d.ensureNetworkTables(n, force); err != nil {
+		return err
+	}
+	return d.ensureDockerUser(n.Bridge)
+}
+
+// ensureNetworkTables sets a network's bridge and tables up. Unless forced, a network whose chain
 // is in the inet table with this version's marker is taken as complete
 // (one dump: this runs for every container's start); AddEndpoint forces
 // it when its elements find a chain or table missing, Reconcile always.
-func (d *Dataplane) ensureNetwork(n Network, force bool) error {
+func (d *Dataplane) ensureNetworkTables(n Network, force bool) error {
 	if err := ensureForwarding(n.hasV6()); err != nil {
 		return err
 	}
@@ -261,6 +283,9 @@ func (d *Dataplane) RemoveNetwork(ctx context.Context, n Network) error {
 }
 
 func (d *Dataplane) removeNetwork(n Network) error {
+	if err := d.removeDockerUserBridge(n.Bridge); err != nil {
+		return fmt.Errorf("network %s: %w", n.ID, err)
+	}
 	if err := d.removeNetworkRules(n.Bridge); err != nil {
 		return fmt.Errorf("network %s: removing the rules of %s: %w", n.ID, n.Bridge, err)
 	}

@@ -43,6 +43,9 @@ func newTestPlane(t testing.TB) *testPlane {
 		if err := p.RemoveSocketRedirect(context.Background()); err != nil {
 			t.Errorf("removing the socket redirect: %v", err)
 		}
+		if err := p.RemoveDockerUserRules(); err != nil {
+			t.Errorf("removing the rules in DOCKER-USER: %v", err)
+		}
 		for _, n := range p.nets {
 			if l, err := netlink.LinkByName(n.Bridge); err == nil {
 				netlink.LinkDel(l)

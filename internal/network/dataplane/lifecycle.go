@@ -101,6 +101,10 @@ func (d *Dataplane) releaseIfUnused(ctx context.Context) error {
 // dropTableAndLock drops the table if unused and then the lock file; the
 // caller holds the lock exclusively and releases it right after.
 func (d *Dataplane) dropTableAndLock() error {
+	// No bridge of ours is left: nor are rules for one in Docker's chain.
+	if err := d.removeDockerUser(func(string) bool { return true }); err != nil {
+		return err
+	}
 	gone, err := d.dropTableIfUnused()
 	if err != nil || !gone {
 		return err

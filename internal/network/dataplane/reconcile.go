@@ -51,14 +51,21 @@ func (d *Dataplane) Reconcile(ctx context.Context, nets []Network, eps []Endpoin
 	}
 	existing := d.ourBridges(links)
 	ensured := 0
+	ensuredBridges := map[string]bool{}
 	for _, n := range nets {
 		if !withEndpoints[n.ID] && existing[n.Bridge] != n.ID {
 			continue
 		}
 		ensured++
+		ensuredBridges[n.Bridge] = true
 		if err := d.ensureNetwork(n, true); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	// Berth's rules in Docker's DOCKER-USER of bridges not ensured.
+	on := d.dockerUserOn()
+	if err := d.removeDockerUser(func(br string) bool { return !on || !ensuredBridges[br] }); err != nil {
+		errs = append(errs, fmt.Errorf("reconcile: %w", err))
 	}
 	wantVeth := map[string]bool{}
 	for _, ep := range eps {

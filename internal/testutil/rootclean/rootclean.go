@@ -6,6 +6,7 @@ package rootclean
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/berth-dev/berth/internal/network/dataplane"
@@ -13,8 +14,9 @@ import (
 )
 
 // Left lists what the dataplane of the berth root at root has in the
-// kernel: testutil.DataplaneLeft's bridges, tables and lock files, and
-// its socket redirect programs attached to the cgroup2 root.
+// kernel: testutil.DataplaneLeft's bridges, tables, rules in Docker's
+// DOCKER-USER chain and lock files, and its socket redirect programs
+// attached to the cgroup2 root.
 func Left(root string) []string {
 	table := testutil.RootTable(root)
 	left := testutil.DataplaneLeft(table)
@@ -35,8 +37,9 @@ func Remove(root string) {
 	testutil.RemoveDataplane(table) // after: the redirect's lock file goes too
 }
 
-// SweepStale detaches the socket redirect programs of roots whose table
-// is gone (testutil.SweepDir removes tables, not programs).
+// SweepStale detaches the socket redirect programs, and deletes the rules
+// in Docker's DOCKER-USER chain, of roots whose table is gone
+// (testutil.SweepDir removes tables, not these).
 func SweepStale() error {
-	return dataplane.New().SweepStaleRedirects()
+	return errors.Join(dataplane.New().SweepStaleRedirects(), dataplane.SweepStaleDockerUserRules())
 }
