@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -190,5 +191,76 @@ func TestReviewInitKilledAtGateIsAnError(t *testing.T) {
 	})
 	if err == nil {
 		t.Fatal("RunGated succeeded although the init was killed before it executed the command")
+	}
+}
+
+// The gate in the spec shapes the engine does not make today but the
+// runtime accepts: a user namespace (the init waits inside it, after the
+// parent moved it into its cgroup) and hooks (the gate runs first).
+func TestReviewGateSpecVariants(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(s *specs.Spec)
+	}{
+		{"user namespace", func(s *specs.Spec) {
+			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+			s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+			s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+		}},
+		{"hooks", func(s *specs.Spec) {
+			s.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/true"}}}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newTestEnv(t, BuiltinName)
+			b := e.rt.(*Builtin)
+			marker := hostOnlyMount(t)
+			// A user namespace's root must reach the rootfs.
+			for d := e.rootfs; strings.HasPrefix(d, os.TempDir()+"/"); d = filepath.Dir(d) {
+				if st, err := os.Stat(d); err == nil && st.Mode().Perm()&0o005 != 0o005 {
+					os.Chmod(d, st.Mode().Perm()|0o005)
+				}
+			}
+			made := filepath.Join(e.rootfs, "made-by-gate")
+			id := e.newID(t)
+			spec, err := Generate(e.opts("cat", "/made-by-gate"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.edit(spec)
+			bundle := t.TempDir()
+			os.Chmod(bundle, 0o755)
+			if err := b.WriteBundle(bundle, spec); err != nil {
+				t.Fatal(err)
+			}
+			outR, outW, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer outR.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+			defer cancel()
+			pidFile := filepath.Join(bundle, "init.pid")
+			hooks := spec.Hooks != nil
+			err = b.RunGated(ctx, id, bundle, pidFile, IO{Stdout: outW, Stderr: outW}, func(ctx context.Context) error {
+				if !hooks {
+					if err := awaitAtGate(ctx, b, id, marker); err != nil {
+						return err
+					}
+				} else if b.HasState(id) {
+					return errors.New("with hooks the gate must run before the runtime starts")
+				}
+				return os.WriteFile(made, []byte("ready\n"), 0o644)
+			})
+			outW.Close()
+			if err != nil {
+				t.Fatalf("RunGated: %v", err)
+			}
+			out := make([]byte, 64)
+			n, _ := outR.Read(out)
+			if string(out[:n]) != "ready\n" {
+				t.Errorf("stdout %q, want what the gate wrote", out[:n])
+			}
+		})
 	}
 }
