@@ -160,9 +160,9 @@ func (s *Service) prepareNetwork(ctx context.Context, c *Container) error {
 		if p == "" {
 			continue
 		}
-		// Created if missing, never truncated: a restart's container may
-		// still be reading the old content. connectNetwork writes them
-		// in place, so that the runtime's bind mounts show what it writes.
+		// Created if missing (the runtime bind-mounts them); left as
+		// they are otherwise: connectNetwork writes them in place, so
+		// that the mounts show what it writes.
 		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
 		if err != nil {
 			return err

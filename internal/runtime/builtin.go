@@ -207,12 +207,15 @@ func (b *Builtin) launch(ctx context.Context, id, bundle, pidFile string, io IO,
 		// From now on, beside everything up to the init's mounts; it has
 		// ended whenever launch returns, so that the caller knows what
 		// it made.
+		gateCtx, cancelGate := context.WithCancel(ctx)
 		gateDone = make(chan error, 1)
-		go func() { gateDone <- gate(ctx) }()
+		go func() { gateDone <- gate(gateCtx) }()
 		defer func() {
 			if gateDone != nil {
+				cancelGate() // the runtime's own set-up failed: no need to finish
 				<-gateDone
 			}
+			cancelGate()
 		}()
 	}
 	flags, err := cloneFlags(spec.Linux.Namespaces)
@@ -368,6 +371,7 @@ func (b *Builtin) launch(ctx context.Context, id, bundle, pidFile string, io IO,
 			return err
 		}
 	}
+	proc.execMark = gate != nil
 	rep, err := proc.readReport(ctx)
 	switch {
 	case err != nil:
@@ -434,6 +438,9 @@ type helperProc struct {
 	pid    int
 	syncW  *os.File
 	report *os.File
+	// execMark: the helper writes execMark just before it executes the
+	// command (a gated init), so an empty report is its death.
+	execMark bool
 }
 
 // startHelper forks self with args. The child's fds are 0-2 from io (nil
@@ -541,7 +548,17 @@ func (p *helperProc) readReport(ctx context.Context) (*initReport, error) {
 	if res.err != nil {
 		return nil, res.err
 	}
-	raw := bytes.TrimSpace(res.raw)
+	raw := res.raw
+	if p.execMark {
+		if len(raw) == 0 || raw[0] != execMark {
+			if len(bytes.TrimSpace(raw)) == 0 {
+				return &initReport{Msg: "container init died before it ran the command"}, nil
+			}
+		} else {
+			raw = raw[1:]
+		}
+	}
+	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 {
 		return nil, nil
 	}

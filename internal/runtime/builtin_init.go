@@ -192,7 +192,7 @@ func initContainer(c *compiledSpec, cg *cgroups.Manager, console *os.File, creat
 				return err
 			}
 		}
-		return execProcess(spec.Process, c.Filter, c.SeccompFlags, console, nil, nil, startBarrier(spec, create, hookState))
+		return execProcess(spec.Process, c.Filter, c.SeccompFlags, console, nil, nil, withExecMark(startBarrier(spec, create, hookState), gate != nil))
 	}
 	root, err := setupMounts(spec, rootfs, cg, newCgroupNS)
 	if err != nil {
@@ -282,7 +282,7 @@ func initContainer(c *compiledSpec, cg *cgroups.Manager, console *os.File, creat
 			return fmt.Errorf("setting oom_score_adj: %w", err)
 		}
 	}
-	return execProcess(spec.Process, c.Filter, c.SeccompFlags, console, master, slave, startBarrier(spec, create, hookState))
+	return execProcess(spec.Process, c.Filter, c.SeccompFlags, console, master, slave, withExecMark(startBarrier(spec, create, hookState), gate != nil))
 }
 
 // awaitGate waits for RunGated's second go-ahead on the sync pipe; EOF
@@ -293,6 +293,28 @@ func awaitGate(sync *os.File) error {
 		return errors.New("the start was called off before the command ran")
 	}
 	return nil
+}
+
+// execMark is the byte a gated init writes on its report pipe just
+// before it executes the command: a pipe that closes without it (and
+// without a report) is an init that died before, killed while it
+// waited at the gate, which must not pass for a started command.
+const execMark = 'x'
+
+// withExecMark is ready followed, when mark, by the exec mark.
+func withExecMark(ready func() error, mark bool) func() error {
+	if !mark {
+		return ready
+	}
+	return func() error {
+		if ready != nil {
+			if err := ready(); err != nil {
+				return err
+			}
+		}
+		_, err := unix.Write(fdReport, []byte{execMark})
+		return err
+	}
 }
 
 // startBarrier is what the init does once its command is found: wait for

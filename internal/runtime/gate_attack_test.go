@@ -169,11 +169,8 @@ func TestReviewGateCancelledWhileInitWaits(t *testing.T) {
 // between clone and exec): an init killed before it executed the command
 // (SIGKILL by an admin, the OOM killer) closes its report pipe empty,
 // which RunGated reads as "the command runs". The gate makes the window
-// as long as the attach. Set BERTH_REVIEW_KNOWN=1 to run.
+// as long as the attach. A gated init marks its exec (execMark).
 func TestReviewInitKilledAtGateIsAnError(t *testing.T) {
-	if os.Getenv("BERTH_REVIEW_KNOWN") == "" {
-		t.Skip("known gap, see the review report; BERTH_REVIEW_KNOWN=1 runs it")
-	}
 	e := newTestEnv(t, BuiltinName)
 	b := e.rt.(*Builtin)
 	marker := hostOnlyMount(t)
