@@ -195,7 +195,8 @@ func (s *Service) RunMonitor(ctx context.Context, id string, starter *os.File, a
 		// teardown waits until the clients heard of the exit.
 		finishNet, _ = s.detachNetworkDeferred(ctx, m.c, &netEvents)
 	} else {
-		s.detachNetworkHolding(ctx, m.c, true, &netEvents)
+		// Its guards go after the report too (netstop.go).
+		finishNet, _ = s.detachNetworkStopped(ctx, m.c, &netEvents)
 	}
 	m.tr.mark("detach network")
 	if remove && !m.c.HostConfig.AutoRemove && m.removeForRemover(ctx, &exit, netEvents, removeVolumes) {

@@ -1,0 +1,60 @@
+package network
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+
+	"github.com/berth-dev/berth/internal/container"
+)
+
+// newRun names one attach of an endpoint (Allocation.Run): 64 random
+// bits, so that no two runs of a container share their guards' digest.
+func newRun() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// DetachStopped is Detach for a container that stopped for good (its
+// monitor's final detach; not a removal, which DetachDeferred serves).
+// The detach happens now, as Detach's; the returned finish, which the
+// monitor runs after it has reported the exit (deleting waits for an RCU
+// grace period), deletes the guards that the release of an endpoint
+// without published ports leaves in place: otherwise they would stay
+// until the container runs again, and after its `rm` until the next
+// prune. The container may meanwhile be started again, with the same
+// port names, MAC and addresses: each run's guards have a digest of
+// their own (Allocation.Run), so this run's release deletes this run's
+// guards or nothing (dataplane.ReleaseGuards). finish is nil when there
+// is nothing to delete.
+func (a *Attacher) DetachStopped(ctx context.Context, ep *container.Endpoint) (finish func(context.Context) error, err error) {
+	if !attachable(ep) || !ep.Final {
+		return nil, a.Detach(ctx, ep)
+	}
+	// Read before Detach frees the addresses, whose records name the
+	// run's endpoints.
+	atts, err := a.svc.attachmentsOf(ctx, ep.ID)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.Detach(ctx, ep); err != nil {
+		return nil, err // the guards stay for the sweep, with the addresses
+	}
+	var runs []*attachment
+	for _, at := range atts {
+		// Without a run (an older berth's record), the next run's
+		// guards could have this one's digest: leave them to
+		// Reconcile.
+		if len(at.allocs) > 0 && at.allocs[0].Run != "" {
+			runs = append(runs, at)
+		}
+	}
+	if len(runs) == 0 {
+		return nil, nil
+	}
+	return func(ctx context.Context) error {
+		a.releaseGuards(ctx, ep.ID, runs)
+		return nil
+	}, nil
+}
