@@ -702,6 +702,7 @@ func (m *monitor) fail(first *monClient, err error, code int) {
 	// The starter hears of the failure only once a --rm container is
 	// gone, as docker's run waits for the removal: nothing is left for
 	// it (or a script after it) to find.
+	var finishNet func(context.Context) error
 	defer func() {
 		if first != nil {
 			first.fw.writeJSON(FrameReady, msg)
@@ -710,11 +711,14 @@ func (m *monitor) fail(first *monClient, err error, code int) {
 			m.broadcastJSON(FrameReady, msg)
 			m.closeClients()
 		}
+		if finishNet != nil {
+			finishNet(context.Background()) // its guards, after the report (netstop.go)
+		}
 	}()
 	ctx := context.Background()
 	snapshot.Unmount(m.s.RootfsDir(m.id))
 	if m.c != nil {
-		m.s.detachNetwork(ctx, m.c, true)
+		finishNet, _ = m.s.detachNetworkStopped(ctx, m.c, nil)
 	}
 	c, uerr := m.s.update(ctx, m.id, func(c *Container) error {
 		c.State.Running, c.State.Restarting = false, false

@@ -173,3 +173,16 @@ func TestStopStartRaceKeepsGuards(t *testing.T) {
 		t.Fatalf("running=%s", got)
 	}
 }
+
+// TestFailedStartLeavesNoGuards: a start that fails after the container
+// was attached (its command does not exist) leaves no guard of its port
+// once the failure was reported (the test polls), as a stop does.
+func TestFailedStartLeavesNoGuards(t *testing.T) {
+	e := newEnv(t)
+	r := e.run("run", "-d", "--name", "gf-bad", "busybox", "/no/such/command")
+	if r.code == 0 {
+		t.Fatalf("run of a missing command succeeded: %s", r)
+	}
+	port := hostIfName(e.inspect("gf-bad", "{{.Id}}"), strings.TrimSpace(e.must("network", "inspect", "-f", "{{.Id}}", "bridge")))
+	eventually(t, 20*time.Second, "the failed container's guards deleted", func() bool { return guardElementPorts(t, e)[port] == 0 })
+}
