@@ -16,8 +16,9 @@ type stoppedDetacher interface {
 // container that stopped for good, with the guards' deletion returned as
 // finish (nil when none), for the monitor to run after it has reported
 // the exit: `stop` waits for that report, not for the deletion (an RCU
-// grace period). The container may be started again before finish runs;
-// finish then deletes nothing of the new run's.
+// grace period); a `start` right after waits for this monitor to end
+// (waitMonitorGone), and finish deletes nothing of a new run's even if
+// it did not.
 func (s *Service) detachNetworkStopped(ctx context.Context, c *Container, held *[]Event) (finish func(context.Context) error, err error) {
 	sd, ok := s.network.(stoppedDetacher)
 	if !ok {

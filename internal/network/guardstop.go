@@ -4,9 +4,17 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"time"
 
 	"github.com/berth-dev/berth/internal/container"
 )
+
+// stoppedGuardWait bounds a stopped container's late release of its
+// guards, most of which is the wait for its veth to go with the
+// namespace (usually done already). The next start of the container
+// waits for the monitor that runs it to end; a namespace that another
+// container keeps alive keeps the veth, and the guards then stay anyway.
+const stoppedGuardWait = time.Second
 
 // newRun names one attach of an endpoint (Allocation.Run): 64 random
 // bits, so that no two runs of a container share their guards' digest.
@@ -26,8 +34,9 @@ func newRun() string {
 // prune. The container may meanwhile be started again, with the same
 // port names, MAC and addresses: each run's guards have a digest of
 // their own (Allocation.Run), so this run's release deletes this run's
-// guards or nothing (dataplane.ReleaseGuards). finish is nil when there
-// is nothing to delete.
+// guards or nothing (dataplane.ReleaseGuards); a start waits for the
+// monitor to end as well (waitMonitorGone), but the guards' safety does
+// not count on it. finish is nil when there is nothing to delete.
 func (a *Attacher) DetachStopped(ctx context.Context, ep *container.Endpoint) (finish func(context.Context) error, err error) {
 	if !attachable(ep) || !ep.Final {
 		return nil, a.Detach(ctx, ep)
@@ -54,6 +63,8 @@ func (a *Attacher) DetachStopped(ctx context.Context, ep *container.Endpoint) (f
 		return nil, nil
 	}
 	return func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, stoppedGuardWait)
+		defer cancel()
 		a.releaseGuards(ctx, ep.ID, runs)
 		return nil
 	}, nil

@@ -138,12 +138,11 @@ func TestStoppedContainerGuards(t *testing.T) {
 }
 
 // TestStopStartRaceKeepsGuards: `stop` then `start` at once, and
-// `restart`, 20 times each:
-// each stopped run's monitor deletes its guards after its report, while
-// the next run (the same port name, address and MAC) is being attached;
-// no such late deletion may take the next run's guards, which would
-// leave the running container unguarded. Checked after each start and
-// once every earlier run's monitor has ended.
+// `restart`, 20 times each: each stopped run's monitor deletes its guards
+// after its report, and the next run (the same port name, address and
+// MAC) starts right after; no such late deletion may take the next run's
+// guards, which would leave the running container unguarded. Checked
+// after each start and once every earlier run's monitor has ended.
 func TestStopStartRaceKeepsGuards(t *testing.T) {
 	e := newEnv(t)
 	e.must("run", "-d", "--name", "gr", "busybox", "sleep", "600")
