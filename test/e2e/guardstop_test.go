@@ -185,3 +185,26 @@ func TestFailedStartLeavesNoGuards(t *testing.T) {
 	port := hostIfName(e.inspect("gf-bad", "{{.Id}}"), strings.TrimSpace(e.must("network", "inspect", "-f", "{{.Id}}", "bridge")))
 	eventually(t, 20*time.Second, "the failed container's guards deleted", func() bool { return guardElementPorts(t, e)[port] == 0 })
 }
+
+// TestStoppedNamespaceKeptGuarded: a stopped container whose network
+// namespace another container keeps alive (--network container:) keeps
+// its veth, which that container can still send from: its guards stay
+// after its monitor has ended.
+func TestStoppedNamespaceKeptGuarded(t *testing.T) {
+	e := newEnv(t)
+	e.must("run", "-d", "--name", "gk-owner", "busybox", "sleep", "600")
+	e.must("run", "-d", "--name", "gk-joiner", "--network", "container:gk-owner", "busybox", "sleep", "600")
+	id := e.inspect("gk-owner", "{{.Id}}")
+	port := hostIfName(id, e.inspect("gk-owner", "{{.NetworkSettings.Networks.bridge.NetworkID}}"))
+	e.must("stop", "-t", "0", "gk-owner")
+	eventually(t, 20*time.Second, "the stopped container's monitor ended", func() bool { return monitorsOf(e, id) == 0 })
+	if _, err := os.Stat("/sys/class/net/" + port); err != nil {
+		t.Fatalf("the kept namespace's veth %s: %v (the test would prove nothing)", port, err)
+	}
+	if got := guardElementPorts(t, e)[port]; got != 5 {
+		t.Fatalf("the veth %s of the kept namespace has %d guard elements, want 5", port, got)
+	}
+	if got := strings.TrimSpace(e.must("exec", "gk-joiner", "cat", "/sys/class/net/eth0/operstate")); got != "up" {
+		t.Errorf("the joiner's eth0 is %q", got)
+	}
+}
