@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"time"
 
 	"github.com/berth-dev/berth/internal/container"
@@ -46,11 +47,8 @@ func (a *Attacher) DetachStopped(ctx context.Context, ep *container.Endpoint) (f
 	// Read before Detach frees the addresses, whose records name the
 	// run's endpoints.
 	atts, err := a.svc.attachmentsOf(ctx, ep.ID)
-	if err != nil {
-		return nil, err
-	}
-	if err := a.Detach(ctx, ep); err != nil {
-		return nil, err // the guards stay for the sweep, with the addresses
+	if derr := a.Detach(ctx, ep); err != nil || derr != nil {
+		return nil, errors.Join(err, derr) // the guards stay for the sweep
 	}
 	var runs []*attachment
 	for _, at := range atts {
