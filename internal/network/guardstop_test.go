@@ -2,11 +2,13 @@ package network
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
 	"sync"
 	"testing"
 
 	"github.com/berth-dev/berth/internal/container"
+	"github.com/berth-dev/berth/internal/metadata"
 	"github.com/berth-dev/berth/internal/network/dataplane"
 )
 
@@ -85,6 +87,40 @@ func TestDetachStoppedReleasesOwnRunsGuards(t *testing.T) {
 	// Not final (a restart by policy): a plain Detach, nothing after.
 	if finish, err := f.att.DetachStopped(ctx, ep(c)); err != nil || finish != nil {
 		t.Fatalf("DetachStopped, not final: finish %v, %v", finish != nil, err)
+	}
+	if len(f.allocations(t)) != 0 || len(f.dp.endpoints) != 0 {
+		t.Fatalf("a detach left %v %v", f.allocations(t), f.dp.endpoints)
+	}
+
+	// Recorded by an older berth (no run): the next run's guards could
+	// have this one's digest, so the stop leaves them to Reconcile.
+	if _, err := f.att.Attach(ctx, ep(c)); err != nil {
+		t.Fatal(err)
+	}
+	err = f.svc.meta.Update(ctx, func(tx *metadata.Tx) error {
+		var keys []string
+		var vals []Allocation
+		tx.ForEach(metadata.BucketIPAM, func(k string, raw []byte) error {
+			var al Allocation
+			if json.Unmarshal(raw, &al) == nil {
+				al.Run = ""
+				keys, vals = append(keys, k), append(vals, al)
+			}
+			return nil
+		})
+		for i, k := range keys {
+			if err := tx.Put(metadata.BucketIPAM, k, vals[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	finish, err = f.att.DetachStopped(ctx, stopping())
+	if err != nil || finish != nil {
+		t.Fatalf("DetachStopped of an older berth's endpoint: finish %v, %v; want none", finish != nil, err)
 	}
 	if len(f.allocations(t)) != 0 || len(f.dp.endpoints) != 0 {
 		t.Fatalf("a detach left %v %v", f.allocations(t), f.dp.endpoints)
