@@ -195,7 +195,8 @@ func (s *Service) RunMonitor(ctx context.Context, id string, starter *os.File, a
 		// teardown waits until the clients heard of the exit.
 		finishNet, _ = s.detachNetworkDeferred(ctx, m.c, &netEvents)
 	} else {
-		s.detachNetworkHolding(ctx, m.c, true, &netEvents)
+		// Its guards go after the report too (netstop.go).
+		finishNet, _ = s.detachNetworkStopped(ctx, m.c, &netEvents)
 	}
 	m.tr.mark("detach network")
 	if remove && !m.c.HostConfig.AutoRemove && m.removeForRemover(ctx, &exit, netEvents, removeVolumes) {
@@ -723,6 +724,7 @@ func (m *monitor) fail(first *monClient, err error, code int) {
 	// The starter hears of the failure only once a --rm container is
 	// gone, as docker's run waits for the removal: nothing is left for
 	// it (or a script after it) to find.
+	var finishNet func(context.Context) error
 	defer func() {
 		if first != nil {
 			first.fw.writeJSON(FrameReady, msg)
@@ -731,11 +733,14 @@ func (m *monitor) fail(first *monClient, err error, code int) {
 			m.broadcastJSON(FrameReady, msg)
 			m.closeClients()
 		}
+		if finishNet != nil {
+			finishNet(context.Background()) // its guards, after the report (netstop.go)
+		}
 	}()
 	ctx := context.Background()
 	snapshot.Unmount(m.s.RootfsDir(m.id))
 	if m.c != nil {
-		m.s.detachNetwork(ctx, m.c, true)
+		finishNet, _ = m.s.detachNetworkStopped(ctx, m.c, nil)
 	}
 	c, uerr := m.s.update(ctx, m.id, func(c *Container) error {
 		c.State.Running, c.State.Restarting = false, false

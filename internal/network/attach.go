@@ -206,7 +206,7 @@ func endpointOf(n *Network, containerID string, allocs []Allocation) dataplane.E
 			ep.MAC = parseMAC(al.MacAddress)
 		}
 		if ep.IfName == "" {
-			ep.IfName, ep.NetNSPath, ep.Ports = al.IfName, al.NetNSPath, al.Ports
+			ep.IfName, ep.NetNSPath, ep.Ports, ep.Run = al.IfName, al.NetNSPath, al.Ports, al.Run
 		}
 		if al.DefaultRoute {
 			for _, pl := range pools {
@@ -450,6 +450,7 @@ func allocate(tx *metadata.Tx, c *container.Container, at *attachment, index int
 		return netip.Addr{}, ipam.Pool{}, false, nil
 	}
 	eid := EndpointID(c.ID, n.ID)
+	run := newRun()
 	var mac string
 	put := func(addr netip.Addr, p ipam.Pool, static bool) error {
 		if addr.Is4() || mac == "" {
@@ -464,7 +465,7 @@ func allocate(tx *metadata.Tx, c *container.Container, at *attachment, index int
 		pid, start := selfOwner()
 		al := Allocation{ContainerID: c.ID, Name: c.ShortName(), EndpointID: eid, MacAddress: mac,
 			Address: netip.PrefixFrom(addr, p.Subnet.Bits()).String(), Static: static, OwnerPid: pid, OwnerStart: start,
-			IfName: at.spec.ifName, NetNSPath: at.spec.netns, DefaultRoute: at.spec.defaultRoute, Ports: at.spec.ports}
+			IfName: at.spec.ifName, NetNSPath: at.spec.netns, DefaultRoute: at.spec.defaultRoute, Ports: at.spec.ports, Run: run}
 		taken[addr] = true
 		at.allocs = append(at.allocs, al)
 		return tx.Put(metadata.BucketIPAM, allocKey(n.ID, addr), al)

@@ -13,12 +13,12 @@ type guardReleaser interface {
 	ReleaseGuards(ctx context.Context, n dataplane.Network, ep dataplane.Endpoint) error
 }
 
-// releaseGuards deletes the guards of removed container id's released
-// endpoints (its port names never come back: left, they would pile up
-// until the next prune). It is the last step of DetachDeferred's finish,
-// after the removal was reported. Best effort: a failure, or a monitor
+// releaseGuards deletes the guards of container id's released endpoints
+// (left, they would pile up until the next prune). It is the last step
+// of DetachDeferred's finish, after the removal was reported, and
+// DetachStopped's, after a stop was. Best effort: a failure, or a monitor
 // killed before it, leaves them to Reconcile (prune, system restore) and
-// RemoveNetwork, and never fails the removal.
+// RemoveNetwork, and never fails the removal or the stop.
 func (a *Attacher) releaseGuards(ctx context.Context, id string, atts []*attachment) {
 	gr, ok := a.dp.(guardReleaser)
 	if !ok {

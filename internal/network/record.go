@@ -79,6 +79,11 @@ type Allocation struct {
 	NetNSPath    string                  `json:"netns,omitempty"`
 	DefaultRoute bool                    `json:"defaultRoute,omitempty"`
 	Ports        []dataplane.PortMapping `json:"ports,omitempty"`
+	// Run names the attach that made the endpoint (dataplane.Endpoint's
+	// Run, in its guards' digest): the same for each address of one
+	// endpoint, another for each run of the container. Empty in records
+	// of an older berth.
+	Run string `json:"run,omitempty"`
 	// Releasing: the container is gone and the process ReleasingPid
 	// (started at ReleasingStart) is removing its endpoint; the address
 	// stays taken until then, but no longer keeps the network in use

@@ -326,7 +326,7 @@ func guardElements(n Network, ep Endpoint) ([]element, error) {
 		els = append(els, element{set: set, key: append(port[:len(port):len(port)], a.AsSlice()...), comment: tag,
 			text: fmt.Sprintf("%s . %s comment %q", q, a, tag)})
 	}
-	dg := portDigest(tag, els)
+	dg := portDigest(digestTag(tag, ep.Run), els)
 	els = append(els, element{set: mapPortDigest, key: port, val: dg, comment: tag,
 		text: fmt.Sprintf("%s comment %q : %s", q, tag, netip.AddrFrom16([16]byte(dg)))})
 	return els, nil
@@ -347,7 +347,9 @@ func guardElements(n Network, ep Endpoint) ([]element, error) {
 // that gives an old digest. The endpoint's tag (container and network)
 // is in it too: the digest then also says whose the elements are, which
 // ReleaseGuards needs to delete a removed container's elements and never
-// those of another endpoint whose port name and addresses are the same.
+// those of another endpoint whose port name and addresses are the same;
+// and so is the endpoint's run (digestTag), for a stopped container's
+// elements, never those of its next run.
 func portDigest(tag string, els []element) []byte {
 	lines := make([]string, 0, len(els)+1)
 	lines = append(lines, "tag\x00"+tag)
@@ -360,6 +362,16 @@ func portDigest(tag string, els []element) []byte {
 		fmt.Fprintf(h, "%d:%s", len(l), l)
 	}
 	return h.Sum(nil)[:16]
+}
+
+// digestTag is the tag portDigest covers: the endpoint's, and its run
+// when it has one (an older berth's endpoints have none, and keep their
+// digest). The elements' comments stay the tag alone.
+func digestTag(tag, run string) string {
+	if run == "" {
+		return tag
+	}
+	return tag + "/" + run
 }
 
 // ensureGuardStatic (re)writes the bridge table, its sets and its static

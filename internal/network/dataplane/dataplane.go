@@ -484,8 +484,9 @@ func (d *Dataplane) ReleaseEndpoint(ctx context.Context, n Network, ep Endpoint)
 		// transaction of its own, waiting ~10 ms for an RCU grace
 		// period, and they match no interface once the namespace and
 		// its veth are gone. A name used again gets its own guards
-		// only (portDigest); ReleaseGuards deletes them once the
-		// container is removed, Reconcile and RemoveNetwork otherwise.
+		// only (portDigest); ReleaseGuards deletes them after the
+		// caller's report (the container stopped or was removed),
+		// Reconcile and RemoveNetwork otherwise.
 		return nil
 	}
 	unlock, err := d.lockForRemoval(ctx)

@@ -17,22 +17,25 @@ const guardLinkWait = 5 * time.Second
 
 // ReleaseGuards deletes the guards that ReleaseEndpoint left in place for
 // an endpoint without published ports (portDigest), once its container
-// has been removed: its port name, derived from its ID, never comes back,
-// so nothing would replace them and they would pile up until the next
-// Reconcile. It is meant to run after the removal was reported, as the
-// deletion waits for an RCU grace period.
+// has been removed or its run has stopped: nothing else would delete
+// them (a removed container's port name, derived from its ID, never
+// comes back; a stopped one may be removed before it runs again), and
+// they would pile up until the next Reconcile. It is meant to run after
+// the exit was reported, as the deletion waits for an RCU grace period.
 //
 // Only this endpoint's elements go, and only once its veth is gone:
 //   - the port still has a link (its namespace lives on, kept by another
 //     container sharing it, or the kernel has not deleted it within
 //     guardLinkWait): the guards stay, for Reconcile;
 //   - the port's elements are another endpoint's (a port name used again,
-//     by an AddEndpoint before or during this call): the transaction adds
-//     this endpoint's digest element before deleting it, and that add
-//     clashes (EEXIST) with another endpoint's digest, which differs as it
-//     covers the endpoint's tag; nothing is deleted. Every element is
-//     added before it is deleted, so the transaction deletes exactly this
-//     endpoint's elements or nothing, whatever is left of them.
+//     by an AddEndpoint before or during this call; or the same
+//     container's next run, started at once): the transaction adds this
+//     endpoint's digest element before deleting it, and that add clashes
+//     (EEXIST) with another endpoint's digest, which differs as it covers
+//     the endpoint's tag and run (Endpoint.Run); nothing is deleted.
+//     Every element is added before it is deleted, so the transaction
+//     deletes exactly this endpoint's elements or nothing, whatever is
+//     left of them.
 //
 // An endpoint with published ports has no guards left: ReleaseEndpoint
 // deleted them with its DNAT elements.

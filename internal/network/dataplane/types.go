@@ -71,6 +71,13 @@ type Endpoint struct {
 	Gateways []netip.Addr
 	MTU      int
 	Ports    []PortMapping
+	// Run names this attachment of the endpoint (a nonce its attach
+	// made, recorded with its addresses): it is in the port's digest
+	// (portDigest), so that the late ReleaseGuards of a stopped run
+	// never deletes the guards of the container's next run, whose port
+	// name, MAC and addresses may all be the same. Empty for endpoints
+	// recorded by an older berth (the digest is then theirs).
+	Run string
 	// PortsReserved says the caller holds ReservePorts' reservation of
 	// Ports: a DNAT element with one of their keys then belongs to no
 	// live container (its owner let the port go and has not deleted it
