@@ -416,6 +416,9 @@ func teardownNetworking(root string) {
 	// The socket redirect's programs, attached to the cgroup2 root,
 	// would outlive the root as its table would.
 	dp.RemoveSocketRedirect(context.Background())
+	// Its rules in Docker's DOCKER-USER chain (the anchor's dockerd-net
+	// engine has one), which would outlive its bridges.
+	dp.RemoveDockerUserRules()
 	defer func() {
 		for _, f := range dp.LockFiles() {
 			os.Remove(f)
