@@ -60,6 +60,9 @@ func (a *app) networkCreateCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if resp.Warning != "" {
+				printWarnings(a.stderr, strings.Split(resp.Warning, "\n"))
+			}
 			fmt.Fprintln(a.stdout, resp.ID)
 			return nil
 		}),

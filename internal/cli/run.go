@@ -61,6 +61,7 @@ func (a *app) runCommand() *cobra.Command {
 					return err
 				}
 			}
+			printWarnings(a.stderr, res.Warnings)
 			if detach {
 				fmt.Fprintln(a.stdout, res.ID)
 				return nil
@@ -108,6 +109,7 @@ func (a *app) createCommand() *cobra.Command {
 					return err
 				}
 			}
+			printWarnings(a.stderr, res.Warnings)
 			if err := writeCIDFile(f.cidfile, res.ID); err != nil {
 				return err
 			}

@@ -62,7 +62,7 @@ func (e *Engine) CreateContainer(ctx context.Context, req ContainerCreateRequest
 	if err != nil {
 		return ContainerCreateResponse{}, err
 	}
-	return ContainerCreateResponse{ID: c.ID, Warnings: []string{}}, nil
+	return ContainerCreateResponse{ID: c.ID, Warnings: append([]string{}, e.forwardWarnings(ctx, c)...)}, nil
 }
 
 func (e *Engine) createContainer(ctx context.Context, req ContainerCreateRequest) (*container.Container, error) {

@@ -56,6 +56,9 @@ type Engine struct {
 	Networks   *network.Service
 	// Attacher connects containers to networks (also the network sweep's).
 	Attacher *network.Attacher
+	// forwardCheck gives the warnings for a bridge network that another
+	// firewall blocks (fwwarn.go); nil: none.
+	forwardCheck func(*network.Network) []string
 }
 
 // New opens (creating when needed) the state under cfg.Root and cfg.RunRoot.
@@ -113,5 +116,5 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}, meta, images, vols)
 	att.SetEvents(ctrs)
 	return &Engine{Config: cfg, Meta: meta, Content: cs, Snapshots: snaps, Images: images, Volumes: vols, Containers: ctrs,
-		Networks: nets, Attacher: att}, nil
+		Networks: nets, Attacher: att, forwardCheck: nets.ForwardWarnings}, nil
 }

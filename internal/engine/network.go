@@ -115,7 +115,7 @@ func (e *Engine) NetworkCreate(ctx context.Context, req NetworkCreateRequest) (N
 		return NetworkCreateResponse{}, err
 	}
 	e.Emit(ctx, networkEvent("create", n, ""))
-	return NetworkCreateResponse{ID: n.ID}, nil
+	return NetworkCreateResponse{ID: n.ID, Warning: e.networkForwardWarning(n)}, nil
 }
 
 // networkEvent is Docker's network event: the network's ID, its name and

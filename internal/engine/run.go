@@ -32,6 +32,8 @@ type RunResult struct {
 	// Attachment is set when the request asked to attach; the caller
 	// closes it.
 	Attachment *Attachment
+	// Warnings are create's (ContainerCreateResponse.Warnings).
+	Warnings []string
 }
 
 // RunContainer creates and starts a container: docker run's sequence,
@@ -58,6 +60,7 @@ func (e *Engine) RunContainer(ctx context.Context, req RunRequest) (*RunResult, 
 	if err != nil {
 		return nil, err
 	}
+	warnings := e.forwardWarnings(ctx, c)
 	if req.Created != nil {
 		if err := req.Created(c.ID); err != nil {
 			return nil, err
@@ -69,5 +72,5 @@ func (e *Engine) RunContainer(ctx context.Context, req RunRequest) (*RunResult, 
 	if err != nil {
 		return nil, err
 	}
-	return &RunResult{ID: c.ID, Tty: c.Config.Tty, OpenStdin: c.Config.OpenStdin, Attachment: att}, nil
+	return &RunResult{ID: c.ID, Tty: c.Config.Tty, OpenStdin: c.Config.OpenStdin, Attachment: att, Warnings: warnings}, nil
 }
