@@ -12,7 +12,7 @@ func (s *Service) ForwardWarnings(n *Network) []string {
 		return nil
 	}
 	dp := dataplane.New(dataplane.WithTable(s.table), dataplane.WithDockerUserChainFunc(s.dockerUserChain))
-	blockers, err := dp.ForwardBlockers(n.EnableIPv6)
+	blockers, err := dp.ForwardBlockers(n.Bridge, n.EnableIPv6)
 	if err != nil {
 		return nil
 	}

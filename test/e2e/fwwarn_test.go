@@ -28,19 +28,23 @@ COMMIT
 // create and run on a bridge network print Docker's "WARNING: ..." on
 // stderr naming the table, the chain and what to do, and still succeed;
 // a container without a bridge network, or on an --internal one (nothing
-// of it is forwarded), gets no warning.
+// of it is forwarded), gets no warning, nor one once the user's rules
+// accept the bridge's traffic.
 func TestForwardDropWarning(t *testing.T) {
 	wrap := newNetns(t, "192.0.2.30")
 	e := newEnv(t)
 	e.wrap = wrap
-	restore := testutil.RequiresBinary(t, "iptables-nft-restore")
-	cmd := exec.Command(wrap[0], append(wrap[1:], restore, "--noflush")...)
-	cmd.Stdin = strings.NewReader(ufwLikeFilter)
-	var errb bytes.Buffer
-	cmd.Stderr = &errb
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("iptables-nft-restore in the test's namespace: %v\n%s", err, errb.String())
+	inNS := func(stdin string, name string, args ...string) {
+		t.Helper()
+		cmd := exec.Command(wrap[0], append(wrap[1:], append([]string{testutil.RequiresBinary(t, name)}, args...)...)...)
+		cmd.Stdin = strings.NewReader(stdin)
+		var errb bytes.Buffer
+		cmd.Stderr = &errb
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("%s %v in the test's namespace: %v\n%s", name, args, err, errb.String())
+		}
 	}
+	inNS(ufwLikeFilter, "iptables-nft-restore", "--noflush")
 	const what = "WARNING: The host's firewall drops forwarded IPv4 traffic (nftables table ip filter, chain FORWARD, policy drop): containers on bridge "
 
 	r := e.run("network", "create", "fwwarn-net")
@@ -74,5 +78,12 @@ func TestForwardDropWarning(t *testing.T) {
 		if r := e.run(args...); r.code != 0 || r.stderr != "" {
 			t.Errorf("%v: %s\nwant no warning", args, r)
 		}
+	}
+	// The advice followed (ufw route allow in and out on the bridge):
+	// no more warning.
+	inNS("", "iptables-nft", "-A", "ufw-user-forward", "-i", br, "-j", "ACCEPT")
+	inNS("", "iptables-nft", "-A", "ufw-user-forward", "-o", br, "-j", "ACCEPT")
+	if r := e.run("create", "--network", "fwwarn-net", "busybox", "true"); r.code != 0 || r.stderr != "" {
+		t.Errorf("create after ufw route allow in and out on %s: %s\nwant no warning", br, r)
 	}
 }
