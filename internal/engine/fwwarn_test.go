@@ -9,9 +9,10 @@ import (
 )
 
 // TestForwardWarningsReachCreate: the forward check's warnings (a fake
-// here: the real one reads the host's firewall) are create's and run's
-// Warnings for a container on a bridge network, and network create's
-// Warning; a container on none, host or another's namespace has none.
+// here: the real one reads the host's firewall) are create's Warnings for
+// a container on a bridge network, and network create's Warning; a
+// container on none, host or another's namespace has none (run's, which
+// needs a running container, is TestForwardDropWarning's in test/e2e).
 func TestForwardWarningsReachCreate(t *testing.T) {
 	e := newTestEngine(t)
 	ctx := context.Background()
