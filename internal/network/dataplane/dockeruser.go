@@ -348,11 +348,20 @@ func (d *Dataplane) removeDockerUser(drop func(bridge string) bool) error {
 }
 
 func (d *Dataplane) removeDockerUserOnce(drop func(bridge string) bool) error {
+	prefix := d.duCommentPrefix()
+	return deleteDockerUserRules(func(comment string) bool {
+		br, ok := strings.CutPrefix(comment, prefix)
+		return ok && drop(br)
+	})
+}
+
+// deleteDockerUserRules deletes, in one transaction, the rules of the
+// DOCKER-USER chains whose comment pick chooses.
+func deleteDockerUserRules(pick func(comment string) bool) error {
 	c, err := nftables.New()
 	if err != nil {
 		return err
 	}
-	prefix := d.duCommentPrefix()
 	n := 0
 	for _, fam := range duFamilies {
 		rules, _, err := chainRules(c, duChain(fam, dockerUserChain))
@@ -360,8 +369,7 @@ func (d *Dataplane) removeDockerUserOnce(drop func(bridge string) bool) error {
 			return err
 		}
 		for _, r := range rules {
-			br, ok := strings.CutPrefix(ruleComment(r), prefix)
-			if ok && drop(br) {
+			if pick(ruleComment(r)) {
 				if err := c.DelRule(r); err != nil {
 					return err
 				}
@@ -399,27 +407,11 @@ func SweepStaleDockerUserRules() error {
 		return err
 	}
 	live := map[string]bool{}
-	n := 0
 	for _, t := range tables {
 		live[t.Name] = true
 	}
-	for _, fam := range duFamilies {
-		rules, _, err := chainRules(c, duChain(fam, dockerUserChain))
-		if err != nil {
-			return err
-		}
-		for _, r := range rules {
-			f := strings.Fields(ruleComment(r))
-			if len(f) == 3 && f[0] == "berth" && !live[f[1]] {
-				if err := c.DelRule(r); err != nil {
-					return err
-				}
-				n++
-			}
-		}
-	}
-	if n == 0 {
-		return nil
-	}
-	return c.Flush()
+	return deleteDockerUserRules(func(comment string) bool {
+		f := strings.Fields(comment)
+		return len(f) == 3 && f[0] == "berth" && !live[f[1]]
+	})
 }
