@@ -308,6 +308,17 @@ func (d *Dataplane) openRedirect(ctx context.Context) (*redirectPlane, func(), e
 	return p, func() { p.close(); lf.Close() }, nil
 }
 
+// openRedirectIfUsable is openRedirect with no plane and no error where
+// the redirect cannot be used (errNoRedirect): callers then have nothing
+// to do, the DNAT path serving alone.
+func (d *Dataplane) openRedirectIfUsable(ctx context.Context) (*redirectPlane, func(), error) {
+	p, unlock, err := d.openRedirect(ctx)
+	if errors.Is(err, errNoRedirect) {
+		return nil, nil, nil
+	}
+	return p, unlock, err
+}
+
 // findRedirect finds the plane's objects, without its lock: what it sees
 // may change unless the caller holds it.
 func (d *Dataplane) findRedirect() (*redirectPlane, error) {
@@ -528,11 +539,8 @@ func (d *Dataplane) redirectAdd(ctx context.Context, els []element) error {
 	if len(ents) == 0 {
 		return nil
 	}
-	p, unlock, err := d.openRedirect(ctx)
-	if err != nil {
-		if errors.Is(err, errNoRedirect) {
-			return nil
-		}
+	p, unlock, err := d.openRedirectIfUsable(ctx)
+	if p == nil {
 		return err
 	}
 	defer unlock()
@@ -561,11 +569,8 @@ func (d *Dataplane) redirectRemove(ctx context.Context, els []element) error {
 	if len(ents) == 0 {
 		return nil
 	}
-	p, unlock, err := d.openRedirect(ctx)
-	if err != nil {
-		if errors.Is(err, errNoRedirect) {
-			return nil
-		}
+	p, unlock, err := d.openRedirectIfUsable(ctx)
+	if p == nil {
 		return err
 	}
 	defer unlock()
@@ -628,11 +633,8 @@ func (d *Dataplane) redirectSync(ctx context.Context, want []element) error {
 			return nil
 		}
 	}
-	p, unlock, err := d.openRedirect(ctx)
-	if err != nil {
-		if errors.Is(err, errNoRedirect) {
-			return nil
-		}
+	p, unlock, err := d.openRedirectIfUsable(ctx)
+	if p == nil {
 		return err
 	}
 	defer unlock()
@@ -679,11 +681,8 @@ func (d *Dataplane) redirectSync(ctx context.Context, want []element) error {
 // deleted without its containers being removed first, as its nftables
 // table is. Like the table, they would otherwise outlive it.
 func (d *Dataplane) RemoveSocketRedirect(ctx context.Context) error {
-	p, unlock, err := d.openRedirect(ctx)
-	if err != nil {
-		if errors.Is(err, errNoRedirect) {
-			return nil
-		}
+	p, unlock, err := d.openRedirectIfUsable(ctx)
+	if p == nil {
 		return err
 	}
 	defer unlock()
